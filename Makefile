@@ -1,0 +1,40 @@
+# recsys: see README.md. Every target needs only Go (and redis-server for tests,
+# which .ci/with-redis.sh finds or starts).
+GO ?= go
+PKGS ?= ./...
+
+.PHONY: all build demo test test-short lint generate check-generated bench ci
+
+all: build
+
+build:
+	$(GO) build ./...
+
+## demo: the whole product on the embedded store, no Redis needed.
+demo:
+	$(GO) run ./cmd/recsysctl demo
+
+## test: unit and integration tests with -race against a real redis-server.
+test:
+	./.ci/with-redis.sh $(GO) test -race -count=1 $(PKGS)
+
+## generate: regenerate the Go code of the API (plugins pinned in go.mod).
+generate:
+	$(GO) tool buf generate
+
+lint:
+	$(GO) tool buf lint
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## check-generated: fails when the committed generated code is stale.
+check-generated: generate
+	@if [ -n "$$(git status --porcelain -- proto)" ]; then \
+	  echo "generated code is stale; run 'make generate' and commit:"; \
+	  git status --porcelain -- proto; git diff --stat -- proto; exit 1; fi
+
+bench:
+	./.ci/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+ci: lint check-generated test

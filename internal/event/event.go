@@ -1,0 +1,154 @@
+// Package event defines the behavioural events the service learns from and the
+// one weighting that turns them into implicit-feedback strengths.
+//
+// The online profile and the retraining job both call Weighting.Of, so an
+// item's weight in a live profile and its confidence in the training matrix
+// come from the same definition: per-type weight times quantity, times an
+// exponential time decay with a configurable half-life.
+package event
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Type is what a user did with an item.
+type Type uint8
+
+// The event types. The numbering matches recsys.v1.EventType; new types are
+// added at the end.
+const (
+	TypeUnspecified Type = iota
+	View
+	AddToCart
+	Purchase
+	Custom // carries its own Weight
+)
+
+var typeNames = [...]string{"unspecified", "view", "cart", "purchase", "custom"}
+
+// String returns the name used in CSV files ("view", "cart", "purchase").
+func (t Type) String() string {
+	if int(t) < len(typeNames) {
+		return typeNames[t]
+	}
+	return "type(" + strconv.Itoa(int(t)) + ")"
+}
+
+// Valid reports whether t is a known type other than TypeUnspecified.
+func (t Type) Valid() bool { return t > TypeUnspecified && t <= Custom }
+
+// ParseType reads an event type as the CSV format writes it: "view",
+// "cart" (or "add_to_cart"), "purchase" (or "buy"), case-insensitive, or a
+// positive number, which means Custom with that number as the weight.
+func ParseType(s string) (Type, float32, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "view", "click", "detail_view":
+		return View, 0, nil
+	case "cart", "add_to_cart", "addtocart":
+		return AddToCart, 0, nil
+	case "purchase", "buy", "transaction", "order":
+		return Purchase, 0, nil
+	}
+	w, err := strconv.ParseFloat(strings.TrimSpace(s), 32)
+	if err != nil || math.IsNaN(w) || math.IsInf(w, 0) || w <= 0 {
+		return TypeUnspecified, 0, fmt.Errorf("event type %q: want view, cart, purchase or a positive weight", s)
+	}
+	return Custom, float32(w), nil
+}
+
+// Event is one thing a user did with an item.
+type Event struct {
+	ID       string    // producer's id; retries share it
+	UserID   string    // shop's user id
+	ItemID   string    // shop's item id
+	Type     Type      // what happened
+	Time     time.Time // when it happened
+	Quantity int32     // units; 0 means 1
+	Weight   float32   // only for Custom
+}
+
+// Weighting turns events into implicit-feedback strengths. The zero value is
+// not useful; start from DefaultWeighting.
+type Weighting struct {
+	View      float64       // weight of a VIEW
+	AddToCart float64       // weight of an ADD_TO_CART
+	Purchase  float64       // weight of a PURCHASE
+	HalfLife  time.Duration // age at which an event counts half; 0 disables decay
+	// MaxQuantity caps the quantity multiplier so one bulk order does not
+	// drown a profile.
+	MaxQuantity int32
+}
+
+// DefaultWeighting is view 1, cart 3, purchase 5, a 30-day half-life and
+// quantities counted up to 5.
+func DefaultWeighting() Weighting {
+	return Weighting{View: 1, AddToCart: 3, Purchase: 5, HalfLife: 30 * 24 * time.Hour, MaxQuantity: 5}
+}
+
+// Validate reports a configuration that would produce negative, NaN or
+// infinite weights.
+func (w Weighting) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"view", w.View}, {"cart", w.AddToCart}, {"purchase", w.Purchase}} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) || f.v < 0 {
+			return fmt.Errorf("weight of %s must be a finite number >= 0, got %v", f.name, f.v)
+		}
+	}
+	if w.HalfLife < 0 {
+		return fmt.Errorf("half-life must be >= 0, got %v", w.HalfLife)
+	}
+	if w.MaxQuantity < 1 {
+		return fmt.Errorf("max quantity must be >= 1, got %d", w.MaxQuantity)
+	}
+	return nil
+}
+
+// Base is the undecayed weight of e: the per-type weight (or e.Weight for
+// Custom) times the quantity, capped at MaxQuantity. Unknown types weigh 0.
+func (w Weighting) Base(e Event) float64 {
+	var base float64
+	switch e.Type {
+	case View:
+		base = w.View
+	case AddToCart:
+		base = w.AddToCart
+	case Purchase:
+		base = w.Purchase
+	case Custom:
+		base = float64(e.Weight)
+	default:
+		return 0
+	}
+	q := e.Quantity
+	if q < 1 {
+		q = 1
+	}
+	if w.MaxQuantity > 0 && q > w.MaxQuantity {
+		q = w.MaxQuantity
+	}
+	return base * float64(q)
+}
+
+// Decay is the factor 2^(-age/HalfLife) an event of the given age is
+// multiplied by. Events from the future (clock skew) count fully.
+func (w Weighting) Decay(age time.Duration) float64 {
+	if w.HalfLife <= 0 || age <= 0 {
+		return 1
+	}
+	return math.Exp2(-float64(age) / float64(w.HalfLife))
+}
+
+// Of is the weight e contributes at time now: Base(e) * Decay(now - e.Time).
+func (w Weighting) Of(e Event, now time.Time) float64 {
+	b := w.Base(e)
+	if b == 0 {
+		return 0
+	}
+	return b * w.Decay(now.Sub(e.Time))
+}

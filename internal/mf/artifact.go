@@ -1,0 +1,184 @@
+package mf
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+)
+
+// The artifact layout (all integers little-endian), described for readers
+// in models/README.md:
+//
+//	magic        8 bytes  "RECSYSMF"
+//	format       uint32   FormatVersion
+//	header_len   uint32   length of the JSON header
+//	header       JSON     Info
+//	items        uint32   N, must equal the header's "items"
+//	factors      uint32   F, must equal the header's hyperparameters.factors
+//	id table     N × (uint32 length, bytes)
+//	factors      N × F float32, row-major (item i's factors are contiguous)
+//	checksum     uint32   CRC-32C (Castagnoli) of every byte before it
+const (
+	Magic         = "RECSYSMF"
+	FormatVersion = 1
+	maxHeaderLen  = 1 << 20
+)
+
+// ErrCorrupt marks an artifact that is truncated, garbled or fails its
+// checksum.
+var ErrCorrupt = errors.New("corrupt model artifact")
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Write encodes m as an artifact.
+func Write(w io.Writer, m *Model) error {
+	hdr, err := json.Marshal(m.info)
+	if err != nil {
+		return fmt.Errorf("encode model header: %w", err)
+	}
+	crc := crc32.New(castagnoli)
+	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 1<<16)
+	var b [8]byte
+	put32 := func(v uint32) {
+		binary.LittleEndian.PutUint32(b[:4], v)
+		_, _ = bw.Write(b[:4])
+	}
+	_, _ = bw.WriteString(Magic)
+	put32(FormatVersion)
+	put32(uint32(len(hdr)))
+	_, _ = bw.Write(hdr)
+	put32(uint32(len(m.ids)))
+	put32(uint32(m.f))
+	for _, id := range m.ids {
+		put32(uint32(len(id)))
+		_, _ = bw.WriteString(id)
+	}
+	for _, v := range m.factors {
+		put32(math.Float32bits(v))
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write model: %w", err)
+	}
+	binary.LittleEndian.PutUint32(b[:4], crc.Sum32())
+	if _, err := w.Write(b[:4]); err != nil {
+		return fmt.Errorf("write model checksum: %w", err)
+	}
+	return nil
+}
+
+// Read decodes and checks an artifact: magic, format version, header, sizes,
+// id table, factor values and checksum. Any defect is an error wrapping
+// ErrCorrupt or ErrInvalid; nothing is returned half-loaded.
+func Read(r io.Reader) (*Model, error) {
+	crc := crc32.New(castagnoli)
+	d := &decoder{r: io.TeeReader(bufio.NewReaderSize(r, 1<<16), crc)}
+	magic := d.bytes(len(Magic))
+	if d.err == nil && string(magic) != Magic {
+		return nil, fmt.Errorf("%w: bad magic %q (not a recsys model)", ErrCorrupt, magic)
+	}
+	if v := d.u32(); d.err == nil && v != FormatVersion {
+		return nil, fmt.Errorf("%w: format version %d, this build reads %d", ErrCorrupt, v, FormatVersion)
+	}
+	hlen := d.u32()
+	if d.err == nil && hlen > maxHeaderLen {
+		return nil, fmt.Errorf("%w: header of %d bytes", ErrCorrupt, hlen)
+	}
+	hdr := d.bytes(int(hlen))
+	if d.err != nil {
+		return nil, d.fail("header")
+	}
+	var info Info
+	if err := json.Unmarshal(hdr, &info); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", ErrCorrupt, err)
+	}
+	n, f := d.u32(), d.u32()
+	if d.err != nil {
+		return nil, d.fail("sizes")
+	}
+	switch {
+	case n == 0 || n > MaxItems:
+		return nil, fmt.Errorf("%w: %d items", ErrCorrupt, n)
+	case int64(n) != info.Items:
+		return nil, fmt.Errorf("%w: header says %d items, table has %d", ErrCorrupt, info.Items, n)
+	case f == 0 || f > MaxFactors || int(f) != info.Hyper.Factors:
+		return nil, fmt.Errorf("%w: %d factors, header says %d", ErrCorrupt, f, info.Hyper.Factors)
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		l := d.u32()
+		if d.err == nil && l > MaxIDLength {
+			return nil, fmt.Errorf("%w: item %d has an id of %d bytes", ErrCorrupt, i, l)
+		}
+		ids[i] = string(d.bytes(int(l)))
+		if d.err != nil {
+			return nil, d.fail("id table")
+		}
+	}
+	factors := make([]float32, int(n)*int(f))
+	buf := make([]byte, 4*int(f))
+	for i := 0; i < int(n) && d.err == nil; i++ {
+		d.full(buf)
+		row := factors[i*int(f) : (i+1)*int(f)]
+		for j := range row {
+			row[j] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*j:]))
+		}
+	}
+	if d.err != nil {
+		return nil, d.fail("factors")
+	}
+	want := crc.Sum32()
+	var sum [4]byte
+	if _, err := io.ReadFull(d.r, sum[:]); err != nil {
+		return nil, fmt.Errorf("%w: checksum: %v", ErrCorrupt, truncated(err))
+	}
+	if got := binary.LittleEndian.Uint32(sum[:]); got != want {
+		return nil, fmt.Errorf("%w: checksum %08x, content hashes to %08x", ErrCorrupt, got, want)
+	}
+	var extra [1]byte
+	if k, _ := d.r.Read(extra[:]); k != 0 {
+		return nil, fmt.Errorf("%w: trailing bytes after checksum", ErrCorrupt)
+	}
+	return New(info, ids, factors)
+}
+
+type decoder struct {
+	r   io.Reader
+	err error
+	b   [4]byte
+}
+
+func (d *decoder) full(p []byte) {
+	if d.err == nil {
+		_, d.err = io.ReadFull(d.r, p)
+	}
+}
+
+func (d *decoder) u32() uint32 {
+	d.full(d.b[:])
+	if d.err != nil {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(d.b[:])
+}
+
+func (d *decoder) bytes(n int) []byte {
+	p := make([]byte, n)
+	d.full(p)
+	return p
+}
+
+func (d *decoder) fail(part string) error {
+	return fmt.Errorf("%w: %s: %v", ErrCorrupt, part, truncated(d.err))
+}
+
+func truncated(err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return errors.New("file is truncated")
+	}
+	return err
+}

@@ -1,0 +1,125 @@
+package mf
+
+import (
+	"errors"
+	"math"
+)
+
+// ErrNotPositiveDefinite means a fold-in system could not be solved; with
+// λ > 0 it happens only for degenerate factors.
+var ErrNotPositiveDefinite = errors.New("fold-in system is not positive definite")
+
+// Workspace holds the buffers of one fold-in so the request path does not
+// allocate. A Workspace is not safe for concurrent use; pool them.
+type Workspace struct {
+	a []float64 // f×f system
+	b []float64 // right-hand side, then solution
+	x []float32
+}
+
+func (ws *Workspace) size(f int) {
+	if cap(ws.a) < f*f {
+		ws.a = make([]float64, f*f)
+		ws.b = make([]float64, f)
+		ws.x = make([]float32, f)
+	}
+	ws.a, ws.b, ws.x = ws.a[:f*f], ws.b[:f], ws.x[:f]
+}
+
+// FoldIn computes the user vector that implicit ALS (Hu, Koren, Volinsky
+// 2008) would assign to a user whose observed items are rows with strengths
+// weights, holding the item factors fixed:
+//
+//	x = (YᵀY + Σ (c−1) y yᵀ + λ_u I)⁻¹ Σ c y,   c = 1 + α·weight
+//
+// Rows must be distinct. The result lives in ws and is valid until ws is used
+// again. With no rows it returns the zero vector.
+func (m *Model) FoldIn(ws *Workspace, rows []int32, weights []float64) ([]float32, error) {
+	f := m.f
+	ws.size(f)
+	a, b := ws.a, ws.b
+	copy(a, m.gram)
+	clear(b)
+	if len(rows) == 0 {
+		clear(ws.x)
+		return ws.x, nil
+	}
+	reg := m.info.Hyper.Reg(len(rows))
+	for d := 0; d < f; d++ {
+		a[d*f+d] += reg
+	}
+	alpha := m.info.Hyper.Alpha
+	for k, r := range rows {
+		c := 1 + alpha*weights[k]
+		y := m.factors[int(r)*f : int(r)*f+f]
+		for p, yp := range y {
+			b[p] += c * float64(yp)
+		}
+		if c == 1 {
+			continue
+		}
+		// Only the upper triangle is updated; the solver reads no more.
+		cm := c - 1
+		for p, yp := range y {
+			s := cm * float64(yp)
+			if s == 0 {
+				continue
+			}
+			ap := a[p*f : p*f+f]
+			for q := p; q < f; q++ {
+				ap[q] += s * float64(y[q])
+			}
+		}
+	}
+	if err := choleskySolve(a, b, f); err != nil {
+		return nil, err
+	}
+	for i, v := range b {
+		ws.x[i] = float32(v)
+	}
+	return ws.x, nil
+}
+
+// choleskySolve solves A x = b in place for a symmetric positive definite A of
+// which only the upper triangle is read. A is overwritten with Uᵀ's factor
+// (A = UᵀU, U upper), b with x.
+func choleskySolve(a, b []float64, n int) error {
+	for j := 0; j < n; j++ {
+		aj := a[j*n : j*n+n]
+		d := aj[j]
+		for k := 0; k < j; k++ {
+			u := a[k*n+j]
+			d -= u * u
+		}
+		if !(d > 0) || math.IsInf(d, 0) {
+			return ErrNotPositiveDefinite
+		}
+		d = math.Sqrt(d)
+		aj[j] = d
+		inv := 1 / d
+		for i := j + 1; i < n; i++ {
+			s := aj[i]
+			for k := 0; k < j; k++ {
+				s -= a[k*n+j] * a[k*n+i]
+			}
+			aj[i] = s * inv
+		}
+	}
+	// Uᵀ z = b (forward), then U x = z (backward).
+	for i := 0; i < n; i++ {
+		s := b[i]
+		for k := 0; k < i; k++ {
+			s -= a[k*n+i] * b[k]
+		}
+		b[i] = s / a[i*n+i]
+	}
+	for i := n - 1; i >= 0; i-- {
+		s := b[i]
+		ai := a[i*n : i*n+n]
+		for k := i + 1; k < n; k++ {
+			s -= ai[k] * b[k]
+		}
+		b[i] = s / ai[i]
+	}
+	return nil
+}

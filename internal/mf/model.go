@@ -1,0 +1,201 @@
+// Package mf holds a matrix-factorization model for serving: item factors in
+// one contiguous float32 block, the item-id table, and the state derived from
+// them (the Gram matrix YᵀY and the row norms) that fold-in and cosine
+// similarity need.
+//
+// A *Model is immutable once New returns, so one snapshot can be shared by any
+// number of requests while a newer one is being loaded; the serving side swaps
+// snapshots with an atomic pointer. The artifact format that carries a model
+// between the trainer and the servers is defined in artifact.go and described
+// in models/README.md.
+package mf
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Limits the loader enforces, so a corrupt header cannot make it allocate
+// without bound.
+const (
+	MaxFactors  = 1024
+	MaxItems    = 50_000_000
+	MaxIDLength = 1024
+)
+
+// Hyperparameters are the training settings. Fold-in uses Regularization,
+// RegExponent and Alpha exactly as training did, so a folded-in user vector is
+// the vector ALS would have computed for that user.
+type Hyperparameters struct {
+	Factors        int     `json:"factors"`
+	Regularization float64 `json:"regularization"` // λ
+	// RegExponent is ν of the frequency-scaled regularization of Rendle et
+	// al. 2021: a row with n observed entries gets λ·n^ν. 0 keeps λ constant.
+	RegExponent float64 `json:"reg_exponent"`
+	Alpha       float64 `json:"alpha"` // confidence c = 1 + α·weight (Hu et al. 2008)
+	Iterations  int     `json:"iterations"`
+	Solver      string  `json:"solver,omitempty"` // "cg" or "cholesky"
+	CGSteps     int     `json:"cg_steps,omitempty"`
+	Seed        int64   `json:"seed"`
+}
+
+// Reg is the regularization of a row with n observed entries.
+func (h Hyperparameters) Reg(n int) float64 {
+	if h.RegExponent == 0 || n <= 0 {
+		return h.Regularization
+	}
+	return h.Regularization * math.Pow(float64(n), h.RegExponent)
+}
+
+// Validate rejects settings that cannot train or fold in.
+func (h Hyperparameters) Validate() error {
+	switch {
+	case h.Factors < 1 || h.Factors > MaxFactors:
+		return fmt.Errorf("factors must be 1..%d, got %d", MaxFactors, h.Factors)
+	case !(h.Regularization > 0) || math.IsInf(h.Regularization, 0):
+		return fmt.Errorf("regularization must be a finite number > 0, got %v", h.Regularization)
+	case h.RegExponent < 0 || h.RegExponent > 2 || math.IsNaN(h.RegExponent):
+		return fmt.Errorf("reg_exponent must be within 0..2, got %v", h.RegExponent)
+	case h.Alpha < 0 || math.IsNaN(h.Alpha) || math.IsInf(h.Alpha, 0):
+		return fmt.Errorf("alpha must be a finite number >= 0, got %v", h.Alpha)
+	}
+	return nil
+}
+
+// Info describes a model: what it was trained with and how well it did.
+type Info struct {
+	Version      string             `json:"version"`
+	TrainedAt    time.Time          `json:"trained_at"`
+	Users        int64              `json:"users"`
+	Items        int64              `json:"items"`
+	Interactions int64              `json:"interactions"`
+	Hyper        Hyperparameters    `json:"hyperparameters"`
+	Metrics      map[string]float64 `json:"metrics,omitempty"`
+	// Data says what the model was trained on (input files or stream window).
+	Data string `json:"data,omitempty"`
+}
+
+// Model is an immutable, ready-to-serve factor model.
+type Model struct {
+	info    Info
+	ids     []string
+	index   map[string]int32
+	factors []float32 // len(ids) × Factors, row-major
+	f       int
+
+	gram  []float64 // YᵀY, f×f, row-major, full
+	norms []float32 // ‖y_i‖
+}
+
+// ErrInvalid marks a model that cannot serve (bad shape, NaN, duplicates…).
+var ErrInvalid = errors.New("invalid model")
+
+// New checks the parts of a model and builds its derived state. It keeps ids
+// and factors without copying; the caller must not modify them afterwards.
+func New(info Info, ids []string, factors []float32) (*Model, error) {
+	f := info.Hyper.Factors
+	if err := info.Hyper.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("%w: no items", ErrInvalid)
+	}
+	if len(ids) > MaxItems {
+		return nil, fmt.Errorf("%w: %d items, at most %d", ErrInvalid, len(ids), MaxItems)
+	}
+	if len(factors) != len(ids)*f {
+		return nil, fmt.Errorf("%w: %d factor values for %d items × %d factors", ErrInvalid, len(factors), len(ids), f)
+	}
+	if info.Items != 0 && info.Items != int64(len(ids)) {
+		return nil, fmt.Errorf("%w: header says %d items, table has %d", ErrInvalid, info.Items, len(ids))
+	}
+	info.Items = int64(len(ids))
+	index := make(map[string]int32, len(ids))
+	for i, id := range ids {
+		if id == "" || len(id) > MaxIDLength {
+			return nil, fmt.Errorf("%w: item %d has an id of %d bytes", ErrInvalid, i, len(id))
+		}
+		if _, dup := index[id]; dup {
+			return nil, fmt.Errorf("%w: item id %q appears twice", ErrInvalid, id)
+		}
+		index[id] = int32(i)
+	}
+	for i, v := range factors {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("%w: factor %d of item %q is %v", ErrInvalid, i%f, ids[i/f], v)
+		}
+	}
+	m := &Model{info: info, ids: ids, index: index, factors: factors, f: f}
+	m.gram = Gram(factors, f)
+	m.norms = make([]float32, len(ids))
+	for i := range ids {
+		var s float64
+		for _, v := range factors[i*f : (i+1)*f] {
+			s += float64(v) * float64(v)
+		}
+		m.norms[i] = float32(math.Sqrt(s))
+	}
+	return m, nil
+}
+
+// Gram returns YᵀY (f×f, row-major, float64) of the n×f row-major matrix y.
+func Gram(y []float32, f int) []float64 {
+	g := make([]float64, f*f)
+	for off := 0; off+f <= len(y); off += f {
+		row := y[off : off+f]
+		for a, ya := range row {
+			if ya == 0 {
+				continue
+			}
+			ga := g[a*f : a*f+f]
+			yaf := float64(ya)
+			for b := a; b < f; b++ {
+				ga[b] += yaf * float64(row[b])
+			}
+		}
+	}
+	for a := 0; a < f; a++ {
+		for b := 0; b < a; b++ {
+			g[a*f+b] = g[b*f+a]
+		}
+	}
+	return g
+}
+
+// Info returns the model's description.
+func (m *Model) Info() Info { return m.info }
+
+// Version is the model's version.
+func (m *Model) Version() string { return m.info.Version }
+
+// Factors is the number of latent factors.
+func (m *Model) Factors() int { return m.f }
+
+// NumItems is the number of items the model can score.
+func (m *Model) NumItems() int { return len(m.ids) }
+
+// Index returns the row of an item id, or false for an unknown item.
+func (m *Model) Index(id string) (int32, bool) {
+	i, ok := m.index[id]
+	return i, ok
+}
+
+// ItemID returns the id of row i.
+func (m *Model) ItemID(i int32) string { return m.ids[i] }
+
+// ItemIDs returns the id table; callers must not modify it.
+func (m *Model) ItemIDs() []string { return m.ids }
+
+// Vector returns the factors of row i; callers must not modify them.
+func (m *Model) Vector(i int32) []float32 {
+	return m.factors[int(i)*m.f : int(i+1)*m.f]
+}
+
+// Matrix returns the whole item-factor block (NumItems × Factors, row-major);
+// callers must not modify it.
+func (m *Model) Matrix() []float32 { return m.factors }
+
+// Norm returns ‖y_i‖.
+func (m *Model) Norm(i int32) float32 { return m.norms[i] }
