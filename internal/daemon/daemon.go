@@ -1,0 +1,225 @@
+// Package daemon assembles a complete recsysd: Redis (or the embedded demo
+// store), profile and catalog stores, the recommend engine, the gRPC server,
+// /metrics, readiness, background refreshers and the model watcher. The
+// recsysd command and the demo both run it, so the demo exercises exactly
+// the production wiring.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/embedded"
+	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/recommend"
+	"github.com/recsys-dev/recsys/internal/registry"
+	"github.com/recsys-dev/recsys/internal/server"
+)
+
+// Config is everything recsysd can be told.
+type Config struct {
+	GRPCAddr    string // e.g. ":50051"; "127.0.0.1:0" picks a free port
+	MetricsAddr string // empty: no /metrics
+	// RedisAddr is a server address or comma-separated cluster seeds; empty
+	// starts the embedded demo store.
+	RedisAddr     string
+	RedisPassword string
+	RedisDB       int
+	Prefix        string
+	// ModelsDir, when set, is watched for models instead of the Redis
+	// registry (single-server setups without a shared registry).
+	ModelsDir string
+	Profile   profile.Config // Prefix, Weighting are filled from this Config
+	Weighting event.Weighting
+	Limits    server.Limits
+
+	DrainTimeout   time.Duration
+	PopularRefresh time.Duration
+	CatalogSync    time.Duration
+	ModelPoll      time.Duration
+	ReadyCheck     time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Prefix == "" {
+		c.Prefix = "recsys"
+	}
+	if c.Weighting == (event.Weighting{}) {
+		c.Weighting = event.DefaultWeighting()
+	}
+	c.Profile.Prefix = c.Prefix
+	c.Profile.Weighting = c.Weighting
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&c.DrainTimeout, 20 * time.Second}, {&c.PopularRefresh, 5 * time.Second},
+		{&c.CatalogSync, 500 * time.Millisecond}, {&c.ModelPoll, 5 * time.Second}, {&c.ReadyCheck, time.Second},
+	} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+}
+
+// Daemon is an assembled, listening recsysd.
+type Daemon struct {
+	cfg      Config
+	log      *slog.Logger
+	emb      *embedded.Store
+	rdb      redis.UniversalClient
+	store    *profile.Store
+	catCache *catalog.Cache
+	popular  *recommend.Popular
+	engine   *recommend.Engine
+	models   registry.Source
+	srv      *server.Server
+	lis      net.Listener
+	metrics  *http.Server
+}
+
+// New builds every part and opens the listeners; Run serves.
+func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
+	cfg.defaults()
+	if err := cfg.Weighting.Validate(); err != nil {
+		return nil, err
+	}
+	d = &Daemon{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	addr := cfg.RedisAddr
+	if addr == "" {
+		if d.emb, err = embedded.Start(log); err != nil {
+			return nil, err
+		}
+		addr = d.emb.Addr()
+	}
+	d.rdb = redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs: strings.Split(addr, ","), Password: cfg.RedisPassword, DB: cfg.RedisDB,
+	})
+	if d.store, err = profile.NewStore(d.rdb, cfg.Profile); err != nil {
+		return nil, err
+	}
+	catStore := catalog.NewStore(d.rdb, cfg.Prefix)
+	d.catCache = catalog.NewCache(catStore, log)
+	d.popular = recommend.NewPopular(d.store, 1000, log)
+	if d.engine, err = recommend.New(recommend.Config{Weighting: cfg.Weighting}, d.store, d.catCache, d.popular); err != nil {
+		return nil, err
+	}
+	redisRegistry := registry.NewRedis(d.rdb, registry.Options{Prefix: cfg.Prefix})
+	var admin server.ModelRegistry = redisRegistry
+	d.models = redisRegistry
+	if cfg.ModelsDir != "" {
+		dir, err := registry.NewDir(cfg.ModelsDir, registry.Options{})
+		if err != nil {
+			return nil, err
+		}
+		d.models, admin = dir, dir
+	}
+	if d.srv, err = server.New(server.Config{Weighting: cfg.Weighting, Limits: cfg.Limits}, server.Deps{
+		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
+		Catalog: catStore, CatalogView: d.catCache, Models: admin,
+	}); err != nil {
+		return nil, err
+	}
+	if d.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("listen on grpc address %q: %w", cfg.GRPCAddr, err)
+	}
+	if cfg.MetricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(d.srv.Metrics(), collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		d.metrics = &http.Server{Addr: cfg.MetricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	}
+	return d, nil
+}
+
+// Addr is the gRPC listen address.
+func (d *Daemon) Addr() net.Addr { return d.lis.Addr() }
+
+// RedisAddr is the address of the store in use (the embedded one's, if any).
+func (d *Daemon) RedisAddr() string {
+	if d.emb != nil {
+		return d.emb.Addr()
+	}
+	return d.cfg.RedisAddr
+}
+
+// Engine exposes the recommend engine (for the demo's report).
+func (d *Daemon) Engine() *recommend.Engine { return d.engine }
+
+// Run serves until ctx ends, then reports NOT_SERVING, drains in-flight RPCs
+// for up to DrainTimeout and stops. It closes the daemon's resources.
+func (d *Daemon) Run(ctx context.Context) error {
+	defer d.Close()
+	d.log.Info("recsysd serving", "grpc_addr", d.lis.Addr().String(), "metrics_addr", d.cfg.MetricsAddr,
+		"embedded_store", d.emb != nil, "models_dir", d.cfg.ModelsDir)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.srv.Serve(d.lis) })
+	if d.metrics != nil {
+		g.Go(func() error {
+			if err := d.metrics.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics server: %w", err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error { return server.NewReadiness(d.srv, d.store).Run(gctx, d.cfg.ReadyCheck) })
+	g.Go(func() error { return d.popular.Run(gctx, d.cfg.PopularRefresh) })
+	g.Go(func() error { return d.catCache.Run(gctx, d.cfg.CatalogSync) })
+	g.Go(func() error {
+		return registry.Watch(gctx, d.models, d.engine.SetModel, registry.WatchOptions{PollInterval: d.cfg.ModelPoll, Logger: d.log})
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		d.log.Info("shutting down: health NOT_SERVING, draining", "drain_timeout", d.cfg.DrainTimeout)
+		drainCtx, cancel := context.WithTimeout(context.Background(), d.cfg.DrainTimeout)
+		defer cancel()
+		d.srv.Shutdown(drainCtx)
+		if d.metrics != nil {
+			if err := d.metrics.Shutdown(drainCtx); err != nil {
+				d.log.Warn("metrics server shutdown", "err", err)
+			}
+		}
+		return nil
+	})
+	err := g.Wait()
+	d.log.Info("recsysd stopped", "err", err)
+	return err
+}
+
+// Close releases the Redis client and the embedded store. Run calls it.
+func (d *Daemon) Close() {
+	if d.lis != nil {
+		_ = d.lis.Close()
+	}
+	if d.rdb != nil {
+		if err := d.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+			d.log.Warn("close redis client", "err", err)
+		}
+		d.rdb = nil
+	}
+	if d.emb != nil {
+		d.emb.Close()
+		d.emb = nil
+	}
+}

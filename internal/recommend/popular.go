@@ -1,0 +1,77 @@
+package recommend
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/recsys-dev/recsys/internal/profile"
+)
+
+// PopularSource reads the decayed popularity counters.
+type PopularSource interface {
+	Popular(ctx context.Context, n int) ([]profile.ItemScore, error)
+}
+
+// Popular keeps the most popular items in process, refreshed in the
+// background, so cold users are answered without a Redis round trip and the
+// list survives a Redis outage.
+type Popular struct {
+	src       PopularSource
+	size      int
+	list      atomic.Pointer[[]profile.ItemScore]
+	refreshed atomic.Int64 // unix nanos of the last successful refresh
+	log       *slog.Logger
+}
+
+// NewPopular returns a cache of the size most popular items.
+func NewPopular(src PopularSource, size int, log *slog.Logger) *Popular {
+	if size <= 0 {
+		size = 1000
+	}
+	p := &Popular{src: src, size: size, log: log}
+	empty := []profile.ItemScore{}
+	p.list.Store(&empty)
+	return p
+}
+
+// List returns the cached list, best first; callers must not modify it.
+func (p *Popular) List() []profile.ItemScore { return *p.list.Load() }
+
+// Refreshed returns when the list was last read successfully (zero: never).
+func (p *Popular) Refreshed() time.Time {
+	n := p.refreshed.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// Refresh reads the list from the source now.
+func (p *Popular) Refresh(ctx context.Context) error {
+	l, err := p.src.Popular(ctx, p.size)
+	if err != nil {
+		return err
+	}
+	p.list.Store(&l)
+	p.refreshed.Store(time.Now().UnixNano())
+	return nil
+}
+
+// Run refreshes the list every interval until ctx ends. Errors are logged and
+// the last good list is kept.
+func (p *Popular) Run(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := p.Refresh(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("refresh popular items", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

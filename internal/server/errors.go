@@ -1,0 +1,121 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"syscall"
+
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Sentinel errors that handlers and the packages below them return; toStatus
+// maps them to gRPC codes.
+var (
+	ErrNotFound           = errors.New("not found")
+	ErrFailedPrecondition = errors.New("failed precondition")
+	ErrUnavailable        = errors.New("unavailable")
+)
+
+// invalidArgument is a request defect naming the field at fault.
+type invalidArgument struct {
+	field string
+	msg   string
+}
+
+func (e *invalidArgument) Error() string { return e.field + ": " + e.msg }
+
+func invalid(field, msg string) error { return &invalidArgument{field: field, msg: msg} }
+
+// NotFoundError wraps err so that it maps to NotFound with its message shown
+// to the caller.
+func NotFoundError(err error) error { return &public{code: codes.NotFound, err: err} }
+
+// PreconditionError wraps err so that it maps to FailedPrecondition with its
+// message shown to the caller.
+func PreconditionError(err error) error { return &public{code: codes.FailedPrecondition, err: err} }
+
+// public is an error whose message is safe to show to the caller.
+type public struct {
+	code codes.Code
+	err  error
+}
+
+func (e *public) Error() string { return e.err.Error() }
+func (e *public) Unwrap() error { return e.err }
+
+// toStatus is the ONE place where errors become gRPC statuses. Request
+// defects and deliberate public errors carry their message to the caller;
+// infrastructure failures map to Unavailable or DeadlineExceeded; anything
+// else is Internal with a fixed message, and its cause goes to the log only.
+func toStatus(ctx context.Context, log *slog.Logger, method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var ia *invalidArgument
+	var pub *public
+	switch {
+	case errors.As(err, &ia):
+		return status.Error(codes.InvalidArgument, ia.Error())
+	case errors.As(err, &pub):
+		return status.Error(pub.code, pub.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request cancelled")
+	case errors.Is(err, ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, ErrFailedPrecondition):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case isUnavailable(err):
+		log.WarnContext(ctx, "backend unavailable", "method", method, "err", err)
+		return status.Error(codes.Unavailable, "storage unavailable, retry later")
+	}
+	log.ErrorContext(ctx, "internal error", "method", method, "err", err)
+	return status.Error(codes.Internal, "internal error")
+}
+
+// isUnavailable recognizes a Redis (or network) outage, as opposed to a bug.
+func isUnavailable(err error) bool {
+	if errors.Is(err, ErrUnavailable) || errors.Is(err, redis.ErrClosed) || errors.Is(err, redis.ErrPoolTimeout) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		redis.HasErrorPrefix(err, "LOADING") || redis.HasErrorPrefix(err, "CLUSTERDOWN") ||
+		redis.HasErrorPrefix(err, "TRYAGAIN") || redis.HasErrorPrefix(err, "MASTERDOWN")
+}
+
+// errorMapping is the interceptor that applies toStatus to every unary RPC.
+func errorMapping(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		if err != nil {
+			return nil, toStatus(ctx, log, info.FullMethod, err)
+		}
+		return resp, nil
+	}
+}
+
+// streamErrorMapping applies toStatus to every streaming RPC.
+func streamErrorMapping(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		return toStatus(ss.Context(), log, info.FullMethod, handler(srv, ss))
+	}
+}

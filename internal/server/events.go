@@ -1,0 +1,121 @@
+package server
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/profile"
+	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
+)
+
+// Profiles stores events and serves profiles (implemented by
+// *profile.Store).
+type Profiles interface {
+	Record(ctx context.Context, events []event.Event) (profile.RecordResult, error)
+	Load(ctx context.Context, userID string) (profile.Profile, error)
+	Delete(ctx context.Context, userID string) (int, error)
+}
+
+// CatalogView looks items up in the in-process catalog.
+type CatalogView interface {
+	Lookup(id string) (catalog.Item, bool)
+}
+
+type eventService struct {
+	recsysv1.UnimplementedEventServiceServer
+	profiles  Profiles
+	catalog   CatalogView // may be nil
+	weighting event.Weighting
+	now       func() time.Time
+}
+
+func (s *eventService) RecordEvents(ctx context.Context, req *recsysv1.RecordEventsRequest) (*recsysv1.RecordEventsResponse, error) {
+	now := s.now()
+	evs := make([]event.Event, len(req.GetEvents()))
+	for i, e := range req.GetEvents() {
+		evs[i] = fromProtoEvent(e, now)
+	}
+	res, err := s.profiles.Record(ctx, evs)
+	if err != nil {
+		return nil, err
+	}
+	return &recsysv1.RecordEventsResponse{Accepted: int32(res.Accepted), Duplicates: int32(res.Duplicates)}, nil
+}
+
+// fromProtoEvent converts a validated event; an unset timestamp means now.
+func fromProtoEvent(e *recsysv1.Event, now time.Time) event.Event {
+	t := now
+	if ts := e.GetTimestamp(); ts != nil {
+		t = ts.AsTime()
+	}
+	return event.Event{
+		ID:       e.GetEventId(),
+		UserID:   e.GetUserId(),
+		ItemID:   e.GetItemId(),
+		Type:     event.Type(e.GetType()),
+		Time:     t,
+		Quantity: e.GetQuantity(),
+		Weight:   e.GetWeight(),
+	}
+}
+
+func (s *eventService) GetProfile(ctx context.Context, req *recsysv1.GetProfileRequest) (*recsysv1.GetProfileResponse, error) {
+	p, err := s.profiles.Load(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	weights := p.ItemWeights(s.weighting, s.now())
+	out := &recsysv1.Profile{
+		UserId:        req.GetUserId(),
+		PurchaseCount: p.PurchaseCount,
+		Items:         make([]*recsysv1.ProfileItem, len(weights)),
+	}
+	if !p.FirstSeen.IsZero() {
+		out.FirstSeen = timestamppb.New(p.FirstSeen)
+	}
+	if !p.LastSeen.IsZero() {
+		out.LastSeen = timestamppb.New(p.LastSeen)
+	}
+	byCategory := map[string]float64{}
+	var total float64
+	for i, w := range weights {
+		out.Items[i] = &recsysv1.ProfileItem{
+			ItemId:        w.ItemID,
+			Weight:        w.Weight,
+			LastEventTime: timestamppb.New(w.LastTime),
+			EventCount:    int32(w.Events),
+		}
+		if s.catalog != nil {
+			if it, ok := s.catalog.Lookup(w.ItemID); ok && it.Category != "" {
+				byCategory[it.Category] += w.Weight
+				total += w.Weight
+			}
+		}
+	}
+	if total > 0 {
+		for c, w := range byCategory {
+			out.CategoryAffinities = append(out.CategoryAffinities, &recsysv1.CategoryAffinity{Category: c, Affinity: w / total})
+		}
+		sort.Slice(out.CategoryAffinities, func(i, j int) bool {
+			a, b := out.CategoryAffinities[i], out.CategoryAffinities[j]
+			return a.Affinity > b.Affinity || (a.Affinity == b.Affinity && a.Category < b.Category)
+		})
+	}
+	for _, pu := range p.Purchased {
+		out.PurchasedItemIds = append(out.PurchasedItemIds, pu.ItemID)
+	}
+	return &recsysv1.GetProfileResponse{Profile: out}, nil
+}
+
+func (s *eventService) DeleteUser(ctx context.Context, req *recsysv1.DeleteUserRequest) (*recsysv1.DeleteUserResponse, error) {
+	n, err := s.profiles.Delete(ctx, req.GetUserId())
+	if err != nil {
+		return nil, err
+	}
+	return &recsysv1.DeleteUserResponse{DeletedKeys: int32(n)}, nil
+}

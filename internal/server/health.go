@@ -1,0 +1,62 @@
+package server
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
+
+// Pinger answers when its backend can serve (Redis: PING).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Readiness flips health to SERVING only while the backend answers, so a
+// load balancer never routes to a server that cannot store events.
+type Readiness struct {
+	srv     *Server
+	ping    Pinger
+	timeout time.Duration
+	ready   atomic.Bool
+	checked atomic.Bool
+}
+
+// NewReadiness returns a prober of p for s. Health stays NOT_SERVING until
+// the first successful Check.
+func NewReadiness(s *Server, p Pinger) *Readiness {
+	return &Readiness{srv: s, ping: p, timeout: time.Second}
+}
+
+// Check pings once and sets health accordingly; it reports readiness.
+func (r *Readiness) Check(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	err := r.ping.Ping(ctx)
+	ok := err == nil
+	if was := r.ready.Swap(ok); was != ok || !r.checked.Swap(true) {
+		if ok {
+			r.srv.log.Info("backend answers, health SERVING")
+		} else {
+			r.srv.log.Warn("backend does not answer, health NOT_SERVING", "err", err)
+		}
+		r.srv.SetServing(ok)
+	}
+	return ok
+}
+
+// Ready reports the result of the last Check.
+func (r *Readiness) Ready() bool { return r.ready.Load() }
+
+// Run checks every interval until ctx ends.
+func (r *Readiness) Run(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		r.Check(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
