@@ -266,6 +266,9 @@ func Read(ctx context.Context, r io.Reader, f Format, opts Options, fn func(even
 	if opts.Name == "" {
 		opts.Name = "input"
 	}
+	if fn == nil {
+		return Stats{}, fmt.Errorf("read %s: no callback for the events", opts.Name)
+	}
 	br, closeGzip, err := open(r, opts.Name)
 	if err != nil {
 		return Stats{}, err

@@ -614,8 +614,13 @@ func TestReadStops(t *testing.T) {
 			t.Errorf("got %d events handed out, want 4", st.Events)
 		}
 	})
+	t.Run("no callback", func(t *testing.T) {
+		if _, err := dataset.Read(context.Background(), strings.NewReader(input), dataset.Sequence, dataset.Options{}, nil); err == nil {
+			t.Error("got no error without a callback")
+		}
+	})
 	t.Run("unknown format", func(t *testing.T) {
-		if _, err := dataset.Read(context.Background(), strings.NewReader(input), "parquet", dataset.Options{}, nil); err == nil {
+		if _, err := dataset.Read(context.Background(), strings.NewReader(input), "parquet", dataset.Options{}, func(event.Event) error { return nil }); err == nil {
 			t.Error("got no error for an unknown format")
 		}
 	})

@@ -17,8 +17,8 @@ import (
 //
 // Each row is a View. The user is user_id, or "s:"+session_id when user_id
 // is NA (most sessions are anonymous). The time is eventdate (UTC midnight)
-// plus timeframe milliseconds, the offset the data set gives within the
-// session.
+// plus timeframe milliseconds; the data set gives no clock time, so these
+// times are approximate within a day.
 func (r *reader) diginetica(in io.Reader) error {
 	required := []string{"session_id", "user_id", "item_id", "timeframe", "eventdate"}
 	return r.headerRows(in, ';', required, nil, func(cols columns, rec []string, line int64) error {
