@@ -233,19 +233,24 @@ const sniffSize = 64 << 10
 // user's whole history).
 const maxLine = 64 << 20
 
-// open buffers r and undoes gzip compression when r starts with the gzip
-// magic bytes. The returned close function releases the gzip reader.
+// open buffers r, undoes gzip compression when r starts with the gzip
+// magic bytes, and drops a UTF-8 byte order mark (spreadsheet exports write
+// one; it would otherwise end up in the first id or break the JSON). The
+// returned close function releases the gzip reader.
 func open(r io.Reader, name string) (*bufio.Reader, func(), error) {
 	br := bufio.NewReaderSize(r, bufSize)
-	magic, _ := br.Peek(2)
-	if len(magic) < 2 || magic[0] != 0x1f || magic[1] != 0x8b {
-		return br, func() {}, nil
+	closeGzip := func() {}
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: gzip: %w", name, err)
+		}
+		br, closeGzip = bufio.NewReaderSize(zr, bufSize), func() { _ = zr.Close() }
 	}
-	zr, err := gzip.NewReader(br)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: gzip: %w", name, err)
+	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte("\xef\xbb\xbf")) {
+		_, _ = br.Discard(3) // cannot fail: the bytes are buffered
 	}
-	return bufio.NewReaderSize(zr, bufSize), func() { _ = zr.Close() }, nil
+	return br, closeGzip, nil
 }
 
 // peek returns the first sniffSize bytes (fewer for a short input).

@@ -546,6 +546,9 @@ func TestDetect(t *testing.T) {
 		{"Beauty.txt", "1 1 2 3\n2 4 5\n", dataset.Sequence},
 		{"tabbed.txt", "1\t1\t2\n", dataset.Sequence}, // three TAB fields: not u.data
 		{"baskets.json", "\n  {\"1\": [[1]]}", dataset.Basket},
+		{"bom.json", "\ufeff{\"1\": [[1]]}", dataset.Basket},
+		{"bom.txt", "\ufeff1 2 3\n", dataset.Sequence},
+		{"bom.data", "\ufeff196\t242\t3\t881250949\n", dataset.MovieLens},
 		{"views.csv", "session_id;user_id;item_id;timeframe;eventdate\n1;NA;2;3;2016-05-09\n", dataset.Diginetica},
 		{"empty", "", ""},
 		{"blank", " \n\n", ""},
@@ -642,6 +645,27 @@ func TestParseFormat(t *testing.T) {
 		got, err := dataset.ParseFormat(tt.in)
 		if (err != nil) != tt.bad || got != tt.want {
 			t.Errorf("ParseFormat(%q) = %q, %v; want %q, error %v", tt.in, got, err, tt.want, tt.bad)
+		}
+	}
+}
+
+// TestReadBOM checks that a byte order mark does not end up in the first id.
+func TestReadBOM(t *testing.T) {
+	for _, tt := range []struct {
+		input string
+		f     dataset.Format
+	}{
+		{"\ufeff1 2\n", dataset.Sequence},
+		{"\ufeff1\t2\t3\t4\n", dataset.MovieLens},
+		{"\ufeff{\"1\": [[2]]}", dataset.Basket},
+		{"\ufeffuser_id,item_id,event_type,timestamp\n1,2,view,4\n", dataset.CSV},
+	} {
+		got, _, err := read(t, tt.input, "", dataset.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.f, err)
+		}
+		if len(got) != 1 || got[0].UserID != "1" || got[0].ItemID != "2" {
+			t.Errorf("%s: got %+v, want user 1, item 2", tt.f, got)
 		}
 	}
 }
