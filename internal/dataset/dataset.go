@@ -48,11 +48,11 @@ func ParseFormat(s string) (Format, error) {
 	return "", fmt.Errorf("unknown data format %q: want one of %v or auto", s, Formats())
 }
 
-// DefaultBaseTime is the first synthetic timestamp of formats that have an
-// order but no times (Sequence, Basket) when Options.BaseTime is zero. It is
-// fixed, not "now", so that reading a file twice gives the same events and
-// the same derived ids.
-var DefaultBaseTime = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+// DefaultBaseTime returns 2020-01-01T00:00:00Z, the first synthetic
+// timestamp of formats that have an order but no times (Sequence, Basket)
+// when Options.BaseTime is zero. It is fixed, not "now", so that reading a
+// file twice gives the same events and the same derived ids.
+func DefaultBaseTime() time.Time { return time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC) }
 
 // DefaultMaxErrors is how many row errors Stats.FirstErrors keeps when
 // Options.MaxErrors is zero.
@@ -88,7 +88,7 @@ type Options struct {
 
 func (o Options) baseTime() time.Time {
 	if o.BaseTime.IsZero() {
-		return DefaultBaseTime
+		return DefaultBaseTime()
 	}
 	return o.BaseTime
 }

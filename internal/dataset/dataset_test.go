@@ -412,7 +412,7 @@ func TestReadSequence(t *testing.T) {
 		base time.Time
 		step time.Duration
 	}{
-		{"defaults", dataset.Options{}, dataset.DefaultBaseTime, time.Minute},
+		{"defaults", dataset.Options{}, dataset.DefaultBaseTime(), time.Minute},
 		{"base and step", dataset.Options{BaseTime: base, SequenceStep: time.Hour}, base, time.Hour},
 	}
 	for _, tt := range tests {
@@ -442,7 +442,7 @@ func TestReadBasket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	day := func(k int) time.Time { return dataset.DefaultBaseTime.Add(time.Duration(k) * 24 * time.Hour) }
+	day := func(k int) time.Time { return dataset.DefaultBaseTime().Add(time.Duration(k) * 24 * time.Hour) }
 	sameEvents(t, withoutIDs(got), []event.Event{
 		{UserID: "7", ItemID: "1", Type: event.Purchase, Time: day(0)},
 		{UserID: "7", ItemID: "2", Type: event.Purchase, Time: day(0)},
@@ -465,7 +465,7 @@ func TestReadBasketBadValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	day := func(k int) time.Time { return dataset.DefaultBaseTime.Add(time.Duration(k) * 24 * time.Hour) }
+	day := func(k int) time.Time { return dataset.DefaultBaseTime().Add(time.Duration(k) * 24 * time.Hour) }
 	sameEvents(t, withoutIDs(got), []event.Event{
 		{UserID: "1", ItemID: "1", Type: event.Purchase, Time: day(0)},
 		{UserID: "1", ItemID: "2", Type: event.Purchase, Time: day(0)},

@@ -75,8 +75,9 @@ type Config struct {
 	Behavior Behavior
 }
 
-// DefaultStart is the start of the event period when Config.Start is zero.
-var DefaultStart = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+// DefaultStart returns 2024-01-01T00:00:00Z, the start of the event period
+// when Config.Start is zero.
+func DefaultStart() time.Time { return time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC) }
 
 // Behavior tunes how shoppers behave. Probabilities are in [0, 1].
 type Behavior struct {
@@ -180,7 +181,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Factors = 8
 	}
 	if c.Start.IsZero() {
-		c.Start = DefaultStart
+		c.Start = DefaultStart()
 	}
 	c.Start = c.Start.UTC()
 	if c.End.IsZero() {

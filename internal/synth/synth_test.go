@@ -463,7 +463,7 @@ func TestConfigErrors(t *testing.T) {
 		{"fewer events than users", func(c *synth.Config) { c.Events = 9 }, "events must be >= users"},
 		{"more categories than items", func(c *synth.Config) { c.Categories = 11 }, "categories"},
 		{"negative factors", func(c *synth.Config) { c.Factors = -1 }, "factors"},
-		{"end before start", func(c *synth.Config) { c.End = synth.DefaultStart.Add(-time.Hour) }, "end must be"},
+		{"end before start", func(c *synth.Config) { c.End = synth.DefaultStart().Add(-time.Hour) }, "end must be"},
 		{"probability above 1", func(c *synth.Config) { c.Behavior = synth.DefaultBehavior(); c.Behavior.CartRate = 1.5 }, "cart rate"},
 		{"no views", func(c *synth.Config) { c.Behavior = synth.DefaultBehavior(); c.Behavior.ViewsPerSession = 0.5 }, "views per session"},
 	}
