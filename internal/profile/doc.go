@@ -14,7 +14,10 @@
 //	<prefix>:u:{<user>}:meta   HASH  f = first seen, l = last seen (Unix ms), p = purchase count
 //	<prefix>:u:{<user>}:eids   ZSET  event digest -> Unix ms recorded; DedupCap newest within DedupWindow
 //
-// Every per-user key gets PEXPIRE UserTTL on every write.
+// Every per-user key gets PEXPIRE UserTTL on every write, except the dedup
+// set, which gets min(DedupWindow, UserTTL): once a user has not written for
+// DedupWindow every id in it is stale, and it is the largest of the four
+// (see notes/profile.md for bytes per user).
 //
 // Global, sharing the hash tag {g}:
 //
@@ -22,6 +25,8 @@
 //	<prefix>:{g}:eids          ZSET    event digest -> Unix ms; GlobalDedupCap newest within DedupWindow
 //	<prefix>:{g}:pop:<start>   ZSET    item -> Σ Weighting.Base of events in the bucket starting
 //	                                   at <start> (Unix seconds); expires when it leaves the window
+//	<prefix>:{g}:pop:<start>:past  ZSET  cached weighted sum of the buckets before the current
+//	                                   one (which starts at <start>); expires with the bucket
 //	<prefix>:{g}:pop:scratch   ZSET    Popular's temporary union, deleted in the same script
 //
 // # Idempotency

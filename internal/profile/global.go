@@ -13,13 +13,15 @@ import (
 )
 
 // Popular returns the n items with the highest decayed popularity, best
-// first. Each bucket in the window counts with weight
-// 2^(−(now−bucket start)/PopularityHalfLife), so within a bucket's lifetime
-// ranking is stable and older buckets fade smoothly.
+// first. An item's score is Σ over the buckets in the window of its count
+// there times 2^(−(now−bucket start)/PopularityHalfLife).
 //
-// The sum is computed in Redis (ZUNIONSTORE in a script) and costs time in
-// proportion to the number of (item, bucket) pairs in the window; callers on
-// a request path should cache the result for a while.
+// The weighted sum of the past buckets is cached in Redis for the lifetime
+// of the current bucket, so a call costs time in proportion to the distinct
+// items in the window (the first call of each bucket period: to all (item,
+// bucket) pairs). A late event counted into a past bucket therefore shows
+// up when the next bucket begins. Callers on a request path should still
+// cache the result for a few seconds.
 func (s *Store) Popular(ctx context.Context, n int) ([]ItemScore, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("popular items: n must be >= 1, got %d", n)
@@ -31,15 +33,18 @@ func (s *Store) Popular(ctx context.Context, n int) ([]ItemScore, error) {
 	nb := bucketCount(cfg.PopularityWindow, cfg.PopularityBucket)
 	current := floorDiv(nowMs, bucketMs) * bucketMs
 
-	keys := make([]string, 0, nb+1)
-	args := make([]any, 0, nb+1)
-	for i := range nb {
+	keys := make([]string, 0, nb+2)
+	keys = append(keys, s.popularityKey(current)+":past", s.popularityKey(current), s.popScratch)
+	args := make([]any, 0, nb+2)
+	args = append(args,
+		strconv.FormatInt(current+bucketMs-nowMs, 10),
+		strconv.FormatFloat(math.Exp2(-float64(nowMs-current)/halfLifeMs), 'g', -1, 64),
+		strconv.Itoa(n-1))
+	for i := int64(1); i < nb; i++ {
 		start := current - i*bucketMs
 		keys = append(keys, s.popularityKey(start))
-		args = append(args, strconv.FormatFloat(math.Exp2(-float64(nowMs-start)/halfLifeMs), 'g', -1, 64))
+		args = append(args, strconv.FormatFloat(math.Exp2(-float64(current-start)/halfLifeMs), 'g', -1, 64))
 	}
-	keys = append(keys, s.popScratch)
-	args = append(args, strconv.Itoa(n-1))
 
 	res, err := popularScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {

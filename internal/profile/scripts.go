@@ -15,8 +15,9 @@ import (
 // ARGV: now_ms, hist_stop (cap-1), buy_trim (-(cap+1)), ttl_ms,
 //
 //	dedup_trim (-(cap+1)), dedup_cutoff_ms (ids remembered at or before it
-//	are forgotten), then 5 per event, oldest first: dedup member, time_ms,
-//	"1" for a purchase else "0", item id, encoded history entry.
+//	are forgotten), dedup_ttl_ms, then 5 per event, oldest first: dedup
+//	member, time_ms, "1" for a purchase else "0", item id, encoded history
+//	entry.
 //
 // Returns one integer per event: 1 if it was new and applied, 0 if its id
 // was already remembered.
@@ -26,7 +27,7 @@ local now = ARGV[1]
 local out, pushed = {}, {}
 local purchases = 0
 local first, firstN, last, lastN
-for i = 7, #ARGV, 5 do
+for i = 8, #ARGV, 5 do
   if redis.call('ZADD', eids, 'NX', now, ARGV[i]) == 1 then
     local ts = ARGV[i + 1]
     local tsN = tonumber(ts)
@@ -59,7 +60,10 @@ if #pushed > 0 then
 end
 redis.call('ZREMRANGEBYSCORE', eids, '-inf', ARGV[6])
 redis.call('ZREMRANGEBYRANK', eids, 0, ARGV[5])
-for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ARGV[4]) end
+for k = 1, 3 do redis.call('PEXPIRE', KEYS[k], ARGV[4]) end
+-- Every id in the dedup set is outside the window once it has not been
+-- written for that long, so it can go sooner than the profile.
+redis.call('PEXPIRE', eids, ARGV[7])
 return out
 `)
 
@@ -121,21 +125,32 @@ redis.call('PEXPIRE', dd, ARGV[6])
 return added
 `)
 
-// popularScript sums the popularity buckets with their decay weights and
-// returns the top of the sum, so only n items cross the network.
+// popularScript returns the top of the decayed sum of the popularity
+// buckets, so only n items cross the network.
 //
-// KEYS: the bucket keys, then a scratch key (same {g} slot).
-// ARGV: one weight per bucket, then the last rank to return (n-1).
+// Relative to the start of the current bucket the past buckets' weights do
+// not change while that bucket is current, so their weighted union is
+// computed once per bucket width and kept in the "past" key; each call then
+// only unions that with the current bucket and scales both by the decay
+// since the current bucket began (which does not change the ranking).
+//
+// KEYS: past, current bucket, scratch, then the past bucket keys (newest
+// first). All in the {g} slot.
+// ARGV: past_ttl_ms, current_factor, last rank to return (n-1), then one
+// weight per past bucket.
 // Returns member, score, member, score, ... best first.
 var popularScript = redis.NewScript(`
-local k = #KEYS - 1
-local tmp = KEYS[#KEYS]
-local args = {'ZUNIONSTORE', tmp, k}
-for i = 1, k do args[#args + 1] = KEYS[i] end
-args[#args + 1] = 'WEIGHTS'
-for i = 1, k do args[#args + 1] = ARGV[i] end
-redis.call(unpack(args))
-local r = redis.call('ZREVRANGE', tmp, 0, ARGV[k + 1], 'WITHSCORES')
+local past, cur, tmp = KEYS[1], KEYS[2], KEYS[3]
+local np = #KEYS - 3
+if np > 0 and redis.call('EXISTS', past) == 0 then
+  local args = {'ZUNIONSTORE', past, np}
+  for i = 1, np do args[#args + 1] = KEYS[3 + i] end
+  args[#args + 1] = 'WEIGHTS'
+  for i = 1, np do args[#args + 1] = ARGV[3 + i] end
+  if redis.call(unpack(args)) > 0 then redis.call('PEXPIRE', past, ARGV[1]) end
+end
+redis.call('ZUNIONSTORE', tmp, 2, past, cur, 'WEIGHTS', ARGV[2], ARGV[2])
+local r = redis.call('ZREVRANGE', tmp, 0, ARGV[3], 'WITHSCORES')
 redis.call('DEL', tmp)
 return r
 `)

@@ -221,6 +221,7 @@ func (b *batch) userCalls(s *Store) []*scriptCall {
 		msDur(cfg.UserTTL),
 		strconv.Itoa(-(cfg.DedupCap + 1)),
 		strconv.FormatInt(b.now.Add(-cfg.DedupWindow).UnixMilli()-1, 10),
+		msDur(min(cfg.DedupWindow, cfg.UserTTL)),
 	}
 	var buf []byte
 	for _, u := range b.users {

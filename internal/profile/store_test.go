@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -387,20 +388,36 @@ func TestUserKeysHaveTTL(t *testing.T) {
 	const u = "carol"
 	record(t, s, event.Event{ID: "1", UserID: u, ItemID: "i", Type: event.Purchase})
 	keys := s.UserKeys(u)
+	wantTTL := func(k string) time.Duration {
+		if k == s.keysOf(u).eids {
+			return s.Config().DedupWindow // shorter than the profile's TTL
+		}
+		return ttl
+	}
 	for _, k := range keys {
-		got := c.PTTL(ctx, k).Val()
-		if got <= ttl-time.Minute || got > ttl {
-			t.Errorf("PTTL %s: got %v, want about %v", k, got, ttl)
+		got, want := c.PTTL(ctx, k).Val(), wantTTL(k)
+		if got <= want-time.Minute || got > want {
+			t.Errorf("PTTL %s: got %v, want about %v", k, got, want)
 		}
 	}
 	// Shorten them, then a new event must refresh every one.
 	for _, k := range keys {
-		c.PExpire(ctx, k, time.Hour)
+		c.PExpire(ctx, k, time.Minute)
 	}
 	record(t, s, event.Event{ID: "2", UserID: u, ItemID: "j", Type: event.View})
 	for _, k := range keys {
-		if got := c.PTTL(ctx, k).Val(); got <= ttl-time.Minute {
-			t.Errorf("PTTL %s after a new event: got %v, want refreshed to about %v", k, got, ttl)
+		if got, want := c.PTTL(ctx, k).Val(), wantTTL(k); got <= want-time.Minute {
+			t.Errorf("PTTL %s after a new event: got %v, want refreshed to about %v", k, got, want)
+		}
+	}
+	// A duplicate-only retry refreshes them too (it is activity).
+	for _, k := range keys {
+		c.PExpire(ctx, k, time.Minute)
+	}
+	record(t, s, event.Event{ID: "2", UserID: u, ItemID: "j", Type: event.View})
+	for _, k := range keys {
+		if got, want := c.PTTL(ctx, k).Val(), wantTTL(k); got <= want-time.Minute {
+			t.Errorf("PTTL %s after a retry: got %v, want refreshed to about %v", k, got, want)
 		}
 	}
 }
@@ -488,31 +505,50 @@ func TestPopularDecaysAcrossBuckets(t *testing.T) {
 	}
 
 	decay := func(now, start time.Time) float64 { return math.Exp2(-float64(now.Sub(start)) / float64(halfLife)) }
+	late := event.Event{ID: "7", UserID: "v", ItemID: "late", Type: event.AddToCart, Time: at(3, 30)}
 	tests := []struct {
-		now  time.Time
-		n    int
-		want []ItemScore
+		now    time.Time
+		record []event.Event // recorded at now before Popular
+		n      int
+		want   []ItemScore
 	}{
-		{at(3, 45), 10, []ItemScore{
+		{at(3, 45), nil, 10, []ItemScore{
 			{"c", 6 * decay(at(3, 45), at(2, 0))},
 			{"b", w.Purchase*decay(at(3, 45), at(0, 0)) + w.View*decay(at(3, 45), at(2, 0))},
 			{"future", w.AddToCart * decay(at(3, 45), at(2, 0))},
 			{"a", w.View * decay(at(3, 45), at(0, 0))},
 		}},
-		{at(3, 45), 2, []ItemScore{
+		{at(3, 45), nil, 2, []ItemScore{
 			{"c", 6 * decay(at(3, 45), at(2, 0))},
 			{"b", w.Purchase*decay(at(3, 45), at(0, 0)) + w.View*decay(at(3, 45), at(2, 0))},
 		}},
 		// At 04:10 the bucket of 00:00 has left the window.
-		{at(4, 10), 10, []ItemScore{
+		{at(4, 10), nil, 10, []ItemScore{
 			{"c", 6 * decay(at(4, 10), at(2, 0))},
 			{"future", w.AddToCart * decay(at(4, 10), at(2, 0))},
 			{"b", w.View * decay(at(4, 10), at(2, 0))},
 		}},
-		{at(6, 0), 10, nil},
+		// A late event lands in the past bucket of 03:00, whose sum is
+		// cached until the next bucket begins.
+		{at(4, 20), []event.Event{late}, 10, []ItemScore{
+			{"c", 6 * decay(at(4, 20), at(2, 0))},
+			{"future", w.AddToCart * decay(at(4, 20), at(2, 0))},
+			{"b", w.View * decay(at(4, 20), at(2, 0))},
+		}},
+		{at(5, 5), nil, 10, []ItemScore{
+			{"c", 6 * decay(at(5, 5), at(2, 0))},
+			{"late", w.AddToCart * decay(at(5, 5), at(3, 0))},
+			{"future", w.AddToCart * decay(at(5, 5), at(2, 0))},
+			{"b", w.View * decay(at(5, 5), at(2, 0))},
+		}},
+		{at(6, 0), nil, 10, []ItemScore{{"late", w.AddToCart * decay(at(6, 0), at(3, 0))}}},
+		{at(7, 0), nil, 10, nil},
 	}
 	for _, tc := range tests {
 		clk.Set(tc.now)
+		if tc.record != nil {
+			record(t, s, tc.record...)
+		}
 		got := popular(t, s, tc.n)
 		if !slices.EqualFunc(got, tc.want, func(a, b ItemScore) bool { return a.ItemID == b.ItemID && closeTo(a.Score, b.Score) }) {
 			t.Errorf("Popular(%d) at %s:\n got %+v\nwant %+v", tc.n, tc.now.Format("15:04"), got, tc.want)
@@ -756,5 +792,55 @@ func TestConfig(t *testing.T) {
 	}
 	if _, err := NewStore(nil, Config{}); err == nil {
 		t.Error("NewStore(nil): got nil error")
+	}
+}
+
+func TestLateEventsKeepOrder(t *testing.T) {
+	t.Parallel()
+	s, _, _ := newStore(t, Config{})
+	const u = "late"
+	now := event.Event{ID: "1", UserID: u, ItemID: "i", Type: event.Purchase, Time: t0}
+	lateBuy := event.Event{ID: "2", UserID: u, ItemID: "i", Type: event.Purchase, Time: t0.Add(-2 * time.Hour)}
+	lateView := event.Event{ID: "3", UserID: u, ItemID: "j", Type: event.View, Time: t0.Add(-3 * time.Hour)}
+	newer := event.Event{ID: "4", UserID: u, ItemID: "k", Type: event.View, Time: t0.Add(time.Hour)}
+	// In an order where both a newer and an older batch follow each other.
+	for _, e := range []event.Event{now, lateView, newer, lateBuy} {
+		record(t, s, e)
+	}
+
+	got := load(t, s, u)
+	wantHist := []Entry{entryOf(newer), entryOf(now), entryOf(lateBuy), entryOf(lateView)}
+	if !slices.EqualFunc(got.History, wantHist, sameEntry) {
+		t.Errorf("History: got %+v, want %+v", got.History, wantHist)
+	}
+	if len(got.Purchased) != 1 || !got.Purchased[0].Time.Equal(t0) {
+		t.Errorf("Purchased: got %+v, want i at %v (the latest purchase)", got.Purchased, t0)
+	}
+	if !got.FirstSeen.Equal(lateView.Time) || !got.LastSeen.Equal(newer.Time) {
+		t.Errorf("FirstSeen, LastSeen: got %v, %v, want %v, %v", got.FirstSeen, got.LastSeen, lateView.Time, newer.Time)
+	}
+	if got.PurchaseCount != 2 {
+		t.Errorf("PurchaseCount: got %d, want 2", got.PurchaseCount)
+	}
+}
+
+// TestStreamIDFallback covers a stream whose last generated id is ahead of
+// both the clock and its last entry (entries deleted): Redis then picks the
+// id and the event is still appended.
+func TestStreamIDFallback(t *testing.T) {
+	t.Parallel()
+	s, c, _ := newStore(t, Config{})
+	ctx := context.Background()
+	ahead := strconv.FormatInt(t0.Add(time.Hour).UnixMilli(), 10) + "-0"
+	if err := c.XAdd(ctx, &redis.XAddArgs{Stream: s.stream, ID: ahead, Values: []string{"x", "y"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.XDel(ctx, s.stream, ahead).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e := event.Event{ID: "1", UserID: "u", ItemID: "i", Type: event.View, Time: t0}
+	record(t, s, e)
+	if got := readAll(t, s, time.Time{}, time.Time{}); !slices.EqualFunc(got, []event.Event{e}, sameEvent) {
+		t.Errorf("got %+v, want %+v", got, e)
 	}
 }
