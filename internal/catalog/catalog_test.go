@@ -330,3 +330,24 @@ func TestCacheRun(t *testing.T) {
 		t.Error("Run(0): got nil error")
 	}
 }
+
+// BenchmarkCacheLookup looks up items of a 100,000-item cache with pending
+// changes, the request-path cost per candidate item.
+func BenchmarkCacheLookup(b *testing.B) {
+	base := make(map[string]Item, 100_000)
+	ids := make([]string, 100_000)
+	for i := range ids {
+		ids[i] = fmt.Sprint("sku-", i)
+		base[ids[i]] = Item{ID: ids[i], Available: true}
+	}
+	c := NewCache(&Store{}, nil)
+	c.snap.Store(&snapshot{base: base, delta: map[string]change{ids[5]: {}}, n: len(base), known: true})
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, ok := c.Lookup(ids[i%len(ids)]); !ok && i%len(ids) != 5 {
+			b.Fatal("missing")
+		}
+		i++
+	}
+}

@@ -31,11 +31,11 @@ type Config struct {
 	// (XTRIM MINID ~), default 90 days. A negative value disables age
 	// trimming, leaving only StreamMaxLen.
 	StreamMaxAge       time.Duration
-	PopularityBucket   time.Duration   // bucket width of popularity counters, default 1h
-	PopularityWindow   time.Duration   // how far back buckets are kept and read, default 7 days
-	PopularityHalfLife time.Duration   // decay of bucket counts when read, default 24h
-	Weighting          event.Weighting // default event.DefaultWeighting()
-	Now                func() time.Time
+	PopularityBucket   time.Duration    // bucket width of popularity counters, default 1h; >= 1s
+	PopularityWindow   time.Duration    // how far back buckets are kept and read, default 7 days
+	PopularityHalfLife time.Duration    // decay of bucket counts when read, default 24h
+	Weighting          event.Weighting  // default event.DefaultWeighting()
+	Now                func() time.Time // clock, default time.Now; tests inject one
 }
 
 // Defaults of Config.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/event"
@@ -102,23 +101,8 @@ func (s *Store) ReadEvents(ctx context.Context, since, until time.Time, fn func(
 		if len(msgs) < readPage {
 			return nil
 		}
-		if start, err = nextStreamID(msgs[len(msgs)-1].ID); err != nil {
-			return err
-		}
+		start = "(" + msgs[len(msgs)-1].ID // exclusive: after the last one read
 	}
-}
-
-func nextStreamID(id string) (string, error) {
-	msPart, seqPart, ok := strings.Cut(id, "-")
-	ms, err1 := strconv.ParseUint(msPart, 10, 64)
-	seq, err2 := strconv.ParseUint(seqPart, 10, 64)
-	if !ok || err1 != nil || err2 != nil {
-		return "", fmt.Errorf("malformed stream id %q", id)
-	}
-	if seq == math.MaxUint64 {
-		return strconv.FormatUint(ms+1, 10) + "-0", nil
-	}
-	return msPart + "-" + strconv.FormatUint(seq+1, 10), nil
 }
 
 // Field names of a stream entry, as globalScript writes them. Every entry
