@@ -1,0 +1,245 @@
+// Package catalog stores the shop's items (category, price, availability,
+// creation time) in Redis and keeps an in-memory copy of the whole catalog
+// in every server, synchronised through a changelog stream.
+//
+// Keys (all with the hash tag {catalog}, so an upsert is one atomic script
+// on Redis Cluster too):
+//
+//	<prefix>:{catalog}:items  HASH    item id -> encoded item
+//	<prefix>:{catalog}:log    STREAM  one entry per upserted item: id, n (sequence number);
+//	                                  MAXLEN ~ 100000
+//	<prefix>:{catalog}:seq    STRING  last sequence number given out
+//
+// The sequence number lets a Cache tell "nothing happened" from "the log was
+// trimmed past where I stopped": entries it reads must continue its last
+// number without a gap, or it reloads the whole hash.
+package catalog
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Limits Upsert enforces.
+const (
+	MaxIDBytes       = 256
+	MaxCategoryBytes = 256
+)
+
+// DefaultLogMaxLen is the approximate number of changelog entries kept. A
+// cache that falls further behind than this reloads the whole catalog.
+const DefaultLogMaxLen = 100_000
+
+// upsertChunk is how many items one script call writes, so a huge upsert
+// does not block Redis for long; all chunks still go in one round trip.
+const upsertChunk = 1000
+
+// Item is one sellable item.
+type Item struct {
+	ID        string
+	Category  string
+	Price     float64
+	Available bool
+	CreatedAt time.Time // zero when the shop did not say; millisecond precision
+}
+
+// Store reads and writes the catalog in Redis. It is safe for concurrent use.
+type Store struct {
+	rdb             redis.UniversalClient
+	items, log, seq string
+	logMaxLen       int64
+}
+
+// NewStore returns a catalog store whose keys start with prefix ("recsys"
+// when empty).
+func NewStore(rdb redis.UniversalClient, prefix string) *Store {
+	if prefix == "" {
+		prefix = "recsys"
+	}
+	base := prefix + ":{catalog}:"
+	return &Store{rdb: rdb, items: base + "items", log: base + "log", seq: base + "seq", logMaxLen: DefaultLogMaxLen}
+}
+
+// upsertScript writes items and logs each with the next sequence number.
+//
+// KEYS: items, log, seq
+// ARGV: log maxlen, then id, encoded item pairs.
+var upsertScript = redis.NewScript(`
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  local n = redis.call('INCR', KEYS[3])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', 'id', ARGV[i], 'n', n)
+end
+return (#ARGV - 1) / 2
+`)
+
+// Upsert creates or replaces items, in one pipelined round trip, and
+// appends their ids to the changelog so every Cache picks them up. Invalid
+// input fails the whole call before anything is written.
+func (s *Store) Upsert(ctx context.Context, items []Item) error {
+	if len(items) == 0 {
+		return nil
+	}
+	for i, it := range items {
+		if err := validate(it); err != nil {
+			return fmt.Errorf("item %d (id %q): %w", i, it.ID, err)
+		}
+	}
+	keys := []string{s.items, s.log, s.seq}
+	maxLen := strconv.FormatInt(s.logMaxLen, 10)
+	pipe := s.rdb.Pipeline()
+	var cmds []*redis.Cmd
+	var chunks [][]any
+	for start := 0; start < len(items); start += upsertChunk {
+		chunk := items[start:min(start+upsertChunk, len(items))]
+		args := make([]any, 0, 1+2*len(chunk))
+		args = append(args, maxLen)
+		for _, it := range chunk {
+			args = append(args, it.ID, string(appendItem(nil, it)))
+		}
+		chunks = append(chunks, args)
+		cmds = append(cmds, upsertScript.EvalSha(ctx, pipe, keys, args...))
+	}
+	_, _ = pipe.Exec(ctx) // errors are read per command
+
+	// Scripts unknown to the server (first use, flush, failover) go again
+	// with their source; upserting twice is harmless.
+	var retry []int
+	for i, c := range cmds {
+		if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			retry = append(retry, i)
+		}
+	}
+	if len(retry) > 0 {
+		pipe = s.rdb.Pipeline()
+		for _, i := range retry {
+			cmds[i] = upsertScript.Eval(ctx, pipe, keys, chunks[i]...)
+		}
+		_, _ = pipe.Exec(ctx)
+	}
+	var errs []error
+	for i, c := range cmds {
+		if err := c.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("upsert items %d..%d: %w", i*upsertChunk, min((i+1)*upsertChunk, len(items))-1, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validate(it Item) error {
+	switch {
+	case it.ID == "":
+		return errors.New("item id is empty")
+	case len(it.ID) > MaxIDBytes:
+		return fmt.Errorf("item id is %d bytes, more than %d", len(it.ID), MaxIDBytes)
+	case !utf8.ValidString(it.ID):
+		return errors.New("item id is not valid UTF-8")
+	case len(it.Category) > MaxCategoryBytes:
+		return fmt.Errorf("category is %d bytes, more than %d", len(it.Category), MaxCategoryBytes)
+	case !utf8.ValidString(it.Category):
+		return errors.New("category is not valid UTF-8")
+	case math.IsNaN(it.Price) || math.IsInf(it.Price, 0) || it.Price < 0:
+		return fmt.Errorf("price must be a finite number >= 0, got %v", it.Price)
+	}
+	return nil
+}
+
+// Get returns the items with the given ids that exist, in request order.
+func (s *Store) Get(ctx context.Context, ids []string) ([]Item, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	vals, err := s.rdb.HMGet(ctx, s.items, ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("get %d items: %w", len(ids), err)
+	}
+	out := make([]Item, 0, len(ids))
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue
+		}
+		it, err := decodeItem(ids[i], []byte(str))
+		if err != nil {
+			return nil, fmt.Errorf("get item %q: %w", ids[i], err)
+		}
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+// An item is stored as:
+//
+//	byte 0    bit 0: available; bit 1: a price follows; bit 2: a creation
+//	          time follows; bits 3-7: format version, 0
+//	8 bytes   price, float64 little-endian (only with bit 1; omitted when 0)
+//	varint    creation time, Unix ms, zigzag (only with bit 2; omitted when zero)
+//	rest      the category, raw bytes
+//
+// The id is the hash field, so it is not repeated.
+const (
+	itemAvailable  = 0x01
+	itemHasPrice   = 0x02
+	itemHasCreated = 0x04
+	itemReserved   = 0xf8
+)
+
+func appendItem(b []byte, it Item) []byte {
+	var head byte
+	if it.Available {
+		head |= itemAvailable
+	}
+	if it.Price != 0 {
+		head |= itemHasPrice
+	}
+	if !it.CreatedAt.IsZero() {
+		head |= itemHasCreated
+	}
+	b = append(b, head)
+	if it.Price != 0 {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(it.Price))
+	}
+	if !it.CreatedAt.IsZero() {
+		b = binary.AppendVarint(b, it.CreatedAt.UnixMilli())
+	}
+	return append(b, it.Category...)
+}
+
+var errCorrupt = errors.New("corrupt catalog item")
+
+func decodeItem(id string, b []byte) (Item, error) {
+	if len(b) == 0 {
+		return Item{}, fmt.Errorf("%w: empty", errCorrupt)
+	}
+	head := b[0]
+	if head&itemReserved != 0 {
+		return Item{}, fmt.Errorf("%w: unknown format version in header %#x", errCorrupt, head)
+	}
+	it := Item{ID: id, Available: head&itemAvailable != 0}
+	b = b[1:]
+	if head&itemHasPrice != 0 {
+		if len(b) < 8 {
+			return Item{}, fmt.Errorf("%w: truncated price", errCorrupt)
+		}
+		it.Price = math.Float64frombits(binary.LittleEndian.Uint64(b))
+		b = b[8:]
+	}
+	if head&itemHasCreated != 0 {
+		ms, n := binary.Varint(b)
+		if n <= 0 {
+			return Item{}, fmt.Errorf("%w: bad creation time", errCorrupt)
+		}
+		it.CreatedAt = time.UnixMilli(ms).UTC()
+		b = b[n:]
+	}
+	it.Category = string(b)
+	return it, nil
+}

@@ -1,0 +1,169 @@
+package profile
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/recsys-dev/recsys/internal/event"
+)
+
+// MaxIDBytes is the longest event, user or item id Record accepts. The API
+// promises ids up to 256 bytes; the limit keeps a single hostile id from
+// turning into a huge key or list entry.
+const MaxIDBytes = 256
+
+// Config sets key names, caps, retention and the weighting of a Store. Zero
+// fields take the defaults listed with each field (see WithDefaults).
+type Config struct {
+	Prefix       string        // key prefix, default "recsys"; must not contain '{' or '}'
+	HistoryCap   int           // recent events kept per user, default 200
+	PurchasedCap int           // purchased items kept per user, default 500
+	UserTTL      time.Duration // TTL of every per-user key, refreshed on each write, default 180 days
+	DedupCap     int           // event ids remembered per user for idempotency, default 1000
+	DedupWindow  time.Duration // how long event ids are remembered, default 48h
+	// GlobalDedupCap bounds the event ids remembered for the global writes
+	// (stream and popularity), default 1_000_000.
+	GlobalDedupCap int
+	StreamMaxLen   int64 // approximate MAXLEN of the global event stream, default 5_000_000
+	// StreamMaxAge trims stream entries recorded longer ago than this
+	// (XTRIM MINID ~), default 90 days. A negative value disables age
+	// trimming, leaving only StreamMaxLen.
+	StreamMaxAge       time.Duration
+	PopularityBucket   time.Duration    // bucket width of popularity counters, default 1h; >= 1s
+	PopularityWindow   time.Duration    // how far back buckets are kept and read, default 7 days
+	PopularityHalfLife time.Duration    // decay of bucket counts when read, default 24h
+	Weighting          event.Weighting  // default event.DefaultWeighting()
+	Now                func() time.Time // clock, default time.Now; tests inject one
+}
+
+// Defaults of Config.
+const (
+	DefaultPrefix             = "recsys"
+	DefaultHistoryCap         = 200
+	DefaultPurchasedCap       = 500
+	DefaultUserTTL            = 180 * 24 * time.Hour
+	DefaultDedupCap           = 1000
+	DefaultDedupWindow        = 48 * time.Hour
+	DefaultGlobalDedupCap     = 1_000_000
+	DefaultStreamMaxLen       = 5_000_000
+	DefaultStreamMaxAge       = 90 * 24 * time.Hour
+	DefaultPopularityBucket   = time.Hour
+	DefaultPopularityWindow   = 7 * 24 * time.Hour
+	DefaultPopularityHalfLife = 24 * time.Hour
+)
+
+// maxPopularityBuckets bounds how many bucket keys Popular unions in one
+// script call: Lua unpacks the ZUNIONSTORE arguments (two per bucket) on a
+// stack of about 8000 slots, and a window/bucket typo should not make every
+// read touch thousands of keys anyway.
+const maxPopularityBuckets = 3000
+
+// WithDefaults returns c with every zero field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if c.HistoryCap == 0 {
+		c.HistoryCap = DefaultHistoryCap
+	}
+	if c.PurchasedCap == 0 {
+		c.PurchasedCap = DefaultPurchasedCap
+	}
+	if c.UserTTL == 0 {
+		c.UserTTL = DefaultUserTTL
+	}
+	if c.DedupCap == 0 {
+		c.DedupCap = DefaultDedupCap
+	}
+	if c.DedupWindow == 0 {
+		c.DedupWindow = DefaultDedupWindow
+	}
+	if c.GlobalDedupCap == 0 {
+		c.GlobalDedupCap = DefaultGlobalDedupCap
+	}
+	if c.StreamMaxLen == 0 {
+		c.StreamMaxLen = DefaultStreamMaxLen
+	}
+	if c.StreamMaxAge == 0 {
+		c.StreamMaxAge = DefaultStreamMaxAge
+	}
+	if c.PopularityBucket == 0 {
+		c.PopularityBucket = DefaultPopularityBucket
+	}
+	if c.PopularityWindow == 0 {
+		c.PopularityWindow = DefaultPopularityWindow
+	}
+	if c.PopularityHalfLife == 0 {
+		c.PopularityHalfLife = DefaultPopularityHalfLife
+	}
+	if c.Weighting == (event.Weighting{}) {
+		c.Weighting = event.DefaultWeighting()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work. Call it on a config
+// with defaults applied.
+func (c Config) Validate() error {
+	var errs []error
+	if strings.ContainsAny(c.Prefix, "{}") {
+		// The user's id must be the only hash tag in a per-user key.
+		errs = append(errs, fmt.Errorf("prefix %q must not contain '{' or '}'", c.Prefix))
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"history cap", int64(c.HistoryCap)},
+		{"purchased cap", int64(c.PurchasedCap)},
+		{"dedup cap", int64(c.DedupCap)},
+		{"global dedup cap", int64(c.GlobalDedupCap)},
+		{"stream max length", c.StreamMaxLen},
+	} {
+		if f.v < 1 {
+			errs = append(errs, fmt.Errorf("%s must be >= 1, got %d", f.name, f.v))
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"user TTL", c.UserTTL},
+		{"dedup window", c.DedupWindow},
+		{"popularity window", c.PopularityWindow},
+		{"popularity half-life", c.PopularityHalfLife},
+	} {
+		// Redis expiries have millisecond resolution.
+		if f.v < time.Millisecond {
+			errs = append(errs, fmt.Errorf("%s must be >= 1ms, got %v", f.name, f.v))
+		}
+	}
+	if c.PopularityBucket < time.Second {
+		// Bucket keys are named by their start in Unix seconds.
+		errs = append(errs, fmt.Errorf("popularity bucket must be >= 1s, got %v", c.PopularityBucket))
+	} else if c.PopularityWindow >= c.PopularityBucket {
+		if n := bucketCount(c.PopularityWindow, c.PopularityBucket); n > maxPopularityBuckets {
+			errs = append(errs, fmt.Errorf("popularity window %v / bucket %v = %d buckets, more than %d",
+				c.PopularityWindow, c.PopularityBucket, n, maxPopularityBuckets))
+		}
+	} else {
+		errs = append(errs, fmt.Errorf("popularity window %v must be >= the bucket width %v", c.PopularityWindow, c.PopularityBucket))
+	}
+	if err := c.Weighting.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("weighting: %w", err))
+	}
+	if c.Now == nil {
+		errs = append(errs, errors.New("clock (Now) is nil"))
+	}
+	return errors.Join(errs...)
+}
+
+// bucketCount is how many buckets cover the window.
+func bucketCount(window, bucket time.Duration) int64 {
+	return int64((window + bucket - 1) / bucket)
+}

@@ -1,0 +1,41 @@
+// Package profile keeps what the service knows about users in Redis: each
+// user's recent events and purchases (the live profile the recommender folds
+// in on every request), plus the global event stream the retraining job
+// reads and time-bucketed popularity counters for cold-start users.
+//
+// # Keys
+//
+// Per user, all sharing the hash tag {<user id>} so one Lua script can
+// update them together on Redis Cluster ('}' and '%' in an id are
+// percent-escaped inside the tag):
+//
+//	<prefix>:u:{<user>}:hist   LIST  encoded history entries, newest at the head, LTRIM to HistoryCap
+//	<prefix>:u:{<user>}:buy    ZSET  item -> Unix ms of the last purchase, oldest dropped past PurchasedCap
+//	<prefix>:u:{<user>}:meta   HASH  f = first seen, l = last seen (Unix ms), p = purchase count
+//	<prefix>:u:{<user>}:eids   ZSET  event digest -> Unix ms recorded; DedupCap newest within DedupWindow
+//
+// Every per-user key gets PEXPIRE UserTTL on every write, except the dedup
+// set, which gets min(DedupWindow, UserTTL): once a user has not written for
+// DedupWindow every id in it is stale, and it is the largest of the four
+// (see notes/profile.md for bytes per user).
+//
+// Global, sharing the hash tag {g}:
+//
+//	<prefix>:{g}:events        STREAM  every new event; MAXLEN ~ StreamMaxLen, MINID ~ now-StreamMaxAge
+//	<prefix>:{g}:eids          ZSET    event digest -> Unix ms; GlobalDedupCap newest within DedupWindow
+//	<prefix>:{g}:pop:<start>   ZSET    item -> Σ Weighting.Base of events in the bucket starting
+//	                                   at <start> (Unix seconds); expires when it leaves the window
+//	<prefix>:{g}:pop:<start>:past  ZSET  cached weighted sum of the buckets before the current
+//	                                   one (which starts at <start>); expires with the bucket
+//	<prefix>:{g}:pop:scratch   ZSET    Popular's temporary union, deleted in the same script
+//
+// # Idempotency
+//
+// Record runs one script per user and one global script, all in one
+// pipeline. Each script checks every event against its own dedup set
+// (ZADD NX of a 12-byte digest of user and event id) and applies only the
+// events it has not seen, so a retried batch is acknowledged without effect,
+// and a retry after a partial failure (say the user scripts ran but the
+// global one did not) completes the missing side without counting the other
+// twice.
+package profile

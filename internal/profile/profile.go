@@ -1,0 +1,87 @@
+package profile
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/recsys-dev/recsys/internal/event"
+)
+
+// Entry is one event of a user's history.
+type Entry struct {
+	ItemID   string
+	Type     event.Type
+	Time     time.Time // millisecond precision
+	Quantity int32
+	Weight   float32 // only for event.Custom
+}
+
+// Event is the entry as an event of the given user (without an event id,
+// which history does not keep).
+func (e Entry) Event(userID string) event.Event {
+	return event.Event{UserID: userID, ItemID: e.ItemID, Type: e.Type, Time: e.Time, Quantity: e.Quantity, Weight: e.Weight}
+}
+
+// Purchase is an item a user bought and when they last bought it.
+type Purchase struct {
+	ItemID string
+	Time   time.Time
+}
+
+// Profile is what the store knows about one user.
+type Profile struct {
+	UserID    string
+	History   []Entry    // newest first, at most Config.HistoryCap
+	Purchased []Purchase // newest first, at most Config.PurchasedCap
+	// PurchaseCount counts every purchase event ever recorded (within the
+	// key TTL), not only the items still in Purchased.
+	PurchaseCount       int64
+	FirstSeen, LastSeen time.Time // earliest and latest event time; zero when unknown
+}
+
+// ItemWeight is a user's aggregated interest in one item.
+type ItemWeight struct {
+	ItemID   string
+	Weight   float64   // Σ Weighting.Of over the item's history entries
+	LastTime time.Time // time of the item's newest entry
+	Events   int       // number of history entries of the item
+}
+
+// ItemWeights aggregates the history per item with the shared weighting, so
+// the fold-in sees the same strengths the trainer used. Heaviest first, ties
+// by item id.
+func (p Profile) ItemWeights(w event.Weighting, now time.Time) []ItemWeight {
+	if len(p.History) == 0 {
+		return nil
+	}
+	index := make(map[string]int, len(p.History))
+	out := make([]ItemWeight, 0, len(p.History))
+	for _, h := range p.History {
+		i, ok := index[h.ItemID]
+		if !ok {
+			i = len(out)
+			index[h.ItemID] = i
+			out = append(out, ItemWeight{ItemID: h.ItemID})
+		}
+		iw := &out[i]
+		iw.Weight += w.Of(h.Event(p.UserID), now)
+		iw.Events++
+		if h.Time.After(iw.LastTime) {
+			iw.LastTime = h.Time
+		}
+	}
+	slices.SortFunc(out, func(a, b ItemWeight) int {
+		if c := cmp.Compare(b.Weight, a.Weight); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ItemID, b.ItemID)
+	})
+	return out
+}
+
+// ItemScore is an item and its score.
+type ItemScore struct {
+	ItemID string
+	Score  float64
+}

@@ -1,0 +1,377 @@
+package profile
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recsys-dev/recsys/internal/event"
+)
+
+// Store keeps user profiles, the global event stream and popularity counters
+// in Redis. It is safe for concurrent use.
+type Store struct {
+	rdb redis.UniversalClient
+	cfg Config
+
+	stream, globalDedup, popScratch string // global keys, all tagged {g}
+}
+
+// NewStore returns a Store on rdb. Zero fields of cfg take their defaults;
+// an invalid setting is an error. Scripts are loaded into Redis on first use.
+func NewStore(rdb redis.UniversalClient, cfg Config) (*Store, error) {
+	if rdb == nil {
+		return nil, errors.New("profile store: nil redis client")
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("profile store config: %w", err)
+	}
+	g := cfg.Prefix + ":{g}:"
+	return &Store{
+		rdb:         rdb,
+		cfg:         cfg,
+		stream:      g + "events",
+		globalDedup: g + "eids",
+		popScratch:  g + "pop:scratch",
+	}, nil
+}
+
+// Config returns the configuration in effect, defaults filled in.
+func (s *Store) Config() Config { return s.cfg }
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ping redis: %w", err)
+	}
+	return nil
+}
+
+// Suffixes of the per-user keys. None is a suffix of another, so a key name
+// ends in exactly one of them and two users' keys can never coincide.
+const (
+	suffixHistory   = "hist"
+	suffixPurchased = "buy"
+	suffixMeta      = "meta"
+	suffixDedup     = "eids"
+)
+
+// Fields of the meta hash.
+const (
+	metaFirstSeen = "f"
+	metaLastSeen  = "l"
+	metaPurchases = "p"
+)
+
+type userKeys struct{ hist, buy, meta, eids string }
+
+func (s *Store) keysOf(userID string) userKeys {
+	base := s.cfg.Prefix + ":u:{" + userTagEscaper.Replace(userID) + "}:"
+	return userKeys{
+		hist: base + suffixHistory,
+		buy:  base + suffixPurchased,
+		meta: base + suffixMeta,
+		eids: base + suffixDedup,
+	}
+}
+
+// UserKeys lists every key name a user can have. They share one hash tag.
+func (s *Store) UserKeys(userID string) []string {
+	k := s.keysOf(userID)
+	return []string{k.hist, k.buy, k.meta, k.eids}
+}
+
+// RecordResult counts the events of a Record call: Accepted were new,
+// Duplicates had an event id the store already remembered (a retry).
+type RecordResult struct{ Accepted, Duplicates int }
+
+// Record stores a batch of events, of any number of users, in one pipelined
+// round trip: one script per user applies the user's new events to the
+// profile, and one script appends them to the global stream and popularity
+// counters. Both sides are idempotent by event id on their own, so when a
+// call fails part-way, retrying the same batch completes what is missing
+// without counting anything twice.
+//
+// A zero Time means now (the Store's clock). Events must be valid; an
+// invalid one fails the whole call before anything is written. On any other
+// error part of the batch may have been stored; retry it.
+func (s *Store) Record(ctx context.Context, events []event.Event) (RecordResult, error) {
+	if len(events) == 0 {
+		return RecordResult{}, nil
+	}
+	now := s.cfg.Now()
+	for i, e := range events {
+		if err := validateEvent(e); err != nil {
+			return RecordResult{}, fmt.Errorf("event %d (id %q): %w", i, e.ID, err)
+		}
+	}
+	b := s.newBatch(events, now)
+	calls := append(b.userCalls(s), b.globalCall(s))
+	runScripts(ctx, s.rdb, calls)
+
+	var res RecordResult
+	var errs []error
+	for u, c := range calls[:len(calls)-1] {
+		flags, err := c.cmd.Int64Slice()
+		if err == nil && len(flags) != len(b.users[u].events) {
+			err = fmt.Errorf("script returned %d flags for %d events", len(flags), len(b.users[u].events))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("record events of user %q: %w", b.users[u].id, err))
+			continue
+		}
+		for _, f := range flags {
+			if f == 1 {
+				res.Accepted++
+			} else {
+				res.Duplicates++
+			}
+		}
+	}
+	if err := calls[len(calls)-1].cmd.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("record events in stream and popularity: %w", err))
+	}
+	if len(errs) > 0 {
+		return RecordResult{}, errors.Join(errs...)
+	}
+	return res, nil
+}
+
+func validateEvent(e event.Event) error {
+	for _, f := range []struct{ name, v string }{{"event id", e.ID}, {"user id", e.UserID}, {"item id", e.ItemID}} {
+		switch {
+		case f.v == "":
+			return fmt.Errorf("%s is empty", f.name)
+		case len(f.v) > MaxIDBytes:
+			return fmt.Errorf("%s is %d bytes, more than %d", f.name, len(f.v), MaxIDBytes)
+		case !utf8.ValidString(f.v):
+			return fmt.Errorf("%s is not valid UTF-8", f.name)
+		}
+	}
+	switch {
+	case !e.Type.Valid():
+		return fmt.Errorf("unknown event type %d", e.Type)
+	case e.Quantity < 0:
+		return fmt.Errorf("quantity must be >= 0, got %d", e.Quantity)
+	case math.IsNaN(float64(e.Weight)) || math.IsInf(float64(e.Weight), 0) || e.Weight < 0:
+		return fmt.Errorf("weight must be a finite number >= 0, got %v", e.Weight)
+	case e.Type == event.Custom && e.Weight == 0:
+		return errors.New("a custom event needs a weight > 0")
+	}
+	return nil
+}
+
+// batch is a Record call's events grouped by user, times filled in.
+type batch struct {
+	now   time.Time
+	all   []event.Event // in request order, zero times replaced by now
+	users []userBatch   // in order of first appearance
+}
+
+type userBatch struct {
+	id     string
+	events []int // indexes into all, oldest first
+}
+
+func (s *Store) newBatch(events []event.Event, now time.Time) *batch {
+	b := &batch{now: now, all: slices.Clone(events)}
+	index := make(map[string]int)
+	for i := range b.all {
+		e := &b.all[i]
+		if e.Time.IsZero() {
+			e.Time = now
+		}
+		u, ok := index[e.UserID]
+		if !ok {
+			u = len(b.users)
+			index[e.UserID] = u
+			b.users = append(b.users, userBatch{id: e.UserID})
+		}
+		b.users[u].events = append(b.users[u].events, i)
+	}
+	for _, u := range b.users {
+		// Oldest first, so LPUSH leaves the newest at the head of the list.
+		slices.SortStableFunc(u.events, func(x, y int) int {
+			return cmp.Compare(b.all[x].Time.UnixMilli(), b.all[y].Time.UnixMilli())
+		})
+	}
+	return b
+}
+
+func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
+func msDur(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+
+func (b *batch) userCalls(s *Store) []*scriptCall {
+	cfg := s.cfg
+	calls := make([]*scriptCall, 0, len(b.users)+1)
+	fixed := []any{
+		ms(b.now),
+		strconv.Itoa(cfg.HistoryCap - 1),
+		strconv.Itoa(-(cfg.PurchasedCap + 1)),
+		msDur(cfg.UserTTL),
+		strconv.Itoa(-(cfg.DedupCap + 1)),
+		strconv.FormatInt(b.now.Add(-cfg.DedupWindow).UnixMilli()-1, 10),
+		msDur(min(cfg.DedupWindow, cfg.UserTTL)),
+	}
+	var buf []byte
+	for _, u := range b.users {
+		k := s.keysOf(u.id)
+		args := make([]any, 0, len(fixed)+5*len(u.events))
+		args = append(args, fixed...)
+		for _, i := range u.events {
+			e := b.all[i]
+			buy := "0"
+			if e.Type == event.Purchase {
+				buy = "1"
+			}
+			buf = appendEntry(buf[:0], e)
+			args = append(args, dedupMember(e.UserID, e.ID), ms(e.Time), buy, e.ItemID, string(buf))
+		}
+		calls = append(calls, &scriptCall{
+			script: userScript,
+			keys:   []string{k.hist, k.buy, k.meta, k.eids},
+			args:   args,
+		})
+	}
+	return calls
+}
+
+func (b *batch) globalCall(s *Store) *scriptCall {
+	cfg := s.cfg
+	bucketMs := cfg.PopularityBucket.Milliseconds()
+	nb := bucketCount(cfg.PopularityWindow, cfg.PopularityBucket)
+	nowMs := b.now.UnixMilli()
+	current := floorDiv(nowMs, bucketMs) * bucketMs
+	oldest := current - (nb-1)*bucketMs
+
+	keys := []string{s.stream, s.globalDedup}
+	var bucketTTLs []any
+	bucketIndex := make(map[int64]int) // bucket start -> index in KEYS after the first two
+	evArgs := make([]any, 0, 10*len(b.all))
+	for _, e := range b.all {
+		idx := 0
+		inc := cfg.Weighting.Base(e)
+		if start := min(floorDiv(e.Time.UnixMilli(), bucketMs)*bucketMs, current); start >= oldest && inc > 0 {
+			var ok bool
+			if idx, ok = bucketIndex[start]; !ok {
+				idx = len(bucketIndex) + 1
+				bucketIndex[start] = idx
+				keys = append(keys, s.popularityKey(start))
+				// The bucket leaves the window when the current bucket
+				// is nb widths after it.
+				bucketTTLs = append(bucketTTLs, strconv.FormatInt(start+nb*bucketMs-nowMs, 10))
+			}
+		}
+		evArgs = append(evArgs,
+			dedupMember(e.UserID, e.ID), strconv.Itoa(idx), strconv.FormatFloat(inc, 'g', -1, 64),
+			e.ID, e.UserID, e.ItemID, strconv.Itoa(int(e.Type)), ms(e.Time),
+			strconv.FormatInt(int64(e.Quantity), 10), strconv.FormatFloat(float64(e.Weight), 'g', -1, 32))
+	}
+	minID := ""
+	if cfg.StreamMaxAge > 0 {
+		minID = ms(b.now.Add(-cfg.StreamMaxAge))
+	}
+	args := make([]any, 0, 7+len(bucketTTLs)+len(evArgs))
+	args = append(args,
+		strconv.FormatInt(nowMs, 10),
+		strconv.FormatInt(cfg.StreamMaxLen, 10),
+		minID,
+		strconv.Itoa(-(cfg.GlobalDedupCap + 1)),
+		strconv.FormatInt(b.now.Add(-cfg.DedupWindow).UnixMilli()-1, 10),
+		msDur(cfg.DedupWindow),
+		strconv.Itoa(len(bucketTTLs)),
+	)
+	args = append(args, bucketTTLs...)
+	args = append(args, evArgs...)
+	return &scriptCall{script: globalScript, keys: keys, args: args}
+}
+
+// popularityKey names the bucket that starts at startMs.
+func (s *Store) popularityKey(startMs int64) string {
+	return s.cfg.Prefix + ":{g}:pop:" + strconv.FormatInt(floorDiv(startMs, 1000), 10)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// Load reads a user's profile in one round trip. An unknown user has an
+// empty profile (with UserID set), not an error.
+func (s *Store) Load(ctx context.Context, userID string) (Profile, error) {
+	if userID == "" {
+		return Profile{}, errors.New("load profile: user id is empty")
+	}
+	k := s.keysOf(userID)
+	pipe := s.rdb.Pipeline()
+	hist := pipe.LRange(ctx, k.hist, 0, -1)
+	buy := pipe.ZRevRangeWithScores(ctx, k.buy, 0, -1)
+	meta := pipe.HMGet(ctx, k.meta, metaFirstSeen, metaLastSeen, metaPurchases)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return Profile{}, fmt.Errorf("load profile of %q: %w", userID, err)
+	}
+
+	p := Profile{UserID: userID}
+	if raw := hist.Val(); len(raw) > 0 {
+		p.History = make([]Entry, 0, len(raw))
+		for i, r := range raw {
+			e, err := decodeEntry([]byte(r))
+			if err != nil {
+				return Profile{}, fmt.Errorf("load profile of %q: history entry %d: %w", userID, i, err)
+			}
+			p.History = append(p.History, e)
+		}
+		// The list is in arrival order; a late event belongs further back.
+		slices.SortStableFunc(p.History, func(a, b Entry) int { return b.Time.Compare(a.Time) })
+	}
+	if zs := buy.Val(); len(zs) > 0 {
+		p.Purchased = make([]Purchase, len(zs))
+		for i, z := range zs {
+			p.Purchased[i] = Purchase{ItemID: z.Member.(string), Time: time.UnixMilli(int64(z.Score)).UTC()}
+		}
+	}
+	vals := meta.Val()
+	for i, dst := range []*time.Time{&p.FirstSeen, &p.LastSeen} {
+		if v, ok := vals[i].(string); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return Profile{}, fmt.Errorf("load profile of %q: meta field %d: %w", userID, i, err)
+			}
+			*dst = time.UnixMilli(n).UTC()
+		}
+	}
+	if v, ok := vals[2].(string); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return Profile{}, fmt.Errorf("load profile of %q: purchase count: %w", userID, err)
+		}
+		p.PurchaseCount = n
+	}
+	return p, nil
+}
+
+// Delete removes every key of a user and returns how many existed. Events
+// already appended to the global stream stay there until it is trimmed.
+func (s *Store) Delete(ctx context.Context, userID string) (int, error) {
+	if userID == "" {
+		return 0, errors.New("delete profile: user id is empty")
+	}
+	n, err := s.rdb.Del(ctx, s.UserKeys(userID)...).Result()
+	if err != nil {
+		return 0, fmt.Errorf("delete profile of %q: %w", userID, err)
+	}
+	return int(n), nil
+}
