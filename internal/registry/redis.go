@@ -35,6 +35,9 @@ type Redis struct {
 	rdb  redis.UniversalClient
 	opts Options
 	base string
+	// batch is the most chunk bytes one pipeline carries (pipelineBytes;
+	// tests lower it to exercise several round trips with small models).
+	batch int
 
 	// hook, when set (by tests), runs between the steps of a publish; an
 	// error stops the publish there, as a crash would.
@@ -55,7 +58,7 @@ func NewRedis(rdb redis.UniversalClient, opts Options) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Redis{rdb: rdb, opts: o, base: o.Prefix + ":model:{reg}"}, nil
+	return &Redis{rdb: rdb, opts: o, base: o.Prefix + ":model:{reg}", batch: pipelineBytes}, nil
 }
 
 func (r *Redis) currentKey() string      { return r.base + ":current" }
@@ -144,7 +147,7 @@ func (r *Redis) stage(ctx context.Context, m *mf.Model) (Version, error) {
 	}
 	m = m.WithVersion(name)
 	w := &chunkWriter{ctx: ctx, rdb: r.rdb, pipe: r.rdb.Pipeline(), size: r.opts.ChunkSize, ttl: r.opts.OrphanTTL,
-		key: func(i int) string { return r.chunkKey(name, i) }}
+		batch: r.batch, key: func(i int) string { return r.chunkKey(name, i) }}
 	if err := mf.Write(w, m); err != nil {
 		return Version{}, fmt.Errorf("publish %s: %w", name, err)
 	}
@@ -311,7 +314,7 @@ func (r *Redis) Load(ctx context.Context, version string) (*mf.Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load model %s: %w", version, err)
 	}
-	cr := &chunkReader{ctx: ctx, rdb: r.rdb, n: chunks, size: chunkSize, total: rec.Size,
+	cr := &chunkReader{ctx: ctx, rdb: r.rdb, n: chunks, size: chunkSize, total: rec.Size, batch: r.batch,
 		key: func(i int) string { return r.chunkKey(version, i) }}
 	var sum verifier
 	m, err := mf.Read(io.TeeReader(cr, &sum))
@@ -412,15 +415,16 @@ func (r *Redis) pruneErr(ctx context.Context) error {
 }
 
 // chunkWriter splits an artifact into chunks and writes them with pipelines
-// of up to pipelineBytes, each chunk with a TTL until its version is
+// of up to batch bytes, each chunk with a TTL until its version is
 // committed. It checksums what it writes for the metadata.
 type chunkWriter struct {
-	ctx  context.Context
-	rdb  redis.UniversalClient
-	pipe redis.Pipeliner
-	key  func(i int) string
-	size int
-	ttl  time.Duration
+	ctx   context.Context
+	rdb   redis.UniversalClient
+	pipe  redis.Pipeliner
+	key   func(i int) string
+	size  int
+	ttl   time.Duration
+	batch int
 
 	buf       []byte   // the chunk being filled
 	queued    [][]byte // chunks in pipe, not sent yet
@@ -462,7 +466,7 @@ func (w *chunkWriter) emit() error {
 	w.queuedLen += len(w.buf)
 	w.buf = nil
 	w.n++
-	if w.queuedLen >= pipelineBytes {
+	if w.queuedLen >= w.batch {
 		return w.exec()
 	}
 	return nil
@@ -496,8 +500,8 @@ func (w *chunkWriter) flush() error {
 	return w.exec()
 }
 
-// chunkReader streams a version's chunks in order, fetching up to
-// pipelineBytes per round trip, and checks each chunk's length against the
+// chunkReader streams a version's chunks in order, fetching up to batch
+// bytes per round trip, and checks each chunk's length against the
 // metadata. Its own failures are kept in err so Load can report them
 // precisely.
 type chunkReader struct {
@@ -507,6 +511,7 @@ type chunkReader struct {
 	n     int   // chunks
 	size  int   // chunk size
 	total int64 // artifact size
+	batch int
 
 	next  int      // next chunk to fetch
 	queue []string // fetched, not read yet
@@ -534,7 +539,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 }
 
 func (c *chunkReader) fetch() {
-	hi := min(c.n, c.next+max(1, pipelineBytes/c.size))
+	hi := min(c.n, c.next+max(1, c.batch/c.size))
 	pipe := c.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, 0, hi-c.next)
 	for i := c.next; i < hi; i++ {
