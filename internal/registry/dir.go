@@ -41,6 +41,8 @@ type Dir struct {
 	// hook, when set (by tests), runs between the steps of a publish; an
 	// error stops the publish there, as a crash would.
 	hook func(step string) error
+	// random feeds version names; nil means crypto/rand (tests force clashes).
+	random io.Reader
 }
 
 var _ Source = (*Dir)(nil)
@@ -109,7 +111,7 @@ func (d *Dir) stage(ctx context.Context, m *mf.Model) (Version, error) {
 	if err := ctx.Err(); err != nil {
 		return Version{}, fmt.Errorf("publish: %w", err)
 	}
-	name, err := newVersion(d.opts.Now())
+	name, err := d.freeName()
 	if err != nil {
 		return Version{}, fmt.Errorf("publish: %w", err)
 	}
@@ -140,6 +142,23 @@ func (d *Dir) stage(ctx context.Context, m *mf.Model) (Version, error) {
 		return Version{}, fmt.Errorf("publish %s: write metadata: %w", name, err)
 	}
 	return rec.version(""), nil
+}
+
+// freeName returns a new version name that no file in the directory uses:
+// a clash (24 random bits within a second) would overwrite another version.
+func (d *Dir) freeName() (string, error) {
+	for range 5 {
+		name, err := newVersion(d.opts.Now(), d.random)
+		if err != nil {
+			return "", err
+		}
+		_, errA := os.Lstat(d.file(name + artifactExt))
+		_, errM := os.Lstat(d.file(name + metadataExt))
+		if errors.Is(errA, fs.ErrNotExist) && errors.Is(errM, fs.ErrNotExist) {
+			return name, nil
+		}
+	}
+	return "", errors.New("no free version name after 5 attempts")
 }
 
 // writeFile replaces the file name in the directory with what fill writes,

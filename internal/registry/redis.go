@@ -42,6 +42,8 @@ type Redis struct {
 	// hook, when set (by tests), runs between the steps of a publish; an
 	// error stops the publish there, as a crash would.
 	hook func(step string) error
+	// random feeds version names; nil means crypto/rand (tests force clashes).
+	random io.Reader
 }
 
 var (
@@ -141,7 +143,7 @@ func (r *Redis) stage(ctx context.Context, m *mf.Model) (Version, error) {
 	if m == nil {
 		return Version{}, errors.New("publish: nil model")
 	}
-	name, err := newVersion(r.opts.Now())
+	name, err := r.freeName(ctx)
 	if err != nil {
 		return Version{}, fmt.Errorf("publish: %w", err)
 	}
@@ -176,6 +178,27 @@ func (r *Redis) stage(ctx context.Context, m *mf.Model) (Version, error) {
 		return Version{}, fmt.Errorf("publish %s: write metadata: %w", name, err)
 	}
 	return rec.version(""), nil
+}
+
+// freeName returns a new version name that no version, complete or being
+// written, uses yet. Names differ by 24 random bits within a second, so a
+// clash is rare, but writing a clashing name would overwrite another
+// version's chunks.
+func (r *Redis) freeName(ctx context.Context) (string, error) {
+	for range 5 {
+		name, err := newVersion(r.opts.Now(), r.random)
+		if err != nil {
+			return "", err
+		}
+		n, err := r.rdb.Exists(ctx, r.metaKey(name), r.chunkKey(name, 0)).Result()
+		if err != nil {
+			return "", fmt.Errorf("check version name: %w", err)
+		}
+		if n == 0 {
+			return name, nil
+		}
+	}
+	return "", errors.New("no free version name after 5 attempts")
 }
 
 var activateScript = redis.NewScript(`

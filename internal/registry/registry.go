@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"log/slog"
 	"time"
 
@@ -124,11 +125,15 @@ func (o Options) withDefaults() (Options, error) {
 // resolution, UTC, and safe in file names and Redis keys.
 const versionLayout = "20060102T150405Z"
 
-// newVersion names a version published at t: the UTC time followed by 6 random
-// hex digits, so names sort by time and two publishes in one second differ.
-func newVersion(t time.Time) (string, error) {
+// newVersion names a version published at t: the UTC time followed by 6 hex
+// digits from rnd (crypto/rand when nil), so names sort by time and two
+// publishes in one second differ.
+func newVersion(t time.Time, rnd io.Reader) (string, error) {
+	if rnd == nil {
+		rnd = rand.Reader
+	}
 	var b [3]byte
-	if _, err := rand.Read(b[:]); err != nil {
+	if _, err := io.ReadFull(rnd, b[:]); err != nil {
 		return "", fmt.Errorf("version name: %w", err)
 	}
 	return t.UTC().Format(versionLayout) + "-" + hex.EncodeToString(b[:]), nil

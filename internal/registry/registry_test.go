@@ -21,7 +21,7 @@ import (
 
 func TestVersionNames(t *testing.T) {
 	at := time.Date(2026, 11, 23, 12, 5, 1, 0, time.FixedZone("CET", 3600))
-	got, err := newVersion(at)
+	got, err := newVersion(at, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -559,5 +559,46 @@ func TestRedisPruneScriptSparesCurrent(t *testing.T) {
 	}
 	if _, err := reg.Load(ctx, v.Name()); err != nil {
 		t.Errorf("current version damaged by the prune script: %v", err)
+	}
+}
+
+// A new version never takes the name of an existing one, even when the clock
+// and the random suffix repeat.
+func TestPublishAvoidsNameClash(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			at := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+			reg := be.storage(t)(Options{Now: func() time.Time { return at }})
+			// The suffix bytes: abcdef for the first publish, abcdef again and
+			// then 012345 for the second.
+			rnd := bytes.NewReader([]byte{0xab, 0xcd, 0xef, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45})
+			switch r := reg.(type) {
+			case *Redis:
+				r.random = rnd
+			case *Dir:
+				r.random = rnd
+			}
+			v1, err := reg.Publish(ctx, testModel(t, 30, 4, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v2, err := reg.Publish(ctx, testModel(t, 40, 4, 2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v1.Name() != "20261123T120000Z-abcdef" || v2.Name() != "20261123T120000Z-012345" {
+				t.Errorf("names %s, %s; want ...-abcdef, ...-012345", v1.Name(), v2.Name())
+			}
+			for _, tc := range []struct {
+				v     Version
+				items int
+			}{{v1, 30}, {v2, 40}} {
+				if m, err := reg.Load(ctx, tc.v.Name()); err != nil || m.NumItems() != tc.items {
+					t.Errorf("Load(%s) = %v, %v; want %d items", tc.v.Name(), m, err, tc.items)
+				}
+			}
+		})
 	}
 }

@@ -130,6 +130,7 @@ type watcher struct {
 	opts  WatchOptions
 
 	applied string // version applied last
+	waiting bool   // "no model yet" was logged
 
 	failed   string // version whose last load failed
 	failures int    // consecutive failures of failed
@@ -145,6 +146,10 @@ func (w *watcher) check(ctx context.Context) {
 			log.WarnContext(ctx, "read current model version", "err", err, "serving", w.applied)
 		}
 		return
+	}
+	if v == "" && !w.waiting {
+		w.waiting = true // said once: a server without a model is not ready
+		log.InfoContext(ctx, "no model published yet; waiting for one")
 	}
 	if v == "" || v == w.applied {
 		return
