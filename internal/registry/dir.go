@@ -320,8 +320,9 @@ func (d *Dir) record(version string) (record, error) {
 
 // Load reads a version and builds its model, verifying the artifact against
 // the version's metadata (size, CRC-32C) and its own checksum (mf.Read).
-// Damage is an error wrapping mf.ErrCorrupt; a version that is not complete
-// in the registry, ErrUnknownVersion.
+// Damage is an error wrapping mf.ErrCorrupt (or mf.ErrInvalid for an intact
+// artifact of a model that cannot serve); a version that is not complete in
+// the registry, ErrUnknownVersion.
 func (d *Dir) Load(ctx context.Context, version string) (*mf.Model, error) {
 	if err := checkVersion(version); err != nil {
 		return nil, fmt.Errorf("load model: %w", err)

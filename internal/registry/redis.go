@@ -327,7 +327,8 @@ func parseMeta(version string, h map[string]string) (rec record, chunks, chunkSi
 
 // Load reads a version and builds its model, verifying the artifact against
 // the version's metadata (chunk count and sizes, total size, CRC-32C) and its
-// own checksum (mf.Read). Damage is an error wrapping mf.ErrCorrupt; a
+// own checksum (mf.Read). Damage is an error wrapping mf.ErrCorrupt (or
+// mf.ErrInvalid for an intact artifact of a model that cannot serve); a
 // version that is not complete in the registry, ErrUnknownVersion.
 func (r *Redis) Load(ctx context.Context, version string) (*mf.Model, error) {
 	if err := checkVersion(version); err != nil {

@@ -602,3 +602,37 @@ func TestPublishAvoidsNameClash(t *testing.T) {
 		})
 	}
 }
+
+// A publish slower than OrphanTTL fails at its commit instead of completing a
+// version whose chunks have expired.
+func TestRedisCommitRefusesExpiredChunks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := redistest.Client(t)
+	reg, err := NewRedis(c, Options{Prefix: redistest.Prefix(t, c), ChunkSize: 256, OrphanTTL: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.hook = func(step string) error {
+		if step == stepChunksWritten {
+			// The publish stalls here until its chunks have expired.
+			keys, err := redistest.Keys(ctx, c, reg.base+":v:")
+			if err != nil || len(keys) == 0 {
+				t.Errorf("chunk keys %v, %v; want some", keys, err)
+				return nil
+			}
+			eventually(t, "chunks to expire", func() bool { return c.Exists(ctx, keys...).Val() == 0 })
+		}
+		return nil
+	}
+	_, err = reg.Publish(ctx, testModel(t, 30, 4, 1))
+	if err == nil || !strings.Contains(err.Error(), "orphan TTL") {
+		t.Fatalf("Publish = %v, want an error about expired chunks", err)
+	}
+	if cur, _ := reg.Current(ctx); cur != "" {
+		t.Errorf("Current = %q, want none", cur)
+	}
+	if vs, err := reg.List(ctx); err != nil || len(vs) != 0 {
+		t.Errorf("List = %v, %v; want no versions", names(vs), err)
+	}
+}
