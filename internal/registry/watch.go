@@ -111,6 +111,9 @@ func Watch(ctx context.Context, src Source, apply func(*mf.Model), opts WatchOpt
 			return nil
 		case v, ok := <-hints:
 			if !ok {
+				if ctx.Err() != nil {
+					return nil // closed because we are stopping
+				}
 				hints = nil // resubscribed at the next poll
 				opts.Logger.WarnContext(ctx, "model announcements ended; polling")
 				continue
