@@ -170,6 +170,16 @@ func (m *Model) Info() Info { return m.info }
 // Version is the model's version.
 func (m *Model) Version() string { return m.info.Version }
 
+// WithVersion returns a copy of m whose Info.Version is v. The copy shares the
+// factors, id table and derived state with m (all immutable), so stamping a
+// model with the version it is published under costs nothing, where mf.New
+// would rebuild the index and the Gram matrix.
+func (m *Model) WithVersion(v string) *Model {
+	c := *m
+	c.info.Version = v
+	return &c
+}
+
 // Factors is the number of latent factors.
 func (m *Model) Factors() int { return m.f }
 
