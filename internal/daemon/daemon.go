@@ -123,11 +123,14 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.engine, err = recommend.New(recommend.Config{Weighting: cfg.Weighting}, d.store, d.catCache, d.popular); err != nil {
 		return nil, err
 	}
-	redisRegistry := registry.NewRedis(d.rdb, registry.Options{Prefix: cfg.Prefix})
+	redisRegistry, err := registry.NewRedis(d.rdb, registry.Options{Prefix: cfg.Prefix, Logger: log})
+	if err != nil {
+		return nil, err
+	}
 	var admin server.ModelRegistry = redisRegistry
 	d.models = redisRegistry
 	if cfg.ModelsDir != "" {
-		dir, err := registry.NewDir(cfg.ModelsDir, registry.Options{})
+		dir, err := registry.NewDir(cfg.ModelsDir, registry.Options{Logger: log})
 		if err != nil {
 			return nil, err
 		}

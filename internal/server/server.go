@@ -1,6 +1,6 @@
 // Package server is the gRPC edge of recsysd: it registers the v1 services,
 // grpc.health.v1 and reflection, and builds the interceptor chain (metrics,
-// logging, validation, error mapping, recovery). Requests are validated
+// logging, error mapping, validation, recovery). Requests are validated
 // before any handler runs, and every handler error becomes a status in one
 // function (toStatus).
 package server
@@ -95,8 +95,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 		grpc.ChainUnaryInterceptor(
 			metrics.UnaryServerInterceptor(),
 			logging.UnaryServerInterceptor(interceptorLogger(log), logOpts...),
-			v.unary(),
 			errorMapping(log),
+			v.unary(),
 			recovery.UnaryServerInterceptor(recoverOpt),
 		),
 		grpc.ChainStreamInterceptor(

@@ -23,7 +23,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/recsys-dev/recsys/internal/catalog"
-	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/recommend"
@@ -461,8 +460,8 @@ func TestInvalidRequests(t *testing.T) {
 			_, err := e.rec.Recommend(ctx, &recsysv1.RecommendRequest{UserId: long, Count: 5})
 			return err
 		}, "user_id"},
-		{"recommend invalid utf-8", func() error {
-			_, err := e.rec.Recommend(ctx, &recsysv1.RecommendRequest{UserId: "u", Count: 5, ExcludeItemIds: []string{"ok", "\xff"}})
+		{"recommend empty excluded id", func() error {
+			_, err := e.rec.Recommend(ctx, &recsysv1.RecommendRequest{UserId: "u", Count: 5, ExcludeItemIds: []string{"ok", ""}})
 			return err
 		}, "exclude_item_ids[1]"},
 		{"similar empty item", func() error {
@@ -672,7 +671,7 @@ func TestHealthFlipsToServingOnlyWhenRedisAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	hc := healthpb.NewHealthClient(serve(t, srv))
-	ready := server.NewReadiness(srv, rdb)
+	ready := server.NewReadiness(srv, store)
 	ctx := context.Background()
 	check := func(want healthpb.HealthCheckResponse_ServingStatus) {
 		t.Helper()

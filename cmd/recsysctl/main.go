@@ -1,0 +1,183 @@
+// Command recsysctl is the command-line client of recsysd, and the home of the
+// demo and the synthetic shop generator.
+//
+//	recsysctl [--addr HOST:PORT] events import FILE.csv
+//	recsysctl recommend USER [--count N] [--exclude a,b] [--context-item ID]
+//	recsysctl similar ITEM [--count N]
+//	recsysctl profile USER
+//	recsysctl delete-user USER
+//	recsysctl catalog import FILE.csv
+//	recsysctl model get|list|activate VERSION
+//	recsysctl generate --users N --items N --events N --seed S --out FILE.csv
+//	recsysctl demo
+//
+// Answers are printed as JSON on stdout; progress goes to stderr.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/recsys-dev/recsys/internal/ctl"
+	"github.com/recsys-dev/recsys/internal/demo"
+	"github.com/recsys-dev/recsys/internal/envflag"
+	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "recsysctl:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: recsysctl [--addr HOST:PORT] [--timeout D] COMMAND ...
+
+commands:
+  events import FILE.csv       send events (user_id,item_id,event_type,timestamp) in batches
+  catalog import FILE.csv      send items (item_id,category,price,available,created_at)
+  recommend USER               [--count N] [--exclude a,b] [--context-item ID] [--placement P]
+  similar ITEM                 [--count N] [--exclude a,b]
+  profile USER                 the profile the service built
+  delete-user USER             remove every key of the user
+  model get                    the serving model
+  model list                   published versions, newest first
+  model activate VERSION       serve a kept version (rollback)
+  generate                     write a synthetic shop: --users --items --events --seed --out
+  demo                         the whole product on the embedded store, in about a minute
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("recsysctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	addr := fs.String("addr", "127.0.0.1:50051", "recsysd gRPC address")
+	timeout := fs.Duration("timeout", 10*time.Second, "deadline of each RPC")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := envflag.Fill(fs, "RECSYS", getenv); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return flag.ErrHelp
+	}
+	cmd, rest := rest[0], rest[1:]
+	switch cmd {
+	case "generate":
+		return ctl.GenerateCommand(ctx, rest, stdout, stderr)
+	case "demo":
+		return demo.Command(ctx, rest, stdout, stderr)
+	}
+
+	c, err := ctl.Dial(*addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	call := func(f func(ctx context.Context) error) error {
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		return f(ctx)
+	}
+
+	switch cmd {
+	case "events", "catalog":
+		if len(rest) != 2 || rest[0] != "import" {
+			return fmt.Errorf("usage: recsysctl %s import FILE.csv", cmd)
+		}
+		if cmd == "events" {
+			return ctl.ImportEvents(ctx, c, rest[1], *timeout, stdout, stderr)
+		}
+		return ctl.ImportCatalog(ctx, c, rest[1], *timeout, stdout, stderr)
+	case "recommend", "similar":
+		sub := flag.NewFlagSet(cmd, flag.ContinueOnError)
+		sub.SetOutput(stderr)
+		var o ctl.RecommendOptions
+		sub.IntVar(&o.Count, "count", 10, "items to return")
+		sub.StringVar(&o.Exclude, "exclude", "", "comma-separated item ids to leave out")
+		if cmd == "recommend" {
+			sub.StringVar(&o.ContextItem, "context-item", "", "item the page is about")
+			sub.StringVar(&o.Placement, "placement", "", "slot name on the page")
+		}
+		id, err := oneArg(sub, rest, cmd+" ID")
+		if err != nil {
+			return err
+		}
+		return call(func(ctx context.Context) error {
+			if cmd == "similar" {
+				res, err := c.Similar(ctx, id, o)
+				if err != nil {
+					return err
+				}
+				return ctl.PrintJSON(stdout, res)
+			}
+			res, err := c.Recommend(ctx, id, o)
+			if err != nil {
+				return err
+			}
+			return ctl.PrintJSON(stdout, res)
+		})
+	case "profile":
+		id, err := oneArg(flag.NewFlagSet(cmd, flag.ContinueOnError), rest, "profile USER")
+		if err != nil {
+			return err
+		}
+		return call(func(ctx context.Context) error {
+			res, err := c.Events.GetProfile(ctx, &recsysv1.GetProfileRequest{UserId: id})
+			if err != nil {
+				return err
+			}
+			return ctl.PrintJSON(stdout, res)
+		})
+	case "delete-user":
+		id, err := oneArg(flag.NewFlagSet(cmd, flag.ContinueOnError), rest, "delete-user USER")
+		if err != nil {
+			return err
+		}
+		return call(func(ctx context.Context) error {
+			res, err := c.Events.DeleteUser(ctx, &recsysv1.DeleteUserRequest{UserId: id})
+			if err != nil {
+				return err
+			}
+			return ctl.PrintJSON(stdout, res)
+		})
+	case "model":
+		return call(func(ctx context.Context) error { return ctl.ModelCommand(ctx, c, rest, stdout) })
+	}
+	fs.Usage()
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// oneArg parses sub's flags around exactly one positional argument.
+func oneArg(sub *flag.FlagSet, args []string, use string) (string, error) {
+	// Allow the id before or after the flags.
+	var id string
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		id, args = args[0], args[1:]
+	}
+	if err := sub.Parse(args); err != nil {
+		return "", err
+	}
+	if id == "" && sub.NArg() == 1 {
+		id = sub.Arg(0)
+	} else if sub.NArg() != 0 {
+		return "", fmt.Errorf("usage: recsysctl %s", use)
+	}
+	if id == "" {
+		return "", fmt.Errorf("usage: recsysctl %s", use)
+	}
+	return id, nil
+}
