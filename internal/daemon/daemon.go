@@ -24,6 +24,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/embedded"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/recommend"
 	"github.com/recsys-dev/recsys/internal/registry"
@@ -90,6 +91,8 @@ type Daemon struct {
 	srv      *server.Server
 	lis      net.Listener
 	metrics  *http.Server
+	mlis     net.Listener
+	loads    *prometheus.CounterVec
 }
 
 // New builds every part and opens the listeners; Run serves.
@@ -145,15 +148,37 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("listen on grpc address %q: %w", cfg.GRPCAddr, err)
 	}
+	d.loads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "recsys_model_loads_total",
+		Help: "Model versions the watcher tried to load, by result (ok, error).",
+	}, []string{"result"})
 	if cfg.MetricsAddr != "" {
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(d.srv.Metrics(), collectors.NewGoCollector(),
+		reg.MustRegister(d.srv.Metrics(), d.loads, collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		d.metrics = &http.Server{Addr: cfg.MetricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		d.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		if d.mlis, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("listen on metrics address %q: %w", cfg.MetricsAddr, err)
+		}
 	}
 	return d, nil
+}
+
+// MetricsAddr is the /metrics listen address, or nil when metrics are off.
+func (d *Daemon) MetricsAddr() net.Addr {
+	if d.mlis == nil {
+		return nil
+	}
+	return d.mlis.Addr()
+}
+
+// apply swaps in a model the watcher loaded.
+func (d *Daemon) apply(m *mf.Model) {
+	d.engine.SetModel(m)
+	d.loads.WithLabelValues("ok").Inc()
+	d.log.Info("serving model", "version", m.Version(), "items", m.NumItems(), "factors", m.Factors())
 }
 
 // Addr is the gRPC listen address.
@@ -180,7 +205,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.srv.Serve(d.lis) })
 	if d.metrics != nil {
 		g.Go(func() error {
-			if err := d.metrics.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := d.metrics.Serve(d.mlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("metrics server: %w", err)
 			}
 			return nil
@@ -190,7 +215,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.popular.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.catCache.Run(gctx, d.cfg.CatalogSync) })
 	g.Go(func() error {
-		return registry.Watch(gctx, d.models, d.engine.SetModel, registry.WatchOptions{PollInterval: d.cfg.ModelPoll, Logger: d.log})
+		return registry.Watch(gctx, d.models, d.apply, registry.WatchOptions{
+			PollInterval: d.cfg.ModelPoll, Logger: d.log,
+			OnError: func(string, error) { d.loads.WithLabelValues("error").Inc() },
+		})
 	})
 	g.Go(func() error {
 		<-gctx.Done()
@@ -214,6 +242,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) Close() {
 	if d.lis != nil {
 		_ = d.lis.Close()
+	}
+	if d.mlis != nil {
+		_ = d.mlis.Close()
 	}
 	if d.rdb != nil {
 		if err := d.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
