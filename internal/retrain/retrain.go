@@ -1,0 +1,272 @@
+// Package retrain is the retraining job: it reads the event history, trains
+// implicit ALS on it, evaluates the new model on a per-user time holdout next
+// to the serving model and the popularity and item-kNN baselines, refuses to
+// publish a model that is worse (the quality gate), and otherwise refits on
+// all events and publishes the result to the model registries.
+//
+// The gate compares models on the same holdout: the new model must not
+// contain NaN or Inf, must beat popularity, and must not fall below the
+// serving model's NDCG@K by more than the tolerance. The serving model may
+// have been trained on some of the held-out events (it is older), so the
+// comparison favours it; the tolerance absorbs that.
+package retrain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/recsys-dev/recsys/internal/als"
+	"github.com/recsys-dev/recsys/internal/eval"
+	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/registry"
+	"github.com/recsys-dev/recsys/internal/sparse"
+)
+
+// Source streams the training events.
+type Source func(ctx context.Context, fn func(event.Event) error) error
+
+// Publisher stores a model under a new version and makes it current.
+type Publisher interface {
+	Publish(ctx context.Context, m *mf.Model) (registry.Version, error)
+}
+
+// Config is one run of the job.
+type Config struct {
+	Hyper     mf.Hyperparameters
+	Weighting event.Weighting
+	// AsOf is when the model is built; time decay is measured from it.
+	// Default: now.
+	AsOf time.Time
+	// Holdout is the gate's split. Default: each user's last event.
+	Holdout eval.TimeSplit
+	// K is the cut-off of the gate's metric, NDCG@K. Default 10.
+	K int
+	// Tolerance is how far below the serving model's NDCG@K the new model
+	// may be, as a fraction of it (0.05 = 5%). Default 0.05.
+	Tolerance float64
+	// NoRefit publishes the model trained on the holdout's training part
+	// instead of retraining on every event.
+	NoRefit bool
+	// SkipBaselines leaves item-kNN out of the report (popularity is always
+	// computed: the gate needs it).
+	SkipBaselines bool
+	Workers       int
+	Logger        *slog.Logger
+	// Progress, if set, receives every ALS iteration (for a progress bar).
+	Progress func(phase string, s als.IterationStats)
+	Now      func() time.Time
+}
+
+func (c *Config) defaults() error {
+	if c.Weighting == (event.Weighting{}) {
+		c.Weighting = event.DefaultWeighting()
+	}
+	if err := c.Weighting.Validate(); err != nil {
+		return err
+	}
+	if err := c.Hyper.Validate(); err != nil {
+		return err
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.AsOf.IsZero() {
+		c.AsOf = c.Now()
+	}
+	if c.Holdout == (eval.TimeSplit{}) {
+		c.Holdout = eval.TimeSplit{LastN: 1, MinTrain: 1}
+	}
+	if c.K <= 0 {
+		c.K = 10
+	}
+	if c.Tolerance < 0 || math.IsNaN(c.Tolerance) {
+		return fmt.Errorf("tolerance must be >= 0, got %v", c.Tolerance)
+	}
+	if c.Tolerance == 0 {
+		c.Tolerance = 0.05
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Outcome is what a run did.
+type Outcome struct {
+	Events   int64        // events read
+	Report   *eval.Report // als, serving (if any), popularity, itemknn on the holdout
+	Gate     Gate
+	Model    *mf.Model        // the model published (or that would have been)
+	Versions []registry.Version // one per publisher, empty when refused or dry
+}
+
+// Gate is the quality gate's verdict.
+type Gate struct {
+	Metric     string  // e.g. "ndcg@10"
+	New        float64 // the new model's value
+	Popularity float64
+	Serving    float64 // NaN without a serving model
+	Passed     bool
+	Reason     string
+}
+
+// ErrRefused is returned (wrapped, with both numbers) when the gate refuses
+// the new model.
+var ErrRefused = errors.New("quality gate refused the model")
+
+// ErrNoData is returned when the source holds too few events to train.
+var ErrNoData = errors.New("not enough events to train")
+
+// Run trains, evaluates and gates a model, then publishes it to every
+// publisher unless the gate refuses it. serving may be nil. With no
+// publishers it is a dry run. A refusal returns the Outcome and an error
+// wrapping ErrRefused.
+func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ...Publisher) (*Outcome, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, fmt.Errorf("retrain config: %w", err)
+	}
+	log := cfg.Logger
+	out := &Outcome{}
+
+	start := cfg.Now()
+	col := eval.NewCollector(cfg.Weighting, cfg.AsOf)
+	if err := src(ctx, func(e event.Event) error {
+		out.Events++
+		return col.Add(e)
+	}); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	data := col.Data()
+	log.Info("events read", "events", out.Events, "users", data.Users, "items", data.Items,
+		"zero_weight", col.Dropped(), "seconds", cfg.Now().Sub(start).Seconds())
+	if data.Len() == 0 || data.Users < 2 || data.Items < 2 {
+		return nil, fmt.Errorf("%w: %d events over %d users and %d items", ErrNoData, data.Len(), data.Users, data.Items)
+	}
+
+	split, err := eval.SplitByTime(data, cfg.Holdout)
+	if err != nil {
+		return nil, fmt.Errorf("holdout split: %w", err)
+	}
+	if len(split.Cases) == 0 {
+		return nil, fmt.Errorf("%w: no user has enough events for a holdout", ErrNoData)
+	}
+	holdoutModel, err := cfg.train(ctx, "holdout", split.Matrix)
+	if err != nil {
+		return nil, err
+	}
+	recs := []eval.Recommender{eval.NewALS(holdoutModel, nil)}
+	if serving != nil {
+		recs = append(recs, NewServingRecommender(serving, split.Matrix.ColIDs))
+	}
+	recs = append(recs, eval.NewPopularity(split.Matrix))
+	if !cfg.SkipBaselines {
+		knn, err := eval.NewItemKNN(ctx, split.Matrix, eval.KNNOptions{Workers: cfg.Workers})
+		if err != nil {
+			return nil, fmt.Errorf("item-kNN baseline: %w", err)
+		}
+		recs = append(recs, knn)
+	}
+	ks := []int{10, 20}
+	if cfg.K != 10 && cfg.K != 20 {
+		ks = append(ks, cfg.K)
+	}
+	out.Report, err = eval.Run(ctx, split, recs, eval.Options{Ks: ks, Workers: cfg.Workers})
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
+	out.Gate = cfg.gate(out.Report)
+	log.Info("quality gate", "metric", out.Gate.Metric, "new", out.Gate.New, "serving", out.Gate.Serving,
+		"popularity", out.Gate.Popularity, "passed", out.Gate.Passed, "reason", out.Gate.Reason)
+	if !out.Gate.Passed {
+		out.Model = holdoutModel
+		return out, fmt.Errorf("%w: %s", ErrRefused, out.Gate.Reason)
+	}
+
+	final := holdoutModel
+	if !cfg.NoRefit {
+		full, err := data.Matrix()
+		if err != nil {
+			return nil, fmt.Errorf("build full matrix: %w", err)
+		}
+		if final, err = cfg.train(ctx, "final", full); err != nil {
+			return nil, err
+		}
+	}
+	als, _ := out.Report.Model("als")
+	info := final.Info()
+	info.TrainedAt = cfg.Now().UTC()
+	info.Metrics = als.Metrics
+	info.Data = fmt.Sprintf("%d events, holdout %s (%d users)", out.Events, split.Name, len(split.Cases))
+	if out.Model, err = mf.New(info, final.ItemIDs(), final.Matrix()); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	for _, p := range pubs {
+		v, err := p.Publish(ctx, out.Model)
+		if err != nil {
+			return out, fmt.Errorf("publish: %w", err)
+		}
+		log.Info("published", "version", v.Name(), "items", v.Info.Items, "bytes", v.Size)
+		out.Versions = append(out.Versions, v)
+	}
+	return out, nil
+}
+
+// train runs ALS on m and builds the serving model. A model with NaN or Inf
+// factors fails here (mf.New refuses it), which the gate reports.
+func (c *Config) train(ctx context.Context, phase string, m *sparse.Matrix) (*mf.Model, error) {
+	total := c.Hyper.Iterations
+	c.Logger.Info("training", "phase", phase, "users", m.Rows, "items", m.Cols, "interactions", m.NNZ(),
+		"factors", c.Hyper.Factors, "iterations", total)
+	res, err := als.Train(ctx, m, als.Config{
+		Hyperparameters: c.Hyper, Workers: c.Workers, ComputeLoss: true,
+		Progress: func(s als.IterationStats) {
+			eta := time.Duration(total-s.Iteration) * s.Duration
+			c.Logger.Info("iteration", "phase", phase, "iteration", s.Iteration, "of", total, "loss", s.Loss,
+				"seconds", s.Duration.Seconds(), "eta_seconds", eta.Round(time.Second).Seconds())
+			if c.Progress != nil {
+				c.Progress(phase, s)
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("train (%s): %w", phase, err)
+	}
+	model, err := res.Model(mf.Info{Version: phase})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s model: %v", ErrRefused, phase, err)
+	}
+	return model, nil
+}
+
+// gate applies the publishing rules to a report.
+func (c *Config) gate(r *eval.Report) Gate {
+	key := eval.Key(eval.MetricNDCG, c.K)
+	g := Gate{Metric: key, Serving: math.NaN()}
+	a, _ := r.Model("als")
+	p, _ := r.Model("popularity")
+	g.New, g.Popularity = a.Metrics[key], p.Metrics[key]
+	if s, ok := r.Model(servingName); ok {
+		g.Serving = s.Metrics[key]
+	}
+	switch {
+	case math.IsNaN(g.New) || math.IsInf(g.New, 0):
+		g.Reason = fmt.Sprintf("new model's %s is %v", key, g.New)
+	case g.New < g.Popularity:
+		g.Reason = fmt.Sprintf("new model's %s %.4f is below popularity's %.4f", key, g.New, g.Popularity)
+	case !math.IsNaN(g.Serving) && g.New < g.Serving*(1-c.Tolerance):
+		g.Reason = fmt.Sprintf("new model's %s %.4f is below the serving model's %.4f by more than %.0f%%",
+			key, g.New, g.Serving, c.Tolerance*100)
+	default:
+		g.Passed = true
+		g.Reason = fmt.Sprintf("new model's %s %.4f vs popularity %.4f", key, g.New, g.Popularity)
+		if !math.IsNaN(g.Serving) {
+			g.Reason += fmt.Sprintf(" and serving model %.4f (tolerance %.0f%%)", g.Serving, c.Tolerance*100)
+		}
+	}
+	return g
+}
