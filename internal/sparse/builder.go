@@ -114,3 +114,14 @@ func (b *Builder) Build() (*Matrix, error) {
 	}
 	return m, nil
 }
+
+// Triples returns the weighted events added so far, one triple per event in
+// the order added (row = user, column = item); callers must not modify them.
+// Evaluation uses them to split events before aggregation.
+func (b *Builder) Triples() *Triples { return &b.t }
+
+// UserIDs returns the user id table (row → id); callers must not modify it.
+func (b *Builder) UserIDs() []string { return b.users.IDs() }
+
+// ItemIDs returns the item id table (column → id); callers must not modify it.
+func (b *Builder) ItemIDs() []string { return b.items.IDs() }
