@@ -3,6 +3,7 @@ package sparse
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,6 +68,17 @@ type Builder struct {
 // time the model is built, so decay is measured from then).
 func NewBuilder(w event.Weighting, asOf time.Time) *Builder {
 	return &Builder{w: w, asOf: asOf}
+}
+
+// Grow reserves room for n more events, sparing the copies of growing the
+// event arrays when the caller knows roughly how many events will come.
+func (b *Builder) Grow(n int) {
+	if n <= 0 {
+		return
+	}
+	b.t.Row = slices.Grow(b.t.Row, n)
+	b.t.Col = slices.Grow(b.t.Col, n)
+	b.t.Val = slices.Grow(b.t.Val, n)
 }
 
 // Add adds one event. It rejects events without a user or item id, with an

@@ -170,6 +170,8 @@ func TestBuilderAppliesSharedWeighting(t *testing.T) {
 		{ID: "5", UserID: "carol", ItemID: "sock", Type: event.Custom, Weight: 2.5, Time: asOf},
 	}
 	b := NewBuilder(w, asOf)
+	b.Grow(len(events)) // only capacity; must not change the result
+	b.Grow(-1)
 	for _, e := range events {
 		if err := b.Add(e); err != nil {
 			t.Fatal(err)
