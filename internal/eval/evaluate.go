@@ -1,0 +1,197 @@
+package eval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/recsys-dev/recsys/internal/topk"
+)
+
+// Recommender scores every item for test cases. Implementations must be
+// safe for concurrent use: the evaluator calls Scores from several
+// goroutines, each with its own cases and output.
+type Recommender interface {
+	// Name is the model's name in reports ("als", "popularity", "itemknn").
+	Name() string
+	// Scores writes, for case k, a score for every item (higher is better)
+	// into out[k*items:(k+1)*items], items being the number of columns of
+	// the split's matrix. Known items need not be excluded.
+	Scores(cases []Case, out []float32) error
+}
+
+// Options control an evaluation.
+type Options struct {
+	// Ks are the cut-offs (default 10 and 20).
+	Ks []int
+	// Workers score blocks of cases in parallel (default GOMAXPROCS).
+	Workers int
+	// Block is the number of cases scored with one call (default: 64, or
+	// fewer when the catalogue is so large that a block's scores would
+	// exceed 16 MiB).
+	Block int
+}
+
+func (o Options) withDefaults(items int) (Options, error) {
+	if len(o.Ks) == 0 {
+		o.Ks = []int{10, 20}
+	}
+	for _, k := range o.Ks {
+		if k < 1 {
+			return o, fmt.Errorf("cut-off K must be >= 1, got %d", k)
+		}
+	}
+	o.Ks = slices.Compact(slices.Sorted(slices.Values(o.Ks)))
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.Block <= 0 {
+		o.Block = max(1, min(64, (4<<20)/max(items, 1)))
+	}
+	return o, nil
+}
+
+// ModelResult is one model's metrics, keyed like "ndcg@10".
+type ModelResult struct {
+	Name    string
+	Metrics map[string]float64
+}
+
+// Evaluate ranks all items for every case of s with rec and averages the
+// metrics over the cases (coverage is over the catalogue). The result does
+// not depend on the number of workers.
+func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (ModelResult, error) {
+	items := s.Matrix.Cols
+	opt, err := opt.withDefaults(items)
+	if err != nil {
+		return ModelResult{}, fmt.Errorf("evaluate %s: %w", rec.Name(), err)
+	}
+	if len(s.Cases) == 0 {
+		return ModelResult{}, fmt.Errorf("evaluate %s: the split has no test cases", rec.Name())
+	}
+	maxK := opt.Ks[len(opt.Ks)-1]
+	nk := len(opt.Ks)
+	// Per-case metrics, summed in case order at the end so the averages do
+	// not depend on scheduling.
+	perCase := make([]listMetrics, len(s.Cases)*nk)
+	// One item bitmap per worker and cut-off for coverage; ORed at the end.
+	type state struct {
+		out     []float32
+		heap    *topk.Heap
+		ranked  []topk.Entry
+		list    []int32
+		covered [][]bool
+		err     error
+	}
+	states := make([]*state, opt.Workers)
+	for w := range states {
+		st := &state{out: make([]float32, opt.Block*items), heap: topk.New(maxK), covered: make([][]bool, nk)}
+		for j := range st.covered {
+			st.covered[j] = make([]bool, items)
+		}
+		states[w] = st
+	}
+	nBlocks := (len(s.Cases) + opt.Block - 1) / opt.Block
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for _, st := range states {
+		wg.Go(func() {
+			for ctx.Err() == nil && !failed.Load() {
+				b := int(next.Add(1) - 1)
+				if b >= nBlocks {
+					return
+				}
+				lo, hi := b*opt.Block, min(len(s.Cases), (b+1)*opt.Block)
+				cases := s.Cases[lo:hi]
+				out := st.out[:len(cases)*items]
+				if err := rec.Scores(cases, out); err != nil {
+					st.err = err
+					failed.Store(true)
+					return
+				}
+				for c := range cases {
+					row := out[c*items : (c+1)*items]
+					for _, i := range cases[c].Known {
+						row[i] = float32(math.NaN()) // the heap never keeps NaN
+					}
+					st.heap.Reset(maxK)
+					for i, v := range row {
+						if st.heap.Accepts(v) {
+							st.heap.Push(int32(i), v)
+						}
+					}
+					st.ranked = st.heap.Sorted(st.ranked[:0])
+					st.list = st.list[:0]
+					for _, e := range st.ranked {
+						st.list = append(st.list, e.Row)
+					}
+					for j, k := range opt.Ks {
+						perCase[(lo+c)*nk+j] = scoreList(st.list, cases[c].Test, k)
+						for _, i := range st.list[:min(k, len(st.list))] {
+							st.covered[j][i] = true
+						}
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return ModelResult{}, err
+	}
+	var errs []error
+	for _, st := range states {
+		if st.err != nil {
+			errs = append(errs, st.err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return ModelResult{}, fmt.Errorf("evaluate %s: %w", rec.Name(), err)
+	}
+	res := ModelResult{Name: rec.Name(), Metrics: make(map[string]float64, 5*nk)}
+	n := float64(len(s.Cases))
+	for j, k := range opt.Ks {
+		var sum listMetrics
+		for c := range s.Cases {
+			m := perCase[c*nk+j]
+			sum.ndcg += m.ndcg
+			sum.recall += m.recall
+			sum.hr += m.hr
+			sum.ap += m.ap
+		}
+		covered := 0
+		for i := range items {
+			for _, st := range states {
+				if st.covered[j][i] {
+					covered++
+					break
+				}
+			}
+		}
+		res.Metrics[Key(MetricNDCG, k)] = sum.ndcg / n
+		res.Metrics[Key(MetricRecall, k)] = sum.recall / n
+		res.Metrics[Key(MetricHR, k)] = sum.hr / n
+		res.Metrics[Key(MetricMAP, k)] = sum.ap / n
+		res.Metrics[Key(MetricCoverage, k)] = float64(covered) / float64(items)
+	}
+	return res, nil
+}
+
+// Run evaluates every recommender on the same split.
+func Run(ctx context.Context, s *Split, recs []Recommender, opt Options) (*Report, error) {
+	r := &Report{Split: s.Name, Cases: len(s.Cases)}
+	for _, rec := range recs {
+		m, err := Evaluate(ctx, s, rec, opt)
+		if err != nil {
+			return nil, err
+		}
+		r.Models = append(r.Models, m)
+	}
+	return r, nil
+}

@@ -1,0 +1,123 @@
+package eval
+
+import (
+	"context"
+	"errors"
+	"math"
+	"reflect"
+	"testing"
+
+	"github.com/recsys-dev/recsys/internal/sparse"
+)
+
+// fixedScores gives case k the scores scores[k mod len(scores)].
+type fixedScores struct {
+	scores [][]float32
+	err    error
+}
+
+func (f *fixedScores) Name() string { return "fixed" }
+
+func (f *fixedScores) Scores(cases []Case, out []float32) error {
+	if f.err != nil {
+		return f.err
+	}
+	n := len(f.scores[0])
+	for c, cs := range cases {
+		copy(out[c*n:(c+1)*n], f.scores[int(cs.User)%len(f.scores)])
+	}
+	return nil
+}
+
+// handSplit has 6 items and two cases whose metrics are worked out in
+// TestEvaluateHandComputed.
+func handSplit(t *testing.T) *Split {
+	t.Helper()
+	m, err := sparse.FromTriples(2, 6, &sparse.Triples{Row: []int32{0, 1}, Col: []int32{0, 5}, Val: []float32{1, 1}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Split{Name: "hand", Matrix: m, Cases: []Case{
+		{User: 0, Known: []int32{0}, KnownWeights: []float32{1}, Test: []int32{3}},
+		{User: 1, Known: []int32{5}, KnownWeights: []float32{1}, Test: []int32{0, 4}},
+	}}
+}
+
+func TestEvaluateHandComputed(t *testing.T) {
+	s := handSplit(t)
+	rec := &fixedScores{scores: [][]float32{
+		{9, 8, 7, 6, 5, 4}, // case 0: item 0 known → ranking 1 2 3 4 5
+		{1, 2, 3, 4, 5, 6}, // case 1: item 5 known → ranking 4 3 2 1 0
+	}}
+	// Case 0, test {3}: @2 no hit; @3 hit at rank 3: ndcg 0.5, recall 1,
+	// map 1/3. Case 1, test {0,4}: hit at rank 1 only: ndcg 1/1.630930 =
+	// 0.613147 at both cut-offs, recall 0.5, map 0.5.
+	// Coverage: @2 {1,2,4,3}, @3 {1,2,3,4} → 4/6 both.
+	want := map[string]float64{
+		"ndcg@2": 0.613147 / 2, "recall@2": 0.25, "hr@2": 0.5, "map@2": 0.25, "coverage@2": 4.0 / 6,
+		"ndcg@3": (0.5 + 0.613147) / 2, "recall@3": 0.75, "hr@3": 1, "map@3": (1.0/3 + 0.5) / 2, "coverage@3": 4.0 / 6,
+	}
+	for _, opt := range []Options{
+		{Ks: []int{3, 2}, Workers: 1},
+		{Ks: []int{2, 3, 3}, Workers: 3, Block: 1},
+	} {
+		got, err := Evaluate(context.Background(), s, rec, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Name != "fixed" || len(got.Metrics) != len(want) {
+			t.Fatalf("got %s with metrics %v, want fixed with %d metrics", got.Name, got.Metrics, len(want))
+		}
+		for k, w := range want {
+			if math.Abs(got.Metrics[k]-w) > 1e-6 {
+				t.Errorf("workers %d block %d: %s = %.6f, want %.6f", opt.Workers, opt.Block, k, got.Metrics[k], w)
+			}
+		}
+	}
+}
+
+func TestEvaluateErrors(t *testing.T) {
+	s := handSplit(t)
+	boom := errors.New("boom")
+	if _, err := Evaluate(context.Background(), s, &fixedScores{err: boom}, Options{}); !errors.Is(err, boom) {
+		t.Errorf("recommender failure: got %v, want it wrapped", err)
+	}
+	if _, err := Evaluate(context.Background(), s, &fixedScores{scores: [][]float32{{1, 2, 3, 4, 5, 6}}}, Options{Ks: []int{0}}); err == nil {
+		t.Error("K = 0 accepted")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Evaluate(ctx, s, &fixedScores{scores: [][]float32{{1, 2, 3, 4, 5, 6}}}, Options{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: got %v, want context.Canceled", err)
+	}
+	empty := *s
+	empty.Cases = nil
+	if _, err := Evaluate(context.Background(), &empty, &fixedScores{scores: [][]float32{{1}}}, Options{}); err == nil {
+		t.Error("a split without cases was evaluated")
+	}
+}
+
+// The evaluation of real recommenders must not depend on workers or block
+// size.
+func TestEvaluateIndependentOfScheduling(t *testing.T) {
+	d := qualityData()
+	s, err := SplitByTime(d, TimeSplit{LastN: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	knn, err := NewItemKNN(context.Background(), s.Matrix, KNNOptions{Neighbors: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Evaluate(context.Background(), s, knn, Options{Workers: 1, Block: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Evaluate(context.Background(), s, knn, Options{Workers: 3, Block: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("results differ:\n%v\n%v", a, b)
+	}
+}
