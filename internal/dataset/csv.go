@@ -214,7 +214,12 @@ func ParseTime(s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, errors.New("want RFC 3339 (2006-01-02T15:04:05Z) or unix seconds")
 	}
-	return t.UTC(), nil
+	// Year 0000 parses, and an offset can move a time across year 1 or
+	// 9999; the writer (and RFC 3339) cannot express those instants in UTC.
+	if t = t.UTC(); t.IsZero() || t.Year() < 1 || t.Year() > 9999 {
+		return time.Time{}, errors.New("out of range: want a time after 0001-01-01T00:00:00Z and before year 10000 (UTC)")
+	}
+	return t, nil
 }
 
 // isUnixSeconds reports whether s is digits with at most one '.' between

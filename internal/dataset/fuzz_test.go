@@ -66,6 +66,8 @@ func invalid(e event.Event) string {
 		return "negative quantity"
 	case e.Time.IsZero():
 		return "zero time"
+	case e.Time.UTC().Year() < 1 || e.Time.UTC().Year() > 9999:
+		return "time outside years 1-9999 (RFC 3339 cannot write it)"
 	}
 	return ""
 }
@@ -189,6 +191,7 @@ func FuzzReadDiginetica(f *testing.F) {
 		header+"1;NA;81766;526309;2016-05-09\n48;2;24764;8863;2016-04-09\n",
 		header+"1;NA;5;10;09.05.2016\n1;NA;5;-3;2016-05-09\n;NA;5;1;2016-05-09\n",
 		header+"1;;5;9223372036854775807;9999-12-31\n",
+		header+"1;;5;31535999999;9999-12-31\n2;;5;0;0000-01-01\n",
 	)
 	f.Fuzz(func(t *testing.T, data []byte) { checkRead(t, data, dataset.Diginetica) })
 }
