@@ -176,6 +176,14 @@ func parseCSVRow(cols columns, rec []string) (event.Event, *RowError) {
 		e.Quantity = int32(q)
 	}
 	e.ID = cols.field(rec, colID)
+	// encoding/csv keeps a lone carriage return inside a field, but turns a
+	// quoted "\r\n" into "\n": an id holding one cannot be written back
+	// (CSVWriter refuses it) and is almost surely damage.
+	for _, f := range []struct{ name, v string }{{colUser, e.UserID}, {colItem, e.ItemID}, {colID, e.ID}} {
+		if strings.ContainsRune(f.v, '\r') {
+			return e, &RowError{Field: f.name, Value: f.v, Err: errors.New("holds a carriage return")}
+		}
+	}
 	return e, nil
 }
 

@@ -181,6 +181,8 @@ func TestReadCSVErrors(t *testing.T) {
 		{"negative quantity", header + "u,i,view,1,-1\n", `data.csv:2: quantity "-1"`, true},
 		{"too few fields", header + "u,i,view,1\n", "has 4 fields, the header has 5", true},
 		{"bare quote", header + "u,i\"x,view,1,\n", `bare "`, true},
+		{"carriage return in an id", header + "u\r1,i,view,1,\n", `data.csv:2: user_id "u\r1": holds a carriage return`, true},
+		{"quoted carriage return", header + "u,\"i\rx\",view,1,\n", `data.csv:2: item_id "i\rx": holds a carriage return`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
