@@ -176,6 +176,14 @@ func parseCSVRow(cols columns, rec []string) (event.Event, *RowError) {
 		e.Quantity = int32(q)
 	}
 	e.ID = cols.field(rec, colID)
+	// encoding/csv keeps a lone carriage return inside a field, but turns a
+	// quoted "\r\n" into "\n": an id holding one cannot be written back
+	// (CSVWriter refuses it) and is almost surely damage.
+	for _, f := range []struct{ name, v string }{{colUser, e.UserID}, {colItem, e.ItemID}, {colID, e.ID}} {
+		if strings.ContainsRune(f.v, '\r') {
+			return e, &RowError{Field: f.name, Value: f.v, Err: errors.New("holds a carriage return")}
+		}
+	}
 	return e, nil
 }
 
@@ -214,7 +222,12 @@ func ParseTime(s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, errors.New("want RFC 3339 (2006-01-02T15:04:05Z) or unix seconds")
 	}
-	return t.UTC(), nil
+	// Year 0000 parses, and an offset can move a time across year 1 or
+	// 9999; the writer (and RFC 3339) cannot express those instants in UTC.
+	if t = t.UTC(); t.IsZero() || t.Year() < 1 || t.Year() > 9999 {
+		return time.Time{}, errors.New("out of range: want a time after 0001-01-01T00:00:00Z and before year 10000 (UTC)")
+	}
+	return t, nil
 }
 
 // isUnixSeconds reports whether s is digits with at most one '.' between

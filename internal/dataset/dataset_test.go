@@ -181,6 +181,8 @@ func TestReadCSVErrors(t *testing.T) {
 		{"negative quantity", header + "u,i,view,1,-1\n", `data.csv:2: quantity "-1"`, true},
 		{"too few fields", header + "u,i,view,1\n", "has 4 fields, the header has 5", true},
 		{"bare quote", header + "u,i\"x,view,1,\n", `bare "`, true},
+		{"carriage return in an id", header + "u\r1,i,view,1,\n", `data.csv:2: user_id "u\r1": holds a carriage return`, true},
+		{"quoted carriage return", header + "u,\"i\rx\",view,1,\n", `data.csv:2: item_id "i\rx": holds a carriage return`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -253,6 +255,12 @@ func TestParseTime(t *testing.T) {
 		{in: ".5", bad: true},
 		{in: "1.2.3", bad: true},
 		{in: "2024-03-01 12:00:00", bad: true},
+		{in: "0001-01-01T00:00:00.000000001Z", want: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)},
+		{in: "9999-12-31T23:59:59.999999999Z", want: time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)},
+		{in: "0000-01-01T00:00:00Z", bad: true},      // year 0 (found by FuzzReadCSV)
+		{in: "0001-01-01T00:00:00Z", bad: true},      // the zero time, "unset"
+		{in: "0001-01-01T00:30:00+01:00", bad: true}, // year 0 in UTC
+		{in: "9999-12-31T23:30:00-01:00", bad: true}, // year 10000 in UTC
 		{in: "", bad: true},
 	}
 	for _, tt := range tests {
@@ -515,6 +523,8 @@ func TestReadDiginetica(t *testing.T) {
 		{"1;NA;5;10;09.05.2016", `d.csv:2: eventdate "09.05.2016"`},
 		{"1;NA;5;-3;2016-05-09", `d.csv:2: timeframe "-3"`},
 		{";NA;5;1;2016-05-09", "d.csv:2: session_id: empty"},
+		{"1;NA;5;0;0000-01-01", `d.csv:2: eventdate "0000-01-01": out of range`},
+		{"1;NA;5;31535999999;9999-12-31", `d.csv:2: eventdate "9999-12-31": out of range`},
 	} {
 		_, _, err := read(t, "session_id;user_id;item_id;timeframe;eventdate\n"+tt.row+"\n", dataset.Diginetica, dataset.Options{Name: "d.csv"})
 		if err == nil || !strings.Contains(err.Error(), tt.wantErr) {

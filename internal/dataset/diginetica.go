@@ -55,5 +55,10 @@ func parseDiginetica(cols columns, rec []string) (event.Event, *RowError) {
 		return e, &RowError{Field: "timeframe", Value: s, Err: errors.New("want milliseconds >= 0 (at most a year)")}
 	}
 	e.Time = day.Add(time.Duration(ms) * time.Millisecond)
+	// Year 0000 parses, and a year of timeframe can pass 9999: keep to the
+	// instants the events CSV (RFC 3339) can write.
+	if y := e.Time.Year(); e.Time.IsZero() || y < 1 || y > 9999 {
+		return e, &RowError{Field: "eventdate", Value: cols.field(rec, "eventdate"), Err: errors.New("out of range: want years 0001-9999")}
+	}
 	return e, nil
 }

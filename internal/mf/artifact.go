@@ -27,6 +27,11 @@ const (
 	Magic         = "RECSYSMF"
 	FormatVersion = 1
 	maxHeaderLen  = 1 << 20
+	// A damaged header can make Read allocate this much before the data
+	// behind it has been read: 4 MiB of id table, 64 MiB of factors (a
+	// 1M × 16 or 250k × 64 model is read with one exact allocation).
+	idsUpFront     = 1 << 18
+	factorsUpFront = 16 << 20
 )
 
 // ErrCorrupt marks an artifact that is truncated, garbled or fails its
@@ -108,24 +113,38 @@ func Read(r io.Reader) (*Model, error) {
 	case f == 0 || f > MaxFactors || int(f) != info.Hyper.Factors:
 		return nil, fmt.Errorf("%w: %d factors, header says %d", ErrCorrupt, f, info.Hyper.Factors)
 	}
-	ids := make([]string, n)
-	for i := range ids {
+	// The sizes are only claims until the bytes behind them have been read.
+	// Past idsUpFront and factorsUpFront the tables grow with the data (ids
+	// by append, factors by doubling up to the exact size), so a damaged
+	// header costs a bounded amount plus a few times the bytes actually read,
+	// never MaxItems × MaxFactors. A valid artifact still ends in one
+	// contiguous block of exactly n×f values.
+	ids := make([]string, 0, min(int(n), idsUpFront))
+	for i := 0; i < int(n); i++ {
 		l := d.u32()
 		if d.err == nil && l > MaxIDLength {
 			return nil, fmt.Errorf("%w: item %d has an id of %d bytes", ErrCorrupt, i, l)
 		}
-		ids[i] = string(d.bytes(int(l)))
+		ids = append(ids, string(d.bytes(int(l))))
 		if d.err != nil {
 			return nil, d.fail("id table")
 		}
 	}
-	factors := make([]float32, int(n)*int(f))
+	total := int(n) * int(f)
+	factors := make([]float32, 0, min(total, factorsUpFront))
 	buf := make([]byte, 4*int(f))
 	for i := 0; i < int(n) && d.err == nil; i++ {
 		d.full(buf)
-		row := factors[i*int(f) : (i+1)*int(f)]
-		for j := range row {
-			row[j] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*j:]))
+		if d.err != nil {
+			break
+		}
+		if len(factors)+int(f) > cap(factors) {
+			grown := make([]float32, len(factors), min(total, max(2*cap(factors), len(factors)+int(f))))
+			copy(grown, factors)
+			factors = grown
+		}
+		for j := range int(f) {
+			factors = append(factors, math.Float32frombits(binary.LittleEndian.Uint32(buf[4*j:])))
 		}
 	}
 	if d.err != nil {

@@ -273,9 +273,8 @@ func (b *batch) globalCall(s *Store) *scriptCall {
 			}
 		}
 		evArgs = append(evArgs,
-			dedupMember(e.UserID, e.ID), strconv.Itoa(idx), strconv.FormatFloat(inc, 'g', -1, 64),
-			e.ID, e.UserID, e.ItemID, strconv.Itoa(int(e.Type)), ms(e.Time),
-			strconv.FormatInt(int64(e.Quantity), 10), strconv.FormatFloat(float64(e.Weight), 'g', -1, 32))
+			dedupMember(e.UserID, e.ID), strconv.Itoa(idx), strconv.FormatFloat(inc, 'g', -1, 64))
+		evArgs = appendStreamValues(evArgs, e)
 	}
 	minID := ""
 	if cfg.StreamMaxAge > 0 {
@@ -294,6 +293,14 @@ func (b *batch) globalCall(s *Store) *scriptCall {
 	args = append(args, bucketTTLs...)
 	args = append(args, evArgs...)
 	return &scriptCall{script: globalScript, keys: keys, args: args}
+}
+
+// appendStreamValues appends the values of e's stream entry, in the order of
+// the fields globalScript writes (fieldID, fieldUser, fieldItem, fieldType,
+// fieldTime, fieldQuantity, fieldWeight); parseStreamEvent reads them back.
+func appendStreamValues(dst []any, e event.Event) []any {
+	return append(dst, e.ID, e.UserID, e.ItemID, strconv.Itoa(int(e.Type)), ms(e.Time),
+		strconv.FormatInt(int64(e.Quantity), 10), strconv.FormatFloat(float64(e.Weight), 'g', -1, 32))
 }
 
 // popularityKey names the bucket that starts at startMs.
