@@ -395,6 +395,10 @@ func checkRecsysd(t *testing.T, r *rendered, replicas int, image string) {
 			t.Errorf("recsysd %s probe: want a native gRPC probe", name)
 		case p.GRPC.Port != 50051:
 			t.Errorf("recsysd %s probe: gRPC port %d, want 50051", name, p.GRPC.Port)
+		case name == "liveness" && (p.GRPC.Service == nil || *p.GRPC.Service != "liveness"):
+			t.Errorf("recsysd liveness probe must ask the \"liveness\" health name, which does not follow Redis")
+		case name != "liveness" && p.GRPC.Service != nil && *p.GRPC.Service != "":
+			t.Errorf("recsysd %s probe asks %q, want the overall health", name, *p.GRPC.Service)
 		}
 	}
 	cfg := configData(t, r, c)

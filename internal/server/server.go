@@ -65,7 +65,13 @@ var Services = []string{
 	recsysv1.ModelService_ServiceDesc.ServiceName,
 }
 
-// New builds the server. Health starts NOT_SERVING; see Readiness.
+// LivenessService is the health name that is SERVING while the process
+// runs, whatever its backends do: liveness probes ask it, so a Redis outage
+// takes servers out of rotation (readiness) without restarting them.
+const LivenessService = "liveness"
+
+// New builds the server. Health starts NOT_SERVING (but LivenessService);
+// see Readiness.
 func New(cfg Config, d Deps) (*Server, error) {
 	if d.Logger == nil || d.Recommender == nil || d.Serving == nil || d.Profiles == nil || d.Catalog == nil {
 		return nil, errors.New("server: logger, recommender, serving model, profiles and catalog are required")
@@ -115,6 +121,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	for _, name := range append([]string{""}, Services...) {
 		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
+	hs.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(g, hs)
 	reflection.Register(g)
 	metrics.InitializeMetrics(g)

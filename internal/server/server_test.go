@@ -683,6 +683,14 @@ func TestHealthFlipsToServingOnlyWhenRedisAnswers(t *testing.T) {
 		}
 	}
 	check(healthpb.HealthCheckResponse_NOT_SERVING) // before any check
+	live := func(want healthpb.HealthCheckResponse_ServingStatus) {
+		t.Helper()
+		res, err := hc.Check(ctx, &healthpb.HealthCheckRequest{Service: server.LivenessService})
+		if err != nil || res.GetStatus() != want {
+			t.Errorf("liveness: %v %v, want %v", res.GetStatus(), err, want)
+		}
+	}
+	live(healthpb.HealthCheckResponse_SERVING)
 	if ready.Check(ctx) {
 		t.Fatal("ready with no Redis")
 	}
@@ -699,6 +707,7 @@ func TestHealthFlipsToServingOnlyWhenRedisAnswers(t *testing.T) {
 		t.Fatal("still ready after Redis stopped")
 	}
 	check(healthpb.HealthCheckResponse_NOT_SERVING)
+	live(healthpb.HealthCheckResponse_SERVING) // a Redis outage must not restart the server
 
 	// Shutdown reports NOT_SERVING even while Redis answers.
 	redistest.StartServer(t, addr)
