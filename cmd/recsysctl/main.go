@@ -98,10 +98,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if len(rest) != 2 || rest[0] != "import" {
 			return fmt.Errorf("usage: recsysctl %s import FILE.csv", cmd)
 		}
-		if cmd == "events" {
-			return ctl.ImportEvents(ctx, c, rest[1], *timeout, stdout, stderr)
+		imp := ctl.ImportEvents
+		if cmd == "catalog" {
+			imp = ctl.ImportCatalog
 		}
-		return ctl.ImportCatalog(ctx, c, rest[1], *timeout, stdout, stderr)
+		st, err := imp(ctx, c, rest[1], *timeout, stderr)
+		if perr := ctl.PrintStats(stdout, st); perr != nil && err == nil {
+			err = perr
+		}
+		return err
 	case "recommend", "similar":
 		sub := flag.NewFlagSet(cmd, flag.ContinueOnError)
 		sub.SetOutput(stderr)

@@ -122,3 +122,6 @@ func ModelCommand(ctx context.Context, c *Client, args []string, stdout io.Write
 	}
 	return fmt.Errorf("usage: recsysctl model get | model list | model activate VERSION")
 }
+
+// Conn returns the underlying connection (for health checks).
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }

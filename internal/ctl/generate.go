@@ -53,28 +53,36 @@ func GenerateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		*t.dst = v
 	}
-	shop, err := synth.New(cfg)
+	n, err := Generate(ctx, cfg, out, catalogOut, stdout)
 	if err != nil {
 		return err
 	}
-	if catalogOut != "" {
-		if err := writeFile(catalogOut, stdout, func(w io.Writer) error { return WriteCatalogCSV(w, shop.Items()) }); err != nil {
-			return err
+	fmt.Fprintf(stderr, "generated %d events for %d users over %d items\n", n, cfg.Users, cfg.Items)
+	return nil
+}
+
+// Generate writes a synthetic shop: its events to eventsPath ("-" =
+// stdout) and, if catalogPath is set, its catalog there. It returns the
+// number of events.
+func Generate(ctx context.Context, cfg synth.Config, eventsPath, catalogPath string, stdout io.Writer) (int64, error) {
+	shop, err := synth.New(cfg)
+	if err != nil {
+		return 0, err
+	}
+	if catalogPath != "" {
+		if err := writeFile(catalogPath, stdout, func(w io.Writer) error { return WriteCatalogCSV(w, shop.Items()) }); err != nil {
+			return 0, err
 		}
 	}
 	var n int64
-	err = writeFile(out, stdout, func(w io.Writer) error {
+	err = writeFile(eventsPath, stdout, func(w io.Writer) error {
 		cw := dataset.NewCSVWriter(w)
 		if err := shop.Generate(ctx, func(e event.Event) error { n++; return cw.Write(e) }); err != nil {
 			return err
 		}
 		return cw.Flush()
 	})
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "generated %d events for %d users over %d items\n", n, cfg.Users, cfg.Items)
-	return nil
+	return n, err
 }
 
 // writeFile writes through fn to path ("-" = stdout), buffered, and reports

@@ -43,7 +43,7 @@ const (
 // dataset package detects) and sends it in batches. Rows the reader cannot
 // parse, and events the server refuses, are counted and reported, not sent
 // again; the rest of the file goes on. Event ids make a re-import idempotent.
-func ImportEvents(ctx context.Context, c *Client, path string, rpcTimeout time.Duration, stdout, stderr io.Writer) error {
+func ImportEvents(ctx context.Context, c *Client, path string, rpcTimeout time.Duration, stderr io.Writer) (ImportStats, error) {
 	st := ImportStats{File: path}
 	start := time.Now()
 	imp := &importer{c: c, timeout: rpcTimeout, st: &st, progress: stderr, start: start}
@@ -64,10 +64,7 @@ func ImportEvents(ctx context.Context, c *Client, path string, rpcTimeout time.D
 	}
 	st.Seconds = time.Since(start).Seconds()
 	fmt.Fprintln(stderr)
-	if perr := printStats(stdout, st); perr != nil && err == nil {
-		err = perr
-	}
-	return err
+	return st, err
 }
 
 func (st *ImportStats) addError(msg string) {
@@ -76,7 +73,8 @@ func (st *ImportStats) addError(msg string) {
 	}
 }
 
-func printStats(w io.Writer, v any) error {
+// PrintStats writes v as indented JSON.
+func PrintStats(w io.Writer, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
@@ -167,10 +165,10 @@ func toProtoEvent(e event.Event) *recsysv1.Event {
 // item_id,category,price,available,created_at (any order; only item_id
 // required; available defaults to true; created_at RFC 3339 or unix seconds)
 // and upserts it in batches.
-func ImportCatalog(ctx context.Context, c *Client, path string, rpcTimeout time.Duration, stdout, stderr io.Writer) error {
+func ImportCatalog(ctx context.Context, c *Client, path string, rpcTimeout time.Duration, stderr io.Writer) (ImportStats, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return ImportStats{}, err
 	}
 	defer f.Close()
 	start := time.Now()
@@ -205,10 +203,7 @@ func ImportCatalog(ctx context.Context, c *Client, path string, rpcTimeout time.
 	}
 	st.Seconds = time.Since(start).Seconds()
 	fmt.Fprintln(stderr)
-	if perr := printStats(stdout, st); perr != nil && err == nil {
-		err = perr
-	}
-	return err
+	return st, err
 }
 
 // ReadCatalogCSV streams the items of a catalog CSV; a bad row is an error

@@ -93,6 +93,9 @@ func (c *Collector) Add(e event.Event) error {
 	return nil
 }
 
+// Len is the number of events collected.
+func (c *Collector) Len() int { return c.b.Events() }
+
 // Dropped is the number of events that weighed 0 and were left out.
 func (c *Collector) Dropped() int64 { return c.b.Dropped() }
 

@@ -83,10 +83,39 @@ func SplitByTime(d *Data, opt TimeSplit) (*Split, error) {
 			held[k] = true
 		}
 	}
+	s, err := splitHeld(d, held, ptr, order, name)
+	if err != nil {
+		return nil, fmt.Errorf("split by time: %w", err)
+	}
+	return s, nil
+}
+
+// SplitHeld splits d by a given partition: the events for which held
+// returns true are the test, the rest is trained on. It is how a pre-split
+// pair of files (train, test) is evaluated: collect both into one Data so
+// they share id tables, then hold out the test file's events. Test items a
+// user also has in training are dropped, as in SplitByTime.
+func SplitHeld(d *Data, held func(k int) bool, name string) (*Split, error) {
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("split %s: %w", name, err)
+	}
+	h := make([]bool, d.Len())
+	for k := range h {
+		h[k] = held(k)
+	}
+	ptr, order := groupByUser(d)
+	s, err := splitHeld(d, h, ptr, order, name)
+	if err != nil {
+		return nil, fmt.Errorf("split %s: %w", name, err)
+	}
+	return s, nil
+}
+
+func splitHeld(d *Data, held []bool, ptr []int64, order []int32, name string) (*Split, error) {
 	train := d.subset(func(k int) bool { return !held[k] })
 	m, err := train.Matrix()
 	if err != nil {
-		return nil, fmt.Errorf("split by time: %w", err)
+		return nil, err
 	}
 	s := &Split{Name: name, Train: train, Matrix: m}
 	for u := 0; u < d.Users; u++ {
@@ -107,7 +136,7 @@ func SplitByTime(d *Data, opt TimeSplit) (*Split, error) {
 		s.Cases = append(s.Cases, Case{User: int32(u), Known: known, KnownWeights: w, Test: test})
 	}
 	if len(s.Cases) == 0 {
-		return nil, errors.New("split by time: no user has enough events for a test case")
+		return nil, errors.New("no user has enough events for a test case")
 	}
 	return s, nil
 }

@@ -1,0 +1,504 @@
+// Command recsys-train is the retraining job, fit for a Kubernetes CronJob:
+// it reads the event history (the Redis event stream, or files), trains
+// implicit ALS, evaluates the model against the serving one and the
+// baselines, and publishes it only if it passes the quality gate.
+//
+//	recsys-train --input FILE | --redis-addr ADDR  [--models-dir DIR] [--factors F --iterations I …]
+//	recsys-train eval --input FILE | --train FILE --test FILE  [--k 10,20] [--json]
+//	recsys-train tune --input FILE [--factors-grid 32,64 --reg-grid …] [--trials N]
+//
+// Exit status: 0 published (or evaluated), 1 failed, 2 bad usage, 3 the
+// quality gate refused the model (nothing was published).
+//
+// Every flag can also be set by an environment variable: --redis-addr by
+// RECSYS_REDIS_ADDR, and so on.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recsys-dev/recsys/internal/als"
+	"github.com/recsys-dev/recsys/internal/dataset"
+	"github.com/recsys-dev/recsys/internal/envflag"
+	"github.com/recsys-dev/recsys/internal/eval"
+	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/registry"
+	"github.com/recsys-dev/recsys/internal/retrain"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+	exitRefused = 3
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+func exitCode(err error, stderr io.Writer) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitUsage
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(stderr, "recsys-train:", err)
+		return exitUsage
+	case errors.Is(err, retrain.ErrRefused):
+		fmt.Fprintln(stderr, "recsys-train: not published:", err)
+		return exitRefused
+	}
+	fmt.Fprintln(stderr, "recsys-train:", err)
+	return exitFailed
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// options are the flags every subcommand shares.
+type options struct {
+	inputs, format           string
+	redisAddr, redisPassword string
+	prefix                   string
+	since                    time.Duration
+	hyper                    mf.Hyperparameters
+	weighting                event.Weighting
+	workers                  int
+	logLevel, logFormat      string
+}
+
+func (o *options) register(fs *flag.FlagSet) {
+	o.weighting = event.DefaultWeighting()
+	fs.StringVar(&o.inputs, "input", "", "comma-separated event files (events CSV, MovieLens, sequences, baskets, DIGINETICA)")
+	fs.StringVar(&o.format, "format", "auto", "input format: auto, csv, movielens, sequence, basket, diginetica")
+	fs.StringVar(&o.redisAddr, "redis-addr", "", "Redis to read the event stream from and publish to (comma-separated for a cluster)")
+	fs.StringVar(&o.redisPassword, "redis-password", "", "Redis password")
+	fs.StringVar(&o.prefix, "prefix", "recsys", "prefix of every Redis key (as recsysd's)")
+	fs.DurationVar(&o.since, "since", 0, "with --redis-addr: only events recorded in this window before now (0 = the whole stream)")
+	fs.IntVar(&o.hyper.Factors, "factors", 64, "latent factors")
+	fs.IntVar(&o.hyper.Iterations, "iterations", 15, "ALS iterations")
+	fs.Float64Var(&o.hyper.Regularization, "regularization", 0.05, "L2 regularization λ")
+	fs.Float64Var(&o.hyper.RegExponent, "reg-exponent", 0, "frequency-scaled regularization exponent ν (λ·n^ν; 0 = constant)")
+	fs.Float64Var(&o.hyper.Alpha, "alpha", 10, "confidence scale α (c = 1 + α·weight)")
+	fs.StringVar(&o.hyper.Solver, "solver", "cg", "row solver: cg or cholesky")
+	fs.IntVar(&o.hyper.CGSteps, "cg-steps", 3, "conjugate-gradient steps per row")
+	fs.Int64Var(&o.hyper.Seed, "seed", 1, "random seed of the initial factors")
+	fs.Float64Var(&o.weighting.View, "weight-view", o.weighting.View, "weight of a view (must match recsysd)")
+	fs.Float64Var(&o.weighting.AddToCart, "weight-cart", o.weighting.AddToCart, "weight of an add-to-cart (must match recsysd)")
+	fs.Float64Var(&o.weighting.Purchase, "weight-purchase", o.weighting.Purchase, "weight of a purchase (must match recsysd)")
+	fs.DurationVar(&o.weighting.HalfLife, "half-life", o.weighting.HalfLife, "event weight half-life (must match recsysd)")
+	fs.IntVar(&o.workers, "workers", 0, "goroutines for training and evaluation (0 = all cores)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+}
+
+func (o *options) logger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, usageError{"--log-level: " + err.Error()}
+	}
+	h := &slog.HandlerOptions{Level: lvl}
+	switch o.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, h)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, h)), nil
+	}
+	return nil, usageError{"--log-format: want text or json"}
+}
+
+func (o *options) redis() redis.UniversalClient {
+	return redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(o.redisAddr, ","), Password: o.redisPassword})
+}
+
+// source is where the events come from: files, else the Redis stream.
+func (o *options) source(rdb redis.UniversalClient, log *slog.Logger) (retrain.Source, error) {
+	format, err := dataset.ParseFormat(o.format)
+	if err != nil {
+		return nil, usageError{"--format: " + err.Error()}
+	}
+	if o.inputs != "" {
+		return retrain.FileSource(splitList(o.inputs), format, log), nil
+	}
+	if rdb == nil {
+		return nil, usageError{"give --input FILE or --redis-addr ADDR"}
+	}
+	store, err := profile.NewStore(rdb, profile.Config{Prefix: o.prefix, Weighting: o.weighting})
+	if err != nil {
+		return nil, err
+	}
+	var since time.Time
+	if o.since > 0 {
+		since = time.Now().Add(-o.since)
+	}
+	return retrain.StreamSource(store, since, time.Time{}), nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, p := range splitList(s) {
+		v, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an integer", p)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func parseFloats(s string) ([]float64, error) {
+	var out []float64
+	for _, p := range splitList(s) {
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number", p)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+	}
+	if err := envflag.Fill(fs, "RECSYS", getenv); err != nil {
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "eval":
+			return runEval(ctx, args[1:], getenv, stdout, stderr)
+		case "tune":
+			return runTune(ctx, args[1:], getenv, stdout, stderr)
+		case "train":
+			args = args[1:]
+		}
+	}
+	return runTrain(ctx, args, getenv, stdout, stderr)
+}
+
+// runTrain trains, gates and publishes.
+func runTrain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var o options
+	var cfg retrain.Config
+	var modelsDir string
+	var keep int
+	var dryRun, publishRedis bool
+	fs := flag.NewFlagSet("recsys-train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o.register(fs)
+	fs.StringVar(&modelsDir, "models-dir", "", "publish to this directory (and serve from it with recsysd --models-dir)")
+	fs.BoolVar(&publishRedis, "publish-redis", true, "with --redis-addr: publish to the Redis registry every recsysd watches")
+	fs.IntVar(&keep, "keep", registry.DefaultKeep, "published versions kept per registry")
+	fs.IntVar(&cfg.K, "k", 10, "cut-off of the gate's metric NDCG@K")
+	fs.Float64Var(&cfg.Tolerance, "tolerance", 0.05, "how far (fraction) below the serving model's NDCG@K the new model may be")
+	fs.IntVar(&cfg.Holdout.LastN, "holdout-last", 1, "events per user held out for the gate")
+	fs.BoolVar(&cfg.NoRefit, "no-refit", false, "publish the model trained without the holdout instead of refitting on all events")
+	fs.BoolVar(&cfg.SkipBaselines, "skip-knn", false, "leave the item-kNN baseline out of the report")
+	fs.BoolVar(&dryRun, "dry-run", false, "train, evaluate and gate, but publish nothing")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	log, err := o.logger(stderr)
+	if err != nil {
+		return err
+	}
+	var rdb redis.UniversalClient
+	if o.redisAddr != "" {
+		rdb = o.redis()
+		defer rdb.Close()
+	}
+	src, err := o.source(rdb, log)
+	if err != nil {
+		return err
+	}
+
+	var pubs []retrain.Publisher
+	var serving *mf.Model
+	regOpts := registry.Options{Prefix: o.prefix, Keep: keep, Logger: log}
+	if rdb != nil && publishRedis {
+		reg, err := registry.NewRedis(rdb, regOpts)
+		if err != nil {
+			return err
+		}
+		pubs = append(pubs, reg)
+		if serving, err = currentModel(ctx, reg); err != nil {
+			return err
+		}
+	}
+	if modelsDir != "" {
+		dir, err := registry.NewDir(modelsDir, regOpts)
+		if err != nil {
+			return err
+		}
+		pubs = append(pubs, dir)
+		if serving == nil {
+			if serving, err = currentModel(ctx, dir); err != nil {
+				return err
+			}
+		}
+	}
+	if len(pubs) == 0 && !dryRun {
+		return usageError{"nowhere to publish: give --models-dir and/or --redis-addr, or --dry-run"}
+	}
+	if dryRun {
+		pubs = nil
+	}
+	if serving != nil {
+		log.Info("serving model to beat", "version", serving.Version(), "items", serving.NumItems())
+	}
+
+	cfg.Hyper, cfg.Weighting, cfg.Workers, cfg.Logger = o.hyper, o.weighting, o.workers, log
+	cfg.Progress = progressBar(stderr, o.hyper.Iterations)
+	out, err := retrain.Run(ctx, cfg, src, serving, pubs...)
+	if out != nil && out.Report != nil {
+		fmt.Fprintln(stdout)
+		if werr := out.Report.WriteTable(stdout); werr != nil && err == nil {
+			err = werr
+		}
+		fmt.Fprintf(stdout, "\ngate: %s\n", out.Gate.Reason)
+		for _, v := range out.Versions {
+			fmt.Fprintf(stdout, "published %s (%d items, %d bytes)\n", v.Name(), v.Info.Items, v.Size)
+		}
+	}
+	return err
+}
+
+// currentModel loads the version a registry serves, or nil when it has none.
+func currentModel(ctx context.Context, src registry.Source) (*mf.Model, error) {
+	v, err := src.Current(ctx)
+	if err != nil || v == "" {
+		return nil, err
+	}
+	m, err := src.Load(ctx, v)
+	if err != nil {
+		return nil, fmt.Errorf("load serving model %s: %w", v, err)
+	}
+	return m, nil
+}
+
+// evalFlags registers the evaluation flags shared by eval and tune.
+func evalFlags(fs *flag.FlagSet, cfg *retrain.EvalConfig, ks *string) {
+	fs.StringVar(&cfg.Split, "split", "time", "time (each user's last events held out) or user (held-out users folded in, Liang et al. 2018)")
+	fs.IntVar(&cfg.Holdout.LastN, "holdout-last", 1, "with --split time: events per user held out")
+	fs.Float64Var(&cfg.Holdout.Fraction, "holdout-fraction", 0, "with --split time: share of each user's events held out (instead of --holdout-last)")
+	fs.Float64Var(&cfg.Users.Fraction, "users-fraction", 0.1, "with --split user: share of users held out")
+	fs.Uint64Var(&cfg.Users.Seed, "split-seed", 1, "with --split user: seed of the held-out users and their 80/20 split")
+	fs.IntVar(&cfg.KNN.Neighbors, "knn-neighbors", 100, "neighbours per item of the item-kNN baseline")
+	fs.StringVar(ks, "k", "10,20", "comma-separated cut-offs")
+}
+
+func (o *options) evalSplit(ctx context.Context, cfg retrain.EvalConfig, trainFile, testFile string, log *slog.Logger) (*eval.Split, error) {
+	if cfg.Holdout.Fraction > 0 {
+		cfg.Holdout.LastN = 0
+	}
+	cfg.Users.FoldIn = 0.8
+	if trainFile != "" || testFile != "" {
+		if trainFile == "" || testFile == "" || o.inputs != "" {
+			return nil, usageError{"give --train FILE and --test FILE together, without --input"}
+		}
+		format, err := dataset.ParseFormat(o.format)
+		if err != nil {
+			return nil, usageError{"--format: " + err.Error()}
+		}
+		return retrain.MakePairSplit(ctx, cfg, retrain.FileSource([]string{trainFile}, format, log),
+			retrain.FileSource([]string{testFile}, format, log))
+	}
+	var rdb redis.UniversalClient
+	if o.redisAddr != "" {
+		rdb = o.redis()
+		defer rdb.Close()
+	}
+	src, err := o.source(rdb, log)
+	if err != nil {
+		return nil, err
+	}
+	return retrain.MakeSplit(ctx, cfg, src)
+}
+
+// runEval prints ALS next to the baselines on one split.
+func runEval(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var o options
+	var cfg retrain.EvalConfig
+	var ks, trainFile, testFile string
+	var asJSON bool
+	fs := flag.NewFlagSet("recsys-train eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o.register(fs)
+	evalFlags(fs, &cfg, &ks)
+	fs.StringVar(&trainFile, "train", "", "a pre-split training file (with --test)")
+	fs.StringVar(&testFile, "test", "", "a pre-split test file (with --train)")
+	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	log, err := o.logger(stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.Ks, err = parseInts(ks); err != nil {
+		return usageError{"--k: " + err.Error()}
+	}
+	cfg.Hyper, cfg.Weighting, cfg.Workers = o.hyper, o.weighting, o.workers
+	split, err := o.evalSplit(ctx, cfg, trainFile, testFile, log)
+	if err != nil {
+		return err
+	}
+	log.Info("split", "name", split.Name, "users", split.Matrix.Rows, "items", split.Matrix.Cols,
+		"train_interactions", split.Matrix.NNZ(), "test_users", len(split.Cases))
+	rep, err := retrain.Evaluate(ctx, cfg, split)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", b)
+		return err
+	}
+	return rep.WriteTable(stdout)
+}
+
+// runTune searches hyperparameters on a validation split of the training
+// events and prints the trials, best first.
+func runTune(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var o options
+	var cfg retrain.EvalConfig
+	var ks, factors, iters, regs, alphas, exps string
+	var opt eval.SearchOptions
+	var asJSON bool
+	fs := flag.NewFlagSet("recsys-train tune", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o.register(fs)
+	evalFlags(fs, &cfg, &ks)
+	fs.StringVar(&factors, "factors-grid", "32,64,128", "factor counts to try")
+	fs.StringVar(&iters, "iterations-grid", "", "iteration counts to try (default: --iterations)")
+	fs.StringVar(&regs, "reg-grid", "0.01,0.05,0.2,1", "regularizations to try")
+	fs.StringVar(&alphas, "alpha-grid", "1,5,10,40", "alphas to try")
+	fs.StringVar(&exps, "reg-exponent-grid", "0,0.5,1", "frequency-regularization exponents to try")
+	fs.IntVar(&opt.Trials, "trials", 20, "random grid points to evaluate (0 = the whole grid)")
+	fs.Uint64Var(&opt.Seed, "search-seed", 1, "seed of the random search")
+	fs.StringVar(&opt.Metric, "metric", "ndcg@10", "metric to maximize")
+	fs.BoolVar(&asJSON, "json", false, "print the trials as JSON")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	log, err := o.logger(stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.Ks, err = parseInts(ks); err != nil {
+		return usageError{"--k: " + err.Error()}
+	}
+	sp := &opt.Space
+	for _, g := range []struct {
+		name string
+		err  error
+	}{
+		{"--factors-grid", func() (err error) { sp.Factors, err = parseInts(factors); return }()},
+		{"--iterations-grid", func() (err error) { sp.Iterations, err = parseInts(iters); return }()},
+		{"--reg-grid", func() (err error) { sp.Regularization, err = parseFloats(regs); return }()},
+		{"--alpha-grid", func() (err error) { sp.Alpha, err = parseFloats(alphas); return }()},
+		{"--reg-exponent-grid", func() (err error) { sp.RegExponent, err = parseFloats(exps); return }()},
+	} {
+		if g.err != nil {
+			return usageError{g.name + ": " + g.err.Error()}
+		}
+	}
+	cfg.Hyper, cfg.Weighting, cfg.Workers = o.hyper, o.weighting, o.workers
+	cfg.Split = "time" // tuning always validates on a time holdout of the training events
+	split, err := o.evalSplit(ctx, cfg, "", "", log)
+	if err != nil {
+		return err
+	}
+	opt.Progress = func(t eval.Trial) {
+		log.Info("trial", "factors", t.Hyper.Factors, "regularization", t.Hyper.Regularization, "alpha", t.Hyper.Alpha,
+			"reg_exponent", t.Hyper.RegExponent, "iterations", t.Hyper.Iterations, opt.Metric, t.Score, "seconds", t.Duration.Seconds())
+	}
+	trials, err := retrain.Tune(ctx, cfg, split, opt)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		b, err := json.MarshalIndent(trials, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", b)
+		return err
+	}
+	fmt.Fprintf(stdout, "%-8s %-8s %-14s %-8s %-12s %s\n", "rank", "factors", "regularization", "alpha", "reg_exponent", opt.Metric)
+	for i, t := range trials {
+		fmt.Fprintf(stdout, "%-8d %-8d %-14g %-8g %-12g %.4f\n", i+1, t.Hyper.Factors, t.Hyper.Regularization, t.Hyper.Alpha, t.Hyper.RegExponent, t.Score)
+	}
+	if len(trials) > 0 {
+		b := trials[0].Hyper
+		fmt.Fprintf(stdout, "\nbest: --factors %d --iterations %d --regularization %g --alpha %g --reg-exponent %g\n",
+			b.Factors, b.Iterations, b.Regularization, b.Alpha, b.RegExponent)
+	}
+	return nil
+}
+
+// progressBar draws one line per iteration on stderr when it is a terminal.
+func progressBar(stderr io.Writer, total int) func(string, als.IterationStats) {
+	f, ok := stderr.(*os.File)
+	if !ok {
+		return nil
+	}
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return nil
+	}
+	return func(phase string, s als.IterationStats) {
+		const width = 30
+		done := width * s.Iteration / max(total, 1)
+		eta := time.Duration(total-s.Iteration) * s.Duration
+		fmt.Fprintf(f, "\r%-8s [%s%s] %d/%d  ETA %s ", phase, strings.Repeat("#", done), strings.Repeat(".", width-done),
+			s.Iteration, total, eta.Round(time.Second))
+		if s.Iteration >= total {
+			fmt.Fprintln(f)
+		}
+	}
+}
