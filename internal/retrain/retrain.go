@@ -101,7 +101,7 @@ type Outcome struct {
 	Events   int64        // events read
 	Report   *eval.Report // als, serving (if any), popularity, itemknn on the holdout
 	Gate     Gate
-	Model    *mf.Model        // the model published (or that would have been)
+	Model    *mf.Model          // the model published (or that would have been)
 	Versions []registry.Version // one per publisher, empty when refused or dry
 }
 
