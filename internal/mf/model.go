@@ -75,6 +75,10 @@ type Info struct {
 	Metrics      map[string]float64 `json:"metrics,omitempty"`
 	// Data says what the model was trained on (input files or stream window).
 	Data string `json:"data,omitempty"`
+	// DataUntil is the time of the latest event the model was trained on.
+	// Offline comparisons with a newer model use only events after it, so
+	// the older model is never tested on what it was trained on.
+	DataUntil time.Time `json:"data_until,omitzero"`
 }
 
 // Model is an immutable, ready-to-serve factor model.

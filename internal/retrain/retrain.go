@@ -5,10 +5,13 @@
 // all events and publishes the result to the model registries.
 //
 // The gate compares models on the same holdout: the new model must not
-// contain NaN or Inf, must beat popularity, and must not fall below the
-// serving model's NDCG@K by more than the tolerance. The serving model may
-// have been trained on some of the held-out events (it is older), so the
-// comparison favours it; the tolerance absorbs that.
+// contain NaN or Inf (or factors so extreme that users cannot be folded in),
+// must beat popularity, and must not fall below the serving model's NDCG@K by
+// more than the tolerance. The serving model was trained on older data that
+// may include held-out events, so it is compared only on the test users whose
+// held-out events came after its training data ended (mf.Info.DataUntil),
+// with the new model scored on exactly those users too. When too few such
+// users exist the comparison is skipped, and the report says so.
 package retrain
 
 import (
@@ -17,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/als"
@@ -55,11 +59,16 @@ type Config struct {
 	// SkipBaselines leaves item-kNN out of the report (popularity is always
 	// computed: the gate needs it).
 	SkipBaselines bool
+	// MinFreshCases is how many test users with events newer than the
+	// serving model's data the serving comparison needs. Default 50.
+	MinFreshCases int
 	Workers       int
 	Logger        *slog.Logger
 	// Progress, if set, receives every ALS iteration (for a progress bar).
 	Progress func(phase string, s als.IterationStats)
 	Now      func() time.Time
+
+	servingGiven bool
 }
 
 func (c *Config) defaults() error {
@@ -93,6 +102,9 @@ func (c *Config) defaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.MinFreshCases <= 0 {
+		c.MinFreshCases = 50
+	}
 	return nil
 }
 
@@ -108,9 +120,14 @@ type Outcome struct {
 // Gate is the quality gate's verdict.
 type Gate struct {
 	Metric     string  // e.g. "ndcg@10"
-	New        float64 // the new model's value
-	Popularity float64
-	Serving    float64 // NaN without a serving model
+	New        float64 // the new model's value on every test user
+	Popularity float64 // popularity's value on every test user
+	// FreshCases are the test users whose held-out events are newer than
+	// the serving model's data; Serving and NewOnFresh are measured on them
+	// (NaN when there is no serving model or too few fresh users).
+	FreshCases int
+	Serving    float64
+	NewOnFresh float64
 	Passed     bool
 	Reason     string
 }
@@ -132,6 +149,7 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 	}
 	log := cfg.Logger
 	out := &Outcome{}
+	cfg.servingGiven = serving != nil
 
 	start := cfg.Now()
 	col := eval.NewCollector(cfg.Weighting, cfg.AsOf)
@@ -159,11 +177,8 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 	if err != nil {
 		return nil, err
 	}
-	recs := []eval.Recommender{eval.NewALS(holdoutModel, nil)}
-	if serving != nil {
-		recs = append(recs, NewServingRecommender(serving, split.Matrix.ColIDs))
-	}
-	recs = append(recs, eval.NewPopularity(split.Matrix))
+	newRec := eval.NewALS(holdoutModel, nil)
+	recs := []eval.Recommender{newRec, eval.NewPopularity(split.Matrix)}
 	if !cfg.SkipBaselines {
 		knn, err := eval.NewItemKNN(ctx, split.Matrix, eval.KNNOptions{Workers: cfg.Workers})
 		if err != nil {
@@ -175,13 +190,40 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 	if cfg.K != 10 && cfg.K != 20 {
 		ks = append(ks, cfg.K)
 	}
-	out.Report, err = eval.Run(ctx, split, recs, eval.Options{Ks: ks, Workers: cfg.Workers})
+	opts := eval.Options{Ks: ks, Workers: cfg.Workers}
+	out.Gate = Gate{Metric: eval.Key(eval.MetricNDCG, cfg.K), Serving: math.NaN(), NewOnFresh: math.NaN()}
+	out.Report, err = eval.Run(ctx, split, recs, opts)
+	if errors.Is(err, mf.ErrNotPositiveDefinite) {
+		out.Gate.Reason = "new model has degenerate factors: a user cannot be folded in"
+		return out, fmt.Errorf("%w: %s", ErrRefused, out.Gate.Reason)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("evaluate: %w", err)
 	}
-	out.Gate = cfg.gate(out.Report)
-	log.Info("quality gate", "metric", out.Gate.Metric, "new", out.Gate.New, "serving", out.Gate.Serving,
-		"popularity", out.Gate.Popularity, "passed", out.Gate.Passed, "reason", out.Gate.Reason)
+	if serving != nil {
+		until := serving.Info().DataUntil
+		if until.IsZero() {
+			until = serving.Info().TrainedAt // older artifacts: training ended after its data
+		}
+		fresh := freshCases(split, data, until)
+		out.Gate.FreshCases = len(fresh.Cases)
+		if len(fresh.Cases) >= cfg.MinFreshCases {
+			cmp, err := eval.Run(ctx, fresh, []eval.Recommender{newRec, NewServingRecommender(serving, split.Matrix.ColIDs)}, opts)
+			if err != nil {
+				return nil, fmt.Errorf("compare with the serving model: %w", err)
+			}
+			n, _ := cmp.Model("als")
+			s, _ := cmp.Model(servingName)
+			out.Gate.NewOnFresh, out.Gate.Serving = n.Metrics[out.Gate.Metric], s.Metrics[out.Gate.Metric]
+		} else {
+			log.Warn("too few test users with events after the serving model's data to compare with it",
+				"fresh", len(fresh.Cases), "need", cfg.MinFreshCases, "serving_data_until", serving.Info().DataUntil)
+		}
+	}
+	cfg.gate(&out.Gate, out.Report)
+	log.Info("quality gate", "metric", out.Gate.Metric, "new", out.Gate.New, "popularity", out.Gate.Popularity,
+		"serving", out.Gate.Serving, "new_on_fresh", out.Gate.NewOnFresh, "fresh_cases", out.Gate.FreshCases,
+		"passed", out.Gate.Passed, "reason", out.Gate.Reason)
 	if !out.Gate.Passed {
 		out.Model = holdoutModel
 		return out, fmt.Errorf("%w: %s", ErrRefused, out.Gate.Reason)
@@ -202,6 +244,10 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 	info.TrainedAt = cfg.Now().UTC()
 	info.Metrics = als.Metrics
 	info.Data = fmt.Sprintf("%d events, holdout %s (%d users)", out.Events, split.Name, len(split.Cases))
+	info.DataUntil = latest(data)
+	if cfg.NoRefit {
+		info.DataUntil = latest(split.Train)
+	}
 	if out.Model, err = mf.New(info, final.ItemIDs(), final.Matrix()); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
 	}
@@ -243,30 +289,56 @@ func (c *Config) train(ctx context.Context, phase string, m *sparse.Matrix) (*mf
 	return model, nil
 }
 
-// gate applies the publishing rules to a report.
-func (c *Config) gate(r *eval.Report) Gate {
-	key := eval.Key(eval.MetricNDCG, c.K)
-	g := Gate{Metric: key, Serving: math.NaN()}
+// gate applies the publishing rules.
+func (c *Config) gate(g *Gate, r *eval.Report) {
+	key := g.Metric
 	a, _ := r.Model("als")
 	p, _ := r.Model("popularity")
 	g.New, g.Popularity = a.Metrics[key], p.Metrics[key]
-	if s, ok := r.Model(servingName); ok {
-		g.Serving = s.Metrics[key]
-	}
+	compared := !math.IsNaN(g.Serving)
 	switch {
 	case math.IsNaN(g.New) || math.IsInf(g.New, 0):
 		g.Reason = fmt.Sprintf("new model's %s is %v", key, g.New)
 	case g.New < g.Popularity:
 		g.Reason = fmt.Sprintf("new model's %s %.4f is below popularity's %.4f", key, g.New, g.Popularity)
-	case !math.IsNaN(g.Serving) && g.New < g.Serving*(1-c.Tolerance):
-		g.Reason = fmt.Sprintf("new model's %s %.4f is below the serving model's %.4f by more than %.0f%%",
-			key, g.New, g.Serving, c.Tolerance*100)
+	case compared && g.NewOnFresh < g.Serving*(1-c.Tolerance):
+		g.Reason = fmt.Sprintf("new model's %s %.4f is below the serving model's %.4f by more than %.0f%% (on %d users with events newer than the serving model)",
+			key, g.NewOnFresh, g.Serving, c.Tolerance*100, g.FreshCases)
 	default:
 		g.Passed = true
 		g.Reason = fmt.Sprintf("new model's %s %.4f vs popularity %.4f", key, g.New, g.Popularity)
-		if !math.IsNaN(g.Serving) {
-			g.Reason += fmt.Sprintf(" and serving model %.4f (tolerance %.0f%%)", g.Serving, c.Tolerance*100)
+		if compared {
+			g.Reason += fmt.Sprintf("; %.4f vs the serving model's %.4f on %d users with newer events (tolerance %.0f%%)",
+				g.NewOnFresh, g.Serving, g.FreshCases, c.Tolerance*100)
+		} else if g.FreshCases > 0 || c.servingGiven {
+			g.Reason += fmt.Sprintf("; serving model not compared (%d users with newer events, %d needed)", g.FreshCases, c.MinFreshCases)
 		}
 	}
-	return g
+}
+
+// latest is the time of the latest event of d.
+func latest(d *eval.Data) time.Time {
+	if len(d.Time) == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, slices.Max(d.Time)).UTC()
+}
+
+// freshCases keeps the test users whose latest event (a held-out one) is
+// after until: the serving model cannot have been trained on it.
+func freshCases(s *eval.Split, all *eval.Data, until time.Time) *eval.Split {
+	last := make([]int64, all.Users)
+	for k, u := range all.Row {
+		last[u] = max(last[u], all.Time[k])
+	}
+	out := *s
+	out.Cases = nil
+	cut := until.UnixNano()
+	for _, c := range s.Cases {
+		if until.IsZero() || last[c.User] > cut {
+			out.Cases = append(out.Cases, c)
+		}
+	}
+	out.Name = s.Name + ", users with events after the serving model's data"
+	return &out
 }
