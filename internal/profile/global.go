@@ -84,6 +84,10 @@ func (s *Store) ReadEvents(ctx context.Context, since, until time.Time, fn func(
 		// "<ms>" as an end means the last id of that millisecond.
 		end = strconv.FormatInt(until.UnixMilli()-1, 10)
 	}
+	deleted, err := s.tombstones(ctx)
+	if err != nil {
+		return err
+	}
 	for {
 		msgs, err := s.rdb.XRangeN(ctx, s.stream, start, end, readPage).Result()
 		if err != nil {
@@ -93,6 +97,9 @@ func (s *Store) ReadEvents(ctx context.Context, since, until time.Time, fn func(
 			e, err := parseStreamEvent(m.Values)
 			if err != nil {
 				return fmt.Errorf("event stream entry %s: %w", m.ID, err)
+			}
+			if deletedAfter(deleted, e.UserID, m.ID) {
+				continue
 			}
 			if err := fn(e); err != nil {
 				return err

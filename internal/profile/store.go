@@ -23,6 +23,7 @@ type Store struct {
 	cfg Config
 
 	stream, globalDedup, popScratch string // global keys, all tagged {g}
+	deleted                         string // users deleted, for ReadEvents; tagged {g}
 }
 
 // NewStore returns a Store on rdb. Zero fields of cfg take their defaults;
@@ -42,6 +43,7 @@ func NewStore(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		stream:      g + "events",
 		globalDedup: g + "eids",
 		popScratch:  g + "pop:scratch",
+		deleted:     g + "deleted",
 	}, nil
 }
 
@@ -370,15 +372,23 @@ func (s *Store) Load(ctx context.Context, userID string) (Profile, error) {
 	return p, nil
 }
 
-// Delete removes every key of a user and returns how many existed. Events
-// already appended to the global stream stay there until it is trimmed.
+// Delete removes every key of a user and returns how many existed. The
+// user's events already in the global stream stay there until it is trimmed,
+// but Delete records a tombstone (in the same round trip) and ReadEvents
+// skips every event of the user recorded before it, so a deleted user's
+// history never reaches another model.
 func (s *Store) Delete(ctx context.Context, userID string) (int, error) {
 	if userID == "" {
 		return 0, errors.New("delete profile: user id is empty")
 	}
-	n, err := s.rdb.Del(ctx, s.UserKeys(userID)...).Result()
+	var del *redis.IntCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		del = p.Del(ctx, s.UserKeys(userID)...)
+		s.tombstone(ctx, p, userID)
+		return nil
+	})
 	if err != nil {
 		return 0, fmt.Errorf("delete profile of %q: %w", userID, err)
 	}
-	return int(n), nil
+	return int(del.Val()), nil
 }

@@ -844,3 +844,32 @@ func TestStreamIDFallback(t *testing.T) {
 		t.Errorf("got %+v, want %+v", got, e)
 	}
 }
+
+// A deleted user's events already in the stream never reach the trainer,
+// while events the user sends after the deletion do.
+func TestReadEventsSkipsDeletedUsers(t *testing.T) {
+	t.Parallel()
+	s, _, clk := newStore(t, Config{})
+	ctx := context.Background()
+	t0 := clk.Now()
+	record(t, s,
+		event.Event{ID: "1", UserID: "gone", ItemID: "i", Type: event.View, Time: t0},
+		event.Event{ID: "2", UserID: "stays", ItemID: "i", Type: event.View, Time: t0},
+	)
+	clk.Set(t0.Add(time.Second))
+	if _, err := s.Delete(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(t0.Add(2 * time.Second))
+	record(t, s, event.Event{ID: "3", UserID: "gone", ItemID: "j", Type: event.View, Time: clk.Now()})
+	var got []string
+	if err := s.ReadEvents(ctx, time.Time{}, time.Time{}, func(e event.Event) error {
+		got = append(got, e.UserID+"/"+e.ItemID)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"stays/i", "gone/j"}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
