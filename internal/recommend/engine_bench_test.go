@@ -92,7 +92,7 @@ func BenchmarkSimilar(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := eng.Similar(ctx, "item-7", 20, nil); err != nil {
+				if _, err := eng.Similar(ctx, SimilarRequest{ItemID: "item-7", Count: 20}); err != nil {
 					b.Fatal(err)
 				}
 			}

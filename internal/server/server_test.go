@@ -595,7 +595,7 @@ func (panicking) Recommend(context.Context, recommend.Request) (recommend.Result
 	return recommend.Result{}, nil
 }
 
-func (panicking) Similar(context.Context, string, int, []string) (recommend.Result, error) {
+func (panicking) Similar(context.Context, recommend.SimilarRequest) (recommend.Result, error) {
 	return recommend.Result{}, errors.New("secret cause that must not leak")
 }
 
