@@ -59,12 +59,12 @@ type env struct {
 	trending *recommend.Popular
 	arrivals *recommend.Arrivals
 	srv      *server.Server
-	prefix  string
-	rec     recsysv1.RecommendationServiceClient
-	events  recsysv1.EventServiceClient
-	catalog recsysv1.CatalogServiceClient
-	models  recsysv1.ModelServiceClient
-	health  healthpb.HealthClient
+	prefix   string
+	rec      recsysv1.RecommendationServiceClient
+	events   recsysv1.EventServiceClient
+	catalog  recsysv1.CatalogServiceClient
+	models   recsysv1.ModelServiceClient
+	health   healthpb.HealthClient
 }
 
 // plantedModel has two clusters of items: "a0".."a9" point one way, "b0".."b9"
