@@ -111,14 +111,42 @@ func (m *Model) Contributions(ws *Workspace, rows []int32, weights []float64, i 
 	for d, v := range m.Vector(i) {
 		z[d] = float64(v)
 	}
-	choleskySubstitute(ws.a, z, f)
+	// Uᵀ w = y_i, then U z = w, reading U by rows (the factor is stored
+	// upper, row-major), which is several times faster than the
+	// column-wise forward pass of choleskySubstitute at 64 factors.
+	a := ws.a
+	for j := 0; j < f; j++ {
+		uj := a[j*f : j*f+f]
+		z[j] /= uj[j]
+		zj := z[j]
+		for k := j + 1; k < f; k++ {
+			z[k] -= uj[k] * zj
+		}
+	}
+	for j := f - 1; j >= 0; j-- {
+		uj := a[j*f : j*f+f]
+		s := z[j]
+		for k := j + 1; k < f; k++ {
+			s -= uj[k] * z[k]
+		}
+		z[j] = s / uj[j]
+	}
 	alpha := m.info.Hyper.Alpha
 	for k, r := range rows {
-		var s float64
-		for d, v := range m.Vector(r) {
-			s += z[d] * float64(v)
+		y := m.Vector(r)
+		y = y[:len(z)]
+		var s0, s1, s2, s3 float64
+		d := 0
+		for ; d+4 <= len(y); d += 4 {
+			s0 += z[d] * float64(y[d])
+			s1 += z[d+1] * float64(y[d+1])
+			s2 += z[d+2] * float64(y[d+2])
+			s3 += z[d+3] * float64(y[d+3])
 		}
-		out[k] = (1 + alpha*weights[k]) * s
+		for ; d < len(y); d++ {
+			s0 += z[d] * float64(y[d])
+		}
+		out[k] = (1 + alpha*weights[k]) * (s0 + s1 + s2 + s3)
 	}
 	return nil
 }
