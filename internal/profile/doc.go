@@ -24,7 +24,11 @@
 //
 // Impressions (event.Impression) weigh nothing: they never enter the history
 // or the global stream, only the impression hash, where a later click on
-// the item (any other event type) drops the impressions before it. A user
+// the item (any other event type) drops the impressions before it. They do
+// not use the dedup sets either (they would crowd the other events out): a
+// retried impression is recognised by its time, which the item's list
+// already holds, so two impressions of one item in the same millisecond
+// count once. A user
 // whose meta hash has o=1 opted out of personalization (SetOptOut): their
 // history, impressions and activity fields are deleted, and their later
 // events store only purchases.

@@ -21,7 +21,9 @@ import (
 //	"1" a purchase, "2" an impression), item id, encoded history entry.
 //
 // Returns one integer per event: 1 if it was new and applied, 0 if its id
-// was already remembered.
+// was already remembered (for an impression: if the item's list already
+// holds its time; impressions do not use the dedup set, which they would
+// fill at several times the rate of all other events).
 //
 // A user whose meta hash has o=1 opted out of personalization: of their
 // events only purchases are stored (buy set, dedup), nothing else.
@@ -51,45 +53,51 @@ local function readImp(item)
 end
 
 for i = 11, #ARGV, 5 do
-  if redis.call('ZADD', eids, 'NX', now, ARGV[i]) == 1 then
-    local ts, kind, item = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-    local tsN = tonumber(ts)
+  local ts, kind, item = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local tsN = tonumber(ts)
+  if kind == '2' then
+    -- Impressions skip the dedup set (they would crowd the real events out
+    -- of it): a retried impression has the same time, which the item's
+    -- list already holds.
+    local fresh = 1
+    if not optedOut then
+      local _, lc, times = readImp(item)
+      for _, t in ipairs(times) do
+        if t == ts then fresh = 0 end
+      end
+      if fresh == 1 and tsN > lc then
+        local pos = #times + 1
+        while pos > 1 and tonumber(times[pos - 1]) > tsN do pos = pos - 1 end
+        table.insert(times, pos, ts)
+        while #times > keep do table.remove(times, 1) end
+        redis.call('HSET', imp, item, lc .. '|' .. table.concat(times, ','))
+        impTouched = true
+      end
+    end
+    out[#out + 1] = fresh
+  elseif redis.call('ZADD', eids, 'NX', now, ARGV[i]) == 1 then
     if kind == '1' then
       -- GT keeps the latest purchase time when events arrive out of order.
       redis.call('ZADD', buy, 'GT', ts, item)
       purchases = purchases + 1
     end
     if not optedOut then
-      if kind == '2' then
-        local _, lc, times = readImp(item)
-        if tsN > lc then
-          local pos = #times + 1
-          while pos > 1 and tonumber(times[pos - 1]) > tsN do pos = pos - 1 end
-          table.insert(times, pos, ts)
-          while #times > keep do table.remove(times, 1) end
-          redis.call('HSET', imp, item, lc .. '|' .. table.concat(times, ','))
-          impTouched = true
+      pushed[#pushed + 1] = ARGV[i + 4]
+      local v, lc, times = readImp(item)
+      if v then
+        if tsN > lc then lc = tsN end
+        local kept = {}
+        for _, t in ipairs(times) do
+          if tonumber(t) > lc then kept[#kept + 1] = t end
         end
-      else
-        pushed[#pushed + 1] = ARGV[i + 4]
-        local v, lc, times = readImp(item)
-        if v then
-          if tsN > lc then lc = tsN end
-          local kept = {}
-          for _, t in ipairs(times) do
-            if tonumber(t) > lc then kept[#kept + 1] = t end
-          end
-          if #kept == 0 then
-            redis.call('HDEL', imp, item)
-          else
-            redis.call('HSET', imp, item, lc .. '|' .. table.concat(kept, ','))
-          end
+        if #kept == 0 then
+          redis.call('HDEL', imp, item)
+        else
+          redis.call('HSET', imp, item, lc .. '|' .. table.concat(kept, ','))
         end
       end
-      if kind ~= '2' then
-        if firstN == nil or tsN < firstN then first, firstN = ts, tsN end
-        if lastN == nil or tsN > lastN then last, lastN = ts, tsN end
-      end
+      if firstN == nil or tsN < firstN then first, firstN = ts, tsN end
+      if lastN == nil or tsN > lastN then last, lastN = ts, tsN end
     end
     out[#out + 1] = 1
   else

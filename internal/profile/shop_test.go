@@ -88,7 +88,7 @@ func TestImpressions(t *testing.T) {
 
 func TestImpressionsAreNotHistoryNorStream(t *testing.T) {
 	t.Parallel()
-	s, _, _ := newStore(t, Config{})
+	s, c, _ := newStore(t, Config{})
 	res := record(t, s,
 		event.Event{ID: "1", UserID: "u", ItemID: "a", Type: event.Impression},
 		event.Event{ID: "2", UserID: "u", ItemID: "b", Type: event.View})
@@ -106,6 +106,10 @@ func TestImpressionsAreNotHistoryNorStream(t *testing.T) {
 	}
 	if got := impressionsOf(p); len(got["a"]) != 1 || len(got["c"]) != 1 {
 		t.Errorf("impressions %v, want a and c once", got)
+	}
+	// They are not in the dedup set, which keeps room for real events.
+	if n := c.ZCard(context.Background(), s.keysOf("u").eids).Val(); n != 1 {
+		t.Errorf("dedup set holds %d ids, want only the view's", n)
 	}
 	got := readAll(t, s, time.Time{}, time.Time{})
 	if len(got) != 1 || got[0].ItemID != "b" {

@@ -249,18 +249,18 @@ func (b *batch) userCalls(s *Store) []*scriptCall {
 		args = append(args, fixed...)
 		for _, i := range u.events {
 			e := b.all[i]
-			kind, entry := "0", ""
+			kind, member, entry := "0", "", ""
 			switch e.Type {
 			case event.Purchase:
 				kind = "1"
 			case event.Impression:
-				kind = "2" // not history: the entry is not sent
+				kind = "2" // neither history nor the dedup set: no entry, no member
 			}
 			if kind != "2" {
 				buf = appendEntry(buf[:0], e)
-				entry = string(buf)
+				member, entry = dedupMember(e.UserID, e.ID), string(buf)
 			}
-			args = append(args, dedupMember(e.UserID, e.ID), ms(e.Time), kind, e.ItemID, entry)
+			args = append(args, member, ms(e.Time), kind, e.ItemID, entry)
 		}
 		calls = append(calls, &scriptCall{
 			script: userScript,

@@ -411,7 +411,7 @@ func TestUserKeysHaveTTL(t *testing.T) {
 	// (The impression key is refreshed by impressions only: its entries
 	// are stale once none was written for the impression window.)
 	record(t, s, event.Event{ID: "2", UserID: u, ItemID: "j", Type: event.View},
-		event.Event{ID: "2i", UserID: u, ItemID: "k", Type: event.Impression})
+		event.Event{ID: "2i", UserID: u, ItemID: "k", Type: event.Impression, Time: t0.Add(time.Second)})
 	for _, k := range keys {
 		if got, want := c.PTTL(ctx, k).Val(), wantTTL(k); got <= want-time.Minute {
 			t.Errorf("PTTL %s after a new event: got %v, want refreshed to about %v", k, got, want)
