@@ -285,6 +285,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.popular.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.catCache.Run(gctx, d.cfg.CatalogSync) })
 	g.Go(func() error { return d.rules.Run(gctx, d.cfg.Shop.RulesPoll) })
+	g.Go(func() error { return d.engine.RunRowState(gctx, 100*time.Millisecond) })
 	g.Go(func() error { return d.trending.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.arrivals.Run(gctx, d.cfg.Shop.ArrivalsRefresh) })
 	g.Go(func() error {

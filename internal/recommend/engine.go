@@ -175,8 +175,9 @@ type Engine struct {
 	model    atomic.Pointer[mf.Model]
 	scratch  sync.Pool // *scratch
 
-	rows   atomic.Pointer[rowState] // filter.go
-	rowsMu sync.Mutex               // serialises rebuilds of rows
+	rows       atomic.Pointer[rowState] // filter.go
+	rowsMu     sync.Mutex               // serialises rebuilds of rows
+	rowsRunner atomic.Bool              // RunRowState is keeping rows up to date
 }
 
 // New returns an engine. cat may be nil (no catalog).
@@ -218,8 +219,16 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 }
 
 // SetModel makes m the serving model. Requests already running finish on the
-// snapshot they started with.
-func (e *Engine) SetModel(m *mf.Model) { e.model.Store(m) }
+// snapshot they started with. The model's per-row filter state is built
+// first, in the caller's goroutine, so no request waits for it.
+func (e *Engine) SetModel(m *mf.Model) {
+	if m != nil {
+		e.rowsMu.Lock()
+		e.refreshRowsLocked(m)
+		e.rowsMu.Unlock()
+	}
+	e.model.Store(m)
+}
 
 // Model returns the serving model, or nil.
 func (e *Engine) Model() *mf.Model { return e.model.Load() }

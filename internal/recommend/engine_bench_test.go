@@ -208,3 +208,28 @@ func BenchmarkSimilar(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRowState is the rebuild of the per-row filter state after a
+// catalog or rules change (once per change, by one request): a catalog
+// lookup and a blocklist check per model item.
+func BenchmarkRowState(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run("items="+strconv.Itoa(n), func(b *testing.B) {
+			m := benchModel(b, n, 8)
+			cat := &staticCatalog{items: make(map[string]catalog.Item, n), version: 1}
+			for i := range n {
+				id := m.ItemID(int32(i))
+				cat.items[id] = catalog.Item{ID: id, Category: "cat-" + strconv.Itoa(i%50), Price: 10, Available: i%20 != 0}
+			}
+			rules := &catalog.Rules{Version: 1, BlockedItems: map[string]struct{}{"item-3": {}}, BlockedCategories: map[string]struct{}{"cat-7": {}}}
+			eng, err := New(Config{Rules: staticRules{rules}}, staticProfiles{}, cat, NewPopular(noPopular{}, 1, slog.New(slog.DiscardHandler)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				eng.buildRows(m, 1, rules)
+			}
+		})
+	}
+}

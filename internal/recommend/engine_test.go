@@ -227,3 +227,42 @@ func (c *staticCatalog) Range(fn func(catalog.Item) bool) {
 		}
 	}
 }
+
+// With RunRowState running, catalog changes reach answers through it.
+func TestRunRowStateFollowsTheCatalog(t *testing.T) {
+	eng, cat, _ := shopEngine(t, 500, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.RunRowState(ctx, 5*time.Millisecond) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("RunRowState: %v", err)
+		}
+	}()
+	first, err := eng.Recommend(ctx, Request{UserID: "u", Count: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	best := first.Items[0].ItemID
+	it := cat.items[best]
+	it.Available = false
+	cat.set(it)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res, err := eng.Recommend(ctx, Request{UserID: "u", Count: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Items[0].ItemID != best {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still returned after it became unavailable", best)
+		}
+		time.Sleep(time.Millisecond) // polling a condition with a deadline
+	}
+	if err := eng.RunRowState(ctx, 0); err == nil {
+		t.Error("RunRowState(0): got nil error")
+	}
+}
