@@ -2,10 +2,13 @@
 // demo and the synthetic shop generator.
 //
 //	recsysctl [--addr HOST:PORT] events import FILE.csv
-//	recsysctl recommend USER [--count N] [--exclude a,b] [--context-item ID]
-//	recsysctl similar ITEM [--count N]
+//	recsysctl recommend USER [--count N] [--exclude a,b] [--context-item ID] [filter flags]
+//	recsysctl similar ITEM [--count N] [filter flags]
 //	recsysctl profile USER
 //	recsysctl delete-user USER
+//	recsysctl opt-out USER [--off]
+//	recsysctl blocklist get|set|add|remove [--items a,b] [--categories x,y]
+//	recsysctl categories list | upsert [--repeatable-after D] NAME...
 //	recsysctl catalog import FILE.csv
 //	recsysctl model get|list|activate VERSION
 //	recsysctl generate --users N --items N --events N --seed S --out FILE.csv
@@ -47,9 +50,17 @@ commands:
   events import FILE.csv       send events (user_id,item_id,event_type,timestamp) in batches
   catalog import FILE.csv      send items (item_id,category,price,available,created_at)
   recommend USER               [--count N] [--exclude a,b] [--context-item ID] [--placement P]
-  similar ITEM                 [--count N] [--exclude a,b]
+                               [--max-per-category N] [filter flags]
+  similar ITEM                 [--count N] [--exclude a,b] [filter flags]
+      filter flags: [--categories a,b] [--exclude-categories a,b] [--min-price X] [--max-price Y]
+                    [--include-unavailable] [--member-tier T] [--include-purchased]
   profile USER                 the profile the service built
   delete-user USER             remove every key of the user
+  opt-out USER [--off]         opt the user out of personalization (--off: back in)
+  blocklist get                the global blocklist
+  blocklist set|add|remove     [--items a,b] [--categories x,y]
+  categories list              category settings
+  categories upsert NAME...    [--repeatable-after 720h] (consumables may be recommended again)
   model get                    the serving model
   model list                   published versions, newest first
   model activate VERSION       serve a kept version (rollback)
@@ -113,9 +124,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		var o ctl.RecommendOptions
 		sub.IntVar(&o.Count, "count", 10, "items to return")
 		sub.StringVar(&o.Exclude, "exclude", "", "comma-separated item ids to leave out")
+		sub.StringVar(&o.Filter.Categories, "categories", "", "only these comma-separated categories")
+		sub.StringVar(&o.Filter.ExcludeCategories, "exclude-categories", "", "never these comma-separated categories")
+		sub.StringVar(&o.Filter.MinPrice, "min-price", "", "lowest price (inclusive)")
+		sub.StringVar(&o.Filter.MaxPrice, "max-price", "", "highest price (inclusive)")
+		sub.BoolVar(&o.Filter.IncludeUnavailable, "include-unavailable", false, "return unavailable items too")
+		sub.StringVar(&o.Filter.MemberTier, "member-tier", "", "the user's membership tier (admits member-only items)")
 		if cmd == "recommend" {
 			sub.StringVar(&o.ContextItem, "context-item", "", "item the page is about")
-			sub.StringVar(&o.Placement, "placement", "", "slot name on the page")
+			sub.StringVar(&o.Placement, "placement", "", `slot name on the page ("trending" asks for trending items)`)
+			sub.IntVar(&o.MaxPerCategory, "max-per-category", 0, "at most this many items per category (0: server default)")
+			sub.BoolVar(&o.Filter.IncludePurchased, "include-purchased", false, "return items the user bought too")
 		}
 		id, err := oneArg(sub, rest, cmd+" ID")
 		if err != nil {
@@ -161,6 +180,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		})
 	case "model":
 		return call(func(ctx context.Context) error { return ctl.ModelCommand(ctx, c, rest, stdout) })
+	case "blocklist":
+		return call(func(ctx context.Context) error { return ctl.BlocklistCommand(ctx, c, rest, stdout, stderr) })
+	case "categories":
+		return call(func(ctx context.Context) error { return ctl.CategoriesCommand(ctx, c, rest, stdout, stderr) })
+	case "opt-out":
+		sub := flag.NewFlagSet(cmd, flag.ContinueOnError)
+		sub.SetOutput(stderr)
+		off := sub.Bool("off", false, "opt the user back in")
+		id, err := oneArg(sub, rest, "opt-out USER [--off]")
+		if err != nil {
+			return err
+		}
+		return call(func(ctx context.Context) error { return ctl.OptOutCommand(ctx, c, id, *off, stdout) })
 	}
 	fs.Usage()
 	return fmt.Errorf("unknown command %q", cmd)

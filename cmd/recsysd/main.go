@@ -94,6 +94,14 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 	fs.DurationVar(&c.CatalogSync, "catalog-sync", 500*time.Millisecond, "how often catalog changes are applied")
 	fs.DurationVar(&c.ModelPoll, "model-poll", 5*time.Second, "model registry polling interval (besides pub/sub)")
 	fs.IntVar(&c.Limits.MaxBatch, "max-batch", 1000, "events or items per write request")
+	fs.IntVar(&c.Shop.MaxPerCategory, "max-per-category", 0, "default cap of items per category in an answer (0: none)")
+	fs.IntVar(&c.Shop.RotateAfter, "rotate-after", 3, "impressions without a click that rotate an item down (negative: off)")
+	fs.DurationVar(&c.Shop.RotateWindow, "rotate-window", 24*time.Hour, "window in which impressions count for rotation")
+	fs.Float64Var(&c.Shop.ExploreShare, "explore-share", 0.1, "share of slots for new items (negative: off)")
+	fs.DurationVar(&c.Shop.NewItemAge, "new-item-age", 14*24*time.Hour, "items created this recently are new")
+	fs.Float64Var(&c.Shop.NewItemMaxPopularity, "new-item-max-popularity", 10, "decayed popularity below which a new item gets exploration slots")
+	fs.StringVar(&c.Shop.ColdSource, "cold-source", "popular", "what users without a personalized answer get: popular or trending")
+	fs.DurationVar(&c.Shop.RulesPoll, "rules-poll", 250*time.Millisecond, "how often blocklist and category changes are checked")
 	if err := fs.Parse(args); err != nil {
 		return c, lo, err
 	}

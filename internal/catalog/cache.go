@@ -69,6 +69,25 @@ func NewCache(s *Store, logger *slog.Logger) *Cache {
 // Lookup returns the item with the given id.
 func (c *Cache) Lookup(id string) (Item, bool) { return c.snap.Load().lookup(id) }
 
+// Range calls fn with every item of the current snapshot, in no particular
+// order, until fn returns false. It never waits for a Sync.
+func (c *Cache) Range(fn func(Item) bool) {
+	s := c.snap.Load()
+	for _, ch := range s.delta {
+		if ch.found && !fn(ch.item) {
+			return
+		}
+	}
+	for id, it := range s.base {
+		if _, changed := s.delta[id]; changed {
+			continue
+		}
+		if !fn(it) {
+			return
+		}
+	}
+}
+
 // Len is the number of items.
 func (c *Cache) Len() int { return c.snap.Load().n }
 

@@ -22,7 +22,8 @@ func newStore(t testing.TB) (*Store, *redis.Client) {
 }
 
 func sameItem(a, b Item) bool {
-	return a.ID == b.ID && a.Category == b.Category && a.Price == b.Price && a.Available == b.Available && a.CreatedAt.Equal(b.CreatedAt)
+	return a.ID == b.ID && a.Category == b.Category && a.Price == b.Price && a.Available == b.Available && a.CreatedAt.Equal(b.CreatedAt) &&
+		a.ValidFrom.Equal(b.ValidFrom) && a.ValidUntil.Equal(b.ValidUntil) && a.MemberOnly == b.MemberOnly
 }
 
 var created = time.Date(2029, 3, 4, 5, 6, 7, 8_000_000, time.UTC)
@@ -42,6 +43,9 @@ func TestUpsertGet(t *testing.T) {
 		{ID: "b|c:{d} e\nf", Category: "with space|and:colon\n", Price: 0, Available: false},
 		{ID: "ü✓", Category: "", Price: math.MaxFloat64, Available: true, CreatedAt: time.UnixMilli(-1).UTC()},
 		{ID: strings.Repeat("x", MaxIDBytes), Category: strings.Repeat("c", MaxCategoryBytes), Price: 1e-9},
+		{ID: "sale", Category: "c", Price: 3, Available: true, ValidFrom: created, ValidUntil: created.Add(time.Hour), MemberOnly: true},
+		{ID: "open-end", ValidFrom: created, Available: true},
+		{ID: "open-start", ValidUntil: time.UnixMilli(-5).UTC(), MemberOnly: true},
 	}
 	upsert(t, s, items...)
 	// A later upsert replaces, and the last of a batch wins.
@@ -54,6 +58,7 @@ func TestUpsertGet(t *testing.T) {
 		want []Item
 	}{
 		{"all in request order", []string{items[3].ID, "a", items[1].ID, items[2].ID}, []Item{items[3], replaced, items[1], items[2]}},
+		{"windows and member flag", []string{"sale", "open-end", "open-start"}, items[4:7]},
 		{"missing ids skipped", []string{"nope", items[2].ID, "also-nope"}, []Item{items[2]}},
 		{"duplicates kept", []string{"a", "a"}, []Item{replaced, replaced}},
 		{"none", nil, nil},
@@ -84,6 +89,8 @@ func TestUpsertRejectsInvalid(t *testing.T) {
 		{"NaN price", Item{ID: "x", Price: math.NaN()}, "price must be a finite number"},
 		{"negative price", Item{ID: "x", Price: -1}, "price must be a finite number"},
 		{"infinite price", Item{ID: "x", Price: math.Inf(1)}, "price must be a finite number"},
+		{"inverted window", Item{ID: "x", ValidFrom: created, ValidUntil: created.Add(-time.Millisecond)}, "sale window ends"},
+		{"empty window", Item{ID: "x", ValidFrom: created, ValidUntil: created}, "sale window ends"},
 	}
 	for _, tc := range tests {
 		err := s.Upsert(context.Background(), []Item{{ID: "ok"}, tc.item})
@@ -103,6 +110,7 @@ func TestDecodeRejectsCorrupt(t *testing.T) {
 		"reserved bits":  append([]byte{valid[0] | 0x80}, valid[1:]...),
 		"short price":    valid[:5],
 		"truncated time": append([]byte{itemHasCreated}, 0x80),
+		"truncated end":  append([]byte{itemHasFrom | itemHasUntil}, 0x02),
 	} {
 		if _, err := decodeItem("x", b); err == nil {
 			t.Errorf("%s: got nil error", name)
@@ -349,5 +357,57 @@ func BenchmarkCacheLookup(b *testing.B) {
 			b.Fatal("missing")
 		}
 		i++
+	}
+}
+
+func TestInWindow(t *testing.T) {
+	from := created
+	until := created.Add(time.Hour)
+	tests := []struct {
+		name string
+		item Item
+		at   time.Time
+		want bool
+	}{
+		{"no window", Item{}, from, true},
+		{"before start", Item{ValidFrom: from, ValidUntil: until}, from.Add(-time.Millisecond), false},
+		{"exactly at start", Item{ValidFrom: from, ValidUntil: until}, from, true},
+		{"inside", Item{ValidFrom: from, ValidUntil: until}, from.Add(time.Minute), true},
+		{"last instant", Item{ValidFrom: from, ValidUntil: until}, until.Add(-time.Nanosecond), true},
+		{"exactly at end", Item{ValidFrom: from, ValidUntil: until}, until, false},
+		{"open end", Item{ValidFrom: from}, from.Add(1000 * time.Hour), true},
+		{"open start", Item{ValidUntil: until}, time.Unix(0, 0), true},
+	}
+	for _, tc := range tests {
+		if got := tc.item.InWindow(tc.at); got != tc.want {
+			t.Errorf("%s: InWindow = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestCacheRange(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t)
+	c := NewCache(s, nil)
+	upsert(t, s, Item{ID: "a"}, Item{ID: "b"}, Item{ID: "c"})
+	syncCache(t, c)
+	upsert(t, s, Item{ID: "b", Category: "changed"}, Item{ID: "d"}) // delta over the base
+	syncCache(t, c)
+	got := map[string]string{}
+	c.Range(func(it Item) bool {
+		if _, dup := got[it.ID]; dup {
+			t.Errorf("Range visited %s twice", it.ID)
+		}
+		got[it.ID] = it.Category
+		return true
+	})
+	want := map[string]string{"a": "", "b": "changed", "c": "", "d": ""}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Range: got %v, want %v", got, want)
+	}
+	n := 0
+	c.Range(func(Item) bool { n++; return n < 2 })
+	if n != 2 {
+		t.Errorf("Range went on after false: %d calls", n)
 	}
 }

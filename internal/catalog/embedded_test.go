@@ -42,4 +42,19 @@ func TestEmbeddedCatalogSupportsCommands(t *testing.T) {
 	if c.Len() != 5 || !c.Known() || c.fullLoads != 2 {
 		t.Errorf("after trim: Len %d, Known %v, full loads %d; want 5, true, 2", c.Len(), c.Known(), c.fullLoads)
 	}
+	rc := NewRulesCache(s, nil)
+	for _, f := range []func() error{
+		func() error { _, err := s.SetBlocklist(ctx, []string{"a"}, []string{"x"}); return err },
+		func() error { _, err := s.AddToBlocklist(ctx, []string{"b"}, nil); return err },
+		func() error { _, err := s.RemoveFromBlocklist(ctx, []string{"a"}, nil); return err },
+		func() error { return s.UpsertCategories(ctx, []Category{{Name: "x", RepeatableAfter: 1000}}) },
+		func() error { return rc.Sync(ctx) },
+	} {
+		if err := f(); err != nil {
+			t.Fatalf("rules on the embedded store: %v", err)
+		}
+	}
+	if r := rc.Rules(); !r.Blocked("b", "") || r.Blocked("a", "") || !r.Blocked("z", "x") {
+		t.Errorf("rules on the embedded store: %+v", r)
+	}
 }

@@ -1,6 +1,8 @@
 // Package catalog stores the shop's items (category, price, availability,
-// creation time) in Redis and keeps an in-memory copy of the whole catalog
-// in every server, synchronised through a changelog stream.
+// creation time, sale window, member-only flag) in Redis and keeps an
+// in-memory copy of the whole catalog in every server, synchronised through a
+// changelog stream. It also keeps the shop's global rules (blocklist and
+// per-category settings, rules.go), which every server polls.
 //
 // Keys (all with the hash tag {catalog}, so an upsert is one atomic script
 // on Redis Cluster too):
@@ -49,13 +51,30 @@ type Item struct {
 	Price     float64
 	Available bool
 	CreatedAt time.Time // zero when the shop did not say; millisecond precision
+	// ValidFrom and ValidUntil bound the item's sale window [ValidFrom,
+	// ValidUntil); a zero bound is open. Millisecond precision.
+	ValidFrom, ValidUntil time.Time
+	// MemberOnly items are recommended only to members.
+	MemberOnly bool
 }
+
+// InWindow reports whether t is inside the item's sale window: at or after
+// ValidFrom and before ValidUntil.
+func (it Item) InWindow(t time.Time) bool {
+	return (it.ValidFrom.IsZero() || !t.Before(it.ValidFrom)) && (it.ValidUntil.IsZero() || t.Before(it.ValidUntil))
+}
+
+// HasWindow reports whether the item has a sale window at all.
+func (it Item) HasWindow() bool { return !it.ValidFrom.IsZero() || !it.ValidUntil.IsZero() }
 
 // Store reads and writes the catalog in Redis. It is safe for concurrent use.
 type Store struct {
 	rdb             redis.UniversalClient
 	items, log, seq string
 	logMaxLen       int64
+
+	// The shop's rules (rules.go).
+	blockedItems, blockedCats, categories, rulesVersion string
 }
 
 // NewStore returns a catalog store whose keys start with prefix ("recsys"
@@ -65,7 +84,11 @@ func NewStore(rdb redis.UniversalClient, prefix string) *Store {
 		prefix = "recsys"
 	}
 	base := prefix + ":{catalog}:"
-	return &Store{rdb: rdb, items: base + "items", log: base + "log", seq: base + "seq", logMaxLen: DefaultLogMaxLen}
+	return &Store{
+		rdb: rdb, items: base + "items", log: base + "log", seq: base + "seq", logMaxLen: DefaultLogMaxLen,
+		blockedItems: base + "blocked:items", blockedCats: base + "blocked:cats",
+		categories: base + "categories", rulesVersion: base + "rules",
+	}
 }
 
 // upsertScript writes items and logs each with the next sequence number.
@@ -148,6 +171,8 @@ func validate(it Item) error {
 		return errors.New("category is not valid UTF-8")
 	case math.IsNaN(it.Price) || math.IsInf(it.Price, 0) || it.Price < 0:
 		return fmt.Errorf("price must be a finite number >= 0, got %v", it.Price)
+	case !it.ValidFrom.IsZero() && !it.ValidUntil.IsZero() && !it.ValidUntil.After(it.ValidFrom):
+		return fmt.Errorf("sale window ends (%v) before or when it starts (%v)", it.ValidUntil, it.ValidFrom)
 	}
 	return nil
 }
@@ -179,17 +204,26 @@ func (s *Store) Get(ctx context.Context, ids []string) ([]Item, error) {
 // An item is stored as:
 //
 //	byte 0    bit 0: available; bit 1: a price follows; bit 2: a creation
-//	          time follows; bits 3-7: format version, 0
+//	          time follows; bit 3: a sale-window start follows; bit 4: a
+//	          sale-window end follows; bit 5: member only; bits 6-7: format
+//	          version, 0
 //	8 bytes   price, float64 little-endian (only with bit 1; omitted when 0)
 //	varint    creation time, Unix ms, zigzag (only with bit 2; omitted when zero)
+//	varint    valid from, Unix ms, zigzag (only with bit 3)
+//	varint    valid until, Unix ms, zigzag (only with bit 4)
 //	rest      the category, raw bytes
 //
-// The id is the hash field, so it is not repeated.
+// The id is the hash field, so it is not repeated. Bits 3-5 were reserved
+// before sale windows and member-only items existed, so items without them
+// encode exactly as before; an older server refuses items that use them.
 const (
 	itemAvailable  = 0x01
 	itemHasPrice   = 0x02
 	itemHasCreated = 0x04
-	itemReserved   = 0xf8
+	itemHasFrom    = 0x08
+	itemHasUntil   = 0x10
+	itemMemberOnly = 0x20
+	itemReserved   = 0xc0
 )
 
 func appendItem(b []byte, it Item) []byte {
@@ -203,12 +237,23 @@ func appendItem(b []byte, it Item) []byte {
 	if !it.CreatedAt.IsZero() {
 		head |= itemHasCreated
 	}
+	if !it.ValidFrom.IsZero() {
+		head |= itemHasFrom
+	}
+	if !it.ValidUntil.IsZero() {
+		head |= itemHasUntil
+	}
+	if it.MemberOnly {
+		head |= itemMemberOnly
+	}
 	b = append(b, head)
 	if it.Price != 0 {
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(it.Price))
 	}
-	if !it.CreatedAt.IsZero() {
-		b = binary.AppendVarint(b, it.CreatedAt.UnixMilli())
+	for _, t := range []time.Time{it.CreatedAt, it.ValidFrom, it.ValidUntil} {
+		if !t.IsZero() {
+			b = binary.AppendVarint(b, t.UnixMilli())
+		}
 	}
 	return append(b, it.Category...)
 }
@@ -223,7 +268,7 @@ func decodeItem(id string, b []byte) (Item, error) {
 	if head&itemReserved != 0 {
 		return Item{}, fmt.Errorf("%w: unknown format version in header %#x", errCorrupt, head)
 	}
-	it := Item{ID: id, Available: head&itemAvailable != 0}
+	it := Item{ID: id, Available: head&itemAvailable != 0, MemberOnly: head&itemMemberOnly != 0}
 	b = b[1:]
 	if head&itemHasPrice != 0 {
 		if len(b) < 8 {
@@ -232,12 +277,19 @@ func decodeItem(id string, b []byte) (Item, error) {
 		it.Price = math.Float64frombits(binary.LittleEndian.Uint64(b))
 		b = b[8:]
 	}
-	if head&itemHasCreated != 0 {
+	for _, f := range []struct {
+		bit  byte
+		dst  *time.Time
+		name string
+	}{{itemHasCreated, &it.CreatedAt, "creation time"}, {itemHasFrom, &it.ValidFrom, "valid from"}, {itemHasUntil, &it.ValidUntil, "valid until"}} {
+		if head&f.bit == 0 {
+			continue
+		}
 		ms, n := binary.Varint(b)
 		if n <= 0 {
-			return Item{}, fmt.Errorf("%w: bad creation time", errCorrupt)
+			return Item{}, fmt.Errorf("%w: bad %s", errCorrupt, f.name)
 		}
-		it.CreatedAt = time.UnixMilli(ms).UTC()
+		*f.dst = time.UnixMilli(ms).UTC()
 		b = b[n:]
 	}
 	it.Category = string(b)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"google.golang.org/grpc"
@@ -64,15 +65,62 @@ func PrintJSON(w io.Writer, m proto.Message) error {
 
 // RecommendOptions are the optional parts of a Recommend call.
 type RecommendOptions struct {
-	Count       int
-	Exclude     string // comma-separated item ids
-	ContextItem string
-	Placement   string
+	Count          int
+	Exclude        string // comma-separated item ids
+	ContextItem    string
+	Placement      string
+	MaxPerCategory int
+	Filter         FilterOptions
+}
+
+// FilterOptions are the parts of a Filter, as command-line flags give them.
+type FilterOptions struct {
+	Categories         string // comma-separated categories to include
+	ExcludeCategories  string // comma-separated categories to leave out
+	MinPrice, MaxPrice string // empty: no bound
+	IncludeUnavailable bool
+	MemberTier         string
+	IncludePurchased   bool
+}
+
+// Proto returns the filter, or nil when no option is set.
+func (o FilterOptions) Proto() (*recsysv1.Filter, error) {
+	if o == (FilterOptions{}) {
+		return nil, nil
+	}
+	f := &recsysv1.Filter{
+		IncludeCategories: splitList(o.Categories),
+		ExcludeCategories: splitList(o.ExcludeCategories),
+		MemberTier:        o.MemberTier,
+		IncludePurchased:  o.IncludePurchased,
+	}
+	if o.IncludeUnavailable {
+		f.Availability = recsysv1.Availability_AVAILABILITY_INCLUDE_UNAVAILABLE
+	}
+	for _, b := range []struct {
+		flag, v string
+		dst     **float64
+	}{{"--min-price", o.MinPrice, &f.MinPrice}, {"--max-price", o.MaxPrice, &f.MaxPrice}} {
+		if b.v == "" {
+			continue
+		}
+		x, err := strconv.ParseFloat(b.v, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", b.flag, err)
+		}
+		*b.dst = &x
+	}
+	return f, nil
 }
 
 // Recommend asks for a user's recommendations.
 func (c *Client) Recommend(ctx context.Context, user string, o RecommendOptions) (*recsysv1.RecommendResponse, error) {
-	req := &recsysv1.RecommendRequest{UserId: user, Count: int32(o.Count), ExcludeItemIds: splitList(o.Exclude)}
+	f, err := o.Filter.Proto()
+	if err != nil {
+		return nil, err
+	}
+	req := &recsysv1.RecommendRequest{UserId: user, Count: int32(o.Count), ExcludeItemIds: splitList(o.Exclude),
+		Filter: f, MaxPerCategory: int32(o.MaxPerCategory)}
 	if o.ContextItem != "" || o.Placement != "" {
 		req.Context = &recsysv1.RequestContext{ContextItemId: o.ContextItem, Placement: o.Placement}
 	}
@@ -95,7 +143,11 @@ func splitList(s string) []string {
 
 // Similar asks for an item's neighbours.
 func (c *Client) Similar(ctx context.Context, item string, o RecommendOptions) (*recsysv1.SimilarItemsResponse, error) {
-	return c.Rec.SimilarItems(ctx, &recsysv1.SimilarItemsRequest{ItemId: item, Count: int32(o.Count), ExcludeItemIds: splitList(o.Exclude)})
+	f, err := o.Filter.Proto()
+	if err != nil {
+		return nil, err
+	}
+	return c.Rec.SimilarItems(ctx, &recsysv1.SimilarItemsRequest{ItemId: item, Count: int32(o.Count), ExcludeItemIds: splitList(o.Exclude), Filter: f})
 }
 
 // ModelCommand runs `model get|list|activate VERSION`.

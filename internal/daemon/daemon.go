@@ -53,6 +53,34 @@ type Config struct {
 	CatalogSync    time.Duration
 	ModelPoll      time.Duration
 	ReadyCheck     time.Duration
+
+	Shop ShopConfig
+}
+
+// ShopConfig holds the shop features of the recommender; zero fields get
+// the defaults listed.
+type ShopConfig struct {
+	// MaxPerCategory is the default per-category cap of an answer; 0: none.
+	MaxPerCategory int
+	// RotateAfter impressions without a click within RotateWindow rotate an
+	// item down (default 3 within 24h; a negative RotateAfter turns
+	// rotation off). The profile store keeps RotateAfter impressions per
+	// item for RotateWindow.
+	RotateAfter  int
+	RotateWindow time.Duration
+	// ExploreShare of the slots go to new items (default 0.1; negative:
+	// off): items created less than NewItemAge ago (default 14 days) with a
+	// decayed popularity below NewItemMaxPopularity (default 10).
+	ExploreShare         float64
+	NewItemAge           time.Duration
+	NewItemMaxPopularity float64
+	ArrivalsRefresh      time.Duration // default 30s
+	// ColdSource is "popular" (default) or "trending": what users without
+	// a personalized answer get.
+	ColdSource string
+	// RulesPoll is how often the blocklist and category settings are
+	// checked for changes (default 250ms).
+	RulesPoll time.Duration
 }
 
 func (c *Config) defaults() {
@@ -70,11 +98,25 @@ func (c *Config) defaults() {
 	}{
 		{&c.DrainTimeout, 20 * time.Second}, {&c.PopularRefresh, 5 * time.Second},
 		{&c.CatalogSync, 500 * time.Millisecond}, {&c.ModelPoll, 5 * time.Second}, {&c.ReadyCheck, time.Second},
+		{&c.Shop.RotateWindow, 24 * time.Hour}, {&c.Shop.NewItemAge, 14 * 24 * time.Hour},
+		{&c.Shop.ArrivalsRefresh, 30 * time.Second}, {&c.Shop.RulesPoll, catalog.DefaultRulesPoll},
 	} {
 		if *d.v <= 0 {
 			*d.v = d.def
 		}
 	}
+	if c.Shop.RotateAfter == 0 {
+		c.Shop.RotateAfter = 3
+	}
+	if c.Shop.ExploreShare == 0 {
+		c.Shop.ExploreShare = 0.1
+	}
+	if c.Shop.ColdSource == "" {
+		c.Shop.ColdSource = "popular"
+	}
+	// The store keeps what rotation needs, no more.
+	c.Profile.ImpressionWindow = c.Shop.RotateWindow
+	c.Profile.ImpressionKeep = max(c.Shop.RotateAfter, 1)
 }
 
 // Daemon is an assembled, listening recsysd.
@@ -85,7 +127,10 @@ type Daemon struct {
 	rdb      redis.UniversalClient
 	store    *profile.Store
 	catCache *catalog.Cache
+	rules    *catalog.RulesCache
 	popular  *recommend.Popular
+	trending *recommend.Popular
+	arrivals *recommend.Arrivals
 	engine   *recommend.Engine
 	models   registry.Source
 	srv      *server.Server
@@ -123,7 +168,32 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	catStore := catalog.NewStore(d.rdb, cfg.Prefix)
 	d.catCache = catalog.NewCache(catStore, log)
 	d.popular = recommend.NewPopular(d.store, 1000, log)
-	if d.engine, err = recommend.New(recommend.Config{Weighting: cfg.Weighting}, d.store, d.catCache, d.popular); err != nil {
+	d.rules = catalog.NewRulesCache(catStore, log)
+	d.trending = recommend.NewTrending(d.store, 1000, log)
+	if d.arrivals, err = recommend.NewArrivals(recommend.ArrivalsConfig{
+		MaxAge: cfg.Shop.NewItemAge, MaxPopularity: cfg.Shop.NewItemMaxPopularity,
+	}, d.catCache, d.store, log); err != nil {
+		return nil, err
+	}
+	cold := recommend.SourcePopular
+	switch cfg.Shop.ColdSource {
+	case "popular":
+	case "trending":
+		cold = recommend.SourceTrending
+	default:
+		return nil, fmt.Errorf("cold source must be popular or trending, got %q", cfg.Shop.ColdSource)
+	}
+	if d.engine, err = recommend.New(recommend.Config{
+		Weighting:      cfg.Weighting,
+		MaxPerCategory: cfg.Shop.MaxPerCategory,
+		RotateAfter:    max(cfg.Shop.RotateAfter, 0),
+		RotateWindow:   cfg.Shop.RotateWindow,
+		ExploreShare:   max(cfg.Shop.ExploreShare, 0),
+		Arrivals:       d.arrivals,
+		Trending:       d.trending,
+		ColdSource:     cold,
+		Rules:          d.rules,
+	}, d.store, d.catCache, d.popular); err != nil {
 		return nil, err
 	}
 	redisRegistry, err := registry.NewRedis(d.rdb, registry.Options{Prefix: cfg.Prefix, Logger: log})
@@ -141,7 +211,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}
 	if d.srv, err = server.New(server.Config{Weighting: cfg.Weighting, Limits: cfg.Limits}, server.Deps{
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
-		Catalog: catStore, CatalogView: d.catCache, Models: admin,
+		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Models: admin,
 	}); err != nil {
 		return nil, err
 	}
@@ -214,6 +284,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return server.NewReadiness(d.srv, d.store).Run(gctx, d.cfg.ReadyCheck) })
 	g.Go(func() error { return d.popular.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.catCache.Run(gctx, d.cfg.CatalogSync) })
+	g.Go(func() error { return d.rules.Run(gctx, d.cfg.Shop.RulesPoll) })
+	g.Go(func() error { return d.engine.RunRowState(gctx, 100*time.Millisecond) })
+	g.Go(func() error { return d.trending.Run(gctx, d.cfg.PopularRefresh) })
+	g.Go(func() error { return d.arrivals.Run(gctx, d.cfg.Shop.ArrivalsRefresh) })
 	g.Go(func() error {
 		return registry.Watch(gctx, d.models, d.apply, registry.WatchOptions{
 			PollInterval: d.cfg.ModelPoll, Logger: d.log,

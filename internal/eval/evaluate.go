@@ -35,6 +35,14 @@ type Options struct {
 	// fewer when the catalogue is so large that a block's scores would
 	// exceed 16 MiB).
 	Block int
+	// Rerank, when set, turns each case's ranked list (best first,
+	// RerankDepth long) into the list the metrics are computed on, the way
+	// a business rule applied after ranking would (for example a cap per
+	// category); it may reuse dst and must be safe for concurrent use.
+	Rerank func(dst, ranked []int32) []int32
+	// RerankDepth is how many items are ranked for Rerank (default 10 ×
+	// the largest K).
+	RerankDepth int
 }
 
 func (o Options) withDefaults(items int) (Options, error) {
@@ -52,6 +60,9 @@ func (o Options) withDefaults(items int) (Options, error) {
 	}
 	if o.Block <= 0 {
 		o.Block = max(1, min(64, (4<<20)/max(items, 1)))
+	}
+	if o.RerankDepth <= 0 {
+		o.RerankDepth = 10 * o.Ks[len(o.Ks)-1]
 	}
 	return o, nil
 }
@@ -75,6 +86,10 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 		return ModelResult{}, fmt.Errorf("evaluate %s: the split has no test cases", rec.Name())
 	}
 	maxK := opt.Ks[len(opt.Ks)-1]
+	depth := maxK
+	if opt.Rerank != nil {
+		depth = max(maxK, opt.RerankDepth)
+	}
 	nk := len(opt.Ks)
 	// Per-case metrics, summed in case order at the end so the averages do
 	// not depend on scheduling.
@@ -85,12 +100,13 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 		heap    *topk.Heap
 		ranked  []topk.Entry
 		list    []int32
+		rerank  []int32
 		covered [][]bool
 		err     error
 	}
 	states := make([]*state, opt.Workers)
 	for w := range states {
-		st := &state{out: make([]float32, opt.Block*items), heap: topk.New(maxK), covered: make([][]bool, nk)}
+		st := &state{out: make([]float32, opt.Block*items), heap: topk.New(depth), covered: make([][]bool, nk)}
 		for j := range st.covered {
 			st.covered[j] = make([]bool, items)
 		}
@@ -120,7 +136,7 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 					for _, i := range cases[c].Known {
 						row[i] = float32(math.NaN()) // the heap never keeps NaN
 					}
-					st.heap.Reset(maxK)
+					st.heap.Reset(depth)
 					for i, v := range row {
 						if st.heap.Accepts(v) {
 							st.heap.Push(int32(i), v)
@@ -130,6 +146,10 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 					st.list = st.list[:0]
 					for _, e := range st.ranked {
 						st.list = append(st.list, e.Row)
+					}
+					if opt.Rerank != nil {
+						st.rerank = opt.Rerank(st.rerank[:0], st.list)
+						st.list, st.rerank = st.rerank, st.list
 					}
 					for j, k := range opt.Ks {
 						perCase[(lo+c)*nk+j] = scoreList(st.list, cases[c].Test, k)

@@ -121,3 +121,33 @@ func TestEvaluateIndependentOfScheduling(t *testing.T) {
 		t.Errorf("results differ:\n%v\n%v", a, b)
 	}
 }
+
+// Rerank sees the deeper ranking and its output is what is scored.
+func TestEvaluateRerank(t *testing.T) {
+	s := handSplit(t)
+	rec := &fixedScores{scores: [][]float32{{9, 8, 7, 6, 5, 4}, {1, 2, 3, 4, 5, 6}}}
+	var seen [][]int32
+	ch := make(chan []int32, 2)
+	// Move the last of the ranked items to the front: case 0 (ranking
+	// 1 2 3 4 5) becomes 5 1 2..., case 1 (4 3 2 1 0) becomes 0 4 3...
+	res, err := Evaluate(context.Background(), s, rec, Options{Ks: []int{2}, Workers: 1, RerankDepth: 5,
+		Rerank: func(dst, ranked []int32) []int32 {
+			ch <- append([]int32(nil), ranked...)
+			dst = append(dst, ranked[len(ranked)-1])
+			return append(dst, ranked[:len(ranked)-1]...)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(ch)
+	for l := range ch {
+		seen = append(seen, l)
+	}
+	if len(seen) != 2 || len(seen[0]) != 5 || len(seen[1]) != 5 {
+		t.Fatalf("Rerank saw %v, want two rankings of depth 5", seen)
+	}
+	// Case 0: 5 1 → no hit. Case 1: 0 4 → both test items: ndcg 1.
+	if got := res.Metrics["ndcg@2"]; math.Abs(got-0.5) > 1e-9 {
+		t.Errorf("ndcg@2 after rerank = %v, want 0.5", got)
+	}
+}

@@ -26,9 +26,14 @@ const (
 	AddToCart
 	Purchase
 	Custom // carries its own Weight
+	// Impression records that the item was shown to the user. It is not a
+	// signal of interest: it weighs 0 in every Weighting, never enters a
+	// profile's history or the fold-in, and is kept only to rotate items
+	// that were shown repeatedly without a click.
+	Impression
 )
 
-var typeNames = [...]string{"unspecified", "view", "cart", "purchase", "custom"}
+var typeNames = [...]string{"unspecified", "view", "cart", "purchase", "custom", "impression"}
 
 // String returns the name used in CSV files ("view", "cart", "purchase").
 func (t Type) String() string {
@@ -39,11 +44,16 @@ func (t Type) String() string {
 }
 
 // Valid reports whether t is a known type other than TypeUnspecified.
-func (t Type) Valid() bool { return t > TypeUnspecified && t <= Custom }
+func (t Type) Valid() bool { return t > TypeUnspecified && t <= Impression }
+
+// Click reports whether t is a positive interaction with the item (anything
+// but an impression): a click after an impression resets its rotation.
+func (t Type) Click() bool { return t.Valid() && t != Impression }
 
 // ParseType reads an event type as the CSV format writes it: "view",
 // "cart" (or "add_to_cart"), "purchase" (or "buy"), case-insensitive, or a
 // positive number, which means Custom with that number as the weight.
+// "impression" (or "shown") is an Impression.
 func ParseType(s string) (Type, float32, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "view", "click", "detail_view":
@@ -52,6 +62,8 @@ func ParseType(s string) (Type, float32, error) {
 		return AddToCart, 0, nil
 	case "purchase", "buy", "transaction", "order":
 		return Purchase, 0, nil
+	case "impression", "shown":
+		return Impression, 0, nil
 	}
 	w, err := strconv.ParseFloat(strings.TrimSpace(s), 32)
 	if err != nil || math.IsNaN(w) || math.IsInf(w, 0) || w <= 0 {
@@ -110,7 +122,8 @@ func (w Weighting) Validate() error {
 }
 
 // Base is the undecayed weight of e: the per-type weight (or e.Weight for
-// Custom) times the quantity, capped at MaxQuantity. Unknown types weigh 0.
+// Custom) times the quantity, capped at MaxQuantity. Impressions and unknown
+// types weigh 0.
 func (w Weighting) Base(e Event) float64 {
 	var base float64
 	switch e.Type {
@@ -122,7 +135,7 @@ func (w Weighting) Base(e Event) float64 {
 		base = w.Purchase
 	case Custom:
 		base = float64(e.Weight)
-	default:
+	default: // Impression is deliberately not a signal
 		return 0
 	}
 	q := e.Quantity

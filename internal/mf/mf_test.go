@@ -113,6 +113,98 @@ func scaleRows(y *mat.Dense, c []float64) []float64 {
 	return out
 }
 
+// Contributions must be the exact decomposition score_i = Σ_k c_k y_iᵀA⁻¹y_k,
+// checked against A⁻¹ computed independently with gonum, and sum to the
+// score of the folded-in vector.
+func TestContributions(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		regExp float64
+		rows   []int32
+		w      []float64
+	}{
+		{"one item", 0, []int32{3}, []float64{1}},
+		{"several items", 0, []int32{0, 5, 9, 17}, []float64{1, 5, 0.25, 3}},
+		{"frequency-scaled reg", 0.5, []int32{0, 5, 9, 17, 21}, []float64{1, 5, 0.25, 3, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := randomModel(t, 40, 8, 2)
+			m.info.Hyper.RegExponent = tc.regExp
+			ws := &Workspace{}
+			x, err := m.FoldIn(ws, tc.rows, tc.w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := m.Factors()
+			a := mat.NewDense(f, f, nil)
+			a.Copy(mat.NewDense(f, f, m.gram))
+			reg := m.info.Hyper.Reg(len(tc.rows))
+			for d := 0; d < f; d++ {
+				a.Set(d, d, a.At(d, d)+reg)
+			}
+			vec := func(r int32) *mat.VecDense {
+				v := mat.NewVecDense(f, nil)
+				for d, y := range m.Vector(r) {
+					v.SetVec(d, float64(y))
+				}
+				return v
+			}
+			for k, r := range tc.rows {
+				c := 1 + m.info.Hyper.Alpha*tc.w[k]
+				yk := vec(r)
+				var outer mat.Dense
+				outer.Outer(c-1, yk, yk)
+				a.Add(a, &outer)
+			}
+			var inv mat.Dense
+			if err := inv.Inverse(a); err != nil {
+				t.Fatal(err)
+			}
+			out := make([]float64, len(tc.rows))
+			for i := int32(0); i < int32(m.NumItems()); i++ {
+				if err := m.Contributions(ws, tc.rows, tc.w, i, out); err != nil {
+					t.Fatal(err)
+				}
+				var sum, score float64
+				for d, v := range m.Vector(i) {
+					score += float64(v) * float64(x[d])
+				}
+				var ainvYi mat.VecDense
+				ainvYi.MulVec(&inv, vec(i))
+				for k, r := range tc.rows {
+					want := (1 + m.info.Hyper.Alpha*tc.w[k]) * mat.Dot(&ainvYi, vec(r))
+					if math.Abs(out[k]-want) > 1e-9*(1+math.Abs(want)) {
+						t.Errorf("item %d, row %d: contribution %v, want %v", i, r, out[k], want)
+					}
+					sum += out[k]
+				}
+				if math.Abs(sum-score) > 1e-4*(1+math.Abs(score)) {
+					t.Errorf("item %d: contributions sum to %v, score is %v", i, sum, score)
+				}
+			}
+		})
+	}
+	m := randomModel(t, 10, 4, 1)
+	ws := &Workspace{}
+	out := make([]float64, 1)
+	if _, err := m.FoldIn(ws, []int32{1}, []float64{1}); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(10, func() { _ = m.Contributions(ws, []int32{1}, []float64{1}, 2, out) }); n != 0 {
+		t.Errorf("Contributions allocates %v times", n)
+	}
+	ws = &Workspace{}
+	if err := m.Contributions(ws, []int32{1}, []float64{1}, 2, out); !errors.Is(err, ErrNotFolded) {
+		t.Errorf("before any FoldIn: got %v, want ErrNotFolded", err)
+	}
+	if _, err := m.FoldIn(ws, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Contributions(ws, nil, nil, 2, out); !errors.Is(err, ErrNotFolded) {
+		t.Errorf("after an empty FoldIn: got %v, want ErrNotFolded", err)
+	}
+}
+
 func TestFoldInEmptyProfileIsZero(t *testing.T) {
 	m := randomModel(t, 10, 4, 1)
 	x, err := m.FoldIn(&Workspace{}, nil, nil)

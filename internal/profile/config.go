@@ -3,6 +3,7 @@ package profile
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -31,11 +32,33 @@ type Config struct {
 	// (XTRIM MINID ~), default 90 days. A negative value disables age
 	// trimming, leaving only StreamMaxLen.
 	StreamMaxAge       time.Duration
-	PopularityBucket   time.Duration    // bucket width of popularity counters, default 1h; >= 1s
-	PopularityWindow   time.Duration    // how far back buckets are kept and read, default 7 days
-	PopularityHalfLife time.Duration    // decay of bucket counts when read, default 24h
-	Weighting          event.Weighting  // default event.DefaultWeighting()
-	Now                func() time.Time // clock, default time.Now; tests inject one
+	PopularityBucket   time.Duration // bucket width of popularity counters, default 1h; >= 1s
+	PopularityWindow   time.Duration // how far back buckets are kept and read, default 7 days
+	PopularityHalfLife time.Duration // decay of bucket counts when read, default 24h
+	// ImpressionWindow is how long impressions are remembered: the TTL of
+	// a user's impression key (min with UserTTL), default 24h. The
+	// recommender's rotation window should not exceed it.
+	ImpressionWindow time.Duration
+	// ImpressionKeep is how many of an item's newest impressions since its
+	// last click are kept per user, default 3. A rotation after N
+	// impressions needs ImpressionKeep >= N.
+	ImpressionKeep int
+	// ImpressionCap bounds the items with impressions kept per user; past
+	// it the items shown longest ago are forgotten. Default 300.
+	ImpressionCap int
+	// TrendingWindow is the short window Trending compares with the whole
+	// PopularityWindow, default 6h (a quarter of a popularity window
+	// shorter than 24h); at least one bucket, at most the window.
+	TrendingWindow time.Duration
+	// TrendingPrior is the pseudo-rate (weight per hour) added to both
+	// rates of the trend ratio, default 1: it keeps an item with a handful
+	// of events from looking like a surge.
+	TrendingPrior float64
+	// TrendingMinWeight is the least weight an item needs in the short
+	// window to trend, default 3.
+	TrendingMinWeight float64
+	Weighting         event.Weighting  // default event.DefaultWeighting()
+	Now               func() time.Time // clock, default time.Now; tests inject one
 }
 
 // Defaults of Config.
@@ -52,6 +75,12 @@ const (
 	DefaultPopularityBucket   = time.Hour
 	DefaultPopularityWindow   = 7 * 24 * time.Hour
 	DefaultPopularityHalfLife = 24 * time.Hour
+	DefaultImpressionWindow   = 24 * time.Hour
+	DefaultImpressionKeep     = 3
+	DefaultImpressionCap      = 300
+	DefaultTrendingWindow     = 6 * time.Hour
+	DefaultTrendingPrior      = 1.0
+	DefaultTrendingMinWeight  = 3.0
 )
 
 // maxPopularityBuckets bounds how many bucket keys Popular unions in one
@@ -98,6 +127,26 @@ func (c Config) WithDefaults() Config {
 	if c.PopularityHalfLife == 0 {
 		c.PopularityHalfLife = DefaultPopularityHalfLife
 	}
+	if c.ImpressionWindow == 0 {
+		c.ImpressionWindow = DefaultImpressionWindow
+	}
+	if c.ImpressionKeep == 0 {
+		c.ImpressionKeep = DefaultImpressionKeep
+	}
+	if c.ImpressionCap == 0 {
+		c.ImpressionCap = DefaultImpressionCap
+	}
+	if c.TrendingWindow == 0 {
+		// Within a short popularity window, a quarter of it (at least
+		// one bucket).
+		c.TrendingWindow = max(min(DefaultTrendingWindow, c.PopularityWindow/4), c.PopularityBucket)
+	}
+	if c.TrendingPrior == 0 {
+		c.TrendingPrior = DefaultTrendingPrior
+	}
+	if c.TrendingMinWeight == 0 {
+		c.TrendingMinWeight = DefaultTrendingMinWeight
+	}
 	if c.Weighting == (event.Weighting{}) {
 		c.Weighting = event.DefaultWeighting()
 	}
@@ -124,6 +173,8 @@ func (c Config) Validate() error {
 		{"dedup cap", int64(c.DedupCap)},
 		{"global dedup cap", int64(c.GlobalDedupCap)},
 		{"stream max length", c.StreamMaxLen},
+		{"impression keep", int64(c.ImpressionKeep)},
+		{"impression cap", int64(c.ImpressionCap)},
 	} {
 		if f.v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be >= 1, got %d", f.name, f.v))
@@ -137,6 +188,7 @@ func (c Config) Validate() error {
 		{"dedup window", c.DedupWindow},
 		{"popularity window", c.PopularityWindow},
 		{"popularity half-life", c.PopularityHalfLife},
+		{"impression window", c.ImpressionWindow},
 	} {
 		// Redis expiries have millisecond resolution.
 		if f.v < time.Millisecond {
@@ -153,6 +205,18 @@ func (c Config) Validate() error {
 		}
 	} else {
 		errs = append(errs, fmt.Errorf("popularity window %v must be >= the bucket width %v", c.PopularityWindow, c.PopularityBucket))
+	}
+	if c.PopularityBucket >= time.Second && (c.TrendingWindow < c.PopularityBucket || c.TrendingWindow > c.PopularityWindow) {
+		errs = append(errs, fmt.Errorf("trending window %v must be at least the bucket width %v and at most the popularity window %v",
+			c.TrendingWindow, c.PopularityBucket, c.PopularityWindow))
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"trending prior", c.TrendingPrior}, {"trending min weight", c.TrendingMinWeight}} {
+		if !(f.v > 0) || math.IsInf(f.v, 0) {
+			errs = append(errs, fmt.Errorf("%s must be a finite number > 0, got %v", f.name, f.v))
+		}
 	}
 	if err := c.Weighting.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("weighting: %w", err))

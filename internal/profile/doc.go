@@ -13,11 +13,25 @@
 //	<prefix>:u:{<user>}:buy    ZSET  item -> Unix ms of the last purchase, oldest dropped past PurchasedCap
 //	<prefix>:u:{<user>}:meta   HASH  f = first seen, l = last seen (Unix ms), p = purchase count
 //	<prefix>:u:{<user>}:eids   ZSET  event digest -> Unix ms recorded; DedupCap newest within DedupWindow
+//	<prefix>:u:{<user>}:imp    HASH  item -> "<last click ms>|<t1>,<t2>,...": the ImpressionKeep newest
+//	                                 impression times after the last click; ImpressionCap items
 //
 // Every per-user key gets PEXPIRE UserTTL on every write, except the dedup
 // set, which gets min(DedupWindow, UserTTL): once a user has not written for
 // DedupWindow every id in it is stale, and it is the largest of the four
-// (see notes/profile.md for bytes per user).
+// (see notes/profile.md for bytes per user); and the impression hash, which
+// gets min(ImpressionWindow, UserTTL) whenever an impression is written.
+//
+// Impressions (event.Impression) weigh nothing: they never enter the history
+// or the global stream, only the impression hash, where a later click on
+// the item (any other event type) drops the impressions before it. They do
+// not use the dedup sets either (they would crowd the other events out): a
+// retried impression is recognised by its time, which the item's list
+// already holds, so two impressions of one item in the same millisecond
+// count once. A user
+// whose meta hash has o=1 opted out of personalization (SetOptOut): their
+// history, impressions and activity fields are deleted, and their later
+// events store only purchases.
 //
 // Global, sharing the hash tag {g}:
 //
@@ -28,6 +42,10 @@
 //	<prefix>:{g}:pop:<start>:past  ZSET  cached weighted sum of the buckets before the current
 //	                                   one (which starts at <start>); expires with the bucket
 //	<prefix>:{g}:pop:scratch   ZSET    Popular's temporary union, deleted in the same script
+//	<prefix>:{g}:pop:<start>:long  ZSET  cached unweighted sum of the past buckets (Trending)
+//	<prefix>:{g}:trend:scratch1|2  ZSET  Trending's temporary sets, deleted in the same script
+//	<prefix>:{g}:optout        ZSET    opted-out user -> Unix ms last seen; their events are not
+//	                                   appended to the stream; entries older than UserTTL dropped
 //
 // # Idempotency
 //

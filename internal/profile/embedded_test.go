@@ -74,8 +74,36 @@ func TestEmbeddedStoreSupportsCommands(t *testing.T) {
 	if len(read) != 3 || read[2].ID != "4" { // MAXLEN 3 trimmed the first
 		t.Errorf("ReadEvents: got %+v, want events 2, 3, 4", read)
 	}
-	if n, err := s.Delete(ctx, "u}1"); err != nil || n != 4 {
-		t.Errorf("Delete: got %d, %v; want 4, nil", n, err)
+	// Impressions (and a click resetting them), opt-out, trending and
+	// per-item popularity use more script features.
+	if _, err := s.Record(ctx, []event.Event{
+		{ID: "i1", UserID: "u}1", ItemID: "x", Type: event.Impression},
+		{ID: "i2", UserID: "u}1", ItemID: "x", Type: event.Impression, Time: t0.Add(2 * time.Second)},
+		{ID: "i3", UserID: "u}1", ItemID: "y", Type: event.Impression},
+		{ID: "c1", UserID: "u}1", ItemID: "y", Type: event.View, Time: t0.Add(3 * time.Second)},
+	}); err != nil {
+		t.Fatalf("Record impressions: %v", err)
+	}
+	if p, err := s.Load(ctx, "u}1"); err != nil || len(p.Impressions) != 1 || len(p.Impressions[0].Times) != 2 {
+		t.Errorf("Load impressions: got %+v, %v", p.Impressions, err)
+	}
+	if _, err := s.Trending(ctx, 5); err != nil {
+		t.Errorf("Trending: %v", err)
+	}
+	if got, err := s.PopularityOf(ctx, []string{"b", "zz"}); err != nil || len(got) != 2 || got[0] <= 0 || got[1] != 0 {
+		t.Errorf("PopularityOf: got %v, %v", got, err)
+	}
+	if err := s.SetOptOut(ctx, "u2", true); err != nil {
+		t.Fatalf("SetOptOut: %v", err)
+	}
+	if _, err := s.Record(ctx, []event.Event{{ID: "o1", UserID: "u2", ItemID: "q", Type: event.Purchase}}); err != nil {
+		t.Fatalf("Record of an opted-out user: %v", err)
+	}
+	if p, err := s.Load(ctx, "u2"); err != nil || !p.OptedOut || p.History != nil || len(p.Purchased) != 1 {
+		t.Errorf("Load of an opted-out user: got %+v, %v", p, err)
+	}
+	if n, err := s.Delete(ctx, "u}1"); err != nil || n != 5 {
+		t.Errorf("Delete: got %d, %v; want 5, nil", n, err)
 	}
 	for _, k := range s.UserKeys("u}1") {
 		if m.Exists(k) {

@@ -63,6 +63,122 @@ func (s *Store) Popular(ctx context.Context, n int) ([]ItemScore, error) {
 	return out, nil
 }
 
+// pastBuckets returns the start of the current bucket, its key, and the keys
+// of the past buckets in the window, newest first.
+func (s *Store) pastBuckets(nowMs int64) (current int64, keys []string) {
+	cfg := s.cfg
+	bucketMs := cfg.PopularityBucket.Milliseconds()
+	nb := bucketCount(cfg.PopularityWindow, cfg.PopularityBucket)
+	current = floorDiv(nowMs, bucketMs) * bucketMs
+	keys = make([]string, 0, nb-1)
+	for i := int64(1); i < nb; i++ {
+		keys = append(keys, s.popularityKey(current-i*bucketMs))
+	}
+	return current, keys
+}
+
+// Trending returns up to n items whose popularity rose: an item's score is
+// the ratio of its rate (Σ Weighting.Base per hour) over the last
+// TrendingWindow to its rate over the whole PopularityWindow, each plus
+// TrendingPrior,
+//
+//	(short/shortHours + prior) / (whole/wholeHours + prior),
+//
+// where both windows end now and include the current, partial bucket. Only
+// items with at least TrendingMinWeight in the short window and a ratio
+// above 1 are returned, best first. Like Popular, the unweighted sum of the
+// past buckets is cached in Redis for the lifetime of the current bucket;
+// a call costs time in proportion to the items active in the short window.
+// Callers on a request path should cache the result for a few seconds.
+func (s *Store) Trending(ctx context.Context, n int) ([]ItemScore, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("trending items: n must be >= 1, got %d", n)
+	}
+	cfg := s.cfg
+	nowMs := cfg.Now().UnixMilli()
+	bucketMs := cfg.PopularityBucket.Milliseconds()
+	current, past := s.pastBuckets(nowMs)
+	elapsed := float64(max(nowMs-current, 1)) / float64(time.Hour.Milliseconds()) // the current bucket so far
+	bucketH := float64(bucketMs) / float64(time.Hour.Milliseconds())
+	shortPast := bucketCount(cfg.TrendingWindow, cfg.PopularityBucket) - 1
+	keys := make([]string, 0, 4+len(past))
+	keys = append(keys, s.popularityKey(current)+":long", s.popularityKey(current), s.trendScratch1, s.trendScratch2)
+	keys = append(keys, past...)
+	args := []any{
+		strconv.FormatInt(current+bucketMs-nowMs, 10),
+		strconv.Itoa(n - 1),
+		strconv.FormatInt(shortPast, 10),
+		strconv.FormatFloat(elapsed+float64(shortPast)*bucketH, 'g', -1, 64),
+		strconv.FormatFloat(elapsed+float64(len(past))*bucketH, 'g', -1, 64),
+		strconv.FormatFloat(cfg.TrendingPrior, 'g', -1, 64),
+		strconv.FormatFloat(cfg.TrendingMinWeight, 'g', -1, 64),
+	}
+	res, err := trendingScript.Run(ctx, s.rdb, keys, args...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("trending items: %w", err)
+	}
+	return parseScores("trending items", res)
+}
+
+// PopularityOf returns the decayed popularity of each item (the score
+// Popular would give it; 0 for an item without events in the window), in
+// the order of ids, in one round trip.
+func (s *Store) PopularityOf(ctx context.Context, ids []string) ([]float64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	cfg := s.cfg
+	nowMs := cfg.Now().UnixMilli()
+	bucketMs := cfg.PopularityBucket.Milliseconds()
+	halfLifeMs := float64(cfg.PopularityHalfLife.Milliseconds())
+	current, past := s.pastBuckets(nowMs)
+	keys := make([]string, 0, 2+len(past))
+	keys = append(keys, s.popularityKey(current)+":past", s.popularityKey(current))
+	keys = append(keys, past...)
+	args := make([]any, 0, 3+len(ids)+len(past))
+	args = append(args,
+		strconv.FormatInt(current+bucketMs-nowMs, 10),
+		strconv.FormatFloat(math.Exp2(-float64(nowMs-current)/halfLifeMs), 'g', -1, 64),
+		strconv.Itoa(len(ids)))
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	for i := range past {
+		start := current - int64(i+1)*bucketMs
+		args = append(args, strconv.FormatFloat(math.Exp2(-float64(current-start)/halfLifeMs), 'g', -1, 64))
+	}
+	res, err := popularityOfScript.Run(ctx, s.rdb, keys, args...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("popularity of %d items: %w", len(ids), err)
+	}
+	if len(res) != len(ids) {
+		return nil, fmt.Errorf("popularity of %d items: %d answers", len(ids), len(res))
+	}
+	out := make([]float64, len(res))
+	for i, v := range res {
+		if out[i], err = strconv.ParseFloat(v, 64); err != nil {
+			return nil, fmt.Errorf("popularity of %q: %w", ids[i], err)
+		}
+	}
+	return out, nil
+}
+
+// parseScores reads a member, score, member, score, ... reply.
+func parseScores(what string, res []string) ([]ItemScore, error) {
+	if len(res)%2 != 0 {
+		return nil, fmt.Errorf("%s: odd reply length %d", what, len(res))
+	}
+	out := make([]ItemScore, len(res)/2)
+	for i := range out {
+		score, err := strconv.ParseFloat(res[2*i+1], 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: score of %q: %w", what, res[2*i], err)
+		}
+		out[i] = ItemScore{ItemID: res[2*i], Score: score}
+	}
+	return out, nil
+}
+
 // readPage is how many stream entries ReadEvents fetches per round trip.
 const readPage = 1000
 

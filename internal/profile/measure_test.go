@@ -49,6 +49,16 @@ func TestMeasureBytesPerUser(t *testing.T) {
 	ctx := context.Background()
 	const user = "user-00012345"
 	record(t, s, typicalUser(user, time.Now(), 0)...)
+	// ... and was shown 30 items 3 times each (30 of the 90 latest
+	// recommendations' slots) without clicking them.
+	var shown []event.Event
+	for i := range 90 {
+		shown = append(shown, event.Event{
+			ID: fmt.Sprintf("imp-%d", i), UserID: user, ItemID: fmt.Sprintf("sku-%08d", 2000+i%30),
+			Type: event.Impression, Time: time.Now().Add(-time.Duration(90-i) * time.Minute),
+		})
+	}
+	record(t, s, shown...)
 
 	k := s.keysOf(user)
 	if n := c.LLen(ctx, k.hist).Val(); n != 200 {
@@ -57,8 +67,11 @@ func TestMeasureBytesPerUser(t *testing.T) {
 	if n := c.ZCard(ctx, k.buy).Val(); n != 20 {
 		t.Fatalf("purchased: %d items, want 20", n)
 	}
-	if n := c.ZCard(ctx, k.eids).Val(); n != 200 {
+	if n := c.ZCard(ctx, k.eids).Val(); n != 200 { // impressions do not use it
 		t.Fatalf("dedup: %d ids, want 200", n)
+	}
+	if n := c.HLen(ctx, k.imp).Val(); n != 30 {
+		t.Fatalf("impressions: %d items, want 30", n)
 	}
 	var total int64
 	for _, key := range s.UserKeys(user) {

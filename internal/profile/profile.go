@@ -38,6 +38,31 @@ type Profile struct {
 	// key TTL), not only the items still in Purchased.
 	PurchaseCount       int64
 	FirstSeen, LastSeen time.Time // earliest and latest event time; zero when unknown
+	// OptedOut users asked not to be personalized; their profile holds only
+	// purchases.
+	OptedOut bool
+	// Impressions are the items shown to the user since their last click
+	// on each (at most Config.ImpressionKeep newest times per item, items
+	// shown within Config.ImpressionWindow), sorted by item id.
+	Impressions []Impressions
+}
+
+// Impressions are the times one item was shown to a user after the user's
+// last click on it.
+type Impressions struct {
+	ItemID string
+	Times  []time.Time // oldest first
+}
+
+// ShownSince counts the impressions at or after t.
+func (im Impressions) ShownSince(t time.Time) int {
+	n := 0
+	for _, x := range im.Times {
+		if !x.Before(t) {
+			n++
+		}
+	}
+	return n
 }
 
 // ItemWeight is a user's aggregated interest in one item.

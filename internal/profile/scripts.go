@@ -11,34 +11,94 @@ import (
 // userScript applies one user's share of a batch. All its keys carry the
 // user's hash tag, so it runs on one cluster slot.
 //
-// KEYS: hist, buy, meta, eids
+// KEYS: hist, buy, meta, eids, imp
 // ARGV: now_ms, hist_stop (cap-1), buy_trim (-(cap+1)), ttl_ms,
 //
 //	dedup_trim (-(cap+1)), dedup_cutoff_ms (ids remembered at or before it
-//	are forgotten), dedup_ttl_ms, then 5 per event, oldest first: dedup
-//	member, time_ms, "1" for a purchase else "0", item id, encoded history
-//	entry.
+//	are forgotten), dedup_ttl_ms, imp_keep (impression times kept per
+//	item), imp_cap (items kept), imp_ttl_ms, then 5 per event, oldest
+//	first: dedup member, time_ms, kind ("0" a click other than a purchase,
+//	"1" a purchase, "2" an impression), item id, encoded history entry.
 //
 // Returns one integer per event: 1 if it was new and applied, 0 if its id
-// was already remembered.
+// was already remembered (for an impression: if the item's list already
+// holds its time; impressions do not use the dedup set, which they would
+// fill at several times the rate of all other events).
+//
+// A user whose meta hash has o=1 opted out of personalization: of their
+// events only purchases are stored (buy set, dedup), nothing else.
+//
+// The imp hash maps an item to "<last click ms>|<t1>,<t2>,..." : the times
+// of its impressions after the user's last click on it (view, cart,
+// purchase or custom event), ascending, at most imp_keep. An impression at
+// or before the last click is not counted; a click drops the impressions
+// up to it, and the field when none is left.
 var userScript = redis.NewScript(`
-local hist, buy, meta, eids = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local hist, buy, meta, eids, imp = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now = ARGV[1]
+local keep, impCap = tonumber(ARGV[8]), tonumber(ARGV[9])
+local optedOut = redis.call('HGET', meta, 'o') == '1'
 local out, pushed = {}, {}
 local purchases = 0
+local impTouched = false
 local first, firstN, last, lastN
-for i = 8, #ARGV, 5 do
-  if redis.call('ZADD', eids, 'NX', now, ARGV[i]) == 1 then
-    local ts = ARGV[i + 1]
-    local tsN = tonumber(ts)
-    pushed[#pushed + 1] = ARGV[i + 4]
-    if ARGV[i + 2] == '1' then
+
+local function readImp(item)
+  local v = redis.call('HGET', imp, item)
+  if not v then return nil, 0, {} end
+  local bar = string.find(v, '|', 1, true)
+  local ts = {}
+  for t in string.gmatch(string.sub(v, bar + 1), '%-?%d+') do ts[#ts + 1] = t end
+  return v, tonumber(string.sub(v, 1, bar - 1)), ts
+end
+
+for i = 11, #ARGV, 5 do
+  local ts, kind, item = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local tsN = tonumber(ts)
+  if kind == '2' then
+    -- Impressions skip the dedup set (they would crowd the real events out
+    -- of it): a retried impression has the same time, which the item's
+    -- list already holds.
+    local fresh = 1
+    if not optedOut then
+      local _, lc, times = readImp(item)
+      for _, t in ipairs(times) do
+        if t == ts then fresh = 0 end
+      end
+      if fresh == 1 and tsN > lc then
+        local pos = #times + 1
+        while pos > 1 and tonumber(times[pos - 1]) > tsN do pos = pos - 1 end
+        table.insert(times, pos, ts)
+        while #times > keep do table.remove(times, 1) end
+        redis.call('HSET', imp, item, lc .. '|' .. table.concat(times, ','))
+        impTouched = true
+      end
+    end
+    out[#out + 1] = fresh
+  elseif redis.call('ZADD', eids, 'NX', now, ARGV[i]) == 1 then
+    if kind == '1' then
       -- GT keeps the latest purchase time when events arrive out of order.
-      redis.call('ZADD', buy, 'GT', ts, ARGV[i + 3])
+      redis.call('ZADD', buy, 'GT', ts, item)
       purchases = purchases + 1
     end
-    if firstN == nil or tsN < firstN then first, firstN = ts, tsN end
-    if lastN == nil or tsN > lastN then last, lastN = ts, tsN end
+    if not optedOut then
+      pushed[#pushed + 1] = ARGV[i + 4]
+      local v, lc, times = readImp(item)
+      if v then
+        if tsN > lc then lc = tsN end
+        local kept = {}
+        for _, t in ipairs(times) do
+          if tonumber(t) > lc then kept[#kept + 1] = t end
+        end
+        if #kept == 0 then
+          redis.call('HDEL', imp, item)
+        else
+          redis.call('HSET', imp, item, lc .. '|' .. table.concat(kept, ','))
+        end
+      end
+      if firstN == nil or tsN < firstN then first, firstN = ts, tsN end
+      if lastN == nil or tsN > lastN then last, lastN = ts, tsN end
+    end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
@@ -50,13 +110,33 @@ if #pushed > 0 then
     redis.call('LPUSH', hist, unpack(pushed, j, math.min(j + 999, #pushed)))
   end
   redis.call('LTRIM', hist, 0, ARGV[2])
-  if purchases > 0 then
-    redis.call('ZREMRANGEBYRANK', buy, 0, ARGV[3])
-    redis.call('HINCRBY', meta, 'p', purchases)
-  end
+end
+if purchases > 0 then
+  redis.call('ZREMRANGEBYRANK', buy, 0, ARGV[3])
+  if not optedOut then redis.call('HINCRBY', meta, 'p', purchases) end
+end
+if firstN ~= nil then
   local cur = redis.call('HMGET', meta, 'f', 'l')
   if not cur[1] or firstN < tonumber(cur[1]) then redis.call('HSET', meta, 'f', first) end
   if not cur[2] or lastN > tonumber(cur[2]) then redis.call('HSET', meta, 'l', last) end
+end
+if impTouched then
+  local n = redis.call('HLEN', imp)
+  if n > impCap then
+    -- Forget the items shown longest ago, a tenth more than needed so the
+    -- scan does not repeat on every write.
+    local all = redis.call('HGETALL', imp)
+    local newest = {}
+    for j = 1, #all, 2 do
+      local v = all[j + 1]
+      local t = string.match(v, '(%-?%d+)$')
+      newest[#newest + 1] = {all[j], tonumber(t)}
+    end
+    table.sort(newest, function(a, b) return a[2] < b[2] end)
+    local drop = n - impCap + math.floor(impCap / 10)
+    for j = 1, math.min(drop, #newest) do redis.call('HDEL', imp, newest[j][1]) end
+  end
+  redis.call('PEXPIRE', imp, ARGV[10])
 end
 redis.call('ZREMRANGEBYSCORE', eids, '-inf', ARGV[6])
 redis.call('ZREMRANGEBYRANK', eids, 0, ARGV[5])
@@ -67,50 +147,78 @@ redis.call('PEXPIRE', eids, ARGV[7])
 return out
 `)
 
+// optOutScript sets or clears a user's opt-out flag. Opting out deletes
+// the history, the impressions and the activity fields of meta, keeping
+// only the purchases and the dedup set (what purchase exclusion and
+// idempotency need).
+//
+// KEYS: hist, buy, meta, eids, imp
+// ARGV: "1" (opt out) or "0" (opt in), ttl_ms
+var optOutScript = redis.NewScript(`
+if ARGV[1] == '1' then
+  redis.call('DEL', KEYS[1], KEYS[5])
+  redis.call('HDEL', KEYS[3], 'f', 'l', 'p')
+  redis.call('HSET', KEYS[3], 'o', '1')
+  redis.call('PEXPIRE', KEYS[3], ARGV[2])
+else
+  redis.call('HDEL', KEYS[3], 'o')
+end
+return 1
+`)
+
 // globalScript appends a batch to the event stream and counts popularity.
 // All its keys carry the {g} hash tag.
 //
-// KEYS: stream, global dedup set, then the popularity bucket keys the batch
-// touches.
+// KEYS: stream, global dedup set, opted-out users, then the popularity
+// bucket keys the batch touches.
 // ARGV: now_ms, stream_maxlen, stream_minid ("" = no age trim),
 //
-//	dedup_trim (-(cap+1)), dedup_cutoff_ms, dedup_ttl_ms, nb (number of
-//	bucket keys), nb bucket TTLs in ms, then 10 per event: dedup member,
-//	bucket index (1..nb, 0 = not counted), popularity increment, and the
-//	stream fields id, user, item, type, time_ms, quantity, weight.
+//	dedup_trim (-(cap+1)), dedup_cutoff_ms, dedup_ttl_ms, optout_cutoff_ms
+//	(opted-out users not seen since are forgotten), nb (number of bucket
+//	keys), nb bucket TTLs in ms, then 10 per event: dedup member, bucket
+//	index (1..nb, 0 = not counted), popularity increment, and the stream
+//	fields id, user, item, type, time_ms, quantity, weight.
 //
 // Returns the number of events that were new.
+//
+// Events of users in the opted-out set count in popularity (an anonymous
+// aggregate) but are not appended to the stream, and refresh the user's
+// entry there.
 //
 // Stream ids come from the caller's clock (now_ms-*) so the stream and
 // ReadEvents agree with the Store's clock; if another writer's clock is
 // ahead, the id continues from the stream's last entry instead, and if even
 // that is refused (entries deleted past it) Redis picks the id ('*').
 var globalScript = redis.NewScript(`
-local stream, dd = KEYS[1], KEYS[2]
+local stream, dd, oo = KEYS[1], KEYS[2], KEYS[3]
 local now = ARGV[1]
-local nb = tonumber(ARGV[7])
+local nb = tonumber(ARGV[8])
 local added = 0
 local id
-for i = 8 + nb, #ARGV, 10 do
+for i = 9 + nb, #ARGV, 10 do
   if redis.call('ZADD', dd, 'NX', now, ARGV[i]) == 1 then
     local b = tonumber(ARGV[i + 1])
-    if b > 0 then redis.call('ZINCRBY', KEYS[2 + b], ARGV[i + 2], ARGV[i + 5]) end
-    if id == nil then
-      id = now .. '-*'
-      local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
-      if #top > 0 then
-        local ms = string.match(top[1][1], '^(%d+)')
-        if tonumber(ms) > tonumber(now) then id = ms .. '-*' end
+    if b > 0 then redis.call('ZINCRBY', KEYS[3 + b], ARGV[i + 2], ARGV[i + 5]) end
+    if redis.call('ZSCORE', oo, ARGV[i + 4]) then
+      redis.call('ZADD', oo, 'XX', now, ARGV[i + 4])
+    else
+      if id == nil then
+        id = now .. '-*'
+        local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+        if #top > 0 then
+          local ms = string.match(top[1][1], '^(%d+)')
+          if tonumber(ms) > tonumber(now) then id = ms .. '-*' end
+        end
       end
-    end
-    local r = redis.pcall('XADD', stream, 'MAXLEN', '~', ARGV[2], id,
-      'i', ARGV[i + 3], 'u', ARGV[i + 4], 'p', ARGV[i + 5], 't', ARGV[i + 6],
-      's', ARGV[i + 7], 'q', ARGV[i + 8], 'w', ARGV[i + 9])
-    if type(r) == 'table' and r.err then
-      id = '*'
-      redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], id,
+      local r = redis.pcall('XADD', stream, 'MAXLEN', '~', ARGV[2], id,
         'i', ARGV[i + 3], 'u', ARGV[i + 4], 'p', ARGV[i + 5], 't', ARGV[i + 6],
         's', ARGV[i + 7], 'q', ARGV[i + 8], 'w', ARGV[i + 9])
+      if type(r) == 'table' and r.err then
+        id = '*'
+        redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], id,
+          'i', ARGV[i + 3], 'u', ARGV[i + 4], 'p', ARGV[i + 5], 't', ARGV[i + 6],
+          's', ARGV[i + 7], 'q', ARGV[i + 8], 'w', ARGV[i + 9])
+      end
     end
     added = added + 1
   end
@@ -118,10 +226,11 @@ end
 if added > 0 and ARGV[3] ~= '' then
   redis.call('XTRIM', stream, 'MINID', '~', ARGV[3])
 end
-for b = 1, nb do redis.call('PEXPIRE', KEYS[2 + b], ARGV[7 + b]) end
+for b = 1, nb do redis.call('PEXPIRE', KEYS[3 + b], ARGV[8 + b]) end
 redis.call('ZREMRANGEBYSCORE', dd, '-inf', ARGV[5])
 redis.call('ZREMRANGEBYRANK', dd, 0, ARGV[4])
 redis.call('PEXPIRE', dd, ARGV[6])
+redis.call('ZREMRANGEBYSCORE', oo, '-inf', ARGV[7])
 return added
 `)
 
@@ -153,6 +262,70 @@ redis.call('ZUNIONSTORE', tmp, 2, past, cur, 'WEIGHTS', ARGV[2], ARGV[2])
 local r = redis.call('ZREVRANGE', tmp, 0, ARGV[3], 'WITHSCORES')
 redis.call('DEL', tmp)
 return r
+`)
+
+// trendingScript ranks items by the ratio of their short-window rate to
+// their whole-window rate, both smoothed by a prior.
+//
+// The unweighted sum of the past buckets does not change while the current
+// bucket is current, so it is computed once per bucket width and kept in the
+// "long" key, like popularScript's "past".
+//
+// KEYS: long, current bucket, scratch 1, scratch 2, then the past bucket
+// keys (newest first). All in the {g} slot.
+// ARGV: long_ttl_ms, last rank to return (n-1), number of past buckets in
+// the short window, short window hours, whole window hours, prior (weight
+// per hour), least short-window weight.
+// Returns member, ratio, member, ratio, ... best first; only ratios > 1.
+var trendingScript = redis.NewScript(`
+local long, cur, s1, s2 = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local np = #KEYS - 4
+if np > 0 and redis.call('EXISTS', long) == 0 then
+  local args = {'ZUNIONSTORE', long, np}
+  for i = 1, np do args[#args + 1] = KEYS[4 + i] end
+  if redis.call(unpack(args)) > 0 then redis.call('PEXPIRE', long, ARGV[1]) end
+end
+local ns = math.min(tonumber(ARGV[3]), np)
+local args = {'ZUNIONSTORE', s1, 1 + ns, cur}
+for i = 1, ns do args[#args + 1] = KEYS[4 + i] end
+redis.call(unpack(args))
+local shortH, longH, prior = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local cand = redis.call('ZRANGEBYSCORE', s1, ARGV[7], '+inf', 'WITHSCORES')
+for j = 1, #cand, 2 do
+  local m = cand[j]
+  local total = tonumber(redis.call('ZSCORE', long, m) or '0') + tonumber(redis.call('ZSCORE', cur, m) or '0')
+  local ratio = (tonumber(cand[j + 1]) / shortH + prior) / (total / longH + prior)
+  if ratio > 1 then redis.call('ZADD', s2, ratio, m) end
+end
+local r = redis.call('ZREVRANGE', s2, 0, ARGV[2], 'WITHSCORES')
+redis.call('DEL', s1, s2)
+return r
+`)
+
+// popularityOfScript returns the decayed popularity (as Popular computes
+// it) of the given items.
+//
+// KEYS: past, current bucket, then the past bucket keys (newest first).
+// ARGV: past_ttl_ms, current_factor, number of items n, n item ids, then
+// one weight per past bucket.
+var popularityOfScript = redis.NewScript(`
+local past, cur = KEYS[1], KEYS[2]
+local np = #KEYS - 2
+local n = tonumber(ARGV[3])
+if np > 0 and redis.call('EXISTS', past) == 0 then
+  local args = {'ZUNIONSTORE', past, np}
+  for i = 1, np do args[#args + 1] = KEYS[2 + i] end
+  args[#args + 1] = 'WEIGHTS'
+  for i = 1, np do args[#args + 1] = ARGV[3 + n + i] end
+  if redis.call(unpack(args)) > 0 then redis.call('PEXPIRE', past, ARGV[1]) end
+end
+local f = tonumber(ARGV[2])
+local out = {}
+for i = 4, 3 + n do
+  local s = tonumber(redis.call('ZSCORE', past, ARGV[i]) or '0') + tonumber(redis.call('ZSCORE', cur, ARGV[i]) or '0')
+  out[#out + 1] = tostring(s * f)
+end
+return out
 `)
 
 // scriptCall is one script invocation of a pipelined batch.

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -22,8 +23,9 @@ type Store struct {
 	rdb redis.UniversalClient
 	cfg Config
 
-	stream, globalDedup, popScratch string // global keys, all tagged {g}
-	deleted                         string // users deleted, for ReadEvents; tagged {g}
+	stream, globalDedup, popScratch      string // global keys, all tagged {g}
+	optOut, trendScratch1, trendScratch2 string
+	deleted                              string // users deleted, for ReadEvents
 }
 
 // NewStore returns a Store on rdb. Zero fields of cfg take their defaults;
@@ -38,12 +40,15 @@ func NewStore(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	}
 	g := cfg.Prefix + ":{g}:"
 	return &Store{
-		rdb:         rdb,
-		cfg:         cfg,
-		stream:      g + "events",
-		globalDedup: g + "eids",
-		popScratch:  g + "pop:scratch",
-		deleted:     g + "deleted",
+		rdb:           rdb,
+		cfg:           cfg,
+		stream:        g + "events",
+		globalDedup:   g + "eids",
+		popScratch:    g + "pop:scratch",
+		optOut:        g + "optout",
+		trendScratch1: g + "trend:scratch1",
+		trendScratch2: g + "trend:scratch2",
+		deleted:       g + "deleted",
 	}, nil
 }
 
@@ -65,6 +70,7 @@ const (
 	suffixPurchased = "buy"
 	suffixMeta      = "meta"
 	suffixDedup     = "eids"
+	suffixImpress   = "imp"
 )
 
 // Fields of the meta hash.
@@ -72,9 +78,10 @@ const (
 	metaFirstSeen = "f"
 	metaLastSeen  = "l"
 	metaPurchases = "p"
+	metaOptedOut  = "o"
 )
 
-type userKeys struct{ hist, buy, meta, eids string }
+type userKeys struct{ hist, buy, meta, eids, imp string }
 
 func (s *Store) keysOf(userID string) userKeys {
 	base := s.cfg.Prefix + ":u:{" + userTagEscaper.Replace(userID) + "}:"
@@ -83,13 +90,15 @@ func (s *Store) keysOf(userID string) userKeys {
 		buy:  base + suffixPurchased,
 		meta: base + suffixMeta,
 		eids: base + suffixDedup,
+		imp:  base + suffixImpress,
 	}
 }
 
+func (k userKeys) all() []string { return []string{k.hist, k.buy, k.meta, k.eids, k.imp} }
+
 // UserKeys lists every key name a user can have. They share one hash tag.
 func (s *Store) UserKeys(userID string) []string {
-	k := s.keysOf(userID)
-	return []string{k.hist, k.buy, k.meta, k.eids}
+	return s.keysOf(userID).all()
 }
 
 // RecordResult counts the events of a Record call: Accepted were new,
@@ -117,12 +126,17 @@ func (s *Store) Record(ctx context.Context, events []event.Event) (RecordResult,
 		}
 	}
 	b := s.newBatch(events, now)
-	calls := append(b.userCalls(s), b.globalCall(s))
+	calls := b.userCalls(s)
+	nUsers := len(calls)
+	global := b.globalCall(s)
+	if global != nil {
+		calls = append(calls, global)
+	}
 	runScripts(ctx, s.rdb, calls)
 
 	var res RecordResult
 	var errs []error
-	for u, c := range calls[:len(calls)-1] {
+	for u, c := range calls[:nUsers] {
 		flags, err := c.cmd.Int64Slice()
 		if err == nil && len(flags) != len(b.users[u].events) {
 			err = fmt.Errorf("script returned %d flags for %d events", len(flags), len(b.users[u].events))
@@ -139,8 +153,10 @@ func (s *Store) Record(ctx context.Context, events []event.Event) (RecordResult,
 			}
 		}
 	}
-	if err := calls[len(calls)-1].cmd.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("record events in stream and popularity: %w", err))
+	if global != nil {
+		if err := global.cmd.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("record events in stream and popularity: %w", err))
+		}
 	}
 	if len(errs) > 0 {
 		return RecordResult{}, errors.Join(errs...)
@@ -224,6 +240,9 @@ func (b *batch) userCalls(s *Store) []*scriptCall {
 		strconv.Itoa(-(cfg.DedupCap + 1)),
 		strconv.FormatInt(b.now.Add(-cfg.DedupWindow).UnixMilli()-1, 10),
 		msDur(min(cfg.DedupWindow, cfg.UserTTL)),
+		strconv.Itoa(cfg.ImpressionKeep),
+		strconv.Itoa(cfg.ImpressionCap),
+		msDur(min(cfg.ImpressionWindow, cfg.UserTTL)),
 	}
 	var buf []byte
 	for _, u := range b.users {
@@ -232,22 +251,31 @@ func (b *batch) userCalls(s *Store) []*scriptCall {
 		args = append(args, fixed...)
 		for _, i := range u.events {
 			e := b.all[i]
-			buy := "0"
-			if e.Type == event.Purchase {
-				buy = "1"
+			kind, member, entry := "0", "", ""
+			switch e.Type {
+			case event.Purchase:
+				kind = "1"
+			case event.Impression:
+				kind = "2" // neither history nor the dedup set: no entry, no member
 			}
-			buf = appendEntry(buf[:0], e)
-			args = append(args, dedupMember(e.UserID, e.ID), ms(e.Time), buy, e.ItemID, string(buf))
+			if kind != "2" {
+				buf = appendEntry(buf[:0], e)
+				member, entry = dedupMember(e.UserID, e.ID), string(buf)
+			}
+			args = append(args, member, ms(e.Time), kind, e.ItemID, entry)
 		}
 		calls = append(calls, &scriptCall{
 			script: userScript,
-			keys:   []string{k.hist, k.buy, k.meta, k.eids},
+			keys:   k.all(),
 			args:   args,
 		})
 	}
 	return calls
 }
 
+// globalCall is the batch's global script call, or nil when the batch has
+// nothing for it: impressions are per-user state only (they carry no
+// weight, and would multiply the training stream's size).
 func (b *batch) globalCall(s *Store) *scriptCall {
 	cfg := s.cfg
 	bucketMs := cfg.PopularityBucket.Milliseconds()
@@ -256,11 +284,14 @@ func (b *batch) globalCall(s *Store) *scriptCall {
 	current := floorDiv(nowMs, bucketMs) * bucketMs
 	oldest := current - (nb-1)*bucketMs
 
-	keys := []string{s.stream, s.globalDedup}
+	keys := []string{s.stream, s.globalDedup, s.optOut}
 	var bucketTTLs []any
-	bucketIndex := make(map[int64]int) // bucket start -> index in KEYS after the first two
+	bucketIndex := make(map[int64]int) // bucket start -> index in KEYS after the first three
 	evArgs := make([]any, 0, 10*len(b.all))
 	for _, e := range b.all {
+		if e.Type == event.Impression {
+			continue
+		}
 		idx := 0
 		inc := cfg.Weighting.Base(e)
 		if start := min(floorDiv(e.Time.UnixMilli(), bucketMs)*bucketMs, current); start >= oldest && inc > 0 {
@@ -278,11 +309,14 @@ func (b *batch) globalCall(s *Store) *scriptCall {
 			dedupMember(e.UserID, e.ID), strconv.Itoa(idx), strconv.FormatFloat(inc, 'g', -1, 64))
 		evArgs = appendStreamValues(evArgs, e)
 	}
+	if len(evArgs) == 0 {
+		return nil
+	}
 	minID := ""
 	if cfg.StreamMaxAge > 0 {
 		minID = ms(b.now.Add(-cfg.StreamMaxAge))
 	}
-	args := make([]any, 0, 7+len(bucketTTLs)+len(evArgs))
+	args := make([]any, 0, 8+len(bucketTTLs)+len(evArgs))
 	args = append(args,
 		strconv.FormatInt(nowMs, 10),
 		strconv.FormatInt(cfg.StreamMaxLen, 10),
@@ -290,6 +324,7 @@ func (b *batch) globalCall(s *Store) *scriptCall {
 		strconv.Itoa(-(cfg.GlobalDedupCap + 1)),
 		strconv.FormatInt(b.now.Add(-cfg.DedupWindow).UnixMilli()-1, 10),
 		msDur(cfg.DedupWindow),
+		ms(b.now.Add(-cfg.UserTTL)),
 		strconv.Itoa(len(bucketTTLs)),
 	)
 	args = append(args, bucketTTLs...)
@@ -328,7 +363,8 @@ func (s *Store) Load(ctx context.Context, userID string) (Profile, error) {
 	pipe := s.rdb.Pipeline()
 	hist := pipe.LRange(ctx, k.hist, 0, -1)
 	buy := pipe.ZRevRangeWithScores(ctx, k.buy, 0, -1)
-	meta := pipe.HMGet(ctx, k.meta, metaFirstSeen, metaLastSeen, metaPurchases)
+	meta := pipe.HMGet(ctx, k.meta, metaFirstSeen, metaLastSeen, metaPurchases, metaOptedOut)
+	imp := pipe.HGetAll(ctx, k.imp)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return Profile{}, fmt.Errorf("load profile of %q: %w", userID, err)
 	}
@@ -369,7 +405,43 @@ func (s *Store) Load(ctx context.Context, userID string) (Profile, error) {
 		}
 		p.PurchaseCount = n
 	}
+	p.OptedOut = vals[3] == "1"
+	if raw := imp.Val(); len(raw) > 0 {
+		p.Impressions = make([]Impressions, 0, len(raw))
+		for item, v := range raw {
+			times, err := decodeImpressions(v)
+			if err != nil {
+				return Profile{}, fmt.Errorf("load profile of %q: impressions of %q: %w", userID, item, err)
+			}
+			if len(times) > 0 {
+				p.Impressions = append(p.Impressions, Impressions{ItemID: item, Times: times})
+			}
+		}
+		slices.SortFunc(p.Impressions, func(a, b Impressions) int { return cmp.Compare(a.ItemID, b.ItemID) })
+	}
 	return p, nil
+}
+
+// decodeImpressions parses an impression field, "<last click ms>|<t1>,<t2>,...",
+// into the impression times, oldest first.
+func decodeImpressions(v string) ([]time.Time, error) {
+	_, list, ok := strings.Cut(v, "|")
+	if !ok {
+		return nil, fmt.Errorf("malformed %q", v)
+	}
+	if list == "" {
+		return nil, nil
+	}
+	parts := strings.Split(list, ",")
+	out := make([]time.Time, len(parts))
+	for i, t := range parts {
+		n, err := strconv.ParseInt(t, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("malformed time %q", t)
+		}
+		out[i] = time.UnixMilli(n).UTC()
+	}
+	return out, nil
 }
 
 // Delete removes every key of a user and returns how many existed. The
@@ -381,14 +453,51 @@ func (s *Store) Delete(ctx context.Context, userID string) (int, error) {
 	if userID == "" {
 		return 0, errors.New("delete profile: user id is empty")
 	}
-	var del *redis.IntCmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		del = p.Del(ctx, s.UserKeys(userID)...)
-		s.tombstone(ctx, p, userID)
-		return nil
-	})
-	if err != nil {
+	// Two slots: the user's keys, and their entries in the global opt-out
+	// and tombstone sets; one round trip.
+	pipe := s.rdb.Pipeline()
+	del := pipe.Del(ctx, s.UserKeys(userID)...)
+	pipe.ZRem(ctx, s.optOut, userID)
+	s.tombstone(ctx, pipe, userID)
+	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("delete profile of %q: %w", userID, err)
 	}
 	return int(del.Val()), nil
+}
+
+// SetOptOut records whether a user opted out of personalization. Opting out
+// deletes the user's history, impressions and activity times and keeps the
+// purchases (what purchase exclusion needs) and the dedup set (so a retried
+// event is still recognised); from then on the user's events store only
+// purchases and are not appended to the global stream (they still count in
+// popularity). The flag lives in the user's meta hash (UserTTL, refreshed by
+// the user's events) and in the global opt-out set (entries not refreshed by
+// an event for UserTTL are dropped), written in one round trip.
+func (s *Store) SetOptOut(ctx context.Context, userID string, optedOut bool) error {
+	if userID == "" {
+		return errors.New("set opt-out: user id is empty")
+	}
+	flag := "0"
+	if optedOut {
+		flag = "1"
+	}
+	keys, args := s.keysOf(userID).all(), []any{flag, msDur(s.cfg.UserTTL)}
+	pipe := s.rdb.Pipeline()
+	cmd := optOutScript.EvalSha(ctx, pipe, keys, args...)
+	var set redis.Cmder
+	if optedOut {
+		set = pipe.ZAdd(ctx, s.optOut, redis.Z{Score: float64(s.cfg.Now().UnixMilli()), Member: userID})
+	} else {
+		set = pipe.ZRem(ctx, s.optOut, userID)
+	}
+	_, _ = pipe.Exec(ctx) // errors are read per command
+	scriptErr := cmd.Err()
+	if isNoScript(scriptErr) {
+		// First use of the script on this server: send its source once.
+		scriptErr = optOutScript.Eval(ctx, s.rdb, keys, args...).Err()
+	}
+	if err := errors.Join(scriptErr, set.Err()); err != nil {
+		return fmt.Errorf("set opt-out of %q: %w", userID, err)
+	}
+	return nil
 }

@@ -386,11 +386,15 @@ func TestUserKeysHaveTTL(t *testing.T) {
 	s, c, _ := newStore(t, Config{UserTTL: ttl})
 	ctx := context.Background()
 	const u = "carol"
-	record(t, s, event.Event{ID: "1", UserID: u, ItemID: "i", Type: event.Purchase})
+	record(t, s, event.Event{ID: "1", UserID: u, ItemID: "i", Type: event.Purchase},
+		event.Event{ID: "1i", UserID: u, ItemID: "k", Type: event.Impression})
 	keys := s.UserKeys(u)
 	wantTTL := func(k string) time.Duration {
-		if k == s.keysOf(u).eids {
+		switch k {
+		case s.keysOf(u).eids:
 			return s.Config().DedupWindow // shorter than the profile's TTL
+		case s.keysOf(u).imp:
+			return s.Config().ImpressionWindow
 		}
 		return ttl
 	}
@@ -404,7 +408,10 @@ func TestUserKeysHaveTTL(t *testing.T) {
 	for _, k := range keys {
 		c.PExpire(ctx, k, time.Minute)
 	}
-	record(t, s, event.Event{ID: "2", UserID: u, ItemID: "j", Type: event.View})
+	// (The impression key is refreshed by impressions only: its entries
+	// are stale once none was written for the impression window.)
+	record(t, s, event.Event{ID: "2", UserID: u, ItemID: "j", Type: event.View},
+		event.Event{ID: "2i", UserID: u, ItemID: "k", Type: event.Impression, Time: t0.Add(time.Second)})
 	for _, k := range keys {
 		if got, want := c.PTTL(ctx, k).Val(), wantTTL(k); got <= want-time.Minute {
 			t.Errorf("PTTL %s after a new event: got %v, want refreshed to about %v", k, got, want)
@@ -416,6 +423,9 @@ func TestUserKeysHaveTTL(t *testing.T) {
 	}
 	record(t, s, event.Event{ID: "2", UserID: u, ItemID: "j", Type: event.View})
 	for _, k := range keys {
+		if k == s.keysOf(u).imp {
+			continue
+		}
 		if got, want := c.PTTL(ctx, k).Val(), wantTTL(k); got <= want-time.Minute {
 			t.Errorf("PTTL %s after a retry: got %v, want refreshed to about %v", k, got, want)
 		}
@@ -710,8 +720,8 @@ func TestUserKeysShareOneHashTag(t *testing.T) {
 	seen := map[string]string{}
 	for _, u := range []string{"alice", "}x", "x}", "a}b{c}", "%7D", "}", "{", "%", "%25"} {
 		keys := s.UserKeys(u)
-		if len(keys) != 4 {
-			t.Fatalf("UserKeys(%q): got %d keys, want 4", u, len(keys))
+		if len(keys) != 5 {
+			t.Fatalf("UserKeys(%q): got %d keys, want 5", u, len(keys))
 		}
 		tag := hashTag(keys[0])
 		for _, k := range keys {

@@ -4,8 +4,16 @@
 // Recommend folds the user's vector in from the profile on every request
 // (iALS fold-in, mf.Model.FoldIn), scores every item with one matrix-vector
 // product and keeps the best with a bounded heap; only the few rows that could
-// enter the heap are checked against exclusions and the catalog. Users without
-// usable history, and servers without a model, get popular items.
+// enter the heap are checked against exclusions, the catalog and the request's
+// filter (filter.go, against per-row state precomputed once per model, catalog
+// and rules version). Users without usable history, users who opted out, and
+// servers without a model, get popular (or trending) items.
+//
+// Around that core: new items get a share of exploration slots placed by
+// category affinity (explore.go), a per-category cap keeps answers diverse
+// (diversity.go), items shown repeatedly without a click rotate down, every
+// item carries a reason (explain.go), and when the filters leave too few items
+// the answer is filled from popular items under the same hard rules.
 //
 // The model is an immutable snapshot behind an atomic pointer: a request loads
 // it once and uses that snapshot to the end, so a model swap never mixes two
@@ -16,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,11 +42,15 @@ type Profiles interface {
 }
 
 // Catalog tells which items may be shown. A catalog that was never sent
-// (Known false) lets every item through.
+// (Known false) lets every item through. Version changes whenever the
+// contents do.
 type Catalog interface {
 	Lookup(id string) (catalog.Item, bool)
 	Known() bool
+	Version() uint64
 }
+
+var _ Catalog = (*catalog.Cache)(nil)
 
 // Source names the path that produced an answer.
 type Source int
@@ -48,6 +61,8 @@ const (
 	SourcePersonalized
 	SourcePopular
 	SourceSimilar
+	SourceTrending
+	SourceExploration // a new item in an exploration slot (per item only)
 )
 
 func (s Source) String() string {
@@ -58,6 +73,10 @@ func (s Source) String() string {
 		return "popular"
 	case SourceSimilar:
 		return "similar"
+	case SourceTrending:
+		return "trending"
+	case SourceExploration:
+		return "exploration"
 	}
 	return "unspecified"
 }
@@ -66,14 +85,23 @@ func (s Source) String() string {
 type Item struct {
 	ItemID string
 	Score  float32
+	Source Source // the path that produced this item
+	Reason Reason
 }
 
 // Result is a ranked answer.
 type Result struct {
-	Items        []Item
+	Items []Item
+	// Source is the path that produced the answer (its first items).
 	Source       Source
 	ModelVersion string
+	// Partial: fewer than the asked count passed the rules, the filter and
+	// the exclusions, even after every fallback.
+	Partial bool
 }
+
+// PlacementTrending is the placement that asks for trending items.
+const PlacementTrending = "trending"
 
 // Request asks for personalized items.
 type Request struct {
@@ -81,6 +109,19 @@ type Request struct {
 	Count         int
 	Exclude       []string
 	ContextItemID string // counts as a fresh view for this answer only; never returned
+	Placement     string // PlacementTrending asks for trending items
+	Filter        Filter
+	// MaxPerCategory caps the items of one category; 0: Config's default;
+	// negative: no cap.
+	MaxPerCategory int
+}
+
+// SimilarRequest asks for items similar to one item.
+type SimilarRequest struct {
+	ItemID  string
+	Count   int
+	Exclude []string
+	Filter  Filter // IncludePurchased has no effect (there is no user)
 }
 
 // Config tunes the engine; zero fields get defaults.
@@ -96,6 +137,28 @@ type Config struct {
 	// items the user has not interacted with. Purchased items are always
 	// excluded.
 	KeepHistory bool
+	// MaxPerCategory is the default per-category cap of an answer; 0: none.
+	MaxPerCategory int
+	// RotateAfter rotates an item down once it was shown this many times
+	// within RotateWindow without a click after them; 0 turns rotation off.
+	// The profile store must keep at least this many impressions per item.
+	RotateAfter  int
+	RotateWindow time.Duration // default 24h
+	// ExploreShare is the share of an answer's slots given to new arrivals
+	// (rounded down: 0.1 is 1 of 10); 0 turns exploration off. Needs
+	// Arrivals.
+	ExploreShare float64
+	// Arrivals lists the new items with few interactions; nil: no
+	// exploration.
+	Arrivals *Arrivals
+	// Trending is the trending-items cache; nil: trending answers fall back
+	// to popular items.
+	Trending *Popular
+	// ColdSource is what users without a personalized answer get:
+	// SourcePopular (the default) or SourceTrending.
+	ColdSource Source
+	// Rules are the shop's blocklist and category settings; nil: none.
+	Rules Rules
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -111,6 +174,10 @@ type Engine struct {
 	popular  *Popular
 	model    atomic.Pointer[mf.Model]
 	scratch  sync.Pool // *scratch
+
+	rows       atomic.Pointer[rowState] // filter.go
+	rowsMu     sync.Mutex               // serialises rebuilds of rows
+	rowsRunner atomic.Bool              // RunRowState is keeping rows up to date
 }
 
 // New returns an engine. cat may be nil (no catalog).
@@ -127,6 +194,22 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.RotateWindow == 0 {
+		cfg.RotateWindow = 24 * time.Hour
+	}
+	if cfg.ColdSource == SourceUnspecified {
+		cfg.ColdSource = SourcePopular
+	}
+	switch {
+	case cfg.MaxPerCategory < 0:
+		return nil, fmt.Errorf("recommend config: max per category must be >= 0, got %d", cfg.MaxPerCategory)
+	case cfg.RotateAfter < 0 || cfg.RotateWindow < 0:
+		return nil, fmt.Errorf("recommend config: rotation after %d impressions within %v", cfg.RotateAfter, cfg.RotateWindow)
+	case !(cfg.ExploreShare >= 0 && cfg.ExploreShare <= 1):
+		return nil, fmt.Errorf("recommend config: exploration share must be within 0..1, got %v", cfg.ExploreShare)
+	case cfg.ColdSource != SourcePopular && cfg.ColdSource != SourceTrending:
+		return nil, fmt.Errorf("recommend config: cold source must be popular or trending, got %v", cfg.ColdSource)
+	}
 	if profiles == nil || popular == nil {
 		return nil, errors.New("recommend: profiles and popular are required")
 	}
@@ -136,8 +219,16 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 }
 
 // SetModel makes m the serving model. Requests already running finish on the
-// snapshot they started with.
-func (e *Engine) SetModel(m *mf.Model) { e.model.Store(m) }
+// snapshot they started with. The model's per-row filter state is built
+// first, in the caller's goroutine, so no request waits for it.
+func (e *Engine) SetModel(m *mf.Model) {
+	if m != nil {
+		e.rowsMu.Lock()
+		e.refreshRowsLocked(m)
+		e.rowsMu.Unlock()
+	}
+	e.model.Store(m)
+}
 
 // Model returns the serving model, or nil.
 func (e *Engine) Model() *mf.Model { return e.model.Load() }
@@ -147,13 +238,20 @@ func (e *Engine) Popular() *Popular { return e.popular }
 
 // scratch holds one request's buffers.
 type scratch struct {
-	ws      mf.Workspace
-	scores  []float32
-	heap    topk.Heap
-	entries []topk.Entry
-	rows    []int32
-	weights []float64
-	exclude map[string]struct{}
+	ws          mf.Workspace
+	scores      []float32
+	heap        topk.Heap
+	entries     []topk.Entry
+	rows        []int32
+	weights     []float64
+	filter      reqFilter
+	answer      answer
+	full        []int32
+	contrib     []float64
+	affinity    []affinity
+	explore     []Item
+	exploreNext []int
+	purchased   map[string]struct{}
 }
 
 func (e *Engine) getScratch(n int) *scratch {
@@ -162,22 +260,26 @@ func (e *Engine) getScratch(n int) *scratch {
 		s.scores = make([]float32, n)
 	}
 	s.scores = s.scores[:n]
-	if s.exclude == nil {
-		s.exclude = make(map[string]struct{})
+	if s.purchased == nil || len(s.purchased) > 4096 {
+		s.purchased = make(map[string]struct{})
 	}
-	clear(s.exclude)
+	clear(s.purchased)
 	s.rows, s.weights, s.entries = s.rows[:0], s.weights[:0], s.entries[:0]
 	return s
 }
 
-func (e *Engine) putScratch(s *scratch) {
-	if len(s.exclude) > 4096 {
-		s.exclude = nil // do not keep a huge map alive
-	}
-	e.scratch.Put(s)
-}
+func (e *Engine) putScratch(s *scratch) { e.scratch.Put(s) }
 
 // Recommend returns up to req.Count items for req.UserID.
+//
+// The answer is built in stages, each under the hard rules (blocklist,
+// availability, sale windows, member-only items), the request's filter and
+// the exclusions (request, purchased, recent history, context item), which
+// no stage relaxes: exploration picks and personalized items (or, for a
+// cold or opted-out user and the trending placement, trending or popular
+// items), then popular items, all within the per-category cap; then items
+// over the cap; then items rotated down by impressions. Result.Partial says
+// when even that is fewer than req.Count.
 func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	m := e.model.Load()
 	p, err := e.profiles.Load(ctx, req.UserID)
@@ -187,32 +289,125 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	now := e.cfg.Now()
 
 	n := 0
+	var st *rowState
 	if m != nil {
 		n = m.NumItems()
+		st = e.rowsFor(m)
 	}
 	s := e.getScratch(n)
 	defer e.putScratch(s)
+	rules := e.rules()
+	fc := &s.filter
+	fc.reset(st, e.catalog, rules, req.Filter, now)
 
 	for _, id := range req.Exclude {
-		s.exclude[id] = struct{}{}
-	}
-	for _, pu := range p.Purchased {
-		s.exclude[pu.ItemID] = struct{}{}
+		fc.exclude(m, id)
 	}
 	if req.ContextItemID != "" {
-		s.exclude[req.ContextItemID] = struct{}{}
+		fc.exclude(m, req.ContextItemID)
 	}
+	e.excludePurchased(s, fc, m, p, req.Filter.IncludePurchased, rules, now)
+	e.rotateImpressions(fc, m, p, now)
 
-	weights := p.ItemWeights(e.cfg.Weighting, now)
+	var weights []profile.ItemWeight
+	if !p.OptedOut {
+		weights = p.ItemWeights(e.cfg.Weighting, now)
+	}
 	if !e.cfg.KeepHistory {
 		for _, w := range weights {
-			s.exclude[w.ItemID] = struct{}{}
+			if _, bought := s.purchased[w.ItemID]; !bought { // purchases follow their own rule
+				fc.exclude(m, w.ItemID)
+			}
 		}
 	}
 
-	if m == nil {
-		return e.popularResult(req.Count, s.exclude, ""), nil
+	capN := req.MaxPerCategory
+	if capN == 0 {
+		capN = e.cfg.MaxPerCategory
 	}
+	personal := !p.OptedOut && req.Placement != PlacementTrending
+	a := &s.answer
+	a.reset(req.Count, capN)
+	var picks []Item
+	if personal {
+		if slots := e.explorationSlots(req.Count); slots > 0 {
+			picks = e.explore(s, fc, a, slots, e.affinities(s, weights))
+		}
+	}
+	a.want = req.Count - len(picks)
+
+	res := Result{Source: e.cfg.ColdSource}
+	if req.Placement == PlacementTrending {
+		res.Source = SourceTrending
+	}
+	if m != nil {
+		res.ModelVersion = m.Version()
+	}
+	folded := false
+	if personal && m != nil {
+		x, err := e.foldIn(m, s, weights, req)
+		if err != nil {
+			return Result{}, fmt.Errorf("fold in user %q: %w", req.UserID, err)
+		}
+		if folded = x != nil; folded {
+			res.Source = SourcePersonalized
+			m.Scores(x, s.scores)
+			e.selectRows(s, fc, a, true, SourcePersonalized)
+		}
+	}
+	if res.Source == SourceTrending {
+		e.fillList(fc, a, e.trendingList(), SourceTrending, ReasonTrending, true, true)
+	}
+	e.fillList(fc, a, e.popular.List(), SourcePopular, ReasonPopular, res.Source == SourcePopular && len(a.items) == 0, true)
+	// Soft rules last: the cap, then rotation.
+	e.fillRelaxed(s, fc, a, res.Source)
+	if !a.full() {
+		fc.allowRotated = true
+		e.fillRelaxed(s, fc, a, res.Source)
+	}
+	if folded {
+		if err := e.explain(m, s, a, p, req); err != nil {
+			return Result{}, fmt.Errorf("explain answer for %q: %w", req.UserID, err)
+		}
+	}
+	if len(a.items) > 0 {
+		res.Source = a.items[0].Source // a fallback may have answered alone
+	}
+
+	res.Items = placeExploration(slices.Clone(a.items), picks, req.Count)
+	if res.Items == nil {
+		res.Items = []Item{}
+	}
+	res.Partial = len(res.Items) < req.Count
+	return res, nil
+}
+
+// fillRelaxed fills the answer without the per-category cap, from the
+// sources the answer used, in the same order.
+func (e *Engine) fillRelaxed(s *scratch, fc *reqFilter, a *answer, src Source) {
+	if a.full() {
+		return
+	}
+	if src == SourcePersonalized {
+		e.selectRows(s, fc, a, false, SourcePersonalized)
+	}
+	if src == SourceTrending {
+		e.fillList(fc, a, e.trendingList(), SourceTrending, ReasonTrending, true, false)
+	}
+	e.fillList(fc, a, e.popular.List(), SourcePopular, ReasonPopular, src == SourcePopular && len(a.items) == 0, false)
+}
+
+func (e *Engine) trendingList() []profile.ItemScore {
+	if e.cfg.Trending == nil {
+		return nil
+	}
+	return e.cfg.Trending.List()
+}
+
+// foldIn folds the user's vector in from the profile weights (plus the
+// context item as a fresh view), using s.ws, s.rows and s.weights; nil when
+// no profile item is known to the model.
+func (e *Engine) foldIn(m *mf.Model, s *scratch, weights []profile.ItemWeight, req Request) ([]float32, error) {
 	contextSeen := false
 	for _, w := range weights {
 		row, ok := m.Index(w.ItemID)
@@ -234,119 +429,92 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 		}
 	}
 	if len(s.rows) == 0 {
-		return e.popularResult(req.Count, s.exclude, m.Version()), nil
+		return nil, nil
 	}
-	x, err := m.FoldIn(&s.ws, s.rows, s.weights)
-	if err != nil {
-		return Result{}, fmt.Errorf("fold in user %q: %w", req.UserID, err)
-	}
-	m.Scores(x, s.scores)
-	items := e.top(m, s, req.Count)
-	res := Result{Items: items, Source: SourcePersonalized, ModelVersion: m.Version()}
-	if len(items) < req.Count {
-		res.Items = e.fillPopular(items, req.Count, s.exclude, false)
-	}
-	return res, nil
+	return m.FoldIn(&s.ws, s.rows, s.weights)
 }
 
-// Similar returns up to count items closest to itemID by cosine similarity of
-// item factors. An item the model does not know gets popular items.
-func (e *Engine) Similar(ctx context.Context, itemID string, count int, exclude []string) (Result, error) {
+// excludePurchased keeps bought items out unless the request includes them
+// or the item's category is repeatable and its interval has passed since
+// the latest purchase. s.purchased collects every bought item, so the
+// history exclusion leaves them to this rule.
+func (e *Engine) excludePurchased(s *scratch, fc *reqFilter, m *mf.Model, p profile.Profile, include bool, rules *catalog.Rules, now time.Time) {
+	for _, pu := range p.Purchased {
+		s.purchased[pu.ItemID] = struct{}{}
+		if include {
+			continue
+		}
+		if rules != nil && len(rules.Categories) > 0 && e.catalog != nil && e.catalog.Known() {
+			if it, ok := e.catalog.Lookup(pu.ItemID); ok {
+				if after := rules.RepeatableAfter(it.Category); after > 0 && !now.Before(pu.Time.Add(after)) {
+					continue // a consumable due again
+				}
+			}
+		}
+		fc.exclude(m, pu.ItemID)
+	}
+}
+
+// rotateImpressions marks the items shown RotateAfter times within
+// RotateWindow without a click since.
+func (e *Engine) rotateImpressions(fc *reqFilter, m *mf.Model, p profile.Profile, now time.Time) {
+	if e.cfg.RotateAfter <= 0 {
+		return
+	}
+	since := now.Add(-e.cfg.RotateWindow)
+	for _, im := range p.Impressions {
+		if im.ShownSince(since) >= e.cfg.RotateAfter {
+			fc.rotate(m, im.ItemID)
+		}
+	}
+}
+
+// Similar returns up to req.Count items closest to req.ItemID by cosine
+// similarity of item factors, under the hard rules and req.Filter. An item
+// the model does not know gets popular items, as do the slots the filter
+// leaves empty.
+func (e *Engine) Similar(ctx context.Context, req SimilarRequest) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
 	m := e.model.Load()
 	n := 0
+	var st *rowState
 	if m != nil {
 		n = m.NumItems()
+		st = e.rowsFor(m)
 	}
 	s := e.getScratch(n)
 	defer e.putScratch(s)
-	for _, id := range exclude {
-		s.exclude[id] = struct{}{}
+	fc := &s.filter
+	fc.reset(st, e.catalog, e.rules(), req.Filter, e.cfg.Now())
+	for _, id := range req.Exclude {
+		fc.exclude(m, id)
 	}
-	s.exclude[itemID] = struct{}{}
-	if m == nil {
-		return e.popularResult(count, s.exclude, ""), nil
+	fc.exclude(m, req.ItemID)
+	a := &s.answer
+	a.reset(req.Count, 0)
+
+	res := Result{Source: SourcePopular}
+	if m != nil {
+		res.ModelVersion = m.Version()
+		if row, ok := m.Index(req.ItemID); ok {
+			res.Source = SourceSimilar
+			m.Cosine(row, s.scores)
+			e.selectRows(s, fc, a, false, SourceSimilar)
+			for i := range a.items {
+				a.items[i].Reason = Reason{Kind: ReasonSimilar, ItemID: req.ItemID}
+			}
+		}
 	}
-	row, ok := m.Index(itemID)
-	if !ok {
-		return e.popularResult(count, s.exclude, m.Version()), nil
+	e.fillList(fc, a, e.popular.List(), SourcePopular, ReasonPopular, res.Source == SourcePopular, false)
+	if len(a.items) > 0 {
+		res.Source = a.items[0].Source
 	}
-	m.Cosine(row, s.scores)
-	items := e.top(m, s, count)
-	res := Result{Items: items, Source: SourceSimilar, ModelVersion: m.Version()}
-	if len(items) < count {
-		res.Items = e.fillPopular(items, count, s.exclude, false)
+	res.Items = slices.Clone(a.items)
+	if res.Items == nil {
+		res.Items = []Item{}
 	}
+	res.Partial = len(res.Items) < req.Count
 	return res, nil
-}
-
-// top selects the best count rows of s.scores that pass the exclusions and
-// the catalog. Only rows that could enter the heap are checked.
-func (e *Engine) top(m *mf.Model, s *scratch, count int) []Item {
-	h := &s.heap
-	h.Reset(count)
-	checkCatalog := e.catalog != nil && e.catalog.Known()
-	for i, sc := range s.scores {
-		if !h.Accepts(sc) {
-			continue
-		}
-		id := m.ItemID(int32(i))
-		if !e.allowed(id, s.exclude, checkCatalog) {
-			continue
-		}
-		h.Push(int32(i), sc)
-	}
-	s.entries = h.Sorted(s.entries[:0])
-	items := make([]Item, len(s.entries))
-	for i, en := range s.entries {
-		items[i] = Item{ItemID: m.ItemID(en.Row), Score: en.Score}
-	}
-	return items
-}
-
-func (e *Engine) allowed(id string, exclude map[string]struct{}, checkCatalog bool) bool {
-	if _, ex := exclude[id]; ex {
-		return false
-	}
-	if checkCatalog {
-		if it, ok := e.catalog.Lookup(id); ok && !it.Available {
-			return false
-		}
-	}
-	return true
-}
-
-func (e *Engine) popularResult(count int, exclude map[string]struct{}, version string) Result {
-	return Result{Items: e.fillPopular(nil, count, exclude, true), Source: SourcePopular, ModelVersion: version}
-}
-
-// fillPopular appends popular items that pass the filters and are not in
-// items yet, until there are count items. Filler after model-scored items
-// gets score 0 (popularity counts are not comparable with model scores);
-// a purely popular answer keeps the decayed popularity as its score.
-func (e *Engine) fillPopular(items []Item, count int, exclude map[string]struct{}, popularScores bool) []Item {
-	checkCatalog := e.catalog != nil && e.catalog.Known()
-	have := make(map[string]struct{}, len(items))
-	for _, it := range items {
-		have[it.ItemID] = struct{}{}
-	}
-	for _, p := range e.popular.List() {
-		if len(items) >= count {
-			break
-		}
-		if _, dup := have[p.ItemID]; dup || !e.allowed(p.ItemID, exclude, checkCatalog) {
-			continue
-		}
-		score := float32(0)
-		if popularScores {
-			score = float32(p.Score)
-		}
-		items = append(items, Item{ItemID: p.ItemID, Score: score})
-	}
-	if items == nil {
-		items = []Item{}
-	}
-	return items
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
@@ -24,7 +25,7 @@ type noPopular struct{}
 
 func (noPopular) Popular(context.Context, int) ([]profile.ItemScore, error) { return nil, nil }
 
-func benchModel(b *testing.B, n, f int) *mf.Model {
+func benchModel(b testing.TB, n, f int) *mf.Model {
 	rng := rand.New(rand.NewPCG(1, 1))
 	ids := make([]string, n)
 	for i := range ids {
@@ -79,6 +80,114 @@ func BenchmarkRecommend(b *testing.B) {
 	}
 }
 
+// staticRules serves fixed shop rules.
+type staticRules struct{ r *catalog.Rules }
+
+func (s staticRules) Rules() *catalog.Rules { return s.r }
+
+// zeroPopularity says every item is unpopular (all new items explore).
+type zeroPopularity struct{}
+
+func (zeroPopularity) PopularityOf(_ context.Context, ids []string) ([]float64, error) {
+	return make([]float64, len(ids)), nil
+}
+
+// BenchmarkRecommendShop is BenchmarkRecommend's request with every shop
+// feature on: a catalog with 50 categories, prices, 5% unavailable, 2%
+// member-only and 3% sale-windowed items; a blocklist of 1000 items and 2
+// categories; a repeatable category; 30 rotated items (3 impressions each);
+// a request filter (3 excluded categories, a price range); a cap of 3 per
+// category; 10% exploration slots from 500 new items; explanations for
+// every item. "plain" is the same engine and user without the request's
+// filter, cap, rotation and exploration, but with the catalog and rules.
+func BenchmarkRecommendShop(b *testing.B) {
+	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	for _, n := range []int{10_000, 100_000} {
+		m := benchModel(b, n, 64)
+		rng := rand.New(rand.NewPCG(4, 4))
+		cat := &staticCatalog{items: make(map[string]catalog.Item, n+500), version: 1}
+		for i := range n {
+			it := catalog.Item{
+				ID: m.ItemID(int32(i)), Category: "cat-" + strconv.Itoa(rng.IntN(50)),
+				Price: 1 + float64(rng.IntN(100)), Available: rng.Float64() > 0.05, MemberOnly: rng.Float64() < 0.02,
+				CreatedAt: now.Add(-400 * 24 * time.Hour),
+			}
+			if rng.Float64() < 0.03 {
+				it.ValidFrom, it.ValidUntil = now.Add(-time.Hour), now.Add(time.Duration(rng.IntN(3)-1)*time.Hour)
+			}
+			cat.items[it.ID] = it
+		}
+		for i := range 500 {
+			id := "new-" + strconv.Itoa(i)
+			cat.items[id] = catalog.Item{ID: id, Category: "cat-" + strconv.Itoa(rng.IntN(50)), Price: 20, Available: true,
+				CreatedAt: now.Add(-time.Duration(i) * time.Hour)}
+		}
+		rules := &catalog.Rules{Version: 1, BlockedItems: map[string]struct{}{}, BlockedCategories: map[string]struct{}{"cat-7": {}, "cat-8": {}},
+			Categories: map[string]catalog.Category{"cat-1": {Name: "cat-1", RepeatableAfter: time.Hour}}}
+		for range 1000 {
+			rules.BlockedItems[m.ItemID(int32(rng.IntN(n)))] = struct{}{}
+		}
+		var p profile.Profile
+		for i := 0; i < 200; i++ {
+			p.History = append(p.History, profile.Entry{
+				ItemID: m.ItemID(int32(rng.IntN(100) * (n / 100))),
+				Type:   event.View, Time: now.Add(-time.Duration(i) * time.Hour),
+			})
+		}
+		for i := 0; i < 5; i++ {
+			p.Purchased = append(p.Purchased, profile.Purchase{ItemID: m.ItemID(int32(i)), Time: now.Add(-48 * time.Hour)})
+		}
+		for i := range 30 {
+			t := []time.Time{now.Add(-3 * time.Hour), now.Add(-2 * time.Hour), now.Add(-time.Hour)}
+			p.Impressions = append(p.Impressions, profile.Impressions{ItemID: m.ItemID(int32(i * 7)), Times: t})
+		}
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		arrivals, err := NewArrivals(ArrivalsConfig{Now: func() time.Time { return now }}, cat, zeroPopularity{}, log)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := arrivals.Refresh(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		eng, err := New(Config{
+			Now: func() time.Time { return now }, RotateAfter: 3, ExploreShare: 0.1, Arrivals: arrivals, Rules: staticRules{rules},
+		}, staticProfiles{p}, cat, NewPopular(noPopular{}, 10, log))
+		if err != nil {
+			b.Fatal(err)
+		}
+		eng.SetModel(m)
+		ctx := context.Background()
+		all := Request{UserID: "u", Count: 20, MaxPerCategory: 3, Filter: Filter{
+			ExcludeCategories: []string{"cat-1", "cat-2", "cat-3"}, Price: &PriceRange{Min: 5, Max: 80},
+		}}
+		plain := Request{UserID: "u", Count: 20, MaxPerCategory: -1}
+		for _, tc := range []struct {
+			name string
+			req  Request
+			cfg  func(*Config)
+		}{
+			{"plain", plain, func(c *Config) { c.RotateAfter, c.ExploreShare = 0, 0 }},
+			{"all-filters", all, func(*Config) {}},
+		} {
+			b.Run("items="+strconv.Itoa(n)+"/factors=64/"+tc.name, func(b *testing.B) {
+				saved := eng.cfg
+				tc.cfg(&eng.cfg)
+				defer func() { eng.cfg = saved }()
+				if _, err := eng.Recommend(ctx, tc.req); err != nil { // builds the row state
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					res, err := eng.Recommend(ctx, tc.req)
+					if err != nil || len(res.Items) != 20 {
+						b.Fatal(err, len(res.Items))
+					}
+				}
+			})
+		}
+	}
+}
+
 // BenchmarkSimilar is one SimilarItems of 20 items.
 func BenchmarkSimilar(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
@@ -92,9 +201,34 @@ func BenchmarkSimilar(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := eng.Similar(ctx, "item-7", 20, nil); err != nil {
+				if _, err := eng.Similar(ctx, SimilarRequest{ItemID: "item-7", Count: 20}); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkRowState is the rebuild of the per-row filter state after a
+// catalog or rules change (once per change, by one request): a catalog
+// lookup and a blocklist check per model item.
+func BenchmarkRowState(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run("items="+strconv.Itoa(n), func(b *testing.B) {
+			m := benchModel(b, n, 8)
+			cat := &staticCatalog{items: make(map[string]catalog.Item, n), version: 1}
+			for i := range n {
+				id := m.ItemID(int32(i))
+				cat.items[id] = catalog.Item{ID: id, Category: "cat-" + strconv.Itoa(i%50), Price: 10, Available: i%20 != 0}
+			}
+			rules := &catalog.Rules{Version: 1, BlockedItems: map[string]struct{}{"item-3": {}}, BlockedCategories: map[string]struct{}{"cat-7": {}}}
+			eng, err := New(Config{Rules: staticRules{rules}}, staticProfiles{}, cat, NewPopular(noPopular{}, 1, slog.New(slog.DiscardHandler)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				eng.buildRows(m, 1, rules)
 			}
 		})
 	}

@@ -19,6 +19,7 @@ type Profiles interface {
 	Record(ctx context.Context, events []event.Event) (profile.RecordResult, error)
 	Load(ctx context.Context, userID string) (profile.Profile, error)
 	Delete(ctx context.Context, userID string) (int, error)
+	SetOptOut(ctx context.Context, userID string, optedOut bool) error
 }
 
 // CatalogView looks items up in the in-process catalog.
@@ -74,6 +75,7 @@ func (s *eventService) GetProfile(ctx context.Context, req *recsysv1.GetProfileR
 		UserId:        req.GetUserId(),
 		PurchaseCount: p.PurchaseCount,
 		Items:         make([]*recsysv1.ProfileItem, len(weights)),
+		OptedOut:      p.OptedOut,
 	}
 	if !p.FirstSeen.IsZero() {
 		out.FirstSeen = timestamppb.New(p.FirstSeen)
@@ -110,6 +112,13 @@ func (s *eventService) GetProfile(ctx context.Context, req *recsysv1.GetProfileR
 		out.PurchasedItemIds = append(out.PurchasedItemIds, pu.ItemID)
 	}
 	return &recsysv1.GetProfileResponse{Profile: out}, nil
+}
+
+func (s *eventService) SetOptOut(ctx context.Context, req *recsysv1.SetOptOutRequest) (*recsysv1.SetOptOutResponse, error) {
+	if err := s.profiles.SetOptOut(ctx, req.GetUserId(), req.GetOptedOut()); err != nil {
+		return nil, err
+	}
+	return &recsysv1.SetOptOutResponse{OptedOut: req.GetOptedOut()}, nil
 }
 
 func (s *eventService) DeleteUser(ctx context.Context, req *recsysv1.DeleteUserRequest) (*recsysv1.DeleteUserResponse, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"math"
 
 	"github.com/recsys-dev/recsys/internal/recommend"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
@@ -12,7 +13,7 @@ import (
 // Recommender produces ranked answers (implemented by *recommend.Engine).
 type Recommender interface {
 	Recommend(ctx context.Context, req recommend.Request) (recommend.Result, error)
-	Similar(ctx context.Context, itemID string, count int, exclude []string) (recommend.Result, error)
+	Similar(ctx context.Context, req recommend.SimilarRequest) (recommend.Result, error)
 }
 
 type recommendationService struct {
@@ -22,10 +23,13 @@ type recommendationService struct {
 
 func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.RecommendRequest) (*recsysv1.RecommendResponse, error) {
 	res, err := s.rec.Recommend(ctx, recommend.Request{
-		UserID:        req.GetUserId(),
-		Count:         int(req.GetCount()),
-		Exclude:       req.GetExcludeItemIds(),
-		ContextItemID: req.GetContext().GetContextItemId(),
+		UserID:         req.GetUserId(),
+		Count:          int(req.GetCount()),
+		Exclude:        req.GetExcludeItemIds(),
+		ContextItemID:  req.GetContext().GetContextItemId(),
+		Placement:      req.GetContext().GetPlacement(),
+		Filter:         fromProtoFilter(req.GetFilter()),
+		MaxPerCategory: int(req.GetMaxPerCategory()),
 	})
 	if err != nil {
 		return nil, err
@@ -35,11 +39,38 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 		ModelVersion:     res.ModelVersion,
 		Source:           toSource(res.Source),
 		RecommendationId: newRecommendationID(),
+		Partial:          res.Partial,
 	}, nil
 }
 
+// fromProtoFilter converts a validated filter; nil is the zero Filter.
+func fromProtoFilter(f *recsysv1.Filter) recommend.Filter {
+	if f == nil {
+		return recommend.Filter{}
+	}
+	out := recommend.Filter{
+		IncludeCategories:  f.GetIncludeCategories(),
+		ExcludeCategories:  f.GetExcludeCategories(),
+		IncludeUnavailable: f.GetAvailability() == recsysv1.Availability_AVAILABILITY_INCLUDE_UNAVAILABLE,
+		MemberTier:         f.GetMemberTier(),
+		IncludePurchased:   f.GetIncludePurchased(),
+	}
+	if f.MinPrice != nil || f.MaxPrice != nil {
+		out.Price = &recommend.PriceRange{Min: f.GetMinPrice(), Max: math.Inf(1)}
+		if f.MaxPrice != nil {
+			out.Price.Max = f.GetMaxPrice()
+		}
+	}
+	return out
+}
+
 func (s *recommendationService) SimilarItems(ctx context.Context, req *recsysv1.SimilarItemsRequest) (*recsysv1.SimilarItemsResponse, error) {
-	res, err := s.rec.Similar(ctx, req.GetItemId(), int(req.GetCount()), req.GetExcludeItemIds())
+	res, err := s.rec.Similar(ctx, recommend.SimilarRequest{
+		ItemID:  req.GetItemId(),
+		Count:   int(req.GetCount()),
+		Exclude: req.GetExcludeItemIds(),
+		Filter:  fromProtoFilter(req.GetFilter()),
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -48,13 +79,37 @@ func (s *recommendationService) SimilarItems(ctx context.Context, req *recsysv1.
 		ModelVersion:     res.ModelVersion,
 		Source:           toSource(res.Source),
 		RecommendationId: newRecommendationID(),
+		Partial:          res.Partial,
 	}, nil
 }
 
 func toScored(items []recommend.Item) []*recsysv1.ScoredItem {
 	out := make([]*recsysv1.ScoredItem, len(items))
 	for i, it := range items {
-		out[i] = &recsysv1.ScoredItem{ItemId: it.ItemID, Score: it.Score}
+		out[i] = &recsysv1.ScoredItem{ItemId: it.ItemID, Score: it.Score, Source: toSource(it.Source), Reason: toReason(it.Reason)}
+	}
+	return out
+}
+
+func toReason(r recommend.Reason) *recsysv1.Reason {
+	if r.Kind == recommend.ReasonUnspecified {
+		return nil
+	}
+	out := &recsysv1.Reason{ItemId: r.ItemID, Category: r.Category, Contribution: r.Contribution}
+	switch r.Kind {
+	case recommend.ReasonProfileItem:
+		out.Kind = recsysv1.ReasonKind_REASON_KIND_PROFILE_ITEM
+		out.EventType = recsysv1.EventType(r.EventType) // the numbers match
+	case recommend.ReasonPopular:
+		out.Kind = recsysv1.ReasonKind_REASON_KIND_POPULAR
+	case recommend.ReasonTrending:
+		out.Kind = recsysv1.ReasonKind_REASON_KIND_TRENDING
+	case recommend.ReasonNewArrival:
+		out.Kind = recsysv1.ReasonKind_REASON_KIND_NEW_ARRIVAL
+	case recommend.ReasonBoughtTogether:
+		out.Kind = recsysv1.ReasonKind_REASON_KIND_BOUGHT_TOGETHER
+	case recommend.ReasonSimilar:
+		out.Kind = recsysv1.ReasonKind_REASON_KIND_SIMILAR
 	}
 	return out
 }
@@ -67,6 +122,10 @@ func toSource(s recommend.Source) recsysv1.Source {
 		return recsysv1.Source_SOURCE_POPULAR
 	case recommend.SourceSimilar:
 		return recsysv1.Source_SOURCE_SIMILAR
+	case recommend.SourceTrending:
+		return recsysv1.Source_SOURCE_TRENDING
+	case recommend.SourceExploration:
+		return recsysv1.Source_SOURCE_EXPLORATION
 	}
 	return recsysv1.Source_SOURCE_UNSPECIFIED
 }

@@ -45,6 +45,7 @@ type Deps struct {
 	Serving     ServingModel
 	Profiles    Profiles
 	Catalog     CatalogStore
+	Rules       ShopRules     // may be nil: the blocklist and category RPCs answer FailedPrecondition
 	CatalogView CatalogView   // may be nil
 	Models      ModelRegistry // may be nil: ListModels/ActivateModel answer FailedPrecondition
 }
@@ -114,7 +115,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	)
 	recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender})
 	recsysv1.RegisterEventServiceServer(g, &eventService{profiles: d.Profiles, catalog: d.CatalogView, weighting: cfg.Weighting, now: cfg.Now})
-	recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog})
+	recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
 	recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models})
 
 	hs := health.NewServer()

@@ -51,17 +51,20 @@ func (c *clock) Advance(d time.Duration) {
 
 // env is one server on a real Redis with its clients.
 type env struct {
-	clock   *clock
-	engine  *recommend.Engine
-	store   *profile.Store
-	cache   *catalog.Cache
-	srv     *server.Server
-	prefix  string
-	rec     recsysv1.RecommendationServiceClient
-	events  recsysv1.EventServiceClient
-	catalog recsysv1.CatalogServiceClient
-	models  recsysv1.ModelServiceClient
-	health  healthpb.HealthClient
+	clock    *clock
+	engine   *recommend.Engine
+	store    *profile.Store
+	cache    *catalog.Cache
+	rules    *catalog.RulesCache
+	trending *recommend.Popular
+	arrivals *recommend.Arrivals
+	srv      *server.Server
+	prefix   string
+	rec      recsysv1.RecommendationServiceClient
+	events   recsysv1.EventServiceClient
+	catalog  recsysv1.CatalogServiceClient
+	models   recsysv1.ModelServiceClient
+	health   healthpb.HealthClient
 }
 
 // plantedModel has two clusters of items: "a0".."a9" point one way, "b0".."b9"
@@ -95,27 +98,64 @@ func plantedModel(t testing.TB, version string) *mf.Model {
 
 func newEnv(t *testing.T, withModel bool) *env {
 	t.Helper()
+	return newEnvWith(t, envOptions{model: withModel})
+}
+
+// envOptions vary a test server.
+type envOptions struct {
+	model bool
+	// prefix, when set, shares another env's keys (a second server).
+	prefix string
+	clock  *clock
+	// engine adjusts the engine's config (clock, rules, arrivals and
+	// trending are set already).
+	engine  func(*recommend.Config)
+	profile func(*profile.Config)
+}
+
+func newEnvWith(t *testing.T, o envOptions) *env {
+	t.Helper()
 	rdb := redistest.Client(t)
-	prefix := redistest.Prefix(t, rdb)
-	clk := &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	prefix := o.prefix
+	if prefix == "" {
+		prefix = redistest.Prefix(t, rdb)
+	}
+	clk := o.clock
+	if clk == nil {
+		clk = &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	store, err := profile.NewStore(rdb, profile.Config{Prefix: prefix, Now: clk.Now})
+	pcfg := profile.Config{Prefix: prefix, Now: clk.Now}
+	if o.profile != nil {
+		o.profile(&pcfg)
+	}
+	store, err := profile.NewStore(rdb, pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	catStore := catalog.NewStore(rdb, prefix)
 	cache := catalog.NewCache(catStore, log)
+	rules := catalog.NewRulesCache(catStore, log)
 	pop := recommend.NewPopular(store, 100, log)
-	eng, err := recommend.New(recommend.Config{Now: clk.Now}, store, cache, pop)
+	trending := recommend.NewTrending(store, 100, log)
+	arrivals, err := recommend.NewArrivals(recommend.ArrivalsConfig{Now: clk.Now}, cache, store, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if withModel {
+	ecfg := recommend.Config{Now: clk.Now, Rules: rules, Trending: trending, Arrivals: arrivals}
+	if o.engine != nil {
+		o.engine(&ecfg)
+	}
+	eng, err := recommend.New(ecfg, store, cache, pop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.model {
 		eng.SetModel(plantedModel(t, "v1"))
 	}
 	srv, err := server.New(server.Config{Now: clk.Now}, server.Deps{
-		Logger: log, Recommender: eng, Serving: eng, Profiles: store, Catalog: catStore, CatalogView: cache,
+		Logger: log, Recommender: eng, Serving: eng, Profiles: store, Catalog: catStore, Rules: catStore, CatalogView: cache,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +163,8 @@ func newEnv(t *testing.T, withModel bool) *env {
 	srv.SetServing(true)
 	conn := serve(t, srv)
 	return &env{
-		clock: clk, engine: eng, store: store, cache: cache, srv: srv, prefix: prefix,
+		clock: clk, engine: eng, store: store, cache: cache, rules: rules, trending: trending, arrivals: arrivals,
+		srv: srv, prefix: prefix,
 		rec:     recsysv1.NewRecommendationServiceClient(conn),
 		events:  recsysv1.NewEventServiceClient(conn),
 		catalog: recsysv1.NewCatalogServiceClient(conn),
@@ -595,7 +636,7 @@ func (panicking) Recommend(context.Context, recommend.Request) (recommend.Result
 	return recommend.Result{}, nil
 }
 
-func (panicking) Similar(context.Context, string, int, []string) (recommend.Result, error) {
+func (panicking) Similar(context.Context, recommend.SimilarRequest) (recommend.Result, error) {
 	return recommend.Result{}, errors.New("secret cause that must not leak")
 }
 

@@ -9,7 +9,9 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/recsys-dev/recsys/internal/catalog"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
@@ -22,6 +24,8 @@ type Limits struct {
 	MaxFutureSkew  time.Duration // how far in the future an event may be, default 5m
 	MaxQuantity    int32         // per event, default 10000
 	MaxCustomValue float32       // weight of a CUSTOM event, default 1000
+	// MaxFilterCategories bounds each category list of a Filter, default 100.
+	MaxFilterCategories int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -34,6 +38,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxBatch, 1000)
 	def(&l.MaxExclude, 1000)
 	def(&l.MaxIDBytes, 256)
+	def(&l.MaxFilterCategories, 100)
 	if l.MaxFutureSkew <= 0 {
 		l.MaxFutureSkew = 5 * time.Minute
 	}
@@ -85,6 +90,10 @@ func (v *validator) check(req any) error {
 		if len(r.GetContext().GetPlacement()) > v.l.MaxIDBytes {
 			return invalid("context.placement", fmt.Sprintf("longer than %d bytes", v.l.MaxIDBytes))
 		}
+		if n := r.GetMaxPerCategory(); n < 0 {
+			return invalid("max_per_category", fmt.Sprintf("must be >= 0 (0: the server's default), got %d", n))
+		}
+		return v.filter("filter.", r.GetFilter())
 	case *recsysv1.SimilarItemsRequest:
 		if err := v.id("item_id", r.GetItemId()); err != nil {
 			return err
@@ -92,13 +101,26 @@ func (v *validator) check(req any) error {
 		if err := v.count(r.GetCount()); err != nil {
 			return err
 		}
-		return v.ids("exclude_item_ids", r.GetExcludeItemIds(), v.l.MaxExclude, false)
+		if err := v.ids("exclude_item_ids", r.GetExcludeItemIds(), v.l.MaxExclude, false); err != nil {
+			return err
+		}
+		return v.filter("filter.", r.GetFilter())
 	case *recsysv1.RecordEventsRequest:
 		return v.events(r.GetEvents())
 	case *recsysv1.GetProfileRequest:
 		return v.id("user_id", r.GetUserId())
 	case *recsysv1.DeleteUserRequest:
 		return v.id("user_id", r.GetUserId())
+	case *recsysv1.SetOptOutRequest:
+		return v.id("user_id", r.GetUserId())
+	case *recsysv1.SetBlocklistRequest:
+		return v.blocklist(r.GetItemIds(), r.GetCategories(), catalog.MaxBlockedItems, catalog.MaxBlockedCategories, false)
+	case *recsysv1.AddToBlocklistRequest:
+		return v.blocklist(r.GetItemIds(), r.GetCategories(), catalog.MaxBlockedItems, catalog.MaxBlockedCategories, true)
+	case *recsysv1.RemoveFromBlocklistRequest:
+		return v.blocklist(r.GetItemIds(), r.GetCategories(), catalog.MaxBlockedItems, catalog.MaxBlockedCategories, true)
+	case *recsysv1.UpsertCategoriesRequest:
+		return v.categories(r.GetCategories())
 	case *recsysv1.UpsertItemsRequest:
 		return v.items(r.GetItems())
 	case *recsysv1.GetItemsRequest:
@@ -171,7 +193,8 @@ func (v *validator) events(evs []*recsysv1.Event) error {
 			return err
 		}
 		switch t := e.GetType(); t {
-		case recsysv1.EventType_EVENT_TYPE_VIEW, recsysv1.EventType_EVENT_TYPE_ADD_TO_CART, recsysv1.EventType_EVENT_TYPE_PURCHASE:
+		case recsysv1.EventType_EVENT_TYPE_VIEW, recsysv1.EventType_EVENT_TYPE_ADD_TO_CART, recsysv1.EventType_EVENT_TYPE_PURCHASE,
+			recsysv1.EventType_EVENT_TYPE_IMPRESSION:
 			if e.GetWeight() != 0 {
 				return invalid(f+"weight", "only EVENT_TYPE_CUSTOM events carry a weight")
 			}
@@ -225,9 +248,115 @@ func (v *validator) items(items []*recsysv1.Item) error {
 		if p := it.GetPrice(); p < 0 || math.IsNaN(p) || math.IsInf(p, 0) {
 			return invalid(f+"price", fmt.Sprintf("must be a finite number >= 0, got %v", p))
 		}
-		if ts := it.GetCreatedAt(); ts != nil {
-			if err := ts.CheckValid(); err != nil {
-				return invalid(f+"created_at", err.Error())
+		for _, ts := range []struct {
+			name string
+			t    *timestamppb.Timestamp
+		}{{"created_at", it.GetCreatedAt()}, {"valid_from", it.GetValidFrom()}, {"valid_until", it.GetValidUntil()}} {
+			if ts.t == nil {
+				continue
+			}
+			if err := ts.t.CheckValid(); err != nil {
+				return invalid(f+ts.name, err.Error())
+			}
+		}
+		if from, until := it.GetValidFrom(), it.GetValidUntil(); from != nil && until != nil && !until.AsTime().After(from.AsTime()) {
+			return invalid(f+"valid_until", "must be after valid_from")
+		}
+	}
+	return nil
+}
+
+// name checks a category or tier name.
+func (v *validator) name(field, s string) error {
+	switch {
+	case s == "":
+		return invalid(field, "must not be empty")
+	case len(s) > v.l.MaxIDBytes:
+		return invalid(field, fmt.Sprintf("is %d bytes, at most %d allowed", len(s), v.l.MaxIDBytes))
+	case !utf8.ValidString(s):
+		return invalid(field, "is not valid UTF-8")
+	}
+	return nil
+}
+
+func (v *validator) names(field string, names []string, max int) error {
+	if len(names) > max {
+		return invalid(field, fmt.Sprintf("has %d entries, at most %d allowed", len(names), max))
+	}
+	for i, n := range names {
+		if err := v.name(field+"["+strconv.Itoa(i)+"]", n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func finiteNonNegative(x float64) bool { return x >= 0 && !math.IsInf(x, 0) }
+
+func (v *validator) filter(prefix string, f *recsysv1.Filter) error {
+	if f == nil {
+		return nil
+	}
+	if err := v.names(prefix+"include_categories", f.GetIncludeCategories(), v.l.MaxFilterCategories); err != nil {
+		return err
+	}
+	if err := v.names(prefix+"exclude_categories", f.GetExcludeCategories(), v.l.MaxFilterCategories); err != nil {
+		return err
+	}
+	if f.MinPrice != nil && !finiteNonNegative(f.GetMinPrice()) {
+		return invalid(prefix+"min_price", fmt.Sprintf("must be a finite number >= 0, got %v", f.GetMinPrice()))
+	}
+	if f.MaxPrice != nil && !finiteNonNegative(f.GetMaxPrice()) {
+		return invalid(prefix+"max_price", fmt.Sprintf("must be a finite number >= 0, got %v", f.GetMaxPrice()))
+	}
+	if f.MinPrice != nil && f.MaxPrice != nil && f.GetMaxPrice() < f.GetMinPrice() {
+		return invalid(prefix+"max_price", fmt.Sprintf("must be >= min_price %v, got %v", f.GetMinPrice(), f.GetMaxPrice()))
+	}
+	switch a := f.GetAvailability(); a {
+	case recsysv1.Availability_AVAILABILITY_UNSPECIFIED, recsysv1.Availability_AVAILABILITY_AVAILABLE_ONLY,
+		recsysv1.Availability_AVAILABILITY_INCLUDE_UNAVAILABLE:
+	default:
+		return invalid(prefix+"availability", fmt.Sprintf("unknown value %d", int32(a)))
+	}
+	if t := f.GetMemberTier(); t != "" {
+		if err := v.name(prefix+"member_tier", t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (v *validator) blocklist(items, categories []string, maxItems, maxCategories int, needOne bool) error {
+	if needOne && len(items) == 0 && len(categories) == 0 {
+		return invalid("item_ids", "item_ids and categories must not both be empty")
+	}
+	if err := v.ids("item_ids", items, maxItems, false); err != nil {
+		return err
+	}
+	return v.names("categories", categories, maxCategories)
+}
+
+func (v *validator) categories(cats []*recsysv1.Category) error {
+	if len(cats) == 0 {
+		return invalid("categories", "must not be empty")
+	}
+	if len(cats) > v.l.MaxBatch {
+		return invalid("categories", fmt.Sprintf("has %d categories, at most %d per batch", len(cats), v.l.MaxBatch))
+	}
+	for i, c := range cats {
+		f := "categories[" + strconv.Itoa(i) + "]."
+		if c == nil {
+			return invalid(f[:len(f)-1], "must not be null")
+		}
+		if err := v.name(f+"name", c.GetName()); err != nil {
+			return err
+		}
+		if d := c.GetRepeatableAfter(); d != nil {
+			if err := d.CheckValid(); err != nil {
+				return invalid(f+"repeatable_after", err.Error())
+			}
+			if x := d.AsDuration(); x < 0 || x > catalog.MaxRepeatableAfter {
+				return invalid(f+"repeatable_after", fmt.Sprintf("must be within 0..%v, got %v", catalog.MaxRepeatableAfter, x))
 			}
 		}
 	}

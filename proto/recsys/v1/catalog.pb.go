@@ -9,6 +9,7 @@ package recsysv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -34,8 +35,19 @@ type Item struct {
 	// Whether the item can be sold now. Unavailable items are never
 	// recommended.
 	Available bool `protobuf:"varint,4,opt,name=available,proto3" json:"available,omitempty"`
-	// When the item was added to the shop.
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// When the item was added to the shop. Items newer than the server's
+	// new-item cut-off with few interactions may get exploration slots.
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Start of the item's sale window, inclusive: before it the item is never
+	// recommended. Unset: no start.
+	ValidFrom *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=valid_from,json=validFrom,proto3" json:"valid_from,omitempty"`
+	// End of the item's sale window, exclusive: from this instant on the item
+	// is never recommended. Unset: no end. Must be after valid_from when both
+	// are set.
+	ValidUntil *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=valid_until,json=validUntil,proto3" json:"valid_until,omitempty"`
+	// Whether the item is only for members: it is recommended only to
+	// requests that carry a member tier (Filter.member_tier).
+	MemberOnly    bool `protobuf:"varint,8,opt,name=member_only,json=memberOnly,proto3" json:"member_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -103,6 +115,27 @@ func (x *Item) GetCreatedAt() *timestamppb.Timestamp {
 		return x.CreatedAt
 	}
 	return nil
+}
+
+func (x *Item) GetValidFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ValidFrom
+	}
+	return nil
+}
+
+func (x *Item) GetValidUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ValidUntil
+	}
+	return nil
+}
+
+func (x *Item) GetMemberOnly() bool {
+	if x != nil {
+		return x.MemberOnly
+	}
+	return false
 }
 
 // UpsertItemsRequest carries a batch of items.
@@ -289,18 +322,726 @@ func (x *GetItemsResponse) GetItems() []*Item {
 	return nil
 }
 
+// SetBlocklistRequest carries the whole new blocklist.
+type SetBlocklistRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Item ids never to recommend; at most 100000 (the server's limit).
+	ItemIds []string `protobuf:"bytes,1,rep,name=item_ids,json=itemIds,proto3" json:"item_ids,omitempty"`
+	// Categories never to recommend; at most 10000.
+	Categories    []string `protobuf:"bytes,2,rep,name=categories,proto3" json:"categories,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBlocklistRequest) Reset() {
+	*x = SetBlocklistRequest{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBlocklistRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBlocklistRequest) ProtoMessage() {}
+
+func (x *SetBlocklistRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBlocklistRequest.ProtoReflect.Descriptor instead.
+func (*SetBlocklistRequest) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SetBlocklistRequest) GetItemIds() []string {
+	if x != nil {
+		return x.ItemIds
+	}
+	return nil
+}
+
+func (x *SetBlocklistRequest) GetCategories() []string {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+// SetBlocklistResponse describes the blocklist after the change.
+type SetBlocklistResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The blocklist's sizes and version after the change.
+	Blocklist     *BlocklistSummary `protobuf:"bytes,1,opt,name=blocklist,proto3" json:"blocklist,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBlocklistResponse) Reset() {
+	*x = SetBlocklistResponse{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBlocklistResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBlocklistResponse) ProtoMessage() {}
+
+func (x *SetBlocklistResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBlocklistResponse.ProtoReflect.Descriptor instead.
+func (*SetBlocklistResponse) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SetBlocklistResponse) GetBlocklist() *BlocklistSummary {
+	if x != nil {
+		return x.Blocklist
+	}
+	return nil
+}
+
+// AddToBlocklistRequest names entries to block.
+type AddToBlocklistRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Item ids to add; at least one id or category in all.
+	ItemIds []string `protobuf:"bytes,1,rep,name=item_ids,json=itemIds,proto3" json:"item_ids,omitempty"`
+	// Categories to add.
+	Categories    []string `protobuf:"bytes,2,rep,name=categories,proto3" json:"categories,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddToBlocklistRequest) Reset() {
+	*x = AddToBlocklistRequest{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddToBlocklistRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddToBlocklistRequest) ProtoMessage() {}
+
+func (x *AddToBlocklistRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddToBlocklistRequest.ProtoReflect.Descriptor instead.
+func (*AddToBlocklistRequest) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AddToBlocklistRequest) GetItemIds() []string {
+	if x != nil {
+		return x.ItemIds
+	}
+	return nil
+}
+
+func (x *AddToBlocklistRequest) GetCategories() []string {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+// AddToBlocklistResponse describes the blocklist after the change.
+type AddToBlocklistResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The blocklist's sizes and version after the change.
+	Blocklist     *BlocklistSummary `protobuf:"bytes,1,opt,name=blocklist,proto3" json:"blocklist,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddToBlocklistResponse) Reset() {
+	*x = AddToBlocklistResponse{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddToBlocklistResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddToBlocklistResponse) ProtoMessage() {}
+
+func (x *AddToBlocklistResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddToBlocklistResponse.ProtoReflect.Descriptor instead.
+func (*AddToBlocklistResponse) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AddToBlocklistResponse) GetBlocklist() *BlocklistSummary {
+	if x != nil {
+		return x.Blocklist
+	}
+	return nil
+}
+
+// RemoveFromBlocklistRequest names entries to unblock.
+type RemoveFromBlocklistRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Item ids to remove; at least one id or category in all.
+	ItemIds []string `protobuf:"bytes,1,rep,name=item_ids,json=itemIds,proto3" json:"item_ids,omitempty"`
+	// Categories to remove.
+	Categories    []string `protobuf:"bytes,2,rep,name=categories,proto3" json:"categories,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveFromBlocklistRequest) Reset() {
+	*x = RemoveFromBlocklistRequest{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveFromBlocklistRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveFromBlocklistRequest) ProtoMessage() {}
+
+func (x *RemoveFromBlocklistRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveFromBlocklistRequest.ProtoReflect.Descriptor instead.
+func (*RemoveFromBlocklistRequest) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RemoveFromBlocklistRequest) GetItemIds() []string {
+	if x != nil {
+		return x.ItemIds
+	}
+	return nil
+}
+
+func (x *RemoveFromBlocklistRequest) GetCategories() []string {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+// RemoveFromBlocklistResponse describes the blocklist after the change.
+type RemoveFromBlocklistResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The blocklist's sizes and version after the change.
+	Blocklist     *BlocklistSummary `protobuf:"bytes,1,opt,name=blocklist,proto3" json:"blocklist,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveFromBlocklistResponse) Reset() {
+	*x = RemoveFromBlocklistResponse{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveFromBlocklistResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveFromBlocklistResponse) ProtoMessage() {}
+
+func (x *RemoveFromBlocklistResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveFromBlocklistResponse.ProtoReflect.Descriptor instead.
+func (*RemoveFromBlocklistResponse) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RemoveFromBlocklistResponse) GetBlocklist() *BlocklistSummary {
+	if x != nil {
+		return x.Blocklist
+	}
+	return nil
+}
+
+// BlocklistSummary tells how large the blocklist is.
+type BlocklistSummary struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Blocked item ids.
+	ItemCount int32 `protobuf:"varint,1,opt,name=item_count,json=itemCount,proto3" json:"item_count,omitempty"`
+	// Blocked categories.
+	CategoryCount int32 `protobuf:"varint,2,opt,name=category_count,json=categoryCount,proto3" json:"category_count,omitempty"`
+	// The version of the shop rules (blocklist and category settings); it
+	// grows with every change.
+	Version       int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlocklistSummary) Reset() {
+	*x = BlocklistSummary{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlocklistSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlocklistSummary) ProtoMessage() {}
+
+func (x *BlocklistSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlocklistSummary.ProtoReflect.Descriptor instead.
+func (*BlocklistSummary) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *BlocklistSummary) GetItemCount() int32 {
+	if x != nil {
+		return x.ItemCount
+	}
+	return 0
+}
+
+func (x *BlocklistSummary) GetCategoryCount() int32 {
+	if x != nil {
+		return x.CategoryCount
+	}
+	return 0
+}
+
+func (x *BlocklistSummary) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// GetBlocklistRequest has no fields.
+type GetBlocklistRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBlocklistRequest) Reset() {
+	*x = GetBlocklistRequest{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBlocklistRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBlocklistRequest) ProtoMessage() {}
+
+func (x *GetBlocklistRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBlocklistRequest.ProtoReflect.Descriptor instead.
+func (*GetBlocklistRequest) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{12}
+}
+
+// GetBlocklistResponse carries the blocklist.
+type GetBlocklistResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Blocked item ids, sorted.
+	ItemIds []string `protobuf:"bytes,1,rep,name=item_ids,json=itemIds,proto3" json:"item_ids,omitempty"`
+	// Blocked categories, sorted.
+	Categories []string `protobuf:"bytes,2,rep,name=categories,proto3" json:"categories,omitempty"`
+	// The version of the shop rules.
+	Version       int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBlocklistResponse) Reset() {
+	*x = GetBlocklistResponse{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBlocklistResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBlocklistResponse) ProtoMessage() {}
+
+func (x *GetBlocklistResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBlocklistResponse.ProtoReflect.Descriptor instead.
+func (*GetBlocklistResponse) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetBlocklistResponse) GetItemIds() []string {
+	if x != nil {
+		return x.ItemIds
+	}
+	return nil
+}
+
+func (x *GetBlocklistResponse) GetCategories() []string {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+func (x *GetBlocklistResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// Category holds the settings of one catalog category.
+type Category struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The category as items carry it in Item.category. Required.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// For consumables: an item of this category that the user bought may be
+	// recommended again once this long has passed since the user's latest
+	// purchase of it. Unset or zero: bought items are never recommended again
+	// (unless a request sets Filter.include_purchased). At most 10 years.
+	RepeatableAfter *durationpb.Duration `protobuf:"bytes,2,opt,name=repeatable_after,json=repeatableAfter,proto3" json:"repeatable_after,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *Category) Reset() {
+	*x = Category{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Category) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Category) ProtoMessage() {}
+
+func (x *Category) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Category.ProtoReflect.Descriptor instead.
+func (*Category) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *Category) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Category) GetRepeatableAfter() *durationpb.Duration {
+	if x != nil {
+		return x.RepeatableAfter
+	}
+	return nil
+}
+
+// UpsertCategoriesRequest carries category settings.
+type UpsertCategoriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The categories; 1 to the server's batch limit (1000 by default).
+	Categories    []*Category `protobuf:"bytes,1,rep,name=categories,proto3" json:"categories,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertCategoriesRequest) Reset() {
+	*x = UpsertCategoriesRequest{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertCategoriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertCategoriesRequest) ProtoMessage() {}
+
+func (x *UpsertCategoriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertCategoriesRequest.ProtoReflect.Descriptor instead.
+func (*UpsertCategoriesRequest) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *UpsertCategoriesRequest) GetCategories() []*Category {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
+// UpsertCategoriesResponse tells how many categories were stored.
+type UpsertCategoriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many categories were stored.
+	Upserted      int32 `protobuf:"varint,1,opt,name=upserted,proto3" json:"upserted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpsertCategoriesResponse) Reset() {
+	*x = UpsertCategoriesResponse{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpsertCategoriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpsertCategoriesResponse) ProtoMessage() {}
+
+func (x *UpsertCategoriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpsertCategoriesResponse.ProtoReflect.Descriptor instead.
+func (*UpsertCategoriesResponse) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *UpsertCategoriesResponse) GetUpserted() int32 {
+	if x != nil {
+		return x.Upserted
+	}
+	return 0
+}
+
+// ListCategoriesRequest has no fields.
+type ListCategoriesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCategoriesRequest) Reset() {
+	*x = ListCategoriesRequest{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCategoriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCategoriesRequest) ProtoMessage() {}
+
+func (x *ListCategoriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCategoriesRequest.ProtoReflect.Descriptor instead.
+func (*ListCategoriesRequest) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{17}
+}
+
+// ListCategoriesResponse carries every category with settings.
+type ListCategoriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The categories, sorted by name.
+	Categories    []*Category `protobuf:"bytes,1,rep,name=categories,proto3" json:"categories,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCategoriesResponse) Reset() {
+	*x = ListCategoriesResponse{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCategoriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCategoriesResponse) ProtoMessage() {}
+
+func (x *ListCategoriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCategoriesResponse.ProtoReflect.Descriptor instead.
+func (*ListCategoriesResponse) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListCategoriesResponse) GetCategories() []*Category {
+	if x != nil {
+		return x.Categories
+	}
+	return nil
+}
+
 var File_recsys_v1_catalog_proto protoreflect.FileDescriptor
 
 const file_recsys_v1_catalog_proto_rawDesc = "" +
 	"\n" +
-	"\x17recsys/v1/catalog.proto\x12\trecsys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x01\n" +
+	"\x17recsys/v1/catalog.proto\x12\trecsys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x02\n" +
 	"\x04Item\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x1a\n" +
 	"\bcategory\x18\x02 \x01(\tR\bcategory\x12\x14\n" +
 	"\x05price\x18\x03 \x01(\x01R\x05price\x12\x1c\n" +
 	"\tavailable\x18\x04 \x01(\bR\tavailable\x129\n" +
 	"\n" +
-	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\";\n" +
+	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
+	"\n" +
+	"valid_from\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tvalidFrom\x12;\n" +
+	"\vvalid_until\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"validUntil\x12\x1f\n" +
+	"\vmember_only\x18\b \x01(\bR\n" +
+	"memberOnly\";\n" +
 	"\x12UpsertItemsRequest\x12%\n" +
 	"\x05items\x18\x01 \x03(\v2\x0f.recsys.v1.ItemR\x05items\"1\n" +
 	"\x13UpsertItemsResponse\x12\x1a\n" +
@@ -308,10 +1049,63 @@ const file_recsys_v1_catalog_proto_rawDesc = "" +
 	"\x0fGetItemsRequest\x12\x19\n" +
 	"\bitem_ids\x18\x01 \x03(\tR\aitemIds\"9\n" +
 	"\x10GetItemsResponse\x12%\n" +
-	"\x05items\x18\x01 \x03(\v2\x0f.recsys.v1.ItemR\x05items2\xa3\x01\n" +
+	"\x05items\x18\x01 \x03(\v2\x0f.recsys.v1.ItemR\x05items\"P\n" +
+	"\x13SetBlocklistRequest\x12\x19\n" +
+	"\bitem_ids\x18\x01 \x03(\tR\aitemIds\x12\x1e\n" +
+	"\n" +
+	"categories\x18\x02 \x03(\tR\n" +
+	"categories\"Q\n" +
+	"\x14SetBlocklistResponse\x129\n" +
+	"\tblocklist\x18\x01 \x01(\v2\x1b.recsys.v1.BlocklistSummaryR\tblocklist\"R\n" +
+	"\x15AddToBlocklistRequest\x12\x19\n" +
+	"\bitem_ids\x18\x01 \x03(\tR\aitemIds\x12\x1e\n" +
+	"\n" +
+	"categories\x18\x02 \x03(\tR\n" +
+	"categories\"S\n" +
+	"\x16AddToBlocklistResponse\x129\n" +
+	"\tblocklist\x18\x01 \x01(\v2\x1b.recsys.v1.BlocklistSummaryR\tblocklist\"W\n" +
+	"\x1aRemoveFromBlocklistRequest\x12\x19\n" +
+	"\bitem_ids\x18\x01 \x03(\tR\aitemIds\x12\x1e\n" +
+	"\n" +
+	"categories\x18\x02 \x03(\tR\n" +
+	"categories\"X\n" +
+	"\x1bRemoveFromBlocklistResponse\x129\n" +
+	"\tblocklist\x18\x01 \x01(\v2\x1b.recsys.v1.BlocklistSummaryR\tblocklist\"r\n" +
+	"\x10BlocklistSummary\x12\x1d\n" +
+	"\n" +
+	"item_count\x18\x01 \x01(\x05R\titemCount\x12%\n" +
+	"\x0ecategory_count\x18\x02 \x01(\x05R\rcategoryCount\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\"\x15\n" +
+	"\x13GetBlocklistRequest\"k\n" +
+	"\x14GetBlocklistResponse\x12\x19\n" +
+	"\bitem_ids\x18\x01 \x03(\tR\aitemIds\x12\x1e\n" +
+	"\n" +
+	"categories\x18\x02 \x03(\tR\n" +
+	"categories\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\"d\n" +
+	"\bCategory\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12D\n" +
+	"\x10repeatable_after\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x0frepeatableAfter\"N\n" +
+	"\x17UpsertCategoriesRequest\x123\n" +
+	"\n" +
+	"categories\x18\x01 \x03(\v2\x13.recsys.v1.CategoryR\n" +
+	"categories\"6\n" +
+	"\x18UpsertCategoriesResponse\x12\x1a\n" +
+	"\bupserted\x18\x01 \x01(\x05R\bupserted\"\x17\n" +
+	"\x15ListCategoriesRequest\"M\n" +
+	"\x16ListCategoriesResponse\x123\n" +
+	"\n" +
+	"categories\x18\x01 \x03(\v2\x13.recsys.v1.CategoryR\n" +
+	"categories2\xb6\x05\n" +
 	"\x0eCatalogService\x12L\n" +
 	"\vUpsertItems\x12\x1d.recsys.v1.UpsertItemsRequest\x1a\x1e.recsys.v1.UpsertItemsResponse\x12C\n" +
-	"\bGetItems\x12\x1a.recsys.v1.GetItemsRequest\x1a\x1b.recsys.v1.GetItemsResponseB7Z5github.com/recsys-dev/recsys/proto/recsys/v1;recsysv1b\x06proto3"
+	"\bGetItems\x12\x1a.recsys.v1.GetItemsRequest\x1a\x1b.recsys.v1.GetItemsResponse\x12O\n" +
+	"\fSetBlocklist\x12\x1e.recsys.v1.SetBlocklistRequest\x1a\x1f.recsys.v1.SetBlocklistResponse\x12U\n" +
+	"\x0eAddToBlocklist\x12 .recsys.v1.AddToBlocklistRequest\x1a!.recsys.v1.AddToBlocklistResponse\x12d\n" +
+	"\x13RemoveFromBlocklist\x12%.recsys.v1.RemoveFromBlocklistRequest\x1a&.recsys.v1.RemoveFromBlocklistResponse\x12O\n" +
+	"\fGetBlocklist\x12\x1e.recsys.v1.GetBlocklistRequest\x1a\x1f.recsys.v1.GetBlocklistResponse\x12[\n" +
+	"\x10UpsertCategories\x12\".recsys.v1.UpsertCategoriesRequest\x1a#.recsys.v1.UpsertCategoriesResponse\x12U\n" +
+	"\x0eListCategories\x12 .recsys.v1.ListCategoriesRequest\x1a!.recsys.v1.ListCategoriesResponseB7Z5github.com/recsys-dev/recsys/proto/recsys/v1;recsysv1b\x06proto3"
 
 var (
 	file_recsys_v1_catalog_proto_rawDescOnce sync.Once
@@ -325,28 +1119,63 @@ func file_recsys_v1_catalog_proto_rawDescGZIP() []byte {
 	return file_recsys_v1_catalog_proto_rawDescData
 }
 
-var file_recsys_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_recsys_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_recsys_v1_catalog_proto_goTypes = []any{
-	(*Item)(nil),                  // 0: recsys.v1.Item
-	(*UpsertItemsRequest)(nil),    // 1: recsys.v1.UpsertItemsRequest
-	(*UpsertItemsResponse)(nil),   // 2: recsys.v1.UpsertItemsResponse
-	(*GetItemsRequest)(nil),       // 3: recsys.v1.GetItemsRequest
-	(*GetItemsResponse)(nil),      // 4: recsys.v1.GetItemsResponse
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
+	(*Item)(nil),                        // 0: recsys.v1.Item
+	(*UpsertItemsRequest)(nil),          // 1: recsys.v1.UpsertItemsRequest
+	(*UpsertItemsResponse)(nil),         // 2: recsys.v1.UpsertItemsResponse
+	(*GetItemsRequest)(nil),             // 3: recsys.v1.GetItemsRequest
+	(*GetItemsResponse)(nil),            // 4: recsys.v1.GetItemsResponse
+	(*SetBlocklistRequest)(nil),         // 5: recsys.v1.SetBlocklistRequest
+	(*SetBlocklistResponse)(nil),        // 6: recsys.v1.SetBlocklistResponse
+	(*AddToBlocklistRequest)(nil),       // 7: recsys.v1.AddToBlocklistRequest
+	(*AddToBlocklistResponse)(nil),      // 8: recsys.v1.AddToBlocklistResponse
+	(*RemoveFromBlocklistRequest)(nil),  // 9: recsys.v1.RemoveFromBlocklistRequest
+	(*RemoveFromBlocklistResponse)(nil), // 10: recsys.v1.RemoveFromBlocklistResponse
+	(*BlocklistSummary)(nil),            // 11: recsys.v1.BlocklistSummary
+	(*GetBlocklistRequest)(nil),         // 12: recsys.v1.GetBlocklistRequest
+	(*GetBlocklistResponse)(nil),        // 13: recsys.v1.GetBlocklistResponse
+	(*Category)(nil),                    // 14: recsys.v1.Category
+	(*UpsertCategoriesRequest)(nil),     // 15: recsys.v1.UpsertCategoriesRequest
+	(*UpsertCategoriesResponse)(nil),    // 16: recsys.v1.UpsertCategoriesResponse
+	(*ListCategoriesRequest)(nil),       // 17: recsys.v1.ListCategoriesRequest
+	(*ListCategoriesResponse)(nil),      // 18: recsys.v1.ListCategoriesResponse
+	(*timestamppb.Timestamp)(nil),       // 19: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),         // 20: google.protobuf.Duration
 }
 var file_recsys_v1_catalog_proto_depIdxs = []int32{
-	5, // 0: recsys.v1.Item.created_at:type_name -> google.protobuf.Timestamp
-	0, // 1: recsys.v1.UpsertItemsRequest.items:type_name -> recsys.v1.Item
-	0, // 2: recsys.v1.GetItemsResponse.items:type_name -> recsys.v1.Item
-	1, // 3: recsys.v1.CatalogService.UpsertItems:input_type -> recsys.v1.UpsertItemsRequest
-	3, // 4: recsys.v1.CatalogService.GetItems:input_type -> recsys.v1.GetItemsRequest
-	2, // 5: recsys.v1.CatalogService.UpsertItems:output_type -> recsys.v1.UpsertItemsResponse
-	4, // 6: recsys.v1.CatalogService.GetItems:output_type -> recsys.v1.GetItemsResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	19, // 0: recsys.v1.Item.created_at:type_name -> google.protobuf.Timestamp
+	19, // 1: recsys.v1.Item.valid_from:type_name -> google.protobuf.Timestamp
+	19, // 2: recsys.v1.Item.valid_until:type_name -> google.protobuf.Timestamp
+	0,  // 3: recsys.v1.UpsertItemsRequest.items:type_name -> recsys.v1.Item
+	0,  // 4: recsys.v1.GetItemsResponse.items:type_name -> recsys.v1.Item
+	11, // 5: recsys.v1.SetBlocklistResponse.blocklist:type_name -> recsys.v1.BlocklistSummary
+	11, // 6: recsys.v1.AddToBlocklistResponse.blocklist:type_name -> recsys.v1.BlocklistSummary
+	11, // 7: recsys.v1.RemoveFromBlocklistResponse.blocklist:type_name -> recsys.v1.BlocklistSummary
+	20, // 8: recsys.v1.Category.repeatable_after:type_name -> google.protobuf.Duration
+	14, // 9: recsys.v1.UpsertCategoriesRequest.categories:type_name -> recsys.v1.Category
+	14, // 10: recsys.v1.ListCategoriesResponse.categories:type_name -> recsys.v1.Category
+	1,  // 11: recsys.v1.CatalogService.UpsertItems:input_type -> recsys.v1.UpsertItemsRequest
+	3,  // 12: recsys.v1.CatalogService.GetItems:input_type -> recsys.v1.GetItemsRequest
+	5,  // 13: recsys.v1.CatalogService.SetBlocklist:input_type -> recsys.v1.SetBlocklistRequest
+	7,  // 14: recsys.v1.CatalogService.AddToBlocklist:input_type -> recsys.v1.AddToBlocklistRequest
+	9,  // 15: recsys.v1.CatalogService.RemoveFromBlocklist:input_type -> recsys.v1.RemoveFromBlocklistRequest
+	12, // 16: recsys.v1.CatalogService.GetBlocklist:input_type -> recsys.v1.GetBlocklistRequest
+	15, // 17: recsys.v1.CatalogService.UpsertCategories:input_type -> recsys.v1.UpsertCategoriesRequest
+	17, // 18: recsys.v1.CatalogService.ListCategories:input_type -> recsys.v1.ListCategoriesRequest
+	2,  // 19: recsys.v1.CatalogService.UpsertItems:output_type -> recsys.v1.UpsertItemsResponse
+	4,  // 20: recsys.v1.CatalogService.GetItems:output_type -> recsys.v1.GetItemsResponse
+	6,  // 21: recsys.v1.CatalogService.SetBlocklist:output_type -> recsys.v1.SetBlocklistResponse
+	8,  // 22: recsys.v1.CatalogService.AddToBlocklist:output_type -> recsys.v1.AddToBlocklistResponse
+	10, // 23: recsys.v1.CatalogService.RemoveFromBlocklist:output_type -> recsys.v1.RemoveFromBlocklistResponse
+	13, // 24: recsys.v1.CatalogService.GetBlocklist:output_type -> recsys.v1.GetBlocklistResponse
+	16, // 25: recsys.v1.CatalogService.UpsertCategories:output_type -> recsys.v1.UpsertCategoriesResponse
+	18, // 26: recsys.v1.CatalogService.ListCategories:output_type -> recsys.v1.ListCategoriesResponse
+	19, // [19:27] is the sub-list for method output_type
+	11, // [11:19] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_recsys_v1_catalog_proto_init() }
@@ -360,7 +1189,7 @@ func file_recsys_v1_catalog_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_v1_catalog_proto_rawDesc), len(file_recsys_v1_catalog_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

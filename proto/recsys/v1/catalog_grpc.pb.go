@@ -19,8 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	CatalogService_UpsertItems_FullMethodName = "/recsys.v1.CatalogService/UpsertItems"
-	CatalogService_GetItems_FullMethodName    = "/recsys.v1.CatalogService/GetItems"
+	CatalogService_UpsertItems_FullMethodName         = "/recsys.v1.CatalogService/UpsertItems"
+	CatalogService_GetItems_FullMethodName            = "/recsys.v1.CatalogService/GetItems"
+	CatalogService_SetBlocklist_FullMethodName        = "/recsys.v1.CatalogService/SetBlocklist"
+	CatalogService_AddToBlocklist_FullMethodName      = "/recsys.v1.CatalogService/AddToBlocklist"
+	CatalogService_RemoveFromBlocklist_FullMethodName = "/recsys.v1.CatalogService/RemoveFromBlocklist"
+	CatalogService_GetBlocklist_FullMethodName        = "/recsys.v1.CatalogService/GetBlocklist"
+	CatalogService_UpsertCategories_FullMethodName    = "/recsys.v1.CatalogService/UpsertCategories"
+	CatalogService_ListCategories_FullMethodName      = "/recsys.v1.CatalogService/ListCategories"
 )
 
 // CatalogServiceClient is the client API for CatalogService service.
@@ -36,6 +42,23 @@ type CatalogServiceClient interface {
 	UpsertItems(ctx context.Context, in *UpsertItemsRequest, opts ...grpc.CallOption) (*UpsertItemsResponse, error)
 	// GetItems returns the stored items with the given ids.
 	GetItems(ctx context.Context, in *GetItemsRequest, opts ...grpc.CallOption) (*GetItemsResponse, error)
+	// SetBlocklist replaces the global blocklist: items and categories that
+	// are never recommended, on any path, whatever a request asks. Every
+	// running server applies a change within a second.
+	SetBlocklist(ctx context.Context, in *SetBlocklistRequest, opts ...grpc.CallOption) (*SetBlocklistResponse, error)
+	// AddToBlocklist adds items and categories to the global blocklist.
+	AddToBlocklist(ctx context.Context, in *AddToBlocklistRequest, opts ...grpc.CallOption) (*AddToBlocklistResponse, error)
+	// RemoveFromBlocklist removes items and categories from the global
+	// blocklist; entries that are not on it are ignored.
+	RemoveFromBlocklist(ctx context.Context, in *RemoveFromBlocklistRequest, opts ...grpc.CallOption) (*RemoveFromBlocklistResponse, error)
+	// GetBlocklist returns the global blocklist.
+	GetBlocklist(ctx context.Context, in *GetBlocklistRequest, opts ...grpc.CallOption) (*GetBlocklistResponse, error)
+	// UpsertCategories creates or replaces per-category settings (for
+	// example that consumables may be recommended again some time after a
+	// purchase). Every running server applies a change within a second.
+	UpsertCategories(ctx context.Context, in *UpsertCategoriesRequest, opts ...grpc.CallOption) (*UpsertCategoriesResponse, error)
+	// ListCategories returns every category that has settings.
+	ListCategories(ctx context.Context, in *ListCategoriesRequest, opts ...grpc.CallOption) (*ListCategoriesResponse, error)
 }
 
 type catalogServiceClient struct {
@@ -66,6 +89,66 @@ func (c *catalogServiceClient) GetItems(ctx context.Context, in *GetItemsRequest
 	return out, nil
 }
 
+func (c *catalogServiceClient) SetBlocklist(ctx context.Context, in *SetBlocklistRequest, opts ...grpc.CallOption) (*SetBlocklistResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetBlocklistResponse)
+	err := c.cc.Invoke(ctx, CatalogService_SetBlocklist_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) AddToBlocklist(ctx context.Context, in *AddToBlocklistRequest, opts ...grpc.CallOption) (*AddToBlocklistResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddToBlocklistResponse)
+	err := c.cc.Invoke(ctx, CatalogService_AddToBlocklist_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) RemoveFromBlocklist(ctx context.Context, in *RemoveFromBlocklistRequest, opts ...grpc.CallOption) (*RemoveFromBlocklistResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveFromBlocklistResponse)
+	err := c.cc.Invoke(ctx, CatalogService_RemoveFromBlocklist_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) GetBlocklist(ctx context.Context, in *GetBlocklistRequest, opts ...grpc.CallOption) (*GetBlocklistResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBlocklistResponse)
+	err := c.cc.Invoke(ctx, CatalogService_GetBlocklist_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) UpsertCategories(ctx context.Context, in *UpsertCategoriesRequest, opts ...grpc.CallOption) (*UpsertCategoriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpsertCategoriesResponse)
+	err := c.cc.Invoke(ctx, CatalogService_UpsertCategories_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) ListCategories(ctx context.Context, in *ListCategoriesRequest, opts ...grpc.CallOption) (*ListCategoriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCategoriesResponse)
+	err := c.cc.Invoke(ctx, CatalogService_ListCategories_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CatalogServiceServer is the server API for CatalogService service.
 // All implementations must embed UnimplementedCatalogServiceServer
 // for forward compatibility.
@@ -79,6 +162,23 @@ type CatalogServiceServer interface {
 	UpsertItems(context.Context, *UpsertItemsRequest) (*UpsertItemsResponse, error)
 	// GetItems returns the stored items with the given ids.
 	GetItems(context.Context, *GetItemsRequest) (*GetItemsResponse, error)
+	// SetBlocklist replaces the global blocklist: items and categories that
+	// are never recommended, on any path, whatever a request asks. Every
+	// running server applies a change within a second.
+	SetBlocklist(context.Context, *SetBlocklistRequest) (*SetBlocklistResponse, error)
+	// AddToBlocklist adds items and categories to the global blocklist.
+	AddToBlocklist(context.Context, *AddToBlocklistRequest) (*AddToBlocklistResponse, error)
+	// RemoveFromBlocklist removes items and categories from the global
+	// blocklist; entries that are not on it are ignored.
+	RemoveFromBlocklist(context.Context, *RemoveFromBlocklistRequest) (*RemoveFromBlocklistResponse, error)
+	// GetBlocklist returns the global blocklist.
+	GetBlocklist(context.Context, *GetBlocklistRequest) (*GetBlocklistResponse, error)
+	// UpsertCategories creates or replaces per-category settings (for
+	// example that consumables may be recommended again some time after a
+	// purchase). Every running server applies a change within a second.
+	UpsertCategories(context.Context, *UpsertCategoriesRequest) (*UpsertCategoriesResponse, error)
+	// ListCategories returns every category that has settings.
+	ListCategories(context.Context, *ListCategoriesRequest) (*ListCategoriesResponse, error)
 	mustEmbedUnimplementedCatalogServiceServer()
 }
 
@@ -94,6 +194,24 @@ func (UnimplementedCatalogServiceServer) UpsertItems(context.Context, *UpsertIte
 }
 func (UnimplementedCatalogServiceServer) GetItems(context.Context, *GetItemsRequest) (*GetItemsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetItems not implemented")
+}
+func (UnimplementedCatalogServiceServer) SetBlocklist(context.Context, *SetBlocklistRequest) (*SetBlocklistResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetBlocklist not implemented")
+}
+func (UnimplementedCatalogServiceServer) AddToBlocklist(context.Context, *AddToBlocklistRequest) (*AddToBlocklistResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddToBlocklist not implemented")
+}
+func (UnimplementedCatalogServiceServer) RemoveFromBlocklist(context.Context, *RemoveFromBlocklistRequest) (*RemoveFromBlocklistResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveFromBlocklist not implemented")
+}
+func (UnimplementedCatalogServiceServer) GetBlocklist(context.Context, *GetBlocklistRequest) (*GetBlocklistResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBlocklist not implemented")
+}
+func (UnimplementedCatalogServiceServer) UpsertCategories(context.Context, *UpsertCategoriesRequest) (*UpsertCategoriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpsertCategories not implemented")
+}
+func (UnimplementedCatalogServiceServer) ListCategories(context.Context, *ListCategoriesRequest) (*ListCategoriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCategories not implemented")
 }
 func (UnimplementedCatalogServiceServer) mustEmbedUnimplementedCatalogServiceServer() {}
 func (UnimplementedCatalogServiceServer) testEmbeddedByValue()                        {}
@@ -152,6 +270,114 @@ func _CatalogService_GetItems_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CatalogService_SetBlocklist_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetBlocklistRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).SetBlocklist(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_SetBlocklist_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).SetBlocklist(ctx, req.(*SetBlocklistRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_AddToBlocklist_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddToBlocklistRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).AddToBlocklist(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_AddToBlocklist_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).AddToBlocklist(ctx, req.(*AddToBlocklistRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_RemoveFromBlocklist_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveFromBlocklistRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).RemoveFromBlocklist(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_RemoveFromBlocklist_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).RemoveFromBlocklist(ctx, req.(*RemoveFromBlocklistRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_GetBlocklist_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBlocklistRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).GetBlocklist(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_GetBlocklist_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).GetBlocklist(ctx, req.(*GetBlocklistRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_UpsertCategories_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpsertCategoriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).UpsertCategories(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_UpsertCategories_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).UpsertCategories(ctx, req.(*UpsertCategoriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_ListCategories_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCategoriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).ListCategories(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_ListCategories_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).ListCategories(ctx, req.(*ListCategoriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CatalogService_ServiceDesc is the grpc.ServiceDesc for CatalogService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -166,6 +392,30 @@ var CatalogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetItems",
 			Handler:    _CatalogService_GetItems_Handler,
+		},
+		{
+			MethodName: "SetBlocklist",
+			Handler:    _CatalogService_SetBlocklist_Handler,
+		},
+		{
+			MethodName: "AddToBlocklist",
+			Handler:    _CatalogService_AddToBlocklist_Handler,
+		},
+		{
+			MethodName: "RemoveFromBlocklist",
+			Handler:    _CatalogService_RemoveFromBlocklist_Handler,
+		},
+		{
+			MethodName: "GetBlocklist",
+			Handler:    _CatalogService_GetBlocklist_Handler,
+		},
+		{
+			MethodName: "UpsertCategories",
+			Handler:    _CatalogService_UpsertCategories_Handler,
+		},
+		{
+			MethodName: "ListCategories",
+			Handler:    _CatalogService_ListCategories_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

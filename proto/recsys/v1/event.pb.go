@@ -37,6 +37,14 @@ const (
 	EventType_EVENT_TYPE_PURCHASE EventType = 3
 	// A signal with an explicit `weight` (for example an imported rating).
 	EventType_EVENT_TYPE_CUSTOM EventType = 4
+	// The item was shown to the user. Not a signal of interest: it weighs 0,
+	// is not part of the profile's history and never changes the user's
+	// vector. An item shown to a user several times within the rotation
+	// window without a click (a view, cart or purchase of it after the
+	// impressions) is rotated down: it is placed after every other item the
+	// answer could hold. Impressions are kept per user (capped, expiring)
+	// and are not appended to the training stream.
+	EventType_EVENT_TYPE_IMPRESSION EventType = 5
 )
 
 // Enum value maps for EventType.
@@ -47,6 +55,7 @@ var (
 		2: "EVENT_TYPE_ADD_TO_CART",
 		3: "EVENT_TYPE_PURCHASE",
 		4: "EVENT_TYPE_CUSTOM",
+		5: "EVENT_TYPE_IMPRESSION",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED": 0,
@@ -54,6 +63,7 @@ var (
 		"EVENT_TYPE_ADD_TO_CART": 2,
 		"EVENT_TYPE_PURCHASE":    3,
 		"EVENT_TYPE_CUSTOM":      4,
+		"EVENT_TYPE_IMPRESSION":  5,
 	}
 )
 
@@ -399,8 +409,10 @@ type Profile struct {
 	CategoryAffinities []*CategoryAffinity `protobuf:"bytes,6,rep,name=category_affinities,json=categoryAffinities,proto3" json:"category_affinities,omitempty"`
 	// Items the user bought, most recent first.
 	PurchasedItemIds []string `protobuf:"bytes,7,rep,name=purchased_item_ids,json=purchasedItemIds,proto3" json:"purchased_item_ids,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Whether the user opted out of personalization (SetOptOut).
+	OptedOut      bool `protobuf:"varint,8,opt,name=opted_out,json=optedOut,proto3" json:"opted_out,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Profile) Reset() {
@@ -480,6 +492,13 @@ func (x *Profile) GetPurchasedItemIds() []string {
 		return x.PurchasedItemIds
 	}
 	return nil
+}
+
+func (x *Profile) GetOptedOut() bool {
+	if x != nil {
+		return x.OptedOut
+	}
+	return false
 }
 
 // ProfileItem is one item of a profile.
@@ -704,6 +723,107 @@ func (x *DeleteUserResponse) GetDeletedKeys() int32 {
 	return 0
 }
 
+// SetOptOutRequest sets a user's personalization opt-out.
+type SetOptOutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The shop's id of the user. Required.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// true: opt out (deletes the history); false: opt in again.
+	OptedOut      bool `protobuf:"varint,2,opt,name=opted_out,json=optedOut,proto3" json:"opted_out,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetOptOutRequest) Reset() {
+	*x = SetOptOutRequest{}
+	mi := &file_recsys_v1_event_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetOptOutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetOptOutRequest) ProtoMessage() {}
+
+func (x *SetOptOutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_event_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetOptOutRequest.ProtoReflect.Descriptor instead.
+func (*SetOptOutRequest) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_event_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SetOptOutRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *SetOptOutRequest) GetOptedOut() bool {
+	if x != nil {
+		return x.OptedOut
+	}
+	return false
+}
+
+// SetOptOutResponse confirms the setting.
+type SetOptOutResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user's setting now.
+	OptedOut      bool `protobuf:"varint,1,opt,name=opted_out,json=optedOut,proto3" json:"opted_out,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetOptOutResponse) Reset() {
+	*x = SetOptOutResponse{}
+	mi := &file_recsys_v1_event_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetOptOutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetOptOutResponse) ProtoMessage() {}
+
+func (x *SetOptOutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_event_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetOptOutResponse.ProtoReflect.Descriptor instead.
+func (*SetOptOutResponse) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_event_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SetOptOutResponse) GetOptedOut() bool {
+	if x != nil {
+		return x.OptedOut
+	}
+	return false
+}
+
 var File_recsys_v1_event_proto protoreflect.FileDescriptor
 
 const file_recsys_v1_event_proto_rawDesc = "" +
@@ -727,7 +847,7 @@ const file_recsys_v1_event_proto_rawDesc = "" +
 	"\x11GetProfileRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"B\n" +
 	"\x12GetProfileResponse\x12,\n" +
-	"\aprofile\x18\x01 \x01(\v2\x12.recsys.v1.ProfileR\aprofile\"\xe7\x02\n" +
+	"\aprofile\x18\x01 \x01(\v2\x12.recsys.v1.ProfileR\aprofile\"\x84\x03\n" +
 	"\aProfile\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12,\n" +
 	"\x05items\x18\x02 \x03(\v2\x16.recsys.v1.ProfileItemR\x05items\x12%\n" +
@@ -736,7 +856,8 @@ const file_recsys_v1_event_proto_rawDesc = "" +
 	"first_seen\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tfirstSeen\x127\n" +
 	"\tlast_seen\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12L\n" +
 	"\x13category_affinities\x18\x06 \x03(\v2\x1b.recsys.v1.CategoryAffinityR\x12categoryAffinities\x12,\n" +
-	"\x12purchased_item_ids\x18\a \x03(\tR\x10purchasedItemIds\"\xa3\x01\n" +
+	"\x12purchased_item_ids\x18\a \x03(\tR\x10purchasedItemIds\x12\x1b\n" +
+	"\topted_out\x18\b \x01(\bR\boptedOut\"\xa3\x01\n" +
 	"\vProfileItem\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\x01R\x06weight\x12B\n" +
@@ -749,19 +870,26 @@ const file_recsys_v1_event_proto_rawDesc = "" +
 	"\x11DeleteUserRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"7\n" +
 	"\x12DeleteUserResponse\x12!\n" +
-	"\fdeleted_keys\x18\x01 \x01(\x05R\vdeletedKeys*\x88\x01\n" +
+	"\fdeleted_keys\x18\x01 \x01(\x05R\vdeletedKeys\"H\n" +
+	"\x10SetOptOutRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
+	"\topted_out\x18\x02 \x01(\bR\boptedOut\"0\n" +
+	"\x11SetOptOutResponse\x12\x1b\n" +
+	"\topted_out\x18\x01 \x01(\bR\boptedOut*\xa3\x01\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fEVENT_TYPE_VIEW\x10\x01\x12\x1a\n" +
 	"\x16EVENT_TYPE_ADD_TO_CART\x10\x02\x12\x17\n" +
 	"\x13EVENT_TYPE_PURCHASE\x10\x03\x12\x15\n" +
-	"\x11EVENT_TYPE_CUSTOM\x10\x042\xf5\x01\n" +
+	"\x11EVENT_TYPE_CUSTOM\x10\x04\x12\x19\n" +
+	"\x15EVENT_TYPE_IMPRESSION\x10\x052\xbd\x02\n" +
 	"\fEventService\x12O\n" +
 	"\fRecordEvents\x12\x1e.recsys.v1.RecordEventsRequest\x1a\x1f.recsys.v1.RecordEventsResponse\x12I\n" +
 	"\n" +
 	"GetProfile\x12\x1c.recsys.v1.GetProfileRequest\x1a\x1d.recsys.v1.GetProfileResponse\x12I\n" +
 	"\n" +
-	"DeleteUser\x12\x1c.recsys.v1.DeleteUserRequest\x1a\x1d.recsys.v1.DeleteUserResponseB7Z5github.com/recsys-dev/recsys/proto/recsys/v1;recsysv1b\x06proto3"
+	"DeleteUser\x12\x1c.recsys.v1.DeleteUserRequest\x1a\x1d.recsys.v1.DeleteUserResponse\x12F\n" +
+	"\tSetOptOut\x12\x1b.recsys.v1.SetOptOutRequest\x1a\x1c.recsys.v1.SetOptOutResponseB7Z5github.com/recsys-dev/recsys/proto/recsys/v1;recsysv1b\x06proto3"
 
 var (
 	file_recsys_v1_event_proto_rawDescOnce sync.Once
@@ -776,7 +904,7 @@ func file_recsys_v1_event_proto_rawDescGZIP() []byte {
 }
 
 var file_recsys_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_recsys_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_recsys_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_recsys_v1_event_proto_goTypes = []any{
 	(EventType)(0),                // 0: recsys.v1.EventType
 	(*Event)(nil),                 // 1: recsys.v1.Event
@@ -789,26 +917,30 @@ var file_recsys_v1_event_proto_goTypes = []any{
 	(*CategoryAffinity)(nil),      // 8: recsys.v1.CategoryAffinity
 	(*DeleteUserRequest)(nil),     // 9: recsys.v1.DeleteUserRequest
 	(*DeleteUserResponse)(nil),    // 10: recsys.v1.DeleteUserResponse
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*SetOptOutRequest)(nil),      // 11: recsys.v1.SetOptOutRequest
+	(*SetOptOutResponse)(nil),     // 12: recsys.v1.SetOptOutResponse
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_recsys_v1_event_proto_depIdxs = []int32{
 	0,  // 0: recsys.v1.Event.type:type_name -> recsys.v1.EventType
-	11, // 1: recsys.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
+	13, // 1: recsys.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
 	1,  // 2: recsys.v1.RecordEventsRequest.events:type_name -> recsys.v1.Event
 	6,  // 3: recsys.v1.GetProfileResponse.profile:type_name -> recsys.v1.Profile
 	7,  // 4: recsys.v1.Profile.items:type_name -> recsys.v1.ProfileItem
-	11, // 5: recsys.v1.Profile.first_seen:type_name -> google.protobuf.Timestamp
-	11, // 6: recsys.v1.Profile.last_seen:type_name -> google.protobuf.Timestamp
+	13, // 5: recsys.v1.Profile.first_seen:type_name -> google.protobuf.Timestamp
+	13, // 6: recsys.v1.Profile.last_seen:type_name -> google.protobuf.Timestamp
 	8,  // 7: recsys.v1.Profile.category_affinities:type_name -> recsys.v1.CategoryAffinity
-	11, // 8: recsys.v1.ProfileItem.last_event_time:type_name -> google.protobuf.Timestamp
+	13, // 8: recsys.v1.ProfileItem.last_event_time:type_name -> google.protobuf.Timestamp
 	2,  // 9: recsys.v1.EventService.RecordEvents:input_type -> recsys.v1.RecordEventsRequest
 	4,  // 10: recsys.v1.EventService.GetProfile:input_type -> recsys.v1.GetProfileRequest
 	9,  // 11: recsys.v1.EventService.DeleteUser:input_type -> recsys.v1.DeleteUserRequest
-	3,  // 12: recsys.v1.EventService.RecordEvents:output_type -> recsys.v1.RecordEventsResponse
-	5,  // 13: recsys.v1.EventService.GetProfile:output_type -> recsys.v1.GetProfileResponse
-	10, // 14: recsys.v1.EventService.DeleteUser:output_type -> recsys.v1.DeleteUserResponse
-	12, // [12:15] is the sub-list for method output_type
-	9,  // [9:12] is the sub-list for method input_type
+	11, // 12: recsys.v1.EventService.SetOptOut:input_type -> recsys.v1.SetOptOutRequest
+	3,  // 13: recsys.v1.EventService.RecordEvents:output_type -> recsys.v1.RecordEventsResponse
+	5,  // 14: recsys.v1.EventService.GetProfile:output_type -> recsys.v1.GetProfileResponse
+	10, // 15: recsys.v1.EventService.DeleteUser:output_type -> recsys.v1.DeleteUserResponse
+	12, // 16: recsys.v1.EventService.SetOptOut:output_type -> recsys.v1.SetOptOutResponse
+	13, // [13:17] is the sub-list for method output_type
+	9,  // [9:13] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -825,7 +957,7 @@ func file_recsys_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_v1_event_proto_rawDesc), len(file_recsys_v1_event_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	EventService_RecordEvents_FullMethodName = "/recsys.v1.EventService/RecordEvents"
 	EventService_GetProfile_FullMethodName   = "/recsys.v1.EventService/GetProfile"
 	EventService_DeleteUser_FullMethodName   = "/recsys.v1.EventService/DeleteUser"
+	EventService_SetOptOut_FullMethodName    = "/recsys.v1.EventService/SetOptOut"
 )
 
 // EventServiceClient is the client API for EventService service.
@@ -39,6 +40,15 @@ type EventServiceClient interface {
 	GetProfile(ctx context.Context, in *GetProfileRequest, opts ...grpc.CallOption) (*GetProfileResponse, error)
 	// DeleteUser removes every key the service keeps for a user.
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
+	// SetOptOut records whether a user opted out of personalization. An
+	// opted-out user gets only non-personalized answers (popular or trending
+	// items; filters and purchase exclusion still apply), and the service
+	// keeps only what purchase exclusion needs: opting out deletes the user's
+	// history, impressions and activity times, and later events of the user
+	// store only purchases (and are not appended to the training stream;
+	// they still count, anonymously, in item popularity). Opting in again
+	// starts from an empty history.
+	SetOptOut(ctx context.Context, in *SetOptOutRequest, opts ...grpc.CallOption) (*SetOptOutResponse, error)
 }
 
 type eventServiceClient struct {
@@ -79,6 +89,16 @@ func (c *eventServiceClient) DeleteUser(ctx context.Context, in *DeleteUserReque
 	return out, nil
 }
 
+func (c *eventServiceClient) SetOptOut(ctx context.Context, in *SetOptOutRequest, opts ...grpc.CallOption) (*SetOptOutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetOptOutResponse)
+	err := c.cc.Invoke(ctx, EventService_SetOptOut_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EventServiceServer is the server API for EventService service.
 // All implementations must embed UnimplementedEventServiceServer
 // for forward compatibility.
@@ -94,6 +114,15 @@ type EventServiceServer interface {
 	GetProfile(context.Context, *GetProfileRequest) (*GetProfileResponse, error)
 	// DeleteUser removes every key the service keeps for a user.
 	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
+	// SetOptOut records whether a user opted out of personalization. An
+	// opted-out user gets only non-personalized answers (popular or trending
+	// items; filters and purchase exclusion still apply), and the service
+	// keeps only what purchase exclusion needs: opting out deletes the user's
+	// history, impressions and activity times, and later events of the user
+	// store only purchases (and are not appended to the training stream;
+	// they still count, anonymously, in item popularity). Opting in again
+	// starts from an empty history.
+	SetOptOut(context.Context, *SetOptOutRequest) (*SetOptOutResponse, error)
 	mustEmbedUnimplementedEventServiceServer()
 }
 
@@ -112,6 +141,9 @@ func (UnimplementedEventServiceServer) GetProfile(context.Context, *GetProfileRe
 }
 func (UnimplementedEventServiceServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
+}
+func (UnimplementedEventServiceServer) SetOptOut(context.Context, *SetOptOutRequest) (*SetOptOutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetOptOut not implemented")
 }
 func (UnimplementedEventServiceServer) mustEmbedUnimplementedEventServiceServer() {}
 func (UnimplementedEventServiceServer) testEmbeddedByValue()                      {}
@@ -188,6 +220,24 @@ func _EventService_DeleteUser_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EventService_SetOptOut_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetOptOutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EventServiceServer).SetOptOut(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EventService_SetOptOut_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EventServiceServer).SetOptOut(ctx, req.(*SetOptOutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EventService_ServiceDesc is the grpc.ServiceDesc for EventService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -206,6 +256,10 @@ var EventService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteUser",
 			Handler:    _EventService_DeleteUser_Handler,
+		},
+		{
+			MethodName: "SetOptOut",
+			Handler:    _EventService_SetOptOut_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

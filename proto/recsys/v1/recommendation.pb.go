@@ -21,6 +21,131 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Availability says whether unavailable items may be returned.
+type Availability int32
+
+const (
+	// The default: only available items.
+	Availability_AVAILABILITY_UNSPECIFIED Availability = 0
+	// Only items that are available (the same as unspecified).
+	Availability_AVAILABILITY_AVAILABLE_ONLY Availability = 1
+	// Unavailable items too (for example for a "back soon" list). Blocked,
+	// member-only and out-of-window items stay excluded.
+	Availability_AVAILABILITY_INCLUDE_UNAVAILABLE Availability = 2
+)
+
+// Enum value maps for Availability.
+var (
+	Availability_name = map[int32]string{
+		0: "AVAILABILITY_UNSPECIFIED",
+		1: "AVAILABILITY_AVAILABLE_ONLY",
+		2: "AVAILABILITY_INCLUDE_UNAVAILABLE",
+	}
+	Availability_value = map[string]int32{
+		"AVAILABILITY_UNSPECIFIED":         0,
+		"AVAILABILITY_AVAILABLE_ONLY":      1,
+		"AVAILABILITY_INCLUDE_UNAVAILABLE": 2,
+	}
+)
+
+func (x Availability) Enum() *Availability {
+	p := new(Availability)
+	*p = x
+	return p
+}
+
+func (x Availability) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Availability) Descriptor() protoreflect.EnumDescriptor {
+	return file_recsys_v1_recommendation_proto_enumTypes[0].Descriptor()
+}
+
+func (Availability) Type() protoreflect.EnumType {
+	return &file_recsys_v1_recommendation_proto_enumTypes[0]
+}
+
+func (x Availability) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Availability.Descriptor instead.
+func (Availability) EnumDescriptor() ([]byte, []int) {
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{0}
+}
+
+// ReasonKind names why an item was chosen.
+type ReasonKind int32
+
+const (
+	// Not set.
+	ReasonKind_REASON_KIND_UNSPECIFIED ReasonKind = 0
+	// Scored by the model; `item_id` names the profile item that contributes
+	// most.
+	ReasonKind_REASON_KIND_PROFILE_ITEM ReasonKind = 1
+	// Popular now.
+	ReasonKind_REASON_KIND_POPULAR ReasonKind = 2
+	// Trending: recent popularity well above the item's longer-term rate.
+	ReasonKind_REASON_KIND_TRENDING ReasonKind = 3
+	// A new arrival shown in an exploration slot, placed by the user's
+	// category affinity.
+	ReasonKind_REASON_KIND_NEW_ARRIVAL ReasonKind = 4
+	// Bought together with `item_id`.
+	ReasonKind_REASON_KIND_BOUGHT_TOGETHER ReasonKind = 5
+	// Similar to `item_id` (SimilarItems).
+	ReasonKind_REASON_KIND_SIMILAR ReasonKind = 6
+)
+
+// Enum value maps for ReasonKind.
+var (
+	ReasonKind_name = map[int32]string{
+		0: "REASON_KIND_UNSPECIFIED",
+		1: "REASON_KIND_PROFILE_ITEM",
+		2: "REASON_KIND_POPULAR",
+		3: "REASON_KIND_TRENDING",
+		4: "REASON_KIND_NEW_ARRIVAL",
+		5: "REASON_KIND_BOUGHT_TOGETHER",
+		6: "REASON_KIND_SIMILAR",
+	}
+	ReasonKind_value = map[string]int32{
+		"REASON_KIND_UNSPECIFIED":     0,
+		"REASON_KIND_PROFILE_ITEM":    1,
+		"REASON_KIND_POPULAR":         2,
+		"REASON_KIND_TRENDING":        3,
+		"REASON_KIND_NEW_ARRIVAL":     4,
+		"REASON_KIND_BOUGHT_TOGETHER": 5,
+		"REASON_KIND_SIMILAR":         6,
+	}
+)
+
+func (x ReasonKind) Enum() *ReasonKind {
+	p := new(ReasonKind)
+	*p = x
+	return p
+}
+
+func (x ReasonKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReasonKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_recsys_v1_recommendation_proto_enumTypes[1].Descriptor()
+}
+
+func (ReasonKind) Type() protoreflect.EnumType {
+	return &file_recsys_v1_recommendation_proto_enumTypes[1]
+}
+
+func (x ReasonKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReasonKind.Descriptor instead.
+func (ReasonKind) EnumDescriptor() ([]byte, []int) {
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{1}
+}
+
 // Source names the path that produced an answer.
 type Source int32
 
@@ -34,6 +159,11 @@ const (
 	Source_SOURCE_POPULAR Source = 2
 	// Nearest items by cosine similarity of item factors.
 	Source_SOURCE_SIMILAR Source = 3
+	// Trending items: the placement "trending", or cold users when the
+	// server is configured so.
+	Source_SOURCE_TRENDING Source = 4
+	// A new item in an exploration slot (per item only).
+	Source_SOURCE_EXPLORATION Source = 5
 )
 
 // Enum value maps for Source.
@@ -43,12 +173,16 @@ var (
 		1: "SOURCE_PERSONALIZED",
 		2: "SOURCE_POPULAR",
 		3: "SOURCE_SIMILAR",
+		4: "SOURCE_TRENDING",
+		5: "SOURCE_EXPLORATION",
 	}
 	Source_value = map[string]int32{
 		"SOURCE_UNSPECIFIED":  0,
 		"SOURCE_PERSONALIZED": 1,
 		"SOURCE_POPULAR":      2,
 		"SOURCE_SIMILAR":      3,
+		"SOURCE_TRENDING":     4,
+		"SOURCE_EXPLORATION":  5,
 	}
 )
 
@@ -63,11 +197,11 @@ func (x Source) String() string {
 }
 
 func (Source) Descriptor() protoreflect.EnumDescriptor {
-	return file_recsys_v1_recommendation_proto_enumTypes[0].Descriptor()
+	return file_recsys_v1_recommendation_proto_enumTypes[2].Descriptor()
 }
 
 func (Source) Type() protoreflect.EnumType {
-	return &file_recsys_v1_recommendation_proto_enumTypes[0]
+	return &file_recsys_v1_recommendation_proto_enumTypes[2]
 }
 
 func (x Source) Number() protoreflect.EnumNumber {
@@ -76,7 +210,7 @@ func (x Source) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Source.Descriptor instead.
 func (Source) EnumDescriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{0}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{2}
 }
 
 // RecommendRequest asks for personalized items for one user.
@@ -89,9 +223,17 @@ type RecommendRequest struct {
 	// Items that must not be returned (for example the ones already on the page).
 	ExcludeItemIds []string `protobuf:"bytes,3,rep,name=exclude_item_ids,json=excludeItemIds,proto3" json:"exclude_item_ids,omitempty"`
 	// Where the answer is shown; optional.
-	Context       *RequestContext `protobuf:"bytes,4,opt,name=context,proto3" json:"context,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Context *RequestContext `protobuf:"bytes,4,opt,name=context,proto3" json:"context,omitempty"`
+	// Which items may be returned; unset: the defaults of Filter.
+	Filter *Filter `protobuf:"bytes,5,opt,name=filter,proto3" json:"filter,omitempty"`
+	// At most this many items of one catalog category in the answer (a
+	// greedy cap over the ranked list). 0: the server's default (which may be
+	// no cap); must not be negative. Items without a known category are not
+	// capped. The cap is soft: when too few items remain within it, the best
+	// items over the cap fill the answer after the popular fallback.
+	MaxPerCategory int32 `protobuf:"varint,6,opt,name=max_per_category,json=maxPerCategory,proto3" json:"max_per_category,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RecommendRequest) Reset() {
@@ -152,11 +294,138 @@ func (x *RecommendRequest) GetContext() *RequestContext {
 	return nil
 }
 
+func (x *RecommendRequest) GetFilter() *Filter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *RecommendRequest) GetMaxPerCategory() int32 {
+	if x != nil {
+		return x.MaxPerCategory
+	}
+	return 0
+}
+
+// Filter restricts the items of an answer. The hard rules (blocklist,
+// availability, sale windows, member-only items) apply whether or not a
+// filter is sent; a filter can only narrow the answer further, except that
+// `availability` and `member_tier` can admit unavailable and member-only
+// items. Filters apply to every source of an answer, fallbacks included.
+type Filter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only items of these categories. Empty: any category. When set, items
+	// whose category the catalog does not know are left out. At most 100.
+	IncludeCategories []string `protobuf:"bytes,1,rep,name=include_categories,json=includeCategories,proto3" json:"include_categories,omitempty"`
+	// Never items of these categories. At most 100.
+	ExcludeCategories []string `protobuf:"bytes,2,rep,name=exclude_categories,json=excludeCategories,proto3" json:"exclude_categories,omitempty"`
+	// Lowest price, inclusive, >= 0. When either bound is set, items whose
+	// price is unknown (0 or not in the catalog) are left out.
+	MinPrice *float64 `protobuf:"fixed64,3,opt,name=min_price,json=minPrice,proto3,oneof" json:"min_price,omitempty"`
+	// Highest price, inclusive, >= min_price.
+	MaxPrice *float64 `protobuf:"fixed64,4,opt,name=max_price,json=maxPrice,proto3,oneof" json:"max_price,omitempty"`
+	// Whether unavailable items may be returned; unset: only available ones.
+	Availability Availability `protobuf:"varint,5,opt,name=availability,proto3,enum=recsys.v1.Availability" json:"availability,omitempty"`
+	// The requesting user's membership tier, for example "gold"; empty: not
+	// a member. Member-only items are returned only when it is set. At most
+	// 256 bytes.
+	MemberTier string `protobuf:"bytes,6,opt,name=member_tier,json=memberTier,proto3" json:"member_tier,omitempty"`
+	// Return items the user already bought too. By default bought items are
+	// left out, except items of categories whose repeatable_after interval
+	// (CatalogService.UpsertCategories) has passed since the latest
+	// purchase. Has no effect on SimilarItems, which has no user.
+	IncludePurchased bool `protobuf:"varint,7,opt,name=include_purchased,json=includePurchased,proto3" json:"include_purchased,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Filter) Reset() {
+	*x = Filter{}
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Filter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Filter) ProtoMessage() {}
+
+func (x *Filter) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Filter.ProtoReflect.Descriptor instead.
+func (*Filter) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Filter) GetIncludeCategories() []string {
+	if x != nil {
+		return x.IncludeCategories
+	}
+	return nil
+}
+
+func (x *Filter) GetExcludeCategories() []string {
+	if x != nil {
+		return x.ExcludeCategories
+	}
+	return nil
+}
+
+func (x *Filter) GetMinPrice() float64 {
+	if x != nil && x.MinPrice != nil {
+		return *x.MinPrice
+	}
+	return 0
+}
+
+func (x *Filter) GetMaxPrice() float64 {
+	if x != nil && x.MaxPrice != nil {
+		return *x.MaxPrice
+	}
+	return 0
+}
+
+func (x *Filter) GetAvailability() Availability {
+	if x != nil {
+		return x.Availability
+	}
+	return Availability_AVAILABILITY_UNSPECIFIED
+}
+
+func (x *Filter) GetMemberTier() string {
+	if x != nil {
+		return x.MemberTier
+	}
+	return ""
+}
+
+func (x *Filter) GetIncludePurchased() bool {
+	if x != nil {
+		return x.IncludePurchased
+	}
+	return false
+}
+
 // RequestContext describes the page that asks.
 type RequestContext struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A free-form name of the slot on the page, such as "home" or "cart"; used
-	// for metrics and attribution.
+	// for metrics and attribution. "trending" asks for trending items (items
+	// whose recent popularity is high compared with their longer-term
+	// popularity) instead of personalized ones.
 	Placement string `protobuf:"bytes,1,opt,name=placement,proto3" json:"placement,omitempty"`
 	// The item the page is about, if any. It counts as a fresh view for this
 	// answer only (nothing is stored) and is never returned itself.
@@ -167,7 +436,7 @@ type RequestContext struct {
 
 func (x *RequestContext) Reset() {
 	*x = RequestContext{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[1]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -179,7 +448,7 @@ func (x *RequestContext) String() string {
 func (*RequestContext) ProtoMessage() {}
 
 func (x *RequestContext) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[1]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -192,7 +461,7 @@ func (x *RequestContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestContext.ProtoReflect.Descriptor instead.
 func (*RequestContext) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{1}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RequestContext) GetPlacement() string {
@@ -217,17 +486,21 @@ type RecommendResponse struct {
 	// The version of the model that scored the items; empty when no model is
 	// loaded.
 	ModelVersion string `protobuf:"bytes,2,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
-	// Which path produced the items.
+	// Which path produced the answer (its first items). Every item also
+	// carries its own source, which differs for items a fallback filled in.
 	Source Source `protobuf:"varint,3,opt,name=source,proto3,enum=recsys.v1.Source" json:"source,omitempty"`
 	// A unique id for this answer, to attribute later clicks and purchases.
 	RecommendationId string `protobuf:"bytes,4,opt,name=recommendation_id,json=recommendationId,proto3" json:"recommendation_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// True when fewer than `count` items passed the hard rules, the filter
+	// and the exclusions even after every fallback.
+	Partial       bool `protobuf:"varint,5,opt,name=partial,proto3" json:"partial,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RecommendResponse) Reset() {
 	*x = RecommendResponse{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[2]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -239,7 +512,7 @@ func (x *RecommendResponse) String() string {
 func (*RecommendResponse) ProtoMessage() {}
 
 func (x *RecommendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[2]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -252,7 +525,7 @@ func (x *RecommendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecommendResponse.ProtoReflect.Descriptor instead.
 func (*RecommendResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{2}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RecommendResponse) GetItems() []*ScoredItem {
@@ -283,6 +556,13 @@ func (x *RecommendResponse) GetRecommendationId() string {
 	return ""
 }
 
+func (x *RecommendResponse) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
+}
+
 // SimilarItemsRequest asks for items similar to one item.
 type SimilarItemsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -292,13 +572,15 @@ type SimilarItemsRequest struct {
 	Count int32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
 	// Items that must not be returned.
 	ExcludeItemIds []string `protobuf:"bytes,3,rep,name=exclude_item_ids,json=excludeItemIds,proto3" json:"exclude_item_ids,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Which items may be returned; unset: the defaults of Filter.
+	Filter        *Filter `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SimilarItemsRequest) Reset() {
 	*x = SimilarItemsRequest{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[3]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -310,7 +592,7 @@ func (x *SimilarItemsRequest) String() string {
 func (*SimilarItemsRequest) ProtoMessage() {}
 
 func (x *SimilarItemsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[3]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -323,7 +605,7 @@ func (x *SimilarItemsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SimilarItemsRequest.ProtoReflect.Descriptor instead.
 func (*SimilarItemsRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{3}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SimilarItemsRequest) GetItemId() string {
@@ -347,6 +629,13 @@ func (x *SimilarItemsRequest) GetExcludeItemIds() []string {
 	return nil
 }
 
+func (x *SimilarItemsRequest) GetFilter() *Filter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
 // SimilarItemsResponse carries the neighbours of an item.
 type SimilarItemsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -355,17 +644,21 @@ type SimilarItemsResponse struct {
 	// The version of the model that scored the items; empty when no model is
 	// loaded.
 	ModelVersion string `protobuf:"bytes,2,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
-	// Which path produced the items.
+	// Which path produced the answer (its first items). Every item also
+	// carries its own source.
 	Source Source `protobuf:"varint,3,opt,name=source,proto3,enum=recsys.v1.Source" json:"source,omitempty"`
 	// A unique id for this answer, to attribute later clicks and purchases.
 	RecommendationId string `protobuf:"bytes,4,opt,name=recommendation_id,json=recommendationId,proto3" json:"recommendation_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// True when fewer than `count` items passed the hard rules, the filter
+	// and the exclusions even after the popular fallback.
+	Partial       bool `protobuf:"varint,5,opt,name=partial,proto3" json:"partial,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SimilarItemsResponse) Reset() {
 	*x = SimilarItemsResponse{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[4]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +670,7 @@ func (x *SimilarItemsResponse) String() string {
 func (*SimilarItemsResponse) ProtoMessage() {}
 
 func (x *SimilarItemsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[4]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +683,7 @@ func (x *SimilarItemsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SimilarItemsResponse.ProtoReflect.Descriptor instead.
 func (*SimilarItemsResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{4}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SimilarItemsResponse) GetItems() []*ScoredItem {
@@ -421,20 +714,35 @@ func (x *SimilarItemsResponse) GetRecommendationId() string {
 	return ""
 }
 
+func (x *SimilarItemsResponse) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
+}
+
 // ScoredItem is one recommended item.
 type ScoredItem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The shop's id of the item.
 	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
-	// The score that ranked the item. Comparable only within one answer.
-	Score         float32 `protobuf:"fixed32,2,opt,name=score,proto3" json:"score,omitempty"`
+	// The score that ranked the item. Comparable only within one answer and
+	// one source: model-scored items carry the model's score, a popular-only
+	// answer the decayed popularity, a trending answer the trend ratio;
+	// exploration items and fallback items after model-scored ones carry 0.
+	Score float32 `protobuf:"fixed32,2,opt,name=score,proto3" json:"score,omitempty"`
+	// Which path produced this item. SOURCE_EXPLORATION marks a new item
+	// placed in an exploration slot.
+	Source Source `protobuf:"varint,3,opt,name=source,proto3,enum=recsys.v1.Source" json:"source,omitempty"`
+	// Why the item is in the answer.
+	Reason        *Reason `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ScoredItem) Reset() {
 	*x = ScoredItem{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[5]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -446,7 +754,7 @@ func (x *ScoredItem) String() string {
 func (*ScoredItem) ProtoMessage() {}
 
 func (x *ScoredItem) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[5]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -459,7 +767,7 @@ func (x *ScoredItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoredItem.ProtoReflect.Descriptor instead.
 func (*ScoredItem) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{5}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ScoredItem) GetItemId() string {
@@ -476,42 +784,188 @@ func (x *ScoredItem) GetScore() float32 {
 	return 0
 }
 
+func (x *ScoredItem) GetSource() Source {
+	if x != nil {
+		return x.Source
+	}
+	return Source_SOURCE_UNSPECIFIED
+}
+
+func (x *ScoredItem) GetReason() *Reason {
+	if x != nil {
+		return x.Reason
+	}
+	return nil
+}
+
+// Reason explains why an item is in an answer.
+type Reason struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The kind of reason.
+	Kind ReasonKind `protobuf:"varint,1,opt,name=kind,proto3,enum=recsys.v1.ReasonKind" json:"kind,omitempty"`
+	// REASON_KIND_PROFILE_ITEM: the item of the user's profile that
+	// contributes most to the score ("because you viewed X"); the page's
+	// context item counts as a profile item. REASON_KIND_SIMILAR: the item
+	// asked about. REASON_KIND_BOUGHT_TOGETHER: the item it is bought with.
+	ItemId string `protobuf:"bytes,2,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// REASON_KIND_PROFILE_ITEM: the event type that weighs most in the
+	// user's history of item_id (EVENT_TYPE_VIEW for the context item).
+	EventType EventType `protobuf:"varint,3,opt,name=event_type,json=eventType,proto3,enum=recsys.v1.EventType" json:"event_type,omitempty"`
+	// REASON_KIND_PROFILE_ITEM: item_id's part of the score. The folded-in
+	// user vector is x = A⁻¹ Σ_j c_j y_j (Hu, Koren, Volinsky 2008, §5), so
+	// a score yᵢᵀx is exactly Σ_j c_j yᵢᵀA⁻¹y_j over the profile items j; this
+	// is the largest term.
+	Contribution float32 `protobuf:"fixed32,4,opt,name=contribution,proto3" json:"contribution,omitempty"`
+	// REASON_KIND_NEW_ARRIVAL: the item's category, in which the user has
+	// affinity.
+	Category      string `protobuf:"bytes,5,opt,name=category,proto3" json:"category,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reason) Reset() {
+	*x = Reason{}
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reason) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reason) ProtoMessage() {}
+
+func (x *Reason) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reason.ProtoReflect.Descriptor instead.
+func (*Reason) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Reason) GetKind() ReasonKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ReasonKind_REASON_KIND_UNSPECIFIED
+}
+
+func (x *Reason) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *Reason) GetEventType() EventType {
+	if x != nil {
+		return x.EventType
+	}
+	return EventType_EVENT_TYPE_UNSPECIFIED
+}
+
+func (x *Reason) GetContribution() float32 {
+	if x != nil {
+		return x.Contribution
+	}
+	return 0
+}
+
+func (x *Reason) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
 var File_recsys_v1_recommendation_proto protoreflect.FileDescriptor
 
 const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\n" +
-	"\x1erecsys/v1/recommendation.proto\x12\trecsys.v1\"\xa0\x01\n" +
+	"\x1erecsys/v1/recommendation.proto\x12\trecsys.v1\x1a\x15recsys/v1/event.proto\"\xf5\x01\n" +
 	"\x10RecommendRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12(\n" +
 	"\x10exclude_item_ids\x18\x03 \x03(\tR\x0eexcludeItemIds\x123\n" +
-	"\acontext\x18\x04 \x01(\v2\x19.recsys.v1.RequestContextR\acontext\"V\n" +
+	"\acontext\x18\x04 \x01(\v2\x19.recsys.v1.RequestContextR\acontext\x12)\n" +
+	"\x06filter\x18\x05 \x01(\v2\x11.recsys.v1.FilterR\x06filter\x12(\n" +
+	"\x10max_per_category\x18\x06 \x01(\x05R\x0emaxPerCategory\"\xd1\x02\n" +
+	"\x06Filter\x12-\n" +
+	"\x12include_categories\x18\x01 \x03(\tR\x11includeCategories\x12-\n" +
+	"\x12exclude_categories\x18\x02 \x03(\tR\x11excludeCategories\x12 \n" +
+	"\tmin_price\x18\x03 \x01(\x01H\x00R\bminPrice\x88\x01\x01\x12 \n" +
+	"\tmax_price\x18\x04 \x01(\x01H\x01R\bmaxPrice\x88\x01\x01\x12;\n" +
+	"\favailability\x18\x05 \x01(\x0e2\x17.recsys.v1.AvailabilityR\favailability\x12\x1f\n" +
+	"\vmember_tier\x18\x06 \x01(\tR\n" +
+	"memberTier\x12+\n" +
+	"\x11include_purchased\x18\a \x01(\bR\x10includePurchasedB\f\n" +
+	"\n" +
+	"_min_priceB\f\n" +
+	"\n" +
+	"_max_price\"V\n" +
 	"\x0eRequestContext\x12\x1c\n" +
 	"\tplacement\x18\x01 \x01(\tR\tplacement\x12&\n" +
-	"\x0fcontext_item_id\x18\x02 \x01(\tR\rcontextItemId\"\xbd\x01\n" +
+	"\x0fcontext_item_id\x18\x02 \x01(\tR\rcontextItemId\"\xd7\x01\n" +
 	"\x11RecommendResponse\x12+\n" +
 	"\x05items\x18\x01 \x03(\v2\x15.recsys.v1.ScoredItemR\x05items\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12)\n" +
 	"\x06source\x18\x03 \x01(\x0e2\x11.recsys.v1.SourceR\x06source\x12+\n" +
-	"\x11recommendation_id\x18\x04 \x01(\tR\x10recommendationId\"n\n" +
+	"\x11recommendation_id\x18\x04 \x01(\tR\x10recommendationId\x12\x18\n" +
+	"\apartial\x18\x05 \x01(\bR\apartial\"\x99\x01\n" +
 	"\x13SimilarItemsRequest\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12(\n" +
-	"\x10exclude_item_ids\x18\x03 \x03(\tR\x0eexcludeItemIds\"\xc0\x01\n" +
+	"\x10exclude_item_ids\x18\x03 \x03(\tR\x0eexcludeItemIds\x12)\n" +
+	"\x06filter\x18\x04 \x01(\v2\x11.recsys.v1.FilterR\x06filter\"\xda\x01\n" +
 	"\x14SimilarItemsResponse\x12+\n" +
 	"\x05items\x18\x01 \x03(\v2\x15.recsys.v1.ScoredItemR\x05items\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12)\n" +
 	"\x06source\x18\x03 \x01(\x0e2\x11.recsys.v1.SourceR\x06source\x12+\n" +
-	"\x11recommendation_id\x18\x04 \x01(\tR\x10recommendationId\";\n" +
+	"\x11recommendation_id\x18\x04 \x01(\tR\x10recommendationId\x12\x18\n" +
+	"\apartial\x18\x05 \x01(\bR\apartial\"\x91\x01\n" +
 	"\n" +
 	"ScoredItem\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x14\n" +
-	"\x05score\x18\x02 \x01(\x02R\x05score*a\n" +
+	"\x05score\x18\x02 \x01(\x02R\x05score\x12)\n" +
+	"\x06source\x18\x03 \x01(\x0e2\x11.recsys.v1.SourceR\x06source\x12)\n" +
+	"\x06reason\x18\x04 \x01(\v2\x11.recsys.v1.ReasonR\x06reason\"\xc1\x01\n" +
+	"\x06Reason\x12)\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x15.recsys.v1.ReasonKindR\x04kind\x12\x17\n" +
+	"\aitem_id\x18\x02 \x01(\tR\x06itemId\x123\n" +
+	"\n" +
+	"event_type\x18\x03 \x01(\x0e2\x14.recsys.v1.EventTypeR\teventType\x12\"\n" +
+	"\fcontribution\x18\x04 \x01(\x02R\fcontribution\x12\x1a\n" +
+	"\bcategory\x18\x05 \x01(\tR\bcategory*s\n" +
+	"\fAvailability\x12\x1c\n" +
+	"\x18AVAILABILITY_UNSPECIFIED\x10\x00\x12\x1f\n" +
+	"\x1bAVAILABILITY_AVAILABLE_ONLY\x10\x01\x12$\n" +
+	" AVAILABILITY_INCLUDE_UNAVAILABLE\x10\x02*\xd1\x01\n" +
+	"\n" +
+	"ReasonKind\x12\x1b\n" +
+	"\x17REASON_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18REASON_KIND_PROFILE_ITEM\x10\x01\x12\x17\n" +
+	"\x13REASON_KIND_POPULAR\x10\x02\x12\x18\n" +
+	"\x14REASON_KIND_TRENDING\x10\x03\x12\x1b\n" +
+	"\x17REASON_KIND_NEW_ARRIVAL\x10\x04\x12\x1f\n" +
+	"\x1bREASON_KIND_BOUGHT_TOGETHER\x10\x05\x12\x17\n" +
+	"\x13REASON_KIND_SIMILAR\x10\x06*\x8e\x01\n" +
 	"\x06Source\x12\x16\n" +
 	"\x12SOURCE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13SOURCE_PERSONALIZED\x10\x01\x12\x12\n" +
 	"\x0eSOURCE_POPULAR\x10\x02\x12\x12\n" +
-	"\x0eSOURCE_SIMILAR\x10\x032\xb0\x01\n" +
+	"\x0eSOURCE_SIMILAR\x10\x03\x12\x13\n" +
+	"\x0fSOURCE_TRENDING\x10\x04\x12\x16\n" +
+	"\x12SOURCE_EXPLORATION\x10\x052\xb0\x01\n" +
 	"\x15RecommendationService\x12F\n" +
 	"\tRecommend\x12\x1b.recsys.v1.RecommendRequest\x1a\x1c.recsys.v1.RecommendResponse\x12O\n" +
 	"\fSimilarItems\x12\x1e.recsys.v1.SimilarItemsRequest\x1a\x1f.recsys.v1.SimilarItemsResponseB7Z5github.com/recsys-dev/recsys/proto/recsys/v1;recsysv1b\x06proto3"
@@ -528,32 +982,44 @@ func file_recsys_v1_recommendation_proto_rawDescGZIP() []byte {
 	return file_recsys_v1_recommendation_proto_rawDescData
 }
 
-var file_recsys_v1_recommendation_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_recsys_v1_recommendation_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_recsys_v1_recommendation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_recsys_v1_recommendation_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_recsys_v1_recommendation_proto_goTypes = []any{
-	(Source)(0),                  // 0: recsys.v1.Source
-	(*RecommendRequest)(nil),     // 1: recsys.v1.RecommendRequest
-	(*RequestContext)(nil),       // 2: recsys.v1.RequestContext
-	(*RecommendResponse)(nil),    // 3: recsys.v1.RecommendResponse
-	(*SimilarItemsRequest)(nil),  // 4: recsys.v1.SimilarItemsRequest
-	(*SimilarItemsResponse)(nil), // 5: recsys.v1.SimilarItemsResponse
-	(*ScoredItem)(nil),           // 6: recsys.v1.ScoredItem
+	(Availability)(0),            // 0: recsys.v1.Availability
+	(ReasonKind)(0),              // 1: recsys.v1.ReasonKind
+	(Source)(0),                  // 2: recsys.v1.Source
+	(*RecommendRequest)(nil),     // 3: recsys.v1.RecommendRequest
+	(*Filter)(nil),               // 4: recsys.v1.Filter
+	(*RequestContext)(nil),       // 5: recsys.v1.RequestContext
+	(*RecommendResponse)(nil),    // 6: recsys.v1.RecommendResponse
+	(*SimilarItemsRequest)(nil),  // 7: recsys.v1.SimilarItemsRequest
+	(*SimilarItemsResponse)(nil), // 8: recsys.v1.SimilarItemsResponse
+	(*ScoredItem)(nil),           // 9: recsys.v1.ScoredItem
+	(*Reason)(nil),               // 10: recsys.v1.Reason
+	(EventType)(0),               // 11: recsys.v1.EventType
 }
 var file_recsys_v1_recommendation_proto_depIdxs = []int32{
-	2, // 0: recsys.v1.RecommendRequest.context:type_name -> recsys.v1.RequestContext
-	6, // 1: recsys.v1.RecommendResponse.items:type_name -> recsys.v1.ScoredItem
-	0, // 2: recsys.v1.RecommendResponse.source:type_name -> recsys.v1.Source
-	6, // 3: recsys.v1.SimilarItemsResponse.items:type_name -> recsys.v1.ScoredItem
-	0, // 4: recsys.v1.SimilarItemsResponse.source:type_name -> recsys.v1.Source
-	1, // 5: recsys.v1.RecommendationService.Recommend:input_type -> recsys.v1.RecommendRequest
-	4, // 6: recsys.v1.RecommendationService.SimilarItems:input_type -> recsys.v1.SimilarItemsRequest
-	3, // 7: recsys.v1.RecommendationService.Recommend:output_type -> recsys.v1.RecommendResponse
-	5, // 8: recsys.v1.RecommendationService.SimilarItems:output_type -> recsys.v1.SimilarItemsResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	5,  // 0: recsys.v1.RecommendRequest.context:type_name -> recsys.v1.RequestContext
+	4,  // 1: recsys.v1.RecommendRequest.filter:type_name -> recsys.v1.Filter
+	0,  // 2: recsys.v1.Filter.availability:type_name -> recsys.v1.Availability
+	9,  // 3: recsys.v1.RecommendResponse.items:type_name -> recsys.v1.ScoredItem
+	2,  // 4: recsys.v1.RecommendResponse.source:type_name -> recsys.v1.Source
+	4,  // 5: recsys.v1.SimilarItemsRequest.filter:type_name -> recsys.v1.Filter
+	9,  // 6: recsys.v1.SimilarItemsResponse.items:type_name -> recsys.v1.ScoredItem
+	2,  // 7: recsys.v1.SimilarItemsResponse.source:type_name -> recsys.v1.Source
+	2,  // 8: recsys.v1.ScoredItem.source:type_name -> recsys.v1.Source
+	10, // 9: recsys.v1.ScoredItem.reason:type_name -> recsys.v1.Reason
+	1,  // 10: recsys.v1.Reason.kind:type_name -> recsys.v1.ReasonKind
+	11, // 11: recsys.v1.Reason.event_type:type_name -> recsys.v1.EventType
+	3,  // 12: recsys.v1.RecommendationService.Recommend:input_type -> recsys.v1.RecommendRequest
+	7,  // 13: recsys.v1.RecommendationService.SimilarItems:input_type -> recsys.v1.SimilarItemsRequest
+	6,  // 14: recsys.v1.RecommendationService.Recommend:output_type -> recsys.v1.RecommendResponse
+	8,  // 15: recsys.v1.RecommendationService.SimilarItems:output_type -> recsys.v1.SimilarItemsResponse
+	14, // [14:16] is the sub-list for method output_type
+	12, // [12:14] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_recsys_v1_recommendation_proto_init() }
@@ -561,13 +1027,15 @@ func file_recsys_v1_recommendation_proto_init() {
 	if File_recsys_v1_recommendation_proto != nil {
 		return
 	}
+	file_recsys_v1_event_proto_init()
+	file_recsys_v1_recommendation_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_v1_recommendation_proto_rawDesc), len(file_recsys_v1_recommendation_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   6,
+			NumEnums:      3,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,12 +34,27 @@ const (
 type RecommendationServiceClient interface {
 	// Recommend returns personalized items for one user. The user's vector is
 	// folded in from the live profile on every call; users without usable
-	// history (or a server without a model) get popular items, and `source`
-	// says which path answered.
+	// history (or a server without a model), and users who opted out of
+	// personalization, get popular (or, as configured, trending) items, and
+	// `source` says which path answered. The placement "trending" asks for
+	// trending items explicitly.
+	//
+	// Every answer obeys the hard business rules, which nothing relaxes:
+	// the global blocklist, availability (unless the filter asks to include
+	// unavailable items), sale windows, and member-only items (only for a
+	// request with a member tier). The request's own filter (categories,
+	// price) and the exclusions (purchased items, the user's recent history,
+	// `exclude_item_ids`, the context item) are never relaxed either. Within
+	// those rules an answer is filled in this order: personalized items (with
+	// a share of new-item exploration slots), then popular items, then items
+	// that were over the per-category cap, then items rotated down after
+	// repeated impressions. Only if all of them together are fewer than
+	// `count` is the answer shorter, and `partial` says so.
 	Recommend(ctx context.Context, in *RecommendRequest, opts ...grpc.CallOption) (*RecommendResponse, error)
 	// SimilarItems returns the items whose factors are closest (cosine
-	// similarity) to the given item's. An item the model does not know yet gets
-	// popular items, marked by `source`.
+	// similarity) to the given item's, under the same hard rules and the
+	// request's filter. An item the model does not know yet gets popular
+	// items, marked by `source`; so do the slots the filter leaves empty.
 	SimilarItems(ctx context.Context, in *SimilarItemsRequest, opts ...grpc.CallOption) (*SimilarItemsResponse, error)
 }
 
@@ -82,12 +97,27 @@ func (c *recommendationServiceClient) SimilarItems(ctx context.Context, in *Simi
 type RecommendationServiceServer interface {
 	// Recommend returns personalized items for one user. The user's vector is
 	// folded in from the live profile on every call; users without usable
-	// history (or a server without a model) get popular items, and `source`
-	// says which path answered.
+	// history (or a server without a model), and users who opted out of
+	// personalization, get popular (or, as configured, trending) items, and
+	// `source` says which path answered. The placement "trending" asks for
+	// trending items explicitly.
+	//
+	// Every answer obeys the hard business rules, which nothing relaxes:
+	// the global blocklist, availability (unless the filter asks to include
+	// unavailable items), sale windows, and member-only items (only for a
+	// request with a member tier). The request's own filter (categories,
+	// price) and the exclusions (purchased items, the user's recent history,
+	// `exclude_item_ids`, the context item) are never relaxed either. Within
+	// those rules an answer is filled in this order: personalized items (with
+	// a share of new-item exploration slots), then popular items, then items
+	// that were over the per-category cap, then items rotated down after
+	// repeated impressions. Only if all of them together are fewer than
+	// `count` is the answer shorter, and `partial` says so.
 	Recommend(context.Context, *RecommendRequest) (*RecommendResponse, error)
 	// SimilarItems returns the items whose factors are closest (cosine
-	// similarity) to the given item's. An item the model does not know yet gets
-	// popular items, marked by `source`.
+	// similarity) to the given item's, under the same hard rules and the
+	// request's filter. An item the model does not know yet gets popular
+	// items, marked by `source`; so do the slots the filter leaves empty.
 	SimilarItems(context.Context, *SimilarItemsRequest) (*SimilarItemsResponse, error)
 	mustEmbedUnimplementedRecommendationServiceServer()
 }

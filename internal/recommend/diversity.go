@@ -1,0 +1,173 @@
+package recommend
+
+import (
+	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/topk"
+)
+
+// answer accumulates the items of one answer across its sources, with the
+// per-category counts the diversity cap needs. Its memory lives in the
+// request's scratch.
+type answer struct {
+	items  []Item
+	rows   []int32 // model row of each item, -1 when none
+	counts map[string]int
+	want   int // items to collect (count minus exploration slots)
+	cap    int // per-category cap; <= 0: none
+}
+
+func (a *answer) reset(want, capN int) {
+	a.items, a.rows = a.items[:0], a.rows[:0]
+	if a.counts == nil || len(a.counts) > 1024 {
+		a.counts = make(map[string]int)
+	}
+	clear(a.counts)
+	a.want, a.cap = want, capN
+}
+
+func (a *answer) full() bool { return len(a.items) >= a.want }
+
+// overCap reports whether one more item of category would break the cap.
+// Items without a category are never capped.
+func (a *answer) overCap(category string, capped bool) bool {
+	return capped && a.cap > 0 && category != "" && a.counts[category] >= a.cap
+}
+
+// add takes an item and keeps it out of every later source.
+func (a *answer) add(fc *reqFilter, it Item, row int32, category string) {
+	a.items = append(a.items, it)
+	a.rows = append(a.rows, row)
+	if category != "" {
+		a.counts[category]++
+	}
+	fc.excludedIDs[it.ItemID] = struct{}{}
+	if row >= 0 {
+		fc.excluded.set(row)
+	} else if fc.st != nil {
+		if r, ok := fc.st.model.Index(it.ItemID); ok {
+			fc.excluded.set(r)
+		}
+	}
+}
+
+// selectRows adds the best rows of s.scores that pass fc, in score order,
+// until the answer is full, skipping rows whose category already has a.cap
+// items when capped. The result is exactly what a greedy walk down the
+// fully sorted list would take, but it needs only a few heap passes over
+// the scores: each pass keeps the best rows ranked below the last row the
+// previous pass looked at, leaving out categories already full, and only
+// rows that could enter the heap are checked against the filter.
+func (e *Engine) selectRows(s *scratch, fc *reqFilter, a *answer, capped bool, src Source) {
+	st := fc.st
+	h := &s.heap
+	var bound topk.Entry
+	hasBound := false
+	full := s.full[:0]
+	if capped && a.cap > 0 {
+		for c, n := range a.counts { // categories filled by earlier sources
+			if i, ok := st.catIndex[c]; ok && n >= a.cap {
+				full = append(full, i)
+			}
+		}
+	}
+	for !a.full() {
+		need := a.want - len(a.items)
+		size := need
+		if capped && a.cap > 0 {
+			size = 2 * need // fewer passes when the cap skips some
+		}
+		h.Reset(size)
+		for i, sc := range s.scores {
+			if !h.Accepts(sc) {
+				continue
+			}
+			r := int32(i)
+			if hasBound && !(sc < bound.Score || (sc == bound.Score && r > bound.Row)) {
+				continue
+			}
+			if !fc.rowOK(r) {
+				continue
+			}
+			if len(full) > 0 && containsInt32(full, st.category[r]) {
+				continue
+			}
+			h.Push(r, sc)
+		}
+		s.entries = h.Sorted(s.entries[:0])
+		for _, en := range s.entries {
+			bound, hasBound = en, true
+			c := st.categoryOf(en.Row)
+			if a.overCap(c, capped) {
+				continue
+			}
+			a.add(fc, Item{ItemID: st.model.ItemID(en.Row), Score: en.Score, Source: src}, en.Row, c)
+			if a.overCap(c, capped) {
+				full = append(full, st.category[en.Row])
+			}
+			if a.full() {
+				break
+			}
+		}
+		if len(s.entries) < size {
+			break // every row that passes has been looked at
+		}
+	}
+	s.full = full
+}
+
+func containsInt32(s []int32, v int32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// fillList adds items of a ranked list (popular or trending) that pass fc
+// until the answer is full. Scores are the list's when keepScores, else 0
+// (a list's scores are not comparable with the items before them).
+func (e *Engine) fillList(fc *reqFilter, a *answer, list []profile.ItemScore, src Source, reason ReasonKind, keepScores, capped bool) {
+	for _, p := range list {
+		if a.full() {
+			return
+		}
+		c, ok := fc.itemOK(p.ItemID)
+		if !ok || a.overCap(c, capped) {
+			continue
+		}
+		score := float32(0)
+		if keepScores {
+			score = float32(p.Score)
+		}
+		a.add(fc, Item{ItemID: p.ItemID, Score: score, Source: src, Reason: Reason{Kind: reason}}, -1, c)
+	}
+}
+
+// CapPerCategory returns the first k items of ranked (best first) that a
+// greedy walk takes when at most maxPer items may share a category:
+// category(i) gives an item's category, negative for none (never capped).
+// It is the rule Recommend applies with Request.MaxPerCategory, exposed so
+// offline evaluation can measure its cost on ranked lists. maxPer <= 0
+// means no cap. dst is reused.
+func CapPerCategory(dst, ranked []int32, k, maxPer int, category func(int32) int32) []int32 {
+	dst = dst[:0]
+	if maxPer <= 0 {
+		return append(dst, ranked[:min(k, len(ranked))]...)
+	}
+	counts := make(map[int32]int)
+	for _, it := range ranked {
+		if len(dst) >= k {
+			break
+		}
+		c := category(it)
+		if c >= 0 && counts[c] >= maxPer {
+			continue
+		}
+		if c >= 0 {
+			counts[c]++
+		}
+		dst = append(dst, it)
+	}
+	return dst
+}
