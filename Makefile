@@ -3,7 +3,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: all build demo test test-short lint generate check-generated bench ci
+.PHONY: all build demo test test-cluster test-short lint generate check-generated bench ci
 
 all: build
 
@@ -17,6 +17,13 @@ demo:
 ## test: unit and integration tests with -race against a real redis-server.
 test:
 	./.ci/with-redis.sh $(GO) test -race -count=1 $(PKGS)
+
+## test-cluster: the Redis-using packages against a local Redis Cluster (3 masters,
+## 3 replicas, started and stopped by .ci/redis-cluster.sh), including the failover tests.
+CLUSTER_PKGS ?= ./internal/redistest/... ./internal/profile/... ./internal/catalog/... \
+	./internal/registry/... ./internal/server/... ./internal/daemon/... ./internal/retrain/... ./internal/loadgen/...
+test-cluster:
+	./.ci/redis-cluster.sh run $(GO) test -race -count=1 $(CLUSTER_PKGS)
 
 ## generate: regenerate the Go code of the API (plugins pinned in go.mod).
 generate:
