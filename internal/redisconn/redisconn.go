@@ -1,0 +1,117 @@
+// Package redisconn builds the Redis client that recsysd and recsys-train
+// share, so both pick a cluster client the same way and both run with the
+// same outage-friendly timeouts.
+//
+// One address gives a single-server client; several comma-separated
+// addresses (or Cluster) give a Redis Cluster client that discovers the
+// other nodes from any of them. Either way the result is a
+// redis.UniversalClient, which every store takes.
+//
+// The timeouts are short on purpose: recsysd answers product pages, and a
+// Redis that does not answer within a second is treated as down (the
+// request fails with Unavailable or, for Recommend, is answered degraded)
+// instead of holding the caller. ContextTimeoutEnabled makes go-redis honour
+// the deadline of each call's context, so a per-call budget shorter than
+// ReadTimeout really bounds the wait.
+package redisconn
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Options configure the client. Zero durations and MaxRetries take the
+// defaults listed with each field.
+type Options struct {
+	// Addr is one host:port, or comma-separated cluster nodes.
+	Addr string
+	// Cluster forces a cluster client even for a single address (a
+	// cluster's configuration endpoint).
+	Cluster  bool
+	Password string
+	DB       int // not for clusters
+	// DialTimeout bounds connecting, default 1s.
+	DialTimeout time.Duration
+	// ReadTimeout and WriteTimeout bound one command's socket I/O when the
+	// call's context has no earlier deadline, default 1s each.
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	// PoolTimeout bounds waiting for a free connection, default 1s.
+	PoolTimeout time.Duration
+	// MaxRetries is how often a command failing with a network error is
+	// retried (with go-redis' backoff of 8..512 ms), default 2; -1 disables
+	// retries. Every write recsys sends is idempotent, so retries are safe.
+	MaxRetries int
+	// PoolSize is the connections per node, default go-redis' 10 per CPU.
+	PoolSize int
+}
+
+// Defaults of Options.
+const (
+	DefaultDialTimeout = time.Second
+	DefaultIOTimeout   = time.Second
+	DefaultPoolTimeout = time.Second
+	DefaultMaxRetries  = 2
+)
+
+// Addrs splits Addr into its addresses.
+func (o Options) Addrs() []string {
+	var out []string
+	for _, a := range strings.Split(o.Addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// IsCluster reports whether New returns a cluster client.
+func (o Options) IsCluster() bool { return o.Cluster || len(o.Addrs()) > 1 }
+
+// Universal returns the go-redis options with defaults applied.
+func (o Options) Universal() (*redis.UniversalOptions, error) {
+	addrs := o.Addrs()
+	if len(addrs) == 0 {
+		return nil, errors.New("redis: no address")
+	}
+	if o.IsCluster() && o.DB != 0 {
+		return nil, fmt.Errorf("redis: database %d given for a cluster (clusters have only database 0)", o.DB)
+	}
+	def := func(v, d time.Duration) time.Duration {
+		if v <= 0 {
+			return d
+		}
+		return v
+	}
+	retries := o.MaxRetries
+	if retries == 0 {
+		retries = DefaultMaxRetries
+	}
+	return &redis.UniversalOptions{
+		Addrs:                 addrs,
+		IsClusterMode:         o.IsCluster(),
+		Password:              o.Password,
+		DB:                    o.DB,
+		DialTimeout:           def(o.DialTimeout, DefaultDialTimeout),
+		ReadTimeout:           def(o.ReadTimeout, DefaultIOTimeout),
+		WriteTimeout:          def(o.WriteTimeout, DefaultIOTimeout),
+		PoolTimeout:           def(o.PoolTimeout, DefaultPoolTimeout),
+		ContextTimeoutEnabled: true,
+		MaxRetries:            retries,
+		PoolSize:              o.PoolSize,
+	}, nil
+}
+
+// New returns a client for o: a *redis.ClusterClient when o.IsCluster(),
+// else a *redis.Client. It does not connect; the first command does.
+func New(o Options) (redis.UniversalClient, error) {
+	u, err := o.Universal()
+	if err != nil {
+		return nil, err
+	}
+	return redis.NewUniversalClient(u), nil
+}
