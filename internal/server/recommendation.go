@@ -17,17 +17,26 @@ type Recommender interface {
 
 type recommendationService struct {
 	recsysv1.UnimplementedRecommendationServiceServer
-	rec Recommender
+	rec     Recommender
+	degrade *degradation
+	srv     *Server
 }
 
 func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.RecommendRequest) (*recsysv1.RecommendResponse, error) {
-	res, err := s.rec.Recommend(ctx, recommend.Request{
+	r := recommend.Request{
 		UserID:        req.GetUserId(),
 		Count:         int(req.GetCount()),
 		Exclude:       req.GetExcludeItemIds(),
 		ContextItemID: req.GetContext().GetContextItemId(),
-	})
-	if err != nil {
+	}
+	res, err := s.rec.Recommend(ctx, r)
+	degraded := false
+	switch {
+	case err == nil:
+		s.degrade.normal(ctx)
+	case s.degrade.canDegrade(ctx, err):
+		res, degraded = s.degrade.recommend(ctx, r, err), true
+	default:
 		return nil, err
 	}
 	return &recsysv1.RecommendResponse{
@@ -35,6 +44,7 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 		ModelVersion:     res.ModelVersion,
 		Source:           toSource(res.Source),
 		RecommendationId: newRecommendationID(),
+		Degraded:         degraded,
 	}, nil
 }
 
@@ -48,6 +58,7 @@ func (s *recommendationService) SimilarItems(ctx context.Context, req *recsysv1.
 		ModelVersion:     res.ModelVersion,
 		Source:           toSource(res.Source),
 		RecommendationId: newRecommendationID(),
+		Degraded:         !s.srv.BackendUp(),
 	}, nil
 }
 

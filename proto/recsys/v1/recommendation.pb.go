@@ -221,8 +221,15 @@ type RecommendResponse struct {
 	Source Source `protobuf:"varint,3,opt,name=source,proto3,enum=recsys.v1.Source" json:"source,omitempty"`
 	// A unique id for this answer, to attribute later clicks and purchases.
 	RecommendationId string `protobuf:"bytes,4,opt,name=recommendation_id,json=recommendationId,proto3" json:"recommendation_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// True when the server answered without its profile store (Redis down,
+	// unreachable or slower than the server's budget): the items are not
+	// personalized (`source` is SOURCE_POPULAR, or SOURCE_SIMILAR to the
+	// request's context item), purchased items are not excluded, and catalog
+	// availability and popularity may be from before the outage. The answer
+	// is still valid to show. Field 15 keeps the low numbers for new features.
+	Degraded      bool `protobuf:"varint,15,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RecommendResponse) Reset() {
@@ -281,6 +288,13 @@ func (x *RecommendResponse) GetRecommendationId() string {
 		return x.RecommendationId
 	}
 	return ""
+}
+
+func (x *RecommendResponse) GetDegraded() bool {
+	if x != nil {
+		return x.Degraded
+	}
+	return false
 }
 
 // SimilarItemsRequest asks for items similar to one item.
@@ -359,8 +373,12 @@ type SimilarItemsResponse struct {
 	Source Source `protobuf:"varint,3,opt,name=source,proto3,enum=recsys.v1.Source" json:"source,omitempty"`
 	// A unique id for this answer, to attribute later clicks and purchases.
 	RecommendationId string `protobuf:"bytes,4,opt,name=recommendation_id,json=recommendationId,proto3" json:"recommendation_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// True when the server's profile store was unreachable at its last check:
+	// the neighbours come from the serving model as always, but catalog
+	// availability and the popular filler may be from before the outage.
+	Degraded      bool `protobuf:"varint,15,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SimilarItemsResponse) Reset() {
@@ -419,6 +437,13 @@ func (x *SimilarItemsResponse) GetRecommendationId() string {
 		return x.RecommendationId
 	}
 	return ""
+}
+
+func (x *SimilarItemsResponse) GetDegraded() bool {
+	if x != nil {
+		return x.Degraded
+	}
+	return false
 }
 
 // ScoredItem is one recommended item.
@@ -488,21 +513,23 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\acontext\x18\x04 \x01(\v2\x19.recsys.v1.RequestContextR\acontext\"V\n" +
 	"\x0eRequestContext\x12\x1c\n" +
 	"\tplacement\x18\x01 \x01(\tR\tplacement\x12&\n" +
-	"\x0fcontext_item_id\x18\x02 \x01(\tR\rcontextItemId\"\xbd\x01\n" +
+	"\x0fcontext_item_id\x18\x02 \x01(\tR\rcontextItemId\"\xd9\x01\n" +
 	"\x11RecommendResponse\x12+\n" +
 	"\x05items\x18\x01 \x03(\v2\x15.recsys.v1.ScoredItemR\x05items\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12)\n" +
 	"\x06source\x18\x03 \x01(\x0e2\x11.recsys.v1.SourceR\x06source\x12+\n" +
-	"\x11recommendation_id\x18\x04 \x01(\tR\x10recommendationId\"n\n" +
+	"\x11recommendation_id\x18\x04 \x01(\tR\x10recommendationId\x12\x1a\n" +
+	"\bdegraded\x18\x0f \x01(\bR\bdegraded\"n\n" +
 	"\x13SimilarItemsRequest\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12(\n" +
-	"\x10exclude_item_ids\x18\x03 \x03(\tR\x0eexcludeItemIds\"\xc0\x01\n" +
+	"\x10exclude_item_ids\x18\x03 \x03(\tR\x0eexcludeItemIds\"\xdc\x01\n" +
 	"\x14SimilarItemsResponse\x12+\n" +
 	"\x05items\x18\x01 \x03(\v2\x15.recsys.v1.ScoredItemR\x05items\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12)\n" +
 	"\x06source\x18\x03 \x01(\x0e2\x11.recsys.v1.SourceR\x06source\x12+\n" +
-	"\x11recommendation_id\x18\x04 \x01(\tR\x10recommendationId\";\n" +
+	"\x11recommendation_id\x18\x04 \x01(\tR\x10recommendationId\x12\x1a\n" +
+	"\bdegraded\x18\x0f \x01(\bR\bdegraded\";\n" +
 	"\n" +
 	"ScoredItem\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x14\n" +
