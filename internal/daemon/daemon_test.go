@@ -18,6 +18,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection/grpc_reflection_v1"
 
+	"github.com/recsys-dev/recsys/internal/access"
+	"github.com/recsys-dev/recsys/internal/ctl"
 	"github.com/recsys-dev/recsys/internal/daemon"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/redistest"
@@ -36,15 +38,27 @@ type running struct {
 	prefix string
 }
 
-func start(t *testing.T) *running {
+// operatorToken is the token of the operator caller every test daemon knows.
+const operatorToken = "test-operator-token"
+
+// start runs a recsysd on the test Redis (REDIS_ADDR, or the cluster of
+// REDIS_CLUSTER_ADDRS) with authentication on, connected as an operator.
+// opts adjust the configuration before the daemon is built.
+func start(t *testing.T, opts ...func(*daemon.Config)) *running {
 	t.Helper()
 	rdb := redistest.Client(t)
 	prefix := redistest.Prefix(t, rdb)
-	d, err := daemon.New(daemon.Config{
+	cfg := daemon.Config{
 		GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
 		RedisAddr: redistest.Addr(), Prefix: prefix,
+		Tokens:    access.TokenLine(access.Operator, "test-operator", operatorToken),
 		ModelPoll: 50 * time.Millisecond, ReadyCheck: 50 * time.Millisecond, DrainTimeout: 5 * time.Second,
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		PopularRefresh: 50 * time.Millisecond,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	d, err := daemon.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +71,8 @@ func start(t *testing.T) *running {
 			t.Errorf("daemon: %v", err)
 		}
 	})
-	conn, err := grpc.NewClient(d.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(d.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(ctl.BearerToken{Token: operatorToken}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,7 @@ type env struct {
 	cache   *catalog.Cache
 	srv     *server.Server
 	prefix  string
+	conn    *grpc.ClientConn
 	rec     recsysv1.RecommendationServiceClient
 	events  recsysv1.EventServiceClient
 	catalog recsysv1.CatalogServiceClient
@@ -95,7 +96,13 @@ func plantedModel(t testing.TB, version string) *mf.Model {
 
 func newEnv(t *testing.T, withModel bool) *env {
 	t.Helper()
-	rdb := redistest.Client(t)
+	return newEnvWith(t, withModel, redistest.Client(t), nil)
+}
+
+// newEnvWith is newEnv on the Redis of rdb, with adjust changing the server's
+// configuration and dependencies before it is built.
+func newEnvWith(t *testing.T, withModel bool, rdb redis.UniversalClient, adjust func(*server.Config, *server.Deps)) *env {
+	t.Helper()
 	prefix := redistest.Prefix(t, rdb)
 	clk := &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -114,16 +121,21 @@ func newEnv(t *testing.T, withModel bool) *env {
 	if withModel {
 		eng.SetModel(plantedModel(t, "v1"))
 	}
-	srv, err := server.New(server.Config{Now: clk.Now}, server.Deps{
+	cfg := server.Config{Now: clk.Now}
+	deps := server.Deps{
 		Logger: log, Recommender: eng, Serving: eng, Profiles: store, Catalog: catStore, CatalogView: cache,
-	})
+	}
+	if adjust != nil {
+		adjust(&cfg, &deps)
+	}
+	srv, err := server.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.SetServing(true)
 	conn := serve(t, srv)
 	return &env{
-		clock: clk, engine: eng, store: store, cache: cache, srv: srv, prefix: prefix,
+		clock: clk, engine: eng, store: store, cache: cache, srv: srv, prefix: prefix, conn: conn,
 		rec:     recsysv1.NewRecommendationServiceClient(conn),
 		events:  recsysv1.NewEventServiceClient(conn),
 		catalog: recsysv1.NewCatalogServiceClient(conn),
