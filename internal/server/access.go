@@ -48,20 +48,20 @@ var methodTable = map[string]policy{
 	// Event producers.
 	recsysv1.EventService_RecordEvents_FullMethodName: {eventsOrOperator, 5 * time.Second},
 	// Operators and the retraining job: profiles, deletion, catalog, models.
-	recsysv1.EventService_GetProfile_FullMethodName:         {access.Operator, 5 * time.Second},
-	recsysv1.EventService_DeleteUser_FullMethodName:         {access.Operator, 5 * time.Second},
-	recsysv1.CatalogService_UpsertItems_FullMethodName:      {access.Operator, 10 * time.Second},
-	recsysv1.CatalogService_GetItems_FullMethodName:         {access.Operator, 10 * time.Second},
-	recsysv1.ModelService_GetModel_FullMethodName:           {access.Operator, 5 * time.Second},
-	recsysv1.ModelService_ListModels_FullMethodName:         {access.Operator, 10 * time.Second},
-	recsysv1.ModelService_ActivateModel_FullMethodName:      {access.Operator, 10 * time.Second},
+	recsysv1.EventService_GetProfile_FullMethodName:    {access.Operator, 5 * time.Second},
+	recsysv1.EventService_DeleteUser_FullMethodName:    {access.Operator, 5 * time.Second},
+	recsysv1.CatalogService_UpsertItems_FullMethodName: {access.Operator, 10 * time.Second},
+	recsysv1.CatalogService_GetItems_FullMethodName:    {access.Operator, 10 * time.Second},
+	recsysv1.ModelService_GetModel_FullMethodName:      {access.Operator, 5 * time.Second},
+	recsysv1.ModelService_ListModels_FullMethodName:    {access.Operator, 10 * time.Second},
+	recsysv1.ModelService_ActivateModel_FullMethodName: {access.Operator, 10 * time.Second},
 }
 
 // openServices answer anyone, without credentials or rate limit: health
 // (load balancers and probes carry no token) and reflection (grpcurl; it
 // describes the API, which is public in the proto files anyway).
 var openServices = map[string]bool{
-	"grpc.health.v1.Health":                   true,
+	"grpc.health.v1.Health":                    true,
 	"grpc.reflection.v1.ServerReflection":      true,
 	"grpc.reflection.v1alpha.ServerReflection": true,
 }
