@@ -16,9 +16,12 @@
 package redisconn
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -103,6 +106,10 @@ func (o Options) Universal() (*redis.UniversalOptions, error) {
 		ContextTimeoutEnabled: true,
 		MaxRetries:            retries,
 		PoolSize:              o.PoolSize,
+		// One dial attempt per try: go-redis would otherwise retry every
+		// dial 5 times 100 ms apart, within each of the command's retries,
+		// holding a caller for a second or more while Redis is down.
+		DialerRetries: 1,
 	}, nil
 }
 
@@ -114,4 +121,37 @@ func New(o Options) (redis.UniversalClient, error) {
 		return nil, err
 	}
 	return redis.NewUniversalClient(u), nil
+}
+
+// Logger adapts go-redis' internal log lines (dial failures while Redis is
+// down, one per failed dial) to slog at Warn, at most one line per interval;
+// the lines in between are counted in the next one. Install it once in
+// main with redis.SetLogger (go-redis has one process-wide logger).
+type Logger struct {
+	log   *slog.Logger
+	every time.Duration
+
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// NewLogger returns a Logger writing to log at most once per every.
+func NewLogger(log *slog.Logger, every time.Duration) *Logger {
+	return &Logger{log: log, every: every}
+}
+
+// Printf implements go-redis' internal.Logging.
+func (l *Logger) Printf(ctx context.Context, format string, v ...any) {
+	l.mu.Lock()
+	now := time.Now()
+	if now.Sub(l.last) < l.every {
+		l.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	l.mu.Unlock()
+	l.log.WarnContext(ctx, "redis client", "msg", fmt.Sprintf(format, v...), "similar_lines_suppressed", n)
 }
