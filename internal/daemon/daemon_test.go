@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection/grpc_reflection_v1"
 
@@ -71,8 +70,17 @@ func start(t *testing.T, opts ...func(*daemon.Config)) *running {
 			t.Errorf("daemon: %v", err)
 		}
 	})
-	conn, err := grpc.NewClient(d.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(ctl.BearerToken{Token: operatorToken}))
+	// As the operator; over TLS when the daemon serves TLS (its certificate
+	// is then signed by the client CA, as the TLS test sets it up).
+	connOpts := ctl.ConnOptions{Token: operatorToken}
+	if cfg.TLSCert != "" {
+		connOpts.CAFile = cfg.ClientCA
+	}
+	dialOpts, err := connOpts.DialOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(d.Addr().String(), dialOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
