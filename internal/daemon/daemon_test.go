@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection/grpc_reflection_v1"
@@ -21,6 +21,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/ctl"
 	"github.com/recsys-dev/recsys/internal/daemon"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/redistest"
 	"github.com/recsys-dev/recsys/internal/registry"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
@@ -34,6 +35,7 @@ type running struct {
 	events recsysv1.EventServiceClient
 	models recsysv1.ModelServiceClient
 	reg    *registry.Redis
+	rdb    redis.UniversalClient
 	prefix string
 }
 
@@ -45,11 +47,9 @@ const operatorToken = "test-operator-token"
 // opts adjust the configuration before the daemon is built.
 func start(t *testing.T, opts ...func(*daemon.Config)) *running {
 	t.Helper()
-	rdb := redistest.Client(t)
-	prefix := redistest.Prefix(t, rdb)
 	cfg := daemon.Config{
 		GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
-		RedisAddr: redistest.Addr(), Prefix: prefix,
+		RedisAddr: redistest.Addr(),
 		Tokens:    access.TokenLine(access.Operator, "test-operator", operatorToken),
 		ModelPoll: 50 * time.Millisecond, ReadyCheck: 50 * time.Millisecond, DrainTimeout: 5 * time.Second,
 		PopularRefresh: 50 * time.Millisecond,
@@ -57,7 +57,10 @@ func start(t *testing.T, opts ...func(*daemon.Config)) *running {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	d, err := daemon.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rdb := testClient(t, cfg.RedisAddr)
+	prefix := redistest.Prefix(t, rdb)
+	cfg.Prefix = prefix
+	d, err := daemon.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,13 +93,28 @@ func start(t *testing.T, opts ...func(*daemon.Config)) *running {
 		t.Fatal(err)
 	}
 	r := &running{d: d, conn: conn, rec: recsysv1.NewRecommendationServiceClient(conn),
-		events: recsysv1.NewEventServiceClient(conn), models: recsysv1.NewModelServiceClient(conn), reg: reg, prefix: prefix}
+		events: recsysv1.NewEventServiceClient(conn), models: recsysv1.NewModelServiceClient(conn), reg: reg, rdb: rdb, prefix: prefix}
 	hc := healthpb.NewHealthClient(conn)
 	eventually(t, "health SERVING", func() bool {
 		res, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{})
 		return err == nil && res.GetStatus() == healthpb.HealthCheckResponse_SERVING
 	})
 	return r
+}
+
+// testClient is a client of the shared test Redis, or of addr when a test
+// runs the daemon on a redis-server of its own.
+func testClient(t *testing.T, addr string) redis.UniversalClient {
+	t.Helper()
+	if addr == redistest.Addr() {
+		return redistest.Client(t)
+	}
+	c, err := redisconn.New(redisconn.Options{Addr: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 // eventually polls cond until it holds or 10 s pass.
