@@ -130,18 +130,17 @@ CONF
 }
 
 stop() {
-  local dir=$1
+  local dir=$1 pids=() pid
   [[ -d "$dir" ]] || return 0
+  # Read every pid first: a node removes its pidfile when it exits.
   for pidfile in "$dir"/*/redis.pid; do
-    [[ -f "$pidfile" ]] || continue
-    local pid
-    pid=$(cat "$pidfile")
+    pid=$(cat "$pidfile" 2>/dev/null) || continue
+    [[ -n "$pid" ]] && pids+=("$pid")
+  done
+  for pid in "${pids[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
-  for pidfile in "$dir"/*/redis.pid; do
-    [[ -f "$pidfile" ]] || continue
-    local pid
-    pid=$(cat "$pidfile")
+  for pid in "${pids[@]}"; do
     local deadline=$((SECONDS + 10))
     while kill -0 "$pid" 2>/dev/null; do
       if ((SECONDS >= deadline)); then kill -9 "$pid" 2>/dev/null || true; break; fi
@@ -163,7 +162,7 @@ run)
   shift
   [[ $# -gt 0 ]] || die "usage: $0 run CMD..."
   dir=$(mktemp -d)
-  trap 'stop "$dir"; rm -rf "$dir"' EXIT
+  trap 'stop "$dir" || true; rm -rf "$dir"' EXIT
   line=$(start "$dir")
   export "${line?}"
   echo "redis-cluster: $REDIS_CLUSTER_ADDRS" >&2

@@ -301,7 +301,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return nil
 		})
 	}
-	g.Go(func() error { return server.NewReadiness(d.srv, d.store).Run(gctx, d.cfg.ReadyCheck) })
+	g.Go(func() error {
+		return server.NewReadiness(d.srv, redisconn.Pinger{Client: d.rdb}).Run(gctx, d.cfg.ReadyCheck)
+	})
 	g.Go(func() error { return d.popular.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.catCache.Run(gctx, d.cfg.CatalogSync) })
 	g.Go(func() error {

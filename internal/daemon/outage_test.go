@@ -25,15 +25,16 @@ import (
 // callers and records every outcome with its time, so a test can check what
 // happened in each phase of an outage.
 type load struct {
-	r      *running
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	seq    atomic.Int64
-	mu     sync.Mutex
-	recs   []outcome
-	writes []outcome
-	acked  map[string][]string // user -> items of acknowledged events
-	ackIDs []string
+	r       *running
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	seq     atomic.Int64
+	mu      sync.Mutex
+	recs    []outcome
+	writes  []outcome
+	acked   map[string][]string  // user -> items of acknowledged events
+	ackTime map[string]time.Time // user -> when its batch was acknowledged
+	ackIDs  []string
 }
 
 // outcome is one call: when it started and ended, its code, and for
@@ -51,7 +52,7 @@ const loadUsers = 10
 
 func startLoad(t *testing.T, r *running, recommenders, writers int) *load {
 	t.Helper()
-	l := &load{r: r, stop: make(chan struct{}), acked: map[string][]string{}}
+	l := &load{r: r, stop: make(chan struct{}), acked: map[string][]string{}, ackTime: map[string]time.Time{}}
 	ctx := context.Background()
 	now := time.Now()
 	var evs []*recsysv1.Event
@@ -119,6 +120,7 @@ func startLoad(t *testing.T, r *running, recommenders, writers int) *load {
 				l.writes = append(l.writes, o)
 				if err == nil {
 					l.acked[user] = items
+					l.ackTime[user] = o.end
 					l.ackIDs = append(l.ackIDs, ids...)
 				}
 				l.mu.Unlock()

@@ -51,14 +51,21 @@ type Options struct {
 	MaxRetries int
 	// PoolSize is the connections per node, default go-redis' 10 per CPU.
 	PoolSize int
+	// ClusterReload is how often a cluster client re-reads the slot map,
+	// default 2s. go-redis re-reads it on its own only after a MOVED reply
+	// (or every minute), and a crashed master sends none: without this the
+	// client would keep dialing the dead node for up to a minute after its
+	// replica took over.
+	ClusterReload time.Duration
 }
 
 // Defaults of Options.
 const (
-	DefaultDialTimeout = time.Second
-	DefaultIOTimeout   = time.Second
-	DefaultPoolTimeout = time.Second
-	DefaultMaxRetries  = 2
+	DefaultDialTimeout   = time.Second
+	DefaultIOTimeout     = time.Second
+	DefaultPoolTimeout   = time.Second
+	DefaultMaxRetries    = 2
+	DefaultClusterReload = 2 * time.Second
 )
 
 // Addrs splits Addr into its addresses.
@@ -120,8 +127,41 @@ func New(o Options) (redis.UniversalClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return redis.NewUniversalClient(u), nil
+	if !u.IsClusterMode {
+		return redis.NewClient(u.Simple()), nil
+	}
+	co := u.Cluster()
+	co.ClusterStateReloadInterval = o.ClusterReload
+	if co.ClusterStateReloadInterval <= 0 {
+		co.ClusterStateReloadInterval = DefaultClusterReload
+	}
+	return redis.NewClusterClient(co), nil
 }
+
+// Ping checks that c can serve: PING on a single server, PING on every
+// master of a cluster (a PING to one random node says nothing about the
+// shard whose master is down).
+func Ping(ctx context.Context, c redis.UniversalClient) error {
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			if err := n.Ping(ctx).Err(); err != nil {
+				return fmt.Errorf("ping %s: %w", n.Options().Addr, err)
+			}
+			return nil
+		})
+	}
+	if err := c.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("ping redis: %w", err)
+	}
+	return nil
+}
+
+// Pinger adapts Ping to an interface with a Ping(ctx) method (the server's
+// readiness check).
+type Pinger struct{ Client redis.UniversalClient }
+
+// Ping pings the client's server or every cluster master.
+func (p Pinger) Ping(ctx context.Context) error { return Ping(ctx, p.Client) }
 
 // Logger adapts go-redis' internal log lines (dial failures while Redis is
 // down, one per failed dial) to slog at Warn, at most one line per interval;

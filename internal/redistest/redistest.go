@@ -59,7 +59,9 @@ func Client(t testing.TB) redis.UniversalClient {
 	t.Helper()
 	var c redis.UniversalClient
 	if addrs := ClusterAddrs(); len(addrs) > 0 {
-		c = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+		// Re-read the slot map often: failover tests kill masters, and
+		// go-redis otherwise keeps a dead master's slots for a minute.
+		c = redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ClusterStateReloadInterval: 500 * time.Millisecond})
 	} else {
 		c = redis.NewClient(&redis.Options{Addr: Addr()})
 	}
