@@ -44,4 +44,5 @@ check-generated: generate
 bench:
 	./.ci/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-ci: lint check-generated test
+## ci: everything CI runs, the cluster suite included (about 2 minutes more).
+ci: lint check-generated test test-cluster

@@ -29,8 +29,22 @@ need_bins() {
     die "redis-server and redis-cli are needed (Debian/Ubuntu: apt-get install -y redis-server)"
 }
 
-# free_ports N: N loopback ports p such that p and p+10000 are both free.
+# free_ports N: N loopback ports p such that p and p+10000 are both free
+# (bound-and-checked with python3 when there is one; otherwise ports nothing
+# answers on, and redis-server reports a port it cannot bind).
 free_ports() {
+  if ! command -v python3 >/dev/null 2>&1; then
+    local out=() p
+    while ((${#out[@]} < $1)); do
+      p=$((20000 + RANDOM % 25000))
+      (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+      (exec 3<>"/dev/tcp/127.0.0.1/$((p + 10000))") 2>/dev/null && continue
+      [[ " ${out[*]} " == *" $p "* ]] && continue
+      out+=("$p")
+    done
+    echo "${out[*]}"
+    return
+  fi
   python3 - "$1" <<'PY'
 import random, socket, sys
 n, out = int(sys.argv[1]), []
