@@ -9,11 +9,9 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -327,13 +325,4 @@ func streamValidation(c *requestCodec, v *validator) grpc.StreamServerIntercepto
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		return handler(srv, &checkedStream{ServerStream: ss, codec: c, v: v})
 	}
-}
-
-// statusOf converts a request defect to its status for interceptors that
-// run outside errorMapping.
-func statusOf(err error) error {
-	if ia, ok := err.(*invalidArgument); ok {
-		return status.Error(codes.InvalidArgument, ia.Error())
-	}
-	return err
 }
