@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync/atomic"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -22,10 +23,19 @@ type degradation struct {
 	fallback Fallback // nil: never degrade
 	log      *slog.Logger
 	answers  *prometheus.CounterVec
-	// active is set by a degraded answer and cleared by a normal one, so the
-	// log gets one line per episode instead of one per request.
-	active atomic.Bool
+	now      func() time.Time
+
+	// The log gets at most one line per degradedLogEvery, with the number
+	// of degraded answers since the previous line: an outage would
+	// otherwise log every request, and a budget at the edge of Redis'
+	// latency would log every few requests.
+	mu      sync.Mutex
+	lastLog time.Time
+	unseen  int
 }
+
+// degradedLogEvery is the longest gap between two degraded-answer log lines.
+const degradedLogEvery = 10 * time.Second
 
 // canDegrade reports whether a failed Recommend may be answered from the
 // in-process snapshot: the profile load failed for want of Redis (down,
@@ -42,15 +52,17 @@ func (d *degradation) canDegrade(ctx context.Context, err error) bool {
 // recommend answers req degraded after err.
 func (d *degradation) recommend(ctx context.Context, req recommend.Request, err error) recommend.Result {
 	d.answers.WithLabelValues("Recommend").Inc()
-	if !d.active.Swap(true) {
-		d.log.WarnContext(ctx, "profile store unavailable: answering Recommend degraded (not personalized) until it returns", "err", err)
+	now := d.now()
+	d.mu.Lock()
+	d.unseen++
+	n, logIt := d.unseen, now.Sub(d.lastLog) >= degradedLogEvery
+	if logIt {
+		d.lastLog, d.unseen = now, 0
+	}
+	d.mu.Unlock()
+	if logIt {
+		d.log.WarnContext(ctx, "answering Recommend degraded (not personalized): profile store down or slower than the profile budget",
+			"degraded_answers_since_last_line", n, "err", err)
 	}
 	return d.fallback.Fallback(req)
-}
-
-// normal notes a normal answer, ending a degraded episode.
-func (d *degradation) normal(ctx context.Context) {
-	if d.active.Load() && d.active.Swap(false) {
-		d.log.InfoContext(ctx, "profile store answers again: Recommend personalized")
-	}
 }

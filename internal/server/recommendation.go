@@ -31,13 +31,11 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 	}
 	res, err := s.rec.Recommend(ctx, r)
 	degraded := false
-	switch {
-	case err == nil:
-		s.degrade.normal(ctx)
-	case s.degrade.canDegrade(ctx, err):
+	if err != nil {
+		if !s.degrade.canDegrade(ctx, err) {
+			return nil, err
+		}
 		res, degraded = s.degrade.recommend(ctx, r, err), true
-	default:
-		return nil, err
 	}
 	return &recsysv1.RecommendResponse{
 		Items:            toScored(res.Items),

@@ -209,7 +209,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s := &Server{grpc: g, metrics: metrics, extra: []prometheus.Collector{limited, degradedAnswers}, log: log,
 		canFallback: d.Fallback != nil}
 	s.backendUp.Store(true)
-	deg := &degradation{fallback: d.Fallback, log: log, answers: degradedAnswers}
+	deg := &degradation{fallback: d.Fallback, log: log, answers: degradedAnswers, now: cfg.Now}
 	recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender, degrade: deg, srv: s})
 	recsysv1.RegisterEventServiceServer(g, &eventService{profiles: d.Profiles, catalog: d.CatalogView, weighting: cfg.Weighting, now: cfg.Now})
 	recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog})
