@@ -3,7 +3,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: all build demo test test-short lint generate check-generated bench ci
+.PHONY: all build demo test test-cluster test-short lint generate check-generated bench ci
 
 all: build
 
@@ -17,6 +17,15 @@ demo:
 ## test: unit and integration tests with -race against a real redis-server.
 test:
 	./.ci/with-redis.sh $(GO) test -race -count=1 $(PKGS)
+
+## test-cluster: the Redis-using packages against a local Redis Cluster (3 masters,
+## 3 replicas, started and stopped by .ci/redis-cluster.sh), including the failover tests.
+CLUSTER_PKGS ?= ./internal/redistest/... ./internal/profile/... ./internal/catalog/... \
+	./internal/registry/... ./internal/server/... ./internal/daemon/... ./internal/retrain/... ./internal/loadgen/...
+## The failover tests kill and promote masters, so they run alone, after the rest.
+FAILOVER_TESTS = ^TestCluster(ManualFailover|MasterCrash)UnderLoad$$
+test-cluster:
+	./.ci/redis-cluster.sh run sh -c '$(GO) test -race -count=1 -skip "$(FAILOVER_TESTS)" $(CLUSTER_PKGS) && $(GO) test -race -count=1 -run "$(FAILOVER_TESTS)" ./internal/daemon/'
 
 ## generate: regenerate the Go code of the API (plugins pinned in go.mod).
 generate:
@@ -37,4 +46,5 @@ check-generated: generate
 bench:
 	./.ci/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-ci: lint check-generated test
+## ci: everything CI runs, the cluster suite included (about 2 minutes more).
+ci: lint check-generated test test-cluster

@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bufio"
+	"encoding/base64"
 	"errors"
 	"io"
 	"maps"
@@ -17,6 +18,9 @@ import (
 	"go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/recsys-dev/recsys/internal/access"
+	"github.com/recsys-dev/recsys/internal/server"
 )
 
 // The shapes below are the few fields of the Kubernetes objects that the
@@ -330,6 +334,7 @@ func TestOverlays(t *testing.T) {
 			}
 			if tc.namespace == "recsys-dev" {
 				checkDevRedis(t, r)
+				checkDevTokens(t, r)
 			}
 		})
 	}
@@ -436,14 +441,75 @@ func checkRecsysd(t *testing.T, r *rendered, replicas int, image string) {
 	if addr := cfg["RECSYS_GRPC_ADDR"]; addr != "" && !strings.HasSuffix(addr, ":50051") {
 		t.Errorf("RECSYS_GRPC_ADDR=%q but the probes and Service use 50051", addr)
 	}
-	tokens := false
+	checkAuth(t, d, c, cfg)
+}
+
+// checkAuth: recsysd authenticates its callers. The tokens Secret is mounted
+// read-only and required, RECSYS_TOKENS_FILE names the file in it, nothing
+// turns authentication off, and the rate limits and profile budget parse as
+// recsysd parses them.
+func checkAuth(t *testing.T, d deployment, c container, cfg map[string]string) {
+	t.Helper()
+	var mount string
+	var volume string
 	for _, m := range c.VolumeMounts {
 		if m.MountPath == "/etc/recsys/tokens" && m.ReadOnly {
-			tokens = true
+			mount, volume = m.MountPath, m.Name
 		}
 	}
-	if !tokens {
+	if mount == "" {
 		t.Errorf("recsysd: the tokens Secret is not mounted read-only at /etc/recsys/tokens")
+	}
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Name == volume && (v.Secret == nil || generatedSuffix.ReplaceAllString(v.Secret.SecretName, "") != "recsys-tokens" || v.Secret.Optional) {
+			t.Errorf("recsysd: volume %q must be the required Secret recsys-tokens", volume)
+		}
+	}
+	if f := cfg["RECSYS_TOKENS_FILE"]; f != mount+"/tokens" {
+		t.Errorf("RECSYS_TOKENS_FILE=%q, want %q (the key \"tokens\" of the mounted Secret)", f, mount+"/tokens")
+	}
+	if v := cfg["RECSYS_INSECURE_NO_AUTH"]; v != "" {
+		t.Errorf("RECSYS_INSECURE_NO_AUTH=%q: a deployment must not turn authentication off", v)
+	}
+	for _, e := range c.Env {
+		if e.Name == "RECSYS_INSECURE_NO_AUTH" || e.Name == "RECSYS_TOKENS" {
+			t.Errorf("recsysd env %s: callers come from the tokens Secret only", e.Name)
+		}
+	}
+	if _, err := server.ParseRateLimits(cfg["RECSYS_RATE_LIMITS"], server.DefaultRateLimits()); err != nil {
+		t.Errorf("RECSYS_RATE_LIMITS: %v", err)
+	}
+	if b := cfg["RECSYS_PROFILE_BUDGET"]; b != "" {
+		if d, err := time.ParseDuration(b); err != nil || d <= 0 {
+			t.Errorf("RECSYS_PROFILE_BUDGET=%q: want a positive duration", b)
+		}
+	}
+}
+
+// externalSecrets are made outside git in real environments (see the prod
+// overlay); a required reference to them need not be in the output.
+var externalSecrets = map[string]bool{"recsys-tokens": true}
+
+// checkDevTokens: the dev overlay's generated tokens Secret is a valid tokens
+// file that knows the documented dev token.
+func checkDevTokens(t *testing.T, r *rendered) {
+	t.Helper()
+	var data map[string]string
+	for k, h := range r.hdrs {
+		if h.Kind == "Secret" && generatedSuffix.ReplaceAllString(h.Metadata.Name, "") == "recsys-tokens" {
+			data = get[configMap](t, r, k).Data
+		}
+	}
+	raw, err := base64.StdEncoding.DecodeString(data["tokens"])
+	if err != nil {
+		t.Fatalf("dev tokens Secret: %v", err)
+	}
+	tk, err := access.ParseTokens(strings.NewReader(string(raw)), "dev tokens Secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := tk.Lookup("dev-token-not-secret"); !ok || c.Roles != access.AllRoles {
+		t.Errorf("dev token: %+v %v, want a caller with every role", c, ok)
 	}
 }
 
@@ -593,7 +659,7 @@ func checkPodSecurity(t *testing.T, r *rendered) {
 func checkReferences(t *testing.T, r *rendered) {
 	t.Helper()
 	need := func(owner, kind string, ref *keyRef) {
-		if ref != nil && !ref.Optional && !r.has(kind, ref.Name) {
+		if ref != nil && !ref.Optional && !r.has(kind, ref.Name) && !(kind == "Secret" && externalSecrets[ref.Name]) {
 			t.Errorf("%s needs %s/%s, which is not in the output and not optional", owner, kind, ref.Name)
 		}
 	}

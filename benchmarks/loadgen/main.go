@@ -24,8 +24,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/recsys-dev/recsys/internal/ctl"
 	"github.com/recsys-dev/recsys/internal/loadgen"
 )
 
@@ -60,6 +60,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed: the same seed makes the same sequence of calls")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "deadline of each call")
 	fs.DurationVar(&cfg.ReportEvery, "report-every", 10*time.Second, "interval report period (0: final report only)")
+	var conn ctl.ConnOptions
+	fs.StringVar(&conn.Token, "token", os.Getenv("RECSYS_TOKEN"), "bearer token (default $RECSYS_TOKEN); it needs the pages and events roles")
+	fs.StringVar(&conn.CAFile, "server-ca", "", "TLS: CA (PEM) of the server's certificate")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -74,9 +77,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--conns must be >= 1, got %d", *conns)
 	}
 
+	dialOpts, err := conn.DialOptions()
+	if err != nil {
+		return err
+	}
 	cs := make([]grpc.ClientConnInterface, *conns)
 	for i := range cs { // each ClientConn is its own HTTP/2 connection
-		c, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		c, err := grpc.NewClient(*addr, dialOpts...)
 		if err != nil {
 			return fmt.Errorf("connect to %s: %w", *addr, err)
 		}

@@ -38,6 +38,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/retrain"
 )
@@ -82,6 +83,8 @@ func (e usageError) Error() string { return e.msg }
 type options struct {
 	inputs, format           string
 	redisAddr, redisPassword string
+	redisCluster             bool
+	redisTimeout             time.Duration
 	prefix                   string
 	since                    time.Duration
 	hyper                    mf.Hyperparameters
@@ -96,6 +99,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.format, "format", "auto", "input format: auto, csv, movielens, sequence, basket, diginetica")
 	fs.StringVar(&o.redisAddr, "redis-addr", "", "Redis to read the event stream from and publish to (comma-separated for a cluster)")
 	fs.StringVar(&o.redisPassword, "redis-password", "", "Redis password")
+	fs.BoolVar(&o.redisCluster, "redis-cluster", false, "treat a single --redis-addr as a Redis Cluster seed")
+	fs.DurationVar(&o.redisTimeout, "redis-timeout", 10*time.Second, "Redis read/write timeout of one command")
 	fs.StringVar(&o.prefix, "prefix", "recsys", "prefix of every Redis key (as recsysd's)")
 	fs.DurationVar(&o.since, "since", 0, "with --redis-addr: only events recorded in this window before now (0 = the whole stream)")
 	fs.IntVar(&o.hyper.Factors, "factors", 64, "latent factors")
@@ -130,8 +135,15 @@ func (o *options) logger(w io.Writer) (*slog.Logger, error) {
 	return nil, usageError{"--log-format: want text or json"}
 }
 
-func (o *options) redis() redis.UniversalClient {
-	return redis.NewUniversalClient(&redis.UniversalOptions{Addrs: strings.Split(o.redisAddr, ","), Password: o.redisPassword})
+// redis returns the client of --redis-addr: a cluster client for several
+// addresses or --redis-cluster, as recsysd chooses (redisconn).
+func (o *options) redis() (redis.UniversalClient, error) {
+	c, err := redisconn.New(redisconn.Options{Addr: o.redisAddr, Cluster: o.redisCluster, Password: o.redisPassword,
+		ReadTimeout: o.redisTimeout, WriteTimeout: o.redisTimeout, DialTimeout: 5 * time.Second})
+	if err != nil {
+		return nil, usageError{"--redis-addr: " + err.Error()}
+	}
+	return c, nil
 }
 
 // source is where the events come from: files, else the Redis stream.
@@ -246,7 +258,10 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var rdb redis.UniversalClient
 	if o.redisAddr != "" {
-		rdb = o.redis()
+		var err error
+		if rdb, err = o.redis(); err != nil {
+			return err
+		}
 		defer rdb.Close()
 	}
 	src, err := o.source(rdb, log)
@@ -347,7 +362,10 @@ func (o *options) evalSplit(ctx context.Context, cfg retrain.EvalConfig, trainFi
 	}
 	var rdb redis.UniversalClient
 	if o.redisAddr != "" {
-		rdb = o.redis()
+		var err error
+		if rdb, err = o.redis(); err != nil {
+			return nil, err
+		}
 		defer rdb.Close()
 	}
 	src, err := o.source(rdb, log)

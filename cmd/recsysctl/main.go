@@ -12,9 +12,12 @@
 //	recsysctl catalog import FILE.csv
 //	recsysctl model get|list|activate VERSION
 //	recsysctl generate --users N --items N --events N --seed S --out FILE.csv
+//	recsysctl token new ROLES NAME
 //	recsysctl demo
 //
-// Answers are printed as JSON on stdout; progress goes to stderr.
+// Answers are printed as JSON on stdout; progress goes to stderr. Calls
+// carry --token (RECSYS_TOKEN) as a bearer token; --tls, --server-ca,
+// --client-cert/--client-key and --server-name set up TLS.
 package main
 
 import (
@@ -65,7 +68,16 @@ commands:
   model list                   published versions, newest first
   model activate VERSION       serve a kept version (rollback)
   generate                     write a synthetic shop: --users --items --events --seed --out
+  token new ROLES NAME         a fresh random token and its line for recsysd's --tokens-file
+                               (ROLES: pages, events, push, operator, joined by '+')
   demo                         the whole product on the embedded store, in about a minute
+
+connection flags (each also from RECSYS_<FLAG>, e.g. RECSYS_TOKEN):
+  --token T                    bearer token of the caller
+  --tls                        TLS, verifying the server with the system roots
+  --server-ca FILE             TLS, verifying the server with this CA (PEM)
+  --client-cert FILE --client-key FILE   client certificate (PEM)
+  --server-name NAME           name to verify the server's certificate against
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -74,6 +86,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	addr := fs.String("addr", "127.0.0.1:50051", "recsysd gRPC address")
 	timeout := fs.Duration("timeout", 10*time.Second, "deadline of each RPC")
+	var conn ctl.ConnOptions
+	fs.StringVar(&conn.Token, "token", "", "bearer token")
+	fs.BoolVar(&conn.TLS, "tls", false, "TLS with the system roots")
+	fs.StringVar(&conn.CAFile, "server-ca", "", "CA (PEM) of the server's certificate")
+	fs.StringVar(&conn.CertFile, "client-cert", "", "client certificate (PEM)")
+	fs.StringVar(&conn.KeyFile, "client-key", "", "client key (PEM)")
+	fs.StringVar(&conn.ServerName, "server-name", "", "name the server's certificate must carry")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,9 +110,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return ctl.GenerateCommand(ctx, rest, stdout, stderr)
 	case "demo":
 		return demo.Command(ctx, rest, stdout, stderr)
+	case "token":
+		return ctl.TokenCommand(rest, stdout)
 	}
 
-	c, err := ctl.Dial(*addr)
+	dialOpts, err := conn.DialOptions()
+	if err != nil {
+		return err
+	}
+	c, err := ctl.Dial(*addr, dialOpts...)
 	if err != nil {
 		return err
 	}

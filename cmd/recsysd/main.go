@@ -16,12 +16,17 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/recsys-dev/recsys/internal/daemon"
 	"github.com/recsys-dev/recsys/internal/envflag"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/redisconn"
+	"github.com/recsys-dev/recsys/internal/server"
 )
 
 func main() {
@@ -43,6 +48,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	redis.SetLogger(redisconn.NewLogger(log, 10*time.Second)) // go-redis' one process-wide logger
+
 	d, err := daemon.New(cfg, log)
 	if err != nil {
 		return err
@@ -76,8 +83,28 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", ":50051", "gRPC listen address")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", ":9090", "HTTP address of /metrics (empty: off)")
 	fs.StringVar(&c.RedisAddr, "redis-addr", "", "Redis address, or comma-separated cluster seeds; empty: embedded demo store")
+	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "treat a single --redis-addr as a Redis Cluster seed")
 	fs.StringVar(&c.RedisPassword, "redis-password", "", "Redis password")
 	fs.IntVar(&c.RedisDB, "redis-db", 0, "Redis database number (not for clusters)")
+	fs.DurationVar(&c.RedisDialTimeout, "redis-dial-timeout", time.Second, "Redis connect timeout")
+	fs.DurationVar(&c.RedisTimeout, "redis-timeout", time.Second, "Redis read/write timeout of one command")
+	fs.IntVar(&c.RedisMaxRetries, "redis-max-retries", 2, "retries of a Redis command after a network error (-1: none)")
+	fs.DurationVar(&c.ProfileBudget, "profile-budget", daemon.DefaultProfileBudget,
+		"longest wait for a user's profile in Recommend before answering degraded (negative: until the RPC deadline)")
+	fs.StringVar(&c.TokensFile, "tokens-file", "", "callers' tokens, one 'roles:name:sha256hex' per line (see recsysctl token new)")
+	fs.StringVar(&c.Tokens, "tokens", "", "callers' tokens inline, comma-separated 'roles:name:sha256hex' (instead of --tokens-file)")
+	fs.DurationVar(&c.TokensReload, "tokens-reload", 30*time.Second, "how often --tokens-file is re-read")
+	fs.BoolVar(&c.InsecureNoAuth, "insecure-no-auth", false, "serve without authentication (every caller may do everything)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "server certificate (PEM); with --tls-key turns TLS on")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "server private key (PEM)")
+	fs.StringVar(&c.ClientCA, "client-ca", "", "CA (PEM) that signs client certificates; CN = caller name, O=recsys:<role> = role")
+	fs.BoolVar(&c.RequireClientCert, "require-client-cert", false, "refuse TLS connections without a client certificate")
+	fs.StringVar(&c.HealthAddr, "health-addr", "", "also serve plaintext grpc.health.v1 alone here (for probes when the main port is TLS)")
+	rateLimits := fs.String("rate-limits", "", "per-caller rate limits by role, 'role=rate[:burst],...' (0: unlimited); "+
+		"default pages=5000:10000,events=2000:4000,push=20:40,operator=500:1000")
+	deadlineCaps := fs.String("deadline-caps", "", "per-method deadline caps overriding the built-in ones, 'Method=duration,...'")
+	fs.IntVar(&c.MaxRecvMsgBytes, "max-recv-msg-bytes", 4<<20, "largest request message")
+	fs.DurationVar(&c.MaxConnectionAge, "max-connection-age", 30*time.Minute, "clients reconnect after this (spreads load over new replicas)")
 	fs.StringVar(&c.Prefix, "prefix", "recsys", "prefix of every Redis key")
 	fs.StringVar(&c.ModelsDir, "models-dir", "", "serve models from this directory instead of the Redis registry")
 	fs.StringVar(&lo.level, "log-level", "info", "debug, info, warn or error")
@@ -102,7 +129,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 	fs.Float64Var(&c.Shop.NewItemMaxPopularity, "new-item-max-popularity", 10, "decayed popularity below which a new item gets exploration slots")
 	fs.StringVar(&c.Shop.ColdSource, "cold-source", "popular", "what users without a personalized answer get: popular or trending")
 	fs.DurationVar(&c.Shop.RulesPoll, "rules-poll", 250*time.Millisecond, "how often blocklist and category changes are checked")
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		return c, lo, err
 	}
 	if fs.NArg() > 0 {
@@ -112,5 +140,31 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 		return c, lo, err
 	}
 	c.Weighting = w
+	if c.RateLimits, err = server.ParseRateLimits(*rateLimits, server.DefaultRateLimits()); err != nil {
+		return c, lo, fmt.Errorf("--rate-limits: %w", err)
+	}
+	if c.DeadlineCaps, err = parseDurations(*deadlineCaps); err != nil {
+		return c, lo, fmt.Errorf("--deadline-caps: %w", err)
+	}
 	return c, lo, nil
+}
+
+// parseDurations parses "key=duration,...".
+func parseDurations(s string) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("%q: want Method=duration", part)
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", part, err)
+		}
+		out[strings.TrimSpace(k)] = d
+	}
+	return out, nil
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/redistest"
 )
 
-func newStore(t testing.TB) (*Store, *redis.Client) {
+func newStore(t testing.TB) (*Store, redis.UniversalClient) {
 	t.Helper()
 	c := redistest.Client(t)
 	return NewStore(c, redistest.Prefix(t, c)), c

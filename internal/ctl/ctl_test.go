@@ -19,7 +19,7 @@ import (
 func startDaemon(t *testing.T) *ctl.Client {
 	t.Helper()
 	rdb := redistest.Client(t)
-	d, err := daemon.New(daemon.Config{GRPCAddr: "127.0.0.1:0", RedisAddr: redistest.Addr(), Prefix: redistest.Prefix(t, rdb)},
+	d, err := daemon.New(daemon.Config{GRPCAddr: "127.0.0.1:0", RedisAddr: redistest.Addr(), Prefix: redistest.Prefix(t, rdb), InsecureNoAuth: true},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,12 +20,14 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/recsys-dev/recsys/internal/access"
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/embedded"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/recommend"
+	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/server"
 )
@@ -40,6 +41,18 @@ type Config struct {
 	RedisAddr     string
 	RedisPassword string
 	RedisDB       int
+	// RedisCluster forces a cluster client for a single address (several
+	// addresses always mean a cluster).
+	RedisCluster bool
+	// RedisDialTimeout, RedisTimeout (read and write) and RedisMaxRetries
+	// tune the client (see redisconn.Options; zero: its defaults).
+	RedisDialTimeout time.Duration
+	RedisTimeout     time.Duration
+	RedisMaxRetries  int
+	// ProfileBudget bounds the profile load of one Recommend; past it the
+	// answer is given degraded from the in-process snapshot. Default 50ms;
+	// negative: no budget (only the RPC deadline).
+	ProfileBudget time.Duration
 	Prefix        string
 	// ModelsDir, when set, is watched for models instead of the Redis
 	// registry (single-server setups without a shared registry).
@@ -47,6 +60,30 @@ type Config struct {
 	Profile   profile.Config // Prefix, Weighting are filled from this Config
 	Weighting event.Weighting
 	Limits    server.Limits
+
+	// Callers. TokensFile (or Tokens, the same entries inline, for an
+	// environment variable) holds "roles:name:sha256hex" lines; it is
+	// re-read every TokensReload (default 30s). ClientCA enables client
+	// certificates (see access.CallerFromCert). Without any of them a server
+	// on a real Redis refuses to start unless InsecureNoAuth is set.
+	TokensFile     string
+	Tokens         string
+	TokensReload   time.Duration
+	InsecureNoAuth bool
+	// TLS of the gRPC port: TLSCert and TLSKey (PEM files) turn it on;
+	// ClientCA verifies client certificates (required with
+	// RequireClientCert, else optional).
+	TLSCert, TLSKey   string
+	ClientCA          string
+	RequireClientCert bool
+	// HealthAddr, when set, serves grpc.health.v1 alone in plaintext there
+	// (for probes that cannot speak TLS).
+	HealthAddr string
+	// Edge limits; zero values take the server's defaults.
+	RateLimits       server.RateLimits
+	DeadlineCaps     map[string]time.Duration
+	MaxRecvMsgBytes  int
+	MaxConnectionAge time.Duration
 
 	DrainTimeout   time.Duration
 	PopularRefresh time.Duration
@@ -92,6 +129,9 @@ func (c *Config) defaults() {
 	}
 	c.Profile.Prefix = c.Prefix
 	c.Profile.Weighting = c.Weighting
+	if c.ProfileBudget == 0 {
+		c.ProfileBudget = DefaultProfileBudget
+	}
 	for _, d := range []struct {
 		v   *time.Duration
 		def time.Duration
@@ -100,6 +140,7 @@ func (c *Config) defaults() {
 		{&c.CatalogSync, 500 * time.Millisecond}, {&c.ModelPoll, 5 * time.Second}, {&c.ReadyCheck, time.Second},
 		{&c.Shop.RotateWindow, 24 * time.Hour}, {&c.Shop.NewItemAge, 14 * 24 * time.Hour},
 		{&c.Shop.ArrivalsRefresh, 30 * time.Second}, {&c.Shop.RulesPoll, catalog.DefaultRulesPoll},
+		{&c.TokensReload, 30 * time.Second},
 	} {
 		if *d.v <= 0 {
 			*d.v = d.def
@@ -119,6 +160,11 @@ func (c *Config) defaults() {
 	c.Profile.ImpressionKeep = max(c.Shop.RotateAfter, 1)
 }
 
+// DefaultProfileBudget is the default Config.ProfileBudget: a profile load
+// takes about a millisecond; 50 ms leaves room for a busy Redis and still
+// answers a product page within a typical 100-200 ms deadline.
+const DefaultProfileBudget = 50 * time.Millisecond
+
 // Daemon is an assembled, listening recsysd.
 type Daemon struct {
 	cfg      Config
@@ -135,6 +181,8 @@ type Daemon struct {
 	models   registry.Source
 	srv      *server.Server
 	lis      net.Listener
+	hlis     net.Listener
+	auth     *access.Authenticator
 	metrics  *http.Server
 	mlis     net.Listener
 	loads    *prometheus.CounterVec
@@ -147,9 +195,10 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		return nil, err
 	}
 	d = &Daemon{cfg: cfg, log: log}
+	built := d // error returns set d to nil
 	defer func() {
 		if err != nil {
-			d.Close()
+			built.Close()
 		}
 	}()
 	addr := cfg.RedisAddr
@@ -159,9 +208,20 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		}
 		addr = d.emb.Addr()
 	}
-	d.rdb = redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs: strings.Split(addr, ","), Password: cfg.RedisPassword, DB: cfg.RedisDB,
-	})
+	if d.auth, err = cfg.authenticator(d.emb != nil, log); err != nil {
+		return nil, err
+	}
+	tlsCfg, err := serverTLS(cfg.TLSCert, cfg.TLSKey, cfg.ClientCA, cfg.RequireClientCert)
+	if err != nil {
+		return nil, err
+	}
+	if d.rdb, err = redisconn.New(redisconn.Options{
+		Addr: addr, Cluster: cfg.RedisCluster, Password: cfg.RedisPassword, DB: cfg.RedisDB,
+		DialTimeout: cfg.RedisDialTimeout, ReadTimeout: cfg.RedisTimeout, WriteTimeout: cfg.RedisTimeout,
+		MaxRetries: cfg.RedisMaxRetries,
+	}); err != nil {
+		return nil, err
+	}
 	if d.store, err = profile.NewStore(d.rdb, cfg.Profile); err != nil {
 		return nil, err
 	}
@@ -193,7 +253,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Trending:       d.trending,
 		ColdSource:     cold,
 		Rules:          d.rules,
-	}, d.store, d.catCache, d.popular); err != nil {
+	}, recommend.WithLoadBudget(d.store, cfg.ProfileBudget), d.catCache, d.popular); err != nil {
 		return nil, err
 	}
 	redisRegistry, err := registry.NewRedis(d.rdb, registry.Options{Prefix: cfg.Prefix, Logger: log})
@@ -209,14 +269,27 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		}
 		d.models, admin = dir, dir
 	}
-	if d.srv, err = server.New(server.Config{Weighting: cfg.Weighting, Limits: cfg.Limits}, server.Deps{
+	scfg := server.Config{
+		Weighting: cfg.Weighting, Limits: cfg.Limits, Auth: d.auth, TLS: tlsCfg,
+		RateLimits: cfg.RateLimits, DeadlineCaps: cfg.DeadlineCaps, MaxRecvMsgBytes: cfg.MaxRecvMsgBytes,
+	}
+	if cfg.MaxConnectionAge > 0 {
+		scfg.Keepalive = server.DefaultKeepalive()
+		scfg.Keepalive.MaxConnectionAge = cfg.MaxConnectionAge
+	}
+	if d.srv, err = server.New(scfg, server.Deps{
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
-		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Models: admin,
+		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Models: admin, Fallback: d.engine,
 	}); err != nil {
 		return nil, err
 	}
 	if d.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("listen on grpc address %q: %w", cfg.GRPCAddr, err)
+	}
+	if cfg.HealthAddr != "" {
+		if d.hlis, err = net.Listen("tcp", cfg.HealthAddr); err != nil {
+			return nil, fmt.Errorf("listen on health address %q: %w", cfg.HealthAddr, err)
+		}
 	}
 	d.loads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "recsys_model_loads_total",
@@ -224,7 +297,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}, []string{"result"})
 	if cfg.MetricsAddr != "" {
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(d.srv.Metrics(), d.loads, collectors.NewGoCollector(),
+		reg.MustRegister(d.srv.Collectors()...)
+		reg.MustRegister(d.loads, collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -254,6 +328,14 @@ func (d *Daemon) apply(m *mf.Model) {
 // Addr is the gRPC listen address.
 func (d *Daemon) Addr() net.Addr { return d.lis.Addr() }
 
+// HealthAddr is the plaintext health listen address, or nil when off.
+func (d *Daemon) HealthAddr() net.Addr {
+	if d.hlis == nil {
+		return nil
+	}
+	return d.hlis.Addr()
+}
+
 // RedisAddr is the address of the store in use (the embedded one's, if any).
 func (d *Daemon) RedisAddr() string {
 	if d.emb != nil {
@@ -270,9 +352,16 @@ func (d *Daemon) Engine() *recommend.Engine { return d.engine }
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.Close()
 	d.log.Info("recsysd serving", "grpc_addr", d.lis.Addr().String(), "metrics_addr", d.cfg.MetricsAddr,
-		"embedded_store", d.emb != nil, "models_dir", d.cfg.ModelsDir)
+		"embedded_store", d.emb != nil, "models_dir", d.cfg.ModelsDir, "authentication", d.auth != nil,
+		"tls", d.cfg.TLSCert != "", "client_certificates", d.cfg.ClientCA != "")
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.srv.Serve(d.lis) })
+	if d.hlis != nil {
+		g.Go(func() error { return d.srv.ServeHealth(d.hlis) })
+	}
+	if d.auth != nil && d.cfg.TokensFile != "" {
+		g.Go(func() error { return reloadTokens(gctx, d.cfg.TokensFile, d.cfg.TokensReload, d.auth, d.log) })
+	}
 	if d.metrics != nil {
 		g.Go(func() error {
 			if err := d.metrics.Serve(d.mlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -281,7 +370,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return nil
 		})
 	}
-	g.Go(func() error { return server.NewReadiness(d.srv, d.store).Run(gctx, d.cfg.ReadyCheck) })
+	g.Go(func() error {
+		return server.NewReadiness(d.srv, redisconn.Pinger{Client: d.rdb}).Run(gctx, d.cfg.ReadyCheck)
+	})
 	g.Go(func() error { return d.popular.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.catCache.Run(gctx, d.cfg.CatalogSync) })
 	g.Go(func() error { return d.rules.Run(gctx, d.cfg.Shop.RulesPoll) })
@@ -316,6 +407,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) Close() {
 	if d.lis != nil {
 		_ = d.lis.Close()
+	}
+	if d.hlis != nil {
+		_ = d.hlis.Close()
 	}
 	if d.mlis != nil {
 		_ = d.mlis.Close()

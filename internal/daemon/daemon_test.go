@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -13,13 +12,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection/grpc_reflection_v1"
 
+	"github.com/recsys-dev/recsys/internal/access"
+	"github.com/recsys-dev/recsys/internal/ctl"
 	"github.com/recsys-dev/recsys/internal/daemon"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/redistest"
 	"github.com/recsys-dev/recsys/internal/registry"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
@@ -33,18 +35,36 @@ type running struct {
 	events recsysv1.EventServiceClient
 	models recsysv1.ModelServiceClient
 	reg    *registry.Redis
+	rdb    redis.UniversalClient
 	prefix string
 }
 
-func start(t *testing.T) *running {
+// operatorToken is the token of the operator caller every test daemon knows.
+const operatorToken = "test-operator-token"
+
+// start runs a recsysd on the test Redis (REDIS_ADDR, or the cluster of
+// REDIS_CLUSTER_ADDRS) with authentication on, connected as an operator.
+// opts adjust the configuration before the daemon is built.
+func start(t *testing.T, opts ...func(*daemon.Config)) *running {
 	t.Helper()
-	rdb := redistest.Client(t)
-	prefix := redistest.Prefix(t, rdb)
-	d, err := daemon.New(daemon.Config{
+	cfg := daemon.Config{
 		GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0",
-		RedisAddr: redistest.Addr(), Prefix: prefix,
+		RedisAddr: redistest.Addr(),
+		Tokens:    access.TokenLine(access.Operator, "test-operator", operatorToken),
 		ModelPoll: 50 * time.Millisecond, ReadyCheck: 50 * time.Millisecond, DrainTimeout: 5 * time.Second,
-	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		PopularRefresh: 50 * time.Millisecond,
+		// Tests that check personalized answers must not see a degraded one
+		// because this shared machine (with -race) was slow for 50 ms; the
+		// outage tests make Redis fail outright, which does not wait for it.
+		ProfileBudget: 2 * time.Second,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	rdb := testClient(t, cfg.RedisAddr)
+	prefix := redistest.Prefix(t, rdb)
+	cfg.Prefix = prefix
+	d, err := daemon.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +77,17 @@ func start(t *testing.T) *running {
 			t.Errorf("daemon: %v", err)
 		}
 	})
-	conn, err := grpc.NewClient(d.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// As the operator; over TLS when the daemon serves TLS (its certificate
+	// is then signed by the client CA, as the TLS test sets it up).
+	connOpts := ctl.ConnOptions{Token: operatorToken}
+	if cfg.TLSCert != "" {
+		connOpts.CAFile = cfg.ClientCA
+	}
+	dialOpts, err := connOpts.DialOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(d.Addr().String(), dialOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,13 +97,28 @@ func start(t *testing.T) *running {
 		t.Fatal(err)
 	}
 	r := &running{d: d, conn: conn, rec: recsysv1.NewRecommendationServiceClient(conn),
-		events: recsysv1.NewEventServiceClient(conn), models: recsysv1.NewModelServiceClient(conn), reg: reg, prefix: prefix}
+		events: recsysv1.NewEventServiceClient(conn), models: recsysv1.NewModelServiceClient(conn), reg: reg, rdb: rdb, prefix: prefix}
 	hc := healthpb.NewHealthClient(conn)
 	eventually(t, "health SERVING", func() bool {
 		res, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{})
 		return err == nil && res.GetStatus() == healthpb.HealthCheckResponse_SERVING
 	})
 	return r
+}
+
+// testClient is a client of the shared test Redis, or of addr when a test
+// runs the daemon on a redis-server of its own.
+func testClient(t *testing.T, addr string) redis.UniversalClient {
+	t.Helper()
+	if addr == redistest.Addr() {
+		return redistest.Client(t)
+	}
+	c, err := redisconn.New(redisconn.Options{Addr: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 // eventually polls cond until it holds or 10 s pass.

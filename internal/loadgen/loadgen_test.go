@@ -58,7 +58,7 @@ func startDaemon(t *testing.T) (*grpc.ClientConn, string) {
 		t.Fatal(err)
 	}
 
-	d, err := daemon.New(daemon.Config{GRPCAddr: "127.0.0.1:0", RedisAddr: redistest.Addr(), Prefix: prefix},
+	d, err := daemon.New(daemon.Config{GRPCAddr: "127.0.0.1:0", RedisAddr: redistest.Addr(), Prefix: prefix, InsecureNoAuth: true},
 		slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

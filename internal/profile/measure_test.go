@@ -103,7 +103,7 @@ func TestMeasureBytesPerUser(t *testing.T) {
 	t.Logf("popularity bucket: %.1f bytes per item (%d items)", float64(memoryUsage(t, c, pop))/float64(c.ZCard(ctx, pop).Val()), c.ZCard(ctx, pop).Val())
 }
 
-func memoryUsage(t testing.TB, c *redis.Client, key string) int64 {
+func memoryUsage(t testing.TB, c redis.UniversalClient, key string) int64 {
 	t.Helper()
 	// SAMPLES 0 measures every element instead of estimating from 5.
 	n, err := c.MemoryUsage(context.Background(), key, 0).Result()

@@ -42,7 +42,7 @@ var t0 = time.Date(2030, 1, 15, 12, 0, 0, 0, time.UTC)
 
 // newStore returns a Store on the test Redis under a fresh prefix, with an
 // injected clock at t0 unless cfg.Now is set.
-func newStore(t testing.TB, cfg Config) (*Store, *redis.Client, *clock) {
+func newStore(t testing.TB, cfg Config) (*Store, redis.UniversalClient, *clock) {
 	t.Helper()
 	c := redistest.Client(t)
 	cfg.Prefix = redistest.Prefix(t, c)

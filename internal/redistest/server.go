@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,6 +32,8 @@ func FreeAddr(t testing.TB) string {
 type Server struct {
 	Addr string
 	Dir  string
+	bin  string
+	args []string
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -62,15 +65,48 @@ func StartServer(t testing.TB, addr string, args ...string) *Server {
 	dir := t.TempDir()
 	base := []string{"--port", port, "--bind", host, "--dir", dir, "--save", "", "--appendonly", "no",
 		"--logfile", filepath.Join(dir, "redis.log")}
-	cmd := exec.Command(bin, append(base, args...)...)
+	s := &Server{Addr: addr, Dir: dir, bin: bin, args: append(base, args...)}
+	s.start(t)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *Server) start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(s.bin, s.args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Addr: addr, Dir: dir, cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(s.done) }()
-	t.Cleanup(s.Stop)
+	done := make(chan struct{})
+	s.cmd, s.done = cmd, done
+	go func() { _ = cmd.Wait(); close(done) }()
 	s.waitReady(t)
-	return s
+}
+
+// Restart starts the server again after Stop, on the same address, data
+// directory and arguments (so with --appendonly yes it reloads its data),
+// and waits until it answers PING (that is, until it has loaded its data).
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	s.start(t)
+}
+
+// Pause stops the process with SIGSTOP: connections stay open and requests
+// hang, as with an overloaded or stuck server. Resume continues it.
+func (s *Server) Pause(t testing.TB) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume(t testing.TB) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (s *Server) waitReady(t testing.TB) {
@@ -98,7 +134,9 @@ func (s *Server) waitReady(t testing.TB) {
 	}
 }
 
-// Stop kills the server and waits for it to exit. It may be called twice.
+// Stop kills the server with SIGKILL, as a crash would (no shutdown
+// save, no final AOF rewrite), and waits for it to exit. It may be called
+// twice.
 func (s *Server) Stop() {
 	select {
 	case <-s.done:

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/redistest"
 )
@@ -278,7 +276,7 @@ func assertStoredVersions(t *testing.T, reg testRegistry, want ...string) {
 	var stored []string
 	switch r := reg.(type) {
 	case *Redis:
-		keys, err := redistest.Keys(ctx, r.rdb.(*redis.Client), r.base+":v:")
+		keys, err := redistest.Keys(ctx, r.rdb, r.base+":v:")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,8 +11,8 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Readiness flips health to SERVING only while the backend answers, so a
-// load balancer never routes to a server that cannot store events.
+// Readiness sets health from the backend's answers (see Server.setBackend
+// for what each health name reports while Redis is down).
 type Readiness struct {
 	srv     *Server
 	ping    Pinger
@@ -37,9 +37,10 @@ func (r *Readiness) Check(ctx context.Context) bool {
 		if ok {
 			r.srv.log.Info("backend answers, health SERVING")
 		} else {
-			r.srv.log.Warn("backend does not answer, health NOT_SERVING", "err", err)
+			r.srv.log.Warn("backend does not answer: events, catalog and models NOT_SERVING; Recommend degraded",
+				"err", err, "recommend_serving", r.srv.canFallback && r.srv.everUp.Load())
 		}
-		r.srv.SetServing(ok)
+		r.srv.setBackend(ok)
 	}
 	return ok
 }

@@ -18,11 +18,13 @@ type Recommender interface {
 
 type recommendationService struct {
 	recsysv1.UnimplementedRecommendationServiceServer
-	rec Recommender
+	rec     Recommender
+	degrade *degradation
+	srv     *Server
 }
 
 func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.RecommendRequest) (*recsysv1.RecommendResponse, error) {
-	res, err := s.rec.Recommend(ctx, recommend.Request{
+	r := recommend.Request{
 		UserID:         req.GetUserId(),
 		Count:          int(req.GetCount()),
 		Exclude:        req.GetExcludeItemIds(),
@@ -30,9 +32,14 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 		Placement:      req.GetContext().GetPlacement(),
 		Filter:         fromProtoFilter(req.GetFilter()),
 		MaxPerCategory: int(req.GetMaxPerCategory()),
-	})
+	}
+	res, err := s.rec.Recommend(ctx, r)
+	degraded := false
 	if err != nil {
-		return nil, err
+		if !s.degrade.canDegrade(ctx, err) {
+			return nil, err
+		}
+		res, degraded = s.degrade.recommend(ctx, r, err), true
 	}
 	return &recsysv1.RecommendResponse{
 		Items:            toScored(res.Items),
@@ -40,6 +47,7 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 		Source:           toSource(res.Source),
 		RecommendationId: newRecommendationID(),
 		Partial:          res.Partial,
+		Degraded:         degraded,
 	}, nil
 }
 
@@ -80,6 +88,7 @@ func (s *recommendationService) SimilarItems(ctx context.Context, req *recsysv1.
 		Source:           toSource(res.Source),
 		RecommendationId: newRecommendationID(),
 		Partial:          res.Partial,
+		Degraded:         !s.srv.BackendUp(),
 	}, nil
 }
 

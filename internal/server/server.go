@@ -1,30 +1,49 @@
 // Package server is the gRPC edge of recsysd: it registers the v1 services,
-// grpc.health.v1 and reflection, and builds the interceptor chain (metrics,
-// logging, error mapping, validation, recovery). Requests are validated
-// before any handler runs, and every handler error becomes a status in one
-// function (toStatus).
+// grpc.health.v1 and reflection, and builds the interceptor chain. In order:
+//
+//	metrics, logging               every call, as the caller saw it
+//	auth (selector)                who calls (token or client certificate), may it call this method
+//	rate limit (selector)          a token bucket per caller
+//	deadline cap                   bounds the context by the method's maximum
+//	error mapping                  every handler error becomes a status in one function (toStatus)
+//	validation                     requests are checked before any handler runs
+//	recovery                       a panic becomes Internal
+//
+// Health and reflection pass the selector without credentials. Who may call
+// what, and for how long, is one table (methodTable in access.go). The codec
+// turns undecodable requests (invalid UTF-8) into InvalidArgument instead of
+// grpc-go's Internal (codec.go). When Redis is down or slow, Recommend
+// answers degraded from the in-process snapshot (degraded.go).
 package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/auth"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/ratelimit"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/recsys-dev/recsys/internal/access"
 	"github.com/recsys-dev/recsys/internal/event"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
@@ -33,9 +52,31 @@ import (
 type Config struct {
 	Limits    Limits
 	Weighting event.Weighting // for GetProfile weights; default event.DefaultWeighting()
-	// MaxRecvMsgBytes caps one request message; default 4 MiB.
+	// MaxRecvMsgBytes caps one request message; default 4 MiB. A larger
+	// message is refused with ResourceExhausted before it is decoded.
 	MaxRecvMsgBytes int
 	Now             func() time.Time
+
+	// Auth authenticates callers. Nil means authentication is off: every
+	// caller is access.Anonymous (all roles). The method table applies
+	// either way.
+	Auth *access.Authenticator
+	// TLS, when set, serves TLS (and verifies client certificates as its
+	// ClientAuth says). Nil: plaintext.
+	TLS *tls.Config
+	// RateLimits per role; nil: DefaultRateLimits(). An empty map means no
+	// limits.
+	RateLimits RateLimits
+	// DeadlineCaps overrides the method table's deadline caps, keyed by
+	// full method name or bare method name ("Recommend").
+	DeadlineCaps map[string]time.Duration
+	// Keepalive and KeepalivePolicy; zero values: DefaultKeepalive() and
+	// DefaultKeepalivePolicy().
+	Keepalive       keepalive.ServerParameters
+	KeepalivePolicy keepalive.EnforcementPolicy
+	// MaxConcurrentStreams bounds the calls in flight on one connection;
+	// default 1024.
+	MaxConcurrentStreams uint32
 }
 
 // Deps are the parts the services use.
@@ -48,14 +89,24 @@ type Deps struct {
 	Rules       ShopRules     // may be nil: the blocklist and category RPCs answer FailedPrecondition
 	CatalogView CatalogView   // may be nil
 	Models      ModelRegistry // may be nil: ListModels/ActivateModel answer FailedPrecondition
+	// Fallback answers Recommend when the profile store fails (may be nil:
+	// Recommend then fails with Unavailable like the other RPCs).
+	Fallback Fallback
 }
 
 // Server is a ready-to-serve gRPC server with health and metrics.
 type Server struct {
-	grpc    *grpc.Server
-	health  *health.Server
-	metrics *grpcprom.ServerMetrics
-	log     *slog.Logger
+	grpc       *grpc.Server
+	healthOnly *grpc.Server // plaintext health for probes, see ServeHealth
+	health     *health.Server
+	metrics    *grpcprom.ServerMetrics
+	extra      []prometheus.Collector
+	log        *slog.Logger
+	// backendUp is the result of the last readiness check (true until one
+	// fails); everUp is set by the first good one.
+	backendUp   atomic.Bool
+	everUp      atomic.Bool
+	canFallback bool
 }
 
 // Services lists the names health reports on, besides the overall "".
@@ -86,22 +137,57 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.MaxRecvMsgBytes <= 0 {
 		cfg.MaxRecvMsgBytes = 4 << 20
 	}
+	if cfg.RateLimits == nil {
+		cfg.RateLimits = DefaultRateLimits()
+	}
+	if cfg.Keepalive == (keepalive.ServerParameters{}) {
+		cfg.Keepalive = DefaultKeepalive()
+	}
+	if cfg.KeepalivePolicy == (keepalive.EnforcementPolicy{}) {
+		cfg.KeepalivePolicy = DefaultKeepalivePolicy()
+	}
+	if cfg.MaxConcurrentStreams == 0 {
+		cfg.MaxConcurrentStreams = 1024
+	}
+	caps, err := newDeadlineCaps(cfg.DeadlineCaps)
+	if err != nil {
+		return nil, err
+	}
 	log := d.Logger
 	metrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 		grpcprom.WithHistogramBuckets([]float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5}),
 	))
+	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "recsys_rate_limited_total",
+		Help: "Calls refused with ResourceExhausted by the per-caller rate limit, by caller.",
+	}, []string{"caller"})
+	degradedAnswers := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "recsys_degraded_answers_total",
+		Help: "Answers given without the profile store (Redis down or slow), by method.",
+	}, []string{"method"})
 	v := &validator{l: cfg.Limits.withDefaults(), now: cfg.Now}
+	codec := newRequestCodec()
+	az := &authorizer{authn: cfg.Auth, log: log}
+	limiter := newRateLimiter(cfg.RateLimits, cfg.Now, limited)
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
 	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
 	})
 
-	g := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
+		grpc.MaxConcurrentStreams(cfg.MaxConcurrentStreams),
+		grpc.KeepaliveParams(cfg.Keepalive),
+		grpc.KeepaliveEnforcementPolicy(cfg.KeepalivePolicy),
+		grpc.ForceServerCodecV2(codec),
 		grpc.ChainUnaryInterceptor(
+			codec.takeDecodeError(), // bookkeeping only; must see every call first
 			metrics.UnaryServerInterceptor(),
 			logging.UnaryServerInterceptor(interceptorLogger(log), logOpts...),
+			selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(az.authenticate), guarded),
+			selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(limiter), guarded),
+			caps.unary(),
 			errorMapping(log),
 			v.unary(),
 			recovery.UnaryServerInterceptor(recoverOpt),
@@ -109,24 +195,42 @@ func New(cfg Config, d Deps) (*Server, error) {
 		grpc.ChainStreamInterceptor(
 			metrics.StreamServerInterceptor(),
 			logging.StreamServerInterceptor(interceptorLogger(log), logOpts...),
+			selector.StreamServerInterceptor(auth.StreamServerInterceptor(az.authenticate), guarded),
+			selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(limiter), guarded),
+			caps.stream(),
 			streamErrorMapping(log),
+			streamValidation(codec, v),
 			recovery.StreamServerInterceptor(recoverOpt),
 		),
-	)
-	recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender})
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	g := grpc.NewServer(opts...)
+	s := &Server{grpc: g, metrics: metrics, extra: []prometheus.Collector{limited, degradedAnswers}, log: log,
+		canFallback: d.Fallback != nil}
+	s.backendUp.Store(true)
+	deg := &degradation{fallback: d.Fallback, log: log, answers: degradedAnswers, now: cfg.Now}
+	recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender, degrade: deg, srv: s})
 	recsysv1.RegisterEventServiceServer(g, &eventService{profiles: d.Profiles, catalog: d.CatalogView, weighting: cfg.Weighting, now: cfg.Now})
 	recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
 	recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models})
 
-	hs := health.NewServer()
+	s.health = health.NewServer()
 	for _, name := range append([]string{""}, Services...) {
-		hs.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_NOT_SERVING)
 	}
-	hs.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
-	healthpb.RegisterHealthServer(g, hs)
+	s.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
 	metrics.InitializeMetrics(g)
-	return &Server{grpc: g, health: hs, metrics: metrics, log: log}, nil
+	s.healthOnly = grpc.NewServer(grpc.MaxRecvMsgSize(1<<16), grpc.ForceServerCodecV2(codec),
+		grpc.ChainUnaryInterceptor(codec.takeDecodeError()), grpc.ChainStreamInterceptor(streamValidation(codec, v)))
+	healthpb.RegisterHealthServer(s.healthOnly, s.health)
+	if cfg.Auth == nil {
+		log.Warn("AUTHENTICATION IS OFF: every caller may call every RPC, including reading and deleting profiles")
+	}
+	return s, nil
 }
 
 // interceptorLogger adapts slog to the logging middleware.
@@ -142,20 +246,77 @@ func (s *Server) GRPC() *grpc.Server { return s.grpc }
 // Metrics returns the RPC metrics collector, to register on /metrics.
 func (s *Server) Metrics() prometheus.Collector { return s.metrics }
 
-// SetServing sets the overall and every service's health.
+// Collectors returns every collector of the edge (RPC metrics, rate-limit
+// refusals, degraded answers), to register on /metrics.
+func (s *Server) Collectors() []prometheus.Collector {
+	return append([]prometheus.Collector{s.metrics}, s.extra...)
+}
+
+// SetServing sets the overall and every service's health, and whether the
+// backend counts as up.
 func (s *Server) SetServing(ok bool) {
+	s.backendUp.Store(ok)
+	if ok {
+		s.everUp.Store(true)
+	}
+	for _, name := range append([]string{""}, Services...) {
+		s.setHealth(name, ok)
+	}
+}
+
+// setBackend applies a readiness check's result to health. What each name
+// reports is what the server can still do without Redis:
+//
+//   - EventService, CatalogService, ModelService follow Redis: they cannot
+//     store or read anything without it.
+//   - RecommendationService and the overall "" (what load balancers and
+//     Kubernetes readiness ask) stay SERVING during an outage once the
+//     server has reached Redis at least once and has a Fallback: Recommend
+//     answers degraded from the in-process snapshot, which is better for a
+//     product page than no answer (every replica shares the same Redis, so
+//     taking them all out of rotation would help nobody). Before the first
+//     successful check they are NOT_SERVING: there is no snapshot yet.
+func (s *Server) setBackend(ok bool) {
+	s.backendUp.Store(ok)
+	if ok {
+		s.everUp.Store(true)
+	}
+	for _, name := range []string{
+		recsysv1.EventService_ServiceDesc.ServiceName,
+		recsysv1.CatalogService_ServiceDesc.ServiceName,
+		recsysv1.ModelService_ServiceDesc.ServiceName,
+	} {
+		s.setHealth(name, ok)
+	}
+	rec := ok || (s.canFallback && s.everUp.Load())
+	s.setHealth("", rec)
+	s.setHealth(recsysv1.RecommendationService_ServiceDesc.ServiceName, rec)
+}
+
+func (s *Server) setHealth(name string, ok bool) {
 	st := healthpb.HealthCheckResponse_NOT_SERVING
 	if ok {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
-	for _, name := range append([]string{""}, Services...) {
-		s.health.SetServingStatus(name, st)
-	}
+	s.health.SetServingStatus(name, st)
 }
+
+// BackendUp reports the last readiness check's result (true before any).
+func (s *Server) BackendUp() bool { return s.backendUp.Load() }
 
 // Serve serves on lis until Shutdown.
 func (s *Server) Serve(lis net.Listener) error {
 	if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	return nil
+}
+
+// ServeHealth serves grpc.health.v1 alone, in plaintext and without
+// authentication, on lis until Shutdown: for probes that cannot speak TLS
+// (Kubernetes' native gRPC probes) when the main port serves TLS.
+func (s *Server) ServeHealth(lis net.Listener) error {
+	if err := s.healthOnly.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 		return err
 	}
 	return nil
@@ -177,4 +338,5 @@ func (s *Server) Shutdown(ctx context.Context) {
 		s.grpc.Stop()
 		<-done
 	}
+	s.healthOnly.Stop()
 }

@@ -60,6 +60,7 @@ type env struct {
 	arrivals *recommend.Arrivals
 	srv      *server.Server
 	prefix   string
+	conn     *grpc.ClientConn
 	rec      recsysv1.RecommendationServiceClient
 	events   recsysv1.EventServiceClient
 	catalog  recsysv1.CatalogServiceClient
@@ -111,11 +112,19 @@ type envOptions struct {
 	// trending are set already).
 	engine  func(*recommend.Config)
 	profile func(*profile.Config)
+	// rdb is the Redis to use (default: the test server's).
+	rdb redis.UniversalClient
+	// server adjusts the server's configuration and dependencies before it
+	// is built (auth, limits, codecs).
+	server func(*server.Config, *server.Deps)
 }
 
 func newEnvWith(t *testing.T, o envOptions) *env {
 	t.Helper()
-	rdb := redistest.Client(t)
+	rdb := o.rdb
+	if rdb == nil {
+		rdb = redistest.Client(t)
+	}
 	prefix := o.prefix
 	if prefix == "" {
 		prefix = redistest.Prefix(t, rdb)
@@ -154,9 +163,14 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	if o.model {
 		eng.SetModel(plantedModel(t, "v1"))
 	}
-	srv, err := server.New(server.Config{Now: clk.Now}, server.Deps{
+	cfg := server.Config{Now: clk.Now}
+	deps := server.Deps{
 		Logger: log, Recommender: eng, Serving: eng, Profiles: store, Catalog: catStore, Rules: catStore, CatalogView: cache,
-	})
+	}
+	if o.server != nil {
+		o.server(&cfg, &deps)
+	}
+	srv, err := server.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +178,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	conn := serve(t, srv)
 	return &env{
 		clock: clk, engine: eng, store: store, cache: cache, rules: rules, trending: trending, arrivals: arrivals,
-		srv: srv, prefix: prefix,
+		srv: srv, prefix: prefix, conn: conn,
 		rec:     recsysv1.NewRecommendationServiceClient(conn),
 		events:  recsysv1.NewEventServiceClient(conn),
 		catalog: recsysv1.NewCatalogServiceClient(conn),

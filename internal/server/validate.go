@@ -63,6 +63,9 @@ type validator struct {
 
 func (v *validator) unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if err := decodeError(ctx); err != nil {
+			return nil, err // the request did not decode (see requestCodec)
+		}
 		if err := v.check(req); err != nil {
 			return nil, err
 		}
@@ -87,8 +90,8 @@ func (v *validator) check(req any) error {
 				return err
 			}
 		}
-		if len(r.GetContext().GetPlacement()) > v.l.MaxIDBytes {
-			return invalid("context.placement", fmt.Sprintf("longer than %d bytes", v.l.MaxIDBytes))
+		if p := r.GetContext().GetPlacement(); len(p) > v.l.MaxIDBytes || !utf8.ValidString(p) {
+			return invalid("context.placement", fmt.Sprintf("must be valid UTF-8 of at most %d bytes", v.l.MaxIDBytes))
 		}
 		if n := r.GetMaxPerCategory(); n < 0 {
 			return invalid("max_per_category", fmt.Sprintf("must be >= 0 (0: the server's default), got %d", n))

@@ -493,7 +493,14 @@ type RecommendResponse struct {
 	RecommendationId string `protobuf:"bytes,4,opt,name=recommendation_id,json=recommendationId,proto3" json:"recommendation_id,omitempty"`
 	// True when fewer than `count` items passed the hard rules, the filter
 	// and the exclusions even after every fallback.
-	Partial       bool `protobuf:"varint,5,opt,name=partial,proto3" json:"partial,omitempty"`
+	Partial bool `protobuf:"varint,5,opt,name=partial,proto3" json:"partial,omitempty"`
+	// True when the server answered without its profile store (Redis down,
+	// unreachable or slower than the server's budget): the items are not
+	// personalized (`source` is SOURCE_POPULAR, or SOURCE_SIMILAR to the
+	// request's context item), purchased items are not excluded, and catalog
+	// availability and popularity may be from before the outage. The answer
+	// is still valid to show. Field 15 keeps the low numbers for new features.
+	Degraded      bool `protobuf:"varint,15,opt,name=degraded,proto3" json:"degraded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -559,6 +566,13 @@ func (x *RecommendResponse) GetRecommendationId() string {
 func (x *RecommendResponse) GetPartial() bool {
 	if x != nil {
 		return x.Partial
+	}
+	return false
+}
+
+func (x *RecommendResponse) GetDegraded() bool {
+	if x != nil {
+		return x.Degraded
 	}
 	return false
 }
@@ -651,7 +665,11 @@ type SimilarItemsResponse struct {
 	RecommendationId string `protobuf:"bytes,4,opt,name=recommendation_id,json=recommendationId,proto3" json:"recommendation_id,omitempty"`
 	// True when fewer than `count` items passed the hard rules, the filter
 	// and the exclusions even after the popular fallback.
-	Partial       bool `protobuf:"varint,5,opt,name=partial,proto3" json:"partial,omitempty"`
+	Partial bool `protobuf:"varint,5,opt,name=partial,proto3" json:"partial,omitempty"`
+	// True when the server's profile store was unreachable at its last check:
+	// the neighbours come from the serving model as always, but catalog
+	// availability and the popular filler may be from before the outage.
+	Degraded      bool `protobuf:"varint,15,opt,name=degraded,proto3" json:"degraded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -717,6 +735,13 @@ func (x *SimilarItemsResponse) GetRecommendationId() string {
 func (x *SimilarItemsResponse) GetPartial() bool {
 	if x != nil {
 		return x.Partial
+	}
+	return false
+}
+
+func (x *SimilarItemsResponse) GetDegraded() bool {
+	if x != nil {
+		return x.Degraded
 	}
 	return false
 }
@@ -915,24 +940,26 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"_max_price\"V\n" +
 	"\x0eRequestContext\x12\x1c\n" +
 	"\tplacement\x18\x01 \x01(\tR\tplacement\x12&\n" +
-	"\x0fcontext_item_id\x18\x02 \x01(\tR\rcontextItemId\"\xd7\x01\n" +
+	"\x0fcontext_item_id\x18\x02 \x01(\tR\rcontextItemId\"\xf3\x01\n" +
 	"\x11RecommendResponse\x12+\n" +
 	"\x05items\x18\x01 \x03(\v2\x15.recsys.v1.ScoredItemR\x05items\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12)\n" +
 	"\x06source\x18\x03 \x01(\x0e2\x11.recsys.v1.SourceR\x06source\x12+\n" +
 	"\x11recommendation_id\x18\x04 \x01(\tR\x10recommendationId\x12\x18\n" +
-	"\apartial\x18\x05 \x01(\bR\apartial\"\x99\x01\n" +
+	"\apartial\x18\x05 \x01(\bR\apartial\x12\x1a\n" +
+	"\bdegraded\x18\x0f \x01(\bR\bdegraded\"\x99\x01\n" +
 	"\x13SimilarItemsRequest\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12(\n" +
 	"\x10exclude_item_ids\x18\x03 \x03(\tR\x0eexcludeItemIds\x12)\n" +
-	"\x06filter\x18\x04 \x01(\v2\x11.recsys.v1.FilterR\x06filter\"\xda\x01\n" +
+	"\x06filter\x18\x04 \x01(\v2\x11.recsys.v1.FilterR\x06filter\"\xf6\x01\n" +
 	"\x14SimilarItemsResponse\x12+\n" +
 	"\x05items\x18\x01 \x03(\v2\x15.recsys.v1.ScoredItemR\x05items\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12)\n" +
 	"\x06source\x18\x03 \x01(\x0e2\x11.recsys.v1.SourceR\x06source\x12+\n" +
 	"\x11recommendation_id\x18\x04 \x01(\tR\x10recommendationId\x12\x18\n" +
-	"\apartial\x18\x05 \x01(\bR\apartial\"\x91\x01\n" +
+	"\apartial\x18\x05 \x01(\bR\apartial\x12\x1a\n" +
+	"\bdegraded\x18\x0f \x01(\bR\bdegraded\"\x91\x01\n" +
 	"\n" +
 	"ScoredItem\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x14\n" +

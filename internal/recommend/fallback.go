@@ -1,0 +1,94 @@
+package recommend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/recsys-dev/recsys/internal/profile"
+)
+
+// ErrProfileBudget marks a profile load that did not finish within its
+// budget (see WithLoadBudget).
+var ErrProfileBudget = errors.New("profile load over its budget")
+
+// WithLoadBudget returns p with every Load bounded by budget, on top of the
+// caller's own deadline. A load cut by the budget fails with an error
+// wrapping ErrProfileBudget, so the caller can answer without the profile
+// (Fallback) while it still has time, instead of waiting for a slow store
+// until its own deadline.
+func WithLoadBudget(p Profiles, budget time.Duration) Profiles {
+	if budget <= 0 {
+		return p
+	}
+	return budgetProfiles{p: p, budget: budget}
+}
+
+type budgetProfiles struct {
+	p      Profiles
+	budget time.Duration
+}
+
+func (b budgetProfiles) Load(ctx context.Context, userID string) (profile.Profile, error) {
+	bctx, cancel := context.WithTimeout(ctx, b.budget)
+	defer cancel()
+	p, err := b.p.Load(bctx, userID)
+	if err != nil && bctx.Err() != nil && ctx.Err() == nil {
+		return p, fmt.Errorf("%w (%v): %w", ErrProfileBudget, b.budget, err)
+	}
+	return p, err
+}
+
+// Fallback answers req from what the process holds, without the profile
+// store: the serving model, the cached popular (or trending) list, the
+// catalog and the shop rules. It is for a store that is down or slow: the
+// answer is not personalized (the user's history and purchases are unknown,
+// so purchased items are not excluded), but it applies req.Exclude and
+// req.Filter with every hard rule. With a context item the model knows, the
+// answer is that item's nearest items (SourceSimilar), which is what the
+// page is about; else popular items, or trending ones for the trending
+// placement.
+func (e *Engine) Fallback(req Request) Result {
+	m := e.model.Load()
+	if req.ContextItemID != "" && m != nil {
+		if _, ok := m.Index(req.ContextItemID); ok {
+			res, err := e.Similar(context.Background(), SimilarRequest{
+				ItemID: req.ContextItemID, Count: req.Count, Exclude: req.Exclude, Filter: req.Filter,
+			})
+			if err == nil {
+				return res
+			}
+		}
+	}
+	n := 0
+	var st *rowState
+	res := Result{Source: SourcePopular}
+	if m != nil {
+		n, st, res.ModelVersion = m.NumItems(), e.rowsFor(m), m.Version()
+	}
+	s := e.getScratch(n)
+	defer e.putScratch(s)
+	fc := &s.filter
+	fc.reset(st, e.catalog, e.rules(), req.Filter, e.cfg.Now())
+	for _, id := range req.Exclude {
+		fc.exclude(m, id)
+	}
+	if req.ContextItemID != "" {
+		fc.exclude(m, req.ContextItemID)
+	}
+	a := &s.answer
+	a.reset(req.Count, 0)
+	list, reason := e.popular.List(), ReasonPopular
+	if req.Placement == PlacementTrending {
+		res.Source, list, reason = SourceTrending, e.trendingList(), ReasonTrending
+	}
+	e.fillList(fc, a, list, res.Source, reason, true, false)
+	res.Items = slices.Clone(a.items)
+	if res.Items == nil {
+		res.Items = []Item{}
+	}
+	res.Partial = len(res.Items) < req.Count
+	return res
+}
