@@ -305,6 +305,13 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	cfg.Hyper, cfg.Weighting, cfg.Workers, cfg.Logger = o.hyper, o.weighting, o.workers, log
+	if o.inputs != "" {
+		// Files may be history: decay from their last event, or years-old
+		// data would weigh nothing. A live stream decays from now.
+		if cfg.AsOf, err = retrain.Latest(ctx, src); err != nil {
+			return err
+		}
+	}
 	cfg.Progress = progressBar(stderr, o.hyper.Iterations)
 	out, err := retrain.Run(ctx, cfg, src, serving, pubs...)
 	if out != nil && out.Report != nil {

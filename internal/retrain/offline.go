@@ -14,7 +14,10 @@ import (
 type EvalConfig struct {
 	Hyper     mf.Hyperparameters
 	Weighting event.Weighting // default event.DefaultWeighting()
-	AsOf      time.Time       // default: now
+	// AsOf is the time decay is measured from. Default: the latest event of
+	// the inputs, so a historical data set is weighed as it was when it
+	// ended, not decayed to nothing by the years since.
+	AsOf time.Time
 	// Split is "time" (per-user time holdout, Holdout) or "user" (strong
 	// generalization, Users). Ignored for a pre-split pair.
 	Split   string
@@ -28,9 +31,6 @@ type EvalConfig struct {
 func (c *EvalConfig) defaults() error {
 	if c.Weighting == (event.Weighting{}) {
 		c.Weighting = event.DefaultWeighting()
-	}
-	if c.AsOf.IsZero() {
-		c.AsOf = time.Now()
 	}
 	if c.Holdout == (eval.TimeSplit{}) {
 		c.Holdout = eval.TimeSplit{LastN: 1}
@@ -46,7 +46,14 @@ func (c *EvalConfig) defaults() error {
 
 // collect reads sources into one Data (shared id tables) and returns, for
 // each source, the index of its first event.
+// A zero asOf is the latest event's time (the sources are read twice).
 func collect(ctx context.Context, w event.Weighting, asOf time.Time, srcs ...Source) (*eval.Data, []int, error) {
+	if asOf.IsZero() {
+		var err error
+		if asOf, err = Latest(ctx, srcs...); err != nil {
+			return nil, nil, err
+		}
+	}
 	col := eval.NewCollector(w, asOf)
 	starts := make([]int, len(srcs))
 	for i, src := range srcs {
@@ -56,6 +63,24 @@ func collect(ctx context.Context, w event.Weighting, asOf time.Time, srcs ...Sou
 		}
 	}
 	return col.Data(), starts, nil
+}
+
+// Latest reads the sources and returns the time of their latest event (zero
+// without events): the "as of" of a historical data set.
+func Latest(ctx context.Context, srcs ...Source) (time.Time, error) {
+	var latest time.Time
+	for _, src := range srcs {
+		err := src(ctx, func(e event.Event) error {
+			if e.Time.After(latest) {
+				latest = e.Time
+			}
+			return nil
+		})
+		if err != nil {
+			return time.Time{}, fmt.Errorf("read events: %w", err)
+		}
+	}
+	return latest, nil
 }
 
 // MakeSplit reads src and splits it as cfg says.

@@ -3,6 +3,7 @@ package retrain_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -242,5 +243,37 @@ func TestMakePairSplit(t *testing.T) {
 	// history in a time split sense but is a test user with nothing known.
 	if strings.Join(got["a"], ",") != "3" || strings.Join(got["b"], ",") != "4" {
 		t.Errorf("test cases %v, want a:[3] b:[4]", got)
+	}
+}
+
+// A historical data set is weighed as of its own last event: MovieLens 100K
+// ends in 1998, and decaying it to today would leave every strength at 0.
+func TestMakeSplitDecaysFromTheLatestEvent(t *testing.T) {
+	end := time.Date(1998, 4, 22, 0, 0, 0, 0, time.UTC)
+	var evs []event.Event
+	for u := range 4 {
+		for i := range 3 {
+			evs = append(evs, event.Event{UserID: fmt.Sprint("u", u), ItemID: fmt.Sprint("i", (u+i)%5),
+				Type: event.Purchase, Time: end.Add(-time.Duration(30*(3-i)) * 24 * time.Hour)})
+		}
+	}
+	evs = append(evs, event.Event{UserID: "u0", ItemID: "i4", Type: event.View, Time: end})
+	if got, err := retrain.Latest(context.Background(), sliceSource(evs)); err != nil || !got.Equal(end) {
+		t.Fatalf("Latest = %v, %v; want %v", got, err, end)
+	}
+	s, err := retrain.MakeSplit(context.Background(), retrain.EvalConfig{Hyper: good}, sliceSource(evs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The training part holds each user's purchases 90, 60 and 30 days
+	// before the end (u0's view at the end is held out): 5·2^-3, 5·2^-2, 5·2^-1.
+	want := map[float32]bool{5.0 / 8: true, 5.0 / 4: true, 5.0 / 2: true}
+	for _, v := range s.Train.Val {
+		if !want[v] {
+			t.Errorf("training strength %v, want one of 0.625, 1.25, 2.5 (decayed from %v)", v, end)
+		}
+	}
+	if len(s.Train.Val) == 0 {
+		t.Error("no training events")
 	}
 }

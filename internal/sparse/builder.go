@@ -99,7 +99,10 @@ func (b *Builder) Add(e event.Event) error {
 	if math.IsNaN(w) || math.IsInf(w, 0) || w < 0 || w > math.MaxFloat32 {
 		return fmt.Errorf("event %q: weight %v is not a finite non-negative float32", e.ID, w)
 	}
-	if w == 0 {
+	// An event weighs 0 when its type does, or when it decayed below
+	// float32's smallest value (some thousand half-lives old): a zero
+	// strength would be an interaction that counts for nothing.
+	if float32(w) == 0 {
 		b.dropped++
 		return nil
 	}

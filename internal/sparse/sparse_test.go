@@ -238,8 +238,13 @@ func TestBuilderRejectsBadEventsAndCountsZeroWeights(t *testing.T) {
 	if err := b.Add(event.Event{ID: "g", UserID: "u", ItemID: "x", Type: event.View, Time: asOf}); err != nil {
 		t.Fatal(err)
 	}
-	if got := b.Dropped(); got != 1 {
-		t.Errorf("Dropped = %d, want 1", got)
+	// A purchase 30 years old has decayed below float32's smallest value
+	// (30-day half-life): it weighs 0 and is dropped, not stored as a 0.
+	if err := b.Add(event.Event{ID: "h", UserID: "u", ItemID: "x", Type: event.Purchase, Time: asOf.AddDate(-30, 0, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Dropped(); got != 2 {
+		t.Errorf("Dropped = %d, want 2", got)
 	}
 	if got := b.Events(); got != 0 {
 		t.Errorf("Events = %d, want 0", got)
