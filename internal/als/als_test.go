@@ -333,9 +333,11 @@ func TestCancellation(t *testing.T) {
 	t.Run("within a half-step", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var ran atomic.Int64
+		var late atomic.Int64
 		err := parallel(ctx, 2, 10_000, func(_, c int) {
-			ran.Add(1)
+			if ctx.Err() != nil {
+				late.Add(1)
+			}
 			if c == 3 {
 				cancel()
 			}
@@ -343,9 +345,12 @@ func TestCancellation(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("got %v, want context.Canceled", err)
 		}
-		// Each worker finishes at most the chunk it holds.
-		if n := ran.Load(); n > 4+2 {
-			t.Errorf("%d chunks ran after cancelling at chunk 3, want <= 6", n)
+		// A worker checks the context before taking a chunk, so after the
+		// cancel only the other worker may start one: the chunk it took
+		// just before. (How many chunks ran before chunk 3 did depends on
+		// the scheduler.)
+		if n := late.Load(); n > 1 {
+			t.Errorf("%d chunks started after the cancel, want <= 1", n)
 		}
 	})
 }
