@@ -3,12 +3,15 @@
 // achieved QPS, latency percentiles, errors by gRPC code and dropped calls
 // (see internal/loadgen for how it measures).
 //
-//	go run ./benchmarks/loadgen --addr 127.0.0.1:50051 --rate 500 --duration 60s \
+//	RECSYS_TOKEN=... go run ./benchmarks/loadgen --addr 127.0.0.1:50051 --rate 500 --duration 60s \
 //	    --mix recommend=70,events=25,similar=5 --users 5000 --items 2000
 //
 // Users and items are the ids `recsysctl generate` writes (u1.., i1..), so
-// load a generated shop first. SIGINT or SIGTERM stops the run early; the
-// calls in flight finish and the final report covers the time measured.
+// load a generated shop first. The caller's token (--token, default
+// $RECSYS_TOKEN) needs the pages and events roles; --server-ca turns TLS on.
+// SIGINT or SIGTERM stops the run early; the calls in flight finish and the
+// final report covers the time measured. Flags and recorded runs:
+// README.md ("Load generator") and benchmarks/README.md.
 package main
 
 import (
