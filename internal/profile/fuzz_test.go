@@ -81,6 +81,9 @@ func FuzzParseStreamEvent(f *testing.F) {
 		if got.ID == "" || got.UserID == "" || got.ItemID == "" || !got.Type.Valid() {
 			t.Fatalf("accepted an event without ids or a valid type: %+v", got)
 		}
+		if !(got.Weight >= 0) || math.IsInf(float64(got.Weight), 0) {
+			t.Fatalf("accepted weight %v: the trainer needs finite, non-negative weights", got.Weight)
+		}
 		vals := appendStreamValues(nil, got)
 		m2 := make(map[string]any, len(vals))
 		for i, v := range vals {

@@ -280,7 +280,7 @@ func parseStreamEvent(v map[string]any) (event.Event, error) {
 	}
 	e.Quantity = int32(q)
 	wf, err := strconv.ParseFloat(w, 32)
-	if err != nil {
+	if err != nil || math.IsNaN(wf) || math.IsInf(wf, 0) || wf < 0 {
 		return event.Event{}, fmt.Errorf("bad weight %q", w)
 	}
 	e.Weight = float32(wf)
