@@ -187,27 +187,35 @@ func (e *Engine) categoriesOf(ids []string) []string {
 
 // fillCartSimilar adds the items whose summed cosine similarity to the cart
 // items the model knows is highest; each one's reason names the cart item it
-// is closest to. It uses s.scores, s.cosine and s.rows.
+// is closest to. The sum is one matrix-vector product whatever the cart's
+// size: Σ_k cos(y_j, y_k) = y_j·q / |y_j| with q = Σ_k y_k/|y_k|. It uses
+// s.scores, s.cosine (for q) and s.rows.
 func (e *Engine) fillCartSimilar(s *scratch, fc *reqFilter, a *answer, m *mf.Model, cart []string) {
 	for _, id := range cart {
-		if r, ok := m.Index(id); ok {
+		if r, ok := m.Index(id); ok && m.Norm(r) > 0 {
 			s.rows = append(s.rows, r)
 		}
 	}
 	if len(s.rows) == 0 {
 		return
 	}
-	m.Cosine(s.rows[0], s.scores)
-	if len(s.rows) > 1 {
-		if cap(s.cosine) < len(s.scores) {
-			s.cosine = make([]float32, len(s.scores))
+	if cap(s.cosine) < m.Factors() {
+		s.cosine = make([]float32, m.Factors())
+	}
+	q := s.cosine[:m.Factors()]
+	clear(q)
+	for _, r := range s.rows {
+		inv := 1 / m.Norm(r)
+		for k, v := range m.Vector(r) {
+			q[k] += v * inv
 		}
-		tmp := s.cosine[:len(s.scores)]
-		for _, r := range s.rows[1:] {
-			m.Cosine(r, tmp)
-			for j, v := range tmp {
-				s.scores[j] += v
-			}
+	}
+	m.Scores(q, s.scores)
+	for j := range s.scores {
+		if nj := m.Norm(int32(j)); nj > 0 {
+			s.scores[j] /= nj
+		} else {
+			s.scores[j] = 0
 		}
 	}
 	first := len(a.items)

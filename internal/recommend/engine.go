@@ -258,7 +258,7 @@ type scratch struct {
 	explore     []Item
 	exploreNext []int
 	purchased   map[string]struct{}
-	cosine      []float32 // BoughtTogether: one cart item's similarities
+	cosine      []float32 // BoughtTogether: the cart's summed unit vector
 }
 
 func (e *Engine) getScratch(n int) *scratch {
