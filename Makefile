@@ -20,7 +20,7 @@ test:
 
 ## test-cluster: the Redis-using packages against a local Redis Cluster (3 masters,
 ## 3 replicas, started and stopped by .ci/redis-cluster.sh), including the failover tests.
-CLUSTER_PKGS ?= ./internal/redistest/... ./internal/profile/... ./internal/catalog/... \
+CLUSTER_PKGS ?= ./internal/redistest/... ./internal/profile/... ./internal/catalog/... ./internal/cooccur/... \
 	./internal/registry/... ./internal/server/... ./internal/daemon/... ./internal/retrain/... ./internal/loadgen/...
 ## The failover tests kill and promote masters, so they run alone, after the rest.
 FAILOVER_TESTS = ^TestCluster(ManualFailover|MasterCrash)UnderLoad$$

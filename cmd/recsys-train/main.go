@@ -32,6 +32,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recsys-dev/recsys/internal/als"
+	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/dataset"
 	"github.com/recsys-dev/recsys/internal/envflag"
 	"github.com/recsys-dev/recsys/internal/eval"
@@ -249,6 +250,12 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	fs.BoolVar(&cfg.NoRefit, "no-refit", false, "publish the model trained without the holdout instead of refitting on all events")
 	fs.BoolVar(&cfg.SkipBaselines, "skip-knn", false, "leave the item-kNN baseline out of the report")
 	fs.BoolVar(&dryRun, "dry-run", false, "train, evaluate and gate, but publish nothing")
+	var boughtLists bool
+	fs.BoolVar(&boughtLists, "bought-lists", true, "with --redis-addr: publish the bought-together lists to Redis after the model")
+	fs.DurationVar(&cfg.CoPurchase.Window, "bought-window", cooccur.DefaultWindow, "two purchases of one user this close in time count as bought together")
+	fs.IntVar(&cfg.CoPurchase.MinSupport, "bought-min-support", cooccur.DefaultMinSupport, "fewest users who bought a pair together for it to be listed")
+	fs.IntVar(&cfg.CoPurchase.Cap, "bought-cap", cooccur.DefaultCap, "items kept in each item's bought-together list")
+	fs.DurationVar(&cfg.ListTTL, "bought-ttl", cooccur.DefaultTTL, "lifetime of a bought-together list a later run does not rewrite (longer than the retraining cadence)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -300,6 +307,13 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	if dryRun {
 		pubs = nil
 	}
+	if rdb != nil && boughtLists {
+		store, err := cooccur.NewStore(rdb, o.prefix)
+		if err != nil {
+			return err
+		}
+		cfg.Lists = store
+	}
 	if serving != nil {
 		log.Info("serving model to beat", "version", serving.Version(), "items", serving.NumItems())
 	}
@@ -322,6 +336,9 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stdout, "\ngate: %s\n", out.Gate.Reason)
 		for _, v := range out.Versions {
 			fmt.Fprintf(stdout, "published %s (%d items, %d bytes)\n", v.Name(), v.Info.Items, v.Size)
+		}
+		if out.Lists > 0 {
+			fmt.Fprintf(stdout, "published %d bought-together lists\n", out.Lists)
 		}
 	}
 	return err

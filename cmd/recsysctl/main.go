@@ -4,6 +4,7 @@
 //	recsysctl [--addr HOST:PORT] events import FILE.csv
 //	recsysctl recommend USER [--count N] [--exclude a,b] [--context-item ID] [filter flags]
 //	recsysctl similar ITEM [--count N] [filter flags]
+//	recsysctl bought-together ITEM [ITEM…] [--count N] [filter flags]
 //	recsysctl profile USER
 //	recsysctl delete-user USER
 //	recsysctl opt-out USER [--off]
@@ -55,6 +56,7 @@ commands:
   recommend USER               [--count N] [--exclude a,b] [--context-item ID] [--placement P]
                                [--max-per-category N] [filter flags]
   similar ITEM                 [--count N] [--exclude a,b] [filter flags]
+  bought-together ITEM...      [--count N] [--exclude a,b] [filter flags]: complements of an item or a cart
       filter flags: [--categories a,b] [--exclude-categories a,b] [--min-price X] [--max-price Y]
                     [--include-unavailable] [--member-tier T] [--include-purchased]
   profile USER                 the profile the service built
@@ -143,7 +145,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			err = perr
 		}
 		return err
-	case "recommend", "similar":
+	case "recommend", "similar", "bought-together":
 		sub := flag.NewFlagSet(cmd, flag.ContinueOnError)
 		sub.SetOutput(stderr)
 		var o ctl.RecommendOptions
@@ -160,6 +162,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			sub.StringVar(&o.Placement, "placement", "", `slot name on the page ("trending" asks for trending items)`)
 			sub.IntVar(&o.MaxPerCategory, "max-per-category", 0, "at most this many items per category (0: server default)")
 			sub.BoolVar(&o.Filter.IncludePurchased, "include-purchased", false, "return items the user bought too")
+		}
+		if cmd == "bought-together" {
+			items, err := someArgs(sub, rest, "bought-together ITEM [ITEM...] [--count N]")
+			if err != nil {
+				return err
+			}
+			return call(func(ctx context.Context) error {
+				res, err := c.BoughtTogether(ctx, items, o)
+				if err != nil {
+					return err
+				}
+				return ctl.PrintJSON(stdout, res)
+			})
 		}
 		id, err := oneArg(sub, rest, cmd+" ID")
 		if err != nil {
@@ -224,6 +239,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // oneArg parses sub's flags around exactly one positional argument.
+// someArgs parses sub and returns one or more ids given before or after the
+// flags.
+func someArgs(sub *flag.FlagSet, args []string, use string) ([]string, error) {
+	var ids []string
+	for len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		ids, args = append(ids, args[0]), args[1:]
+	}
+	if err := sub.Parse(args); err != nil {
+		return nil, err
+	}
+	ids = append(ids, sub.Args()...)
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("usage: recsysctl %s", use)
+	}
+	return ids, nil
+}
+
 func oneArg(sub *flag.FlagSet, args []string, use string) (string, error) {
 	// Allow the id before or after the flags.
 	var id string

@@ -150,6 +150,16 @@ func (c *Client) Similar(ctx context.Context, item string, o RecommendOptions) (
 	return c.Rec.SimilarItems(ctx, &recsysv1.SimilarItemsRequest{ItemId: item, Count: int32(o.Count), ExcludeItemIds: splitList(o.Exclude), Filter: f})
 }
 
+// BoughtTogether asks for the items bought together with one item or a
+// cart.
+func (c *Client) BoughtTogether(ctx context.Context, items []string, o RecommendOptions) (*recsysv1.BoughtTogetherResponse, error) {
+	f, err := o.Filter.Proto()
+	if err != nil {
+		return nil, err
+	}
+	return c.Rec.BoughtTogether(ctx, &recsysv1.BoughtTogetherRequest{ItemIds: items, Count: int32(o.Count), ExcludeItemIds: splitList(o.Exclude), Filter: f})
+}
+
 // ModelCommand runs `model get|list|activate VERSION`.
 func ModelCommand(ctx context.Context, c *Client, args []string, stdout io.Writer) error {
 	switch {

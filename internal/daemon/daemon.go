@@ -22,6 +22,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/access"
 	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/embedded"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
@@ -235,6 +236,10 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}, d.catCache, d.store, log); err != nil {
 		return nil, err
 	}
+	bought, err := cooccur.NewStore(d.rdb, cfg.Prefix)
+	if err != nil {
+		return nil, err
+	}
 	cold := recommend.SourcePopular
 	switch cfg.Shop.ColdSource {
 	case "popular":
@@ -253,6 +258,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Trending:       d.trending,
 		ColdSource:     cold,
 		Rules:          d.rules,
+		Bought:         bought,
 	}, recommend.WithLoadBudget(d.store, cfg.ProfileBudget), d.catCache, d.popular); err != nil {
 		return nil, err
 	}
@@ -280,6 +286,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.srv, err = server.New(scfg, server.Deps{
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Models: admin, Fallback: d.engine,
+		Bought: d.engine,
 	}); err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/ctl"
 	"github.com/recsys-dev/recsys/internal/daemon"
 	"github.com/recsys-dev/recsys/internal/mf"
@@ -127,10 +128,14 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	lists, err := cooccur.NewStore(rdb, "")
+	if err != nil {
+		return err
+	}
 	trainStart := time.Now()
 	out, err := retrain.Run(ctx, retrain.Config{
 		Hyper:  mf.Hyperparameters{Factors: c.Factors, Iterations: c.Iterations, Regularization: 0.05, Alpha: 10, Seed: 1},
-		Logger: log,
+		Logger: log, Lists: lists,
 	}, retrain.StreamSource(store, time.Time{}, time.Time{}), nil, reg)
 	if err != nil {
 		return fmt.Errorf("retrain: %w", err)
@@ -186,6 +191,14 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	say("== ... and the very next answer already follows (no retraining):")
 	printItems(stdout, after.GetItems(), categories)
 	say("   items from %s: %d before, %d after", newCat, countCat(before.GetItems(), categories, newCat), countCat(after.GetItems(), categories, newCat))
+
+	bought, err := client.BoughtTogether(ctx, []string{picked[0]}, ctl.RecommendOptions{Count: 5})
+	if err != nil {
+		return err
+	}
+	say("\n== bought together with %s, the item in the cart (%s; %d lists published by the job):",
+		picked[0], sourceName(bought.GetSource()), out.Lists)
+	printItems(stdout, bought.GetItems(), categories)
 
 	// 5. The evaluation the gate used.
 	say("\n== offline evaluation (%s, full ranking over all items), same split for every model:", out.Report.Split)

@@ -63,6 +63,7 @@ const (
 	SourceSimilar
 	SourceTrending
 	SourceExploration // a new item in an exploration slot (per item only)
+	SourceBoughtTogether
 )
 
 func (s Source) String() string {
@@ -77,6 +78,8 @@ func (s Source) String() string {
 		return "trending"
 	case SourceExploration:
 		return "exploration"
+	case SourceBoughtTogether:
+		return "bought_together"
 	}
 	return "unspecified"
 }
@@ -159,6 +162,9 @@ type Config struct {
 	ColdSource Source
 	// Rules are the shop's blocklist and category settings; nil: none.
 	Rules Rules
+	// Bought reads the co-purchase lists of BoughtTogether; nil: it answers
+	// from its fallbacks alone.
+	Bought BoughtLists
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -252,6 +258,7 @@ type scratch struct {
 	explore     []Item
 	exploreNext []int
 	purchased   map[string]struct{}
+	cosine      []float32 // BoughtTogether: the cart's summed unit vector
 }
 
 func (e *Engine) getScratch(n int) *scratch {

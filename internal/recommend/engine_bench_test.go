@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
@@ -231,5 +232,65 @@ func BenchmarkRowState(b *testing.B) {
 				eng.buildRows(m, 1, rules)
 			}
 		})
+	}
+}
+
+// staticLists serves fixed co-purchase lists: the benchmark measures the
+// engine's work (merge, filter, fallback scoring), excluding Redis (see
+// cooccur's BenchmarkStoreRead for the round trip).
+type staticLists map[string][]cooccur.Entry
+
+func (s staticLists) Read(_ context.Context, ids []string) ([][]cooccur.Entry, error) {
+	out := make([][]cooccur.Entry, len(ids))
+	for i, id := range ids {
+		out[i] = s[id]
+	}
+	return out, nil
+}
+
+// BenchmarkBoughtTogether is one BoughtTogether of 20 items for a cart of 1
+// and of 5 items, at 100,000 items × 64 factors: from the lists (50 entries
+// per cart item, merged), and from the fallback alone (no lists: the summed
+// cosine similarity of every item to the cart, top-20 outside the cart's
+// categories).
+func BenchmarkBoughtTogether(b *testing.B) {
+	const n = 100_000
+	m := benchModel(b, n, 64)
+	rng := rand.New(rand.NewPCG(3, 3))
+	lists := staticLists{}
+	for i := range 5 {
+		var l []cooccur.Entry
+		for k := range 50 {
+			l = append(l, cooccur.Entry{ItemID: m.ItemID(int32(rng.IntN(n))), Score: 1 / float32(k+1), Count: 2})
+		}
+		lists[m.ItemID(int32(i))] = l
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, path := range []string{"lists", "fallback"} {
+		cfg := Config{}
+		if path == "lists" {
+			cfg.Bought = lists
+		}
+		eng, err := New(cfg, staticProfiles{}, nil, NewPopular(noPopular{}, 10, log))
+		if err != nil {
+			b.Fatal(err)
+		}
+		eng.SetModel(m)
+		for _, cart := range []int{1, 5} {
+			b.Run("path="+path+"/cart="+strconv.Itoa(cart), func(b *testing.B) {
+				req := BoughtRequest{Count: 20}
+				for i := range cart {
+					req.ItemIDs = append(req.ItemIDs, m.ItemID(int32(i)))
+				}
+				ctx := context.Background()
+				b.ReportAllocs()
+				for b.Loop() {
+					res, err := eng.BoughtTogether(ctx, req)
+					if err != nil || len(res.Items) != 20 {
+						b.Fatal(err, len(res.Items))
+					}
+				}
+			})
+		}
 	}
 }

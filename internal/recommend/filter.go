@@ -323,6 +323,24 @@ func (fc *reqFilter) exclude(m *mf.Model, id string) {
 	}
 }
 
+// avoidCategories leaves items of cats out too, as if the filter excluded
+// them, until the returned function restores the filter as it was.
+func (fc *reqFilter) avoidCategories(cats []string) (restore func()) {
+	f, exc := fc.f, fc.exc
+	if len(cats) == 0 {
+		return func() {}
+	}
+	fc.f.ExcludeCategories = append(slices.Clip(f.ExcludeCategories), cats...)
+	if fc.st != nil {
+		for _, c := range cats {
+			if i, ok := fc.st.catIndex[c]; ok {
+				fc.exc = append(fc.exc, i)
+			}
+		}
+	}
+	return func() { fc.f, fc.exc = f, exc }
+}
+
 // rotate marks an item rotated down.
 func (fc *reqFilter) rotate(m *mf.Model, id string) {
 	fc.rotatedIDs[id] = struct{}{}

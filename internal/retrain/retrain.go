@@ -2,7 +2,9 @@
 // implicit ALS on it, evaluates the new model on a per-user time holdout next
 // to the serving model and the popularity and item-kNN baselines, refuses to
 // publish a model that is worse (the quality gate), and otherwise refits on
-// all events and publishes the result to the model registries.
+// all events and publishes the result to the model registries. From the same
+// pass over the events it computes the bought-together lists (package
+// cooccur) and stores them after the model.
 //
 // The gate compares models on the same holdout: the new model must not
 // contain NaN or Inf (or factors so extreme that users cannot be folded in),
@@ -24,6 +26,7 @@ import (
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/als"
+	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
@@ -67,9 +70,25 @@ type Config struct {
 	// Progress, if set, receives every ALS iteration (for a progress bar).
 	Progress func(phase string, s als.IterationStats)
 	Now      func() time.Time
+	// Lists, when set, receives the bought-together lists (see package
+	// cooccur) computed from the same events in the same pass, written
+	// after the model is published; nil (or a dry run): none are computed.
+	Lists ListWriter
+	// CoPurchase tunes the lists' computation (zero: cooccur's defaults).
+	CoPurchase cooccur.Config
+	// ListTTL is how long a list lives unless a later run rewrites it;
+	// default cooccur.DefaultTTL. It must exceed the retraining cadence.
+	ListTTL time.Duration
 
 	servingGiven bool
 }
+
+// ListWriter stores bought-together lists (implemented by *cooccur.Store).
+type ListWriter interface {
+	Write(ctx context.Context, lists []cooccur.List, ttl time.Duration) (int, error)
+}
+
+var _ ListWriter = (*cooccur.Store)(nil)
 
 func (c *Config) defaults() error {
 	if c.Weighting == (event.Weighting{}) {
@@ -115,6 +134,7 @@ type Outcome struct {
 	Gate     Gate
 	Model    *mf.Model          // the model published (or that would have been)
 	Versions []registry.Version // one per publisher, empty when refused or dry
+	Lists    int                // bought-together lists written
 }
 
 // Gate is the quality gate's verdict.
@@ -153,8 +173,18 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 
 	start := cfg.Now()
 	col := eval.NewCollector(cfg.Weighting, cfg.AsOf)
+	var pairs *cooccur.Counter
+	if cfg.Lists != nil && len(pubs) > 0 {
+		var err error
+		if pairs, err = cooccur.NewCounter(cfg.CoPurchase); err != nil {
+			return nil, fmt.Errorf("retrain config: %w", err)
+		}
+	}
 	if err := src(ctx, func(e event.Event) error {
 		out.Events++
+		if pairs != nil {
+			pairs.Add(e)
+		}
 		return col.Add(e)
 	}); err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
@@ -259,7 +289,27 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 		log.Info("published", "version", v.Name(), "items", v.Info.Items, "bytes", v.Size)
 		out.Versions = append(out.Versions, v)
 	}
+	if pairs != nil {
+		if err := cfg.writeLists(ctx, pairs, out); err != nil {
+			return out, err
+		}
+	}
 	return out, nil
+}
+
+// writeLists computes the bought-together lists and stores them.
+func (c *Config) writeLists(ctx context.Context, pairs *cooccur.Counter, out *Outcome) error {
+	start := c.Now()
+	lists := pairs.Lists()
+	computed := c.Now()
+	n, err := c.Lists.Write(ctx, lists, c.ListTTL)
+	out.Lists = n
+	if err != nil {
+		return fmt.Errorf("publish bought-together lists (%d of %d written): %w", n, len(lists), err)
+	}
+	c.Logger.Info("bought-together lists published", "items", n,
+		"compute_seconds", computed.Sub(start).Seconds(), "write_seconds", c.Now().Sub(computed).Seconds())
+	return nil
 }
 
 // train runs ALS on m and builds the serving model. A model with NaN or Inf

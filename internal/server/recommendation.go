@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"math"
 
 	"github.com/recsys-dev/recsys/internal/recommend"
@@ -16,9 +17,16 @@ type Recommender interface {
 	Similar(ctx context.Context, req recommend.SimilarRequest) (recommend.Result, error)
 }
 
+// BoughtRecommender answers BoughtTogether (implemented by
+// *recommend.Engine).
+type BoughtRecommender interface {
+	BoughtTogether(ctx context.Context, req recommend.BoughtRequest) (recommend.Result, error)
+}
+
 type recommendationService struct {
 	recsysv1.UnimplementedRecommendationServiceServer
 	rec     Recommender
+	bought  BoughtRecommender // nil: BoughtTogether answers FailedPrecondition
 	degrade *degradation
 	srv     *Server
 }
@@ -92,6 +100,41 @@ func (s *recommendationService) SimilarItems(ctx context.Context, req *recsysv1.
 	}, nil
 }
 
+// BoughtTogether answers from the co-purchase lists, or, when they cannot
+// be read for want of Redis, degraded from the fallbacks alone (similar
+// items from the serving model, popular items).
+func (s *recommendationService) BoughtTogether(ctx context.Context, req *recsysv1.BoughtTogetherRequest) (*recsysv1.BoughtTogetherResponse, error) {
+	if s.bought == nil {
+		return nil, PreconditionError(errors.New("this server has no bought-together engine"))
+	}
+	r := recommend.BoughtRequest{
+		ItemIDs: req.GetItemIds(),
+		Count:   int(req.GetCount()),
+		Exclude: req.GetExcludeItemIds(),
+		Filter:  fromProtoFilter(req.GetFilter()),
+	}
+	res, err := s.bought.BoughtTogether(ctx, r)
+	degraded := false
+	if err != nil {
+		if ctx.Err() != nil || !isUnavailable(err) {
+			return nil, err
+		}
+		s.degrade.answers.WithLabelValues("BoughtTogether").Inc()
+		r.WithoutLists, degraded = true, true
+		if res, err = s.bought.BoughtTogether(ctx, r); err != nil {
+			return nil, err
+		}
+	}
+	return &recsysv1.BoughtTogetherResponse{
+		Items:            toScored(res.Items),
+		ModelVersion:     res.ModelVersion,
+		Source:           toSource(res.Source),
+		RecommendationId: newRecommendationID(),
+		Partial:          res.Partial,
+		Degraded:         degraded || !s.srv.BackendUp(),
+	}, nil
+}
+
 func toScored(items []recommend.Item) []*recsysv1.ScoredItem {
 	out := make([]*recsysv1.ScoredItem, len(items))
 	for i, it := range items {
@@ -135,6 +178,8 @@ func toSource(s recommend.Source) recsysv1.Source {
 		return recsysv1.Source_SOURCE_TRENDING
 	case recommend.SourceExploration:
 		return recsysv1.Source_SOURCE_EXPLORATION
+	case recommend.SourceBoughtTogether:
+		return recsysv1.Source_SOURCE_BOUGHT_TOGETHER
 	}
 	return recsysv1.Source_SOURCE_UNSPECIFIED
 }

@@ -92,6 +92,9 @@ type Deps struct {
 	// Fallback answers Recommend when the profile store fails (may be nil:
 	// Recommend then fails with Unavailable like the other RPCs).
 	Fallback Fallback
+	// Bought answers BoughtTogether (may be nil: it answers
+	// FailedPrecondition).
+	Bought BoughtRecommender
 }
 
 // Server is a ready-to-serve gRPC server with health and metrics.
@@ -211,7 +214,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		canFallback: d.Fallback != nil}
 	s.backendUp.Store(true)
 	deg := &degradation{fallback: d.Fallback, log: log, answers: degradedAnswers, now: cfg.Now}
-	recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender, degrade: deg, srv: s})
+	recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender, bought: d.Bought, degrade: deg, srv: s})
 	recsysv1.RegisterEventServiceServer(g, &eventService{profiles: d.Profiles, catalog: d.CatalogView, weighting: cfg.Weighting, now: cfg.Now})
 	recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
 	recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models})

@@ -51,6 +51,9 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
+// MaxCartItems bounds the item_ids of one BoughtTogether (a cart).
+const MaxCartItems = 100
+
 // minEventTime rejects timestamps that are certainly wrong (unset clocks).
 var minEventTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -99,6 +102,17 @@ func (v *validator) check(req any) error {
 		return v.filter("filter.", r.GetFilter())
 	case *recsysv1.SimilarItemsRequest:
 		if err := v.id("item_id", r.GetItemId()); err != nil {
+			return err
+		}
+		if err := v.count(r.GetCount()); err != nil {
+			return err
+		}
+		if err := v.ids("exclude_item_ids", r.GetExcludeItemIds(), v.l.MaxExclude, false); err != nil {
+			return err
+		}
+		return v.filter("filter.", r.GetFilter())
+	case *recsysv1.BoughtTogetherRequest:
+		if err := v.ids("item_ids", r.GetItemIds(), MaxCartItems, true); err != nil {
 			return err
 		}
 		if err := v.count(r.GetCount()); err != nil {

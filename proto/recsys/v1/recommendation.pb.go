@@ -164,6 +164,9 @@ const (
 	Source_SOURCE_TRENDING Source = 4
 	// A new item in an exploration slot (per item only).
 	Source_SOURCE_EXPLORATION Source = 5
+	// Bought together with the request's items: from the co-purchase lists
+	// the retraining job computes (BoughtTogether).
+	Source_SOURCE_BOUGHT_TOGETHER Source = 6
 )
 
 // Enum value maps for Source.
@@ -175,14 +178,16 @@ var (
 		3: "SOURCE_SIMILAR",
 		4: "SOURCE_TRENDING",
 		5: "SOURCE_EXPLORATION",
+		6: "SOURCE_BOUGHT_TOGETHER",
 	}
 	Source_value = map[string]int32{
-		"SOURCE_UNSPECIFIED":  0,
-		"SOURCE_PERSONALIZED": 1,
-		"SOURCE_POPULAR":      2,
-		"SOURCE_SIMILAR":      3,
-		"SOURCE_TRENDING":     4,
-		"SOURCE_EXPLORATION":  5,
+		"SOURCE_UNSPECIFIED":     0,
+		"SOURCE_PERSONALIZED":    1,
+		"SOURCE_POPULAR":         2,
+		"SOURCE_SIMILAR":         3,
+		"SOURCE_TRENDING":        4,
+		"SOURCE_EXPLORATION":     5,
+		"SOURCE_BOUGHT_TOGETHER": 6,
 	}
 )
 
@@ -746,6 +751,180 @@ func (x *SimilarItemsResponse) GetDegraded() bool {
 	return false
 }
 
+// BoughtTogetherRequest asks for items bought together with one item or a
+// cart.
+type BoughtTogetherRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The item, or the items of the cart. Required: 1 to 100 ids, each at
+	// most 256 bytes of valid UTF-8. Repeated ids count once.
+	ItemIds []string `protobuf:"bytes,1,rep,name=item_ids,json=itemIds,proto3" json:"item_ids,omitempty"`
+	// How many items to return, 1 to 500.
+	Count int32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// Items that must not be returned (besides `item_ids`, which never are).
+	ExcludeItemIds []string `protobuf:"bytes,3,rep,name=exclude_item_ids,json=excludeItemIds,proto3" json:"exclude_item_ids,omitempty"`
+	// Which items may be returned; unset: the defaults of Filter.
+	// `include_purchased` has no effect (there is no user).
+	Filter        *Filter `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BoughtTogetherRequest) Reset() {
+	*x = BoughtTogetherRequest{}
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BoughtTogetherRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BoughtTogetherRequest) ProtoMessage() {}
+
+func (x *BoughtTogetherRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BoughtTogetherRequest.ProtoReflect.Descriptor instead.
+func (*BoughtTogetherRequest) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *BoughtTogetherRequest) GetItemIds() []string {
+	if x != nil {
+		return x.ItemIds
+	}
+	return nil
+}
+
+func (x *BoughtTogetherRequest) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *BoughtTogetherRequest) GetExcludeItemIds() []string {
+	if x != nil {
+		return x.ExcludeItemIds
+	}
+	return nil
+}
+
+func (x *BoughtTogetherRequest) GetFilter() *Filter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+// BoughtTogetherResponse carries the complementary items.
+type BoughtTogetherResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The items, best first. `score` is the summed normalized co-occurrence
+	// for SOURCE_BOUGHT_TOGETHER items, the summed cosine similarity for
+	// SOURCE_SIMILAR items and 0 for popular items after them.
+	Items []*ScoredItem `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	// The version of the model used by the similar-items fallback; empty when
+	// no model is loaded.
+	ModelVersion string `protobuf:"bytes,2,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// Which path produced the answer (its first items): SOURCE_BOUGHT_TOGETHER,
+	// SOURCE_SIMILAR or SOURCE_POPULAR. Every item also carries its own source.
+	Source Source `protobuf:"varint,3,opt,name=source,proto3,enum=recsys.v1.Source" json:"source,omitempty"`
+	// A unique id for this answer, to attribute later clicks and purchases.
+	RecommendationId string `protobuf:"bytes,4,opt,name=recommendation_id,json=recommendationId,proto3" json:"recommendation_id,omitempty"`
+	// True when fewer than `count` items passed the hard rules, the filter
+	// and the exclusions even after every fallback.
+	Partial bool `protobuf:"varint,5,opt,name=partial,proto3" json:"partial,omitempty"`
+	// True when the co-purchase lists could not be read (Redis down,
+	// unreachable or slow) and the answer comes from the fallbacks alone, or
+	// when the profile store was unreachable at the server's last check.
+	Degraded      bool `protobuf:"varint,15,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BoughtTogetherResponse) Reset() {
+	*x = BoughtTogetherResponse{}
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BoughtTogetherResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BoughtTogetherResponse) ProtoMessage() {}
+
+func (x *BoughtTogetherResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BoughtTogetherResponse.ProtoReflect.Descriptor instead.
+func (*BoughtTogetherResponse) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *BoughtTogetherResponse) GetItems() []*ScoredItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *BoughtTogetherResponse) GetModelVersion() string {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return ""
+}
+
+func (x *BoughtTogetherResponse) GetSource() Source {
+	if x != nil {
+		return x.Source
+	}
+	return Source_SOURCE_UNSPECIFIED
+}
+
+func (x *BoughtTogetherResponse) GetRecommendationId() string {
+	if x != nil {
+		return x.RecommendationId
+	}
+	return ""
+}
+
+func (x *BoughtTogetherResponse) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
+}
+
+func (x *BoughtTogetherResponse) GetDegraded() bool {
+	if x != nil {
+		return x.Degraded
+	}
+	return false
+}
+
 // ScoredItem is one recommended item.
 type ScoredItem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -767,7 +946,7 @@ type ScoredItem struct {
 
 func (x *ScoredItem) Reset() {
 	*x = ScoredItem{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[6]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +958,7 @@ func (x *ScoredItem) String() string {
 func (*ScoredItem) ProtoMessage() {}
 
 func (x *ScoredItem) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[6]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +971,7 @@ func (x *ScoredItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoredItem.ProtoReflect.Descriptor instead.
 func (*ScoredItem) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{6}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ScoredItem) GetItemId() string {
@@ -850,7 +1029,7 @@ type Reason struct {
 
 func (x *Reason) Reset() {
 	*x = Reason{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[7]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -862,7 +1041,7 @@ func (x *Reason) String() string {
 func (*Reason) ProtoMessage() {}
 
 func (x *Reason) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[7]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -875,7 +1054,7 @@ func (x *Reason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reason.ProtoReflect.Descriptor instead.
 func (*Reason) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{7}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Reason) GetKind() ReasonKind {
@@ -959,6 +1138,18 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\x06source\x18\x03 \x01(\x0e2\x11.recsys.v1.SourceR\x06source\x12+\n" +
 	"\x11recommendation_id\x18\x04 \x01(\tR\x10recommendationId\x12\x18\n" +
 	"\apartial\x18\x05 \x01(\bR\apartial\x12\x1a\n" +
+	"\bdegraded\x18\x0f \x01(\bR\bdegraded\"\x9d\x01\n" +
+	"\x15BoughtTogetherRequest\x12\x19\n" +
+	"\bitem_ids\x18\x01 \x03(\tR\aitemIds\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\x12(\n" +
+	"\x10exclude_item_ids\x18\x03 \x03(\tR\x0eexcludeItemIds\x12)\n" +
+	"\x06filter\x18\x04 \x01(\v2\x11.recsys.v1.FilterR\x06filter\"\xf8\x01\n" +
+	"\x16BoughtTogetherResponse\x12+\n" +
+	"\x05items\x18\x01 \x03(\v2\x15.recsys.v1.ScoredItemR\x05items\x12#\n" +
+	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12)\n" +
+	"\x06source\x18\x03 \x01(\x0e2\x11.recsys.v1.SourceR\x06source\x12+\n" +
+	"\x11recommendation_id\x18\x04 \x01(\tR\x10recommendationId\x12\x18\n" +
+	"\apartial\x18\x05 \x01(\bR\apartial\x12\x1a\n" +
 	"\bdegraded\x18\x0f \x01(\bR\bdegraded\"\x91\x01\n" +
 	"\n" +
 	"ScoredItem\x12\x17\n" +
@@ -985,17 +1176,19 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\x14REASON_KIND_TRENDING\x10\x03\x12\x1b\n" +
 	"\x17REASON_KIND_NEW_ARRIVAL\x10\x04\x12\x1f\n" +
 	"\x1bREASON_KIND_BOUGHT_TOGETHER\x10\x05\x12\x17\n" +
-	"\x13REASON_KIND_SIMILAR\x10\x06*\x8e\x01\n" +
+	"\x13REASON_KIND_SIMILAR\x10\x06*\xaa\x01\n" +
 	"\x06Source\x12\x16\n" +
 	"\x12SOURCE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13SOURCE_PERSONALIZED\x10\x01\x12\x12\n" +
 	"\x0eSOURCE_POPULAR\x10\x02\x12\x12\n" +
 	"\x0eSOURCE_SIMILAR\x10\x03\x12\x13\n" +
 	"\x0fSOURCE_TRENDING\x10\x04\x12\x16\n" +
-	"\x12SOURCE_EXPLORATION\x10\x052\xb0\x01\n" +
+	"\x12SOURCE_EXPLORATION\x10\x05\x12\x1a\n" +
+	"\x16SOURCE_BOUGHT_TOGETHER\x10\x062\x87\x02\n" +
 	"\x15RecommendationService\x12F\n" +
 	"\tRecommend\x12\x1b.recsys.v1.RecommendRequest\x1a\x1c.recsys.v1.RecommendResponse\x12O\n" +
-	"\fSimilarItems\x12\x1e.recsys.v1.SimilarItemsRequest\x1a\x1f.recsys.v1.SimilarItemsResponseB7Z5github.com/recsys-dev/recsys/proto/recsys/v1;recsysv1b\x06proto3"
+	"\fSimilarItems\x12\x1e.recsys.v1.SimilarItemsRequest\x1a\x1f.recsys.v1.SimilarItemsResponse\x12U\n" +
+	"\x0eBoughtTogether\x12 .recsys.v1.BoughtTogetherRequest\x1a!.recsys.v1.BoughtTogetherResponseB7Z5github.com/recsys-dev/recsys/proto/recsys/v1;recsysv1b\x06proto3"
 
 var (
 	file_recsys_v1_recommendation_proto_rawDescOnce sync.Once
@@ -1010,43 +1203,50 @@ func file_recsys_v1_recommendation_proto_rawDescGZIP() []byte {
 }
 
 var file_recsys_v1_recommendation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_recsys_v1_recommendation_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_recsys_v1_recommendation_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_recsys_v1_recommendation_proto_goTypes = []any{
-	(Availability)(0),            // 0: recsys.v1.Availability
-	(ReasonKind)(0),              // 1: recsys.v1.ReasonKind
-	(Source)(0),                  // 2: recsys.v1.Source
-	(*RecommendRequest)(nil),     // 3: recsys.v1.RecommendRequest
-	(*Filter)(nil),               // 4: recsys.v1.Filter
-	(*RequestContext)(nil),       // 5: recsys.v1.RequestContext
-	(*RecommendResponse)(nil),    // 6: recsys.v1.RecommendResponse
-	(*SimilarItemsRequest)(nil),  // 7: recsys.v1.SimilarItemsRequest
-	(*SimilarItemsResponse)(nil), // 8: recsys.v1.SimilarItemsResponse
-	(*ScoredItem)(nil),           // 9: recsys.v1.ScoredItem
-	(*Reason)(nil),               // 10: recsys.v1.Reason
-	(EventType)(0),               // 11: recsys.v1.EventType
+	(Availability)(0),              // 0: recsys.v1.Availability
+	(ReasonKind)(0),                // 1: recsys.v1.ReasonKind
+	(Source)(0),                    // 2: recsys.v1.Source
+	(*RecommendRequest)(nil),       // 3: recsys.v1.RecommendRequest
+	(*Filter)(nil),                 // 4: recsys.v1.Filter
+	(*RequestContext)(nil),         // 5: recsys.v1.RequestContext
+	(*RecommendResponse)(nil),      // 6: recsys.v1.RecommendResponse
+	(*SimilarItemsRequest)(nil),    // 7: recsys.v1.SimilarItemsRequest
+	(*SimilarItemsResponse)(nil),   // 8: recsys.v1.SimilarItemsResponse
+	(*BoughtTogetherRequest)(nil),  // 9: recsys.v1.BoughtTogetherRequest
+	(*BoughtTogetherResponse)(nil), // 10: recsys.v1.BoughtTogetherResponse
+	(*ScoredItem)(nil),             // 11: recsys.v1.ScoredItem
+	(*Reason)(nil),                 // 12: recsys.v1.Reason
+	(EventType)(0),                 // 13: recsys.v1.EventType
 }
 var file_recsys_v1_recommendation_proto_depIdxs = []int32{
 	5,  // 0: recsys.v1.RecommendRequest.context:type_name -> recsys.v1.RequestContext
 	4,  // 1: recsys.v1.RecommendRequest.filter:type_name -> recsys.v1.Filter
 	0,  // 2: recsys.v1.Filter.availability:type_name -> recsys.v1.Availability
-	9,  // 3: recsys.v1.RecommendResponse.items:type_name -> recsys.v1.ScoredItem
+	11, // 3: recsys.v1.RecommendResponse.items:type_name -> recsys.v1.ScoredItem
 	2,  // 4: recsys.v1.RecommendResponse.source:type_name -> recsys.v1.Source
 	4,  // 5: recsys.v1.SimilarItemsRequest.filter:type_name -> recsys.v1.Filter
-	9,  // 6: recsys.v1.SimilarItemsResponse.items:type_name -> recsys.v1.ScoredItem
+	11, // 6: recsys.v1.SimilarItemsResponse.items:type_name -> recsys.v1.ScoredItem
 	2,  // 7: recsys.v1.SimilarItemsResponse.source:type_name -> recsys.v1.Source
-	2,  // 8: recsys.v1.ScoredItem.source:type_name -> recsys.v1.Source
-	10, // 9: recsys.v1.ScoredItem.reason:type_name -> recsys.v1.Reason
-	1,  // 10: recsys.v1.Reason.kind:type_name -> recsys.v1.ReasonKind
-	11, // 11: recsys.v1.Reason.event_type:type_name -> recsys.v1.EventType
-	3,  // 12: recsys.v1.RecommendationService.Recommend:input_type -> recsys.v1.RecommendRequest
-	7,  // 13: recsys.v1.RecommendationService.SimilarItems:input_type -> recsys.v1.SimilarItemsRequest
-	6,  // 14: recsys.v1.RecommendationService.Recommend:output_type -> recsys.v1.RecommendResponse
-	8,  // 15: recsys.v1.RecommendationService.SimilarItems:output_type -> recsys.v1.SimilarItemsResponse
-	14, // [14:16] is the sub-list for method output_type
-	12, // [12:14] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	4,  // 8: recsys.v1.BoughtTogetherRequest.filter:type_name -> recsys.v1.Filter
+	11, // 9: recsys.v1.BoughtTogetherResponse.items:type_name -> recsys.v1.ScoredItem
+	2,  // 10: recsys.v1.BoughtTogetherResponse.source:type_name -> recsys.v1.Source
+	2,  // 11: recsys.v1.ScoredItem.source:type_name -> recsys.v1.Source
+	12, // 12: recsys.v1.ScoredItem.reason:type_name -> recsys.v1.Reason
+	1,  // 13: recsys.v1.Reason.kind:type_name -> recsys.v1.ReasonKind
+	13, // 14: recsys.v1.Reason.event_type:type_name -> recsys.v1.EventType
+	3,  // 15: recsys.v1.RecommendationService.Recommend:input_type -> recsys.v1.RecommendRequest
+	7,  // 16: recsys.v1.RecommendationService.SimilarItems:input_type -> recsys.v1.SimilarItemsRequest
+	9,  // 17: recsys.v1.RecommendationService.BoughtTogether:input_type -> recsys.v1.BoughtTogetherRequest
+	6,  // 18: recsys.v1.RecommendationService.Recommend:output_type -> recsys.v1.RecommendResponse
+	8,  // 19: recsys.v1.RecommendationService.SimilarItems:output_type -> recsys.v1.SimilarItemsResponse
+	10, // 20: recsys.v1.RecommendationService.BoughtTogether:output_type -> recsys.v1.BoughtTogetherResponse
+	18, // [18:21] is the sub-list for method output_type
+	15, // [15:18] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_recsys_v1_recommendation_proto_init() }
@@ -1062,7 +1262,7 @@ func file_recsys_v1_recommendation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_v1_recommendation_proto_rawDesc), len(file_recsys_v1_recommendation_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,8 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RecommendationService_Recommend_FullMethodName    = "/recsys.v1.RecommendationService/Recommend"
-	RecommendationService_SimilarItems_FullMethodName = "/recsys.v1.RecommendationService/SimilarItems"
+	RecommendationService_Recommend_FullMethodName      = "/recsys.v1.RecommendationService/Recommend"
+	RecommendationService_SimilarItems_FullMethodName   = "/recsys.v1.RecommendationService/SimilarItems"
+	RecommendationService_BoughtTogether_FullMethodName = "/recsys.v1.RecommendationService/BoughtTogether"
 )
 
 // RecommendationServiceClient is the client API for RecommendationService service.
@@ -56,6 +57,27 @@ type RecommendationServiceClient interface {
 	// request's filter. An item the model does not know yet gets popular
 	// items, marked by `source`; so do the slots the filter leaves empty.
 	SimilarItems(ctx context.Context, in *SimilarItemsRequest, opts ...grpc.CallOption) (*SimilarItemsResponse, error)
+	// BoughtTogether returns items that complement one item or a cart: items
+	// that shoppers bought together with them. The retraining job counts, from
+	// the events it trains on, the pairs of items one user purchased within a
+	// time window of each other (24 hours by default; a pair counts once per
+	// user), scores each pair by normalized co-occurrence
+	// count(i,j) / sqrt(count(i) * count(j)) over the pairs with a minimum
+	// support (so best sellers do not top every list), and stores each item's
+	// best pairs (50 by default) in Redis. A cart's lists are merged by summing
+	// the scores; each item's reason names the cart item that contributes most
+	// to its score (REASON_KIND_BOUGHT_TOGETHER).
+	//
+	// When the lists are missing or too short (new items, a first run), the
+	// answer is filled with the items most similar to the cart by the model
+	// (cosine of item factors, summed over the cart) from categories other than
+	// the cart items' categories (REASON_KIND_SIMILAR naming the closest cart
+	// item), then with popular items, first from other categories, then from
+	// any. `source` of the answer and of each item says which path produced it.
+	// The cart items are never returned; the hard rules (blocklist,
+	// availability, sale windows, member-only items), the request's filter and
+	// `exclude_item_ids` apply to every path, as in SimilarItems.
+	BoughtTogether(ctx context.Context, in *BoughtTogetherRequest, opts ...grpc.CallOption) (*BoughtTogetherResponse, error)
 }
 
 type recommendationServiceClient struct {
@@ -80,6 +102,16 @@ func (c *recommendationServiceClient) SimilarItems(ctx context.Context, in *Simi
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SimilarItemsResponse)
 	err := c.cc.Invoke(ctx, RecommendationService_SimilarItems_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *recommendationServiceClient) BoughtTogether(ctx context.Context, in *BoughtTogetherRequest, opts ...grpc.CallOption) (*BoughtTogetherResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BoughtTogetherResponse)
+	err := c.cc.Invoke(ctx, RecommendationService_BoughtTogether_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -119,6 +151,27 @@ type RecommendationServiceServer interface {
 	// request's filter. An item the model does not know yet gets popular
 	// items, marked by `source`; so do the slots the filter leaves empty.
 	SimilarItems(context.Context, *SimilarItemsRequest) (*SimilarItemsResponse, error)
+	// BoughtTogether returns items that complement one item or a cart: items
+	// that shoppers bought together with them. The retraining job counts, from
+	// the events it trains on, the pairs of items one user purchased within a
+	// time window of each other (24 hours by default; a pair counts once per
+	// user), scores each pair by normalized co-occurrence
+	// count(i,j) / sqrt(count(i) * count(j)) over the pairs with a minimum
+	// support (so best sellers do not top every list), and stores each item's
+	// best pairs (50 by default) in Redis. A cart's lists are merged by summing
+	// the scores; each item's reason names the cart item that contributes most
+	// to its score (REASON_KIND_BOUGHT_TOGETHER).
+	//
+	// When the lists are missing or too short (new items, a first run), the
+	// answer is filled with the items most similar to the cart by the model
+	// (cosine of item factors, summed over the cart) from categories other than
+	// the cart items' categories (REASON_KIND_SIMILAR naming the closest cart
+	// item), then with popular items, first from other categories, then from
+	// any. `source` of the answer and of each item says which path produced it.
+	// The cart items are never returned; the hard rules (blocklist,
+	// availability, sale windows, member-only items), the request's filter and
+	// `exclude_item_ids` apply to every path, as in SimilarItems.
+	BoughtTogether(context.Context, *BoughtTogetherRequest) (*BoughtTogetherResponse, error)
 	mustEmbedUnimplementedRecommendationServiceServer()
 }
 
@@ -134,6 +187,9 @@ func (UnimplementedRecommendationServiceServer) Recommend(context.Context, *Reco
 }
 func (UnimplementedRecommendationServiceServer) SimilarItems(context.Context, *SimilarItemsRequest) (*SimilarItemsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SimilarItems not implemented")
+}
+func (UnimplementedRecommendationServiceServer) BoughtTogether(context.Context, *BoughtTogetherRequest) (*BoughtTogetherResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BoughtTogether not implemented")
 }
 func (UnimplementedRecommendationServiceServer) mustEmbedUnimplementedRecommendationServiceServer() {}
 func (UnimplementedRecommendationServiceServer) testEmbeddedByValue()                               {}
@@ -192,6 +248,24 @@ func _RecommendationService_SimilarItems_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RecommendationService_BoughtTogether_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BoughtTogetherRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecommendationServiceServer).BoughtTogether(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecommendationService_BoughtTogether_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecommendationServiceServer).BoughtTogether(ctx, req.(*BoughtTogetherRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RecommendationService_ServiceDesc is the grpc.ServiceDesc for RecommendationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -206,6 +280,10 @@ var RecommendationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SimilarItems",
 			Handler:    _RecommendationService_SimilarItems_Handler,
+		},
+		{
+			MethodName: "BoughtTogether",
+			Handler:    _RecommendationService_BoughtTogether_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
