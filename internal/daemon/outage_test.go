@@ -331,12 +331,14 @@ func TestRedisOutageUnderLoad(t *testing.T) {
 // TestAcknowledgedEventsSurviveRedisCrash records events through recsysd,
 // kills redis-server with SIGKILL, starts it again on the same data
 // directory and finds every acknowledged event, in the profiles and in the
-// event stream, under both AOF fsync policies. (A process crash keeps what
-// Redis wrote to the AOF with write(2) before it replied, so both policies
-// pass here; they differ on an operating-system crash or power loss, which a
-// test cannot cause: see notes/harden.md.)
+// event stream, with appendfsync always: the setting the README gives for
+// "no acknowledged event is ever lost". (appendfsync everysec is not held
+// to that: while a slow fsync is still running, Redis postpones writing the
+// AOF by up to 2 s and still replies, so a process crash can lose those
+// writes; a busy CI disk showed it, 1 of 101 batches. The README states
+// that window.)
 func TestAcknowledgedEventsSurviveRedisCrash(t *testing.T) {
-	for _, fsync := range []string{"always", "everysec"} {
+	for _, fsync := range []string{"always"} {
 		t.Run(fsync, func(t *testing.T) {
 			rs := redistest.StartServer(t, "", "--appendonly", "yes", "--appendfsync", fsync)
 			r := start(t, func(c *daemon.Config) { c.RedisAddr = rs.Addr })
