@@ -242,14 +242,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // someArgs parses sub and returns one or more ids given before or after the
 // flags.
 func someArgs(sub *flag.FlagSet, args []string, use string) ([]string, error) {
-	var ids []string
-	for len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		ids, args = append(ids, args[0]), args[1:]
-	}
-	if err := sub.Parse(args); err != nil {
+	ids, err := ctl.ParseArgs(sub, args)
+	if err != nil {
 		return nil, err
 	}
-	ids = append(ids, sub.Args()...)
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("usage: recsysctl %s", use)
 	}

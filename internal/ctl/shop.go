@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"slices"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -80,14 +81,15 @@ func CategoriesCommand(ctx context.Context, c *Client, args []string, stdout, st
 		fs := flag.NewFlagSet("categories upsert", flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		after := fs.Duration("repeatable-after", 0, "bought items of the category may return after this long (0: never)")
-		if err := fs.Parse(args[1:]); err != nil {
+		names, err := ParseArgs(fs, args[1:])
+		if err != nil {
 			return err
 		}
-		if fs.NArg() == 0 {
+		if len(names) == 0 {
 			return errors.New(usage)
 		}
 		req := &recsysv1.UpsertCategoriesRequest{}
-		for _, name := range fs.Args() {
+		for _, name := range names {
 			cat := &recsysv1.Category{Name: name}
 			if *after != 0 {
 				cat.RepeatableAfter = durationpb.New(*after)
@@ -101,6 +103,30 @@ func CategoriesCommand(ctx context.Context, c *Client, args []string, stdout, st
 		return PrintJSON(stdout, res)
 	}
 	return errors.New(usage)
+}
+
+// ParseArgs parses flags that may come before or after the positional
+// arguments (`upsert food --repeatable-after 720h` as well as `upsert
+// --repeatable-after 720h food`) and returns the positional arguments. The
+// standard flag package stops at the first non-flag, which would make
+// everything after it positional.
+func ParseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var tail []string // after "--" everything is positional
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, tail = args[:i], args[i+1:]
+	}
+	var pos []string
+	for len(args) > 0 {
+		if len(args[0]) < 2 || args[0][0] != '-' { // "" and "-" are positional too
+			pos, args = append(pos, args[0]), args[1:]
+			continue
+		}
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+	}
+	return append(pos, tail...), nil
 }
 
 // OptOutCommand runs `opt-out USER [--off]`.
