@@ -59,6 +59,15 @@ func TestMeasureBytesPerUser(t *testing.T) {
 		})
 	}
 	record(t, s, shown...)
+	// ... and was sent 20 items in push messages.
+	var pushed []event.Event
+	for i := range 20 {
+		pushed = append(pushed, event.Event{
+			ID: fmt.Sprintf("push-%d", i), UserID: user, ItemID: fmt.Sprintf("sku-%08d", 3000+i),
+			Type: event.Push, Time: time.Now().Add(-time.Duration(20-i) * time.Hour),
+		})
+	}
+	record(t, s, pushed...)
 
 	k := s.keysOf(user)
 	if n := c.LLen(ctx, k.hist).Val(); n != 200 {
