@@ -71,9 +71,9 @@ type Config struct {
 	SeenCap int
 	// Price returns an item's current unit price (0 when unknown); Record
 	// uses it to store a purchase's spend. Nil: spend is always 0.
-	Price             func(itemID string) float64
-	Weighting         event.Weighting  // default event.DefaultWeighting()
-	Now               func() time.Time // clock, default time.Now; tests inject one
+	Price     func(itemID string) float64
+	Weighting event.Weighting  // default event.DefaultWeighting()
+	Now       func() time.Time // clock, default time.Now; tests inject one
 }
 
 // Defaults of Config.
