@@ -159,6 +159,13 @@ type Config struct {
 	ColdSource Source
 	// Rules are the shop's blocklist and category settings; nil: none.
 	Rules Rules
+	// PushProfiles loads users in blocks and enumerates them by activity
+	// for BatchRecommend (Push); nil: Push fails with ErrNoPushProfiles.
+	PushProfiles PushProfiles
+	// Segments are the segment thresholds Push selects users by.
+	Segments profile.SegmentConfig
+	// PushDedupWindow is Push's default dedup window, default 7 days.
+	PushDedupWindow time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -174,6 +181,7 @@ type Engine struct {
 	popular  *Popular
 	model    atomic.Pointer[mf.Model]
 	scratch  sync.Pool // *scratch
+	blocks   sync.Pool // *pushBuffers
 
 	rows       atomic.Pointer[rowState] // filter.go
 	rowsMu     sync.Mutex               // serialises rebuilds of rows
@@ -199,6 +207,13 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 	}
 	if cfg.ColdSource == SourceUnspecified {
 		cfg.ColdSource = SourcePopular
+	}
+	if cfg.PushDedupWindow == 0 {
+		cfg.PushDedupWindow = DefaultPushDedupWindow
+	}
+	cfg.Segments = cfg.Segments.WithDefaults()
+	if err := cfg.Segments.Validate(); err != nil {
+		return nil, fmt.Errorf("recommend config: %w", err)
 	}
 	switch {
 	case cfg.MaxPerCategory < 0:
@@ -306,20 +321,7 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	if req.ContextItemID != "" {
 		fc.exclude(m, req.ContextItemID)
 	}
-	e.excludePurchased(s, fc, m, p, req.Filter.IncludePurchased, rules, now)
-	e.rotateImpressions(fc, m, p, now)
-
-	var weights []profile.ItemWeight
-	if !p.OptedOut {
-		weights = p.ItemWeights(e.cfg.Weighting, now)
-	}
-	if !e.cfg.KeepHistory {
-		for _, w := range weights {
-			if _, bought := s.purchased[w.ItemID]; !bought { // purchases follow their own rule
-				fc.exclude(m, w.ItemID)
-			}
-		}
-	}
+	weights := e.excludeForUser(s, fc, m, p, req.Filter.IncludePurchased, rules, now)
 
 	capN := req.MaxPerCategory
 	if capN == 0 {
@@ -432,6 +434,27 @@ func (e *Engine) foldIn(m *mf.Model, s *scratch, weights []profile.ItemWeight, r
 		return nil, nil
 	}
 	return m.FoldIn(&s.ws, s.rows, s.weights)
+}
+
+// excludeForUser applies the exclusions of every answer for a user (bought
+// items, items rotated down by impressions, the recent history unless
+// KeepHistory) and returns the user's profile weights (none for a user who
+// opted out). Recommend and BatchRecommend share it.
+func (e *Engine) excludeForUser(s *scratch, fc *reqFilter, m *mf.Model, p profile.Profile, includePurchased bool, rules *catalog.Rules, now time.Time) []profile.ItemWeight {
+	e.excludePurchased(s, fc, m, p, includePurchased, rules, now)
+	e.rotateImpressions(fc, m, p, now)
+	var weights []profile.ItemWeight
+	if !p.OptedOut {
+		weights = p.ItemWeights(e.cfg.Weighting, now)
+	}
+	if !e.cfg.KeepHistory {
+		for _, w := range weights {
+			if _, bought := s.purchased[w.ItemID]; !bought { // purchases follow their own rule
+				fc.exclude(m, w.ItemID)
+			}
+		}
+	}
+	return weights
 }
 
 // excludePurchased keeps bought items out unless the request includes them

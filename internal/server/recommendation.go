@@ -19,6 +19,7 @@ type Recommender interface {
 type recommendationService struct {
 	recsysv1.UnimplementedRecommendationServiceServer
 	rec     Recommender
+	push    Pusher // nil: BatchRecommend answers FailedPrecondition
 	degrade *degradation
 	srv     *Server
 }
