@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -166,6 +167,9 @@ type Config struct {
 	Segments profile.SegmentConfig
 	// PushDedupWindow is Push's default dedup window, default 7 days.
 	PushDedupWindow time.Duration
+	// PushWorkers bounds the goroutines one Push scores on, default
+	// GOMAXPROCS.
+	PushWorkers int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -210,6 +214,9 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 	}
 	if cfg.PushDedupWindow == 0 {
 		cfg.PushDedupWindow = DefaultPushDedupWindow
+	}
+	if cfg.PushWorkers <= 0 {
+		cfg.PushWorkers = runtime.GOMAXPROCS(0)
 	}
 	cfg.Segments = cfg.Segments.WithDefaults()
 	if err := cfg.Segments.Validate(); err != nil {

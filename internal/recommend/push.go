@@ -7,6 +7,8 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
 )
@@ -98,8 +100,9 @@ var errEnough = errors.New("enough users")
 //
 // Users are loaded pushLoadBlock at a time in one round trip, folded in one
 // by one and scored pushScoreBlock at a time with one matrix product
-// (mf.Model.ScoresBlock); memory is bounded by the blocks whatever the
-// number of users. The model is loaded once: every answer of a call comes
+// (mf.Model.ScoresBlock), the score blocks of a load block on up to
+// Config.PushWorkers goroutines; memory is bounded by the blocks (one
+// pushScoreBlock × items buffer per worker) whatever the number of users. The model is loaded once: every answer of a call comes
 // from the same snapshot. Push stops at the first error of ctx, the store
 // or emit, and returns it.
 func (e *Engine) Push(ctx context.Context, req PushRequest, emit func(PushResult) error) error {
@@ -204,14 +207,21 @@ func (e *Engine) pushBlock(ctx context.Context, m *mf.Model, req PushRequest, ps
 		}
 	}
 	if m != nil {
+		// The score blocks are independent: they run on up to PushWorkers
+		// goroutines, each with its own buffers.
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(e.cfg.PushWorkers)
 		for start := 0; start < len(ps); start += pushScoreBlock {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
 			end := min(start+pushScoreBlock, len(ps))
-			if err := e.scoreBlock(m, req, ps[start:end], results[start:end], now); err != nil {
-				return err
-			}
+			g.Go(func() error {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				return e.scoreBlock(m, req, ps[start:end], results[start:end], now)
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
 		}
 	}
 	for _, r := range results {
