@@ -119,7 +119,7 @@ type envOptions struct {
 	server func(*server.Config, *server.Deps)
 }
 
-func newEnvWith(t *testing.T, o envOptions) *env {
+func newEnvWith(t testing.TB, o envOptions) *env {
 	t.Helper()
 	rdb := o.rdb
 	if rdb == nil {
@@ -194,7 +194,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 
 // serve runs srv on an in-memory listener and returns a client connection
 // that goes through the real interceptor chain.
-func serve(t *testing.T, srv *server.Server) *grpc.ClientConn {
+func serve(t testing.TB, srv *server.Server) *grpc.ClientConn {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	done := make(chan error, 1)
