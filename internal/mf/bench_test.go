@@ -42,11 +42,12 @@ func BenchmarkFoldInAndContributions(b *testing.B) {
 }
 
 // BenchmarkScoresBlock: scoring a block of users against 100K items at 64
-// factors, as BatchRecommend does, against one matrix-vector product per
-// user (what Recommend does) and gonum's float32 Gemm.
+// factors, as BatchRecommend does, with each kernel the machine has, against
+// one matrix-vector product per user (what Recommend does) and gonum's
+// float32 Gemm.
 func BenchmarkScoresBlock(b *testing.B) {
 	const n, f = 100_000, 64
-	m := randomModel(b, n, f, 5)
+	base := randomModel(b, n, f, 5)
 	for _, k := range []int{4, 32, 64} {
 		xs := make([]float32, k*f)
 		for i := range xs {
@@ -56,22 +57,32 @@ func BenchmarkScoresBlock(b *testing.B) {
 		run := func(name string, score func()) {
 			b.Run(name+"/users="+strconv.Itoa(k), func(b *testing.B) {
 				b.ReportAllocs()
+				score() // packs the factors for a kernel
 				for b.Loop() {
 					score()
 				}
 				b.ReportMetric(float64(k*b.N)/b.Elapsed().Seconds(), "users/s")
 			})
 		}
-		run("block", func() { m.ScoresBlock(xs, k, out) })
+		for _, kern := range scoringKernels() {
+			if !kern.use {
+				continue
+			}
+			m, err := New(base.Info(), base.ItemIDs(), base.Matrix()) // its own packing
+			if err != nil {
+				b.Fatal(err)
+			}
+			run("block-"+kern.name, func() { m.scoresBlock(xs, k, out, true, kern.width) })
+		}
 		run("gemv", func() {
 			for u := range k {
-				m.Scores(xs[u*f:(u+1)*f], out[u*n:(u+1)*n])
+				base.Scores(xs[u*f:(u+1)*f], out[u*n:(u+1)*n])
 			}
 		})
 		run("gonum-gemm", func() {
 			blas32.Gemm(blas.NoTrans, blas.Trans, 1,
 				blas32.General{Rows: k, Cols: f, Stride: f, Data: xs},
-				blas32.General{Rows: n, Cols: f, Stride: f, Data: m.factors},
+				blas32.General{Rows: n, Cols: f, Stride: f, Data: base.factors},
 				0, blas32.General{Rows: k, Cols: n, Stride: n, Data: out})
 		})
 	}

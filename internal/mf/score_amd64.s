@@ -65,3 +65,67 @@ store:
 	VMOVUPS Y7, 32(R8)
 	VZEROUPPER
 	RET
+
+// func kern4x32(f int, x *float32, ldx int, vp *float32, out *float32, ldo int)
+//
+// The AVX-512 form of kern4x16: 32 items per call in two ZMM registers.
+TEXT ·kern4x32(SB), NOSPLIT, $0-48
+	MOVQ f+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ ldx+16(FP), DX
+	SHLQ $2, DX
+	MOVQ vp+24(FP), DI
+	MOVQ out+32(FP), R8
+	MOVQ ldo+40(FP), R9
+	SHLQ $2, R9
+	LEAQ (SI)(DX*1), R10
+	LEAQ (R10)(DX*1), R11
+	LEAQ (R11)(DX*1), R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	TESTQ  CX, CX
+	JE     store512
+
+loop512:
+	VMOVUPS      (DI), Z8
+	VMOVUPS      64(DI), Z9
+	VBROADCASTSS (SI), Z10
+	VFMADD231PS  Z8, Z10, Z0
+	VFMADD231PS  Z9, Z10, Z1
+	VBROADCASTSS (R10), Z11
+	VFMADD231PS  Z8, Z11, Z2
+	VFMADD231PS  Z9, Z11, Z3
+	VBROADCASTSS (R11), Z12
+	VFMADD231PS  Z8, Z12, Z4
+	VFMADD231PS  Z9, Z12, Z5
+	VBROADCASTSS (R12), Z13
+	VFMADD231PS  Z8, Z13, Z6
+	VFMADD231PS  Z9, Z13, Z7
+	ADDQ         $128, DI
+	ADDQ         $4, SI
+	ADDQ         $4, R10
+	ADDQ         $4, R11
+	ADDQ         $4, R12
+	DECQ         CX
+	JNE          loop512
+
+store512:
+	VMOVUPS Z0, (R8)
+	VMOVUPS Z1, 64(R8)
+	ADDQ    R9, R8
+	VMOVUPS Z2, (R8)
+	VMOVUPS Z3, 64(R8)
+	ADDQ    R9, R8
+	VMOVUPS Z4, (R8)
+	VMOVUPS Z5, 64(R8)
+	ADDQ    R9, R8
+	VMOVUPS Z6, (R8)
+	VMOVUPS Z7, 64(R8)
+	VZEROUPPER
+	RET

@@ -251,7 +251,8 @@ func (e *Engine) scoreBlock(m *mf.Model, req PushRequest, ps []profile.Profile, 
 		if results[i].Empty != EmptyNone {
 			continue
 		}
-		s := b.slots[len(b.users)]
+		s := b.slots[len(b.users)] // a slot is reused when its user is not scored
+		resetSlot(s)
 		fc := &s.filter
 		fc.reset(st, e.catalog, rules, req.Filter, now)
 		for _, id := range req.Exclude {
@@ -323,14 +324,16 @@ func (e *Engine) getPushBuffers(n, f int) *pushBuffers {
 	for len(b.slots) < pushScoreBlock {
 		b.slots = append(b.slots, &scratch{})
 	}
-	for _, s := range b.slots {
-		s.rows, s.weights, s.entries = s.rows[:0], s.weights[:0], s.entries[:0]
-		if s.purchased == nil || len(s.purchased) > 4096 {
-			s.purchased = make(map[string]struct{})
-		}
-		clear(s.purchased)
-	}
 	return b
+}
+
+// resetSlot empties a slot's per-user state for its next user.
+func resetSlot(s *scratch) {
+	s.rows, s.weights, s.entries = s.rows[:0], s.weights[:0], s.entries[:0]
+	if s.purchased == nil || len(s.purchased) > 4096 {
+		s.purchased = make(map[string]struct{})
+	}
+	clear(s.purchased)
 }
 
 func (e *Engine) putPushBuffers(b *pushBuffers) {

@@ -33,13 +33,10 @@ func (s *recommendationService) BatchRecommend(req *recsysv1.BatchRecommendReque
 		Count:          int(req.GetCount()),
 		HasMinScore:    req.MinScore != nil,
 		MinScore:       req.GetMinScore(),
-		DedupWindow:    req.GetDedupWindow().AsDuration(),
+		DedupWindow:    req.GetDedupWindow().AsDuration(), // unset: 0, the server's default
 		Filter:         fromProtoFilter(req.GetFilter()),
 		Exclude:        req.GetExcludeItemIds(),
 		MaxPerCategory: int(req.GetMaxPerCategory()),
-	}
-	if req.GetDedupWindow() == nil {
-		r.DedupWindow = 0
 	}
 	if sel := req.GetSegment(); sel != nil {
 		r.Segment = &recommend.SegmentSelector{
