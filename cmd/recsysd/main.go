@@ -134,6 +134,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 	fs.DurationVar(&c.Segments.NewAge, "segment-new-age", profile.DefaultSegmentNewAge, "users first seen less than this ago are in the new segment")
 	fs.DurationVar(&c.Segments.ActiveAge, "segment-active-age", profile.DefaultSegmentActiveAge, "users seen less than this ago are active, others dormant")
 	fs.DurationVar(&c.Segments.Window, "segment-window", profile.DefaultSegmentWindow, "window of a segment's spend and purchase frequency")
+	fs.IntVar(&c.Profile.SeenCap, "segment-index-cap", profile.DefaultSeenCap, "users kept in the index segment selection pages through (least recently active dropped)")
 	fs.DurationVar(&c.PushDedupWindow, "push-dedup-window", recommend.DefaultPushDedupWindow, "BatchRecommend leaves out items pushed within this window, unless the request says otherwise")
 	err := fs.Parse(args)
 	if err != nil {

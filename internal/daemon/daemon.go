@@ -200,6 +200,9 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if err := cfg.Weighting.Validate(); err != nil {
 		return nil, err
 	}
+	if keep := cfg.Profile.WithDefaults().PushWindow; cfg.PushDedupWindow > keep {
+		return nil, fmt.Errorf("push dedup window %v is longer than pushes are kept (%v)", cfg.PushDedupWindow, keep)
+	}
 	d = &Daemon{cfg: cfg, log: log}
 	built := d // error returns set d to nil
 	defer func() {

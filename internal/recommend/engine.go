@@ -229,6 +229,8 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 		return nil, fmt.Errorf("recommend config: rotation after %d impressions within %v", cfg.RotateAfter, cfg.RotateWindow)
 	case !(cfg.ExploreShare >= 0 && cfg.ExploreShare <= 1):
 		return nil, fmt.Errorf("recommend config: exploration share must be within 0..1, got %v", cfg.ExploreShare)
+	case cfg.PushDedupWindow < 0:
+		return nil, fmt.Errorf("recommend config: push dedup window must be >= 0, got %v", cfg.PushDedupWindow)
 	case cfg.ColdSource != SourcePopular && cfg.ColdSource != SourceTrending:
 		return nil, fmt.Errorf("recommend config: cold source must be popular or trending, got %v", cfg.ColdSource)
 	}
