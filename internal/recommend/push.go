@@ -114,6 +114,21 @@ func (e *Engine) Push(ctx context.Context, req PushRequest, emit func(PushResult
 	}
 	m := e.model.Load()
 	now := e.cfg.Now()
+	// The workers' buffers are taken once for the whole call: a score
+	// block's buffer is large (12.8 MB at 100K items), and a sync.Pool
+	// emptied by every GC would make blocks allocate it again and again.
+	var free chan *pushBuffers
+	if m != nil {
+		free = make(chan *pushBuffers, e.cfg.PushWorkers)
+		for range e.cfg.PushWorkers {
+			free <- e.getPushBuffers(m.NumItems(), m.Factors())
+		}
+		defer func() {
+			for range e.cfg.PushWorkers {
+				e.putPushBuffers(<-free)
+			}
+		}()
+	}
 	run := func(ids []string, keep func(profile.Profile) bool) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -125,7 +140,7 @@ func (e *Engine) Push(ctx context.Context, req PushRequest, emit func(PushResult
 		if keep != nil {
 			ps = slices.DeleteFunc(ps, func(p profile.Profile) bool { return !keep(p) })
 		}
-		return e.pushBlock(ctx, m, req, ps, now, emit)
+		return e.pushBlock(ctx, m, req, ps, now, free, emit)
 	}
 	if req.Segment == nil {
 		for start := 0; start < len(req.UserIDs); start += pushLoadBlock {
@@ -189,7 +204,8 @@ type pushBuffers struct {
 }
 
 // pushBlock answers the users of ps, in order.
-func (e *Engine) pushBlock(ctx context.Context, m *mf.Model, req PushRequest, ps []profile.Profile, now time.Time, emit func(PushResult) error) error {
+func (e *Engine) pushBlock(ctx context.Context, m *mf.Model, req PushRequest, ps []profile.Profile, now time.Time,
+	free chan *pushBuffers, emit func(PushResult) error) error {
 	version := ""
 	if m != nil {
 		version = m.Version()
@@ -217,7 +233,9 @@ func (e *Engine) pushBlock(ctx context.Context, m *mf.Model, req PushRequest, ps
 				if err := gctx.Err(); err != nil {
 					return err
 				}
-				return e.scoreBlock(m, req, ps[start:end], results[start:end], now)
+				b := <-free // at most PushWorkers blocks run at once
+				defer func() { free <- b }()
+				return e.scoreBlock(m, req, b, ps[start:end], results[start:end], now)
 			})
 		}
 		if err := g.Wait(); err != nil {
@@ -235,12 +253,10 @@ func (e *Engine) pushBlock(ctx context.Context, m *mf.Model, req PushRequest, ps
 // scoreBlock fills the results of up to pushScoreBlock users whose Empty is
 // not yet set: fold-in per user, one matrix product for the block, then the
 // engine's selection and explanations per user.
-func (e *Engine) scoreBlock(m *mf.Model, req PushRequest, ps []profile.Profile, results []PushResult, now time.Time) error {
+func (e *Engine) scoreBlock(m *mf.Model, req PushRequest, b *pushBuffers, ps []profile.Profile, results []PushResult, now time.Time) error {
 	n, f := m.NumItems(), m.Factors()
 	st := e.rowsFor(m)
 	rules := e.rules()
-	b := e.getPushBuffers(n, f)
-	defer e.putPushBuffers(b)
 	capN := req.MaxPerCategory
 	if capN == 0 {
 		capN = e.cfg.MaxPerCategory
