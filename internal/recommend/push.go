@@ -102,9 +102,10 @@ var errEnough = errors.New("enough users")
 // by one and scored pushScoreBlock at a time with one matrix product
 // (mf.Model.ScoresBlock), the score blocks of a load block on up to
 // Config.PushWorkers goroutines; memory is bounded by the blocks (one
-// pushScoreBlock × items buffer per worker) whatever the number of users. The model is loaded once: every answer of a call comes
-// from the same snapshot. Push stops at the first error of ctx, the store
-// or emit, and returns it.
+// pushScoreBlock × items buffer per worker) whatever the number of users.
+// The model is loaded once: every answer of a call comes from the same
+// snapshot. Push stops at the first error of ctx, the store or emit, and
+// returns it.
 func (e *Engine) Push(ctx context.Context, req PushRequest, emit func(PushResult) error) error {
 	if e.cfg.PushProfiles == nil {
 		return ErrNoPushProfiles
