@@ -62,6 +62,11 @@ commands:
   profile USER                 the profile the service built
   delete-user USER             remove every key of the user
   opt-out USER [--off]         opt the user out of personalization (--off: back in)
+  push --users u1,u2 | --segment new|active|dormant|any
+                               push picks, one JSON line per user: [--count 5] [--min-score X]
+                               [--dedup-window 168h] [--exclude a,b] [--max-per-category N]
+                               [--min-purchases-per-30d F] [--min-spend F] [--max-users N]
+                               (raise --timeout for a large segment)
   blocklist get                the global blocklist
   blocklist set|add|remove     [--items a,b] [--categories x,y]
   categories list              category settings
@@ -224,6 +229,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return call(func(ctx context.Context) error { return ctl.BlocklistCommand(ctx, c, rest, stdout, stderr) })
 	case "categories":
 		return call(func(ctx context.Context) error { return ctl.CategoriesCommand(ctx, c, rest, stdout, stderr) })
+	case "push":
+		return call(func(ctx context.Context) error { return ctl.PushCommand(ctx, c, rest, stdout, stderr) })
 	case "opt-out":
 		sub := flag.NewFlagSet(cmd, flag.ContinueOnError)
 		sub.SetOutput(stderr)

@@ -25,6 +25,8 @@ import (
 	"github.com/recsys-dev/recsys/internal/daemon"
 	"github.com/recsys-dev/recsys/internal/envflag"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/recommend"
 	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/server"
 )
@@ -129,6 +131,11 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 	fs.Float64Var(&c.Shop.NewItemMaxPopularity, "new-item-max-popularity", 10, "decayed popularity below which a new item gets exploration slots")
 	fs.StringVar(&c.Shop.ColdSource, "cold-source", "popular", "what users without a personalized answer get: popular or trending")
 	fs.DurationVar(&c.Shop.RulesPoll, "rules-poll", 250*time.Millisecond, "how often blocklist and category changes are checked")
+	fs.DurationVar(&c.Segments.NewAge, "segment-new-age", profile.DefaultSegmentNewAge, "users first seen less than this ago are in the new segment")
+	fs.DurationVar(&c.Segments.ActiveAge, "segment-active-age", profile.DefaultSegmentActiveAge, "users seen less than this ago are active, others dormant")
+	fs.DurationVar(&c.Segments.Window, "segment-window", profile.DefaultSegmentWindow, "window of a segment's spend and purchase frequency")
+	fs.IntVar(&c.Profile.SeenCap, "segment-index-cap", profile.DefaultSeenCap, "users kept in the index segment selection pages through (least recently active dropped)")
+	fs.DurationVar(&c.PushDedupWindow, "push-dedup-window", recommend.DefaultPushDedupWindow, "BatchRecommend leaves out items pushed within this window, unless the request says otherwise")
 	err := fs.Parse(args)
 	if err != nil {
 		return c, lo, err

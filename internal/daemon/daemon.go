@@ -93,6 +93,12 @@ type Config struct {
 	ReadyCheck     time.Duration
 
 	Shop ShopConfig
+	// Segments are the thresholds of user segments (GetProfile,
+	// BatchRecommend); zero fields take profile's defaults.
+	Segments profile.SegmentConfig
+	// PushDedupWindow is BatchRecommend's default dedup window (default 7
+	// days).
+	PushDedupWindow time.Duration
 }
 
 // ShopConfig holds the shop features of the recommender; zero fields get
@@ -195,6 +201,9 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if err := cfg.Weighting.Validate(); err != nil {
 		return nil, err
 	}
+	if keep := cfg.Profile.WithDefaults().PushWindow; cfg.PushDedupWindow > keep {
+		return nil, fmt.Errorf("push dedup window %v is longer than pushes are kept (%v)", cfg.PushDedupWindow, keep)
+	}
 	d = &Daemon{cfg: cfg, log: log}
 	built := d // error returns set d to nil
 	defer func() {
@@ -223,11 +232,16 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	if d.store, err = profile.NewStore(d.rdb, cfg.Profile); err != nil {
-		return nil, err
-	}
 	catStore := catalog.NewStore(d.rdb, cfg.Prefix)
 	d.catCache = catalog.NewCache(catStore, log)
+	pcfg := cfg.Profile
+	pcfg.Price = func(id string) float64 { // a purchase's spend: the price when it is recorded
+		it, _ := d.catCache.Lookup(id)
+		return it.Price
+	}
+	if d.store, err = profile.NewStore(d.rdb, pcfg); err != nil {
+		return nil, err
+	}
 	d.popular = recommend.NewPopular(d.store, 1000, log)
 	d.rules = catalog.NewRulesCache(catStore, log)
 	d.trending = recommend.NewTrending(d.store, 1000, log)
@@ -259,6 +273,12 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		ColdSource:     cold,
 		Rules:          d.rules,
 		Bought:         bought,
+		// Push loads blocks of profiles without the per-request budget
+		// (a block takes longer than one profile; the RPC's deadline
+		// bounds it).
+		PushProfiles:    d.store,
+		Segments:        cfg.Segments,
+		PushDedupWindow: cfg.PushDedupWindow,
 	}, recommend.WithLoadBudget(d.store, cfg.ProfileBudget), d.catCache, d.popular); err != nil {
 		return nil, err
 	}
@@ -276,7 +296,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		d.models, admin = dir, dir
 	}
 	scfg := server.Config{
-		Weighting: cfg.Weighting, Limits: cfg.Limits, Auth: d.auth, TLS: tlsCfg,
+		Weighting: cfg.Weighting, Segments: cfg.Segments, Limits: cfg.Limits, Auth: d.auth, TLS: tlsCfg,
 		RateLimits: cfg.RateLimits, DeadlineCaps: cfg.DeadlineCaps, MaxRecvMsgBytes: cfg.MaxRecvMsgBytes,
 	}
 	if cfg.MaxConnectionAge > 0 {
@@ -286,7 +306,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.srv, err = server.New(scfg, server.Deps{
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Models: admin, Fallback: d.engine,
-		Bought: d.engine,
+		Bought: d.engine, Pusher: d.engine,
 	}); err != nil {
 		return nil, err
 	}

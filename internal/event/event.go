@@ -31,9 +31,15 @@ const (
 	// profile's history or the fold-in, and is kept only to rotate items
 	// that were shown repeatedly without a click.
 	Impression
+	// Push records that the item was sent to the user in a push message.
+	// Like an impression it is not a signal of interest: it weighs 0 in
+	// every Weighting, never enters a profile's history, the fold-in or the
+	// training stream, and is kept only so a push campaign does not send
+	// the same item again within its dedup window.
+	Push
 )
 
-var typeNames = [...]string{"unspecified", "view", "cart", "purchase", "custom", "impression"}
+var typeNames = [...]string{"unspecified", "view", "cart", "purchase", "custom", "impression", "push"}
 
 // String returns the name used in CSV files ("view", "cart", "purchase").
 func (t Type) String() string {
@@ -44,16 +50,17 @@ func (t Type) String() string {
 }
 
 // Valid reports whether t is a known type other than TypeUnspecified.
-func (t Type) Valid() bool { return t > TypeUnspecified && t <= Impression }
+func (t Type) Valid() bool { return t > TypeUnspecified && t <= Push }
 
 // Click reports whether t is a positive interaction with the item (anything
-// but an impression): a click after an impression resets its rotation.
-func (t Type) Click() bool { return t.Valid() && t != Impression }
+// but an impression or a push): a click after an impression resets its
+// rotation.
+func (t Type) Click() bool { return t.Valid() && t != Impression && t != Push }
 
 // ParseType reads an event type as the CSV format writes it: "view",
 // "cart" (or "add_to_cart"), "purchase" (or "buy"), case-insensitive, or a
 // positive number, which means Custom with that number as the weight.
-// "impression" (or "shown") is an Impression.
+// "impression" (or "shown") is an Impression, "push" a Push.
 func ParseType(s string) (Type, float32, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "view", "click", "detail_view":
@@ -64,6 +71,8 @@ func ParseType(s string) (Type, float32, error) {
 		return Purchase, 0, nil
 	case "impression", "shown":
 		return Impression, 0, nil
+	case "push":
+		return Push, 0, nil
 	}
 	w, err := strconv.ParseFloat(strings.TrimSpace(s), 32)
 	if err != nil || math.IsNaN(w) || math.IsInf(w, 0) || w <= 0 {
@@ -122,8 +131,8 @@ func (w Weighting) Validate() error {
 }
 
 // Base is the undecayed weight of e: the per-type weight (or e.Weight for
-// Custom) times the quantity, capped at MaxQuantity. Impressions and unknown
-// types weigh 0.
+// Custom) times the quantity, capped at MaxQuantity. Impressions, pushes and
+// unknown types weigh 0.
 func (w Weighting) Base(e Event) float64 {
 	var base float64
 	switch e.Type {
@@ -135,7 +144,7 @@ func (w Weighting) Base(e Event) float64 {
 		base = w.Purchase
 	case Custom:
 		base = float64(e.Weight)
-	default: // Impression is deliberately not a signal
+	default: // Impression and Push are deliberately not signals
 		return 0
 	}
 	q := e.Quantity

@@ -19,7 +19,21 @@ func TestImpressionWeighsNothing(t *testing.T) {
 	if got := DefaultWeighting().Of(Event{Type: Impression, Quantity: 3, Time: now}, now); got != 0 {
 		t.Errorf("weight of an impression = %v, want 0", got)
 	}
-	if (Type(6)).Valid() {
-		t.Error("type 6 is valid")
+	if (Type(7)).Valid() {
+		t.Error("type 7 is valid")
+	}
+}
+
+func TestPushWeighsNothing(t *testing.T) {
+	typ, w, err := ParseType("push")
+	if err != nil || typ != Push || w != 0 {
+		t.Errorf(`ParseType("push") = %v, %v, %v; want Push`, typ, w, err)
+	}
+	if !Push.Valid() || Push.Click() || Push.String() != "push" || Type(Push+1).Valid() {
+		t.Errorf("Push: valid %v click %v name %q", Push.Valid(), Push.Click(), Push.String())
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if got := DefaultWeighting().Of(Event{Type: Push, Quantity: 3, Time: now}, now); got != 0 {
+		t.Errorf("a push weighs %v, want 0", got)
 	}
 }

@@ -1,6 +1,9 @@
 package mf
 
 import (
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+
 	"strconv"
 	"testing"
 )
@@ -36,4 +39,51 @@ func BenchmarkFoldInAndContributions(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkScoresBlock: scoring a block of users against 100K items at 64
+// factors, as BatchRecommend does, with each kernel the machine has, against
+// one matrix-vector product per user (what Recommend does) and gonum's
+// float32 Gemm.
+func BenchmarkScoresBlock(b *testing.B) {
+	const n, f = 100_000, 64
+	base := randomModel(b, n, f, 5)
+	for _, k := range []int{4, 32, 64} {
+		xs := make([]float32, k*f)
+		for i := range xs {
+			xs[i] = float32(i%7-3) * 0.1
+		}
+		out := make([]float32, k*n)
+		run := func(name string, score func()) {
+			b.Run(name+"/users="+strconv.Itoa(k), func(b *testing.B) {
+				b.ReportAllocs()
+				score() // packs the factors for a kernel
+				for b.Loop() {
+					score()
+				}
+				b.ReportMetric(float64(k*b.N)/b.Elapsed().Seconds(), "users/s")
+			})
+		}
+		for _, kern := range scoringKernels() {
+			if !kern.use {
+				continue
+			}
+			m, err := New(base.Info(), base.ItemIDs(), base.Matrix()) // its own packing
+			if err != nil {
+				b.Fatal(err)
+			}
+			run("block-"+kern.name, func() { m.scoresBlock(xs, k, out, true, kern.width) })
+		}
+		run("gemv", func() {
+			for u := range k {
+				base.Scores(xs[u*f:(u+1)*f], out[u*n:(u+1)*n])
+			}
+		})
+		run("gonum-gemm", func() {
+			blas32.Gemm(blas.NoTrans, blas.Trans, 1,
+				blas32.General{Rows: k, Cols: f, Stride: f, Data: xs},
+				blas32.General{Rows: n, Cols: f, Stride: f, Data: base.factors},
+				0, blas32.General{Rows: k, Cols: n, Stride: n, Data: out})
+		})
+	}
 }

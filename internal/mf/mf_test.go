@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -244,17 +245,35 @@ func TestScoresAndCosine(t *testing.T) {
 }
 
 func TestScoresBlockMatchesScores(t *testing.T) {
-	m := randomModel(t, 30, 5, 4)
-	xs := append(append([]float32{}, m.Vector(1)...), m.Vector(2)...)
-	block := make([]float32, 2*m.NumItems())
-	m.ScoresBlock(xs, 2, block)
-	one := make([]float32, m.NumItems())
-	for u := 0; u < 2; u++ {
-		m.Scores(xs[u*5:(u+1)*5], one)
-		for i, s := range one {
-			if math.Abs(float64(block[u*m.NumItems()+i]-s)) > 1e-5 {
-				t.Fatalf("user %d item %d: block %v, single %v", u, i, block[u*m.NumItems()+i], s)
-			}
+	// Shapes around the kernel's edges: fewer than 4 users, rows left over
+	// after the quads, items left over after the groups of 16, several
+	// item tiles, one factor, and factors that do not fill a YMM register.
+	for _, tc := range []struct{ n, f, k int }{
+		{30, 5, 2}, {30, 5, 4}, {1000, 64, 9}, {4133, 64, 32}, {100, 1, 4}, {517, 300, 5}, {16, 8, 4},
+	} {
+		for _, kern := range scoringKernels() {
+			t.Run(fmt.Sprintf("%s/n=%d/f=%d/k=%d", kern.name, tc.n, tc.f, tc.k), func(t *testing.T) {
+				m := randomModel(t, tc.n, tc.f, 4)
+				xs := make([]float32, 0, tc.k*tc.f)
+				for u := range tc.k {
+					xs = append(xs, m.Vector(int32(u*7%tc.n))...)
+				}
+				block := make([]float32, tc.k*tc.n)
+				for i := range block {
+					block[i] = float32(math.NaN()) // every cell must be written
+				}
+				m.scoresBlock(xs, tc.k, block, kern.use, kern.width)
+				one := make([]float32, tc.n)
+				for u := range tc.k {
+					m.Scores(xs[u*tc.f:(u+1)*tc.f], one)
+					for i, want := range one {
+						got := block[u*tc.n+i]
+						if !(math.Abs(float64(got-want)) <= 1e-4*(1+math.Abs(float64(want)))) {
+							t.Fatalf("user %d item %d: block %v, single %v", u, i, got, want)
+						}
+					}
+				}
+			})
 		}
 	}
 }

@@ -91,6 +91,8 @@ type Model struct {
 
 	gram  []float64 // YᵀY, f×f, row-major, full
 	norms []float32 // ‖y_i‖
+
+	packed *packedFactors // ScoresBlock's layout, built on first use
 }
 
 // ErrInvalid marks a model that cannot serve (bad shape, NaN, duplicates…).
@@ -131,7 +133,7 @@ func New(info Info, ids []string, factors []float32) (*Model, error) {
 			return nil, fmt.Errorf("%w: factor %d of item %q is %v", ErrInvalid, i%f, ids[i/f], v)
 		}
 	}
-	m := &Model{info: info, ids: ids, index: index, factors: factors, f: f}
+	m := &Model{info: info, ids: ids, index: index, factors: factors, f: f, packed: &packedFactors{}}
 	m.gram = Gram(factors, f)
 	m.norms = make([]float32, len(ids))
 	for i := range ids {

@@ -57,8 +57,23 @@ type Config struct {
 	// TrendingMinWeight is the least weight an item needs in the short
 	// window to trend, default 3.
 	TrendingMinWeight float64
-	Weighting         event.Weighting  // default event.DefaultWeighting()
-	Now               func() time.Time // clock, default time.Now; tests inject one
+	// PushWindow is how long the items pushed to a user (event.Push) are
+	// remembered, default 30 days; PushCap bounds them per user (the items
+	// pushed longest ago are forgotten), default 200.
+	PushWindow time.Duration
+	PushCap    int
+	// OrderCap bounds the purchase events kept per user for the segment's
+	// spend and frequency (newest kept, within UserTTL), default 500.
+	OrderCap int
+	// SeenCap bounds the global index of users by last activity that
+	// segment selection pages through (the least recently active are
+	// dropped), default 1,000,000; users not seen for UserTTL leave it too.
+	SeenCap int
+	// Price returns an item's current unit price (0 when unknown); Record
+	// uses it to store a purchase's spend. Nil: spend is always 0.
+	Price     func(itemID string) float64
+	Weighting event.Weighting  // default event.DefaultWeighting()
+	Now       func() time.Time // clock, default time.Now; tests inject one
 }
 
 // Defaults of Config.
@@ -81,6 +96,10 @@ const (
 	DefaultTrendingWindow     = 6 * time.Hour
 	DefaultTrendingPrior      = 1.0
 	DefaultTrendingMinWeight  = 3.0
+	DefaultPushWindow         = 30 * 24 * time.Hour
+	DefaultPushCap            = 200
+	DefaultOrderCap           = 500
+	DefaultSeenCap            = 1_000_000
 )
 
 // maxPopularityBuckets bounds how many bucket keys Popular unions in one
@@ -147,6 +166,18 @@ func (c Config) WithDefaults() Config {
 	if c.TrendingMinWeight == 0 {
 		c.TrendingMinWeight = DefaultTrendingMinWeight
 	}
+	if c.PushWindow == 0 {
+		c.PushWindow = DefaultPushWindow
+	}
+	if c.PushCap == 0 {
+		c.PushCap = DefaultPushCap
+	}
+	if c.OrderCap == 0 {
+		c.OrderCap = DefaultOrderCap
+	}
+	if c.SeenCap == 0 {
+		c.SeenCap = DefaultSeenCap
+	}
 	if c.Weighting == (event.Weighting{}) {
 		c.Weighting = event.DefaultWeighting()
 	}
@@ -175,6 +206,9 @@ func (c Config) Validate() error {
 		{"stream max length", c.StreamMaxLen},
 		{"impression keep", int64(c.ImpressionKeep)},
 		{"impression cap", int64(c.ImpressionCap)},
+		{"push cap", int64(c.PushCap)},
+		{"order cap", int64(c.OrderCap)},
+		{"seen cap", int64(c.SeenCap)},
 	} {
 		if f.v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be >= 1, got %d", f.name, f.v))
@@ -189,6 +223,7 @@ func (c Config) Validate() error {
 		{"popularity window", c.PopularityWindow},
 		{"popularity half-life", c.PopularityHalfLife},
 		{"impression window", c.ImpressionWindow},
+		{"push window", c.PushWindow},
 	} {
 		// Redis expiries have millisecond resolution.
 		if f.v < time.Millisecond {

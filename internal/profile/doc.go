@@ -15,12 +15,29 @@
 //	<prefix>:u:{<user>}:eids   ZSET  event digest -> Unix ms recorded; DedupCap newest within DedupWindow
 //	<prefix>:u:{<user>}:imp    HASH  item -> "<last click ms>|<t1>,<t2>,...": the ImpressionKeep newest
 //	                                 impression times after the last click; ImpressionCap items
+//	<prefix>:u:{<user>}:push   ZSET  item -> Unix ms of its latest push (event.Push); PushCap items
+//	                                 within PushWindow
+//	<prefix>:u:{<user>}:ord    ZSET  "<spend>|<event digest>" -> Unix ms, one per purchase event;
+//	                                 OrderCap newest within UserTTL (segment spend and frequency)
 //
 // Every per-user key gets PEXPIRE UserTTL on every write, except the dedup
 // set, which gets min(DedupWindow, UserTTL): once a user has not written for
 // DedupWindow every id in it is stale, and it is the largest of the four
-// (see notes/profile.md for bytes per user); and the impression hash, which
-// gets min(ImpressionWindow, UserTTL) whenever an impression is written.
+// (see notes/profile.md for bytes per user); the impression hash, which
+// gets min(ImpressionWindow, UserTTL) whenever an impression is written; the
+// push set, min(PushWindow, UserTTL) whenever a push is written; and the
+// order set, UserTTL whenever a purchase is written. A batch of pushes
+// alone refreshes no other key: being sent messages is not activity.
+//
+// Pushes (event.Push) weigh nothing either: like impressions they never
+// enter the history, the activity times, the global stream or the dedup
+// sets; a retried push (same item, not later) is recognised by the item's
+// time in the push set.
+//
+// A purchase's spend (quantity × Config.Price of the item, the catalog
+// price when it is recorded) goes to the order set; Profile.Segment
+// computes the lifecycle (new, active, dormant), the spend and the purchase
+// frequency from the activity times and the orders at read time.
 //
 // Impressions (event.Impression) weigh nothing: they never enter the history
 // or the global stream, only the impression hash, where a later click on
@@ -46,6 +63,10 @@
 //	<prefix>:{g}:trend:scratch1|2  ZSET  Trending's temporary sets, deleted in the same script
 //	<prefix>:{g}:optout        ZSET    opted-out user -> Unix ms last seen; their events are not
 //	                                   appended to the stream; entries older than UserTTL dropped
+//	<prefix>:{g}:seen          ZSET    user -> Unix ms of the latest event (as recorded; not
+//	                                   opted-out users); SeenCap most recent, entries older than
+//	                                   UserTTL dropped, TTL UserTTL; DeleteUser and opting out
+//	                                   remove the user. Segment selection pages through it.
 //
 // # Idempotency
 //

@@ -31,12 +31,13 @@ func TestEmbeddedStoreSupportsCommands(t *testing.T) {
 		{ID: "2", UserID: "u}1", ItemID: "b", Type: event.Purchase, Quantity: 2},
 		{ID: "3", UserID: "u2", ItemID: "b", Type: event.Custom, Weight: 0.5},
 		{ID: "3", UserID: "u2", ItemID: "b", Type: event.Custom, Weight: 0.5},
+		{ID: "5", UserID: "u}1", ItemID: "c", Type: event.Push},
 	}
 	res, err := s.Record(ctx, events)
 	if err != nil {
 		t.Fatalf("Record: %v", err)
 	}
-	if want := (RecordResult{Accepted: 3, Duplicates: 1}); res != want {
+	if want := (RecordResult{Accepted: 4, Duplicates: 1}); res != want {
 		t.Errorf("Record: got %+v, want %+v", res, want)
 	}
 	clk.Set(t0.Add(time.Second))
@@ -54,7 +55,8 @@ func TestEmbeddedStoreSupportsCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if len(p.History) != 2 || len(p.Purchased) != 1 || p.PurchaseCount != 1 || !p.FirstSeen.Equal(t0) {
+	if len(p.History) != 2 || len(p.Purchased) != 1 || p.PurchaseCount != 1 || !p.FirstSeen.Equal(t0) ||
+		len(p.Pushed) != 1 || len(p.Orders) != 1 {
 		t.Errorf("Load: got %+v", p)
 	}
 	pop, err := s.Popular(ctx, 1)
@@ -102,8 +104,8 @@ func TestEmbeddedStoreSupportsCommands(t *testing.T) {
 	if p, err := s.Load(ctx, "u2"); err != nil || !p.OptedOut || p.History != nil || len(p.Purchased) != 1 {
 		t.Errorf("Load of an opted-out user: got %+v, %v", p, err)
 	}
-	if n, err := s.Delete(ctx, "u}1"); err != nil || n != 5 {
-		t.Errorf("Delete: got %d, %v; want 5, nil", n, err)
+	if n, err := s.Delete(ctx, "u}1"); err != nil || n != 7 {
+		t.Errorf("Delete: got %d, %v; want 7, nil", n, err)
 	}
 	for _, k := range s.UserKeys("u}1") {
 		if m.Exists(k) {

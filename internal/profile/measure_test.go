@@ -59,6 +59,15 @@ func TestMeasureBytesPerUser(t *testing.T) {
 		})
 	}
 	record(t, s, shown...)
+	// ... and was sent 20 items in push messages.
+	var pushed []event.Event
+	for i := range 20 {
+		pushed = append(pushed, event.Event{
+			ID: fmt.Sprintf("push-%d", i), UserID: user, ItemID: fmt.Sprintf("sku-%08d", 3000+i),
+			Type: event.Push, Time: time.Now().Add(-time.Duration(20-i) * time.Hour),
+		})
+	}
+	record(t, s, pushed...)
 
 	k := s.keysOf(user)
 	if n := c.LLen(ctx, k.hist).Val(); n != 200 {
@@ -101,6 +110,11 @@ func TestMeasureBytesPerUser(t *testing.T) {
 	t.Logf("global dedup set: %.1f bytes per remembered id (%d ids)", float64(memoryUsage(t, c, s.globalDedup))/float64(ids), ids)
 	pop := s.popularityKey(time.Now().UnixMilli() / 3_600_000 * 3_600_000)
 	t.Logf("popularity bucket: %.1f bytes per item (%d items)", float64(memoryUsage(t, c, pop))/float64(c.ZCard(ctx, pop).Val()), c.ZCard(ctx, pop).Val())
+	seen := c.ZCard(ctx, s.seen).Val()
+	if seen != 1001 { // the 1,000 users and the typical one
+		t.Fatalf("seen index: %d users, want 1001", seen)
+	}
+	t.Logf("seen index: %.1f bytes per user (%d users)", float64(memoryUsage(t, c, s.seen))/float64(seen), seen)
 }
 
 func memoryUsage(t testing.TB, c redis.UniversalClient, key string) int64 {

@@ -45,6 +45,27 @@ type Profile struct {
 	// on each (at most Config.ImpressionKeep newest times per item, items
 	// shown within Config.ImpressionWindow), sorted by item id.
 	Impressions []Impressions
+	// Pushed are the items sent to the user in push messages (event.Push)
+	// within Config.PushWindow, with the latest time each was sent, newest
+	// first, at most Config.PushCap.
+	Pushed []Pushed
+	// Orders are the user's purchase events (newest first, at most
+	// Config.OrderCap, within UserTTL), for the spend and purchase
+	// frequency of the segment.
+	Orders []Order
+}
+
+// Pushed is an item sent to a user and when it was last sent.
+type Pushed struct {
+	ItemID string
+	Time   time.Time
+}
+
+// Order is one purchase event: when, and its spend (quantity × the item's
+// price when it was recorded; 0 when the price was unknown).
+type Order struct {
+	Time  time.Time
+	Spend float64
 }
 
 // Impressions are the times one item was shown to a user after the user's

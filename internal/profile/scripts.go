@@ -11,19 +11,27 @@ import (
 // userScript applies one user's share of a batch. All its keys carry the
 // user's hash tag, so it runs on one cluster slot.
 //
-// KEYS: hist, buy, meta, eids, imp
+// KEYS: hist, buy, meta, eids, imp, push, ord
 // ARGV: now_ms, hist_stop (cap-1), buy_trim (-(cap+1)), ttl_ms,
 //
 //	dedup_trim (-(cap+1)), dedup_cutoff_ms (ids remembered at or before it
 //	are forgotten), dedup_ttl_ms, imp_keep (impression times kept per
-//	item), imp_cap (items kept), imp_ttl_ms, then 5 per event, oldest
-//	first: dedup member, time_ms, kind ("0" a click other than a purchase,
-//	"1" a purchase, "2" an impression), item id, encoded history entry.
+//	item), imp_cap (items kept), imp_ttl_ms, push_trim (-(cap+1)),
+//	push_cutoff_ms, push_ttl_ms, ord_trim (-(cap+1)), ord_cutoff_ms, then
+//	6 per event, oldest first: dedup member, time_ms, kind ("0" a click
+//	other than a purchase, "1" a purchase, "2" an impression, "3" a push),
+//	item id, encoded history entry, spend (purchases).
 //
 // Returns one integer per event: 1 if it was new and applied, 0 if its id
 // was already remembered (for an impression: if the item's list already
-// holds its time; impressions do not use the dedup set, which they would
+// holds its time; for a push: if the item's latest push is at or after its
+// time; impressions and pushes do not use the dedup set, which they would
 // fill at several times the rate of all other events).
+//
+// The push zset maps an item to the latest time it was pushed; the ord
+// zset holds one member "<spend>|<dedup member>" per purchase, scored by
+// its time. A batch of pushes only does not refresh the profile's TTL: a
+// user who is only sent messages is not active.
 //
 // A user whose meta hash has o=1 opted out of personalization: of their
 // events only purchases are stored (buy set, dedup), nothing else.
@@ -34,13 +42,13 @@ import (
 // or before the last click is not counted; a click drops the impressions
 // up to it, and the field when none is left.
 var userScript = redis.NewScript(`
-local hist, buy, meta, eids, imp = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local hist, buy, meta, eids, imp, push, ord = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local now = ARGV[1]
 local keep, impCap = tonumber(ARGV[8]), tonumber(ARGV[9])
 local optedOut = redis.call('HGET', meta, 'o') == '1'
 local out, pushed = {}, {}
 local purchases = 0
-local impTouched = false
+local impTouched, pushTouched, ordTouched, onlyPush = false, false, false, true
 local first, firstN, last, lastN
 
 local function readImp(item)
@@ -52,10 +60,19 @@ local function readImp(item)
   return v, tonumber(string.sub(v, 1, bar - 1)), ts
 end
 
-for i = 11, #ARGV, 5 do
+for i = 16, #ARGV, 6 do
   local ts, kind, item = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local tsN = tonumber(ts)
-  if kind == '2' then
+  if kind ~= '3' then onlyPush = false end
+  if kind == '3' then
+    local fresh = 1
+    if not optedOut then
+      -- GT keeps the latest push; CH counts a later time as new.
+      fresh = redis.call('ZADD', push, 'GT', 'CH', ts, item)
+      pushTouched = true
+    end
+    out[#out + 1] = fresh
+  elseif kind == '2' then
     -- Impressions skip the dedup set (they would crowd the real events out
     -- of it): a retried impression has the same time, which the item's
     -- list already holds.
@@ -80,6 +97,10 @@ for i = 11, #ARGV, 5 do
       -- GT keeps the latest purchase time when events arrive out of order.
       redis.call('ZADD', buy, 'GT', ts, item)
       purchases = purchases + 1
+      if not optedOut then
+        redis.call('ZADD', ord, ts, ARGV[i + 5] .. '|' .. ARGV[i])
+        ordTouched = true
+      end
     end
     if not optedOut then
       pushed[#pushed + 1] = ARGV[i + 4]
@@ -138,9 +159,21 @@ if impTouched then
   end
   redis.call('PEXPIRE', imp, ARGV[10])
 end
+if pushTouched then
+  redis.call('ZREMRANGEBYSCORE', push, '-inf', ARGV[12])
+  redis.call('ZREMRANGEBYRANK', push, 0, ARGV[11])
+  redis.call('PEXPIRE', push, ARGV[13])
+end
+if ordTouched then
+  redis.call('ZREMRANGEBYSCORE', ord, '-inf', ARGV[15])
+  redis.call('ZREMRANGEBYRANK', ord, 0, ARGV[14])
+  redis.call('PEXPIRE', ord, ARGV[4])
+end
 redis.call('ZREMRANGEBYSCORE', eids, '-inf', ARGV[6])
 redis.call('ZREMRANGEBYRANK', eids, 0, ARGV[5])
-for k = 1, 3 do redis.call('PEXPIRE', KEYS[k], ARGV[4]) end
+if not onlyPush then
+  for k = 1, 3 do redis.call('PEXPIRE', KEYS[k], ARGV[4]) end
+end
 -- Every id in the dedup set is outside the window once it has not been
 -- written for that long, so it can go sooner than the profile.
 redis.call('PEXPIRE', eids, ARGV[7])
@@ -148,15 +181,15 @@ return out
 `)
 
 // optOutScript sets or clears a user's opt-out flag. Opting out deletes
-// the history, the impressions and the activity fields of meta, keeping
-// only the purchases and the dedup set (what purchase exclusion and
-// idempotency need).
+// the history, the impressions, the pushes, the orders and the activity
+// fields of meta, keeping only the purchases and the dedup set (what
+// purchase exclusion and idempotency need).
 //
-// KEYS: hist, buy, meta, eids, imp
+// KEYS: hist, buy, meta, eids, imp, push, ord
 // ARGV: "1" (opt out) or "0" (opt in), ttl_ms
 var optOutScript = redis.NewScript(`
 if ARGV[1] == '1' then
-  redis.call('DEL', KEYS[1], KEYS[5])
+  redis.call('DEL', KEYS[1], KEYS[5], KEYS[6], KEYS[7])
   redis.call('HDEL', KEYS[3], 'f', 'l', 'p')
   redis.call('HSET', KEYS[3], 'o', '1')
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
@@ -169,39 +202,44 @@ return 1
 // globalScript appends a batch to the event stream and counts popularity.
 // All its keys carry the {g} hash tag.
 //
-// KEYS: stream, global dedup set, opted-out users, then the popularity
-// bucket keys the batch touches.
+// KEYS: stream, global dedup set, opted-out users, seen users, then the
+// popularity bucket keys the batch touches.
 // ARGV: now_ms, stream_maxlen, stream_minid ("" = no age trim),
 //
 //	dedup_trim (-(cap+1)), dedup_cutoff_ms, dedup_ttl_ms, optout_cutoff_ms
-//	(opted-out users not seen since are forgotten), nb (number of bucket
-//	keys), nb bucket TTLs in ms, then 10 per event: dedup member, bucket
-//	index (1..nb, 0 = not counted), popularity increment, and the stream
-//	fields id, user, item, type, time_ms, quantity, weight.
+//	(opted-out users, and seen users, not seen since are forgotten),
+//	seen_trim (-(cap+1)), seen_ttl_ms, nb (number of bucket keys), nb
+//	bucket TTLs in ms, then 10 per event: dedup member, bucket index
+//	(1..nb, 0 = not counted), popularity increment, and the stream fields
+//	id, user, item, type, time_ms, quantity, weight.
 //
 // Returns the number of events that were new.
 //
 // Events of users in the opted-out set count in popularity (an anonymous
 // aggregate) but are not appended to the stream, and refresh the user's
-// entry there.
+// entry there. Other users' events raise the user's score in the seen set
+// to the event's time (the index segment selection pages through).
 //
 // Stream ids come from the caller's clock (now_ms-*) so the stream and
 // ReadEvents agree with the Store's clock; if another writer's clock is
 // ahead, the id continues from the stream's last entry instead, and if even
 // that is refused (entries deleted past it) Redis picks the id ('*').
 var globalScript = redis.NewScript(`
-local stream, dd, oo = KEYS[1], KEYS[2], KEYS[3]
+local stream, dd, oo, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now = ARGV[1]
-local nb = tonumber(ARGV[8])
+local nb = tonumber(ARGV[10])
 local added = 0
+local seenTouched = false
 local id
-for i = 9 + nb, #ARGV, 10 do
+for i = 11 + nb, #ARGV, 10 do
   if redis.call('ZADD', dd, 'NX', now, ARGV[i]) == 1 then
     local b = tonumber(ARGV[i + 1])
-    if b > 0 then redis.call('ZINCRBY', KEYS[3 + b], ARGV[i + 2], ARGV[i + 5]) end
+    if b > 0 then redis.call('ZINCRBY', KEYS[4 + b], ARGV[i + 2], ARGV[i + 5]) end
     if redis.call('ZSCORE', oo, ARGV[i + 4]) then
       redis.call('ZADD', oo, 'XX', now, ARGV[i + 4])
     else
+      redis.call('ZADD', seen, 'GT', ARGV[i + 7], ARGV[i + 4])
+      seenTouched = true
       if id == nil then
         id = now .. '-*'
         local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
@@ -226,7 +264,12 @@ end
 if added > 0 and ARGV[3] ~= '' then
   redis.call('XTRIM', stream, 'MINID', '~', ARGV[3])
 end
-for b = 1, nb do redis.call('PEXPIRE', KEYS[3 + b], ARGV[8 + b]) end
+for b = 1, nb do redis.call('PEXPIRE', KEYS[4 + b], ARGV[10 + b]) end
+if seenTouched then
+  redis.call('ZREMRANGEBYSCORE', seen, '-inf', ARGV[7])
+  redis.call('ZREMRANGEBYRANK', seen, 0, ARGV[8])
+  redis.call('PEXPIRE', seen, ARGV[9])
+end
 redis.call('ZREMRANGEBYSCORE', dd, '-inf', ARGV[5])
 redis.call('ZREMRANGEBYRANK', dd, 0, ARGV[4])
 redis.call('PEXPIRE', dd, ARGV[6])

@@ -26,6 +26,7 @@ type Store struct {
 	stream, globalDedup, popScratch      string // global keys, all tagged {g}
 	optOut, trendScratch1, trendScratch2 string
 	deleted                              string // users deleted, for ReadEvents
+	seen                                 string // user -> last seen, for segment selection
 }
 
 // NewStore returns a Store on rdb. Zero fields of cfg take their defaults;
@@ -49,6 +50,7 @@ func NewStore(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		trendScratch1: g + "trend:scratch1",
 		trendScratch2: g + "trend:scratch2",
 		deleted:       g + "deleted",
+		seen:          g + "seen",
 	}, nil
 }
 
@@ -71,6 +73,8 @@ const (
 	suffixMeta      = "meta"
 	suffixDedup     = "eids"
 	suffixImpress   = "imp"
+	suffixPush      = "push"
+	suffixOrders    = "ord"
 )
 
 // Fields of the meta hash.
@@ -81,7 +85,7 @@ const (
 	metaOptedOut  = "o"
 )
 
-type userKeys struct{ hist, buy, meta, eids, imp string }
+type userKeys struct{ hist, buy, meta, eids, imp, push, ord string }
 
 func (s *Store) keysOf(userID string) userKeys {
 	base := s.cfg.Prefix + ":u:{" + userTagEscaper.Replace(userID) + "}:"
@@ -91,10 +95,14 @@ func (s *Store) keysOf(userID string) userKeys {
 		meta: base + suffixMeta,
 		eids: base + suffixDedup,
 		imp:  base + suffixImpress,
+		push: base + suffixPush,
+		ord:  base + suffixOrders,
 	}
 }
 
-func (k userKeys) all() []string { return []string{k.hist, k.buy, k.meta, k.eids, k.imp} }
+func (k userKeys) all() []string {
+	return []string{k.hist, k.buy, k.meta, k.eids, k.imp, k.push, k.ord}
+}
 
 // UserKeys lists every key name a user can have. They share one hash tag.
 func (s *Store) UserKeys(userID string) []string {
@@ -227,6 +235,19 @@ func (s *Store) newBatch(events []event.Event, now time.Time) *batch {
 
 func ms(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
+// spend is what a purchase event adds to the user's spend: its quantity (0
+// counts as 1, not capped) times the item's price from Config.Price now.
+func (s *Store) spend(e event.Event) float64 {
+	if s.cfg.Price == nil {
+		return 0
+	}
+	p := s.cfg.Price(e.ItemID)
+	if !(p > 0) || math.IsInf(p, 0) {
+		return 0
+	}
+	return p * float64(max(e.Quantity, 1))
+}
+
 func msDur(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 
 func (b *batch) userCalls(s *Store) []*scriptCall {
@@ -243,26 +264,33 @@ func (b *batch) userCalls(s *Store) []*scriptCall {
 		strconv.Itoa(cfg.ImpressionKeep),
 		strconv.Itoa(cfg.ImpressionCap),
 		msDur(min(cfg.ImpressionWindow, cfg.UserTTL)),
+		strconv.Itoa(-(cfg.PushCap + 1)),
+		strconv.FormatInt(b.now.Add(-cfg.PushWindow).UnixMilli()-1, 10),
+		msDur(min(cfg.PushWindow, cfg.UserTTL)),
+		strconv.Itoa(-(cfg.OrderCap + 1)),
+		strconv.FormatInt(b.now.Add(-cfg.UserTTL).UnixMilli()-1, 10),
 	}
 	var buf []byte
 	for _, u := range b.users {
 		k := s.keysOf(u.id)
-		args := make([]any, 0, len(fixed)+5*len(u.events))
+		args := make([]any, 0, len(fixed)+6*len(u.events))
 		args = append(args, fixed...)
 		for _, i := range u.events {
 			e := b.all[i]
-			kind, member, entry := "0", "", ""
+			kind, member, entry, value := "0", "", "", ""
 			switch e.Type {
 			case event.Purchase:
-				kind = "1"
+				kind, value = "1", strconv.FormatFloat(s.spend(e), 'g', -1, 64)
 			case event.Impression:
 				kind = "2" // neither history nor the dedup set: no entry, no member
+			case event.Push:
+				kind = "3" // the same
 			}
-			if kind != "2" {
+			if kind == "0" || kind == "1" {
 				buf = appendEntry(buf[:0], e)
 				member, entry = dedupMember(e.UserID, e.ID), string(buf)
 			}
-			args = append(args, member, ms(e.Time), kind, e.ItemID, entry)
+			args = append(args, member, ms(e.Time), kind, e.ItemID, entry, value)
 		}
 		calls = append(calls, &scriptCall{
 			script: userScript,
@@ -274,8 +302,8 @@ func (b *batch) userCalls(s *Store) []*scriptCall {
 }
 
 // globalCall is the batch's global script call, or nil when the batch has
-// nothing for it: impressions are per-user state only (they carry no
-// weight, and would multiply the training stream's size).
+// nothing for it: impressions and pushes are per-user state only (they
+// carry no weight, and would multiply the training stream's size).
 func (b *batch) globalCall(s *Store) *scriptCall {
 	cfg := s.cfg
 	bucketMs := cfg.PopularityBucket.Milliseconds()
@@ -284,12 +312,12 @@ func (b *batch) globalCall(s *Store) *scriptCall {
 	current := floorDiv(nowMs, bucketMs) * bucketMs
 	oldest := current - (nb-1)*bucketMs
 
-	keys := []string{s.stream, s.globalDedup, s.optOut}
+	keys := []string{s.stream, s.globalDedup, s.optOut, s.seen}
 	var bucketTTLs []any
-	bucketIndex := make(map[int64]int) // bucket start -> index in KEYS after the first three
+	bucketIndex := make(map[int64]int) // bucket start -> index in KEYS after the first four
 	evArgs := make([]any, 0, 10*len(b.all))
 	for _, e := range b.all {
-		if e.Type == event.Impression {
+		if e.Type == event.Impression || e.Type == event.Push {
 			continue
 		}
 		idx := 0
@@ -316,7 +344,7 @@ func (b *batch) globalCall(s *Store) *scriptCall {
 	if cfg.StreamMaxAge > 0 {
 		minID = ms(b.now.Add(-cfg.StreamMaxAge))
 	}
-	args := make([]any, 0, 8+len(bucketTTLs)+len(evArgs))
+	args := make([]any, 0, 10+len(bucketTTLs)+len(evArgs))
 	args = append(args,
 		strconv.FormatInt(nowMs, 10),
 		strconv.FormatInt(cfg.StreamMaxLen, 10),
@@ -325,6 +353,8 @@ func (b *batch) globalCall(s *Store) *scriptCall {
 		strconv.FormatInt(b.now.Add(-cfg.DedupWindow).UnixMilli()-1, 10),
 		msDur(cfg.DedupWindow),
 		ms(b.now.Add(-cfg.UserTTL)),
+		strconv.Itoa(-(cfg.SeenCap + 1)),
+		msDur(cfg.UserTTL),
 		strconv.Itoa(len(bucketTTLs)),
 	)
 	args = append(args, bucketTTLs...)
@@ -359,16 +389,76 @@ func (s *Store) Load(ctx context.Context, userID string) (Profile, error) {
 	if userID == "" {
 		return Profile{}, errors.New("load profile: user id is empty")
 	}
-	k := s.keysOf(userID)
 	pipe := s.rdb.Pipeline()
-	hist := pipe.LRange(ctx, k.hist, 0, -1)
-	buy := pipe.ZRevRangeWithScores(ctx, k.buy, 0, -1)
-	meta := pipe.HMGet(ctx, k.meta, metaFirstSeen, metaLastSeen, metaPurchases, metaOptedOut)
-	imp := pipe.HGetAll(ctx, k.imp)
+	q := s.queueLoad(ctx, pipe, userID)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return Profile{}, fmt.Errorf("load profile of %q: %w", userID, err)
 	}
+	return q.profile()
+}
 
+// MaxLoadMany bounds the users of one LoadMany call (one pipeline).
+const MaxLoadMany = 1024
+
+// LoadMany reads the profiles of several users in one pipelined round trip,
+// in the order of ids (BatchRecommend loads its users in blocks this way).
+// At most MaxLoadMany ids; none may be empty.
+func (s *Store) LoadMany(ctx context.Context, ids []string) ([]Profile, error) {
+	if len(ids) > MaxLoadMany {
+		return nil, fmt.Errorf("load profiles: %d users, at most %d per call", len(ids), MaxLoadMany)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	qs := make([]loadCmds, len(ids))
+	for i, id := range ids {
+		if id == "" {
+			return nil, fmt.Errorf("load profiles: user id %d is empty", i)
+		}
+		qs[i] = s.queueLoad(ctx, pipe, id)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("load %d profiles: %w", len(ids), err)
+	}
+	out := make([]Profile, len(ids))
+	for i := range qs {
+		p, err := qs[i].profile()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+// loadCmds are the queued reads of one user's profile.
+type loadCmds struct {
+	userID    string
+	hist      *redis.StringSliceCmd
+	buy, push *redis.ZSliceCmd
+	ord       *redis.ZSliceCmd
+	meta      *redis.SliceCmd
+	imp       *redis.MapStringStringCmd
+}
+
+func (s *Store) queueLoad(ctx context.Context, pipe redis.Pipeliner, userID string) loadCmds {
+	k := s.keysOf(userID)
+	return loadCmds{
+		userID: userID,
+		hist:   pipe.LRange(ctx, k.hist, 0, -1),
+		buy:    pipe.ZRevRangeWithScores(ctx, k.buy, 0, -1),
+		meta:   pipe.HMGet(ctx, k.meta, metaFirstSeen, metaLastSeen, metaPurchases, metaOptedOut),
+		imp:    pipe.HGetAll(ctx, k.imp),
+		push:   pipe.ZRevRangeWithScores(ctx, k.push, 0, -1),
+		ord:    pipe.ZRevRangeWithScores(ctx, k.ord, 0, -1),
+	}
+}
+
+// profile parses the replies of an executed pipeline.
+func (q loadCmds) profile() (Profile, error) {
+	userID := q.userID
+	hist, buy, meta, imp := q.hist, q.buy, q.meta, q.imp
 	p := Profile{UserID: userID}
 	if raw := hist.Val(); len(raw) > 0 {
 		p.History = make([]Entry, 0, len(raw))
@@ -386,6 +476,24 @@ func (s *Store) Load(ctx context.Context, userID string) (Profile, error) {
 		p.Purchased = make([]Purchase, len(zs))
 		for i, z := range zs {
 			p.Purchased[i] = Purchase{ItemID: z.Member.(string), Time: time.UnixMilli(int64(z.Score)).UTC()}
+		}
+	}
+	if zs := q.push.Val(); len(zs) > 0 {
+		p.Pushed = make([]Pushed, len(zs))
+		for i, z := range zs {
+			p.Pushed[i] = Pushed{ItemID: z.Member.(string), Time: time.UnixMilli(int64(z.Score)).UTC()}
+		}
+	}
+	if zs := q.ord.Val(); len(zs) > 0 {
+		p.Orders = make([]Order, 0, len(zs))
+		for _, z := range zs {
+			// The member is "<spend>|<event digest>".
+			v, _, ok := strings.Cut(z.Member.(string), "|")
+			spend, err := strconv.ParseFloat(v, 64)
+			if !ok || err != nil {
+				return Profile{}, fmt.Errorf("load profile of %q: malformed order %q", userID, v)
+			}
+			p.Orders = append(p.Orders, Order{Time: time.UnixMilli(int64(z.Score)).UTC(), Spend: spend})
 		}
 	}
 	vals := meta.Val()
@@ -458,6 +566,7 @@ func (s *Store) Delete(ctx context.Context, userID string) (int, error) {
 	pipe := s.rdb.Pipeline()
 	del := pipe.Del(ctx, s.UserKeys(userID)...)
 	pipe.ZRem(ctx, s.optOut, userID)
+	pipe.ZRem(ctx, s.seen, userID)
 	s.tombstone(ctx, pipe, userID)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return 0, fmt.Errorf("delete profile of %q: %w", userID, err)
@@ -487,6 +596,7 @@ func (s *Store) SetOptOut(ctx context.Context, userID string, optedOut bool) err
 	var set redis.Cmder
 	if optedOut {
 		set = pipe.ZAdd(ctx, s.optOut, redis.Z{Score: float64(s.cfg.Now().UnixMilli()), Member: userID})
+		pipe.ZRem(ctx, s.seen, userID) // no activity times: in no segment
 	} else {
 		set = pipe.ZRem(ctx, s.optOut, userID)
 	}

@@ -387,7 +387,8 @@ func TestUserKeysHaveTTL(t *testing.T) {
 	ctx := context.Background()
 	const u = "carol"
 	record(t, s, event.Event{ID: "1", UserID: u, ItemID: "i", Type: event.Purchase},
-		event.Event{ID: "1i", UserID: u, ItemID: "k", Type: event.Impression})
+		event.Event{ID: "1i", UserID: u, ItemID: "k", Type: event.Impression},
+		event.Event{ID: "1p", UserID: u, ItemID: "k", Type: event.Push})
 	keys := s.UserKeys(u)
 	wantTTL := func(k string) time.Duration {
 		switch k {
@@ -395,6 +396,8 @@ func TestUserKeysHaveTTL(t *testing.T) {
 			return s.Config().DedupWindow // shorter than the profile's TTL
 		case s.keysOf(u).imp:
 			return s.Config().ImpressionWindow
+		case s.keysOf(u).push:
+			return min(s.Config().PushWindow, ttl)
 		}
 		return ttl
 	}
@@ -409,9 +412,12 @@ func TestUserKeysHaveTTL(t *testing.T) {
 		c.PExpire(ctx, k, time.Minute)
 	}
 	// (The impression key is refreshed by impressions only: its entries
-	// are stale once none was written for the impression window.)
+	// are stale once none was written for the impression window; the same
+	// for pushes and for purchases' orders.)
 	record(t, s, event.Event{ID: "2", UserID: u, ItemID: "j", Type: event.View},
-		event.Event{ID: "2i", UserID: u, ItemID: "k", Type: event.Impression, Time: t0.Add(time.Second)})
+		event.Event{ID: "2i", UserID: u, ItemID: "k", Type: event.Impression, Time: t0.Add(time.Second)},
+		event.Event{ID: "2p", UserID: u, ItemID: "k", Type: event.Push, Time: t0.Add(time.Second)},
+		event.Event{ID: "2b", UserID: u, ItemID: "m", Type: event.Purchase, Time: t0.Add(time.Second)})
 	for _, k := range keys {
 		if got, want := c.PTTL(ctx, k).Val(), wantTTL(k); got <= want-time.Minute {
 			t.Errorf("PTTL %s after a new event: got %v, want refreshed to about %v", k, got, want)
@@ -423,7 +429,7 @@ func TestUserKeysHaveTTL(t *testing.T) {
 	}
 	record(t, s, event.Event{ID: "2", UserID: u, ItemID: "j", Type: event.View})
 	for _, k := range keys {
-		if k == s.keysOf(u).imp {
+		if k == s.keysOf(u).imp || k == s.keysOf(u).push || k == s.keysOf(u).ord {
 			continue
 		}
 		if got, want := c.PTTL(ctx, k).Val(), wantTTL(k); got <= want-time.Minute {
@@ -446,8 +452,8 @@ func TestDeleteRemovesEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 4 {
-		t.Errorf("Delete: got %d keys, want 4", n)
+	if n != 5 { // hist, buy, meta, eids, ord
+		t.Errorf("Delete: got %d keys, want 5", n)
 	}
 	keys, err := redistest.Keys(ctx, c, s.Config().Prefix)
 	if err != nil {
@@ -720,8 +726,8 @@ func TestUserKeysShareOneHashTag(t *testing.T) {
 	seen := map[string]string{}
 	for _, u := range []string{"alice", "}x", "x}", "a}b{c}", "%7D", "}", "{", "%", "%25"} {
 		keys := s.UserKeys(u)
-		if len(keys) != 5 {
-			t.Fatalf("UserKeys(%q): got %d keys, want 5", u, len(keys))
+		if len(keys) != 7 {
+			t.Fatalf("UserKeys(%q): got %d keys, want 7", u, len(keys))
 		}
 		tag := hashTag(keys[0])
 		for _, k := range keys {

@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -165,6 +166,16 @@ type Config struct {
 	// Bought reads the co-purchase lists of BoughtTogether; nil: it answers
 	// from its fallbacks alone.
 	Bought BoughtLists
+	// PushProfiles loads users in blocks and enumerates them by activity
+	// for BatchRecommend (Push); nil: Push fails with ErrNoPushProfiles.
+	PushProfiles PushProfiles
+	// Segments are the segment thresholds Push selects users by.
+	Segments profile.SegmentConfig
+	// PushDedupWindow is Push's default dedup window, default 7 days.
+	PushDedupWindow time.Duration
+	// PushWorkers bounds the goroutines one Push scores on, default
+	// GOMAXPROCS.
+	PushWorkers int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -180,6 +191,7 @@ type Engine struct {
 	popular  *Popular
 	model    atomic.Pointer[mf.Model]
 	scratch  sync.Pool // *scratch
+	blocks   sync.Pool // *pushBuffers
 
 	rows       atomic.Pointer[rowState] // filter.go
 	rowsMu     sync.Mutex               // serialises rebuilds of rows
@@ -206,6 +218,16 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 	if cfg.ColdSource == SourceUnspecified {
 		cfg.ColdSource = SourcePopular
 	}
+	if cfg.PushDedupWindow == 0 {
+		cfg.PushDedupWindow = DefaultPushDedupWindow
+	}
+	if cfg.PushWorkers <= 0 {
+		cfg.PushWorkers = runtime.GOMAXPROCS(0)
+	}
+	cfg.Segments = cfg.Segments.WithDefaults()
+	if err := cfg.Segments.Validate(); err != nil {
+		return nil, fmt.Errorf("recommend config: %w", err)
+	}
 	switch {
 	case cfg.MaxPerCategory < 0:
 		return nil, fmt.Errorf("recommend config: max per category must be >= 0, got %d", cfg.MaxPerCategory)
@@ -213,6 +235,8 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 		return nil, fmt.Errorf("recommend config: rotation after %d impressions within %v", cfg.RotateAfter, cfg.RotateWindow)
 	case !(cfg.ExploreShare >= 0 && cfg.ExploreShare <= 1):
 		return nil, fmt.Errorf("recommend config: exploration share must be within 0..1, got %v", cfg.ExploreShare)
+	case cfg.PushDedupWindow < 0:
+		return nil, fmt.Errorf("recommend config: push dedup window must be >= 0, got %v", cfg.PushDedupWindow)
 	case cfg.ColdSource != SourcePopular && cfg.ColdSource != SourceTrending:
 		return nil, fmt.Errorf("recommend config: cold source must be popular or trending, got %v", cfg.ColdSource)
 	}
@@ -313,20 +337,7 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	if req.ContextItemID != "" {
 		fc.exclude(m, req.ContextItemID)
 	}
-	e.excludePurchased(s, fc, m, p, req.Filter.IncludePurchased, rules, now)
-	e.rotateImpressions(fc, m, p, now)
-
-	var weights []profile.ItemWeight
-	if !p.OptedOut {
-		weights = p.ItemWeights(e.cfg.Weighting, now)
-	}
-	if !e.cfg.KeepHistory {
-		for _, w := range weights {
-			if _, bought := s.purchased[w.ItemID]; !bought { // purchases follow their own rule
-				fc.exclude(m, w.ItemID)
-			}
-		}
-	}
+	weights := e.excludeForUser(s, fc, m, p, req.Filter.IncludePurchased, rules, now)
 
 	capN := req.MaxPerCategory
 	if capN == 0 {
@@ -439,6 +450,27 @@ func (e *Engine) foldIn(m *mf.Model, s *scratch, weights []profile.ItemWeight, r
 		return nil, nil
 	}
 	return m.FoldIn(&s.ws, s.rows, s.weights)
+}
+
+// excludeForUser applies the exclusions of every answer for a user (bought
+// items, items rotated down by impressions, the recent history unless
+// KeepHistory) and returns the user's profile weights (none for a user who
+// opted out). Recommend and BatchRecommend share it.
+func (e *Engine) excludeForUser(s *scratch, fc *reqFilter, m *mf.Model, p profile.Profile, includePurchased bool, rules *catalog.Rules, now time.Time) []profile.ItemWeight {
+	e.excludePurchased(s, fc, m, p, includePurchased, rules, now)
+	e.rotateImpressions(fc, m, p, now)
+	var weights []profile.ItemWeight
+	if !p.OptedOut {
+		weights = p.ItemWeights(e.cfg.Weighting, now)
+	}
+	if !e.cfg.KeepHistory {
+		for _, w := range weights {
+			if _, bought := s.purchased[w.ItemID]; !bought { // purchases follow their own rule
+				fc.exclude(m, w.ItemID)
+			}
+		}
+	}
+	return weights
 }
 
 // excludePurchased keeps bought items out unless the request includes them

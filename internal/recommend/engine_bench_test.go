@@ -294,3 +294,79 @@ func BenchmarkBoughtTogether(b *testing.B) {
 		}
 	}
 }
+
+// staticPushProfiles serves the same profile for every user id.
+type staticPushProfiles struct{ p profile.Profile }
+
+func (s staticPushProfiles) LoadMany(_ context.Context, ids []string) ([]profile.Profile, error) {
+	out := make([]profile.Profile, len(ids))
+	for i, id := range ids {
+		out[i] = s.p
+		out[i].UserID = id
+	}
+	return out, nil
+}
+
+func (s staticPushProfiles) EachSeenUser(context.Context, time.Time, time.Time, int, func([]string) error) error {
+	return nil
+}
+
+// BenchmarkPush is BatchRecommend's work for 1,024 users at 100K items × 64
+// factors, 10 items each: fold-in per user, block scoring, exclusions,
+// top-10 and explanations, excluding Redis (every user has the same
+// profile: 20 or 100 distinct items over 200 events, 5 purchases, 10
+// pushed items). It reports users per second of wall time, and per second
+// of the process's CPU time (on a shared machine the wall-clock rate
+// depends on the other load; Push uses up to GOMAXPROCS cores).
+func BenchmarkPush(b *testing.B) {
+	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	const n, users = 100_000, 1024
+	m := benchModel(b, n, 64)
+	for _, distinct := range []int{20, 100} {
+		b.Run("items=100000/factors=64/profile="+strconv.Itoa(distinct), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(2, 2))
+			p := profile.Profile{FirstSeen: now.Add(-24 * time.Hour)}
+			for i := 0; i < 200; i++ {
+				p.History = append(p.History, profile.Entry{
+					ItemID: m.ItemID(int32(rng.IntN(distinct) * (n / distinct))),
+					Type:   event.View, Time: now.Add(-time.Duration(i) * time.Hour),
+				})
+			}
+			for i := 0; i < 5; i++ {
+				p.Purchased = append(p.Purchased, profile.Purchase{ItemID: m.ItemID(int32(i)), Time: now})
+			}
+			for i := 0; i < 10; i++ {
+				p.Pushed = append(p.Pushed, profile.Pushed{ItemID: m.ItemID(int32(10 + i)), Time: now})
+			}
+			eng, err := New(Config{Now: func() time.Time { return now }, PushProfiles: staticPushProfiles{p}}, staticProfiles{p}, nil,
+				NewPopular(noPopular{}, 10, slog.New(slog.NewTextHandler(io.Discard, nil))))
+			if err != nil {
+				b.Fatal(err)
+			}
+			eng.SetModel(m)
+			ids := make([]string, users)
+			for i := range ids {
+				ids[i] = "user-" + strconv.Itoa(i)
+			}
+			ctx := context.Background()
+			req := PushRequest{UserIDs: ids, Count: 10}
+			b.ReportAllocs()
+			cpu0 := processCPU()
+			for b.Loop() {
+				got := 0
+				if err := eng.Push(ctx, req, func(r PushResult) error {
+					if len(r.Items) == 10 {
+						got++
+					}
+					return nil
+				}); err != nil || got != users {
+					b.Fatal(err, got)
+				}
+			}
+			b.ReportMetric(float64(users*b.N)/b.Elapsed().Seconds(), "users/s")
+			if cpu := processCPU() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(users*b.N)/cpu.Seconds(), "users/cpu-s")
+			}
+		})
+	}
+}

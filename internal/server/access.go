@@ -44,7 +44,7 @@ var methodTable = map[string]policy{
 	recsysv1.RecommendationService_SimilarItems_FullMethodName: {pagesOrOperator, time.Second},
 	"/recsys.v1.RecommendationService/BoughtTogether":          {pagesOrOperator, time.Second},
 	// The push sender: server streaming, one message per user.
-	"/recsys.v1.RecommendationService/BatchRecommend": {pushOrOperator, 10 * time.Minute},
+	recsysv1.RecommendationService_BatchRecommend_FullMethodName: {pushOrOperator, 10 * time.Minute},
 	// Event producers. A user's opt-out comes from the same shop backend that
 	// sends their events.
 	recsysv1.EventService_RecordEvents_FullMethodName: {eventsOrOperator, 5 * time.Second},

@@ -32,6 +32,7 @@ type eventService struct {
 	profiles  Profiles
 	catalog   CatalogView // may be nil
 	weighting event.Weighting
+	segments  profile.SegmentConfig
 	now       func() time.Time
 }
 
@@ -70,12 +71,20 @@ func (s *eventService) GetProfile(ctx context.Context, req *recsysv1.GetProfileR
 	if err != nil {
 		return nil, err
 	}
-	weights := p.ItemWeights(s.weighting, s.now())
+	now := s.now()
+	weights := p.ItemWeights(s.weighting, now)
+	seg := p.Segment(s.segments, now)
 	out := &recsysv1.Profile{
 		UserId:        req.GetUserId(),
 		PurchaseCount: p.PurchaseCount,
 		Items:         make([]*recsysv1.ProfileItem, len(weights)),
 		OptedOut:      p.OptedOut,
+		Segment: &recsysv1.Segment{
+			Lifecycle:        recsysv1.Lifecycle(seg.Lifecycle), // the numbers match
+			PurchasesPer_30D: seg.PerMonth,
+			Spend:            seg.Spend,
+			Purchases:        seg.Purchases,
+		},
 	}
 	if !p.FirstSeen.IsZero() {
 		out.FirstSeen = timestamppb.New(p.FirstSeen)

@@ -27,6 +27,7 @@ type recommendationService struct {
 	recsysv1.UnimplementedRecommendationServiceServer
 	rec     Recommender
 	bought  BoughtRecommender // nil: BoughtTogether answers FailedPrecondition
+	push    Pusher            // nil: BatchRecommend answers FailedPrecondition
 	degrade *degradation
 	srv     *Server
 }

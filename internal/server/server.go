@@ -45,6 +45,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/access"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/profile"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
@@ -52,6 +53,9 @@ import (
 type Config struct {
 	Limits    Limits
 	Weighting event.Weighting // for GetProfile weights; default event.DefaultWeighting()
+	// Segments are the thresholds of the segment GetProfile reports;
+	// zero fields take profile's defaults.
+	Segments profile.SegmentConfig
 	// MaxRecvMsgBytes caps one request message; default 4 MiB. A larger
 	// message is refused with ResourceExhausted before it is decoded.
 	MaxRecvMsgBytes int
@@ -95,6 +99,9 @@ type Deps struct {
 	// Bought answers BoughtTogether (may be nil: it answers
 	// FailedPrecondition).
 	Bought BoughtRecommender
+	// Pusher answers BatchRecommend (may be nil: it answers
+	// FailedPrecondition).
+	Pusher Pusher
 }
 
 // Server is a ready-to-serve gRPC server with health and metrics.
@@ -151,6 +158,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if cfg.MaxConcurrentStreams == 0 {
 		cfg.MaxConcurrentStreams = 1024
+	}
+	cfg.Segments = cfg.Segments.WithDefaults()
+	if err := cfg.Segments.Validate(); err != nil {
+		return nil, fmt.Errorf("server config: %w", err)
 	}
 	caps, err := newDeadlineCaps(cfg.DeadlineCaps)
 	if err != nil {
@@ -214,8 +225,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 		canFallback: d.Fallback != nil}
 	s.backendUp.Store(true)
 	deg := &degradation{fallback: d.Fallback, log: log, answers: degradedAnswers, now: cfg.Now}
-	recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender, bought: d.Bought, degrade: deg, srv: s})
-	recsysv1.RegisterEventServiceServer(g, &eventService{profiles: d.Profiles, catalog: d.CatalogView, weighting: cfg.Weighting, now: cfg.Now})
+	recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender, bought: d.Bought, push: d.Pusher,
+		degrade: deg, srv: s})
+	recsysv1.RegisterEventServiceServer(g, &eventService{profiles: d.Profiles, catalog: d.CatalogView, weighting: cfg.Weighting,
+		segments: cfg.Segments, now: cfg.Now})
 	recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
 	recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models})
 

@@ -119,7 +119,7 @@ type envOptions struct {
 	server func(*server.Config, *server.Deps)
 }
 
-func newEnvWith(t *testing.T, o envOptions) *env {
+func newEnvWith(t testing.TB, o envOptions) *env {
 	t.Helper()
 	rdb := o.rdb
 	if rdb == nil {
@@ -135,7 +135,11 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
-	pcfg := profile.Config{Prefix: prefix, Now: clk.Now}
+	var cache *catalog.Cache // set below; purchases' spend reads its prices
+	pcfg := profile.Config{Prefix: prefix, Now: clk.Now, Price: func(id string) float64 {
+		it, _ := cache.Lookup(id)
+		return it.Price
+	}}
 	if o.profile != nil {
 		o.profile(&pcfg)
 	}
@@ -144,7 +148,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	catStore := catalog.NewStore(rdb, prefix)
-	cache := catalog.NewCache(catStore, log)
+	cache = catalog.NewCache(catStore, log)
 	rules := catalog.NewRulesCache(catStore, log)
 	pop := recommend.NewPopular(store, 100, log)
 	trending := recommend.NewTrending(store, 100, log)
@@ -152,7 +156,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ecfg := recommend.Config{Now: clk.Now, Rules: rules, Trending: trending, Arrivals: arrivals}
+	ecfg := recommend.Config{Now: clk.Now, Rules: rules, Trending: trending, Arrivals: arrivals, PushProfiles: store}
 	if o.engine != nil {
 		o.engine(&ecfg)
 	}
@@ -166,6 +170,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	cfg := server.Config{Now: clk.Now}
 	deps := server.Deps{
 		Logger: log, Recommender: eng, Serving: eng, Profiles: store, Catalog: catStore, Rules: catStore, CatalogView: cache,
+		Pusher: eng,
 	}
 	if o.server != nil {
 		o.server(&cfg, &deps)
@@ -189,7 +194,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 
 // serve runs srv on an in-memory listener and returns a client connection
 // that goes through the real interceptor chain.
-func serve(t *testing.T, srv *server.Server) *grpc.ClientConn {
+func serve(t testing.TB, srv *server.Server) *grpc.ClientConn {
 	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	done := make(chan error, 1)

@@ -26,6 +26,8 @@ type Limits struct {
 	MaxCustomValue float32       // weight of a CUSTOM event, default 1000
 	// MaxFilterCategories bounds each category list of a Filter, default 100.
 	MaxFilterCategories int
+	// MaxPushUsers bounds the user_ids of one BatchRecommend, default 10,000.
+	MaxPushUsers int
 }
 
 func (l Limits) withDefaults() Limits {
@@ -39,6 +41,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxExclude, 1000)
 	def(&l.MaxIDBytes, 256)
 	def(&l.MaxFilterCategories, 100)
+	def(&l.MaxPushUsers, 10_000)
 	if l.MaxFutureSkew <= 0 {
 		l.MaxFutureSkew = 5 * time.Minute
 	}
@@ -122,6 +125,8 @@ func (v *validator) check(req any) error {
 			return err
 		}
 		return v.filter("filter.", r.GetFilter())
+	case *recsysv1.BatchRecommendRequest:
+		return v.batchRecommend(r)
 	case *recsysv1.RecordEventsRequest:
 		return v.events(r.GetEvents())
 	case *recsysv1.GetProfileRequest:
@@ -211,7 +216,7 @@ func (v *validator) events(evs []*recsysv1.Event) error {
 		}
 		switch t := e.GetType(); t {
 		case recsysv1.EventType_EVENT_TYPE_VIEW, recsysv1.EventType_EVENT_TYPE_ADD_TO_CART, recsysv1.EventType_EVENT_TYPE_PURCHASE,
-			recsysv1.EventType_EVENT_TYPE_IMPRESSION:
+			recsysv1.EventType_EVENT_TYPE_IMPRESSION, recsysv1.EventType_EVENT_TYPE_PUSH:
 			if e.GetWeight() != 0 {
 				return invalid(f+"weight", "only EVENT_TYPE_CUSTOM events carry a weight")
 			}

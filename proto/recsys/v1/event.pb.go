@@ -45,6 +45,14 @@ const (
 	// answer could hold. Impressions are kept per user (capped, expiring)
 	// and are not appended to the training stream.
 	EventType_EVENT_TYPE_IMPRESSION EventType = 5
+	// A push message (e-mail, app notification) carrying the item was sent
+	// to the user. The push sender records it when it actually sends, after
+	// RecommendationService.BatchRecommend (which records nothing itself).
+	// Not a signal of interest: it weighs 0, is not part of the history, the
+	// activity times or the training stream. BatchRecommend leaves out the
+	// items pushed to the user within its dedup window. Kept per user: the
+	// latest push time of each item, at most 200 items, for 30 days.
+	EventType_EVENT_TYPE_PUSH EventType = 6
 )
 
 // Enum value maps for EventType.
@@ -56,6 +64,7 @@ var (
 		3: "EVENT_TYPE_PURCHASE",
 		4: "EVENT_TYPE_CUSTOM",
 		5: "EVENT_TYPE_IMPRESSION",
+		6: "EVENT_TYPE_PUSH",
 	}
 	EventType_value = map[string]int32{
 		"EVENT_TYPE_UNSPECIFIED": 0,
@@ -64,6 +73,7 @@ var (
 		"EVENT_TYPE_PURCHASE":    3,
 		"EVENT_TYPE_CUSTOM":      4,
 		"EVENT_TYPE_IMPRESSION":  5,
+		"EVENT_TYPE_PUSH":        6,
 	}
 )
 
@@ -92,6 +102,65 @@ func (x EventType) Number() protoreflect.EnumNumber {
 // Deprecated: Use EventType.Descriptor instead.
 func (EventType) EnumDescriptor() ([]byte, []int) {
 	return file_recsys_v1_event_proto_rawDescGZIP(), []int{0}
+}
+
+// Lifecycle is a user's activity stage.
+type Lifecycle int32
+
+const (
+	// Unknown: the service has no activity time for the user (never seen,
+	// or opted out, which deletes the activity times).
+	Lifecycle_LIFECYCLE_UNSPECIFIED Lifecycle = 0
+	// The first event is less than the new age (default 30 days) ago.
+	Lifecycle_LIFECYCLE_NEW Lifecycle = 1
+	// Not new, and the latest event is less than the active age (default
+	// 30 days) ago.
+	Lifecycle_LIFECYCLE_ACTIVE Lifecycle = 2
+	// Neither: the latest event is at least the active age ago.
+	Lifecycle_LIFECYCLE_DORMANT Lifecycle = 3
+)
+
+// Enum value maps for Lifecycle.
+var (
+	Lifecycle_name = map[int32]string{
+		0: "LIFECYCLE_UNSPECIFIED",
+		1: "LIFECYCLE_NEW",
+		2: "LIFECYCLE_ACTIVE",
+		3: "LIFECYCLE_DORMANT",
+	}
+	Lifecycle_value = map[string]int32{
+		"LIFECYCLE_UNSPECIFIED": 0,
+		"LIFECYCLE_NEW":         1,
+		"LIFECYCLE_ACTIVE":      2,
+		"LIFECYCLE_DORMANT":     3,
+	}
+)
+
+func (x Lifecycle) Enum() *Lifecycle {
+	p := new(Lifecycle)
+	*p = x
+	return p
+}
+
+func (x Lifecycle) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Lifecycle) Descriptor() protoreflect.EnumDescriptor {
+	return file_recsys_v1_event_proto_enumTypes[1].Descriptor()
+}
+
+func (Lifecycle) Type() protoreflect.EnumType {
+	return &file_recsys_v1_event_proto_enumTypes[1]
+}
+
+func (x Lifecycle) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Lifecycle.Descriptor instead.
+func (Lifecycle) EnumDescriptor() ([]byte, []int) {
+	return file_recsys_v1_event_proto_rawDescGZIP(), []int{1}
 }
 
 // Event is one thing a user did with an item.
@@ -410,7 +479,9 @@ type Profile struct {
 	// Items the user bought, most recent first.
 	PurchasedItemIds []string `protobuf:"bytes,7,rep,name=purchased_item_ids,json=purchasedItemIds,proto3" json:"purchased_item_ids,omitempty"`
 	// Whether the user opted out of personalization (SetOptOut).
-	OptedOut      bool `protobuf:"varint,8,opt,name=opted_out,json=optedOut,proto3" json:"opted_out,omitempty"`
+	OptedOut bool `protobuf:"varint,8,opt,name=opted_out,json=optedOut,proto3" json:"opted_out,omitempty"`
+	// The user's segment, computed from the profile when it is read.
+	Segment       *Segment `protobuf:"bytes,9,opt,name=segment,proto3" json:"segment,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -499,6 +570,13 @@ func (x *Profile) GetOptedOut() bool {
 		return x.OptedOut
 	}
 	return false
+}
+
+func (x *Profile) GetSegment() *Segment {
+	if x != nil {
+		return x.Segment
+	}
+	return nil
 }
 
 // ProfileItem is one item of a profile.
@@ -824,6 +902,85 @@ func (x *SetOptOutResponse) GetOptedOut() bool {
 	return false
 }
 
+// Segment groups a user by activity and purchases. It is computed from the
+// profile at read time with the server's thresholds (recsysd flags
+// --segment-new-age, --segment-active-age, --segment-window), so it moves
+// with time without any write.
+type Segment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where the user is in their lifecycle.
+	Lifecycle Lifecycle `protobuf:"varint,1,opt,name=lifecycle,proto3,enum=recsys.v1.Lifecycle" json:"lifecycle,omitempty"`
+	// Purchase events within the segment window (default 90 days) per 30
+	// days.
+	PurchasesPer_30D float64 `protobuf:"fixed64,2,opt,name=purchases_per_30d,json=purchasesPer30d,proto3" json:"purchases_per_30d,omitempty"`
+	// Spend within the segment window: the sum over purchase events of
+	// quantity (0 counts as 1) × the item's catalog price when the purchase
+	// was recorded (0 for an item without a price then).
+	Spend float64 `protobuf:"fixed64,3,opt,name=spend,proto3" json:"spend,omitempty"`
+	// Purchase events within the segment window.
+	Purchases     int64 `protobuf:"varint,4,opt,name=purchases,proto3" json:"purchases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Segment) Reset() {
+	*x = Segment{}
+	mi := &file_recsys_v1_event_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Segment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Segment) ProtoMessage() {}
+
+func (x *Segment) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_event_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Segment.ProtoReflect.Descriptor instead.
+func (*Segment) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_event_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Segment) GetLifecycle() Lifecycle {
+	if x != nil {
+		return x.Lifecycle
+	}
+	return Lifecycle_LIFECYCLE_UNSPECIFIED
+}
+
+func (x *Segment) GetPurchasesPer_30D() float64 {
+	if x != nil {
+		return x.PurchasesPer_30D
+	}
+	return 0
+}
+
+func (x *Segment) GetSpend() float64 {
+	if x != nil {
+		return x.Spend
+	}
+	return 0
+}
+
+func (x *Segment) GetPurchases() int64 {
+	if x != nil {
+		return x.Purchases
+	}
+	return 0
+}
+
 var File_recsys_v1_event_proto protoreflect.FileDescriptor
 
 const file_recsys_v1_event_proto_rawDesc = "" +
@@ -847,7 +1004,7 @@ const file_recsys_v1_event_proto_rawDesc = "" +
 	"\x11GetProfileRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"B\n" +
 	"\x12GetProfileResponse\x12,\n" +
-	"\aprofile\x18\x01 \x01(\v2\x12.recsys.v1.ProfileR\aprofile\"\x84\x03\n" +
+	"\aprofile\x18\x01 \x01(\v2\x12.recsys.v1.ProfileR\aprofile\"\xb2\x03\n" +
 	"\aProfile\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12,\n" +
 	"\x05items\x18\x02 \x03(\v2\x16.recsys.v1.ProfileItemR\x05items\x12%\n" +
@@ -857,7 +1014,8 @@ const file_recsys_v1_event_proto_rawDesc = "" +
 	"\tlast_seen\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\blastSeen\x12L\n" +
 	"\x13category_affinities\x18\x06 \x03(\v2\x1b.recsys.v1.CategoryAffinityR\x12categoryAffinities\x12,\n" +
 	"\x12purchased_item_ids\x18\a \x03(\tR\x10purchasedItemIds\x12\x1b\n" +
-	"\topted_out\x18\b \x01(\bR\boptedOut\"\xa3\x01\n" +
+	"\topted_out\x18\b \x01(\bR\boptedOut\x12,\n" +
+	"\asegment\x18\t \x01(\v2\x12.recsys.v1.SegmentR\asegment\"\xa3\x01\n" +
 	"\vProfileItem\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\x01R\x06weight\x12B\n" +
@@ -875,14 +1033,25 @@ const file_recsys_v1_event_proto_rawDesc = "" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1b\n" +
 	"\topted_out\x18\x02 \x01(\bR\boptedOut\"0\n" +
 	"\x11SetOptOutResponse\x12\x1b\n" +
-	"\topted_out\x18\x01 \x01(\bR\boptedOut*\xa3\x01\n" +
+	"\topted_out\x18\x01 \x01(\bR\boptedOut\"\x9d\x01\n" +
+	"\aSegment\x122\n" +
+	"\tlifecycle\x18\x01 \x01(\x0e2\x14.recsys.v1.LifecycleR\tlifecycle\x12*\n" +
+	"\x11purchases_per_30d\x18\x02 \x01(\x01R\x0fpurchasesPer30d\x12\x14\n" +
+	"\x05spend\x18\x03 \x01(\x01R\x05spend\x12\x1c\n" +
+	"\tpurchases\x18\x04 \x01(\x03R\tpurchases*\xb8\x01\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fEVENT_TYPE_VIEW\x10\x01\x12\x1a\n" +
 	"\x16EVENT_TYPE_ADD_TO_CART\x10\x02\x12\x17\n" +
 	"\x13EVENT_TYPE_PURCHASE\x10\x03\x12\x15\n" +
 	"\x11EVENT_TYPE_CUSTOM\x10\x04\x12\x19\n" +
-	"\x15EVENT_TYPE_IMPRESSION\x10\x052\xbd\x02\n" +
+	"\x15EVENT_TYPE_IMPRESSION\x10\x05\x12\x13\n" +
+	"\x0fEVENT_TYPE_PUSH\x10\x06*f\n" +
+	"\tLifecycle\x12\x19\n" +
+	"\x15LIFECYCLE_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rLIFECYCLE_NEW\x10\x01\x12\x14\n" +
+	"\x10LIFECYCLE_ACTIVE\x10\x02\x12\x15\n" +
+	"\x11LIFECYCLE_DORMANT\x10\x032\xbd\x02\n" +
 	"\fEventService\x12O\n" +
 	"\fRecordEvents\x12\x1e.recsys.v1.RecordEventsRequest\x1a\x1f.recsys.v1.RecordEventsResponse\x12I\n" +
 	"\n" +
@@ -903,47 +1072,51 @@ func file_recsys_v1_event_proto_rawDescGZIP() []byte {
 	return file_recsys_v1_event_proto_rawDescData
 }
 
-var file_recsys_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_recsys_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_recsys_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_recsys_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_recsys_v1_event_proto_goTypes = []any{
 	(EventType)(0),                // 0: recsys.v1.EventType
-	(*Event)(nil),                 // 1: recsys.v1.Event
-	(*RecordEventsRequest)(nil),   // 2: recsys.v1.RecordEventsRequest
-	(*RecordEventsResponse)(nil),  // 3: recsys.v1.RecordEventsResponse
-	(*GetProfileRequest)(nil),     // 4: recsys.v1.GetProfileRequest
-	(*GetProfileResponse)(nil),    // 5: recsys.v1.GetProfileResponse
-	(*Profile)(nil),               // 6: recsys.v1.Profile
-	(*ProfileItem)(nil),           // 7: recsys.v1.ProfileItem
-	(*CategoryAffinity)(nil),      // 8: recsys.v1.CategoryAffinity
-	(*DeleteUserRequest)(nil),     // 9: recsys.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),    // 10: recsys.v1.DeleteUserResponse
-	(*SetOptOutRequest)(nil),      // 11: recsys.v1.SetOptOutRequest
-	(*SetOptOutResponse)(nil),     // 12: recsys.v1.SetOptOutResponse
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(Lifecycle)(0),                // 1: recsys.v1.Lifecycle
+	(*Event)(nil),                 // 2: recsys.v1.Event
+	(*RecordEventsRequest)(nil),   // 3: recsys.v1.RecordEventsRequest
+	(*RecordEventsResponse)(nil),  // 4: recsys.v1.RecordEventsResponse
+	(*GetProfileRequest)(nil),     // 5: recsys.v1.GetProfileRequest
+	(*GetProfileResponse)(nil),    // 6: recsys.v1.GetProfileResponse
+	(*Profile)(nil),               // 7: recsys.v1.Profile
+	(*ProfileItem)(nil),           // 8: recsys.v1.ProfileItem
+	(*CategoryAffinity)(nil),      // 9: recsys.v1.CategoryAffinity
+	(*DeleteUserRequest)(nil),     // 10: recsys.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),    // 11: recsys.v1.DeleteUserResponse
+	(*SetOptOutRequest)(nil),      // 12: recsys.v1.SetOptOutRequest
+	(*SetOptOutResponse)(nil),     // 13: recsys.v1.SetOptOutResponse
+	(*Segment)(nil),               // 14: recsys.v1.Segment
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_recsys_v1_event_proto_depIdxs = []int32{
 	0,  // 0: recsys.v1.Event.type:type_name -> recsys.v1.EventType
-	13, // 1: recsys.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
-	1,  // 2: recsys.v1.RecordEventsRequest.events:type_name -> recsys.v1.Event
-	6,  // 3: recsys.v1.GetProfileResponse.profile:type_name -> recsys.v1.Profile
-	7,  // 4: recsys.v1.Profile.items:type_name -> recsys.v1.ProfileItem
-	13, // 5: recsys.v1.Profile.first_seen:type_name -> google.protobuf.Timestamp
-	13, // 6: recsys.v1.Profile.last_seen:type_name -> google.protobuf.Timestamp
-	8,  // 7: recsys.v1.Profile.category_affinities:type_name -> recsys.v1.CategoryAffinity
-	13, // 8: recsys.v1.ProfileItem.last_event_time:type_name -> google.protobuf.Timestamp
-	2,  // 9: recsys.v1.EventService.RecordEvents:input_type -> recsys.v1.RecordEventsRequest
-	4,  // 10: recsys.v1.EventService.GetProfile:input_type -> recsys.v1.GetProfileRequest
-	9,  // 11: recsys.v1.EventService.DeleteUser:input_type -> recsys.v1.DeleteUserRequest
-	11, // 12: recsys.v1.EventService.SetOptOut:input_type -> recsys.v1.SetOptOutRequest
-	3,  // 13: recsys.v1.EventService.RecordEvents:output_type -> recsys.v1.RecordEventsResponse
-	5,  // 14: recsys.v1.EventService.GetProfile:output_type -> recsys.v1.GetProfileResponse
-	10, // 15: recsys.v1.EventService.DeleteUser:output_type -> recsys.v1.DeleteUserResponse
-	12, // 16: recsys.v1.EventService.SetOptOut:output_type -> recsys.v1.SetOptOutResponse
-	13, // [13:17] is the sub-list for method output_type
-	9,  // [9:13] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	15, // 1: recsys.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
+	2,  // 2: recsys.v1.RecordEventsRequest.events:type_name -> recsys.v1.Event
+	7,  // 3: recsys.v1.GetProfileResponse.profile:type_name -> recsys.v1.Profile
+	8,  // 4: recsys.v1.Profile.items:type_name -> recsys.v1.ProfileItem
+	15, // 5: recsys.v1.Profile.first_seen:type_name -> google.protobuf.Timestamp
+	15, // 6: recsys.v1.Profile.last_seen:type_name -> google.protobuf.Timestamp
+	9,  // 7: recsys.v1.Profile.category_affinities:type_name -> recsys.v1.CategoryAffinity
+	14, // 8: recsys.v1.Profile.segment:type_name -> recsys.v1.Segment
+	15, // 9: recsys.v1.ProfileItem.last_event_time:type_name -> google.protobuf.Timestamp
+	1,  // 10: recsys.v1.Segment.lifecycle:type_name -> recsys.v1.Lifecycle
+	3,  // 11: recsys.v1.EventService.RecordEvents:input_type -> recsys.v1.RecordEventsRequest
+	5,  // 12: recsys.v1.EventService.GetProfile:input_type -> recsys.v1.GetProfileRequest
+	10, // 13: recsys.v1.EventService.DeleteUser:input_type -> recsys.v1.DeleteUserRequest
+	12, // 14: recsys.v1.EventService.SetOptOut:input_type -> recsys.v1.SetOptOutRequest
+	4,  // 15: recsys.v1.EventService.RecordEvents:output_type -> recsys.v1.RecordEventsResponse
+	6,  // 16: recsys.v1.EventService.GetProfile:output_type -> recsys.v1.GetProfileResponse
+	11, // 17: recsys.v1.EventService.DeleteUser:output_type -> recsys.v1.DeleteUserResponse
+	13, // 18: recsys.v1.EventService.SetOptOut:output_type -> recsys.v1.SetOptOutResponse
+	15, // [15:19] is the sub-list for method output_type
+	11, // [11:15] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_recsys_v1_event_proto_init() }
@@ -956,8 +1129,8 @@ func file_recsys_v1_event_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_v1_event_proto_rawDesc), len(file_recsys_v1_event_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   12,
+			NumEnums:      2,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -9,6 +9,7 @@ package recsysv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -216,6 +217,72 @@ func (x Source) Number() protoreflect.EnumNumber {
 // Deprecated: Use Source.Descriptor instead.
 func (Source) EnumDescriptor() ([]byte, []int) {
 	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{2}
+}
+
+// PushEmptyReason says why a user gets nothing.
+type PushEmptyReason int32
+
+const (
+	// Not empty.
+	PushEmptyReason_PUSH_EMPTY_REASON_UNSPECIFIED PushEmptyReason = 0
+	// No item passed the rules, the exclusions, the push dedup and
+	// `min_score`.
+	PushEmptyReason_PUSH_EMPTY_REASON_NO_CONFIDENT_ITEMS PushEmptyReason = 1
+	// The user opted out of personalization.
+	PushEmptyReason_PUSH_EMPTY_REASON_OPTED_OUT PushEmptyReason = 2
+	// The service has never seen the user (or forgot them).
+	PushEmptyReason_PUSH_EMPTY_REASON_UNKNOWN_USER PushEmptyReason = 3
+	// The user has no history the model knows (nothing to personalize on).
+	PushEmptyReason_PUSH_EMPTY_REASON_NO_HISTORY PushEmptyReason = 4
+	// The server has no model loaded.
+	PushEmptyReason_PUSH_EMPTY_REASON_NO_MODEL PushEmptyReason = 5
+)
+
+// Enum value maps for PushEmptyReason.
+var (
+	PushEmptyReason_name = map[int32]string{
+		0: "PUSH_EMPTY_REASON_UNSPECIFIED",
+		1: "PUSH_EMPTY_REASON_NO_CONFIDENT_ITEMS",
+		2: "PUSH_EMPTY_REASON_OPTED_OUT",
+		3: "PUSH_EMPTY_REASON_UNKNOWN_USER",
+		4: "PUSH_EMPTY_REASON_NO_HISTORY",
+		5: "PUSH_EMPTY_REASON_NO_MODEL",
+	}
+	PushEmptyReason_value = map[string]int32{
+		"PUSH_EMPTY_REASON_UNSPECIFIED":        0,
+		"PUSH_EMPTY_REASON_NO_CONFIDENT_ITEMS": 1,
+		"PUSH_EMPTY_REASON_OPTED_OUT":          2,
+		"PUSH_EMPTY_REASON_UNKNOWN_USER":       3,
+		"PUSH_EMPTY_REASON_NO_HISTORY":         4,
+		"PUSH_EMPTY_REASON_NO_MODEL":           5,
+	}
+)
+
+func (x PushEmptyReason) Enum() *PushEmptyReason {
+	p := new(PushEmptyReason)
+	*p = x
+	return p
+}
+
+func (x PushEmptyReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PushEmptyReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_recsys_v1_recommendation_proto_enumTypes[3].Descriptor()
+}
+
+func (PushEmptyReason) Type() protoreflect.EnumType {
+	return &file_recsys_v1_recommendation_proto_enumTypes[3]
+}
+
+func (x PushEmptyReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PushEmptyReason.Descriptor instead.
+func (PushEmptyReason) EnumDescriptor() ([]byte, []int) {
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{3}
 }
 
 // RecommendRequest asks for personalized items for one user.
@@ -1092,11 +1159,290 @@ func (x *Reason) GetCategory() string {
 	return ""
 }
 
+// BatchRecommendRequest selects the users of a push campaign and how to
+// pick their items. Exactly one of `user_ids` and `segment` must be set.
+type BatchRecommendRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The users, 1 to the server's limit (10,000 by default), each at most
+	// 256 bytes of valid UTF-8; answered in this order (a repeated id is
+	// answered each time).
+	UserIds []string `protobuf:"bytes,1,rep,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
+	// The users of a segment (EventService.GetProfile shows a user's
+	// segment), enumerated from the server's index of recently active users.
+	Segment *SegmentSelector `protobuf:"bytes,2,opt,name=segment,proto3" json:"segment,omitempty"`
+	// Items per user, 1 to 500.
+	Count int32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	// The least model score an item needs to be sent; unset: no minimum.
+	// The score is the model's, yᵢᵀx (the same as Recommend's personalized
+	// `score`): a predicted preference on the scale of the training target,
+	// so about 1 means "as strong as the items the user interacted with"
+	// and about 0 "no signal". Must be finite.
+	MinScore *float32 `protobuf:"fixed32,4,opt,name=min_score,json=minScore,proto3,oneof" json:"min_score,omitempty"`
+	// Items pushed to the user within this window are left out; unset or 0:
+	// the server's default (7 days). At most 30 days (how long pushes are
+	// kept).
+	DedupWindow *durationpb.Duration `protobuf:"bytes,5,opt,name=dedup_window,json=dedupWindow,proto3" json:"dedup_window,omitempty"`
+	// Which items may be sent; unset: the defaults of Filter.
+	Filter *Filter `protobuf:"bytes,6,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Items no user may get (for example the campaign's previous picks).
+	ExcludeItemIds []string `protobuf:"bytes,7,rep,name=exclude_item_ids,json=excludeItemIds,proto3" json:"exclude_item_ids,omitempty"`
+	// At most this many items of one category per user; 0: the server's
+	// default; must not be negative. Unlike Recommend, items over the cap
+	// are never used to fill the answer.
+	MaxPerCategory int32 `protobuf:"varint,8,opt,name=max_per_category,json=maxPerCategory,proto3" json:"max_per_category,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *BatchRecommendRequest) Reset() {
+	*x = BatchRecommendRequest{}
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchRecommendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchRecommendRequest) ProtoMessage() {}
+
+func (x *BatchRecommendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchRecommendRequest.ProtoReflect.Descriptor instead.
+func (*BatchRecommendRequest) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *BatchRecommendRequest) GetUserIds() []string {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
+func (x *BatchRecommendRequest) GetSegment() *SegmentSelector {
+	if x != nil {
+		return x.Segment
+	}
+	return nil
+}
+
+func (x *BatchRecommendRequest) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *BatchRecommendRequest) GetMinScore() float32 {
+	if x != nil && x.MinScore != nil {
+		return *x.MinScore
+	}
+	return 0
+}
+
+func (x *BatchRecommendRequest) GetDedupWindow() *durationpb.Duration {
+	if x != nil {
+		return x.DedupWindow
+	}
+	return nil
+}
+
+func (x *BatchRecommendRequest) GetFilter() *Filter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *BatchRecommendRequest) GetExcludeItemIds() []string {
+	if x != nil {
+		return x.ExcludeItemIds
+	}
+	return nil
+}
+
+func (x *BatchRecommendRequest) GetMaxPerCategory() int32 {
+	if x != nil {
+		return x.MaxPerCategory
+	}
+	return 0
+}
+
+// SegmentSelector chooses the users of a segment: those matching every
+// condition set.
+type SegmentSelector struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lifecycle stage; unspecified: any (but users without activity
+	// times are never selected).
+	Lifecycle Lifecycle `protobuf:"varint,1,opt,name=lifecycle,proto3,enum=recsys.v1.Lifecycle" json:"lifecycle,omitempty"`
+	// Least purchases per 30 days within the segment window; must be >= 0.
+	MinPurchasesPer_30D float64 `protobuf:"fixed64,2,opt,name=min_purchases_per_30d,json=minPurchasesPer30d,proto3" json:"min_purchases_per_30d,omitempty"`
+	// Least spend within the segment window; must be >= 0.
+	MinSpend float64 `protobuf:"fixed64,3,opt,name=min_spend,json=minSpend,proto3" json:"min_spend,omitempty"`
+	// Stop after this many matching users; 0: all. At most 1,000,000.
+	MaxUsers      int32 `protobuf:"varint,4,opt,name=max_users,json=maxUsers,proto3" json:"max_users,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SegmentSelector) Reset() {
+	*x = SegmentSelector{}
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SegmentSelector) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SegmentSelector) ProtoMessage() {}
+
+func (x *SegmentSelector) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SegmentSelector.ProtoReflect.Descriptor instead.
+func (*SegmentSelector) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SegmentSelector) GetLifecycle() Lifecycle {
+	if x != nil {
+		return x.Lifecycle
+	}
+	return Lifecycle_LIFECYCLE_UNSPECIFIED
+}
+
+func (x *SegmentSelector) GetMinPurchasesPer_30D() float64 {
+	if x != nil {
+		return x.MinPurchasesPer_30D
+	}
+	return 0
+}
+
+func (x *SegmentSelector) GetMinSpend() float64 {
+	if x != nil {
+		return x.MinSpend
+	}
+	return 0
+}
+
+func (x *SegmentSelector) GetMaxUsers() int32 {
+	if x != nil {
+		return x.MaxUsers
+	}
+	return 0
+}
+
+// BatchRecommendResponse is the answer for one user.
+type BatchRecommendResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The items to push, best first, each with its model score and reason;
+	// empty when nothing is worth sending (see `empty_reason`).
+	Items []*ScoredItem `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	// Why `items` is empty; unspecified when it is not.
+	EmptyReason PushEmptyReason `protobuf:"varint,3,opt,name=empty_reason,json=emptyReason,proto3,enum=recsys.v1.PushEmptyReason" json:"empty_reason,omitempty"`
+	// The version of the model that scored the items.
+	ModelVersion string `protobuf:"bytes,4,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// A unique id for this answer, to attribute later clicks and purchases.
+	RecommendationId string `protobuf:"bytes,5,opt,name=recommendation_id,json=recommendationId,proto3" json:"recommendation_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *BatchRecommendResponse) Reset() {
+	*x = BatchRecommendResponse{}
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchRecommendResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchRecommendResponse) ProtoMessage() {}
+
+func (x *BatchRecommendResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchRecommendResponse.ProtoReflect.Descriptor instead.
+func (*BatchRecommendResponse) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *BatchRecommendResponse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *BatchRecommendResponse) GetItems() []*ScoredItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *BatchRecommendResponse) GetEmptyReason() PushEmptyReason {
+	if x != nil {
+		return x.EmptyReason
+	}
+	return PushEmptyReason_PUSH_EMPTY_REASON_UNSPECIFIED
+}
+
+func (x *BatchRecommendResponse) GetModelVersion() string {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return ""
+}
+
+func (x *BatchRecommendResponse) GetRecommendationId() string {
+	if x != nil {
+		return x.RecommendationId
+	}
+	return ""
+}
+
 var File_recsys_v1_recommendation_proto protoreflect.FileDescriptor
 
 const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\n" +
-	"\x1erecsys/v1/recommendation.proto\x12\trecsys.v1\x1a\x15recsys/v1/event.proto\"\xf5\x01\n" +
+	"\x1erecsys/v1/recommendation.proto\x12\trecsys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x15recsys/v1/event.proto\"\xf5\x01\n" +
 	"\x10RecommendRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12(\n" +
@@ -1163,7 +1509,29 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\n" +
 	"event_type\x18\x03 \x01(\x0e2\x14.recsys.v1.EventTypeR\teventType\x12\"\n" +
 	"\fcontribution\x18\x04 \x01(\x02R\fcontribution\x12\x1a\n" +
-	"\bcategory\x18\x05 \x01(\tR\bcategory*s\n" +
+	"\bcategory\x18\x05 \x01(\tR\bcategory\"\xeb\x02\n" +
+	"\x15BatchRecommendRequest\x12\x19\n" +
+	"\buser_ids\x18\x01 \x03(\tR\auserIds\x124\n" +
+	"\asegment\x18\x02 \x01(\v2\x1a.recsys.v1.SegmentSelectorR\asegment\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x05R\x05count\x12 \n" +
+	"\tmin_score\x18\x04 \x01(\x02H\x00R\bminScore\x88\x01\x01\x12<\n" +
+	"\fdedup_window\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vdedupWindow\x12)\n" +
+	"\x06filter\x18\x06 \x01(\v2\x11.recsys.v1.FilterR\x06filter\x12(\n" +
+	"\x10exclude_item_ids\x18\a \x03(\tR\x0eexcludeItemIds\x12(\n" +
+	"\x10max_per_category\x18\b \x01(\x05R\x0emaxPerCategoryB\f\n" +
+	"\n" +
+	"_min_score\"\xb2\x01\n" +
+	"\x0fSegmentSelector\x122\n" +
+	"\tlifecycle\x18\x01 \x01(\x0e2\x14.recsys.v1.LifecycleR\tlifecycle\x121\n" +
+	"\x15min_purchases_per_30d\x18\x02 \x01(\x01R\x12minPurchasesPer30d\x12\x1b\n" +
+	"\tmin_spend\x18\x03 \x01(\x01R\bminSpend\x12\x1b\n" +
+	"\tmax_users\x18\x04 \x01(\x05R\bmaxUsers\"\xef\x01\n" +
+	"\x16BatchRecommendResponse\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12+\n" +
+	"\x05items\x18\x02 \x03(\v2\x15.recsys.v1.ScoredItemR\x05items\x12=\n" +
+	"\fempty_reason\x18\x03 \x01(\x0e2\x1a.recsys.v1.PushEmptyReasonR\vemptyReason\x12#\n" +
+	"\rmodel_version\x18\x04 \x01(\tR\fmodelVersion\x12+\n" +
+	"\x11recommendation_id\x18\x05 \x01(\tR\x10recommendationId*s\n" +
 	"\fAvailability\x12\x1c\n" +
 	"\x18AVAILABILITY_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bAVAILABILITY_AVAILABLE_ONLY\x10\x01\x12$\n" +
@@ -1184,11 +1552,19 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\x0eSOURCE_SIMILAR\x10\x03\x12\x13\n" +
 	"\x0fSOURCE_TRENDING\x10\x04\x12\x16\n" +
 	"\x12SOURCE_EXPLORATION\x10\x05\x12\x1a\n" +
-	"\x16SOURCE_BOUGHT_TOGETHER\x10\x062\x87\x02\n" +
+	"\x16SOURCE_BOUGHT_TOGETHER\x10\x06*\xe5\x01\n" +
+	"\x0fPushEmptyReason\x12!\n" +
+	"\x1dPUSH_EMPTY_REASON_UNSPECIFIED\x10\x00\x12(\n" +
+	"$PUSH_EMPTY_REASON_NO_CONFIDENT_ITEMS\x10\x01\x12\x1f\n" +
+	"\x1bPUSH_EMPTY_REASON_OPTED_OUT\x10\x02\x12\"\n" +
+	"\x1ePUSH_EMPTY_REASON_UNKNOWN_USER\x10\x03\x12 \n" +
+	"\x1cPUSH_EMPTY_REASON_NO_HISTORY\x10\x04\x12\x1e\n" +
+	"\x1aPUSH_EMPTY_REASON_NO_MODEL\x10\x052\xe0\x02\n" +
 	"\x15RecommendationService\x12F\n" +
 	"\tRecommend\x12\x1b.recsys.v1.RecommendRequest\x1a\x1c.recsys.v1.RecommendResponse\x12O\n" +
 	"\fSimilarItems\x12\x1e.recsys.v1.SimilarItemsRequest\x1a\x1f.recsys.v1.SimilarItemsResponse\x12U\n" +
-	"\x0eBoughtTogether\x12 .recsys.v1.BoughtTogetherRequest\x1a!.recsys.v1.BoughtTogetherResponseB7Z5github.com/recsys-dev/recsys/proto/recsys/v1;recsysv1b\x06proto3"
+	"\x0eBoughtTogether\x12 .recsys.v1.BoughtTogetherRequest\x1a!.recsys.v1.BoughtTogetherResponse\x12W\n" +
+	"\x0eBatchRecommend\x12 .recsys.v1.BatchRecommendRequest\x1a!.recsys.v1.BatchRecommendResponse0\x01B7Z5github.com/recsys-dev/recsys/proto/recsys/v1;recsysv1b\x06proto3"
 
 var (
 	file_recsys_v1_recommendation_proto_rawDescOnce sync.Once
@@ -1202,51 +1578,65 @@ func file_recsys_v1_recommendation_proto_rawDescGZIP() []byte {
 	return file_recsys_v1_recommendation_proto_rawDescData
 }
 
-var file_recsys_v1_recommendation_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_recsys_v1_recommendation_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_recsys_v1_recommendation_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_recsys_v1_recommendation_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_recsys_v1_recommendation_proto_goTypes = []any{
 	(Availability)(0),              // 0: recsys.v1.Availability
 	(ReasonKind)(0),                // 1: recsys.v1.ReasonKind
 	(Source)(0),                    // 2: recsys.v1.Source
-	(*RecommendRequest)(nil),       // 3: recsys.v1.RecommendRequest
-	(*Filter)(nil),                 // 4: recsys.v1.Filter
-	(*RequestContext)(nil),         // 5: recsys.v1.RequestContext
-	(*RecommendResponse)(nil),      // 6: recsys.v1.RecommendResponse
-	(*SimilarItemsRequest)(nil),    // 7: recsys.v1.SimilarItemsRequest
-	(*SimilarItemsResponse)(nil),   // 8: recsys.v1.SimilarItemsResponse
-	(*BoughtTogetherRequest)(nil),  // 9: recsys.v1.BoughtTogetherRequest
-	(*BoughtTogetherResponse)(nil), // 10: recsys.v1.BoughtTogetherResponse
-	(*ScoredItem)(nil),             // 11: recsys.v1.ScoredItem
-	(*Reason)(nil),                 // 12: recsys.v1.Reason
-	(EventType)(0),                 // 13: recsys.v1.EventType
+	(PushEmptyReason)(0),           // 3: recsys.v1.PushEmptyReason
+	(*RecommendRequest)(nil),       // 4: recsys.v1.RecommendRequest
+	(*Filter)(nil),                 // 5: recsys.v1.Filter
+	(*RequestContext)(nil),         // 6: recsys.v1.RequestContext
+	(*RecommendResponse)(nil),      // 7: recsys.v1.RecommendResponse
+	(*SimilarItemsRequest)(nil),    // 8: recsys.v1.SimilarItemsRequest
+	(*SimilarItemsResponse)(nil),   // 9: recsys.v1.SimilarItemsResponse
+	(*BoughtTogetherRequest)(nil),  // 10: recsys.v1.BoughtTogetherRequest
+	(*BoughtTogetherResponse)(nil), // 11: recsys.v1.BoughtTogetherResponse
+	(*ScoredItem)(nil),             // 12: recsys.v1.ScoredItem
+	(*Reason)(nil),                 // 13: recsys.v1.Reason
+	(*BatchRecommendRequest)(nil),  // 14: recsys.v1.BatchRecommendRequest
+	(*SegmentSelector)(nil),        // 15: recsys.v1.SegmentSelector
+	(*BatchRecommendResponse)(nil), // 16: recsys.v1.BatchRecommendResponse
+	(EventType)(0),                 // 17: recsys.v1.EventType
+	(*durationpb.Duration)(nil),    // 18: google.protobuf.Duration
+	(Lifecycle)(0),                 // 19: recsys.v1.Lifecycle
 }
 var file_recsys_v1_recommendation_proto_depIdxs = []int32{
-	5,  // 0: recsys.v1.RecommendRequest.context:type_name -> recsys.v1.RequestContext
-	4,  // 1: recsys.v1.RecommendRequest.filter:type_name -> recsys.v1.Filter
+	6,  // 0: recsys.v1.RecommendRequest.context:type_name -> recsys.v1.RequestContext
+	5,  // 1: recsys.v1.RecommendRequest.filter:type_name -> recsys.v1.Filter
 	0,  // 2: recsys.v1.Filter.availability:type_name -> recsys.v1.Availability
-	11, // 3: recsys.v1.RecommendResponse.items:type_name -> recsys.v1.ScoredItem
+	12, // 3: recsys.v1.RecommendResponse.items:type_name -> recsys.v1.ScoredItem
 	2,  // 4: recsys.v1.RecommendResponse.source:type_name -> recsys.v1.Source
-	4,  // 5: recsys.v1.SimilarItemsRequest.filter:type_name -> recsys.v1.Filter
-	11, // 6: recsys.v1.SimilarItemsResponse.items:type_name -> recsys.v1.ScoredItem
+	5,  // 5: recsys.v1.SimilarItemsRequest.filter:type_name -> recsys.v1.Filter
+	12, // 6: recsys.v1.SimilarItemsResponse.items:type_name -> recsys.v1.ScoredItem
 	2,  // 7: recsys.v1.SimilarItemsResponse.source:type_name -> recsys.v1.Source
-	4,  // 8: recsys.v1.BoughtTogetherRequest.filter:type_name -> recsys.v1.Filter
-	11, // 9: recsys.v1.BoughtTogetherResponse.items:type_name -> recsys.v1.ScoredItem
+	5,  // 8: recsys.v1.BoughtTogetherRequest.filter:type_name -> recsys.v1.Filter
+	12, // 9: recsys.v1.BoughtTogetherResponse.items:type_name -> recsys.v1.ScoredItem
 	2,  // 10: recsys.v1.BoughtTogetherResponse.source:type_name -> recsys.v1.Source
 	2,  // 11: recsys.v1.ScoredItem.source:type_name -> recsys.v1.Source
-	12, // 12: recsys.v1.ScoredItem.reason:type_name -> recsys.v1.Reason
+	13, // 12: recsys.v1.ScoredItem.reason:type_name -> recsys.v1.Reason
 	1,  // 13: recsys.v1.Reason.kind:type_name -> recsys.v1.ReasonKind
-	13, // 14: recsys.v1.Reason.event_type:type_name -> recsys.v1.EventType
-	3,  // 15: recsys.v1.RecommendationService.Recommend:input_type -> recsys.v1.RecommendRequest
-	7,  // 16: recsys.v1.RecommendationService.SimilarItems:input_type -> recsys.v1.SimilarItemsRequest
-	9,  // 17: recsys.v1.RecommendationService.BoughtTogether:input_type -> recsys.v1.BoughtTogetherRequest
-	6,  // 18: recsys.v1.RecommendationService.Recommend:output_type -> recsys.v1.RecommendResponse
-	8,  // 19: recsys.v1.RecommendationService.SimilarItems:output_type -> recsys.v1.SimilarItemsResponse
-	10, // 20: recsys.v1.RecommendationService.BoughtTogether:output_type -> recsys.v1.BoughtTogetherResponse
-	18, // [18:21] is the sub-list for method output_type
-	15, // [15:18] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	17, // 14: recsys.v1.Reason.event_type:type_name -> recsys.v1.EventType
+	15, // 15: recsys.v1.BatchRecommendRequest.segment:type_name -> recsys.v1.SegmentSelector
+	18, // 16: recsys.v1.BatchRecommendRequest.dedup_window:type_name -> google.protobuf.Duration
+	5,  // 17: recsys.v1.BatchRecommendRequest.filter:type_name -> recsys.v1.Filter
+	19, // 18: recsys.v1.SegmentSelector.lifecycle:type_name -> recsys.v1.Lifecycle
+	12, // 19: recsys.v1.BatchRecommendResponse.items:type_name -> recsys.v1.ScoredItem
+	3,  // 20: recsys.v1.BatchRecommendResponse.empty_reason:type_name -> recsys.v1.PushEmptyReason
+	4,  // 21: recsys.v1.RecommendationService.Recommend:input_type -> recsys.v1.RecommendRequest
+	8,  // 22: recsys.v1.RecommendationService.SimilarItems:input_type -> recsys.v1.SimilarItemsRequest
+	10, // 23: recsys.v1.RecommendationService.BoughtTogether:input_type -> recsys.v1.BoughtTogetherRequest
+	14, // 24: recsys.v1.RecommendationService.BatchRecommend:input_type -> recsys.v1.BatchRecommendRequest
+	7,  // 25: recsys.v1.RecommendationService.Recommend:output_type -> recsys.v1.RecommendResponse
+	9,  // 26: recsys.v1.RecommendationService.SimilarItems:output_type -> recsys.v1.SimilarItemsResponse
+	11, // 27: recsys.v1.RecommendationService.BoughtTogether:output_type -> recsys.v1.BoughtTogetherResponse
+	16, // 28: recsys.v1.RecommendationService.BatchRecommend:output_type -> recsys.v1.BatchRecommendResponse
+	25, // [25:29] is the sub-list for method output_type
+	21, // [21:25] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_recsys_v1_recommendation_proto_init() }
@@ -1256,13 +1646,14 @@ func file_recsys_v1_recommendation_proto_init() {
 	}
 	file_recsys_v1_event_proto_init()
 	file_recsys_v1_recommendation_proto_msgTypes[1].OneofWrappers = []any{}
+	file_recsys_v1_recommendation_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_v1_recommendation_proto_rawDesc), len(file_recsys_v1_recommendation_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   10,
+			NumEnums:      4,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

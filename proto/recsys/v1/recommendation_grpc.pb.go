@@ -22,6 +22,7 @@ const (
 	RecommendationService_Recommend_FullMethodName      = "/recsys.v1.RecommendationService/Recommend"
 	RecommendationService_SimilarItems_FullMethodName   = "/recsys.v1.RecommendationService/SimilarItems"
 	RecommendationService_BoughtTogether_FullMethodName = "/recsys.v1.RecommendationService/BoughtTogether"
+	RecommendationService_BatchRecommend_FullMethodName = "/recsys.v1.RecommendationService/BatchRecommend"
 )
 
 // RecommendationServiceClient is the client API for RecommendationService service.
@@ -78,6 +79,18 @@ type RecommendationServiceClient interface {
 	// availability, sale windows, member-only items), the request's filter and
 	// `exclude_item_ids` apply to every path, as in SimilarItems.
 	BoughtTogether(ctx context.Context, in *BoughtTogetherRequest, opts ...grpc.CallOption) (*BoughtTogetherResponse, error)
+	// BatchRecommend picks items for a push campaign: for each user of
+	// `user_ids` (in that order) or of a `segment` (most recently active
+	// first) it streams one message carrying the user's id and items. Users
+	// are scored in blocks with one matrix product per block. Push is
+	// "valuable, not frequent": only personalized items are sent, never
+	// popular fallbacks, and a user for whom nothing is worth sending gets a
+	// message with no items and an `empty_reason`. Items below `min_score`,
+	// and items pushed to the user (EVENT_TYPE_PUSH) within `dedup_window`,
+	// are left out, under the same hard rules, filter and exclusions as
+	// Recommend. The call records nothing: the push sender records
+	// EVENT_TYPE_PUSH events for what it actually sends.
+	BatchRecommend(ctx context.Context, in *BatchRecommendRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BatchRecommendResponse], error)
 }
 
 type recommendationServiceClient struct {
@@ -117,6 +130,25 @@ func (c *recommendationServiceClient) BoughtTogether(ctx context.Context, in *Bo
 	}
 	return out, nil
 }
+
+func (c *recommendationServiceClient) BatchRecommend(ctx context.Context, in *BatchRecommendRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BatchRecommendResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RecommendationService_ServiceDesc.Streams[0], RecommendationService_BatchRecommend_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BatchRecommendRequest, BatchRecommendResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RecommendationService_BatchRecommendClient = grpc.ServerStreamingClient[BatchRecommendResponse]
 
 // RecommendationServiceServer is the server API for RecommendationService service.
 // All implementations must embed UnimplementedRecommendationServiceServer
@@ -172,6 +204,18 @@ type RecommendationServiceServer interface {
 	// availability, sale windows, member-only items), the request's filter and
 	// `exclude_item_ids` apply to every path, as in SimilarItems.
 	BoughtTogether(context.Context, *BoughtTogetherRequest) (*BoughtTogetherResponse, error)
+	// BatchRecommend picks items for a push campaign: for each user of
+	// `user_ids` (in that order) or of a `segment` (most recently active
+	// first) it streams one message carrying the user's id and items. Users
+	// are scored in blocks with one matrix product per block. Push is
+	// "valuable, not frequent": only personalized items are sent, never
+	// popular fallbacks, and a user for whom nothing is worth sending gets a
+	// message with no items and an `empty_reason`. Items below `min_score`,
+	// and items pushed to the user (EVENT_TYPE_PUSH) within `dedup_window`,
+	// are left out, under the same hard rules, filter and exclusions as
+	// Recommend. The call records nothing: the push sender records
+	// EVENT_TYPE_PUSH events for what it actually sends.
+	BatchRecommend(*BatchRecommendRequest, grpc.ServerStreamingServer[BatchRecommendResponse]) error
 	mustEmbedUnimplementedRecommendationServiceServer()
 }
 
@@ -190,6 +234,9 @@ func (UnimplementedRecommendationServiceServer) SimilarItems(context.Context, *S
 }
 func (UnimplementedRecommendationServiceServer) BoughtTogether(context.Context, *BoughtTogetherRequest) (*BoughtTogetherResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method BoughtTogether not implemented")
+}
+func (UnimplementedRecommendationServiceServer) BatchRecommend(*BatchRecommendRequest, grpc.ServerStreamingServer[BatchRecommendResponse]) error {
+	return status.Error(codes.Unimplemented, "method BatchRecommend not implemented")
 }
 func (UnimplementedRecommendationServiceServer) mustEmbedUnimplementedRecommendationServiceServer() {}
 func (UnimplementedRecommendationServiceServer) testEmbeddedByValue()                               {}
@@ -266,6 +313,17 @@ func _RecommendationService_BoughtTogether_Handler(srv interface{}, ctx context.
 	return interceptor(ctx, in, info, handler)
 }
 
+func _RecommendationService_BatchRecommend_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BatchRecommendRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RecommendationServiceServer).BatchRecommend(m, &grpc.GenericServerStream[BatchRecommendRequest, BatchRecommendResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RecommendationService_BatchRecommendServer = grpc.ServerStreamingServer[BatchRecommendResponse]
+
 // RecommendationService_ServiceDesc is the grpc.ServiceDesc for RecommendationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -286,6 +344,12 @@ var RecommendationService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _RecommendationService_BoughtTogether_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "BatchRecommend",
+			Handler:       _RecommendationService_BatchRecommend_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "recsys/v1/recommendation.proto",
 }

@@ -1,0 +1,40 @@
+package ctl
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
+)
+
+func TestPushRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		want    *recsysv1.BatchRecommendRequest
+		wantErr bool
+	}{
+		{"users", []string{"--users", "u1, u2", "--count", "3", "--min-score", "0.5", "--dedup-window", "24h", "--exclude", "x"},
+			&recsysv1.BatchRecommendRequest{UserIds: []string{"u1", "u2"}, Count: 3, MinScore: proto.Float32(0.5),
+				DedupWindow: durationpb.New(24 * time.Hour), ExcludeItemIds: []string{"x"}}, false},
+		{"segment", []string{"--segment", "dormant", "--min-spend", "100", "--max-users", "50"},
+			&recsysv1.BatchRecommendRequest{Count: 5, Segment: &recsysv1.SegmentSelector{
+				Lifecycle: recsysv1.Lifecycle_LIFECYCLE_DORMANT, MinSpend: 100, MaxUsers: 50}}, false},
+		{"any segment", []string{"--segment", "any", "--min-purchases-per-30d", "2"},
+			&recsysv1.BatchRecommendRequest{Count: 5, Segment: &recsysv1.SegmentSelector{MinPurchasesPer_30D: 2}}, false},
+		{"neither", []string{"--count", "3"}, nil, true},
+		{"both", []string{"--users", "u", "--segment", "new"}, nil, true},
+		{"unknown segment", []string{"--segment", "vip"}, nil, true},
+		{"bad min score", []string{"--users", "u", "--min-score", "high"}, nil, true},
+		{"zero count", []string{"--users", "u", "--count", "0"}, nil, true},
+	} {
+		got, err := PushRequest(tc.args, io.Discard)
+		if (err != nil) != tc.wantErr || !proto.Equal(got, tc.want) {
+			t.Errorf("%s: got %v, %v; want %v (error %v)", tc.name, got, err, tc.want, tc.wantErr)
+		}
+	}
+}

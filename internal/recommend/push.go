@@ -1,0 +1,361 @@
+package recommend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/profile"
+)
+
+// PushProfiles loads users in blocks and enumerates them by last activity
+// (implemented by *profile.Store).
+type PushProfiles interface {
+	LoadMany(ctx context.Context, ids []string) ([]profile.Profile, error)
+	EachSeenUser(ctx context.Context, since, until time.Time, page int, fn func(ids []string) error) error
+}
+
+var _ PushProfiles = (*profile.Store)(nil)
+
+// ErrNoPushProfiles is returned by Push on an engine configured without
+// PushProfiles.
+var ErrNoPushProfiles = errors.New("batch recommendations are not configured")
+
+// DefaultPushDedupWindow is the default Config.PushDedupWindow.
+const DefaultPushDedupWindow = 7 * 24 * time.Hour
+
+// Push's block sizes: profiles are loaded pushLoadBlock users per Redis
+// round trip and scored pushScoreBlock users per matrix product (the score
+// block is pushScoreBlock × items floats: 12.8 MB at 100K items).
+const (
+	pushLoadBlock  = 128
+	pushScoreBlock = 32
+)
+
+// PushRequest asks for push picks for a list of users or a segment.
+type PushRequest struct {
+	UserIDs []string         // the users, answered in this order; or
+	Segment *SegmentSelector // the users of a segment, most recently active first
+	Count   int              // items per user
+	// MinScore, when HasMinScore, is the least model score an item needs.
+	MinScore    float32
+	HasMinScore bool
+	// DedupWindow leaves out items pushed to the user within it; 0:
+	// Config.PushDedupWindow.
+	DedupWindow    time.Duration
+	Filter         Filter
+	Exclude        []string
+	MaxPerCategory int // 0: Config's default; negative: none
+}
+
+// SegmentSelector chooses the users of a segment.
+type SegmentSelector struct {
+	// Lifecycle; LifecycleUnknown: any known stage (users without
+	// activity times are never selected).
+	Lifecycle   profile.Lifecycle
+	MinPerMonth float64 // least purchases per 30 days in the segment window
+	MinSpend    float64 // least spend in the segment window
+	MaxUsers    int     // stop after this many users; 0: all
+}
+
+// EmptyReason says why a push answer has no items.
+type EmptyReason int
+
+// The reasons; the numbering matches recsys.v1.PushEmptyReason.
+const (
+	EmptyNone             EmptyReason = iota
+	EmptyNoConfidentItems             // nothing passed the rules, the dedup and the minimum score
+	EmptyOptedOut                     // the user opted out of personalization
+	EmptyUnknownUser                  // never seen (or forgotten)
+	EmptyNoHistory                    // no profile item the model knows
+	EmptyNoModel                      // no model loaded
+)
+
+// PushResult is the answer for one user.
+type PushResult struct {
+	UserID       string
+	Items        []Item // model-scored items, best first; empty when Empty is set
+	Empty        EmptyReason
+	ModelVersion string
+}
+
+// errEnough stops a segment scan at MaxUsers.
+var errEnough = errors.New("enough users")
+
+// Push picks items to push for each user of req, calling emit once per
+// user: in the order of req.UserIDs, or for a segment in the order of the
+// activity index (most recently active first). Only personalized items are
+// picked, never popular or exploration fallbacks: a user the model cannot
+// personalize for, or for whom nothing passes, gets an empty answer with a
+// reason. Each answer obeys what Recommend's does (hard rules, filter,
+// purchased and recent-history exclusions, per-category cap) except that
+// items rotated down by impressions and items over the cap are never used
+// as filler; in addition it leaves out items pushed to the user within the
+// dedup window and items scoring below the minimum.
+//
+// Users are loaded pushLoadBlock at a time in one round trip, folded in one
+// by one and scored pushScoreBlock at a time with one matrix product
+// (mf.Model.ScoresBlock), the score blocks of a load block on up to
+// Config.PushWorkers goroutines; memory is bounded by the blocks (one
+// pushScoreBlock × items buffer per worker) whatever the number of users.
+// The model is loaded once: every answer of a call comes from the same
+// snapshot. Push stops at the first error of ctx, the store or emit, and
+// returns it.
+func (e *Engine) Push(ctx context.Context, req PushRequest, emit func(PushResult) error) error {
+	if e.cfg.PushProfiles == nil {
+		return ErrNoPushProfiles
+	}
+	if req.DedupWindow == 0 {
+		req.DedupWindow = e.cfg.PushDedupWindow
+	}
+	m := e.model.Load()
+	now := e.cfg.Now()
+	// The workers' buffers are taken once for the whole call: a score
+	// block's buffer is large (12.8 MB at 100K items), and a sync.Pool
+	// emptied by every GC would make blocks allocate it again and again.
+	var free chan *pushBuffers
+	if m != nil {
+		free = make(chan *pushBuffers, e.cfg.PushWorkers)
+		for range e.cfg.PushWorkers {
+			free <- e.getPushBuffers(m.NumItems(), m.Factors())
+		}
+		defer func() {
+			for range e.cfg.PushWorkers {
+				e.putPushBuffers(<-free)
+			}
+		}()
+	}
+	run := func(ids []string, keep func(profile.Profile) bool) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ps, err := e.cfg.PushProfiles.LoadMany(ctx, ids)
+		if err != nil {
+			return fmt.Errorf("load %d profiles: %w", len(ids), err)
+		}
+		if keep != nil {
+			ps = slices.DeleteFunc(ps, func(p profile.Profile) bool { return !keep(p) })
+		}
+		return e.pushBlock(ctx, m, req, ps, now, free, emit)
+	}
+	if req.Segment == nil {
+		for start := 0; start < len(req.UserIDs); start += pushLoadBlock {
+			if err := run(req.UserIDs[start:min(start+pushLoadBlock, len(req.UserIDs))], nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	sel := *req.Segment
+	since, until := e.activityRange(sel.Lifecycle, now)
+	selected := 0
+	keep := func(p profile.Profile) bool {
+		if sel.MaxUsers > 0 && selected >= sel.MaxUsers {
+			return false
+		}
+		seg := p.Segment(e.cfg.Segments, now)
+		ok := seg.Lifecycle != profile.LifecycleUnknown &&
+			(sel.Lifecycle == profile.LifecycleUnknown || seg.Lifecycle == sel.Lifecycle) &&
+			seg.PerMonth >= sel.MinPerMonth && seg.Spend >= sel.MinSpend
+		if ok {
+			selected++
+		}
+		return ok
+	}
+	err := e.cfg.PushProfiles.EachSeenUser(ctx, since, until, pushLoadBlock, func(ids []string) error {
+		if err := run(ids, keep); err != nil {
+			return err
+		}
+		if sel.MaxUsers > 0 && selected >= sel.MaxUsers {
+			return errEnough
+		}
+		return nil
+	})
+	if errors.Is(err, errEnough) {
+		return nil
+	}
+	return err
+}
+
+// activityRange bounds the last-activity times of a lifecycle stage, so a
+// segment scan reads only the part of the index that can match.
+func (e *Engine) activityRange(l profile.Lifecycle, now time.Time) (since, until time.Time) {
+	switch l {
+	case profile.LifecycleNew: // first seen recently, so last seen too
+		return now.Add(-e.cfg.Segments.NewAge), time.Time{}
+	case profile.LifecycleActive:
+		return now.Add(-e.cfg.Segments.ActiveAge), time.Time{}
+	case profile.LifecycleDormant:
+		return time.Time{}, now.Add(-e.cfg.Segments.ActiveAge + time.Millisecond)
+	}
+	return time.Time{}, time.Time{}
+}
+
+// pushBuffers are one scoring block's buffers.
+type pushBuffers struct {
+	xs     []float32  // pushScoreBlock × factors user vectors
+	scores []float32  // pushScoreBlock × items scores
+	slots  []*scratch // one per user of the block
+	users  []int      // index in the block of each scored user
+}
+
+// pushBlock answers the users of ps, in order.
+func (e *Engine) pushBlock(ctx context.Context, m *mf.Model, req PushRequest, ps []profile.Profile, now time.Time,
+	free chan *pushBuffers, emit func(PushResult) error) error {
+	version := ""
+	if m != nil {
+		version = m.Version()
+	}
+	results := make([]PushResult, len(ps))
+	for i, p := range ps {
+		results[i] = PushResult{UserID: p.UserID, ModelVersion: version}
+		switch {
+		case p.OptedOut:
+			results[i].Empty = EmptyOptedOut
+		case p.FirstSeen.IsZero() && len(p.History) == 0 && len(p.Purchased) == 0:
+			results[i].Empty = EmptyUnknownUser
+		case m == nil:
+			results[i].Empty = EmptyNoModel
+		}
+	}
+	if m != nil {
+		// The score blocks are independent: they run on up to PushWorkers
+		// goroutines, each with its own buffers.
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(e.cfg.PushWorkers)
+		for start := 0; start < len(ps); start += pushScoreBlock {
+			end := min(start+pushScoreBlock, len(ps))
+			g.Go(func() error {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				b := <-free // at most PushWorkers blocks run at once
+				defer func() { free <- b }()
+				return e.scoreBlock(m, req, b, ps[start:end], results[start:end], now)
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+	}
+	for _, r := range results {
+		if err := emit(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scoreBlock fills the results of up to pushScoreBlock users whose Empty is
+// not yet set: fold-in per user, one matrix product for the block, then the
+// engine's selection and explanations per user.
+func (e *Engine) scoreBlock(m *mf.Model, req PushRequest, b *pushBuffers, ps []profile.Profile, results []PushResult, now time.Time) error {
+	n, f := m.NumItems(), m.Factors()
+	st := e.rowsFor(m)
+	rules := e.rules()
+	capN := req.MaxPerCategory
+	if capN == 0 {
+		capN = e.cfg.MaxPerCategory
+	}
+	dedupSince := now.Add(-req.DedupWindow)
+	b.users = b.users[:0]
+	for i, p := range ps {
+		if results[i].Empty != EmptyNone {
+			continue
+		}
+		s := b.slots[len(b.users)] // a slot is reused when its user is not scored
+		resetSlot(s)
+		fc := &s.filter
+		fc.reset(st, e.catalog, rules, req.Filter, now)
+		for _, id := range req.Exclude {
+			fc.exclude(m, id)
+		}
+		weights := e.excludeForUser(s, fc, m, p, req.Filter.IncludePurchased, rules, now)
+		for _, pu := range p.Pushed {
+			if !pu.Time.Before(dedupSince) {
+				fc.exclude(m, pu.ItemID)
+			}
+		}
+		x, err := e.foldIn(m, s, weights, Request{})
+		if err != nil {
+			return fmt.Errorf("fold in user %q: %w", p.UserID, err)
+		}
+		if x == nil {
+			results[i].Empty = EmptyNoHistory
+			continue
+		}
+		copy(b.xs[len(b.users)*f:], x)
+		b.users = append(b.users, i)
+	}
+	k := len(b.users)
+	if k == 0 {
+		return nil
+	}
+	m.ScoresBlock(b.xs[:k*f], k, b.scores)
+	for j, i := range b.users {
+		s := b.slots[j]
+		s.scores = b.scores[j*n : (j+1)*n]
+		a := &s.answer
+		a.reset(req.Count, capN)
+		e.selectRows(s, &s.filter, a, true, SourcePersonalized)
+		if req.HasMinScore {
+			// Items arrive best first: cut at the first one below.
+			cut := len(a.items)
+			for c, it := range a.items {
+				if it.Score < req.MinScore {
+					cut = c
+					break
+				}
+			}
+			a.items, a.rows = a.items[:cut], a.rows[:cut]
+		}
+		if len(a.items) == 0 {
+			results[i].Empty = EmptyNoConfidentItems
+			continue
+		}
+		if err := e.explain(m, s, a, ps[i], Request{}); err != nil {
+			return fmt.Errorf("explain answer for %q: %w", ps[i].UserID, err)
+		}
+		results[i].Items = slices.Clone(a.items)
+	}
+	return nil
+}
+
+func (e *Engine) getPushBuffers(n, f int) *pushBuffers {
+	b, _ := e.blocks.Get().(*pushBuffers)
+	if b == nil {
+		b = &pushBuffers{}
+	}
+	if cap(b.xs) < pushScoreBlock*f {
+		b.xs = make([]float32, pushScoreBlock*f)
+	}
+	if cap(b.scores) < pushScoreBlock*n {
+		b.scores = make([]float32, pushScoreBlock*n)
+	}
+	b.xs, b.scores = b.xs[:pushScoreBlock*f], b.scores[:pushScoreBlock*n]
+	for len(b.slots) < pushScoreBlock {
+		b.slots = append(b.slots, &scratch{})
+	}
+	return b
+}
+
+// resetSlot empties a slot's per-user state for its next user.
+func resetSlot(s *scratch) {
+	s.rows, s.weights, s.entries = s.rows[:0], s.weights[:0], s.entries[:0]
+	if s.purchased == nil || len(s.purchased) > 4096 {
+		s.purchased = make(map[string]struct{})
+	}
+	clear(s.purchased)
+}
+
+func (e *Engine) putPushBuffers(b *pushBuffers) {
+	for _, s := range b.slots {
+		s.scores = nil // a view of b.scores
+	}
+	e.blocks.Put(b)
+}
