@@ -68,8 +68,14 @@ func TestPushThroughTheDaemon(t *testing.T) {
 			if err := json.Unmarshal([]byte(line), &m); err != nil {
 				t.Fatalf("push %v: line %q: %v", args, line, err)
 			}
-			if (len(m.Items) == 2) == (m.EmptyReason != "") {
-				t.Errorf("push %v: %s got %d items, empty reason %q", args, m.UserID, len(m.Items), m.EmptyReason)
+			// u1 and u2 have histories the model knows: two items each;
+			// nobody was never seen.
+			wantItems, wantReason := 2, ""
+			if m.UserID == "nobody" {
+				wantItems, wantReason = 0, "PUSH_EMPTY_REASON_UNKNOWN_USER"
+			}
+			if len(m.Items) != wantItems || m.EmptyReason != wantReason {
+				t.Errorf("push %v: %s got %d items, empty reason %q; want %d, %q", args, m.UserID, len(m.Items), m.EmptyReason, wantItems, wantReason)
 			}
 			users = append(users, m.UserID)
 		}

@@ -191,7 +191,11 @@ type Engine struct {
 	popular  *Popular
 	model    atomic.Pointer[mf.Model]
 	scratch  sync.Pool // *scratch
-	blocks   sync.Pool // *pushBuffers
+	// pushFree holds the score-block buffers of every Push call together,
+	// PushWorkers of them (12.8 MB each at 100K items): however many calls
+	// run, at most that many blocks are scored at once and that much
+	// memory is held.
+	pushFree chan *pushBuffers
 
 	rows       atomic.Pointer[rowState] // filter.go
 	rowsMu     sync.Mutex               // serialises rebuilds of rows
@@ -243,7 +247,11 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 	if profiles == nil || popular == nil {
 		return nil, errors.New("recommend: profiles and popular are required")
 	}
-	e := &Engine{cfg: cfg, profiles: profiles, catalog: cat, popular: popular}
+	e := &Engine{cfg: cfg, profiles: profiles, catalog: cat, popular: popular,
+		pushFree: make(chan *pushBuffers, cfg.PushWorkers)}
+	for range cfg.PushWorkers {
+		e.pushFree <- &pushBuffers{} // sized on first use
+	}
 	e.scratch.New = func() any { return &scratch{} }
 	return e, nil
 }

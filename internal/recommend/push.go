@@ -101,8 +101,9 @@ var errEnough = errors.New("enough users")
 // Users are loaded pushLoadBlock at a time in one round trip, folded in one
 // by one and scored pushScoreBlock at a time with one matrix product
 // (mf.Model.ScoresBlock), the score blocks of a load block on up to
-// Config.PushWorkers goroutines; memory is bounded by the blocks (one
-// pushScoreBlock × items buffer per worker) whatever the number of users.
+// Config.PushWorkers goroutines; memory is bounded by the engine's
+// Config.PushWorkers score buffers (pushScoreBlock × items each), shared by
+// all calls, whatever the number of users and of concurrent calls.
 // The model is loaded once: every answer of a call comes from the same
 // snapshot. Push stops at the first error of ctx, the store or emit, and
 // returns it.
@@ -115,21 +116,6 @@ func (e *Engine) Push(ctx context.Context, req PushRequest, emit func(PushResult
 	}
 	m := e.model.Load()
 	now := e.cfg.Now()
-	// The workers' buffers are taken once for the whole call: a score
-	// block's buffer is large (12.8 MB at 100K items), and a sync.Pool
-	// emptied by every GC would make blocks allocate it again and again.
-	var free chan *pushBuffers
-	if m != nil {
-		free = make(chan *pushBuffers, e.cfg.PushWorkers)
-		for range e.cfg.PushWorkers {
-			free <- e.getPushBuffers(m.NumItems(), m.Factors())
-		}
-		defer func() {
-			for range e.cfg.PushWorkers {
-				e.putPushBuffers(<-free)
-			}
-		}()
-	}
 	run := func(ids []string, keep func(profile.Profile) bool) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -141,7 +127,7 @@ func (e *Engine) Push(ctx context.Context, req PushRequest, emit func(PushResult
 		if keep != nil {
 			ps = slices.DeleteFunc(ps, func(p profile.Profile) bool { return !keep(p) })
 		}
-		return e.pushBlock(ctx, m, req, ps, now, free, emit)
+		return e.pushBlock(ctx, m, req, ps, now, emit)
 	}
 	if req.Segment == nil {
 		for start := 0; start < len(req.UserIDs); start += pushLoadBlock {
@@ -206,7 +192,7 @@ type pushBuffers struct {
 
 // pushBlock answers the users of ps, in order.
 func (e *Engine) pushBlock(ctx context.Context, m *mf.Model, req PushRequest, ps []profile.Profile, now time.Time,
-	free chan *pushBuffers, emit func(PushResult) error) error {
+	emit func(PushResult) error) error {
 	version := ""
 	if m != nil {
 		version = m.Version()
@@ -225,17 +211,21 @@ func (e *Engine) pushBlock(ctx context.Context, m *mf.Model, req PushRequest, ps
 	}
 	if m != nil {
 		// The score blocks are independent: they run on up to PushWorkers
-		// goroutines, each with its own buffers.
+		// goroutines, each with buffers from the engine's shared set (so
+		// concurrent calls share PushWorkers buffers and cores).
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(e.cfg.PushWorkers)
 		for start := 0; start < len(ps); start += pushScoreBlock {
 			end := min(start+pushScoreBlock, len(ps))
 			g.Go(func() error {
-				if err := gctx.Err(); err != nil {
-					return err
+				var b *pushBuffers
+				select {
+				case b = <-e.pushFree:
+				case <-gctx.Done():
+					return gctx.Err()
 				}
-				b := <-free // at most PushWorkers blocks run at once
-				defer func() { free <- b }()
+				defer e.putPushBuffers(b)
+				b.fit(m.NumItems(), m.Factors())
 				return e.scoreBlock(m, req, b, ps[start:end], results[start:end], now)
 			})
 		}
@@ -326,11 +316,8 @@ func (e *Engine) scoreBlock(m *mf.Model, req PushRequest, b *pushBuffers, ps []p
 	return nil
 }
 
-func (e *Engine) getPushBuffers(n, f int) *pushBuffers {
-	b, _ := e.blocks.Get().(*pushBuffers)
-	if b == nil {
-		b = &pushBuffers{}
-	}
+// fit sizes b for a model of n items and f factors.
+func (b *pushBuffers) fit(n, f int) {
 	if cap(b.xs) < pushScoreBlock*f {
 		b.xs = make([]float32, pushScoreBlock*f)
 	}
@@ -341,7 +328,6 @@ func (e *Engine) getPushBuffers(n, f int) *pushBuffers {
 	for len(b.slots) < pushScoreBlock {
 		b.slots = append(b.slots, &scratch{})
 	}
-	return b
 }
 
 // resetSlot empties a slot's per-user state for its next user.
@@ -357,5 +343,5 @@ func (e *Engine) putPushBuffers(b *pushBuffers) {
 	for _, s := range b.slots {
 		s.scores = nil // a view of b.scores
 	}
-	e.blocks.Put(b)
+	e.pushFree <- b
 }

@@ -2,6 +2,7 @@ package retrain_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -77,6 +78,20 @@ func TestRunPublishesBoughtTogetherLists(t *testing.T) {
 		if !reflect.DeepEqual(got[i], l.Entries) {
 			t.Errorf("list of %s = %v, want %v", l.ItemID, got[i], l.Entries)
 		}
+	}
+	// A refused model (regularized into uselessness) publishes nothing,
+	// but the lists, which do not depend on it, are refreshed.
+	if err := rdb.Del(ctx, store.Key("i1")).Err(); err != nil {
+		t.Fatal(err)
+	}
+	bad := cfg
+	bad.Hyper.Regularization, bad.Hyper.Iterations = 1e7, 2
+	refused, err := retrain.Run(ctx, bad, sliceSource(evs), nil, reg)
+	if !errors.Is(err, retrain.ErrRefused) {
+		t.Fatalf("useless model: got %v, want ErrRefused", err)
+	}
+	if len(refused.Versions) != 0 || refused.Lists != len(want) {
+		t.Errorf("refused run published %d versions and %d lists, want 0 and %d", len(refused.Versions), refused.Lists, len(want))
 	}
 	i1, _ := store.Read(ctx, []string{"i1"})
 	if len(i1[0]) == 0 {

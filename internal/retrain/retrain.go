@@ -72,7 +72,8 @@ type Config struct {
 	Now      func() time.Time
 	// Lists, when set, receives the bought-together lists (see package
 	// cooccur) computed from the same events in the same pass, written
-	// after the model is published; nil (or a dry run): none are computed.
+	// after the model is published, or after the gate refused it (the lists
+	// do not depend on the model); nil (or a dry run): none are computed.
 	Lists ListWriter
 	// CoPurchase tunes the lists' computation (zero: cooccur's defaults).
 	CoPurchase cooccur.Config
@@ -256,7 +257,16 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 		"passed", out.Gate.Passed, "reason", out.Gate.Reason)
 	if !out.Gate.Passed {
 		out.Model = holdoutModel
-		return out, fmt.Errorf("%w: %s", ErrRefused, out.Gate.Reason)
+		refused := fmt.Errorf("%w: %s", ErrRefused, out.Gate.Reason)
+		// The bought-together lists do not depend on the model: refresh
+		// them anyway, or a gate that refuses for longer than their TTL
+		// would let every list expire.
+		if pairs != nil {
+			if err := cfg.writeLists(ctx, pairs, out); err != nil {
+				return out, errors.Join(refused, err)
+			}
+		}
+		return out, refused
 	}
 
 	final := holdoutModel

@@ -1,0 +1,136 @@
+package recommend
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/profile"
+)
+
+// countingPushProfiles serves one profile per id (the history differs by
+// user) and counts the load calls.
+type countingPushProfiles struct {
+	loads atomic.Int64
+	now   time.Time
+	items int
+}
+
+func (c *countingPushProfiles) LoadMany(_ context.Context, ids []string) ([]profile.Profile, error) {
+	c.loads.Add(1)
+	out := make([]profile.Profile, len(ids))
+	for i, id := range ids {
+		n, _ := strconv.Atoi(id[len("user-"):])
+		p := profile.Profile{UserID: id, FirstSeen: c.now.Add(-time.Hour), LastSeen: c.now}
+		for k := range 5 {
+			p.History = append(p.History, profile.Entry{ItemID: "item-" + strconv.Itoa((n*7+k*13)%c.items),
+				Type: event.View, Time: c.now.Add(-time.Duration(k) * time.Minute)})
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+func (c *countingPushProfiles) EachSeenUser(context.Context, time.Time, time.Time, int, func([]string) error) error {
+	return nil
+}
+
+func pushEngine(t *testing.T, workers int) (*Engine, *countingPushProfiles) {
+	t.Helper()
+	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	const items = 500
+	pp := &countingPushProfiles{now: now, items: items}
+	eng, err := New(Config{Now: func() time.Time { return now }, PushProfiles: pp, PushWorkers: workers},
+		staticProfiles{}, nil, NewPopular(noPopular{}, 10, quietLog()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.SetModel(benchModel(t, items, 16))
+	return eng, pp
+}
+
+func userIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "user-" + strconv.Itoa(i)
+	}
+	return ids
+}
+
+// Cancelling a call in the middle of its stream stops it: no further
+// blocks of users are loaded, and Push returns the context's error.
+func TestPushStopsWhenCancelledMidStream(t *testing.T) {
+	eng, pp := pushEngine(t, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	emitted := 0
+	err := eng.Push(ctx, PushRequest{UserIDs: userIDs(10 * pushLoadBlock), Count: 3}, func(PushResult) error {
+		emitted++
+		if emitted == 1 {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	// The block being answered is finished (its results are emitted in
+	// one go); the next is never loaded.
+	if got := pp.loads.Load(); got != 1 {
+		t.Errorf("%d blocks loaded after cancelling in the first, want 1", got)
+	}
+	if emitted != pushLoadBlock {
+		t.Errorf("%d answers emitted, want the first block's %d", emitted, pushLoadBlock)
+	}
+}
+
+// Concurrent calls share the engine's score buffers (one here): they wait
+// for each other instead of allocating more, and each gets the answers it
+// would get alone.
+func TestConcurrentPushesShareTheBuffers(t *testing.T) {
+	eng, _ := pushEngine(t, 1)
+	req := PushRequest{UserIDs: userIDs(3*pushScoreBlock + 5), Count: 4}
+	collect := func() ([][]string, error) {
+		var out [][]string
+		err := eng.Push(context.Background(), req, func(r PushResult) error {
+			var ids []string
+			for _, it := range r.Items {
+				ids = append(ids, it.ItemID)
+			}
+			out = append(out, ids)
+			return nil
+		})
+		return out, err
+	}
+	alone, err := collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(alone) != len(req.UserIDs) || len(alone[0]) != 4 {
+		t.Fatalf("alone: %d answers, first %v", len(alone), alone[0])
+	}
+	var wg sync.WaitGroup
+	results := make([][][]string, 4)
+	errs := make([]error, 4)
+	for i := range results {
+		wg.Go(func() { results[i], errs[i] = collect() })
+	}
+	wg.Wait()
+	for i := range results {
+		if errs[i] != nil {
+			t.Fatalf("call %d: %v", i, errs[i])
+		}
+		if !slices.EqualFunc(results[i], alone, slices.Equal) {
+			t.Errorf("call %d answered differently from the call alone", i)
+		}
+	}
+	if got := len(eng.pushFree); got != 1 {
+		t.Errorf("%d buffers back in the engine's set, want 1", got)
+	}
+}
