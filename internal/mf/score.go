@@ -42,7 +42,7 @@ func (m *Model) scoresBlock(xs []float32, k int, out []float32, withKernel bool,
 	n, f := len(m.ids), m.f
 	xs, out = xs[:k*f], out[:k*n]
 	quads := 0
-	if withKernel && n >= width {
+	if withKernel && n >= width && k >= 4 { // fewer than 4 users: no kernel call, no packed copy
 		quads = k / 4
 		m.kernelBlock(xs, quads, out, width)
 	}

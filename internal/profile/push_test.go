@@ -185,3 +185,26 @@ func TestEachSeenUser(t *testing.T) {
 		t.Errorf("LoadMany: got %+v, %v", profiles, err)
 	}
 }
+
+// The activity index is bounded: at most SeenCap users (the most recently
+// active kept) and a TTL.
+func TestSeenIndexIsCappedAndExpires(t *testing.T) {
+	t.Parallel()
+	s, c, _ := newStore(t, Config{SeenCap: 3})
+	ctx := context.Background()
+	for i := range 5 {
+		// u4 is the most recently active.
+		record(t, s, event.Event{ID: fmt.Sprint("cap", i), UserID: fmt.Sprint("u", i), ItemID: "a", Type: event.View,
+			Time: t0.Add(-time.Duration(5-i) * time.Hour)})
+	}
+	got, err := c.ZRevRange(ctx, s.seen, 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"u4", "u3", "u2"}) {
+		t.Errorf("index holds %v, want the 3 most recent [u4 u3 u2]", got)
+	}
+	if ttl := c.PTTL(ctx, s.seen).Val(); ttl <= 0 {
+		t.Errorf("index TTL %v, want one", ttl)
+	}
+}

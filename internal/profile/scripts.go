@@ -173,10 +173,11 @@ redis.call('ZREMRANGEBYSCORE', eids, '-inf', ARGV[6])
 redis.call('ZREMRANGEBYRANK', eids, 0, ARGV[5])
 if not onlyPush then
   for k = 1, 3 do redis.call('PEXPIRE', KEYS[k], ARGV[4]) end
+  -- Every id in the dedup set is outside the window once it has not been
+  -- written for that long, so it can go sooner than the profile. (Pushes
+  -- do not use the dedup set: a batch of them alone leaves its TTL.)
+  redis.call('PEXPIRE', eids, ARGV[7])
 end
--- Every id in the dedup set is outside the window once it has not been
--- written for that long, so it can go sooner than the profile.
-redis.call('PEXPIRE', eids, ARGV[7])
 return out
 `)
 
