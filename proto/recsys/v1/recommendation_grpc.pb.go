@@ -90,6 +90,11 @@ type RecommendationServiceClient interface {
 	// are left out, under the same hard rules, filter and exclusions as
 	// Recommend. The call records nothing: the push sender records
 	// EVENT_TYPE_PUSH events for what it actually sends.
+	//
+	// The server caps a call at 10 minutes; a caller should set its own
+	// deadline and keep reading the stream: a call whose client stops reading
+	// waits on flow control until the connection's age limit (30 minutes plus
+	// 10 minutes' grace by default) closes it.
 	BatchRecommend(ctx context.Context, in *BatchRecommendRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BatchRecommendResponse], error)
 }
 
@@ -215,6 +220,11 @@ type RecommendationServiceServer interface {
 	// are left out, under the same hard rules, filter and exclusions as
 	// Recommend. The call records nothing: the push sender records
 	// EVENT_TYPE_PUSH events for what it actually sends.
+	//
+	// The server caps a call at 10 minutes; a caller should set its own
+	// deadline and keep reading the stream: a call whose client stops reading
+	// waits on flow control until the connection's age limit (30 minutes plus
+	// 10 minutes' grace by default) closes it.
 	BatchRecommend(*BatchRecommendRequest, grpc.ServerStreamingServer[BatchRecommendResponse]) error
 	mustEmbedUnimplementedRecommendationServiceServer()
 }
