@@ -9,7 +9,7 @@ import "gonum.org/v1/gonum/blas/gonum"
 // implementation; the direct call reaches the same SSE assembly as blas32
 // without its interface dispatch and argument checks and was the fastest
 // (f=64 on the shared 2-core machine: dot 8.4 ns vs 12 ns blas32 vs 21 ns
-// loop; axpy 11 vs 14 vs 24 ns; notes/train.md).
+// loop; axpy 11 vs 14 vs 24 ns; benchmarks/README.md).
 
 // dot returns x·y for len(x) == len(y).
 func dot(x, y []float32) float32 { return gonum.Implementation{}.Sdot(len(x), x, 1, y, 1) }

@@ -73,7 +73,7 @@ func axpyLoop(a float32, x, y []float32) {
 
 // BenchmarkKernels measures the two per-entry kernels and the Gram
 // matrix-vector product against gonum's blas32, which decided what the
-// solvers use (notes/train.md).
+// solvers use (benchmarks/README.md).
 func BenchmarkKernels(b *testing.B) {
 	for _, f := range []int{32, 64, 128} {
 		x, y, g := make([]float32, f), make([]float32, f), make([]float32, f*f)

@@ -15,7 +15,7 @@ import (
 // input, a reader returns events or an error, never panics, and every event
 // it hands out is one the service can take: non-empty ids, a valid type, a
 // weight only on Custom events, a usable time. `go test` runs the seeds and
-// the committed corpus in testdata/fuzz; see notes/ops.md for fuzzing runs.
+// the committed corpus in testdata/fuzz; see benchmarks/README.md for fuzzing runs.
 
 // checkRead reads data in format f with and without SkipBadRows and checks
 // every event; it returns the strict read's events when it succeeded.

@@ -26,7 +26,7 @@ func qualityData() *Data {
 }
 
 // ALS must find the planted clusters. The margins come from what this seed
-// gives (notes/train.md): on the time holdout ALS NDCG@10 is 0.214, 2.15×
+// gives: on the time holdout ALS NDCG@10 is 0.214, 2.15×
 // popularity (0.100) and 1.08× item-kNN (0.198); on the user split 0.348,
 // 2.2× popularity and 1.03× item-kNN. The test asks for 1.5× popularity and
 // at least 95% of item-kNN.

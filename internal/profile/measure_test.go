@@ -12,7 +12,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/event"
 )
 
-// typicalUser returns the events of the user notes/profile.md measures: 200
+// typicalUser returns the events of the user README.md's "Bytes per user" measures: 200
 // events (180 views and carts over 60 items, 20 purchases), 12-byte item ids,
 // 36-byte event ids, spread over the last 30 days.
 func typicalUser(user string, now time.Time, seq int) []event.Event {
@@ -40,7 +40,7 @@ func typicalUser(user string, now time.Time, seq int) []event.Event {
 }
 
 // TestMeasureBytesPerUser records one typical user and logs MEMORY USAGE of
-// each key (run with -v; the figures go to notes/profile.md). It also logs
+// each key (run with -v; the figures are in README.md). It also logs
 // the per-event cost of the global keys. The assertions only check that the
 // measured state is the one described.
 func TestMeasureBytesPerUser(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 // the eval package's time holdout, every test user is folded in as the
 // server does, and the same CapPerCategory the engine applies is run over
 // each ranked list before NDCG@10 is computed. The table it logs (run with
-// -v) is in notes/shop.md. It checks that the cap holds in every list, that
+// -v) is in benchmarks/README.md ("Diversity cost"). It checks that the cap holds in every list, that
 // tighter caps give more categories per list, and that even the tightest
 // cap keeps ALS above the popularity baseline by a margin.
 func TestDiversityQualityCost(t *testing.T) {
