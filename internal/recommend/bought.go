@@ -59,24 +59,9 @@ func (e *Engine) BoughtTogether(ctx context.Context, req BoughtRequest) (Result,
 	}
 
 	m := e.model.Load()
-	n := 0
-	var st *rowState
-	if m != nil {
-		n = m.NumItems()
-		st = e.rowsFor(m)
-	}
-	s := e.getScratch(n)
+	s := e.itemAnswer(m, req.Filter, req.Count, req.Exclude, cart)
 	defer e.putScratch(s)
-	fc := &s.filter
-	fc.reset(st, e.catalog, e.rules(), req.Filter, e.cfg.Now())
-	for _, id := range req.Exclude {
-		fc.exclude(m, id)
-	}
-	for _, id := range cart {
-		fc.exclude(m, id)
-	}
-	a := &s.answer
-	a.reset(req.Count, 0)
+	fc, a := &s.filter, &s.answer
 
 	var res Result
 	if m != nil {

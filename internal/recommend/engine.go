@@ -525,22 +525,9 @@ func (e *Engine) Similar(ctx context.Context, req SimilarRequest) (Result, error
 		return Result{}, err
 	}
 	m := e.model.Load()
-	n := 0
-	var st *rowState
-	if m != nil {
-		n = m.NumItems()
-		st = e.rowsFor(m)
-	}
-	s := e.getScratch(n)
+	s := e.itemAnswer(m, req.Filter, req.Count, req.Exclude, []string{req.ItemID})
 	defer e.putScratch(s)
-	fc := &s.filter
-	fc.reset(st, e.catalog, e.rules(), req.Filter, e.cfg.Now())
-	for _, id := range req.Exclude {
-		fc.exclude(m, id)
-	}
-	fc.exclude(m, req.ItemID)
-	a := &s.answer
-	a.reset(req.Count, 0)
+	fc, a := &s.filter, &s.answer
 
 	res := Result{Source: SourcePopular}
 	if m != nil {
@@ -564,4 +551,25 @@ func (e *Engine) Similar(ctx context.Context, req SimilarRequest) (Result, error
 	}
 	res.Partial = len(res.Items) < req.Count
 	return res, nil
+}
+
+// itemAnswer takes a scratch for an answer of count items that does not
+// depend on a user (Similar, BoughtTogether, the degraded fallback): its
+// filter reset for model m (nil: none) under the hard rules and f, with
+// every id of the exclude lists left out. The caller puts it back.
+func (e *Engine) itemAnswer(m *mf.Model, f Filter, count int, exclude ...[]string) *scratch {
+	n := 0
+	var st *rowState
+	if m != nil {
+		n, st = m.NumItems(), e.rowsFor(m)
+	}
+	s := e.getScratch(n)
+	s.filter.reset(st, e.catalog, e.rules(), f, e.cfg.Now())
+	for _, ids := range exclude {
+		for _, id := range ids {
+			s.filter.exclude(m, id)
+		}
+	}
+	s.answer.reset(count, 0)
+	return s
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/mf/mftest"
 	"github.com/recsys-dev/recsys/internal/profile"
 )
 
@@ -26,22 +27,7 @@ type noPopular struct{}
 
 func (noPopular) Popular(context.Context, int) ([]profile.ItemScore, error) { return nil, nil }
 
-func benchModel(b testing.TB, n, f int) *mf.Model {
-	rng := rand.New(rand.NewPCG(1, 1))
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = "item-" + strconv.Itoa(i)
-	}
-	factors := make([]float32, n*f)
-	for i := range factors {
-		factors[i] = float32(rng.NormFloat64() * 0.1)
-	}
-	m, err := mf.New(mf.Info{Version: "bench", Hyper: mf.Hyperparameters{Factors: f, Regularization: 0.1, Alpha: 10}}, ids, factors)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return m
-}
+func benchModel(b testing.TB, n, f int) *mf.Model { return mftest.Random(b, n, f, 1) }
 
 // BenchmarkRecommend is one Recommend of 20 items for a user with a full
 // history (200 events over 100 distinct items, 5 purchases): fold-in, scoring

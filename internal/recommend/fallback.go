@@ -62,24 +62,17 @@ func (e *Engine) Fallback(req Request) Result {
 			}
 		}
 	}
-	n := 0
-	var st *rowState
 	res := Result{Source: SourcePopular}
 	if m != nil {
-		n, st, res.ModelVersion = m.NumItems(), e.rowsFor(m), m.Version()
+		res.ModelVersion = m.Version()
 	}
-	s := e.getScratch(n)
-	defer e.putScratch(s)
-	fc := &s.filter
-	fc.reset(st, e.catalog, e.rules(), req.Filter, e.cfg.Now())
-	for _, id := range req.Exclude {
-		fc.exclude(m, id)
-	}
+	var ctxItem []string
 	if req.ContextItemID != "" {
-		fc.exclude(m, req.ContextItemID)
+		ctxItem = []string{req.ContextItemID}
 	}
-	a := &s.answer
-	a.reset(req.Count, 0)
+	s := e.itemAnswer(m, req.Filter, req.Count, req.Exclude, ctxItem)
+	defer e.putScratch(s)
+	fc, a := &s.filter, &s.answer
 	list, reason := e.popular.List(), ReasonPopular
 	if req.Placement == PlacementTrending {
 		res.Source, list, reason = SourceTrending, e.trendingList(), ReasonTrending

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/event"
-	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/mf/mftest"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
@@ -23,19 +23,8 @@ import (
 func BenchmarkBatchRecommend(b *testing.B) {
 	const n, f, users = 100_000, 64, 1024
 	e := newEnvWith(b, envOptions{})
+	m := mftest.Random(b, n, f, 3)
 	rng := rand.New(rand.NewPCG(3, 3))
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = "item-" + strconv.Itoa(i)
-	}
-	factors := make([]float32, n*f)
-	for i := range factors {
-		factors[i] = float32(rng.NormFloat64() * 0.1)
-	}
-	m, err := mf.New(mf.Info{Version: "bench", Hyper: mf.Hyperparameters{Factors: f, Regularization: 0.1, Alpha: 10}}, ids, factors)
-	if err != nil {
-		b.Fatal(err)
-	}
 	e.engine.SetModel(m)
 	now := e.clock.Now()
 	userIDs := make([]string, users)
@@ -44,7 +33,7 @@ func BenchmarkBatchRecommend(b *testing.B) {
 		userIDs[u] = "user-" + strconv.Itoa(u)
 		for j := range 20 {
 			evs = append(evs, event.Event{ID: strconv.Itoa(u) + "-" + strconv.Itoa(j), UserID: userIDs[u],
-				ItemID: ids[rng.IntN(n)], Type: event.View, Time: now.Add(-time.Duration(j) * time.Hour)})
+				ItemID: m.ItemID(int32(rng.IntN(n))), Type: event.View, Time: now.Add(-time.Duration(j) * time.Hour)})
 		}
 		if len(evs) >= 1000 || u == users-1 {
 			if _, err := e.store.Record(context.Background(), evs); err != nil {

@@ -107,24 +107,12 @@ func (v *validator) check(req any) error {
 		if err := v.id("item_id", r.GetItemId()); err != nil {
 			return err
 		}
-		if err := v.count(r.GetCount()); err != nil {
-			return err
-		}
-		if err := v.ids("exclude_item_ids", r.GetExcludeItemIds(), v.l.MaxExclude, false); err != nil {
-			return err
-		}
-		return v.filter("filter.", r.GetFilter())
+		return v.itemAnswer(r.GetCount(), r.GetExcludeItemIds(), r.GetFilter())
 	case *recsysv1.BoughtTogetherRequest:
 		if err := v.ids("item_ids", r.GetItemIds(), MaxCartItems, true); err != nil {
 			return err
 		}
-		if err := v.count(r.GetCount()); err != nil {
-			return err
-		}
-		if err := v.ids("exclude_item_ids", r.GetExcludeItemIds(), v.l.MaxExclude, false); err != nil {
-			return err
-		}
-		return v.filter("filter.", r.GetFilter())
+		return v.itemAnswer(r.GetCount(), r.GetExcludeItemIds(), r.GetFilter())
 	case *recsysv1.BatchRecommendRequest:
 		return v.batchRecommend(r)
 	case *recsysv1.RecordEventsRequest:
@@ -183,6 +171,18 @@ func (v *validator) ids(field string, ids []string, max int, required bool) erro
 		}
 	}
 	return nil
+}
+
+// itemAnswer checks what SimilarItems and BoughtTogether share: count,
+// exclude_item_ids and filter.
+func (v *validator) itemAnswer(count int32, exclude []string, f *recsysv1.Filter) error {
+	if err := v.count(count); err != nil {
+		return err
+	}
+	if err := v.ids("exclude_item_ids", exclude, v.l.MaxExclude, false); err != nil {
+		return err
+	}
+	return v.filter("filter.", f)
 }
 
 func (v *validator) count(c int32) error {
