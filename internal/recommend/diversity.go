@@ -1,6 +1,8 @@
 package recommend
 
 import (
+	"slices"
+
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/topk"
 )
@@ -26,6 +28,16 @@ func (a *answer) reset(want, capN int) {
 }
 
 func (a *answer) full() bool { return len(a.items) >= a.want }
+
+// finish copies the items into res (never nil) and marks res partial when
+// it holds fewer than count.
+func (a *answer) finish(res *Result, count int) {
+	res.Items = slices.Clone(a.items)
+	if res.Items == nil {
+		res.Items = []Item{}
+	}
+	res.Partial = len(res.Items) < count
+}
 
 // overCap reports whether one more item of category would break the cap.
 // Items without a category are never capped.

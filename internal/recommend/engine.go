@@ -545,11 +545,7 @@ func (e *Engine) Similar(ctx context.Context, req SimilarRequest) (Result, error
 	if len(a.items) > 0 {
 		res.Source = a.items[0].Source
 	}
-	res.Items = slices.Clone(a.items)
-	if res.Items == nil {
-		res.Items = []Item{}
-	}
-	res.Partial = len(res.Items) < req.Count
+	a.finish(&res, req.Count)
 	return res, nil
 }
 

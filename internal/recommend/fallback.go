@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/profile"
@@ -78,10 +77,6 @@ func (e *Engine) Fallback(req Request) Result {
 		res.Source, list, reason = SourceTrending, e.trendingList(), ReasonTrending
 	}
 	e.fillList(fc, a, list, res.Source, reason, true, false)
-	res.Items = slices.Clone(a.items)
-	if res.Items == nil {
-		res.Items = []Item{}
-	}
-	res.Partial = len(res.Items) < req.Count
+	a.finish(&res, req.Count)
 	return res
 }
