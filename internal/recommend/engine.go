@@ -392,7 +392,7 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 		e.fillRelaxed(s, fc, a, res.Source)
 	}
 	if folded {
-		if err := e.explain(m, s, a, p, req); err != nil {
+		if err := e.explain(m, s, a, p, req.ContextItemID, now); err != nil {
 			return Result{}, fmt.Errorf("explain answer for %q: %w", req.UserID, err)
 		}
 	}

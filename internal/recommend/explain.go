@@ -43,13 +43,13 @@ type Reason struct {
 // score_i = Σ_j c_j yᵢᵀA⁻¹y_j; mf.Model.Contributions computes the terms
 // with one solve against the Cholesky factor the fold-in left in s.ws, so
 // this costs one O(f²) solve plus len(rows) dot products per returned item,
-// never per catalog item.
-func (e *Engine) explain(m *mf.Model, s *scratch, a *answer, p profile.Profile, req Request) error {
+// never per catalog item. now is the request's clock reading, the one its
+// profile weights were computed at.
+func (e *Engine) explain(m *mf.Model, s *scratch, a *answer, p profile.Profile, contextItem string, now time.Time) error {
 	if cap(s.contrib) < len(s.rows) {
 		s.contrib = make([]float64, len(s.rows))
 	}
 	contrib := s.contrib[:len(s.rows)]
-	now := e.cfg.Now()
 	for i := range a.items {
 		if a.items[i].Source != SourcePersonalized || a.rows[i] < 0 {
 			continue
@@ -67,7 +67,7 @@ func (e *Engine) explain(m *mf.Model, s *scratch, a *answer, p profile.Profile, 
 		a.items[i].Reason = Reason{
 			Kind:         ReasonProfileItem,
 			ItemID:       id,
-			EventType:    e.dominantType(p, id, req.ContextItemID, now),
+			EventType:    e.dominantType(p, id, contextItem, now),
 			Contribution: float32(contrib[best]),
 		}
 	}

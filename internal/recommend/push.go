@@ -308,7 +308,7 @@ func (e *Engine) scoreBlock(m *mf.Model, req PushRequest, b *pushBuffers, ps []p
 			results[i].Empty = EmptyNoConfidentItems
 			continue
 		}
-		if err := e.explain(m, s, a, ps[i], Request{}); err != nil {
+		if err := e.explain(m, s, a, ps[i], "", now); err != nil {
 			return fmt.Errorf("explain answer for %q: %w", ps[i].UserID, err)
 		}
 		results[i].Items = slices.Clone(a.items)
