@@ -286,6 +286,7 @@ type scratch struct {
 	answer      answer
 	full        []int32
 	contrib     []float64
+	rowTypes    []event.Type // explain: the dominant event type per s.rows entry
 	affinity    []affinity
 	explore     []Item
 	exploreNext []int

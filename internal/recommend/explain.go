@@ -43,13 +43,17 @@ type Reason struct {
 // score_i = Σ_j c_j yᵢᵀA⁻¹y_j; mf.Model.Contributions computes the terms
 // with one solve against the Cholesky factor the fold-in left in s.ws, so
 // this costs one O(f²) solve plus len(rows) dot products per returned item,
-// never per catalog item. now is the request's clock reading, the one its
-// profile weights were computed at.
+// never per catalog item. The event type of a profile row is looked up in
+// the history once, however many items it explains. now is the request's
+// clock reading, the one its profile weights were computed at.
 func (e *Engine) explain(m *mf.Model, s *scratch, a *answer, p profile.Profile, contextItem string, now time.Time) error {
 	if cap(s.contrib) < len(s.rows) {
 		s.contrib = make([]float64, len(s.rows))
+		s.rowTypes = make([]event.Type, len(s.rows))
 	}
 	contrib := s.contrib[:len(s.rows)]
+	types := s.rowTypes[:len(s.rows)]
+	clear(types) // TypeUnspecified: not looked up yet
 	for i := range a.items {
 		if a.items[i].Source != SourcePersonalized || a.rows[i] < 0 {
 			continue
@@ -64,10 +68,13 @@ func (e *Engine) explain(m *mf.Model, s *scratch, a *answer, p profile.Profile, 
 			}
 		}
 		id := m.ItemID(s.rows[best])
+		if types[best] == event.TypeUnspecified {
+			types[best] = e.dominantType(p, id, contextItem, now)
+		}
 		a.items[i].Reason = Reason{
 			Kind:         ReasonProfileItem,
 			ItemID:       id,
-			EventType:    e.dominantType(p, id, contextItem, now),
+			EventType:    types[best],
 			Contribution: float32(contrib[best]),
 		}
 	}
