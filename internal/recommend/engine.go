@@ -300,12 +300,18 @@ func (e *Engine) getScratch(n int) *scratch {
 		s.scores = make([]float32, n)
 	}
 	s.scores = s.scores[:n]
+	s.reset()
+	return s
+}
+
+// reset empties the per-user state of s for its next request (or, in Push,
+// its next user).
+func (s *scratch) reset() {
+	s.rows, s.weights, s.entries = s.rows[:0], s.weights[:0], s.entries[:0]
 	if s.purchased == nil || len(s.purchased) > 4096 {
 		s.purchased = make(map[string]struct{})
 	}
 	clear(s.purchased)
-	s.rows, s.weights, s.entries = s.rows[:0], s.weights[:0], s.entries[:0]
-	return s
 }
 
 func (e *Engine) putScratch(s *scratch) { e.scratch.Put(s) }

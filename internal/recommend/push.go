@@ -259,7 +259,7 @@ func (e *Engine) scoreBlock(m *mf.Model, req PushRequest, b *pushBuffers, ps []p
 			continue
 		}
 		s := b.slots[len(b.users)] // a slot is reused when its user is not scored
-		resetSlot(s)
+		s.reset()
 		fc := &s.filter
 		fc.reset(st, e.catalog, rules, req.Filter, now)
 		for _, id := range req.Exclude {
@@ -328,15 +328,6 @@ func (b *pushBuffers) fit(n, f int) {
 	for len(b.slots) < pushScoreBlock {
 		b.slots = append(b.slots, &scratch{})
 	}
-}
-
-// resetSlot empties a slot's per-user state for its next user.
-func resetSlot(s *scratch) {
-	s.rows, s.weights, s.entries = s.rows[:0], s.weights[:0], s.entries[:0]
-	if s.purchased == nil || len(s.purchased) > 4096 {
-		s.purchased = make(map[string]struct{})
-	}
-	clear(s.purchased)
 }
 
 func (e *Engine) putPushBuffers(b *pushBuffers) {
