@@ -100,7 +100,7 @@ func (e *Engine) selectRows(s *scratch, fc *reqFilter, a *answer, capped bool, s
 			if !fc.rowOK(r) {
 				continue
 			}
-			if len(full) > 0 && containsInt32(full, st.category[r]) {
+			if len(full) > 0 && slices.Contains(full, st.category[r]) {
 				continue
 			}
 			h.Push(r, sc)
@@ -125,15 +125,6 @@ func (e *Engine) selectRows(s *scratch, fc *reqFilter, a *answer, capped bool, s
 		}
 	}
 	s.full = full
-}
-
-func containsInt32(s []int32, v int32) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // fillList adds items of a ranked list (popular or trending) that pass fc
