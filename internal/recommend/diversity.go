@@ -52,13 +52,11 @@ func (a *answer) add(fc *reqFilter, it Item, row int32, category string) {
 	if category != "" {
 		a.counts[category]++
 	}
-	fc.excludedIDs[it.ItemID] = struct{}{}
 	if row >= 0 {
+		fc.excludedIDs[it.ItemID] = struct{}{}
 		fc.excluded.set(row)
-	} else if fc.st != nil {
-		if r, ok := fc.st.model.Index(it.ItemID); ok {
-			fc.excluded.set(r)
-		}
+	} else {
+		fc.exclude(it.ItemID)
 	}
 }
 

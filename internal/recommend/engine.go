@@ -347,12 +347,12 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	fc.reset(st, e.catalog, rules, req.Filter, now)
 
 	for _, id := range req.Exclude {
-		fc.exclude(m, id)
+		fc.exclude(id)
 	}
 	if req.ContextItemID != "" {
-		fc.exclude(m, req.ContextItemID)
+		fc.exclude(req.ContextItemID)
 	}
-	weights := e.excludeForUser(s, fc, m, p, req.Filter.IncludePurchased, rules, now)
+	weights := e.excludeForUser(s, fc, p)
 
 	capN := req.MaxPerCategory
 	if capN == 0 {
@@ -470,18 +470,19 @@ func (e *Engine) foldIn(m *mf.Model, s *scratch, weights []profile.ItemWeight, r
 // excludeForUser applies the exclusions of every answer for a user (bought
 // items, items rotated down by impressions, the recent history unless
 // KeepHistory) and returns the user's profile weights (none for a user who
-// opted out). Recommend and BatchRecommend share it.
-func (e *Engine) excludeForUser(s *scratch, fc *reqFilter, m *mf.Model, p profile.Profile, includePurchased bool, rules *catalog.Rules, now time.Time) []profile.ItemWeight {
-	e.excludePurchased(s, fc, m, p, includePurchased, rules, now)
-	e.rotateImpressions(fc, m, p, now)
+// opted out). Recommend and BatchRecommend share it. The model, the rules,
+// the clock and IncludePurchased are fc's.
+func (e *Engine) excludeForUser(s *scratch, fc *reqFilter, p profile.Profile) []profile.ItemWeight {
+	e.excludePurchased(s, fc, p)
+	e.rotateImpressions(fc, p)
 	var weights []profile.ItemWeight
 	if !p.OptedOut {
-		weights = p.ItemWeights(e.cfg.Weighting, now)
+		weights = p.ItemWeights(e.cfg.Weighting, fc.now)
 	}
 	if !e.cfg.KeepHistory {
 		for _, w := range weights {
 			if _, bought := s.purchased[w.ItemID]; !bought { // purchases follow their own rule
-				fc.exclude(m, w.ItemID)
+				fc.exclude(w.ItemID)
 			}
 		}
 	}
@@ -492,33 +493,34 @@ func (e *Engine) excludeForUser(s *scratch, fc *reqFilter, m *mf.Model, p profil
 // or the item's category is repeatable and its interval has passed since
 // the latest purchase. s.purchased collects every bought item, so the
 // history exclusion leaves them to this rule.
-func (e *Engine) excludePurchased(s *scratch, fc *reqFilter, m *mf.Model, p profile.Profile, include bool, rules *catalog.Rules, now time.Time) {
+func (e *Engine) excludePurchased(s *scratch, fc *reqFilter, p profile.Profile) {
+	rules := fc.rules
 	for _, pu := range p.Purchased {
 		s.purchased[pu.ItemID] = struct{}{}
-		if include {
+		if fc.f.IncludePurchased {
 			continue
 		}
-		if rules != nil && len(rules.Categories) > 0 && e.catalog != nil && e.catalog.Known() {
-			if it, ok := e.catalog.Lookup(pu.ItemID); ok {
-				if after := rules.RepeatableAfter(it.Category); after > 0 && !now.Before(pu.Time.Add(after)) {
+		if rules != nil && len(rules.Categories) > 0 && fc.catalog != nil {
+			if it, ok := fc.catalog.Lookup(pu.ItemID); ok {
+				if after := rules.RepeatableAfter(it.Category); after > 0 && !fc.now.Before(pu.Time.Add(after)) {
 					continue // a consumable due again
 				}
 			}
 		}
-		fc.exclude(m, pu.ItemID)
+		fc.exclude(pu.ItemID)
 	}
 }
 
 // rotateImpressions marks the items shown RotateAfter times within
 // RotateWindow without a click since.
-func (e *Engine) rotateImpressions(fc *reqFilter, m *mf.Model, p profile.Profile, now time.Time) {
+func (e *Engine) rotateImpressions(fc *reqFilter, p profile.Profile) {
 	if e.cfg.RotateAfter <= 0 {
 		return
 	}
-	since := now.Add(-e.cfg.RotateWindow)
+	since := fc.now.Add(-e.cfg.RotateWindow)
 	for _, im := range p.Impressions {
 		if im.ShownSince(since) >= e.cfg.RotateAfter {
-			fc.rotate(m, im.ItemID)
+			fc.rotate(im.ItemID)
 		}
 	}
 }
@@ -570,7 +572,7 @@ func (e *Engine) itemAnswer(m *mf.Model, f Filter, count int, exclude ...[]strin
 	s.filter.reset(st, e.catalog, e.rules(), f, e.cfg.Now())
 	for _, ids := range exclude {
 		for _, id := range ids {
-			s.filter.exclude(m, id)
+			s.filter.exclude(id)
 		}
 	}
 	s.answer.reset(count, 0)

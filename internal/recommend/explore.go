@@ -241,12 +241,7 @@ func (e *Engine) explore(s *scratch, fc *reqFilter, a *answer, slots int, aff []
 				// Counted for the cap and kept out of later sources, but
 				// placed in the answer only at the end.
 				a.counts[c]++
-				fc.excludedIDs[it.ID] = struct{}{}
-				if fc.st != nil {
-					if r, ok := fc.st.model.Index(it.ID); ok {
-						fc.excluded.set(r)
-					}
-				}
+				fc.exclude(it.ID)
 				progress = true
 				break
 			}

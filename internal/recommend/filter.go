@@ -314,10 +314,10 @@ func (fc *reqFilter) reset(st *rowState, cat Catalog, rules *catalog.Rules, f Fi
 }
 
 // exclude keeps an item out of the answer.
-func (fc *reqFilter) exclude(m *mf.Model, id string) {
+func (fc *reqFilter) exclude(id string) {
 	fc.excludedIDs[id] = struct{}{}
-	if m != nil {
-		if r, ok := m.Index(id); ok {
+	if fc.st != nil {
+		if r, ok := fc.st.model.Index(id); ok {
 			fc.excluded.set(r)
 		}
 	}
@@ -342,10 +342,10 @@ func (fc *reqFilter) avoidCategories(cats []string) (restore func()) {
 }
 
 // rotate marks an item rotated down.
-func (fc *reqFilter) rotate(m *mf.Model, id string) {
+func (fc *reqFilter) rotate(id string) {
 	fc.rotatedIDs[id] = struct{}{}
-	if m != nil {
-		if r, ok := m.Index(id); ok {
+	if fc.st != nil {
+		if r, ok := fc.st.model.Index(id); ok {
 			fc.rotated.set(r)
 		}
 	}

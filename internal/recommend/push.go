@@ -263,12 +263,12 @@ func (e *Engine) scoreBlock(m *mf.Model, req PushRequest, b *pushBuffers, ps []p
 		fc := &s.filter
 		fc.reset(st, e.catalog, rules, req.Filter, now)
 		for _, id := range req.Exclude {
-			fc.exclude(m, id)
+			fc.exclude(id)
 		}
-		weights := e.excludeForUser(s, fc, m, p, req.Filter.IncludePurchased, rules, now)
+		weights := e.excludeForUser(s, fc, p)
 		for _, pu := range p.Pushed {
 			if !pu.Time.Before(dedupSince) {
-				fc.exclude(m, pu.ItemID)
+				fc.exclude(pu.ItemID)
 			}
 		}
 		x, err := e.foldIn(m, s, weights, Request{})
