@@ -29,7 +29,7 @@ func (m *Model) Scores(x []float32, out []float32) {
 // horizontal sums are needed. That is several times the throughput of one matrix-vector product
 // per user or of gonum's float32 Gemm, which has no AVX kernel
 // (BenchmarkScoresBlock). Elsewhere, and for the rows and items that do not
-// fill a kernel call, it computes matrix-vector products and dot products.
+// fill a kernel call, it computes matrix-vector products.
 // It allocates nothing after the first call.
 func (m *Model) ScoresBlock(xs []float32, k int, out []float32) {
 	m.scoresBlock(xs, k, out, useKernel, kernelWidth)
@@ -96,29 +96,14 @@ func (m *Model) kernelBlock(xs []float32, quads int, out []float32, w int) {
 			}
 		}
 	}
-	// The last n%w items: dot products.
-	for u := range 4 * quads {
-		x := xs[u*f : (u+1)*f]
-		for i := groups * w; i < n; i++ {
-			out[u*n+i] = dot(x, m.factors[i*f:(i+1)*f])
+	// The last n%w items: a matrix-vector product per user, as in Scores.
+	if tail := n - groups*w; tail > 0 {
+		ys := blas32.General{Rows: tail, Cols: f, Stride: f, Data: m.factors[groups*w*f:]}
+		for u := range 4 * quads {
+			blas32.Gemv(blas.NoTrans, 1, ys, blas32.Vector{N: f, Inc: 1, Data: xs[u*f : (u+1)*f]},
+				0, blas32.Vector{N: tail, Inc: 1, Data: out[u*n+groups*w : (u+1)*n]})
 		}
 	}
-}
-
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
 }
 
 // Cosine writes the cosine similarity of every item with row i into out;
