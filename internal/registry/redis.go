@@ -203,12 +203,14 @@ func (r *Redis) freeName(ctx context.Context) (string, error) {
 
 var activateScript = redis.NewScript(`
 -- KEYS[1] current, KEYS[2] meta of ARGV[1]; ARGV[1] version, ARGV[2] announce channel
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  return 0
+-- Returns the version's meta (HGETALL), empty when it has none (nothing flipped).
+local meta = redis.call('HGETALL', KEYS[2])
+if #meta == 0 then
+  return meta
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('PUBLISH', ARGV[2], ARGV[1])
-return 1
+return meta
 `)
 
 // Activate makes a complete version current (publishing it, or rolling back
@@ -219,15 +221,20 @@ func (r *Redis) Activate(ctx context.Context, version string) (Version, error) {
 		return Version{}, fmt.Errorf("activate: %w", err)
 	}
 	// The check for meta and the flip are one script, so a version pruned
-	// concurrently can never become current.
-	ok, err := activateScript.Run(ctx, r.rdb, []string{r.currentKey(), r.metaKey(version)}, version, r.announceChannel()).Int()
+	// concurrently can never become current; it returns the meta too, so
+	// the answer needs no second read.
+	kv, err := activateScript.Run(ctx, r.rdb, []string{r.currentKey(), r.metaKey(version)}, version, r.announceChannel()).StringSlice()
 	if err != nil {
 		return Version{}, fmt.Errorf("activate %s: %w", version, err)
 	}
-	if ok == 0 {
+	if len(kv) == 0 {
 		return Version{}, fmt.Errorf("activate %s: %w", version, ErrUnknownVersion)
 	}
-	rec, _, _, err := r.meta(ctx, version)
+	h := make(map[string]string, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		h[kv[i]] = kv[i+1]
+	}
+	rec, _, _, err := parseMeta(version, h)
 	if err != nil {
 		return Version{}, fmt.Errorf("activate %s: %w", version, err)
 	}
