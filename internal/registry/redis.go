@@ -254,13 +254,29 @@ func (r *Redis) Current(ctx context.Context) (string, error) {
 	return v, nil
 }
 
+// versionsAndCurrent reads, in one round trip, the complete versions from
+// rank start on (newest first) and the current version ("" when none).
+func (r *Redis) versionsAndCurrent(ctx context.Context, start int64) (names []string, cur string, err error) {
+	pipe := r.rdb.Pipeline()
+	versions := pipe.ZRevRange(ctx, r.versionsKey(), start, -1)
+	current := pipe.Get(ctx, r.currentKey())
+	_, _ = pipe.Exec(ctx) // errors are read per command
+	if names, err = versions.Result(); err != nil {
+		return nil, "", err
+	}
+	cur, err = current.Result()
+	if errors.Is(err, redis.Nil) {
+		return names, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("current model version: %w", err)
+	}
+	return names, cur, nil
+}
+
 // List returns the complete versions, newest first, the current one marked.
 func (r *Redis) List(ctx context.Context) ([]Version, error) {
-	names, err := r.rdb.ZRevRange(ctx, r.versionsKey(), 0, -1).Result()
-	if err != nil {
-		return nil, fmt.Errorf("list model versions: %w", err)
-	}
-	cur, err := r.Current(ctx)
+	names, cur, err := r.versionsAndCurrent(ctx, 0)
 	if err != nil {
 		return nil, fmt.Errorf("list model versions: %w", err)
 	}
@@ -421,11 +437,7 @@ func (r *Redis) prune(ctx context.Context) {
 }
 
 func (r *Redis) pruneErr(ctx context.Context) error {
-	names, err := r.rdb.ZRevRange(ctx, r.versionsKey(), int64(r.opts.Keep), -1).Result()
-	if err != nil {
-		return err
-	}
-	cur, err := r.Current(ctx)
+	names, cur, err := r.versionsAndCurrent(ctx, int64(r.opts.Keep))
 	if err != nil {
 		return err
 	}
