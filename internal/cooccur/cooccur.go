@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/sparse"
 )
 
 // Config tunes the computation; zero fields get the defaults.
@@ -109,10 +110,9 @@ type purchase struct {
 // types are ignored), then call Lists once. Not safe for concurrent use.
 type Counter struct {
 	cfg    Config
-	items  map[string]int32
-	ids    []string
-	users  map[string]int32
-	byUser [][]purchase
+	items  sparse.Index
+	users  sparse.Index
+	byUser [][]purchase // by user index
 }
 
 // NewCounter returns an empty counter.
@@ -121,7 +121,7 @@ func NewCounter(cfg Config) (*Counter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Counter{cfg: cfg, items: map[string]int32{}, users: map[string]int32{}}, nil
+	return &Counter{cfg: cfg}, nil
 }
 
 // Add takes one event; only purchases count.
@@ -129,16 +129,9 @@ func (c *Counter) Add(e event.Event) {
 	if e.Type != event.Purchase || e.UserID == "" || e.ItemID == "" {
 		return
 	}
-	it, ok := c.items[e.ItemID]
-	if !ok {
-		it = int32(len(c.ids))
-		c.items[e.ItemID] = it
-		c.ids = append(c.ids, e.ItemID)
-	}
-	u, ok := c.users[e.UserID]
-	if !ok {
-		u = int32(len(c.byUser))
-		c.users[e.UserID] = u
+	it := c.items.Intern(e.ItemID)
+	u := c.users.Intern(e.UserID)
+	if int(u) == len(c.byUser) {
 		c.byUser = append(c.byUser, nil)
 	}
 	c.byUser[u] = append(c.byUser[u], purchase{t: e.Time.UnixNano(), item: it})
@@ -155,7 +148,8 @@ func pairKey(a, b int32) uint64 {
 // Lists computes every item's list, in item id order; items without a pair
 // of enough support have none.
 func (c *Counter) Lists() []List {
-	buyers := make([]uint32, len(c.ids)) // users who bought each item
+	ids := c.items.IDs()
+	buyers := make([]uint32, len(ids))   // users who bought each item
 	pairs := make(map[uint64]uint32)     // users who bought each pair together
 	var userPairs []uint64               // one user's pairs, deduplicated
 	seen := make(map[int32]struct{}, 64) // one user's items
@@ -184,7 +178,7 @@ func (c *Counter) Lists() []List {
 	}
 
 	// Adjacency of the pairs with enough support, in compressed rows.
-	degree := make([]int32, len(c.ids)+1)
+	degree := make([]int32, len(ids)+1)
 	for key, n := range pairs {
 		if int(n) >= c.cfg.MinSupport {
 			degree[key>>32+1]++
@@ -200,7 +194,7 @@ func (c *Counter) Lists() []List {
 		count uint32
 	}
 	adj := make([]cand, degree[len(degree)-1])
-	fill := slices.Clone(degree[:len(c.ids)])
+	fill := slices.Clone(degree[:len(ids)])
 	for key, n := range pairs {
 		if int(n) < c.cfg.MinSupport {
 			continue
@@ -213,11 +207,11 @@ func (c *Counter) Lists() []List {
 		fill[b]++
 	}
 
-	order := make([]int32, len(c.ids))
+	order := make([]int32, len(ids))
 	for i := range order {
 		order[i] = int32(i)
 	}
-	slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(c.ids[a], c.ids[b]) })
+	slices.SortFunc(order, func(a, b int32) int { return cmp.Compare(ids[a], ids[b]) })
 	var out []List
 	for _, i := range order {
 		cs := adj[degree[i]:degree[i+1]]
@@ -228,12 +222,12 @@ func (c *Counter) Lists() []List {
 			if x.score != y.score {
 				return cmp.Compare(y.score, x.score)
 			}
-			return cmp.Compare(c.ids[x.item], c.ids[y.item])
+			return cmp.Compare(ids[x.item], ids[y.item])
 		})
 		cs = cs[:min(len(cs), c.cfg.Cap)]
-		l := List{ItemID: c.ids[i], Entries: make([]Entry, len(cs))}
+		l := List{ItemID: ids[i], Entries: make([]Entry, len(cs))}
 		for k, x := range cs {
-			l.Entries[k] = Entry{ItemID: c.ids[x.item], Score: x.score, Count: x.count}
+			l.Entries[k] = Entry{ItemID: ids[x.item], Score: x.score, Count: x.count}
 		}
 		out = append(out, l)
 	}

@@ -11,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/recsys-dev/recsys/internal/profile"
 )
 
 // Store keeps the lists in Redis, one STRING per item:
@@ -50,13 +52,10 @@ func NewStore(rdb redis.UniversalClient, prefix string) (*Store, error) {
 	return &Store{rdb: rdb, prefix: prefix}, nil
 }
 
-// tagEscaper makes an item id safe between the braces of a hash tag (a '}'
-// would end the tag early); '%' is escaped too, so the mapping is one to one.
-var tagEscaper = strings.NewReplacer("%", "%25", "}", "%7D")
-
 // Key is the key of an item's list.
 func (s *Store) Key(itemID string) string {
-	return s.prefix + ":bt:{" + tagEscaper.Replace(itemID) + "}"
+	// The item id is escaped like a user id (a '}' would end the tag early).
+	return s.prefix + ":bt:{" + profile.EscapeTag(itemID) + "}"
 }
 
 // Write stores every list with the given TTL (DefaultTTL when 0), in

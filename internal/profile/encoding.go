@@ -123,3 +123,8 @@ func dedupMember(userID, eventID string) string {
 // empty tag, hashing each key on its own). '%' is escaped too so the mapping
 // stays one-to-one. Ordinary ids are unchanged.
 var userTagEscaper = strings.NewReplacer("%", "%25", "}", "%7D")
+
+// EscapeTag makes an id safe between the braces of a hash tag, one to one
+// (userTagEscaper). Other stores whose keys are tagged by an id (cooccur's
+// per-item lists) use it, so every key of the schema escapes alike.
+func EscapeTag(id string) string { return userTagEscaper.Replace(id) }

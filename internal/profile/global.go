@@ -25,42 +25,20 @@ func (s *Store) Popular(ctx context.Context, n int) ([]ItemScore, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("popular items: n must be >= 1, got %d", n)
 	}
-	cfg := s.cfg
-	nowMs := cfg.Now().UnixMilli()
-	bucketMs := cfg.PopularityBucket.Milliseconds()
-	halfLifeMs := float64(cfg.PopularityHalfLife.Milliseconds())
-	nb := bucketCount(cfg.PopularityWindow, cfg.PopularityBucket)
-	current := floorDiv(nowMs, bucketMs) * bucketMs
-
-	keys := make([]string, 0, nb+2)
+	nowMs := s.cfg.Now().UnixMilli()
+	current, past := s.pastBuckets(nowMs)
+	pastTTL, factor, weights := s.decay(nowMs, current, len(past))
+	keys := make([]string, 0, 3+len(past))
 	keys = append(keys, s.popularityKey(current)+":past", s.popularityKey(current), s.popScratch)
-	args := make([]any, 0, nb+2)
-	args = append(args,
-		strconv.FormatInt(current+bucketMs-nowMs, 10),
-		strconv.FormatFloat(math.Exp2(-float64(nowMs-current)/halfLifeMs), 'g', -1, 64),
-		strconv.Itoa(n-1))
-	for i := int64(1); i < nb; i++ {
-		start := current - i*bucketMs
-		keys = append(keys, s.popularityKey(start))
-		args = append(args, strconv.FormatFloat(math.Exp2(-float64(current-start)/halfLifeMs), 'g', -1, 64))
-	}
-
+	keys = append(keys, past...)
+	args := make([]any, 0, 3+len(weights))
+	args = append(args, pastTTL, factor, strconv.Itoa(n-1))
+	args = append(args, weights...)
 	res, err := popularScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("popular items: %w", err)
 	}
-	if len(res)%2 != 0 {
-		return nil, fmt.Errorf("popular items: odd reply length %d", len(res))
-	}
-	out := make([]ItemScore, len(res)/2)
-	for i := range out {
-		score, err := strconv.ParseFloat(res[2*i+1], 64)
-		if err != nil {
-			return nil, fmt.Errorf("popular items: score of %q: %w", res[2*i], err)
-		}
-		out[i] = ItemScore{ItemID: res[2*i], Score: score}
-	}
-	return out, nil
+	return parseScores("popular items", res)
 }
 
 // pastBuckets returns the start of the current bucket, its key, and the keys
@@ -75,6 +53,23 @@ func (s *Store) pastBuckets(nowMs int64) (current int64, keys []string) {
 		keys = append(keys, s.popularityKey(current-i*bucketMs))
 	}
 	return current, keys
+}
+
+// decay returns what popularScript and popularityOfScript share: the TTL of
+// the cached weighted sum of the past buckets (until the current bucket
+// ends), the decay of the current bucket since it began, and the weight of
+// each of the nPast past buckets (newest first) relative to the current
+// bucket's start.
+func (s *Store) decay(nowMs, current int64, nPast int) (pastTTL, factor string, weights []any) {
+	bucketMs := s.cfg.PopularityBucket.Milliseconds()
+	halfLifeMs := float64(s.cfg.PopularityHalfLife.Milliseconds())
+	weights = make([]any, nPast)
+	for i := range weights {
+		weights[i] = strconv.FormatFloat(math.Exp2(-float64(int64(i+1)*bucketMs)/halfLifeMs), 'g', -1, 64)
+	}
+	return strconv.FormatInt(current+bucketMs-nowMs, 10),
+		strconv.FormatFloat(math.Exp2(-float64(nowMs-current)/halfLifeMs), 'g', -1, 64),
+		weights
 }
 
 // Trending returns up to n items whose popularity rose: an item's score is
@@ -127,26 +122,18 @@ func (s *Store) PopularityOf(ctx context.Context, ids []string) ([]float64, erro
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	cfg := s.cfg
-	nowMs := cfg.Now().UnixMilli()
-	bucketMs := cfg.PopularityBucket.Milliseconds()
-	halfLifeMs := float64(cfg.PopularityHalfLife.Milliseconds())
+	nowMs := s.cfg.Now().UnixMilli()
 	current, past := s.pastBuckets(nowMs)
+	pastTTL, factor, weights := s.decay(nowMs, current, len(past))
 	keys := make([]string, 0, 2+len(past))
 	keys = append(keys, s.popularityKey(current)+":past", s.popularityKey(current))
 	keys = append(keys, past...)
-	args := make([]any, 0, 3+len(ids)+len(past))
-	args = append(args,
-		strconv.FormatInt(current+bucketMs-nowMs, 10),
-		strconv.FormatFloat(math.Exp2(-float64(nowMs-current)/halfLifeMs), 'g', -1, 64),
-		strconv.Itoa(len(ids)))
+	args := make([]any, 0, 3+len(ids)+len(weights))
+	args = append(args, pastTTL, factor, strconv.Itoa(len(ids)))
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	for i := range past {
-		start := current - int64(i+1)*bucketMs
-		args = append(args, strconv.FormatFloat(math.Exp2(-float64(current-start)/halfLifeMs), 'g', -1, 64))
-	}
+	args = append(args, weights...)
 	res, err := popularityOfScript.Run(ctx, s.rdb, keys, args...).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("popularity of %d items: %w", len(ids), err)

@@ -203,12 +203,14 @@ func (r *Redis) freeName(ctx context.Context) (string, error) {
 
 var activateScript = redis.NewScript(`
 -- KEYS[1] current, KEYS[2] meta of ARGV[1]; ARGV[1] version, ARGV[2] announce channel
-if redis.call('EXISTS', KEYS[2]) == 0 then
-  return 0
+-- Returns the version's meta (HGETALL), empty when it has none (nothing flipped).
+local meta = redis.call('HGETALL', KEYS[2])
+if #meta == 0 then
+  return meta
 end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('PUBLISH', ARGV[2], ARGV[1])
-return 1
+return meta
 `)
 
 // Activate makes a complete version current (publishing it, or rolling back
@@ -219,15 +221,20 @@ func (r *Redis) Activate(ctx context.Context, version string) (Version, error) {
 		return Version{}, fmt.Errorf("activate: %w", err)
 	}
 	// The check for meta and the flip are one script, so a version pruned
-	// concurrently can never become current.
-	ok, err := activateScript.Run(ctx, r.rdb, []string{r.currentKey(), r.metaKey(version)}, version, r.announceChannel()).Int()
+	// concurrently can never become current; it returns the meta too, so
+	// the answer needs no second read.
+	kv, err := activateScript.Run(ctx, r.rdb, []string{r.currentKey(), r.metaKey(version)}, version, r.announceChannel()).StringSlice()
 	if err != nil {
 		return Version{}, fmt.Errorf("activate %s: %w", version, err)
 	}
-	if ok == 0 {
+	if len(kv) == 0 {
 		return Version{}, fmt.Errorf("activate %s: %w", version, ErrUnknownVersion)
 	}
-	rec, _, _, err := r.meta(ctx, version)
+	h := make(map[string]string, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		h[kv[i]] = kv[i+1]
+	}
+	rec, _, _, err := parseMeta(version, h)
 	if err != nil {
 		return Version{}, fmt.Errorf("activate %s: %w", version, err)
 	}
@@ -247,13 +254,29 @@ func (r *Redis) Current(ctx context.Context) (string, error) {
 	return v, nil
 }
 
+// versionsAndCurrent reads, in one round trip, the complete versions from
+// rank start on (newest first) and the current version ("" when none).
+func (r *Redis) versionsAndCurrent(ctx context.Context, start int64) (names []string, cur string, err error) {
+	pipe := r.rdb.Pipeline()
+	versions := pipe.ZRevRange(ctx, r.versionsKey(), start, -1)
+	current := pipe.Get(ctx, r.currentKey())
+	_, _ = pipe.Exec(ctx) // errors are read per command
+	if names, err = versions.Result(); err != nil {
+		return nil, "", err
+	}
+	cur, err = current.Result()
+	if errors.Is(err, redis.Nil) {
+		return names, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("current model version: %w", err)
+	}
+	return names, cur, nil
+}
+
 // List returns the complete versions, newest first, the current one marked.
 func (r *Redis) List(ctx context.Context) ([]Version, error) {
-	names, err := r.rdb.ZRevRange(ctx, r.versionsKey(), 0, -1).Result()
-	if err != nil {
-		return nil, fmt.Errorf("list model versions: %w", err)
-	}
-	cur, err := r.Current(ctx)
+	names, cur, err := r.versionsAndCurrent(ctx, 0)
 	if err != nil {
 		return nil, fmt.Errorf("list model versions: %w", err)
 	}
@@ -414,11 +437,7 @@ func (r *Redis) prune(ctx context.Context) {
 }
 
 func (r *Redis) pruneErr(ctx context.Context) error {
-	names, err := r.rdb.ZRevRange(ctx, r.versionsKey(), int64(r.opts.Keep), -1).Result()
-	if err != nil {
-		return err
-	}
-	cur, err := r.Current(ctx)
+	names, cur, err := r.versionsAndCurrent(ctx, int64(r.opts.Keep))
 	if err != nil {
 		return err
 	}
