@@ -357,15 +357,50 @@ func currentModel(ctx context.Context, src registry.Source) (*mf.Model, error) {
 	return m, nil
 }
 
-// evalFlags registers the evaluation flags shared by eval and tune.
-func evalFlags(fs *flag.FlagSet, cfg *retrain.EvalConfig, ks *string) {
-	fs.StringVar(&cfg.Split, "split", "time", "time (each user's last events held out) or user (held-out users folded in, Liang et al. 2018)")
-	fs.IntVar(&cfg.Holdout.LastN, "holdout-last", 1, "with --split time: events per user held out")
-	fs.Float64Var(&cfg.Holdout.Fraction, "holdout-fraction", 0, "with --split time: share of each user's events held out (instead of --holdout-last)")
-	fs.Float64Var(&cfg.Users.Fraction, "users-fraction", 0.1, "with --split user: share of users held out")
-	fs.Uint64Var(&cfg.Users.Seed, "split-seed", 1, "with --split user: seed of the held-out users and their 80/20 split")
-	fs.IntVar(&cfg.KNN.Neighbors, "knn-neighbors", 100, "neighbours per item of the item-kNN baseline")
-	fs.StringVar(ks, "k", "10,20", "comma-separated cut-offs")
+// evalCommand is what eval and tune share: the common options, the
+// evaluation settings and the cut-offs.
+type evalCommand struct {
+	options
+	cfg retrain.EvalConfig
+	ks  string
+}
+
+// register registers the common and the evaluation flags.
+func (c *evalCommand) register(fs *flag.FlagSet) {
+	c.options.register(fs)
+	fs.StringVar(&c.cfg.Split, "split", "time", "time (each user's last events held out) or user (held-out users folded in, Liang et al. 2018)")
+	fs.IntVar(&c.cfg.Holdout.LastN, "holdout-last", 1, "with --split time: events per user held out")
+	fs.Float64Var(&c.cfg.Holdout.Fraction, "holdout-fraction", 0, "with --split time: share of each user's events held out (instead of --holdout-last)")
+	fs.Float64Var(&c.cfg.Users.Fraction, "users-fraction", 0.1, "with --split user: share of users held out")
+	fs.Uint64Var(&c.cfg.Users.Seed, "split-seed", 1, "with --split user: seed of the held-out users and their 80/20 split")
+	fs.IntVar(&c.cfg.KNN.Neighbors, "knn-neighbors", 100, "neighbours per item of the item-kNN baseline")
+	fs.StringVar(&c.ks, "k", "10,20", "comma-separated cut-offs")
+}
+
+// parse parses args, completes cfg from the flags and returns the logger.
+func (c *evalCommand) parse(fs *flag.FlagSet, args []string, getenv func(string) string, stderr io.Writer) (*slog.Logger, error) {
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return nil, err
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return nil, err
+	}
+	if c.cfg.Ks, err = parseInts(c.ks); err != nil {
+		return nil, usageError{"--k: " + err.Error()}
+	}
+	c.cfg.Hyper, c.cfg.Weighting, c.cfg.Workers = c.hyper, c.weighting, c.workers
+	return log, nil
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
 }
 
 func (o *options) evalSplit(ctx context.Context, cfg retrain.EvalConfig, trainFile, testFile string, log *slog.Logger) (*eval.Split, error) {
@@ -401,45 +436,31 @@ func (o *options) evalSplit(ctx context.Context, cfg retrain.EvalConfig, trainFi
 
 // runEval prints ALS next to the baselines on one split.
 func runEval(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var o options
-	var cfg retrain.EvalConfig
-	var ks, trainFile, testFile string
+	var c evalCommand
+	var trainFile, testFile string
 	var asJSON bool
 	fs := flag.NewFlagSet("recsys-train eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	o.register(fs)
-	evalFlags(fs, &cfg, &ks)
+	c.register(fs)
 	fs.StringVar(&trainFile, "train", "", "a pre-split training file (with --test)")
 	fs.StringVar(&testFile, "test", "", "a pre-split test file (with --train)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	if err := parseFlags(fs, args, getenv); err != nil {
-		return err
-	}
-	log, err := o.logger(stderr)
+	log, err := c.parse(fs, args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	if cfg.Ks, err = parseInts(ks); err != nil {
-		return usageError{"--k: " + err.Error()}
-	}
-	cfg.Hyper, cfg.Weighting, cfg.Workers = o.hyper, o.weighting, o.workers
-	split, err := o.evalSplit(ctx, cfg, trainFile, testFile, log)
+	split, err := c.evalSplit(ctx, c.cfg, trainFile, testFile, log)
 	if err != nil {
 		return err
 	}
 	log.Info("split", "name", split.Name, "users", split.Matrix.Rows, "items", split.Matrix.Cols,
 		"train_interactions", split.Matrix.NNZ(), "test_users", len(split.Cases))
-	rep, err := retrain.Evaluate(ctx, cfg, split)
+	rep, err := retrain.Evaluate(ctx, c.cfg, split)
 	if err != nil {
 		return err
 	}
 	if asJSON {
-		b, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(stdout, "%s\n", b)
-		return err
+		return writeJSON(stdout, rep)
 	}
 	return rep.WriteTable(stdout)
 }
@@ -447,15 +468,13 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 // runTune searches hyperparameters on a validation split of the training
 // events and prints the trials, best first.
 func runTune(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var o options
-	var cfg retrain.EvalConfig
-	var ks, factors, iters, regs, alphas, exps string
+	var c evalCommand
+	var factors, iters, regs, alphas, exps string
 	var opt eval.SearchOptions
 	var asJSON bool
 	fs := flag.NewFlagSet("recsys-train tune", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	o.register(fs)
-	evalFlags(fs, &cfg, &ks)
+	c.register(fs)
 	fs.StringVar(&factors, "factors-grid", "32,64,128", "factor counts to try")
 	fs.StringVar(&iters, "iterations-grid", "", "iteration counts to try (default: --iterations)")
 	fs.StringVar(&regs, "reg-grid", "0.01,0.05,0.2,1", "regularizations to try")
@@ -465,15 +484,9 @@ func runTune(ctx context.Context, args []string, getenv func(string) string, std
 	fs.Uint64Var(&opt.Seed, "search-seed", 1, "seed of the random search")
 	fs.StringVar(&opt.Metric, "metric", "ndcg@10", "metric to maximize")
 	fs.BoolVar(&asJSON, "json", false, "print the trials as JSON")
-	if err := parseFlags(fs, args, getenv); err != nil {
-		return err
-	}
-	log, err := o.logger(stderr)
+	log, err := c.parse(fs, args, getenv, stderr)
 	if err != nil {
 		return err
-	}
-	if cfg.Ks, err = parseInts(ks); err != nil {
-		return usageError{"--k: " + err.Error()}
 	}
 	sp := &opt.Space
 	for _, g := range []struct {
@@ -490,9 +503,8 @@ func runTune(ctx context.Context, args []string, getenv func(string) string, std
 			return usageError{g.name + ": " + g.err.Error()}
 		}
 	}
-	cfg.Hyper, cfg.Weighting, cfg.Workers = o.hyper, o.weighting, o.workers
-	cfg.Split = "time" // tuning always validates on a time holdout of the training events
-	split, err := o.evalSplit(ctx, cfg, "", "", log)
+	c.cfg.Split = "time" // tuning always validates on a time holdout of the training events
+	split, err := c.evalSplit(ctx, c.cfg, "", "", log)
 	if err != nil {
 		return err
 	}
@@ -500,17 +512,12 @@ func runTune(ctx context.Context, args []string, getenv func(string) string, std
 		log.Info("trial", "factors", t.Hyper.Factors, "regularization", t.Hyper.Regularization, "alpha", t.Hyper.Alpha,
 			"reg_exponent", t.Hyper.RegExponent, "iterations", t.Hyper.Iterations, opt.Metric, t.Score, "seconds", t.Duration.Seconds())
 	}
-	trials, err := retrain.Tune(ctx, cfg, split, opt)
+	trials, err := retrain.Tune(ctx, c.cfg, split, opt)
 	if err != nil {
 		return err
 	}
 	if asJSON {
-		b, err := json.MarshalIndent(trials, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(stdout, "%s\n", b)
-		return err
+		return writeJSON(stdout, trials)
 	}
 	fmt.Fprintf(stdout, "%-8s %-8s %-14s %-8s %-12s %s\n", "rank", "factors", "regularization", "alpha", "reg_exponent", opt.Metric)
 	for i, t := range trials {

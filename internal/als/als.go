@@ -61,12 +61,6 @@ type Result struct {
 	Stats                    []IterationStats
 }
 
-// UserVector returns the factors of user row u.
-func (r *Result) UserVector(u int) []float32 {
-	f := r.Hyper.Factors
-	return r.UserFactors[u*f : (u+1)*f]
-}
-
 // ItemVector returns the factors of item column i.
 func (r *Result) ItemVector(i int) []float32 {
 	f := r.Hyper.Factors

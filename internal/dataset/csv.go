@@ -80,11 +80,12 @@ func (c columns) field(rec []string, name string) string {
 	return strings.TrimSpace(rec[i])
 }
 
-// headerRows reads a delimited file with a header row and calls row for every
-// data record with its line number. It deals with the CSV-level damage
-// (unbalanced quotes, wrong field counts) so that the callers only check
-// field values.
-func (r *reader) headerRows(in io.Reader, comma rune, required, optional []string, row func(cols columns, rec []string, line int64) error) error {
+// headerRows reads a delimited file with a header row, turns every data
+// record into an event with parse and emits it, reporting a record parse
+// refuses as a bad row on its line. It deals with the CSV-level damage
+// (unbalanced quotes, wrong field counts) so that parse only checks field
+// values.
+func (r *reader) headerRows(in io.Reader, comma rune, required, optional []string, parse func(cols columns, rec []string) (event.Event, *RowError)) error {
 	cr := csv.NewReader(in)
 	cr.Comma = comma
 	cr.ReuseRecord = true
@@ -130,7 +131,15 @@ func (r *reader) headerRows(in io.Reader, comma rune, required, optional []strin
 			}
 			continue
 		}
-		if err := row(cols, rec, int64(line)); err != nil {
+		e, rowErr := parse(cols, rec)
+		if rowErr != nil {
+			rowErr.Line = int64(line)
+			if err := r.bad(rowErr); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := r.emit(e, int64(line), 0); err != nil {
 			return err
 		}
 	}
@@ -140,14 +149,7 @@ func (r *reader) headerRows(in io.Reader, comma rune, required, optional []strin
 func (r *reader) csv(in io.Reader) error {
 	required := []string{colUser, colItem, colType, colTime}
 	optional := []string{colID, colQuantity}
-	return r.headerRows(in, ',', required, optional, func(cols columns, rec []string, line int64) error {
-		e, rowErr := parseCSVRow(cols, rec)
-		if rowErr != nil {
-			rowErr.Line = line
-			return r.bad(rowErr)
-		}
-		return r.emit(e, line, 0)
-	})
+	return r.headerRows(in, ',', required, optional, parseCSVRow)
 }
 
 func parseCSVRow(cols columns, rec []string) (event.Event, *RowError) {

@@ -21,14 +21,7 @@ import (
 // times are approximate within a day.
 func (r *reader) diginetica(in io.Reader) error {
 	required := []string{"session_id", "user_id", "item_id", "timeframe", "eventdate"}
-	return r.headerRows(in, ';', required, nil, func(cols columns, rec []string, line int64) error {
-		e, rowErr := parseDiginetica(cols, rec)
-		if rowErr != nil {
-			rowErr.Line = line
-			return r.bad(rowErr)
-		}
-		return r.emit(e, line, 0)
-	})
+	return r.headerRows(in, ';', required, nil, parseDiginetica)
 }
 
 func parseDiginetica(cols columns, rec []string) (event.Event, *RowError) {

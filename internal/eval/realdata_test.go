@@ -1,11 +1,9 @@
 package eval
 
 import (
-	"bufio"
 	"cmp"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recsys-dev/recsys/internal/dataset"
+	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/sparse"
 )
@@ -48,11 +48,11 @@ func TestRealData(t *testing.T) {
 		split TimeSplit
 	}{
 		// Ratings as implicit interactions (strength 1), by timestamp.
-		{"ml-100k", loadML100K, TimeSplit{Fraction: 0.2}},
+		{"ml-100k", loadWith1("ml-100k/u.data"), TimeSplit{Fraction: 0.2}},
 		// Leave-one-out: the last item of each user's sequence.
-		{"amazon-beauty", loadBeauty, TimeSplit{LastN: 1}},
+		{"amazon-beauty", loadWith1("amazon-beauty/Beauty.txt"), TimeSplit{LastN: 1}},
 		// Baskets in order; the last 20% of each customer's item events.
-		{"tafeng", loadTafeng, TimeSplit{Fraction: 0.2}},
+		{"tafeng", loadWith1("tafeng/tafeng_merged.json"), TimeSplit{Fraction: 0.2}},
 	}
 	only := os.Getenv("RECSYS_SETS")
 	for _, ds := range sets {
@@ -173,78 +173,19 @@ func (r *realData) data() *Data {
 	return &r.d
 }
 
-// loadML100K reads u.data: user TAB item TAB rating TAB unix-seconds. Every
-// rating counts as one interaction of strength 1.
-func loadML100K(dir string) (*Data, error) {
-	f, err := os.Open(filepath.Join(dir, "ml-100k", "u.data"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var r realData
-	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
-		fs := strings.Split(sc.Text(), "\t")
-		if len(fs) != 4 {
-			return nil, fmt.Errorf("u.data line %d: %d fields, want 4", line, len(fs))
-		}
-		ts, err := strconv.ParseInt(fs[3], 10, 64)
+// loadWith1 reads the data set file at rel under dir with the dataset
+// package's reader (the format is detected, as recsys-train does); every
+// event counts as one interaction of strength 1 at its time.
+func loadWith1(rel string) func(dir string) (*Data, error) {
+	return func(dir string) (*Data, error) {
+		var r realData
+		_, err := dataset.ReadFile(context.Background(), filepath.Join(dir, rel), "", dataset.Options{}, func(e event.Event) error {
+			r.add(e.UserID, e.ItemID, 1, e.Time.UnixNano())
+			return nil
+		})
 		if err != nil {
-			return nil, fmt.Errorf("u.data line %d: timestamp: %w", line, err)
+			return nil, err
 		}
-		r.add(fs[0], fs[1], 1, ts)
+		return r.data(), nil
 	}
-	return r.data(), sc.Err()
-}
-
-// loadBeauty reads Beauty.txt: "user item item ..." in chronological order;
-// the position in the sequence is the (synthetic) time.
-func loadBeauty(dir string) (*Data, error) {
-	f, err := os.Open(filepath.Join(dir, "amazon-beauty", "Beauty.txt"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var r realData
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for line := 1; sc.Scan(); line++ {
-		fs := strings.Fields(sc.Text())
-		if len(fs) < 2 {
-			return nil, fmt.Errorf("Beauty.txt line %d: no items", line)
-		}
-		for k, item := range fs[1:] {
-			r.add(fs[0], item, 1, int64(k))
-		}
-	}
-	return r.data(), sc.Err()
-}
-
-// loadTafeng reads tafeng_merged.json: {"user": [[item, ...], ...]} with
-// baskets in chronological order; the basket number is the time. Users are
-// taken in sorted order so ids do not depend on map iteration.
-func loadTafeng(dir string) (*Data, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "tafeng", "tafeng_merged.json"))
-	if err != nil {
-		return nil, err
-	}
-	var baskets map[string][][]int64
-	if err := json.Unmarshal(b, &baskets); err != nil {
-		return nil, fmt.Errorf("tafeng_merged.json: %w", err)
-	}
-	var r realData
-	for _, u := range slices.Sorted(func(yield func(string) bool) {
-		for u := range baskets {
-			if !yield(u) {
-				return
-			}
-		}
-	}) {
-		for k, basket := range baskets[u] {
-			for _, item := range basket {
-				r.add(u, strconv.FormatInt(item, 10), 1, int64(k))
-			}
-		}
-	}
-	return r.data(), nil
 }

@@ -43,6 +43,7 @@
 package synth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -309,7 +310,7 @@ func (s *Shop) buildCatalog() {
 	for c := range byRemainder {
 		byRemainder[c] = c
 	}
-	slices.SortStableFunc(byRemainder, func(a, b int) int { return -cmpFloat(share[a], share[b]) })
+	slices.SortStableFunc(byRemainder, func(a, b int) int { return cmp.Compare(share[b], share[a]) })
 	for k := 0; k < rest-given; k++ {
 		sizes[byRemainder[k]]++
 	}
@@ -430,16 +431,6 @@ func (s *Shop) buildCatalog() {
 		run += m
 		s.catCum[c] = run
 	}
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // activity is user i's relative activity, log-normal with mean 1. It has a
