@@ -67,6 +67,8 @@
 //	                                   opted-out users); SeenCap most recent, entries older than
 //	                                   UserTTL dropped, TTL UserTTL; DeleteUser and opting out
 //	                                   remove the user. Segment selection pages through it.
+//	<prefix>:{g}:deleted       ZSET    user removed by Delete -> Unix ms; the trainer skips their
+//	                                   earlier stream events; bounded by count and stream age
 //
 // # Idempotency
 //

@@ -593,10 +593,10 @@ func (s *Store) SetOptOut(ctx context.Context, userID string, optedOut bool) err
 	keys, args := s.keysOf(userID).all(), []any{flag, msDur(s.cfg.UserTTL)}
 	pipe := s.rdb.Pipeline()
 	cmd := optOutScript.EvalSha(ctx, pipe, keys, args...)
-	var set redis.Cmder
+	var set, unseen redis.Cmder
 	if optedOut {
 		set = pipe.ZAdd(ctx, s.optOut, redis.Z{Score: float64(s.cfg.Now().UnixMilli()), Member: userID})
-		pipe.ZRem(ctx, s.seen, userID) // no activity times: in no segment
+		unseen = pipe.ZRem(ctx, s.seen, userID) // no activity times: in no segment
 	} else {
 		set = pipe.ZRem(ctx, s.optOut, userID)
 	}
@@ -606,7 +606,11 @@ func (s *Store) SetOptOut(ctx context.Context, userID string, optedOut bool) err
 		// First use of the script on this server: send its source once.
 		scriptErr = optOutScript.Eval(ctx, s.rdb, keys, args...).Err()
 	}
-	if err := errors.Join(scriptErr, set.Err()); err != nil {
+	var unseenErr error
+	if unseen != nil {
+		unseenErr = unseen.Err()
+	}
+	if err := errors.Join(scriptErr, set.Err(), unseenErr); err != nil {
 		return fmt.Errorf("set opt-out of %q: %w", userID, err)
 	}
 	return nil
