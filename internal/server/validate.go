@@ -146,6 +146,7 @@ func (v *validator) check(req any) error {
 	return nil
 }
 
+// id checks an id, and also a category or tier name: the same rules.
 func (v *validator) id(field, s string) error {
 	switch {
 	case s == "":
@@ -288,41 +289,16 @@ func (v *validator) items(items []*recsysv1.Item) error {
 	return nil
 }
 
-// name checks a category or tier name.
-func (v *validator) name(field, s string) error {
-	switch {
-	case s == "":
-		return invalid(field, "must not be empty")
-	case len(s) > v.l.MaxIDBytes:
-		return invalid(field, fmt.Sprintf("is %d bytes, at most %d allowed", len(s), v.l.MaxIDBytes))
-	case !utf8.ValidString(s):
-		return invalid(field, "is not valid UTF-8")
-	}
-	return nil
-}
-
-func (v *validator) names(field string, names []string, max int) error {
-	if len(names) > max {
-		return invalid(field, fmt.Sprintf("has %d entries, at most %d allowed", len(names), max))
-	}
-	for i, n := range names {
-		if err := v.name(field+"["+strconv.Itoa(i)+"]", n); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func finiteNonNegative(x float64) bool { return x >= 0 && !math.IsInf(x, 0) }
 
 func (v *validator) filter(prefix string, f *recsysv1.Filter) error {
 	if f == nil {
 		return nil
 	}
-	if err := v.names(prefix+"include_categories", f.GetIncludeCategories(), v.l.MaxFilterCategories); err != nil {
+	if err := v.ids(prefix+"include_categories", f.GetIncludeCategories(), v.l.MaxFilterCategories, false); err != nil {
 		return err
 	}
-	if err := v.names(prefix+"exclude_categories", f.GetExcludeCategories(), v.l.MaxFilterCategories); err != nil {
+	if err := v.ids(prefix+"exclude_categories", f.GetExcludeCategories(), v.l.MaxFilterCategories, false); err != nil {
 		return err
 	}
 	if f.MinPrice != nil && !finiteNonNegative(f.GetMinPrice()) {
@@ -341,7 +317,7 @@ func (v *validator) filter(prefix string, f *recsysv1.Filter) error {
 		return invalid(prefix+"availability", fmt.Sprintf("unknown value %d", int32(a)))
 	}
 	if t := f.GetMemberTier(); t != "" {
-		if err := v.name(prefix+"member_tier", t); err != nil {
+		if err := v.id(prefix+"member_tier", t); err != nil {
 			return err
 		}
 	}
@@ -355,7 +331,7 @@ func (v *validator) blocklist(items, categories []string, maxItems, maxCategorie
 	if err := v.ids("item_ids", items, maxItems, false); err != nil {
 		return err
 	}
-	return v.names("categories", categories, maxCategories)
+	return v.ids("categories", categories, maxCategories, false)
 }
 
 func (v *validator) categories(cats []*recsysv1.Category) error {
@@ -370,7 +346,7 @@ func (v *validator) categories(cats []*recsysv1.Category) error {
 		if c == nil {
 			return invalid(f[:len(f)-1], "must not be null")
 		}
-		if err := v.name(f+"name", c.GetName()); err != nil {
+		if err := v.id(f+"name", c.GetName()); err != nil {
 			return err
 		}
 		if d := c.GetRepeatableAfter(); d != nil {
