@@ -193,12 +193,21 @@ func (v *validator) count(c int32) error {
 	return nil
 }
 
-func (v *validator) events(evs []*recsysv1.Event) error {
-	if len(evs) == 0 {
-		return invalid("events", "must not be empty")
+// batch checks the size of a write request's list (events, items,
+// categories): 1..MaxBatch entries.
+func (v *validator) batch(field string, n int) error {
+	if n == 0 {
+		return invalid(field, "must not be empty")
 	}
-	if len(evs) > v.l.MaxBatch {
-		return invalid("events", fmt.Sprintf("has %d events, at most %d per batch", len(evs), v.l.MaxBatch))
+	if n > v.l.MaxBatch {
+		return invalid(field, fmt.Sprintf("has %d %s, at most %d per batch", n, field, v.l.MaxBatch))
+	}
+	return nil
+}
+
+func (v *validator) events(evs []*recsysv1.Event) error {
+	if err := v.batch("events", len(evs)); err != nil {
+		return err
 	}
 	latest := v.now().Add(v.l.MaxFutureSkew)
 	for i, e := range evs {
@@ -251,11 +260,8 @@ func (v *validator) events(evs []*recsysv1.Event) error {
 }
 
 func (v *validator) items(items []*recsysv1.Item) error {
-	if len(items) == 0 {
-		return invalid("items", "must not be empty")
-	}
-	if len(items) > v.l.MaxBatch {
-		return invalid("items", fmt.Sprintf("has %d items, at most %d per batch", len(items), v.l.MaxBatch))
+	if err := v.batch("items", len(items)); err != nil {
+		return err
 	}
 	for i, it := range items {
 		f := "items[" + strconv.Itoa(i) + "]."
@@ -335,11 +341,8 @@ func (v *validator) blocklist(items, categories []string, maxItems, maxCategorie
 }
 
 func (v *validator) categories(cats []*recsysv1.Category) error {
-	if len(cats) == 0 {
-		return invalid("categories", "must not be empty")
-	}
-	if len(cats) > v.l.MaxBatch {
-		return invalid("categories", fmt.Sprintf("has %d categories, at most %d per batch", len(cats), v.l.MaxBatch))
+	if err := v.batch("categories", len(cats)); err != nil {
+		return err
 	}
 	for i, c := range cats {
 		f := "categories[" + strconv.Itoa(i) + "]."
