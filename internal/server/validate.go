@@ -124,11 +124,11 @@ func (v *validator) check(req any) error {
 	case *recsysv1.SetOptOutRequest:
 		return v.id("user_id", r.GetUserId())
 	case *recsysv1.SetBlocklistRequest:
-		return v.blocklist(r.GetItemIds(), r.GetCategories(), catalog.MaxBlockedItems, catalog.MaxBlockedCategories, false)
+		return v.blocklist(r.GetItemIds(), r.GetCategories(), false)
 	case *recsysv1.AddToBlocklistRequest:
-		return v.blocklist(r.GetItemIds(), r.GetCategories(), catalog.MaxBlockedItems, catalog.MaxBlockedCategories, true)
+		return v.blocklist(r.GetItemIds(), r.GetCategories(), true)
 	case *recsysv1.RemoveFromBlocklistRequest:
-		return v.blocklist(r.GetItemIds(), r.GetCategories(), catalog.MaxBlockedItems, catalog.MaxBlockedCategories, true)
+		return v.blocklist(r.GetItemIds(), r.GetCategories(), true)
 	case *recsysv1.UpsertCategoriesRequest:
 		return v.categories(r.GetCategories())
 	case *recsysv1.UpsertItemsRequest:
@@ -330,14 +330,14 @@ func (v *validator) filter(prefix string, f *recsysv1.Filter) error {
 	return nil
 }
 
-func (v *validator) blocklist(items, categories []string, maxItems, maxCategories int, needOne bool) error {
+func (v *validator) blocklist(items, categories []string, needOne bool) error {
 	if needOne && len(items) == 0 && len(categories) == 0 {
 		return invalid("item_ids", "item_ids and categories must not both be empty")
 	}
-	if err := v.ids("item_ids", items, maxItems, false); err != nil {
+	if err := v.ids("item_ids", items, catalog.MaxBlockedItems, false); err != nil {
 		return err
 	}
-	return v.ids("categories", categories, maxCategories, false)
+	return v.ids("categories", categories, catalog.MaxBlockedCategories, false)
 }
 
 func (v *validator) categories(cats []*recsysv1.Category) error {
