@@ -13,6 +13,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/recommend"
 )
 
 // Sentinel errors that handlers and the packages below them return; toStatus
@@ -74,7 +77,7 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		return status.Error(codes.Canceled, "request cancelled")
 	case errors.Is(err, ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, ErrFailedPrecondition):
+	case errors.Is(err, ErrFailedPrecondition), errors.Is(err, catalog.ErrRulesFull), errors.Is(err, recommend.ErrNoPushProfiles):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case isUnavailable(err):
 		log.WarnContext(ctx, "backend unavailable", "method", method, "err", err)
