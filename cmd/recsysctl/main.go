@@ -245,7 +245,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return fmt.Errorf("unknown command %q", cmd)
 }
 
-// oneArg parses sub's flags around exactly one positional argument.
 // someArgs parses sub and returns one or more ids given before or after the
 // flags.
 func someArgs(sub *flag.FlagSet, args []string, use string) ([]string, error) {
@@ -259,6 +258,7 @@ func someArgs(sub *flag.FlagSet, args []string, use string) ([]string, error) {
 	return ids, nil
 }
 
+// oneArg parses sub's flags around exactly one positional argument.
 func oneArg(sub *flag.FlagSet, args []string, use string) (string, error) {
 	// Allow the id before or after the flags.
 	var id string

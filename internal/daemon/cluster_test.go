@@ -188,13 +188,7 @@ func TestClusterManualFailoverUnderLoad(t *testing.T) {
 	eventually(t, "cluster state ok", clusterOK)
 	after := time.Now()
 	eventually(t, "writes after the failover", func() bool {
-		n := 0
-		return l.seen(after, true, func(o outcome) bool {
-			if o.code == codes.OK {
-				n++
-			}
-			return n >= 20
-		})
+		return l.ackedSince(after, 20)
 	})
 	l.finish()
 	checkClusterLoad(t, l)
@@ -234,13 +228,7 @@ func TestClusterMasterCrashUnderLoad(t *testing.T) {
 	l := startLoad(t, r, 3, 2)
 	began := time.Now()
 	eventually(t, "acknowledged writes", func() bool {
-		n := 0
-		return l.seen(began, true, func(o outcome) bool {
-			if o.code == codes.OK {
-				n++
-			}
-			return n >= 20
-		})
+		return l.ackedSince(began, 20)
 	})
 	// Sync point: everything the master had when its offset was read is on
 	// the replica once the replica's offset reaches it.

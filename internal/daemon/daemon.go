@@ -371,9 +371,6 @@ func (d *Daemon) RedisAddr() string {
 	return d.cfg.RedisAddr
 }
 
-// Engine exposes the recommend engine (for the demo's report).
-func (d *Daemon) Engine() *recommend.Engine { return d.engine }
-
 // Run serves until ctx ends, then reports NOT_SERVING, drains in-flight RPCs
 // for up to DrainTimeout and stops. It closes the daemon's resources.
 func (d *Daemon) Run(ctx context.Context) error {

@@ -157,6 +157,18 @@ func (l *load) seen(since time.Time, writes bool, cond func(outcome) bool) bool 
 	return false
 }
 
+// ackedSince reports whether at least n writes that ended after since were
+// acknowledged.
+func (l *load) ackedSince(since time.Time, n int) bool {
+	got := 0
+	return l.seen(since, true, func(o outcome) bool {
+		if o.code == codes.OK {
+			got++
+		}
+		return got >= n
+	})
+}
+
 // firstAfter returns the end of the first call that started after since and
 // satisfies cond.
 func (l *load) firstAfter(since time.Time, writes bool, cond func(outcome) bool) time.Time {
@@ -345,13 +357,7 @@ func TestAcknowledgedEventsSurviveRedisCrash(t *testing.T) {
 			l := startLoad(t, r, 0, 2)
 			began := time.Now()
 			eventually(t, "100 acknowledged batches", func() bool {
-				n := 0
-				return l.seen(began, true, func(o outcome) bool {
-					if o.code == codes.OK {
-						n++
-					}
-					return n >= 100
-				})
+				return l.ackedSince(began, 100)
 			})
 			l.finish() // every call has returned: what is acknowledged is known
 			rs.Stop()  // SIGKILL

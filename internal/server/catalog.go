@@ -93,22 +93,13 @@ func toSummary(s catalog.BlocklistSummary) *recsysv1.BlocklistSummary {
 	return &recsysv1.BlocklistSummary{ItemCount: int32(s.Items), CategoryCount: int32(s.Categories), Version: s.Version}
 }
 
-// rulesError marks a full blocklist or category table as the caller's
-// problem.
-func rulesError(err error) error {
-	if errors.Is(err, catalog.ErrRulesFull) {
-		return PreconditionError(err)
-	}
-	return err
-}
-
 func (s *catalogService) SetBlocklist(ctx context.Context, req *recsysv1.SetBlocklistRequest) (*recsysv1.SetBlocklistResponse, error) {
 	if s.rules == nil {
 		return nil, errNoRules
 	}
 	sum, err := s.rules.SetBlocklist(ctx, req.GetItemIds(), req.GetCategories())
 	if err != nil {
-		return nil, rulesError(err)
+		return nil, err
 	}
 	return &recsysv1.SetBlocklistResponse{Blocklist: toSummary(sum)}, nil
 }
@@ -119,7 +110,7 @@ func (s *catalogService) AddToBlocklist(ctx context.Context, req *recsysv1.AddTo
 	}
 	sum, err := s.rules.AddToBlocklist(ctx, req.GetItemIds(), req.GetCategories())
 	if err != nil {
-		return nil, rulesError(err)
+		return nil, err
 	}
 	return &recsysv1.AddToBlocklistResponse{Blocklist: toSummary(sum)}, nil
 }
@@ -130,7 +121,7 @@ func (s *catalogService) RemoveFromBlocklist(ctx context.Context, req *recsysv1.
 	}
 	sum, err := s.rules.RemoveFromBlocklist(ctx, req.GetItemIds(), req.GetCategories())
 	if err != nil {
-		return nil, rulesError(err)
+		return nil, err
 	}
 	return &recsysv1.RemoveFromBlocklistResponse{Blocklist: toSummary(sum)}, nil
 }
@@ -156,7 +147,7 @@ func (s *catalogService) UpsertCategories(ctx context.Context, req *recsysv1.Ups
 		cats[i] = catalog.Category{Name: c.GetName(), RepeatableAfter: c.GetRepeatableAfter().AsDuration()}
 	}
 	if err := s.rules.UpsertCategories(ctx, cats); err != nil {
-		return nil, rulesError(err)
+		return nil, err
 	}
 	return &recsysv1.UpsertCategoriesResponse{Upserted: int32(len(cats))}, nil
 }

@@ -13,14 +13,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-)
 
-// Sentinel errors that handlers and the packages below them return; toStatus
-// maps them to gRPC codes.
-var (
-	ErrNotFound           = errors.New("not found")
-	ErrFailedPrecondition = errors.New("failed precondition")
-	ErrUnavailable        = errors.New("unavailable")
+	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/recommend"
 )
 
 // invalidArgument is a request defect naming the field at fault.
@@ -72,9 +67,7 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request cancelled")
-	case errors.Is(err, ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, ErrFailedPrecondition):
+	case errors.Is(err, catalog.ErrRulesFull), errors.Is(err, recommend.ErrNoPushProfiles):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case isUnavailable(err):
 		log.WarnContext(ctx, "backend unavailable", "method", method, "err", err)
@@ -86,7 +79,7 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 
 // isUnavailable recognizes a Redis (or network) outage, as opposed to a bug.
 func isUnavailable(err error) bool {
-	if errors.Is(err, ErrUnavailable) || errors.Is(err, redis.ErrClosed) || errors.Is(err, redis.ErrPoolTimeout) {
+	if errors.Is(err, redis.ErrClosed) || errors.Is(err, redis.ErrPoolTimeout) {
 		return true
 	}
 	var ne net.Error

@@ -45,9 +45,6 @@ func (r *Readiness) Check(ctx context.Context) bool {
 	return ok
 }
 
-// Ready reports the result of the last Check.
-func (r *Readiness) Ready() bool { return r.ready.Load() }
-
 // Run checks every interval until ctx ends.
 func (r *Readiness) Run(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)

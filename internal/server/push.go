@@ -46,7 +46,7 @@ func (s *recommendationService) BatchRecommend(req *recsysv1.BatchRecommendReque
 			MaxUsers:    int(sel.GetMaxUsers()),
 		}
 	}
-	err := s.push.Push(stream.Context(), r, func(res recommend.PushResult) error {
+	return s.push.Push(stream.Context(), r, func(res recommend.PushResult) error {
 		return stream.Send(&recsysv1.BatchRecommendResponse{
 			UserId:           res.UserID,
 			Items:            toScored(res.Items),
@@ -55,10 +55,6 @@ func (s *recommendationService) BatchRecommend(req *recsysv1.BatchRecommendReque
 			RecommendationId: newRecommendationID(),
 		})
 	})
-	if errors.Is(err, recommend.ErrNoPushProfiles) {
-		return PreconditionError(err)
-	}
-	return err
 }
 
 // batchRecommend checks a BatchRecommendRequest.

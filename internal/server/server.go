@@ -259,9 +259,6 @@ func interceptorLogger(l *slog.Logger) logging.Logger {
 // GRPC returns the underlying server (for tests over bufconn).
 func (s *Server) GRPC() *grpc.Server { return s.grpc }
 
-// Metrics returns the RPC metrics collector, to register on /metrics.
-func (s *Server) Metrics() prometheus.Collector { return s.metrics }
-
 // Collectors returns every collector of the edge (RPC metrics, rate-limit
 // refusals, degraded answers), to register on /metrics.
 func (s *Server) Collectors() []prometheus.Collector {

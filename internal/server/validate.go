@@ -124,11 +124,11 @@ func (v *validator) check(req any) error {
 	case *recsysv1.SetOptOutRequest:
 		return v.id("user_id", r.GetUserId())
 	case *recsysv1.SetBlocklistRequest:
-		return v.blocklist(r.GetItemIds(), r.GetCategories(), catalog.MaxBlockedItems, catalog.MaxBlockedCategories, false)
+		return v.blocklist(r.GetItemIds(), r.GetCategories(), false)
 	case *recsysv1.AddToBlocklistRequest:
-		return v.blocklist(r.GetItemIds(), r.GetCategories(), catalog.MaxBlockedItems, catalog.MaxBlockedCategories, true)
+		return v.blocklist(r.GetItemIds(), r.GetCategories(), true)
 	case *recsysv1.RemoveFromBlocklistRequest:
-		return v.blocklist(r.GetItemIds(), r.GetCategories(), catalog.MaxBlockedItems, catalog.MaxBlockedCategories, true)
+		return v.blocklist(r.GetItemIds(), r.GetCategories(), true)
 	case *recsysv1.UpsertCategoriesRequest:
 		return v.categories(r.GetCategories())
 	case *recsysv1.UpsertItemsRequest:
@@ -146,6 +146,7 @@ func (v *validator) check(req any) error {
 	return nil
 }
 
+// id checks an id, and also a category or tier name: the same rules.
 func (v *validator) id(field, s string) error {
 	switch {
 	case s == "":
@@ -192,12 +193,21 @@ func (v *validator) count(c int32) error {
 	return nil
 }
 
-func (v *validator) events(evs []*recsysv1.Event) error {
-	if len(evs) == 0 {
-		return invalid("events", "must not be empty")
+// batch checks the size of a write request's list (events, items,
+// categories): 1..MaxBatch entries.
+func (v *validator) batch(field string, n int) error {
+	if n == 0 {
+		return invalid(field, "must not be empty")
 	}
-	if len(evs) > v.l.MaxBatch {
-		return invalid("events", fmt.Sprintf("has %d events, at most %d per batch", len(evs), v.l.MaxBatch))
+	if n > v.l.MaxBatch {
+		return invalid(field, fmt.Sprintf("has %d %s, at most %d per batch", n, field, v.l.MaxBatch))
+	}
+	return nil
+}
+
+func (v *validator) events(evs []*recsysv1.Event) error {
+	if err := v.batch("events", len(evs)); err != nil {
+		return err
 	}
 	latest := v.now().Add(v.l.MaxFutureSkew)
 	for i, e := range evs {
@@ -250,11 +260,8 @@ func (v *validator) events(evs []*recsysv1.Event) error {
 }
 
 func (v *validator) items(items []*recsysv1.Item) error {
-	if len(items) == 0 {
-		return invalid("items", "must not be empty")
-	}
-	if len(items) > v.l.MaxBatch {
-		return invalid("items", fmt.Sprintf("has %d items, at most %d per batch", len(items), v.l.MaxBatch))
+	if err := v.batch("items", len(items)); err != nil {
+		return err
 	}
 	for i, it := range items {
 		f := "items[" + strconv.Itoa(i) + "]."
@@ -288,41 +295,16 @@ func (v *validator) items(items []*recsysv1.Item) error {
 	return nil
 }
 
-// name checks a category or tier name.
-func (v *validator) name(field, s string) error {
-	switch {
-	case s == "":
-		return invalid(field, "must not be empty")
-	case len(s) > v.l.MaxIDBytes:
-		return invalid(field, fmt.Sprintf("is %d bytes, at most %d allowed", len(s), v.l.MaxIDBytes))
-	case !utf8.ValidString(s):
-		return invalid(field, "is not valid UTF-8")
-	}
-	return nil
-}
-
-func (v *validator) names(field string, names []string, max int) error {
-	if len(names) > max {
-		return invalid(field, fmt.Sprintf("has %d entries, at most %d allowed", len(names), max))
-	}
-	for i, n := range names {
-		if err := v.name(field+"["+strconv.Itoa(i)+"]", n); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func finiteNonNegative(x float64) bool { return x >= 0 && !math.IsInf(x, 0) }
 
 func (v *validator) filter(prefix string, f *recsysv1.Filter) error {
 	if f == nil {
 		return nil
 	}
-	if err := v.names(prefix+"include_categories", f.GetIncludeCategories(), v.l.MaxFilterCategories); err != nil {
+	if err := v.ids(prefix+"include_categories", f.GetIncludeCategories(), v.l.MaxFilterCategories, false); err != nil {
 		return err
 	}
-	if err := v.names(prefix+"exclude_categories", f.GetExcludeCategories(), v.l.MaxFilterCategories); err != nil {
+	if err := v.ids(prefix+"exclude_categories", f.GetExcludeCategories(), v.l.MaxFilterCategories, false); err != nil {
 		return err
 	}
 	if f.MinPrice != nil && !finiteNonNegative(f.GetMinPrice()) {
@@ -341,36 +323,33 @@ func (v *validator) filter(prefix string, f *recsysv1.Filter) error {
 		return invalid(prefix+"availability", fmt.Sprintf("unknown value %d", int32(a)))
 	}
 	if t := f.GetMemberTier(); t != "" {
-		if err := v.name(prefix+"member_tier", t); err != nil {
+		if err := v.id(prefix+"member_tier", t); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (v *validator) blocklist(items, categories []string, maxItems, maxCategories int, needOne bool) error {
+func (v *validator) blocklist(items, categories []string, needOne bool) error {
 	if needOne && len(items) == 0 && len(categories) == 0 {
 		return invalid("item_ids", "item_ids and categories must not both be empty")
 	}
-	if err := v.ids("item_ids", items, maxItems, false); err != nil {
+	if err := v.ids("item_ids", items, catalog.MaxBlockedItems, false); err != nil {
 		return err
 	}
-	return v.names("categories", categories, maxCategories)
+	return v.ids("categories", categories, catalog.MaxBlockedCategories, false)
 }
 
 func (v *validator) categories(cats []*recsysv1.Category) error {
-	if len(cats) == 0 {
-		return invalid("categories", "must not be empty")
-	}
-	if len(cats) > v.l.MaxBatch {
-		return invalid("categories", fmt.Sprintf("has %d categories, at most %d per batch", len(cats), v.l.MaxBatch))
+	if err := v.batch("categories", len(cats)); err != nil {
+		return err
 	}
 	for i, c := range cats {
 		f := "categories[" + strconv.Itoa(i) + "]."
 		if c == nil {
 			return invalid(f[:len(f)-1], "must not be null")
 		}
-		if err := v.name(f+"name", c.GetName()); err != nil {
+		if err := v.id(f+"name", c.GetName()); err != nil {
 			return err
 		}
 		if d := c.GetRepeatableAfter(); d != nil {
