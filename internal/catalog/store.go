@@ -28,6 +28,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/recsys-dev/recsys/internal/redisconn"
 )
 
 // Limits Upsert enforces.
@@ -118,9 +120,7 @@ func (s *Store) Upsert(ctx context.Context, items []Item) error {
 	}
 	keys := []string{s.items, s.log, s.seq}
 	maxLen := strconv.FormatInt(s.logMaxLen, 10)
-	pipe := s.rdb.Pipeline()
-	var cmds []*redis.Cmd
-	var chunks [][]any
+	var calls []*redisconn.ScriptCall
 	for start := 0; start < len(items); start += upsertChunk {
 		chunk := items[start:min(start+upsertChunk, len(items))]
 		args := make([]any, 0, 1+2*len(chunk))
@@ -128,29 +128,15 @@ func (s *Store) Upsert(ctx context.Context, items []Item) error {
 		for _, it := range chunk {
 			args = append(args, it.ID, string(appendItem(nil, it)))
 		}
-		chunks = append(chunks, args)
-		cmds = append(cmds, upsertScript.EvalSha(ctx, pipe, keys, args...))
+		calls = append(calls, &redisconn.ScriptCall{Script: upsertScript, Keys: keys, Args: args})
 	}
-	_, _ = pipe.Exec(ctx) // errors are read per command
-
-	// Scripts unknown to the server (first use, flush, failover) go again
-	// with their source; upserting twice is harmless.
-	var retry []int
-	for i, c := range cmds {
-		if err := c.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			retry = append(retry, i)
-		}
-	}
-	if len(retry) > 0 {
-		pipe = s.rdb.Pipeline()
-		for _, i := range retry {
-			cmds[i] = upsertScript.Eval(ctx, pipe, keys, chunks[i]...)
-		}
-		_, _ = pipe.Exec(ctx)
-	}
+	// One round trip; scripts unknown to the server (first use, flush,
+	// failover) go again with their source, which is harmless: they were
+	// not run.
+	redisconn.RunScripts(ctx, s.rdb, calls...)
 	var errs []error
-	for i, c := range cmds {
-		if err := c.Err(); err != nil {
+	for i, c := range calls {
+		if err := c.Cmd.Err(); err != nil {
 			errs = append(errs, fmt.Errorf("upsert items %d..%d: %w", i*upsertChunk, min((i+1)*upsertChunk, len(items))-1, err))
 		}
 	}

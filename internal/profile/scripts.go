@@ -1,12 +1,6 @@
 package profile
 
-import (
-	"context"
-	"errors"
-	"strings"
-
-	"github.com/redis/go-redis/v9"
-)
+import "github.com/redis/go-redis/v9"
 
 // userScript applies one user's share of a batch. All its keys carry the
 // user's hash tag, so it runs on one cluster slot.
@@ -371,41 +365,3 @@ for i = 4, 3 + n do
 end
 return out
 `)
-
-// scriptCall is one script invocation of a pipelined batch.
-type scriptCall struct {
-	script *redis.Script
-	keys   []string
-	args   []any
-	cmd    *redis.Cmd
-}
-
-// runScripts runs the calls in one pipeline with EVALSHA. Calls the server
-// does not know the script of (first use, SCRIPT FLUSH, a failover to a
-// fresh node) are sent again in a second round trip with the full source
-// (EVAL), which also caches it. Each call's outcome is in its cmd.
-func runScripts(ctx context.Context, rdb redis.UniversalClient, calls []*scriptCall) {
-	pipe := rdb.Pipeline()
-	for _, c := range calls {
-		c.cmd = c.script.EvalSha(ctx, pipe, c.keys, c.args...)
-	}
-	_, _ = pipe.Exec(ctx) // every call's error is read from its cmd
-	var retry []*scriptCall
-	for _, c := range calls {
-		if isNoScript(c.cmd.Err()) {
-			retry = append(retry, c)
-		}
-	}
-	if len(retry) == 0 {
-		return
-	}
-	pipe = rdb.Pipeline()
-	for _, c := range retry {
-		c.cmd = c.script.Eval(ctx, pipe, c.keys, c.args...)
-	}
-	_, _ = pipe.Exec(ctx)
-}
-
-func isNoScript(err error) bool {
-	return err != nil && (errors.Is(err, redis.ErrNoScript) || strings.HasPrefix(err.Error(), "NOSCRIPT"))
-}

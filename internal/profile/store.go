@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/redisconn"
 )
 
 // Store keeps user profiles, the global event stream and popularity counters
@@ -140,12 +141,12 @@ func (s *Store) Record(ctx context.Context, events []event.Event) (RecordResult,
 	if global != nil {
 		calls = append(calls, global)
 	}
-	runScripts(ctx, s.rdb, calls)
+	redisconn.RunScripts(ctx, s.rdb, calls...)
 
 	var res RecordResult
 	var errs []error
 	for u, c := range calls[:nUsers] {
-		flags, err := c.cmd.Int64Slice()
+		flags, err := c.Cmd.Int64Slice()
 		if err == nil && len(flags) != len(b.users[u].events) {
 			err = fmt.Errorf("script returned %d flags for %d events", len(flags), len(b.users[u].events))
 		}
@@ -162,7 +163,7 @@ func (s *Store) Record(ctx context.Context, events []event.Event) (RecordResult,
 		}
 	}
 	if global != nil {
-		if err := global.cmd.Err(); err != nil {
+		if err := global.Cmd.Err(); err != nil {
 			errs = append(errs, fmt.Errorf("record events in stream and popularity: %w", err))
 		}
 	}
@@ -250,9 +251,9 @@ func (s *Store) spend(e event.Event) float64 {
 
 func msDur(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 
-func (b *batch) userCalls(s *Store) []*scriptCall {
+func (b *batch) userCalls(s *Store) []*redisconn.ScriptCall {
 	cfg := s.cfg
-	calls := make([]*scriptCall, 0, len(b.users)+1)
+	calls := make([]*redisconn.ScriptCall, 0, len(b.users)+1)
 	fixed := []any{
 		ms(b.now),
 		strconv.Itoa(cfg.HistoryCap - 1),
@@ -292,11 +293,7 @@ func (b *batch) userCalls(s *Store) []*scriptCall {
 			}
 			args = append(args, member, ms(e.Time), kind, e.ItemID, entry, value)
 		}
-		calls = append(calls, &scriptCall{
-			script: userScript,
-			keys:   k.all(),
-			args:   args,
-		})
+		calls = append(calls, &redisconn.ScriptCall{Script: userScript, Keys: k.all(), Args: args})
 	}
 	return calls
 }
@@ -304,7 +301,7 @@ func (b *batch) userCalls(s *Store) []*scriptCall {
 // globalCall is the batch's global script call, or nil when the batch has
 // nothing for it: impressions and pushes are per-user state only (they
 // carry no weight, and would multiply the training stream's size).
-func (b *batch) globalCall(s *Store) *scriptCall {
+func (b *batch) globalCall(s *Store) *redisconn.ScriptCall {
 	cfg := s.cfg
 	bucketMs := cfg.PopularityBucket.Milliseconds()
 	nb := bucketCount(cfg.PopularityWindow, cfg.PopularityBucket)
@@ -359,7 +356,7 @@ func (b *batch) globalCall(s *Store) *scriptCall {
 	)
 	args = append(args, bucketTTLs...)
 	args = append(args, evArgs...)
-	return &scriptCall{script: globalScript, keys: keys, args: args}
+	return &redisconn.ScriptCall{Script: globalScript, Keys: keys, Args: args}
 }
 
 // appendStreamValues appends the values of e's stream entry, in the order of
@@ -602,7 +599,7 @@ func (s *Store) SetOptOut(ctx context.Context, userID string, optedOut bool) err
 	}
 	_, _ = pipe.Exec(ctx) // errors are read per command
 	scriptErr := cmd.Err()
-	if isNoScript(scriptErr) {
+	if redisconn.IsNoScript(scriptErr) {
 		// First use of the script on this server: send its source once.
 		scriptErr = optOutScript.Eval(ctx, s.rdb, keys, args...).Err()
 	}

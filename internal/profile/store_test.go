@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/redistest"
 )
 
@@ -339,20 +340,20 @@ func TestPartialFailureCompletes(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		half  func(s *Store, b *batch) []*scriptCall
+		half  func(s *Store, b *batch) []*redisconn.ScriptCall
 		retry RecordResult
 	}{
-		{"only user scripts ran", func(s *Store, b *batch) []*scriptCall { return b.userCalls(s) }, RecordResult{Duplicates: 3}},
-		{"only global script ran", func(s *Store, b *batch) []*scriptCall { return []*scriptCall{b.globalCall(s)} }, RecordResult{Accepted: 3}},
+		{"only user scripts ran", func(s *Store, b *batch) []*redisconn.ScriptCall { return b.userCalls(s) }, RecordResult{Duplicates: 3}},
+		{"only global script ran", func(s *Store, b *batch) []*redisconn.ScriptCall { return []*redisconn.ScriptCall{b.globalCall(s)} }, RecordResult{Accepted: 3}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s, _, clk := newStore(t, Config{})
 			calls := tc.half(s, s.newBatch(events, clk.Now()))
-			runScripts(context.Background(), s.rdb, calls)
+			redisconn.RunScripts(context.Background(), s.rdb, calls...)
 			for _, c := range calls {
-				if err := c.cmd.Err(); err != nil {
+				if err := c.Cmd.Err(); err != nil {
 					t.Fatal(err)
 				}
 			}
