@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/recsys-dev/recsys/internal/periodic"
 )
 
 // Cache is an in-memory, concurrency-safe copy of the whole catalog. Sync
@@ -265,19 +267,5 @@ func (c *Cache) fullLoad(ctx context.Context) error {
 // logged and retried at the next tick; Run returns nil when ctx is done, so
 // it fits an errgroup.
 func (c *Cache) Run(ctx context.Context, every time.Duration) error {
-	if every <= 0 {
-		return fmt.Errorf("catalog sync interval must be > 0, got %v", every)
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if err := c.Sync(ctx); err != nil && ctx.Err() == nil {
-			c.logger.WarnContext(ctx, "catalog sync failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return periodic.Run(ctx, "catalog sync", every, c.logger, c.Sync)
 }

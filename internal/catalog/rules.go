@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/recsys-dev/recsys/internal/periodic"
 )
 
 // The shop's rules are global settings every server applies to every answer:
@@ -370,19 +372,5 @@ func (c *RulesCache) Sync(ctx context.Context) error {
 // Run calls Sync now and every interval until ctx is done. Errors are logged
 // and the last rules are kept; Run returns nil when ctx is done.
 func (c *RulesCache) Run(ctx context.Context, every time.Duration) error {
-	if every <= 0 {
-		return fmt.Errorf("rules poll interval must be > 0, got %v", every)
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if err := c.Sync(ctx); err != nil && ctx.Err() == nil {
-			c.logger.WarnContext(ctx, "shop rules sync failed", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return periodic.Run(ctx, "shop rules sync", every, c.logger, c.Sync)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/periodic"
 	"github.com/recsys-dev/recsys/internal/profile"
 )
 
@@ -144,21 +145,7 @@ func newestFirst(x, y catalog.Item) int {
 // Run refreshes the list every interval until ctx ends. Errors are logged
 // and the last list is kept.
 func (a *Arrivals) Run(ctx context.Context, every time.Duration) error {
-	if every <= 0 {
-		return fmt.Errorf("new arrivals refresh interval must be > 0, got %v", every)
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if err := a.Refresh(ctx); err != nil && ctx.Err() == nil {
-			a.log.Warn("refresh new arrivals", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return periodic.Run(ctx, "new arrivals refresh", every, a.log, a.Refresh)
 }
 
 // explorationSlots is how many of count slots go to new arrivals: the

@@ -3,12 +3,14 @@ package recommend
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/bits"
 	"slices"
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/periodic"
 )
 
 // Filter restricts the items of an answer beyond the hard rules (blocklist,
@@ -146,20 +148,15 @@ func (e *Engine) RunRowState(ctx context.Context, every time.Duration) error {
 	}
 	e.rowsRunner.Store(true)
 	defer e.rowsRunner.Store(false)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
+	// The refresh cannot fail, so nothing is ever logged.
+	return periodic.Run(ctx, "row state refresh", every, slog.New(slog.DiscardHandler), func(context.Context) error {
 		if m := e.model.Load(); m != nil {
 			e.rowsMu.Lock()
 			e.refreshRowsLocked(m)
 			e.rowsMu.Unlock()
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+		return nil
+	})
 }
 
 func (e *Engine) buildRows(m *mf.Model, cv uint64, rules *catalog.Rules) *rowState {

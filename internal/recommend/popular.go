@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/recsys-dev/recsys/internal/periodic"
 	"github.com/recsys-dev/recsys/internal/profile"
 )
 
@@ -62,16 +63,5 @@ func (p *Popular) Refresh(ctx context.Context) error {
 // Run refreshes the list every interval until ctx ends. Errors are logged and
 // the last good list is kept.
 func (p *Popular) Run(ctx context.Context, every time.Duration) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		if err := p.Refresh(ctx); err != nil && ctx.Err() == nil {
-			p.log.Warn("refresh popular items", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return periodic.Run(ctx, "popular items refresh", every, p.log, p.Refresh)
 }

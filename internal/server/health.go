@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync/atomic"
 	"time"
+
+	"github.com/recsys-dev/recsys/internal/periodic"
 )
 
 // Pinger answers when its backend can serve (Redis: PING).
@@ -47,14 +49,8 @@ func (r *Readiness) Check(ctx context.Context) bool {
 
 // Run checks every interval until ctx ends.
 func (r *Readiness) Run(ctx context.Context, every time.Duration) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		r.Check(ctx)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return periodic.Run(ctx, "readiness check", every, r.srv.log, func(ctx context.Context) error {
+		r.Check(ctx) // logs what changes itself
+		return nil
+	})
 }
