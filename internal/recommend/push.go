@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
 )
@@ -114,8 +115,7 @@ func (e *Engine) Push(ctx context.Context, req PushRequest, emit func(PushResult
 	if req.DedupWindow == 0 {
 		req.DedupWindow = e.cfg.PushDedupWindow
 	}
-	m := e.model.Load()
-	now := e.cfg.Now()
+	c := e.newPushCall(req)
 	run := func(ids []string, keep func(profile.Profile) bool) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -127,7 +127,7 @@ func (e *Engine) Push(ctx context.Context, req PushRequest, emit func(PushResult
 		if keep != nil {
 			ps = slices.DeleteFunc(ps, func(p profile.Profile) bool { return !keep(p) })
 		}
-		return e.pushBlock(ctx, m, req, ps, now, emit)
+		return e.pushBlock(ctx, c, ps, emit)
 	}
 	if req.Segment == nil {
 		for start := 0; start < len(req.UserIDs); start += pushLoadBlock {
@@ -138,13 +138,13 @@ func (e *Engine) Push(ctx context.Context, req PushRequest, emit func(PushResult
 		return nil
 	}
 	sel := *req.Segment
-	since, until := e.activityRange(sel.Lifecycle, now)
+	since, until := e.activityRange(sel.Lifecycle, c.now)
 	selected := 0
 	keep := func(p profile.Profile) bool {
 		if sel.MaxUsers > 0 && selected >= sel.MaxUsers {
 			return false
 		}
-		seg := p.Segment(e.cfg.Segments, now)
+		seg := p.Segment(e.cfg.Segments, c.now)
 		ok := seg.Lifecycle != profile.LifecycleUnknown &&
 			(sel.Lifecycle == profile.LifecycleUnknown || seg.Lifecycle == sel.Lifecycle) &&
 			seg.PerMonth >= sel.MinPerMonth && seg.Spend >= sel.MinSpend
@@ -190,9 +190,34 @@ type pushBuffers struct {
 	users  []int      // index in the block of each scored user
 }
 
+// pushCall is what every block of one Push call shares: the request, one
+// model snapshot with its row state, the shop rules and the time, so that
+// every answer of the call is computed under the same state.
+type pushCall struct {
+	req        PushRequest
+	m          *mf.Model // nil: no model
+	st         *rowState
+	rules      *catalog.Rules
+	now        time.Time
+	capN       int       // per-category cap
+	dedupSince time.Time // items pushed since then are left out
+}
+
+func (e *Engine) newPushCall(req PushRequest) *pushCall {
+	c := &pushCall{req: req, m: e.model.Load(), rules: e.rules(), now: e.cfg.Now(), capN: req.MaxPerCategory}
+	if c.m != nil {
+		c.st = e.rowsFor(c.m)
+	}
+	if c.capN == 0 {
+		c.capN = e.cfg.MaxPerCategory
+	}
+	c.dedupSince = c.now.Add(-req.DedupWindow)
+	return c
+}
+
 // pushBlock answers the users of ps, in order.
-func (e *Engine) pushBlock(ctx context.Context, m *mf.Model, req PushRequest, ps []profile.Profile, now time.Time,
-	emit func(PushResult) error) error {
+func (e *Engine) pushBlock(ctx context.Context, c *pushCall, ps []profile.Profile, emit func(PushResult) error) error {
+	m := c.m
 	version := ""
 	if m != nil {
 		version = m.Version()
@@ -226,7 +251,7 @@ func (e *Engine) pushBlock(ctx context.Context, m *mf.Model, req PushRequest, ps
 				}
 				defer e.putPushBuffers(b)
 				b.fit(m.NumItems(), m.Factors())
-				return e.scoreBlock(m, req, b, ps[start:end], results[start:end], now)
+				return e.scoreBlock(c, b, ps[start:end], results[start:end])
 			})
 		}
 		if err := g.Wait(); err != nil {
@@ -244,15 +269,9 @@ func (e *Engine) pushBlock(ctx context.Context, m *mf.Model, req PushRequest, ps
 // scoreBlock fills the results of up to pushScoreBlock users whose Empty is
 // not yet set: fold-in per user, one matrix product for the block, then the
 // engine's selection and explanations per user.
-func (e *Engine) scoreBlock(m *mf.Model, req PushRequest, b *pushBuffers, ps []profile.Profile, results []PushResult, now time.Time) error {
+func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, results []PushResult) error {
+	m, req := c.m, &c.req
 	n, f := m.NumItems(), m.Factors()
-	st := e.rowsFor(m)
-	rules := e.rules()
-	capN := req.MaxPerCategory
-	if capN == 0 {
-		capN = e.cfg.MaxPerCategory
-	}
-	dedupSince := now.Add(-req.DedupWindow)
 	b.users = b.users[:0]
 	for i, p := range ps {
 		if results[i].Empty != EmptyNone {
@@ -261,13 +280,13 @@ func (e *Engine) scoreBlock(m *mf.Model, req PushRequest, b *pushBuffers, ps []p
 		s := b.slots[len(b.users)] // a slot is reused when its user is not scored
 		s.reset()
 		fc := &s.filter
-		fc.reset(st, e.catalog, rules, req.Filter, now)
+		fc.reset(c.st, e.catalog, c.rules, req.Filter, c.now)
 		for _, id := range req.Exclude {
 			fc.exclude(id)
 		}
 		weights := e.excludeForUser(s, fc, p)
 		for _, pu := range p.Pushed {
-			if !pu.Time.Before(dedupSince) {
+			if !pu.Time.Before(c.dedupSince) {
 				fc.exclude(pu.ItemID)
 			}
 		}
@@ -291,7 +310,7 @@ func (e *Engine) scoreBlock(m *mf.Model, req PushRequest, b *pushBuffers, ps []p
 		s := b.slots[j]
 		s.scores = b.scores[j*n : (j+1)*n]
 		a := &s.answer
-		a.reset(req.Count, capN)
+		a.reset(req.Count, c.capN)
 		e.selectRows(s, &s.filter, a, true, SourcePersonalized)
 		if req.HasMinScore {
 			// Items arrive best first: cut at the first one below.
@@ -308,7 +327,7 @@ func (e *Engine) scoreBlock(m *mf.Model, req PushRequest, b *pushBuffers, ps []p
 			results[i].Empty = EmptyNoConfidentItems
 			continue
 		}
-		if err := e.explain(m, s, a, ps[i], "", now); err != nil {
+		if err := e.explain(m, s, a, ps[i], "", c.now); err != nil {
 			return fmt.Errorf("explain answer for %q: %w", ps[i].UserID, err)
 		}
 		results[i].Items = slices.Clone(a.items)
