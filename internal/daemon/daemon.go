@@ -350,6 +350,10 @@ func (d *Daemon) apply(m *mf.Model) {
 	d.engine.SetModel(m)
 	d.loads.WithLabelValues("ok").Inc()
 	d.log.Info("serving model", "version", m.Version(), "items", m.NumItems(), "factors", m.Factors())
+	if w := m.Info().Weighting; w != nil && *w != d.cfg.Weighting {
+		d.log.Warn("the model was trained with another event weighting than this server's flags; fold-in uses the model's, popularity and trending the flags'",
+			"version", m.Version(), "model_weighting", *w, "server_weighting", d.cfg.Weighting)
+	}
 }
 
 // Addr is the gRPC listen address.

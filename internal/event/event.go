@@ -94,14 +94,17 @@ type Event struct {
 
 // Weighting turns events into implicit-feedback strengths. The zero value is
 // not useful; start from DefaultWeighting.
+//
+// A model records the Weighting it was trained with (its JSON form is part of
+// the model artifact's header), and the server folds in with the model's.
 type Weighting struct {
-	View      float64       // weight of a VIEW
-	AddToCart float64       // weight of an ADD_TO_CART
-	Purchase  float64       // weight of a PURCHASE
-	HalfLife  time.Duration // age at which an event counts half; 0 disables decay
+	View      float64       `json:"view"`      // weight of a VIEW
+	AddToCart float64       `json:"cart"`      // weight of an ADD_TO_CART
+	Purchase  float64       `json:"purchase"`  // weight of a PURCHASE
+	HalfLife  time.Duration `json:"half_life"` // age at which an event counts half (nanoseconds in JSON); 0 disables decay
 	// MaxQuantity caps the quantity multiplier so one bulk order does not
 	// drown a profile.
-	MaxQuantity int32
+	MaxQuantity int32 `json:"max_quantity"`
 }
 
 // DefaultWeighting is view 1, cart 3, purchase 5, a 30-day half-life and

@@ -2,6 +2,7 @@ package mf
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -22,10 +23,15 @@ import (
 //	factors      uint32   F, must equal the header's hyperparameters.factors
 //	id table     N × (uint32 length, bytes)
 //	factors      N × F float32, row-major (item i's factors are contiguous)
+//	sections     (format 2) uint32 count, then per section, sorted by kind:
+//	             uint32 kind length, kind, uint32 version, uint64 length, payload
 //	checksum     uint32   CRC-32C (Castagnoli) of every byte before it
 const (
 	Magic         = "RECSYSMF"
-	FormatVersion = 1
+	FormatVersion = 2
+	// formatNoSections is the first format, without sections; Read still
+	// accepts it.
+	formatNoSections = 1
 	maxHeaderLen  = 1 << 20
 	// A damaged header can make Read allocate this much before the data
 	// behind it has been read: 4 MiB of id table, 64 MiB of factors (a
@@ -66,6 +72,15 @@ func Write(w io.Writer, m *Model) error {
 	for _, v := range m.factors {
 		put32(math.Float32bits(v))
 	}
+	put32(uint32(len(m.sections)))
+	for _, s := range m.sections {
+		put32(uint32(len(s.Kind)))
+		_, _ = bw.WriteString(s.Kind)
+		put32(s.Version)
+		binary.LittleEndian.PutUint64(b[:], uint64(len(s.Data)))
+		_, _ = bw.Write(b[:])
+		_, _ = bw.Write(s.Data)
+	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("write model: %w", err)
 	}
@@ -86,8 +101,9 @@ func Read(r io.Reader) (*Model, error) {
 	if d.err == nil && string(magic) != Magic {
 		return nil, fmt.Errorf("%w: bad magic %q (not a recsys model)", ErrCorrupt, magic)
 	}
-	if v := d.u32(); d.err == nil && v != FormatVersion {
-		return nil, fmt.Errorf("%w: format version %d, this build reads %d", ErrCorrupt, v, FormatVersion)
+	format := d.u32()
+	if d.err == nil && format != FormatVersion && format != formatNoSections {
+		return nil, fmt.Errorf("%w: format version %d, this build reads %d and %d", ErrCorrupt, format, formatNoSections, FormatVersion)
 	}
 	hlen := d.u32()
 	if d.err == nil && hlen > maxHeaderLen {
@@ -150,6 +166,13 @@ func Read(r io.Reader) (*Model, error) {
 	if d.err != nil {
 		return nil, d.fail("factors")
 	}
+	var sections []Section
+	if format >= 2 {
+		var err error
+		if sections, err = d.sections(); err != nil {
+			return nil, err
+		}
+	}
 	want := crc.Sum32()
 	var sum [4]byte
 	if _, err := io.ReadFull(d.r, sum[:]); err != nil {
@@ -162,7 +185,52 @@ func Read(r io.Reader) (*Model, error) {
 	if k, _ := d.r.Read(extra[:]); k != 0 {
 		return nil, fmt.Errorf("%w: trailing bytes after checksum", ErrCorrupt)
 	}
-	return New(info, ids, factors)
+	m, err := New(info, ids, factors)
+	if err != nil || len(sections) == 0 {
+		return m, err
+	}
+	if err := checkSections(sections); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	m.sections = sections
+	return m, nil
+}
+
+// sections reads the section list of a format-2 artifact. A payload is read
+// into a buffer that grows with the bytes actually read, so a damaged length
+// costs no more than the data behind it.
+func (d *decoder) sections() ([]Section, error) {
+	n := d.u32()
+	if d.err != nil {
+		return nil, d.fail("section count")
+	}
+	if n > MaxSections {
+		return nil, fmt.Errorf("%w: %d sections, at most %d", ErrCorrupt, n, MaxSections)
+	}
+	out := make([]Section, 0, n)
+	for range n {
+		kl := d.u32()
+		if d.err == nil && (kl == 0 || kl > MaxSectionKind) {
+			return nil, fmt.Errorf("%w: section kind of %d bytes", ErrCorrupt, kl)
+		}
+		kind := string(d.bytes(int(kl)))
+		version := d.u32()
+		var lb [8]byte
+		d.full(lb[:])
+		if d.err != nil {
+			return nil, d.fail("section header")
+		}
+		size := binary.LittleEndian.Uint64(lb[:])
+		if size > MaxSectionBytes {
+			return nil, fmt.Errorf("%w: section %q claims %d bytes", ErrCorrupt, kind, size)
+		}
+		var buf bytes.Buffer
+		if _, err := io.CopyN(&buf, d.r, int64(size)); err != nil {
+			return nil, fmt.Errorf("%w: section %q: %v", ErrCorrupt, kind, truncated(err))
+		}
+		out = append(out, Section{Kind: kind, Version: version, Data: buf.Bytes()})
+	}
+	return out, nil
 }
 
 type decoder struct {

@@ -58,6 +58,10 @@ func FuzzRead(f *testing.F) {
 		flipped[len(flipped)-8] ^= 0x40 // a factor bit
 		f.Add(flipped)
 	}
+	withSections := artifactBytes(f, sectioned(f, randomModel(f, 5, 3, 9)))
+	f.Add(withSections)
+	f.Add(withSections[:len(withSections)-7]) // truncated inside a section
+	f.Add(formatOne(f, randomModel(f, 4, 2, 3)))
 	f.Add([]byte{})
 	f.Add([]byte(Magic))
 	f.Add(claimingArtifact(f, MaxItems, MaxFactors, 0))
@@ -107,6 +111,16 @@ func equalModels(t *testing.T, got, want *Model) {
 	for i, v := range want.Matrix() {
 		if math.Float32bits(got.Matrix()[i]) != math.Float32bits(v) {
 			t.Fatalf("factor %d: got %v, want %v", i, got.Matrix()[i], v)
+		}
+	}
+	gs, ws := got.Sections(), want.Sections()
+	if len(gs) != len(ws) {
+		t.Fatalf("sections: got %d, want %d", len(gs), len(ws))
+	}
+	for i := range ws {
+		if gs[i].Kind != ws[i].Kind || gs[i].Version != ws[i].Version || !bytes.Equal(gs[i].Data, ws[i].Data) {
+			t.Fatalf("section %d: got %q v%d (%d bytes), want %q v%d (%d bytes)",
+				i, gs[i].Kind, gs[i].Version, len(gs[i].Data), ws[i].Kind, ws[i].Version, len(ws[i].Data))
 		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/recsys-dev/recsys/internal/event"
 )
 
 // Limits the loader enforces, so a corrupt header cannot make it allocate
@@ -79,6 +81,11 @@ type Info struct {
 	// Offline comparisons with a newer model use only events after it, so
 	// the older model is never tested on what it was trained on.
 	DataUntil time.Time `json:"data_until,omitzero"`
+	// Weighting is the event weighting the model was trained with. The
+	// server folds a live profile in with it, so a trainer and a server
+	// configured differently cannot silently disagree. Nil in models from
+	// before it was recorded: the server's own weighting applies.
+	Weighting *event.Weighting `json:"weighting,omitempty"`
 }
 
 // Model is an immutable, ready-to-serve factor model.
@@ -93,6 +100,8 @@ type Model struct {
 	norms []float32 // ‖y_i‖
 
 	packed *packedFactors // ScoresBlock's layout, built on first use
+
+	sections []Section // sorted by kind; see section.go
 }
 
 // ErrInvalid marks a model that cannot serve (bad shape, NaN, duplicates…).
@@ -104,6 +113,11 @@ func New(info Info, ids []string, factors []float32) (*Model, error) {
 	f := info.Hyper.Factors
 	if err := info.Hyper.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if info.Weighting != nil {
+		if err := info.Weighting.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: weighting: %v", ErrInvalid, err)
+		}
 	}
 	if len(ids) == 0 {
 		return nil, fmt.Errorf("%w: no items", ErrInvalid)

@@ -268,6 +268,17 @@ func (e *Engine) SetModel(m *mf.Model) {
 	e.model.Store(m)
 }
 
+// weighting is the event weighting of fold-in: the one the serving model was
+// trained with, or the engine's own for a model that does not record it.
+func (e *Engine) weighting(m *mf.Model) event.Weighting {
+	if m != nil {
+		if w := m.Info().Weighting; w != nil {
+			return *w
+		}
+	}
+	return e.cfg.Weighting
+}
+
 // Model returns the serving model, or nil.
 func (e *Engine) Model() *mf.Model { return e.model.Load() }
 
@@ -477,7 +488,7 @@ func (e *Engine) excludeForUser(s *scratch, fc *reqFilter, p profile.Profile) []
 	e.rotateImpressions(fc, p)
 	var weights []profile.ItemWeight
 	if !p.OptedOut {
-		weights = p.ItemWeights(e.cfg.Weighting, fc.now)
+		weights = p.ItemWeights(e.weighting(fc.model()), fc.now)
 	}
 	if !e.cfg.KeepHistory {
 		for _, w := range weights {

@@ -69,7 +69,7 @@ func (e *Engine) explain(m *mf.Model, s *scratch, a *answer, p profile.Profile, 
 		}
 		id := m.ItemID(s.rows[best])
 		if types[best] == event.TypeUnspecified {
-			types[best] = e.dominantType(p, id, contextItem, now)
+			types[best] = e.dominantType(e.weighting(m), p, id, contextItem, now)
 		}
 		a.items[i].Reason = Reason{
 			Kind:         ReasonProfileItem,
@@ -83,14 +83,14 @@ func (e *Engine) explain(m *mf.Model, s *scratch, a *answer, p profile.Profile, 
 
 // dominantType is the event type with the largest total weight among the
 // user's events with item id; the page's context item counts as one view.
-func (e *Engine) dominantType(p profile.Profile, id, contextItem string, now time.Time) event.Type {
+func (e *Engine) dominantType(w event.Weighting, p profile.Profile, id, contextItem string, now time.Time) event.Type {
 	var byType [8]float64
 	if id == contextItem {
 		byType[event.View] += e.cfg.ContextWeight
 	}
 	for _, h := range p.History {
 		if h.ItemID == id && int(h.Type) < len(byType) {
-			byType[h.Type] += e.cfg.Weighting.Of(h.Event(p.UserID), now)
+			byType[h.Type] += w.Of(h.Event(p.UserID), now)
 		}
 	}
 	best := event.View

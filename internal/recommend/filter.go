@@ -348,6 +348,14 @@ func (fc *reqFilter) rotate(id string) {
 	}
 }
 
+// model is the model fc filters rows of, or nil.
+func (fc *reqFilter) model() *mf.Model {
+	if fc.st == nil {
+		return nil
+	}
+	return fc.st.model
+}
+
 // rowOK reports whether model row r may enter the answer.
 func (fc *reqFilter) rowOK(r int32) bool {
 	st := fc.st

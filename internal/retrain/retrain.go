@@ -342,7 +342,7 @@ func (c *Config) train(ctx context.Context, phase string, m *sparse.Matrix) (*mf
 	if err != nil {
 		return nil, fmt.Errorf("train (%s): %w", phase, err)
 	}
-	model, err := res.Model(mf.Info{Version: phase})
+	model, err := res.Model(mf.Info{Version: phase, Weighting: &c.Weighting})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s model: %v", ErrRefused, phase, err)
 	}

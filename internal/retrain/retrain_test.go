@@ -99,6 +99,9 @@ func TestTrainOnRedisEventsRoundTrips(t *testing.T) {
 	if loaded.Info().Metrics["ndcg@10"] != out.Gate.New || loaded.Info().Hyper.Factors != good.Factors {
 		t.Errorf("published info %+v, want ndcg@10 %v and the hyperparameters", loaded.Info(), out.Gate.New)
 	}
+	if w := loaded.Info().Weighting; w == nil || *w != event.DefaultWeighting() {
+		t.Errorf("published weighting %v, want the job's %+v", w, event.DefaultWeighting())
+	}
 	for i := int32(0); i < int32(loaded.NumItems()); i += 17 {
 		if loaded.ItemID(i) != out.Model.ItemID(i) || loaded.Vector(i)[0] != out.Model.Vector(i)[0] {
 			t.Fatalf("published model differs at row %d", i)
