@@ -32,7 +32,7 @@ const (
 	// formatNoSections is the first format, without sections; Read still
 	// accepts it.
 	formatNoSections = 1
-	maxHeaderLen  = 1 << 20
+	maxHeaderLen     = 1 << 20
 	// A damaged header can make Read allocate this much before the data
 	// behind it has been read: 4 MiB of id table, 64 MiB of factors (a
 	// 1M × 16 or 250k × 64 model is read with one exact allocation).
