@@ -120,3 +120,9 @@ func (m *Model) Cosine(i int32, out []float32) {
 		}
 	}
 }
+
+// Score is y_i·x for one item, the value Scores writes for row i (the same
+// kernel family, so equal up to float32 summation order).
+func (m *Model) Score(x []float32, i int32) float32 {
+	return blas32.Dot(blas32.Vector{N: m.f, Inc: 1, Data: x}, blas32.Vector{N: m.f, Inc: 1, Data: m.Vector(i)})
+}

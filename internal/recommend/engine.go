@@ -65,6 +65,7 @@ const (
 	SourceTrending
 	SourceExploration // a new item in an exploration slot (per item only)
 	SourceBoughtTogether
+	SourceCallerOrder // RankItems: kept in the caller's order (per item only)
 )
 
 func (s Source) String() string {
@@ -81,6 +82,8 @@ func (s Source) String() string {
 		return "exploration"
 	case SourceBoughtTogether:
 		return "bought_together"
+	case SourceCallerOrder:
+		return "caller_order"
 	}
 	return "unspecified"
 }

@@ -74,7 +74,7 @@ func TestCapPerCategory(t *testing.T) {
 
 // shopEngine is an engine over a random model of n items whose catalog
 // spreads them over skewed categories, for a user with a varied history.
-func shopEngine(t *testing.T, n int, cfg Config) (*Engine, *staticCatalog, profile.Profile) {
+func shopEngine(t testing.TB, n int, cfg Config) (*Engine, *staticCatalog, profile.Profile) {
 	t.Helper()
 	m := benchModel(t, n, 16)
 	rng := rand.New(rand.NewPCG(3, 3))

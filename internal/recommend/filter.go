@@ -390,12 +390,35 @@ func (fc *reqFilter) rowOK(r int32) bool {
 // itemOK reports whether an item of any source may enter the answer, and
 // returns its category ("" when unknown).
 func (fc *reqFilter) itemOK(id string) (string, bool) {
+	cat, d := fc.verdict(id)
+	return cat, d == Admitted
+}
+
+// Verdict says whether an item may enter an answer and, if not, which rule
+// keeps it out.
+type Verdict uint8
+
+// The verdicts, in the order the rules are checked.
+const (
+	Admitted    Verdict = iota
+	Excluded            // the request or the user's profile excludes it
+	Rotated             // rotated down after repeated impressions
+	Blocked             // on the blocklist, by id or category
+	Unavailable         // the catalog marks it unavailable
+	MemberOnly          // for members only, and the request has no tier
+	OutOfWindow         // outside its sale window
+	Filtered            // the request's filter (categories, price) leaves it out
+)
+
+// verdict checks an item of any source against the exclusions, the hard
+// rules and the filter, and returns its category ("" when unknown).
+func (fc *reqFilter) verdict(id string) (string, Verdict) {
 	if _, ex := fc.excludedIDs[id]; ex {
-		return "", false
+		return "", Excluded
 	}
 	if !fc.allowRotated {
 		if _, rot := fc.rotatedIDs[id]; rot {
-			return "", false
+			return "", Rotated
 		}
 	}
 	var it catalog.Item
@@ -404,22 +427,27 @@ func (fc *reqFilter) itemOK(id string) (string, bool) {
 		it, found = fc.catalog.Lookup(id)
 	}
 	if fc.rules.Blocked(id, it.Category) {
-		return "", false
+		return "", Blocked
 	}
 	f := fc.f
 	if found {
-		if (!it.Available && !f.IncludeUnavailable) || (it.MemberOnly && f.MemberTier == "") || !it.InWindow(fc.now) {
-			return "", false
+		switch {
+		case !it.Available && !f.IncludeUnavailable:
+			return "", Unavailable
+		case it.MemberOnly && f.MemberTier == "":
+			return "", MemberOnly
+		case !it.InWindow(fc.now):
+			return "", OutOfWindow
 		}
 	}
 	if len(f.IncludeCategories) > 0 && (!found || !slices.Contains(f.IncludeCategories, it.Category)) {
-		return "", false
+		return "", Filtered
 	}
 	if found && len(f.ExcludeCategories) > 0 && slices.Contains(f.ExcludeCategories, it.Category) {
-		return "", false
+		return "", Filtered
 	}
 	if pr := f.Price; pr != nil && (!found || !(it.Price > 0) || it.Price < pr.Min || it.Price > pr.Max) {
-		return "", false
+		return "", Filtered
 	}
-	return it.Category, true
+	return it.Category, Admitted
 }

@@ -43,6 +43,7 @@ var methodTable = map[string]policy{
 	recsysv1.RecommendationService_Recommend_FullMethodName:      {pagesOrOperator, time.Second},
 	recsysv1.RecommendationService_SimilarItems_FullMethodName:   {pagesOrOperator, time.Second},
 	recsysv1.RecommendationService_BoughtTogether_FullMethodName: {pagesOrOperator, time.Second},
+	recsysv1.RecommendationService_RankItems_FullMethodName:      {pagesOrOperator, time.Second},
 	// The push sender: server streaming, one message per user.
 	recsysv1.RecommendationService_BatchRecommend_FullMethodName: {pushOrOperator, 10 * time.Minute},
 	// Event producers. A user's opt-out comes from the same shop backend that

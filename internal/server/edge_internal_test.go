@@ -51,6 +51,11 @@ func (p *deadlineProbe) Similar(ctx context.Context, _ recommend.SimilarRequest)
 	return recommend.Result{}, nil
 }
 
+func (p *deadlineProbe) Rank(ctx context.Context, _ recommend.RankRequest) (recommend.RankResult, error) {
+	p.record(ctx)
+	return recommend.RankResult{}, nil
+}
+
 func (p *deadlineProbe) Model() *mf.Model { return nil }
 
 func (p *deadlineProbe) Record(ctx context.Context, _ []event.Event) (profile.RecordResult, error) {

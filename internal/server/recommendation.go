@@ -15,6 +15,7 @@ import (
 type Recommender interface {
 	Recommend(ctx context.Context, req recommend.Request) (recommend.Result, error)
 	Similar(ctx context.Context, req recommend.SimilarRequest) (recommend.Result, error)
+	Rank(ctx context.Context, req recommend.RankRequest) (recommend.RankResult, error)
 }
 
 // BoughtRecommender answers BoughtTogether (implemented by
@@ -136,6 +137,61 @@ func (s *recommendationService) BoughtTogether(ctx context.Context, req *recsysv
 	}, nil
 }
 
+// RankItems orders the caller's candidates for the user; when the profile
+// store cannot be read it answers degraded, in the unknown order.
+func (s *recommendationService) RankItems(ctx context.Context, req *recsysv1.RankItemsRequest) (*recsysv1.RankItemsResponse, error) {
+	r := recommend.RankRequest{
+		UserID:        req.GetUserId(),
+		ItemIDs:       req.GetItemIds(),
+		ContextItemID: req.GetContext().GetContextItemId(),
+		Filter:        fromProtoFilter(req.GetFilter()),
+	}
+	if req.GetUnknownOrder() == recsysv1.UnknownOrder_UNKNOWN_ORDER_POPULARITY {
+		r.Unknown = recommend.ByPopularity
+	}
+	r.Filter.IncludePurchased = false // no effect: RankItems drops nothing for a purchase
+	res, err := s.rec.Rank(ctx, r)
+	degraded := false
+	if err != nil {
+		if !s.degrade.canDegrade(ctx, err) {
+			return nil, err
+		}
+		s.degrade.answers.WithLabelValues("RankItems").Inc()
+		r.WithoutProfile, degraded = true, true
+		if res, err = s.rec.Rank(ctx, r); err != nil {
+			return nil, err
+		}
+	}
+	dropped := make([]*recsysv1.DroppedItem, len(res.Dropped))
+	for i, d := range res.Dropped {
+		dropped[i] = &recsysv1.DroppedItem{ItemId: d.ItemID, Reason: toDropReason(d.Why)}
+	}
+	return &recsysv1.RankItemsResponse{
+		Items:            toScored(res.Items),
+		Dropped:          dropped,
+		ModelVersion:     res.ModelVersion,
+		Source:           toSource(res.Source),
+		RecommendationId: newRecommendationID(),
+		Degraded:         degraded,
+	}, nil
+}
+
+func toDropReason(v recommend.Verdict) recsysv1.DropReason {
+	switch v {
+	case recommend.Blocked:
+		return recsysv1.DropReason_DROP_REASON_BLOCKED
+	case recommend.Unavailable:
+		return recsysv1.DropReason_DROP_REASON_UNAVAILABLE
+	case recommend.MemberOnly:
+		return recsysv1.DropReason_DROP_REASON_MEMBER_ONLY
+	case recommend.OutOfWindow:
+		return recsysv1.DropReason_DROP_REASON_OUT_OF_WINDOW
+	case recommend.Filtered:
+		return recsysv1.DropReason_DROP_REASON_FILTERED
+	}
+	return recsysv1.DropReason_DROP_REASON_UNSPECIFIED
+}
+
 func toScored(items []recommend.Item) []*recsysv1.ScoredItem {
 	out := make([]*recsysv1.ScoredItem, len(items))
 	for i, it := range items {
@@ -181,6 +237,8 @@ func toSource(s recommend.Source) recsysv1.Source {
 		return recsysv1.Source_SOURCE_EXPLORATION
 	case recommend.SourceBoughtTogether:
 		return recsysv1.Source_SOURCE_BOUGHT_TOGETHER
+	case recommend.SourceCallerOrder:
+		return recsysv1.Source_SOURCE_CALLER_ORDER
 	}
 	return recsysv1.Source_SOURCE_UNSPECIFIED
 }

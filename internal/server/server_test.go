@@ -659,6 +659,10 @@ func (panicking) Similar(context.Context, recommend.SimilarRequest) (recommend.R
 	return recommend.Result{}, errors.New("secret cause that must not leak")
 }
 
+func (panicking) Rank(context.Context, recommend.RankRequest) (recommend.RankResult, error) {
+	return recommend.RankResult{}, errors.New("secret cause that must not leak")
+}
+
 func TestPanicsAndUnknownErrorsBecomeInternal(t *testing.T) {
 	e := newEnv(t, true)
 	srv, err := server.New(server.Config{}, server.Deps{

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/recommend"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
@@ -113,6 +114,8 @@ func (v *validator) check(req any) error {
 			return err
 		}
 		return v.itemAnswer(r.GetCount(), r.GetExcludeItemIds(), r.GetFilter())
+	case *recsysv1.RankItemsRequest:
+		return v.rankItems(r)
 	case *recsysv1.BatchRecommendRequest:
 		return v.batchRecommend(r)
 	case *recsysv1.RecordEventsRequest:
@@ -144,6 +147,36 @@ func (v *validator) check(req any) error {
 		}
 	}
 	return nil
+}
+
+// rankItems checks a RankItems request: the user, 1..MaxRankItems distinct
+// candidates, the context, the filter and the unknown order.
+func (v *validator) rankItems(r *recsysv1.RankItemsRequest) error {
+	if err := v.id("user_id", r.GetUserId()); err != nil {
+		return err
+	}
+	if err := v.ids("item_ids", r.GetItemIds(), recommend.MaxRankItems, true); err != nil {
+		return err
+	}
+	seen := make(map[string]int, len(r.GetItemIds()))
+	for i, id := range r.GetItemIds() {
+		if j, dup := seen[id]; dup {
+			return invalid("item_ids["+strconv.Itoa(i)+"]", fmt.Sprintf("repeats item_ids[%d] (%q): candidates must be distinct", j, id))
+		}
+		seen[id] = i
+	}
+	if id := r.GetContext().GetContextItemId(); id != "" {
+		if err := v.id("context.context_item_id", id); err != nil {
+			return err
+		}
+	}
+	if p := r.GetContext().GetPlacement(); len(p) > v.l.MaxIDBytes || !utf8.ValidString(p) {
+		return invalid("context.placement", fmt.Sprintf("must be valid UTF-8 of at most %d bytes", v.l.MaxIDBytes))
+	}
+	if o := r.GetUnknownOrder(); recsysv1.UnknownOrder_name[int32(o)] == "" {
+		return invalid("unknown_order", fmt.Sprintf("unknown value %d", o))
+	}
+	return v.filter("filter.", r.GetFilter())
 }
 
 // id checks an id, and also a category or tier name: the same rules.

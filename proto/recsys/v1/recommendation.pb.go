@@ -22,6 +22,126 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// UnknownOrder orders the candidates RankItems cannot score for the user.
+type UnknownOrder int32
+
+const (
+	// The default: the caller's order (UNKNOWN_ORDER_KEEP).
+	UnknownOrder_UNKNOWN_ORDER_UNSPECIFIED UnknownOrder = 0
+	// The caller's order; such items have source SOURCE_CALLER_ORDER.
+	UnknownOrder_UNKNOWN_ORDER_KEEP UnknownOrder = 1
+	// Popular items first, by their real-time popularity, then the others in
+	// the caller's order; such items have source SOURCE_POPULAR.
+	UnknownOrder_UNKNOWN_ORDER_POPULARITY UnknownOrder = 2
+)
+
+// Enum value maps for UnknownOrder.
+var (
+	UnknownOrder_name = map[int32]string{
+		0: "UNKNOWN_ORDER_UNSPECIFIED",
+		1: "UNKNOWN_ORDER_KEEP",
+		2: "UNKNOWN_ORDER_POPULARITY",
+	}
+	UnknownOrder_value = map[string]int32{
+		"UNKNOWN_ORDER_UNSPECIFIED": 0,
+		"UNKNOWN_ORDER_KEEP":        1,
+		"UNKNOWN_ORDER_POPULARITY":  2,
+	}
+)
+
+func (x UnknownOrder) Enum() *UnknownOrder {
+	p := new(UnknownOrder)
+	*p = x
+	return p
+}
+
+func (x UnknownOrder) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UnknownOrder) Descriptor() protoreflect.EnumDescriptor {
+	return file_recsys_v1_recommendation_proto_enumTypes[0].Descriptor()
+}
+
+func (UnknownOrder) Type() protoreflect.EnumType {
+	return &file_recsys_v1_recommendation_proto_enumTypes[0]
+}
+
+func (x UnknownOrder) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UnknownOrder.Descriptor instead.
+func (UnknownOrder) EnumDescriptor() ([]byte, []int) {
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{0}
+}
+
+// DropReason names the rule that keeps an item out of an answer.
+type DropReason int32
+
+const (
+	// Not set.
+	DropReason_DROP_REASON_UNSPECIFIED DropReason = 0
+	// On the blocklist, by id or by category.
+	DropReason_DROP_REASON_BLOCKED DropReason = 1
+	// The catalog marks it unavailable, and the filter does not include
+	// unavailable items.
+	DropReason_DROP_REASON_UNAVAILABLE DropReason = 2
+	// For members only, and the filter names no member tier.
+	DropReason_DROP_REASON_MEMBER_ONLY DropReason = 3
+	// Outside its sale window.
+	DropReason_DROP_REASON_OUT_OF_WINDOW DropReason = 4
+	// The request's filter (categories, price) leaves it out.
+	DropReason_DROP_REASON_FILTERED DropReason = 5
+)
+
+// Enum value maps for DropReason.
+var (
+	DropReason_name = map[int32]string{
+		0: "DROP_REASON_UNSPECIFIED",
+		1: "DROP_REASON_BLOCKED",
+		2: "DROP_REASON_UNAVAILABLE",
+		3: "DROP_REASON_MEMBER_ONLY",
+		4: "DROP_REASON_OUT_OF_WINDOW",
+		5: "DROP_REASON_FILTERED",
+	}
+	DropReason_value = map[string]int32{
+		"DROP_REASON_UNSPECIFIED":   0,
+		"DROP_REASON_BLOCKED":       1,
+		"DROP_REASON_UNAVAILABLE":   2,
+		"DROP_REASON_MEMBER_ONLY":   3,
+		"DROP_REASON_OUT_OF_WINDOW": 4,
+		"DROP_REASON_FILTERED":      5,
+	}
+)
+
+func (x DropReason) Enum() *DropReason {
+	p := new(DropReason)
+	*p = x
+	return p
+}
+
+func (x DropReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DropReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_recsys_v1_recommendation_proto_enumTypes[1].Descriptor()
+}
+
+func (DropReason) Type() protoreflect.EnumType {
+	return &file_recsys_v1_recommendation_proto_enumTypes[1]
+}
+
+func (x DropReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DropReason.Descriptor instead.
+func (DropReason) EnumDescriptor() ([]byte, []int) {
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{1}
+}
+
 // Availability says whether unavailable items may be returned.
 type Availability int32
 
@@ -60,11 +180,11 @@ func (x Availability) String() string {
 }
 
 func (Availability) Descriptor() protoreflect.EnumDescriptor {
-	return file_recsys_v1_recommendation_proto_enumTypes[0].Descriptor()
+	return file_recsys_v1_recommendation_proto_enumTypes[2].Descriptor()
 }
 
 func (Availability) Type() protoreflect.EnumType {
-	return &file_recsys_v1_recommendation_proto_enumTypes[0]
+	return &file_recsys_v1_recommendation_proto_enumTypes[2]
 }
 
 func (x Availability) Number() protoreflect.EnumNumber {
@@ -73,7 +193,7 @@ func (x Availability) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Availability.Descriptor instead.
 func (Availability) EnumDescriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{0}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{2}
 }
 
 // ReasonKind names why an item was chosen.
@@ -131,11 +251,11 @@ func (x ReasonKind) String() string {
 }
 
 func (ReasonKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_recsys_v1_recommendation_proto_enumTypes[1].Descriptor()
+	return file_recsys_v1_recommendation_proto_enumTypes[3].Descriptor()
 }
 
 func (ReasonKind) Type() protoreflect.EnumType {
-	return &file_recsys_v1_recommendation_proto_enumTypes[1]
+	return &file_recsys_v1_recommendation_proto_enumTypes[3]
 }
 
 func (x ReasonKind) Number() protoreflect.EnumNumber {
@@ -144,7 +264,7 @@ func (x ReasonKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReasonKind.Descriptor instead.
 func (ReasonKind) EnumDescriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{1}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{3}
 }
 
 // Source names the path that produced an answer.
@@ -168,6 +288,9 @@ const (
 	// Bought together with the request's items: from the co-purchase lists
 	// the retraining job computes (BoughtTogether).
 	Source_SOURCE_BOUGHT_TOGETHER Source = 6
+	// Kept in the caller's order: a RankItems candidate without a personal
+	// score (UNKNOWN_ORDER_KEEP).
+	Source_SOURCE_CALLER_ORDER Source = 7
 )
 
 // Enum value maps for Source.
@@ -180,6 +303,7 @@ var (
 		4: "SOURCE_TRENDING",
 		5: "SOURCE_EXPLORATION",
 		6: "SOURCE_BOUGHT_TOGETHER",
+		7: "SOURCE_CALLER_ORDER",
 	}
 	Source_value = map[string]int32{
 		"SOURCE_UNSPECIFIED":     0,
@@ -189,6 +313,7 @@ var (
 		"SOURCE_TRENDING":        4,
 		"SOURCE_EXPLORATION":     5,
 		"SOURCE_BOUGHT_TOGETHER": 6,
+		"SOURCE_CALLER_ORDER":    7,
 	}
 )
 
@@ -203,11 +328,11 @@ func (x Source) String() string {
 }
 
 func (Source) Descriptor() protoreflect.EnumDescriptor {
-	return file_recsys_v1_recommendation_proto_enumTypes[2].Descriptor()
+	return file_recsys_v1_recommendation_proto_enumTypes[4].Descriptor()
 }
 
 func (Source) Type() protoreflect.EnumType {
-	return &file_recsys_v1_recommendation_proto_enumTypes[2]
+	return &file_recsys_v1_recommendation_proto_enumTypes[4]
 }
 
 func (x Source) Number() protoreflect.EnumNumber {
@@ -216,7 +341,7 @@ func (x Source) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Source.Descriptor instead.
 func (Source) EnumDescriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{2}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{4}
 }
 
 // PushEmptyReason says why a user gets nothing.
@@ -269,11 +394,11 @@ func (x PushEmptyReason) String() string {
 }
 
 func (PushEmptyReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_recsys_v1_recommendation_proto_enumTypes[3].Descriptor()
+	return file_recsys_v1_recommendation_proto_enumTypes[5].Descriptor()
 }
 
 func (PushEmptyReason) Type() protoreflect.EnumType {
-	return &file_recsys_v1_recommendation_proto_enumTypes[3]
+	return &file_recsys_v1_recommendation_proto_enumTypes[5]
 }
 
 func (x PushEmptyReason) Number() protoreflect.EnumNumber {
@@ -282,7 +407,242 @@ func (x PushEmptyReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PushEmptyReason.Descriptor instead.
 func (PushEmptyReason) EnumDescriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{3}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{5}
+}
+
+// RankItemsRequest asks for a caller's candidate items ordered for one user.
+type RankItemsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The shop's id of the user. Required; at most 256 bytes of valid UTF-8.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The candidates, 1 to 1,000 distinct item ids (a repeated id is
+	// InvalidArgument).
+	ItemIds []string `protobuf:"bytes,2,rep,name=item_ids,json=itemIds,proto3" json:"item_ids,omitempty"`
+	// Where the answer is shown; optional. The context item counts as a fresh
+	// view for this answer only (it may itself be a candidate).
+	Context *RequestContext `protobuf:"bytes,3,opt,name=context,proto3" json:"context,omitempty"`
+	// Which items may be returned; unset: the defaults of Filter.
+	// `include_purchased` has no effect (bought items are never dropped here).
+	Filter *Filter `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	// The order of the candidates without a personal score.
+	UnknownOrder  UnknownOrder `protobuf:"varint,5,opt,name=unknown_order,json=unknownOrder,proto3,enum=recsys.v1.UnknownOrder" json:"unknown_order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RankItemsRequest) Reset() {
+	*x = RankItemsRequest{}
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RankItemsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RankItemsRequest) ProtoMessage() {}
+
+func (x *RankItemsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RankItemsRequest.ProtoReflect.Descriptor instead.
+func (*RankItemsRequest) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RankItemsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *RankItemsRequest) GetItemIds() []string {
+	if x != nil {
+		return x.ItemIds
+	}
+	return nil
+}
+
+func (x *RankItemsRequest) GetContext() *RequestContext {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *RankItemsRequest) GetFilter() *Filter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *RankItemsRequest) GetUnknownOrder() UnknownOrder {
+	if x != nil {
+		return x.UnknownOrder
+	}
+	return UnknownOrder_UNKNOWN_ORDER_UNSPECIFIED
+}
+
+// RankItemsResponse carries the admitted candidates in order and the dropped
+// ones.
+type RankItemsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The admitted candidates, best first: the personalized ones by score,
+	// then the others in the requested unknown_order.
+	Items []*ScoredItem `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	// The candidates that were left out, in the request's order, with why.
+	Dropped []*DroppedItem `protobuf:"bytes,2,rep,name=dropped,proto3" json:"dropped,omitempty"`
+	// The version of the model that scored the items; empty when none.
+	ModelVersion string `protobuf:"bytes,3,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// SOURCE_PERSONALIZED when the first items were scored for the user;
+	// otherwise the source of the unknown_order.
+	Source Source `protobuf:"varint,4,opt,name=source,proto3,enum=recsys.v1.Source" json:"source,omitempty"`
+	// A unique id of this answer, to attribute later clicks and purchases.
+	RecommendationId string `protobuf:"bytes,5,opt,name=recommendation_id,json=recommendationId,proto3" json:"recommendation_id,omitempty"`
+	// The profile store could not be read in time: nothing is personalized,
+	// every item is in unknown_order.
+	Degraded      bool `protobuf:"varint,6,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RankItemsResponse) Reset() {
+	*x = RankItemsResponse{}
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RankItemsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RankItemsResponse) ProtoMessage() {}
+
+func (x *RankItemsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RankItemsResponse.ProtoReflect.Descriptor instead.
+func (*RankItemsResponse) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RankItemsResponse) GetItems() []*ScoredItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *RankItemsResponse) GetDropped() []*DroppedItem {
+	if x != nil {
+		return x.Dropped
+	}
+	return nil
+}
+
+func (x *RankItemsResponse) GetModelVersion() string {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return ""
+}
+
+func (x *RankItemsResponse) GetSource() Source {
+	if x != nil {
+		return x.Source
+	}
+	return Source_SOURCE_UNSPECIFIED
+}
+
+func (x *RankItemsResponse) GetRecommendationId() string {
+	if x != nil {
+		return x.RecommendationId
+	}
+	return ""
+}
+
+func (x *RankItemsResponse) GetDegraded() bool {
+	if x != nil {
+		return x.Degraded
+	}
+	return false
+}
+
+// DroppedItem is a candidate RankItems left out.
+type DroppedItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The candidate's id.
+	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// The rule that keeps it out.
+	Reason        DropReason `protobuf:"varint,2,opt,name=reason,proto3,enum=recsys.v1.DropReason" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DroppedItem) Reset() {
+	*x = DroppedItem{}
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DroppedItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DroppedItem) ProtoMessage() {}
+
+func (x *DroppedItem) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DroppedItem.ProtoReflect.Descriptor instead.
+func (*DroppedItem) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DroppedItem) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *DroppedItem) GetReason() DropReason {
+	if x != nil {
+		return x.Reason
+	}
+	return DropReason_DROP_REASON_UNSPECIFIED
 }
 
 // RecommendRequest asks for personalized items for one user.
@@ -310,7 +670,7 @@ type RecommendRequest struct {
 
 func (x *RecommendRequest) Reset() {
 	*x = RecommendRequest{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[0]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -322,7 +682,7 @@ func (x *RecommendRequest) String() string {
 func (*RecommendRequest) ProtoMessage() {}
 
 func (x *RecommendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[0]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -335,7 +695,7 @@ func (x *RecommendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecommendRequest.ProtoReflect.Descriptor instead.
 func (*RecommendRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{0}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RecommendRequest) GetUserId() string {
@@ -414,7 +774,7 @@ type Filter struct {
 
 func (x *Filter) Reset() {
 	*x = Filter{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[1]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -426,7 +786,7 @@ func (x *Filter) String() string {
 func (*Filter) ProtoMessage() {}
 
 func (x *Filter) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[1]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -439,7 +799,7 @@ func (x *Filter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Filter.ProtoReflect.Descriptor instead.
 func (*Filter) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{1}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Filter) GetIncludeCategories() []string {
@@ -508,7 +868,7 @@ type RequestContext struct {
 
 func (x *RequestContext) Reset() {
 	*x = RequestContext{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[2]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -520,7 +880,7 @@ func (x *RequestContext) String() string {
 func (*RequestContext) ProtoMessage() {}
 
 func (x *RequestContext) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[2]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -533,7 +893,7 @@ func (x *RequestContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestContext.ProtoReflect.Descriptor instead.
 func (*RequestContext) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{2}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RequestContext) GetPlacement() string {
@@ -579,7 +939,7 @@ type RecommendResponse struct {
 
 func (x *RecommendResponse) Reset() {
 	*x = RecommendResponse{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[3]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -591,7 +951,7 @@ func (x *RecommendResponse) String() string {
 func (*RecommendResponse) ProtoMessage() {}
 
 func (x *RecommendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[3]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -604,7 +964,7 @@ func (x *RecommendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecommendResponse.ProtoReflect.Descriptor instead.
 func (*RecommendResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{3}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RecommendResponse) GetItems() []*ScoredItem {
@@ -666,7 +1026,7 @@ type SimilarItemsRequest struct {
 
 func (x *SimilarItemsRequest) Reset() {
 	*x = SimilarItemsRequest{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[4]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +1038,7 @@ func (x *SimilarItemsRequest) String() string {
 func (*SimilarItemsRequest) ProtoMessage() {}
 
 func (x *SimilarItemsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[4]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +1051,7 @@ func (x *SimilarItemsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SimilarItemsRequest.ProtoReflect.Descriptor instead.
 func (*SimilarItemsRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{4}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SimilarItemsRequest) GetItemId() string {
@@ -748,7 +1108,7 @@ type SimilarItemsResponse struct {
 
 func (x *SimilarItemsResponse) Reset() {
 	*x = SimilarItemsResponse{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[5]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +1120,7 @@ func (x *SimilarItemsResponse) String() string {
 func (*SimilarItemsResponse) ProtoMessage() {}
 
 func (x *SimilarItemsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[5]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +1133,7 @@ func (x *SimilarItemsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SimilarItemsResponse.ProtoReflect.Descriptor instead.
 func (*SimilarItemsResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{5}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SimilarItemsResponse) GetItems() []*ScoredItem {
@@ -838,7 +1198,7 @@ type BoughtTogetherRequest struct {
 
 func (x *BoughtTogetherRequest) Reset() {
 	*x = BoughtTogetherRequest{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[6]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +1210,7 @@ func (x *BoughtTogetherRequest) String() string {
 func (*BoughtTogetherRequest) ProtoMessage() {}
 
 func (x *BoughtTogetherRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[6]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +1223,7 @@ func (x *BoughtTogetherRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BoughtTogetherRequest.ProtoReflect.Descriptor instead.
 func (*BoughtTogetherRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{6}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *BoughtTogetherRequest) GetItemIds() []string {
@@ -922,7 +1282,7 @@ type BoughtTogetherResponse struct {
 
 func (x *BoughtTogetherResponse) Reset() {
 	*x = BoughtTogetherResponse{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[7]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1294,7 @@ func (x *BoughtTogetherResponse) String() string {
 func (*BoughtTogetherResponse) ProtoMessage() {}
 
 func (x *BoughtTogetherResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[7]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1307,7 @@ func (x *BoughtTogetherResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BoughtTogetherResponse.ProtoReflect.Descriptor instead.
 func (*BoughtTogetherResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{7}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BoughtTogetherResponse) GetItems() []*ScoredItem {
@@ -1013,7 +1373,7 @@ type ScoredItem struct {
 
 func (x *ScoredItem) Reset() {
 	*x = ScoredItem{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[8]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1025,7 +1385,7 @@ func (x *ScoredItem) String() string {
 func (*ScoredItem) ProtoMessage() {}
 
 func (x *ScoredItem) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[8]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1038,7 +1398,7 @@ func (x *ScoredItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoredItem.ProtoReflect.Descriptor instead.
 func (*ScoredItem) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{8}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ScoredItem) GetItemId() string {
@@ -1096,7 +1456,7 @@ type Reason struct {
 
 func (x *Reason) Reset() {
 	*x = Reason{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[9]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1468,7 @@ func (x *Reason) String() string {
 func (*Reason) ProtoMessage() {}
 
 func (x *Reason) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[9]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1481,7 @@ func (x *Reason) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reason.ProtoReflect.Descriptor instead.
 func (*Reason) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{9}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Reason) GetKind() ReasonKind {
@@ -1196,7 +1556,7 @@ type BatchRecommendRequest struct {
 
 func (x *BatchRecommendRequest) Reset() {
 	*x = BatchRecommendRequest{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[10]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1568,7 @@ func (x *BatchRecommendRequest) String() string {
 func (*BatchRecommendRequest) ProtoMessage() {}
 
 func (x *BatchRecommendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[10]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1581,7 @@ func (x *BatchRecommendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRecommendRequest.ProtoReflect.Descriptor instead.
 func (*BatchRecommendRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{10}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *BatchRecommendRequest) GetUserIds() []string {
@@ -1299,7 +1659,7 @@ type SegmentSelector struct {
 
 func (x *SegmentSelector) Reset() {
 	*x = SegmentSelector{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[11]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1671,7 @@ func (x *SegmentSelector) String() string {
 func (*SegmentSelector) ProtoMessage() {}
 
 func (x *SegmentSelector) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[11]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1684,7 @@ func (x *SegmentSelector) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SegmentSelector.ProtoReflect.Descriptor instead.
 func (*SegmentSelector) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{11}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SegmentSelector) GetLifecycle() Lifecycle {
@@ -1375,7 +1735,7 @@ type BatchRecommendResponse struct {
 
 func (x *BatchRecommendResponse) Reset() {
 	*x = BatchRecommendResponse{}
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[12]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1747,7 @@ func (x *BatchRecommendResponse) String() string {
 func (*BatchRecommendResponse) ProtoMessage() {}
 
 func (x *BatchRecommendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_recommendation_proto_msgTypes[12]
+	mi := &file_recsys_v1_recommendation_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1760,7 @@ func (x *BatchRecommendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRecommendResponse.ProtoReflect.Descriptor instead.
 func (*BatchRecommendResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{12}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BatchRecommendResponse) GetUserId() string {
@@ -1442,7 +1802,23 @@ var File_recsys_v1_recommendation_proto protoreflect.FileDescriptor
 
 const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\n" +
-	"\x1erecsys/v1/recommendation.proto\x12\trecsys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x15recsys/v1/event.proto\"\xf5\x01\n" +
+	"\x1erecsys/v1/recommendation.proto\x12\trecsys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x15recsys/v1/event.proto\"\xe4\x01\n" +
+	"\x10RankItemsRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x19\n" +
+	"\bitem_ids\x18\x02 \x03(\tR\aitemIds\x123\n" +
+	"\acontext\x18\x03 \x01(\v2\x19.recsys.v1.RequestContextR\acontext\x12)\n" +
+	"\x06filter\x18\x04 \x01(\v2\x11.recsys.v1.FilterR\x06filter\x12<\n" +
+	"\runknown_order\x18\x05 \x01(\x0e2\x17.recsys.v1.UnknownOrderR\funknownOrder\"\x8b\x02\n" +
+	"\x11RankItemsResponse\x12+\n" +
+	"\x05items\x18\x01 \x03(\v2\x15.recsys.v1.ScoredItemR\x05items\x120\n" +
+	"\adropped\x18\x02 \x03(\v2\x16.recsys.v1.DroppedItemR\adropped\x12#\n" +
+	"\rmodel_version\x18\x03 \x01(\tR\fmodelVersion\x12)\n" +
+	"\x06source\x18\x04 \x01(\x0e2\x11.recsys.v1.SourceR\x06source\x12+\n" +
+	"\x11recommendation_id\x18\x05 \x01(\tR\x10recommendationId\x12\x1a\n" +
+	"\bdegraded\x18\x06 \x01(\bR\bdegraded\"U\n" +
+	"\vDroppedItem\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12-\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x15.recsys.v1.DropReasonR\x06reason\"\xf5\x01\n" +
 	"\x10RecommendRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12(\n" +
@@ -1531,7 +1907,19 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\x05items\x18\x02 \x03(\v2\x15.recsys.v1.ScoredItemR\x05items\x12=\n" +
 	"\fempty_reason\x18\x03 \x01(\x0e2\x1a.recsys.v1.PushEmptyReasonR\vemptyReason\x12#\n" +
 	"\rmodel_version\x18\x04 \x01(\tR\fmodelVersion\x12+\n" +
-	"\x11recommendation_id\x18\x05 \x01(\tR\x10recommendationId*s\n" +
+	"\x11recommendation_id\x18\x05 \x01(\tR\x10recommendationId*c\n" +
+	"\fUnknownOrder\x12\x1d\n" +
+	"\x19UNKNOWN_ORDER_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12UNKNOWN_ORDER_KEEP\x10\x01\x12\x1c\n" +
+	"\x18UNKNOWN_ORDER_POPULARITY\x10\x02*\xb5\x01\n" +
+	"\n" +
+	"DropReason\x12\x1b\n" +
+	"\x17DROP_REASON_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13DROP_REASON_BLOCKED\x10\x01\x12\x1b\n" +
+	"\x17DROP_REASON_UNAVAILABLE\x10\x02\x12\x1b\n" +
+	"\x17DROP_REASON_MEMBER_ONLY\x10\x03\x12\x1d\n" +
+	"\x19DROP_REASON_OUT_OF_WINDOW\x10\x04\x12\x18\n" +
+	"\x14DROP_REASON_FILTERED\x10\x05*s\n" +
 	"\fAvailability\x12\x1c\n" +
 	"\x18AVAILABILITY_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bAVAILABILITY_AVAILABLE_ONLY\x10\x01\x12$\n" +
@@ -1544,7 +1932,7 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\x14REASON_KIND_TRENDING\x10\x03\x12\x1b\n" +
 	"\x17REASON_KIND_NEW_ARRIVAL\x10\x04\x12\x1f\n" +
 	"\x1bREASON_KIND_BOUGHT_TOGETHER\x10\x05\x12\x17\n" +
-	"\x13REASON_KIND_SIMILAR\x10\x06*\xaa\x01\n" +
+	"\x13REASON_KIND_SIMILAR\x10\x06*\xc3\x01\n" +
 	"\x06Source\x12\x16\n" +
 	"\x12SOURCE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13SOURCE_PERSONALIZED\x10\x01\x12\x12\n" +
@@ -1552,19 +1940,21 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\x0eSOURCE_SIMILAR\x10\x03\x12\x13\n" +
 	"\x0fSOURCE_TRENDING\x10\x04\x12\x16\n" +
 	"\x12SOURCE_EXPLORATION\x10\x05\x12\x1a\n" +
-	"\x16SOURCE_BOUGHT_TOGETHER\x10\x06*\xe5\x01\n" +
+	"\x16SOURCE_BOUGHT_TOGETHER\x10\x06\x12\x17\n" +
+	"\x13SOURCE_CALLER_ORDER\x10\a*\xe5\x01\n" +
 	"\x0fPushEmptyReason\x12!\n" +
 	"\x1dPUSH_EMPTY_REASON_UNSPECIFIED\x10\x00\x12(\n" +
 	"$PUSH_EMPTY_REASON_NO_CONFIDENT_ITEMS\x10\x01\x12\x1f\n" +
 	"\x1bPUSH_EMPTY_REASON_OPTED_OUT\x10\x02\x12\"\n" +
 	"\x1ePUSH_EMPTY_REASON_UNKNOWN_USER\x10\x03\x12 \n" +
 	"\x1cPUSH_EMPTY_REASON_NO_HISTORY\x10\x04\x12\x1e\n" +
-	"\x1aPUSH_EMPTY_REASON_NO_MODEL\x10\x052\xe0\x02\n" +
+	"\x1aPUSH_EMPTY_REASON_NO_MODEL\x10\x052\xa8\x03\n" +
 	"\x15RecommendationService\x12F\n" +
 	"\tRecommend\x12\x1b.recsys.v1.RecommendRequest\x1a\x1c.recsys.v1.RecommendResponse\x12O\n" +
 	"\fSimilarItems\x12\x1e.recsys.v1.SimilarItemsRequest\x1a\x1f.recsys.v1.SimilarItemsResponse\x12U\n" +
 	"\x0eBoughtTogether\x12 .recsys.v1.BoughtTogetherRequest\x1a!.recsys.v1.BoughtTogetherResponse\x12W\n" +
-	"\x0eBatchRecommend\x12 .recsys.v1.BatchRecommendRequest\x1a!.recsys.v1.BatchRecommendResponse0\x01B7Z5github.com/recsys-dev/recsys/proto/recsys/v1;recsysv1b\x06proto3"
+	"\x0eBatchRecommend\x12 .recsys.v1.BatchRecommendRequest\x1a!.recsys.v1.BatchRecommendResponse0\x01\x12F\n" +
+	"\tRankItems\x12\x1b.recsys.v1.RankItemsRequest\x1a\x1c.recsys.v1.RankItemsResponseB7Z5github.com/recsys-dev/recsys/proto/recsys/v1;recsysv1b\x06proto3"
 
 var (
 	file_recsys_v1_recommendation_proto_rawDescOnce sync.Once
@@ -1578,65 +1968,79 @@ func file_recsys_v1_recommendation_proto_rawDescGZIP() []byte {
 	return file_recsys_v1_recommendation_proto_rawDescData
 }
 
-var file_recsys_v1_recommendation_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_recsys_v1_recommendation_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_recsys_v1_recommendation_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_recsys_v1_recommendation_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_recsys_v1_recommendation_proto_goTypes = []any{
-	(Availability)(0),              // 0: recsys.v1.Availability
-	(ReasonKind)(0),                // 1: recsys.v1.ReasonKind
-	(Source)(0),                    // 2: recsys.v1.Source
-	(PushEmptyReason)(0),           // 3: recsys.v1.PushEmptyReason
-	(*RecommendRequest)(nil),       // 4: recsys.v1.RecommendRequest
-	(*Filter)(nil),                 // 5: recsys.v1.Filter
-	(*RequestContext)(nil),         // 6: recsys.v1.RequestContext
-	(*RecommendResponse)(nil),      // 7: recsys.v1.RecommendResponse
-	(*SimilarItemsRequest)(nil),    // 8: recsys.v1.SimilarItemsRequest
-	(*SimilarItemsResponse)(nil),   // 9: recsys.v1.SimilarItemsResponse
-	(*BoughtTogetherRequest)(nil),  // 10: recsys.v1.BoughtTogetherRequest
-	(*BoughtTogetherResponse)(nil), // 11: recsys.v1.BoughtTogetherResponse
-	(*ScoredItem)(nil),             // 12: recsys.v1.ScoredItem
-	(*Reason)(nil),                 // 13: recsys.v1.Reason
-	(*BatchRecommendRequest)(nil),  // 14: recsys.v1.BatchRecommendRequest
-	(*SegmentSelector)(nil),        // 15: recsys.v1.SegmentSelector
-	(*BatchRecommendResponse)(nil), // 16: recsys.v1.BatchRecommendResponse
-	(EventType)(0),                 // 17: recsys.v1.EventType
-	(*durationpb.Duration)(nil),    // 18: google.protobuf.Duration
-	(Lifecycle)(0),                 // 19: recsys.v1.Lifecycle
+	(UnknownOrder)(0),              // 0: recsys.v1.UnknownOrder
+	(DropReason)(0),                // 1: recsys.v1.DropReason
+	(Availability)(0),              // 2: recsys.v1.Availability
+	(ReasonKind)(0),                // 3: recsys.v1.ReasonKind
+	(Source)(0),                    // 4: recsys.v1.Source
+	(PushEmptyReason)(0),           // 5: recsys.v1.PushEmptyReason
+	(*RankItemsRequest)(nil),       // 6: recsys.v1.RankItemsRequest
+	(*RankItemsResponse)(nil),      // 7: recsys.v1.RankItemsResponse
+	(*DroppedItem)(nil),            // 8: recsys.v1.DroppedItem
+	(*RecommendRequest)(nil),       // 9: recsys.v1.RecommendRequest
+	(*Filter)(nil),                 // 10: recsys.v1.Filter
+	(*RequestContext)(nil),         // 11: recsys.v1.RequestContext
+	(*RecommendResponse)(nil),      // 12: recsys.v1.RecommendResponse
+	(*SimilarItemsRequest)(nil),    // 13: recsys.v1.SimilarItemsRequest
+	(*SimilarItemsResponse)(nil),   // 14: recsys.v1.SimilarItemsResponse
+	(*BoughtTogetherRequest)(nil),  // 15: recsys.v1.BoughtTogetherRequest
+	(*BoughtTogetherResponse)(nil), // 16: recsys.v1.BoughtTogetherResponse
+	(*ScoredItem)(nil),             // 17: recsys.v1.ScoredItem
+	(*Reason)(nil),                 // 18: recsys.v1.Reason
+	(*BatchRecommendRequest)(nil),  // 19: recsys.v1.BatchRecommendRequest
+	(*SegmentSelector)(nil),        // 20: recsys.v1.SegmentSelector
+	(*BatchRecommendResponse)(nil), // 21: recsys.v1.BatchRecommendResponse
+	(EventType)(0),                 // 22: recsys.v1.EventType
+	(*durationpb.Duration)(nil),    // 23: google.protobuf.Duration
+	(Lifecycle)(0),                 // 24: recsys.v1.Lifecycle
 }
 var file_recsys_v1_recommendation_proto_depIdxs = []int32{
-	6,  // 0: recsys.v1.RecommendRequest.context:type_name -> recsys.v1.RequestContext
-	5,  // 1: recsys.v1.RecommendRequest.filter:type_name -> recsys.v1.Filter
-	0,  // 2: recsys.v1.Filter.availability:type_name -> recsys.v1.Availability
-	12, // 3: recsys.v1.RecommendResponse.items:type_name -> recsys.v1.ScoredItem
-	2,  // 4: recsys.v1.RecommendResponse.source:type_name -> recsys.v1.Source
-	5,  // 5: recsys.v1.SimilarItemsRequest.filter:type_name -> recsys.v1.Filter
-	12, // 6: recsys.v1.SimilarItemsResponse.items:type_name -> recsys.v1.ScoredItem
-	2,  // 7: recsys.v1.SimilarItemsResponse.source:type_name -> recsys.v1.Source
-	5,  // 8: recsys.v1.BoughtTogetherRequest.filter:type_name -> recsys.v1.Filter
-	12, // 9: recsys.v1.BoughtTogetherResponse.items:type_name -> recsys.v1.ScoredItem
-	2,  // 10: recsys.v1.BoughtTogetherResponse.source:type_name -> recsys.v1.Source
-	2,  // 11: recsys.v1.ScoredItem.source:type_name -> recsys.v1.Source
-	13, // 12: recsys.v1.ScoredItem.reason:type_name -> recsys.v1.Reason
-	1,  // 13: recsys.v1.Reason.kind:type_name -> recsys.v1.ReasonKind
-	17, // 14: recsys.v1.Reason.event_type:type_name -> recsys.v1.EventType
-	15, // 15: recsys.v1.BatchRecommendRequest.segment:type_name -> recsys.v1.SegmentSelector
-	18, // 16: recsys.v1.BatchRecommendRequest.dedup_window:type_name -> google.protobuf.Duration
-	5,  // 17: recsys.v1.BatchRecommendRequest.filter:type_name -> recsys.v1.Filter
-	19, // 18: recsys.v1.SegmentSelector.lifecycle:type_name -> recsys.v1.Lifecycle
-	12, // 19: recsys.v1.BatchRecommendResponse.items:type_name -> recsys.v1.ScoredItem
-	3,  // 20: recsys.v1.BatchRecommendResponse.empty_reason:type_name -> recsys.v1.PushEmptyReason
-	4,  // 21: recsys.v1.RecommendationService.Recommend:input_type -> recsys.v1.RecommendRequest
-	8,  // 22: recsys.v1.RecommendationService.SimilarItems:input_type -> recsys.v1.SimilarItemsRequest
-	10, // 23: recsys.v1.RecommendationService.BoughtTogether:input_type -> recsys.v1.BoughtTogetherRequest
-	14, // 24: recsys.v1.RecommendationService.BatchRecommend:input_type -> recsys.v1.BatchRecommendRequest
-	7,  // 25: recsys.v1.RecommendationService.Recommend:output_type -> recsys.v1.RecommendResponse
-	9,  // 26: recsys.v1.RecommendationService.SimilarItems:output_type -> recsys.v1.SimilarItemsResponse
-	11, // 27: recsys.v1.RecommendationService.BoughtTogether:output_type -> recsys.v1.BoughtTogetherResponse
-	16, // 28: recsys.v1.RecommendationService.BatchRecommend:output_type -> recsys.v1.BatchRecommendResponse
-	25, // [25:29] is the sub-list for method output_type
-	21, // [21:25] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	11, // 0: recsys.v1.RankItemsRequest.context:type_name -> recsys.v1.RequestContext
+	10, // 1: recsys.v1.RankItemsRequest.filter:type_name -> recsys.v1.Filter
+	0,  // 2: recsys.v1.RankItemsRequest.unknown_order:type_name -> recsys.v1.UnknownOrder
+	17, // 3: recsys.v1.RankItemsResponse.items:type_name -> recsys.v1.ScoredItem
+	8,  // 4: recsys.v1.RankItemsResponse.dropped:type_name -> recsys.v1.DroppedItem
+	4,  // 5: recsys.v1.RankItemsResponse.source:type_name -> recsys.v1.Source
+	1,  // 6: recsys.v1.DroppedItem.reason:type_name -> recsys.v1.DropReason
+	11, // 7: recsys.v1.RecommendRequest.context:type_name -> recsys.v1.RequestContext
+	10, // 8: recsys.v1.RecommendRequest.filter:type_name -> recsys.v1.Filter
+	2,  // 9: recsys.v1.Filter.availability:type_name -> recsys.v1.Availability
+	17, // 10: recsys.v1.RecommendResponse.items:type_name -> recsys.v1.ScoredItem
+	4,  // 11: recsys.v1.RecommendResponse.source:type_name -> recsys.v1.Source
+	10, // 12: recsys.v1.SimilarItemsRequest.filter:type_name -> recsys.v1.Filter
+	17, // 13: recsys.v1.SimilarItemsResponse.items:type_name -> recsys.v1.ScoredItem
+	4,  // 14: recsys.v1.SimilarItemsResponse.source:type_name -> recsys.v1.Source
+	10, // 15: recsys.v1.BoughtTogetherRequest.filter:type_name -> recsys.v1.Filter
+	17, // 16: recsys.v1.BoughtTogetherResponse.items:type_name -> recsys.v1.ScoredItem
+	4,  // 17: recsys.v1.BoughtTogetherResponse.source:type_name -> recsys.v1.Source
+	4,  // 18: recsys.v1.ScoredItem.source:type_name -> recsys.v1.Source
+	18, // 19: recsys.v1.ScoredItem.reason:type_name -> recsys.v1.Reason
+	3,  // 20: recsys.v1.Reason.kind:type_name -> recsys.v1.ReasonKind
+	22, // 21: recsys.v1.Reason.event_type:type_name -> recsys.v1.EventType
+	20, // 22: recsys.v1.BatchRecommendRequest.segment:type_name -> recsys.v1.SegmentSelector
+	23, // 23: recsys.v1.BatchRecommendRequest.dedup_window:type_name -> google.protobuf.Duration
+	10, // 24: recsys.v1.BatchRecommendRequest.filter:type_name -> recsys.v1.Filter
+	24, // 25: recsys.v1.SegmentSelector.lifecycle:type_name -> recsys.v1.Lifecycle
+	17, // 26: recsys.v1.BatchRecommendResponse.items:type_name -> recsys.v1.ScoredItem
+	5,  // 27: recsys.v1.BatchRecommendResponse.empty_reason:type_name -> recsys.v1.PushEmptyReason
+	9,  // 28: recsys.v1.RecommendationService.Recommend:input_type -> recsys.v1.RecommendRequest
+	13, // 29: recsys.v1.RecommendationService.SimilarItems:input_type -> recsys.v1.SimilarItemsRequest
+	15, // 30: recsys.v1.RecommendationService.BoughtTogether:input_type -> recsys.v1.BoughtTogetherRequest
+	19, // 31: recsys.v1.RecommendationService.BatchRecommend:input_type -> recsys.v1.BatchRecommendRequest
+	6,  // 32: recsys.v1.RecommendationService.RankItems:input_type -> recsys.v1.RankItemsRequest
+	12, // 33: recsys.v1.RecommendationService.Recommend:output_type -> recsys.v1.RecommendResponse
+	14, // 34: recsys.v1.RecommendationService.SimilarItems:output_type -> recsys.v1.SimilarItemsResponse
+	16, // 35: recsys.v1.RecommendationService.BoughtTogether:output_type -> recsys.v1.BoughtTogetherResponse
+	21, // 36: recsys.v1.RecommendationService.BatchRecommend:output_type -> recsys.v1.BatchRecommendResponse
+	7,  // 37: recsys.v1.RecommendationService.RankItems:output_type -> recsys.v1.RankItemsResponse
+	33, // [33:38] is the sub-list for method output_type
+	28, // [28:33] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_recsys_v1_recommendation_proto_init() }
@@ -1645,15 +2049,15 @@ func file_recsys_v1_recommendation_proto_init() {
 		return
 	}
 	file_recsys_v1_event_proto_init()
-	file_recsys_v1_recommendation_proto_msgTypes[1].OneofWrappers = []any{}
-	file_recsys_v1_recommendation_proto_msgTypes[10].OneofWrappers = []any{}
+	file_recsys_v1_recommendation_proto_msgTypes[4].OneofWrappers = []any{}
+	file_recsys_v1_recommendation_proto_msgTypes[13].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_v1_recommendation_proto_rawDesc), len(file_recsys_v1_recommendation_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   13,
+			NumEnums:      6,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	RecommendationService_SimilarItems_FullMethodName   = "/recsys.v1.RecommendationService/SimilarItems"
 	RecommendationService_BoughtTogether_FullMethodName = "/recsys.v1.RecommendationService/BoughtTogether"
 	RecommendationService_BatchRecommend_FullMethodName = "/recsys.v1.RecommendationService/BatchRecommend"
+	RecommendationService_RankItems_FullMethodName      = "/recsys.v1.RecommendationService/RankItems"
 )
 
 // RecommendationServiceClient is the client API for RecommendationService service.
@@ -96,6 +97,19 @@ type RecommendationServiceClient interface {
 	// waits on flow control until the connection's age limit (30 minutes plus
 	// 10 minutes' grace by default) closes it.
 	BatchRecommend(ctx context.Context, in *BatchRecommendRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BatchRecommendResponse], error)
+	// RankItems orders a list another system made (search results, a campaign
+	// or category page) for one user, by the same live score Recommend uses:
+	// the user's vector is folded in from the profile (plus the context item)
+	// and every candidate the model knows is scored. Only the given items are
+	// returned. Candidates that the hard rules (blocklist, availability, sale
+	// windows, member-only items) or the request's filter forbid are left out
+	// and listed in `dropped` with the rule; the user's own exclusions that
+	// Recommend applies to its picks (history, purchases, impression rotation)
+	// do not apply, since the caller chose the items. Candidates the model
+	// cannot score (new items), and every candidate for a user without usable
+	// history, come after the scored ones in `unknown_order`. The first 50
+	// personalized items carry a reason.
+	RankItems(ctx context.Context, in *RankItemsRequest, opts ...grpc.CallOption) (*RankItemsResponse, error)
 }
 
 type recommendationServiceClient struct {
@@ -154,6 +168,16 @@ func (c *recommendationServiceClient) BatchRecommend(ctx context.Context, in *Ba
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RecommendationService_BatchRecommendClient = grpc.ServerStreamingClient[BatchRecommendResponse]
+
+func (c *recommendationServiceClient) RankItems(ctx context.Context, in *RankItemsRequest, opts ...grpc.CallOption) (*RankItemsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RankItemsResponse)
+	err := c.cc.Invoke(ctx, RecommendationService_RankItems_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 // RecommendationServiceServer is the server API for RecommendationService service.
 // All implementations must embed UnimplementedRecommendationServiceServer
@@ -226,6 +250,19 @@ type RecommendationServiceServer interface {
 	// waits on flow control until the connection's age limit (30 minutes plus
 	// 10 minutes' grace by default) closes it.
 	BatchRecommend(*BatchRecommendRequest, grpc.ServerStreamingServer[BatchRecommendResponse]) error
+	// RankItems orders a list another system made (search results, a campaign
+	// or category page) for one user, by the same live score Recommend uses:
+	// the user's vector is folded in from the profile (plus the context item)
+	// and every candidate the model knows is scored. Only the given items are
+	// returned. Candidates that the hard rules (blocklist, availability, sale
+	// windows, member-only items) or the request's filter forbid are left out
+	// and listed in `dropped` with the rule; the user's own exclusions that
+	// Recommend applies to its picks (history, purchases, impression rotation)
+	// do not apply, since the caller chose the items. Candidates the model
+	// cannot score (new items), and every candidate for a user without usable
+	// history, come after the scored ones in `unknown_order`. The first 50
+	// personalized items carry a reason.
+	RankItems(context.Context, *RankItemsRequest) (*RankItemsResponse, error)
 	mustEmbedUnimplementedRecommendationServiceServer()
 }
 
@@ -247,6 +284,9 @@ func (UnimplementedRecommendationServiceServer) BoughtTogether(context.Context, 
 }
 func (UnimplementedRecommendationServiceServer) BatchRecommend(*BatchRecommendRequest, grpc.ServerStreamingServer[BatchRecommendResponse]) error {
 	return status.Error(codes.Unimplemented, "method BatchRecommend not implemented")
+}
+func (UnimplementedRecommendationServiceServer) RankItems(context.Context, *RankItemsRequest) (*RankItemsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RankItems not implemented")
 }
 func (UnimplementedRecommendationServiceServer) mustEmbedUnimplementedRecommendationServiceServer() {}
 func (UnimplementedRecommendationServiceServer) testEmbeddedByValue()                               {}
@@ -334,6 +374,24 @@ func _RecommendationService_BatchRecommend_Handler(srv interface{}, stream grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RecommendationService_BatchRecommendServer = grpc.ServerStreamingServer[BatchRecommendResponse]
 
+func _RecommendationService_RankItems_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RankItemsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RecommendationServiceServer).RankItems(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RecommendationService_RankItems_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RecommendationServiceServer).RankItems(ctx, req.(*RankItemsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RecommendationService_ServiceDesc is the grpc.ServiceDesc for RecommendationService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -352,6 +410,10 @@ var RecommendationService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "BoughtTogether",
 			Handler:    _RecommendationService_BoughtTogether_Handler,
+		},
+		{
+			MethodName: "RankItems",
+			Handler:    _RecommendationService_RankItems_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
