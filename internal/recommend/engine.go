@@ -308,6 +308,21 @@ type scratch struct {
 	cosine      []float32 // BoughtTogether: the cart's summed unit vector
 }
 
+// requestScratch returns a scratch sized for m whose filter is ready for a
+// request with filter f at now (the model's row state, the catalog, the
+// current rules). The caller returns it with putScratch.
+func (e *Engine) requestScratch(m *mf.Model, f Filter, now time.Time) *scratch {
+	n := 0
+	var st *rowState
+	if m != nil {
+		n = m.NumItems()
+		st = e.rowsFor(m)
+	}
+	s := e.getScratch(n)
+	s.filter.reset(st, e.catalog, e.rules(), f, now)
+	return s
+}
+
 func (e *Engine) getScratch(n int) *scratch {
 	s := e.scratch.Get().(*scratch)
 	if cap(s.scores) < n {
@@ -347,18 +362,9 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 		return Result{}, fmt.Errorf("load profile of %q: %w", req.UserID, err)
 	}
 	now := e.cfg.Now()
-
-	n := 0
-	var st *rowState
-	if m != nil {
-		n = m.NumItems()
-		st = e.rowsFor(m)
-	}
-	s := e.getScratch(n)
+	s := e.requestScratch(m, req.Filter, now)
 	defer e.putScratch(s)
-	rules := e.rules()
 	fc := &s.filter
-	fc.reset(st, e.catalog, rules, req.Filter, now)
 
 	for _, id := range req.Exclude {
 		fc.exclude(id)

@@ -74,16 +74,9 @@ func (e *Engine) Rank(ctx context.Context, req RankRequest) (RankResult, error) 
 		}
 	}
 	now := e.cfg.Now()
-	n := 0
-	var st *rowState
-	if m != nil {
-		n = m.NumItems()
-		st = e.rowsFor(m)
-	}
-	s := e.getScratch(n)
+	s := e.requestScratch(m, req.Filter, now)
 	defer e.putScratch(s)
 	fc := &s.filter
-	fc.reset(st, e.catalog, e.rules(), req.Filter, now)
 
 	res := RankResult{Source: SourceCallerOrder, Dropped: []Dropped{}}
 	if req.Unknown == ByPopularity {
