@@ -83,7 +83,7 @@ func TestUpsertRejectsInvalid(t *testing.T) {
 		wantErr string
 	}{
 		{"empty id", Item{}, "item id is empty"},
-		{"long id", Item{ID: strings.Repeat("x", MaxIDBytes+1)}, "more than 256"},
+		{"long id", Item{ID: strings.Repeat("x", MaxIDBytes+1)}, "at most 256"},
 		{"bad utf-8 id", Item{ID: "\xff"}, "item id is not valid UTF-8"},
 		{"bad utf-8 category", Item{ID: "x", Category: "\xc3"}, "category is not valid UTF-8"},
 		{"NaN price", Item{ID: "x", Price: math.NaN()}, "price must be a finite number"},

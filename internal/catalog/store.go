@@ -29,12 +29,13 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/redisconn"
 )
 
 // Limits Upsert enforces.
 const (
-	MaxIDBytes       = 256
+	MaxIDBytes       = event.MaxIDBytes // the one id rule, event.CheckID
 	MaxCategoryBytes = 256
 )
 
@@ -145,12 +146,8 @@ func (s *Store) Upsert(ctx context.Context, items []Item) error {
 
 func validate(it Item) error {
 	switch {
-	case it.ID == "":
-		return errors.New("item id is empty")
-	case len(it.ID) > MaxIDBytes:
-		return fmt.Errorf("item id is %d bytes, more than %d", len(it.ID), MaxIDBytes)
-	case !utf8.ValidString(it.ID):
-		return errors.New("item id is not valid UTF-8")
+	case event.CheckID(it.ID) != nil:
+		return fmt.Errorf("item id %w", event.CheckID(it.ID))
 	case len(it.Category) > MaxCategoryBytes:
 		return fmt.Errorf("category is %d bytes, more than %d", len(it.Category), MaxCategoryBytes)
 	case !utf8.ValidString(it.Category):

@@ -348,7 +348,15 @@ func (r *reader) bad(e *RowError) error {
 
 // emit gives e an id when it has none and hands it to the callback; line (or
 // the byte offset for JSON) places a callback error.
+//
+// Every reader's events pass here, so this is where the one id rule
+// (event.CheckID) is applied: an event whose user, item or event id breaks it
+// is a bad row at line (or offset), never handed on.
 func (r *reader) emit(e event.Event, line, offset int64) error {
+	if err := badID(e); err != nil {
+		err.Line, err.Offset = line, offset
+		return r.bad(err)
+	}
 	if e.ID == "" {
 		e.ID = r.ids.derive(&e)
 	}
@@ -358,6 +366,20 @@ func (r *reader) emit(e event.Event, line, offset int64) error {
 			return fmt.Errorf("%s:%d: %w", r.opts.Name, line, err)
 		}
 		return fmt.Errorf("%s: after byte %d: %w", r.opts.Name, offset, err)
+	}
+	return nil
+}
+
+// badID returns the RowError of the first id of e that breaks the id rule,
+// or nil.
+func badID(e event.Event) *RowError {
+	for _, f := range []struct{ col, v string }{{colUser, e.UserID}, {colItem, e.ItemID}, {colID, e.ID}} {
+		if f.col == colID && f.v == "" {
+			continue // derived below
+		}
+		if err := event.CheckID(f.v); err != nil {
+			return &RowError{Field: f.col, Value: f.v, Err: err}
+		}
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+
+	"github.com/recsys-dev/recsys/internal/event"
 )
 
 // The artifact layout (all integers little-endian), described for readers
@@ -185,15 +187,54 @@ func Read(r io.Reader) (*Model, error) {
 	if k, _ := d.r.Read(extra[:]); k != 0 {
 		return nil, fmt.Errorf("%w: trailing bytes after checksum", ErrCorrupt)
 	}
+	ids, factors, dropped := dropBadIDs(ids, factors, int(f))
+	if dropped.Items > 0 {
+		info.Items = int64(len(ids))
+		for _, s := range sections {
+			dropped.Sections = append(dropped.Sections, s.Kind)
+		}
+		sections = nil
+	}
 	m, err := New(info, ids, factors)
-	if err != nil || len(sections) == 0 {
-		return m, err
+	if err != nil {
+		if dropped.Items > 0 {
+			return nil, fmt.Errorf("%w (after dropping %d items with bad ids)", err, dropped.Items)
+		}
+		return nil, err
+	}
+	m.dropped = dropped
+	if len(sections) == 0 {
+		return m, nil
 	}
 	if err := checkSections(sections); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
 	m.sections = sections
 	return m, nil
+}
+
+// dropBadIDs removes the items whose id breaks the one id rule
+// (event.CheckID), with their factor rows, in place. Such a model was trained
+// before the rule was enforced everywhere; refusing it would leave a
+// restarted server without a model, serving it would fail every answer that
+// holds the id (protobuf cannot marshal invalid UTF-8). Sections are not
+// touched here: Read drops them all when an item goes, since their payloads
+// may refer to items by index.
+func dropBadIDs(ids []string, factors []float32, f int) ([]string, []float32, BadIDs) {
+	var d BadIDs
+	kept := 0
+	for i, id := range ids {
+		if event.CheckID(id) != nil {
+			d.Items++
+			continue
+		}
+		if kept != i {
+			ids[kept] = id
+			copy(factors[kept*f:(kept+1)*f], factors[i*f:(i+1)*f])
+		}
+		kept++
+	}
+	return ids[:kept], factors[:kept*f], d
 }
 
 // sections reads the section list of a format-2 artifact. A payload is read

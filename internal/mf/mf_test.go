@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -352,6 +353,8 @@ func TestNewRejectsInvalid(t *testing.T) {
 		{"shape mismatch", hyper, []string{"a"}, []float32{1}},
 		{"duplicate ids", hyper, []string{"a", "a"}, []float32{1, 2, 3, 4}},
 		{"empty id", hyper, []string{""}, []float32{1, 2}},
+		{"invalid UTF-8 id", hyper, []string{"i271\xff"}, []float32{1, 2}},
+		{"id over the id rule", hyper, []string{strings.Repeat("x", 257)}, []float32{1, 2}},
 		{"NaN factor", hyper, []string{"a"}, []float32{1, nan}},
 		{"zero regularization", Hyperparameters{Factors: 2, Alpha: 1}, []string{"a"}, []float32{1, 2}},
 		{"zero factors", Hyperparameters{Regularization: 1}, []string{"a"}, []float32{}},

@@ -24,6 +24,9 @@ import (
 const (
 	MaxFactors  = 1024
 	MaxItems    = 50_000_000
+	// MaxIDLength bounds an id in the artifact's id table: longer is
+	// corruption. Ids above event.MaxIDBytes (older trainers wrote up to
+	// this) are read and then dropped, see Read.
 	MaxIDLength = 1024
 )
 
@@ -102,7 +105,20 @@ type Model struct {
 	packed *packedFactors // ScoresBlock's layout, built on first use
 
 	sections []Section // sorted by kind; see section.go
+
+	dropped BadIDs // what Read left out of the artifact; zero otherwise
 }
+
+// BadIDs tells what Read dropped from an artifact because ids broke the one
+// id rule (event.CheckID): items trained before the rule was enforced.
+type BadIDs struct {
+	Items    int      // items dropped with their factors
+	Sections []string // kinds of the sections dropped with them (their item indices no longer hold)
+}
+
+// DroppedIDs tells what Read dropped from the artifact because of bad ids;
+// the loader logs it. A model built by New drops nothing.
+func (m *Model) DroppedIDs() BadIDs { return m.dropped }
 
 // ErrInvalid marks a model that cannot serve (bad shape, NaN, duplicates…).
 var ErrInvalid = errors.New("invalid model")
@@ -134,8 +150,10 @@ func New(info Info, ids []string, factors []float32) (*Model, error) {
 	info.Items = int64(len(ids))
 	index := make(map[string]int32, len(ids))
 	for i, id := range ids {
-		if id == "" || len(id) > MaxIDLength {
-			return nil, fmt.Errorf("%w: item %d has an id of %d bytes", ErrInvalid, i, len(id))
+		if err := event.CheckID(id); err != nil {
+			// The one id rule: an id that breaks it could not be asked
+			// for, and an answer holding it could not be marshalled.
+			return nil, fmt.Errorf("%w: item %d: id %v", ErrInvalid, i, err)
 		}
 		if _, dup := index[id]; dup {
 			return nil, fmt.Errorf("%w: item id %q appears twice", ErrInvalid, id)

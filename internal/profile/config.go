@@ -10,10 +10,10 @@ import (
 	"github.com/recsys-dev/recsys/internal/event"
 )
 
-// MaxIDBytes is the longest event, user or item id Record accepts. The API
-// promises ids up to 256 bytes; the limit keeps a single hostile id from
-// turning into a huge key or list entry.
-const MaxIDBytes = 256
+// MaxIDBytes is the longest event, user or item id Record accepts: the one
+// id rule's limit (event.CheckID). It keeps a single hostile id from turning
+// into a huge key or list entry.
+const MaxIDBytes = event.MaxIDBytes
 
 // Config sets key names, caps, retention and the weighting of a Store. Zero
 // fields take the defaults listed with each field (see WithDefaults).

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
 
@@ -175,13 +174,8 @@ func (s *Store) Record(ctx context.Context, events []event.Event) (RecordResult,
 
 func validateEvent(e event.Event) error {
 	for _, f := range []struct{ name, v string }{{"event id", e.ID}, {"user id", e.UserID}, {"item id", e.ItemID}} {
-		switch {
-		case f.v == "":
-			return fmt.Errorf("%s is empty", f.name)
-		case len(f.v) > MaxIDBytes:
-			return fmt.Errorf("%s is %d bytes, more than %d", f.name, len(f.v), MaxIDBytes)
-		case !utf8.ValidString(f.v):
-			return fmt.Errorf("%s is not valid UTF-8", f.name)
+		if err := event.CheckID(f.v); err != nil {
+			return fmt.Errorf("%s %w", f.name, err)
 		}
 	}
 	switch {

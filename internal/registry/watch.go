@@ -182,6 +182,10 @@ func (w *watcher) check(ctx context.Context) {
 		}
 		return
 	}
+	if d := m.DroppedIDs(); d.Items > 0 {
+		log.WarnContext(ctx, "model artifact holds ids that break the id rule; those items are not served",
+			"version", v, "dropped_items", d.Items, "dropped_sections", d.Sections)
+	}
 	w.apply(m)
 	log.InfoContext(ctx, "model applied", "version", v, "previous", w.applied,
 		"items", m.NumItems(), "factors", m.Factors(), "load_time", time.Since(start))

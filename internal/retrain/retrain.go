@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/als"
@@ -131,11 +132,32 @@ func (c *Config) defaults() error {
 // Outcome is what a run did.
 type Outcome struct {
 	Events   int64        // events read
+	// BadIDs counts events skipped because their user or item id breaks
+	// the one id rule (event.CheckID): such an item could never be served.
+	BadIDs   int64
 	Report   *eval.Report // als, serving (if any), popularity, itemknn on the holdout
 	Gate     Gate
 	Model    *mf.Model          // the model published (or that would have been)
 	Versions []registry.Version // one per publisher, empty when refused or dry
 	Lists    int                // bought-together lists written
+}
+
+// badIDLogs is how many skipped events are logged one by one.
+const badIDLogs = 10
+
+func (o *Outcome) badID(log *slog.Logger, e event.Event, field string, err error) {
+	o.BadIDs++
+	if o.BadIDs <= badIDLogs {
+		log.Warn("event skipped: bad id", "event_id", shortID(e.ID), "field", field, "reason", err.Error())
+	}
+}
+
+// shortID keeps a log line readable when an id is hostile.
+func shortID(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	return strings.ToValidUTF8(s, "\ufffd")
 }
 
 // Gate is the quality gate's verdict.
@@ -183,6 +205,17 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 	}
 	if err := src(ctx, func(e event.Event) error {
 		out.Events++
+		// Every source's events pass the id rule here, so an item that
+		// trains can always be served and marshalled; one bad row never
+		// aborts the run.
+		if err := event.CheckID(e.UserID); err != nil {
+			out.badID(log, e, "user id", err)
+			return nil
+		}
+		if err := event.CheckID(e.ItemID); err != nil {
+			out.badID(log, e, "item id", err)
+			return nil
+		}
 		if pairs != nil {
 			pairs.Add(e)
 		}
@@ -191,8 +224,11 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 		return nil, fmt.Errorf("read events: %w", err)
 	}
 	data := col.Data()
+	if out.BadIDs > 0 {
+		log.Warn("events with a bad user or item id skipped", "skipped", out.BadIDs, "events", out.Events)
+	}
 	log.Info("events read", "events", out.Events, "users", data.Users, "items", data.Items,
-		"zero_weight", col.Dropped(), "seconds", cfg.Now().Sub(start).Seconds())
+		"zero_weight", col.Dropped(), "bad_ids", out.BadIDs, "seconds", cfg.Now().Sub(start).Seconds())
 	if data.Len() == 0 || data.Users < 2 || data.Items < 2 {
 		return nil, fmt.Errorf("%w: %d events over %d users and %d items", ErrNoData, data.Len(), data.Users, data.Items)
 	}

@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	grpcproto "google.golang.org/grpc/encoding/proto"
@@ -47,17 +49,69 @@ type requestCodec struct {
 
 	twinsMu sync.Mutex
 	twins   *protoregistry.Files // files with strings turned into bytes
+
+	// encoded maps an answer (by pointer identity) to its bytes, from the
+	// encodeAnswers interceptor (or checkedStream.SendMsg) until grpc-go
+	// asks Marshal for them, so checking that an answer encodes costs no
+	// second encoding. unencodable counts the answers that did not encode.
+	encoded     sync.Map
+	unencodable *prometheus.CounterVec
 }
 
 var _ encoding.CodecV2 = (*requestCodec)(nil)
 
 func newRequestCodec() *requestCodec {
-	return &requestCodec{base: encoding.GetCodecV2(grpcproto.Name), twins: new(protoregistry.Files)}
+	return &requestCodec{base: encoding.GetCodecV2(grpcproto.Name), twins: new(protoregistry.Files),
+		unencodable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "recsys_unencodable_answers_total",
+			Help: "Answers that could not be encoded (e.g. an id with invalid UTF-8), answered Internal, by method.",
+		}, []string{"method"})}
 }
 
 func (c *requestCodec) Name() string { return grpcproto.Name }
 
-func (c *requestCodec) Marshal(v any) (mem.BufferSlice, error) { return c.base.Marshal(v) }
+// Marshal returns the bytes encode made for v, or encodes v.
+func (c *requestCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if b, ok := c.encoded.LoadAndDelete(v); ok {
+		return b.(mem.BufferSlice), nil
+	}
+	return c.base.Marshal(v)
+}
+
+// errUnencodable marks an answer that cannot be encoded: a bug (or data
+// that slipped past the id rule), so toStatus answers Internal and logs it
+// at error level.
+var errUnencodable = errors.New("answer cannot be encoded")
+
+// encode encodes an answer before grpc-go does, so that a failure is seen
+// by the interceptors: without it grpc-go fails the call after they ran, and
+// the logs and metrics record grpc.code=OK for an answer the client got as
+// Internal. The bytes are kept for Marshal.
+func (c *requestCodec) encode(method string, v any) error {
+	b, err := c.base.Marshal(v)
+	if err != nil {
+		c.unencodable.WithLabelValues(method).Inc()
+		return fmt.Errorf("%w: %v", errUnencodable, err)
+	}
+	c.encoded.Store(v, b)
+	return nil
+}
+
+// encodeAnswers is the unary interceptor that encodes every answer (see
+// encode); it runs inside errorMapping, so a failure becomes an honest
+// Internal in the logs and metrics.
+func (c *requestCodec) encodeAnswers() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		resp, err := handler(ctx, req)
+		if err != nil {
+			return resp, err
+		}
+		if err := c.encode(info.FullMethod, resp); err != nil {
+			return nil, err
+		}
+		return resp, nil
+	}
+}
 
 // Unmarshal decodes data into v. A decoding error is recorded for v (see
 // take) and nil is returned; v is then either reset or holds the fields
@@ -306,8 +360,18 @@ func decodeError(ctx context.Context) error {
 // sees it.
 type checkedStream struct {
 	grpc.ServerStream
-	codec *requestCodec
-	v     *validator
+	codec  *requestCodec
+	v      *validator
+	method string
+}
+
+// SendMsg encodes m first (see encode), so an answer that cannot be encoded
+// fails the stream with an error toStatus logs and maps to Internal.
+func (s *checkedStream) SendMsg(m any) error {
+	if err := s.codec.encode(s.method, m); err != nil {
+		return err
+	}
+	return s.ServerStream.SendMsg(m)
 }
 
 func (s *checkedStream) RecvMsg(m any) error {
@@ -323,6 +387,6 @@ func (s *checkedStream) RecvMsg(m any) error {
 // streamValidation wraps every stream so received messages are checked.
 func streamValidation(c *requestCodec, v *validator) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		return handler(srv, &checkedStream{ServerStream: ss, codec: c, v: v})
+		return handler(srv, &checkedStream{ServerStream: ss, codec: c, v: v, method: info.FullMethod})
 	}
 }

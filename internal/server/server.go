@@ -203,6 +203,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 			selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(limiter), guarded),
 			caps.unary(),
 			errorMapping(log),
+			codec.encodeAnswers(),
 			v.unary(),
 			recovery.UnaryServerInterceptor(recoverOpt),
 		),
@@ -221,7 +222,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	g := grpc.NewServer(opts...)
-	s := &Server{grpc: g, metrics: metrics, extra: []prometheus.Collector{limited, degradedAnswers}, log: log,
+	s := &Server{grpc: g, metrics: metrics, extra: []prometheus.Collector{limited, degradedAnswers, codec.unencodable}, log: log,
 		canFallback: d.Fallback != nil}
 	s.backendUp.Store(true)
 	deg := &degradation{fallback: d.Fallback, log: log, answers: degradedAnswers, now: cfg.Now}

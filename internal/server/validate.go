@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/recommend"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
@@ -21,7 +22,7 @@ type Limits struct {
 	MaxCount       int           // items per answer, default 500
 	MaxBatch       int           // events or items per write request, default 1000
 	MaxExclude     int           // exclude_item_ids per request, default 1000
-	MaxIDBytes     int           // bytes per user or item id, default 256
+	MaxIDBytes     int           // bytes per user or item id, default and at most event.MaxIDBytes (256)
 	MaxFutureSkew  time.Duration // how far in the future an event may be, default 5m
 	MaxQuantity    int32         // per event, default 10000
 	MaxCustomValue float32       // weight of a CUSTOM event, default 1000
@@ -40,7 +41,8 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxCount, 500)
 	def(&l.MaxBatch, 1000)
 	def(&l.MaxExclude, 1000)
-	def(&l.MaxIDBytes, 256)
+	def(&l.MaxIDBytes, event.MaxIDBytes)
+	l.MaxIDBytes = min(l.MaxIDBytes, event.MaxIDBytes)
 	def(&l.MaxFilterCategories, 100)
 	def(&l.MaxPushUsers, 10_000)
 	if l.MaxFutureSkew <= 0 {
@@ -181,13 +183,17 @@ func (v *validator) rankItems(r *recsysv1.RankItemsRequest) error {
 
 // id checks an id, and also a category or tier name: the same rules.
 func (v *validator) id(field, s string) error {
+	// event.CheckID is the one id rule of the whole system (imports, data
+	// set readers, trainer, model artifact); Limits.MaxIDBytes may only
+	// tighten it.
 	switch {
 	case s == "":
 		return invalid(field, "must not be empty")
 	case len(s) > v.l.MaxIDBytes:
 		return invalid(field, fmt.Sprintf("is %d bytes, at most %d allowed", len(s), v.l.MaxIDBytes))
-	case !utf8.ValidString(s):
-		return invalid(field, "is not valid UTF-8")
+	}
+	if err := event.CheckID(s); err != nil {
+		return invalid(field, err.Error())
 	}
 	return nil
 }

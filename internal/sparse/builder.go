@@ -10,9 +10,9 @@ import (
 	"github.com/recsys-dev/recsys/internal/event"
 )
 
-// MaxIDLength is the longest user or item id accepted; it matches the limit
-// of the model artifact so every item that trains can also be served.
-const MaxIDLength = 1024
+// MaxIDLength is the longest user or item id accepted: the one id rule's
+// limit (event.CheckID), so every item that trains can also be served.
+const MaxIDLength = event.MaxIDBytes
 
 // Index assigns dense int32 indices to string ids in order of first
 // appearance. The zero value is ready to use.
@@ -90,8 +90,10 @@ func (b *Builder) Add(e event.Event) error {
 		return fmt.Errorf("event %q: empty user id", e.ID)
 	case e.ItemID == "":
 		return fmt.Errorf("event %q: empty item id", e.ID)
-	case len(e.UserID) > MaxIDLength || len(e.ItemID) > MaxIDLength:
-		return fmt.Errorf("event %q: id longer than %d bytes", e.ID, MaxIDLength)
+	case event.CheckID(e.UserID) != nil:
+		return fmt.Errorf("event %q: user id %w", e.ID, event.CheckID(e.UserID))
+	case event.CheckID(e.ItemID) != nil:
+		return fmt.Errorf("event %q: item id %w", e.ID, event.CheckID(e.ItemID))
 	case !e.Type.Valid():
 		return fmt.Errorf("event %q: unknown event type %v", e.ID, e.Type)
 	}

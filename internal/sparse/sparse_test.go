@@ -225,7 +225,8 @@ func TestBuilderRejectsBadEventsAndCountsZeroWeights(t *testing.T) {
 		{"no item", event.Event{ID: "b", UserID: "u", Type: event.View}, "empty item id"},
 		{"unknown type", event.Event{ID: "c", UserID: "u", ItemID: "x", Type: 9}, "unknown event type"},
 		{"unspecified type", event.Event{ID: "d", UserID: "u", ItemID: "x"}, "unknown event type"},
-		{"long id", event.Event{ID: "e", UserID: strings.Repeat("u", MaxIDLength+1), ItemID: "x", Type: event.View}, "longer than"},
+		{"long id", event.Event{ID: "e", UserID: strings.Repeat("u", MaxIDLength+1), ItemID: "x", Type: event.View}, "at most 256"},
+		{"invalid UTF-8", event.Event{ID: "e", UserID: "u", ItemID: "x\xff", Type: event.View}, "not valid UTF-8"},
 		{"NaN custom weight", event.Event{ID: "f", UserID: "u", ItemID: "x", Type: event.Custom, Weight: float32(math.NaN())}, "finite"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
