@@ -22,8 +22,8 @@ import (
 // Limits the loader enforces, so a corrupt header cannot make it allocate
 // without bound.
 const (
-	MaxFactors  = 1024
-	MaxItems    = 50_000_000
+	MaxFactors = 1024
+	MaxItems   = 50_000_000
 	// MaxIDLength bounds an id in the artifact's id table: longer is
 	// corruption. Ids above event.MaxIDBytes (older trainers wrote up to
 	// this) are read and then dropped, see Read.

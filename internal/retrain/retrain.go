@@ -131,7 +131,7 @@ func (c *Config) defaults() error {
 
 // Outcome is what a run did.
 type Outcome struct {
-	Events   int64        // events read
+	Events int64 // events read
 	// BadIDs counts events skipped because their user or item id breaks
 	// the one id rule (event.CheckID): such an item could never be served.
 	BadIDs   int64
