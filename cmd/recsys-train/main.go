@@ -368,7 +368,7 @@ type evalCommand struct {
 // register registers the common and the evaluation flags.
 func (c *evalCommand) register(fs *flag.FlagSet) {
 	c.options.register(fs)
-	fs.StringVar(&c.cfg.Split, "split", "time", "time (each user's last events held out) or user (held-out users folded in, Liang et al. 2018)")
+	fs.StringVar(&c.cfg.Split, "split", "time", "time (each user's last events held out), last (leave-last-out: each user's last event by time or position, users with < 3 events not tested; the next-item protocol of SASRec/ICLRec) or user (held-out users folded in, Liang et al. 2018)")
 	fs.IntVar(&c.cfg.Holdout.LastN, "holdout-last", 1, "with --split time: events per user held out")
 	fs.Float64Var(&c.cfg.Holdout.Fraction, "holdout-fraction", 0, "with --split time: share of each user's events held out (instead of --holdout-last)")
 	fs.Float64Var(&c.cfg.Users.Fraction, "users-fraction", 0.1, "with --split user: share of users held out")
