@@ -161,8 +161,8 @@ var (
 )
 
 // FitBlend chooses blend weights on a validation split carved from s's
-// training events (each user's last training event held out; s's test
-// cases are never read): it trains MF with h on the rest, builds the lists
+// training events (each user's last training event held out, as
+// LeaveLastOut does; s's test cases are never read): it trains MF with h on the rest, builds the lists
 // from the rest, and evaluates every point of a weight grid on up to
 // opt.Users validation users with one fold-in per user and recency value.
 func FitBlend(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOptions) (*BlendSearch, error) {
@@ -176,7 +176,7 @@ func FitBlend(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOpti
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
 	opt.Build.Workers = opt.Workers
-	v, err := SplitByTime(s.Train, TimeSplit{LastN: 1})
+	v, err := LeaveLastOut(s.Train)
 	if err != nil {
 		return nil, fmt.Errorf("blend validation split: %w", err)
 	}
@@ -252,6 +252,9 @@ func FitBlend(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOpti
 					model.Scores(x, scores)
 					pb.Prepare(&sc.bs, x, sc.recent)
 					for _, t := range cs.Test {
+						if _, bought := slices.BinarySearch(cs.Known, t); bought {
+							continue // a miss, as in Evaluate
+						}
 						pb.Ranks(&sc.bs, scores, cs.Known, t, grid, ranks)
 						for g, rank := range ranks {
 							if rank < opt.K {
