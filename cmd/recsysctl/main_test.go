@@ -132,4 +132,3 @@ func TestUsage(t *testing.T) {
 		})
 	}
 }
-
