@@ -261,4 +261,3 @@ func TestStatusTable(t *testing.T) {
 		}
 	}
 }
-
