@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -89,6 +90,7 @@ type options struct {
 	prefix                   string
 	since                    time.Duration
 	hyper                    mf.Hyperparameters
+	tuneBudget               time.Duration
 	weighting                event.Weighting
 	workers                  int
 	logLevel, logFormat      string
@@ -109,6 +111,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.Float64Var(&o.hyper.Regularization, "regularization", 0.05, "L2 regularization λ")
 	fs.Float64Var(&o.hyper.RegExponent, "reg-exponent", 0, "frequency-scaled regularization exponent ν (λ·n^ν; 0 = constant)")
 	fs.Float64Var(&o.hyper.Alpha, "alpha", 10, "confidence scale α (c = 1 + α·weight)")
+	fs.StringVar(&o.hyper.Confidence, "confidence", "linear", "confidence weighting: linear (1 + α·w) or log (1 + α·log(1 + w))")
+	fs.DurationVar(&o.tuneBudget, "tune-budget", 10*time.Minute, "time for the hyperparameter search on a validation split of the training events (0 = no search: train with the model flags; giving a model flag also turns it off)")
 	fs.StringVar(&o.hyper.Solver, "solver", "cg", "row solver: cg or cholesky")
 	fs.IntVar(&o.hyper.CGSteps, "cg-steps", 3, "conjugate-gradient steps per row")
 	fs.Int64Var(&o.hyper.Seed, "seed", 1, "random seed of the initial factors")
@@ -119,6 +123,52 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.workers, "workers", 0, "goroutines for training and evaluation (0 = all cores)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+}
+
+// modelFlags are the hyperparameters the search chooses; setting one by
+// hand turns the search off.
+var modelFlags = []string{"factors", "regularization", "reg-exponent", "alpha", "confidence"}
+
+// tuning reports whether the search runs: a budget and no model flag set
+// (on the command line or by the environment).
+func (o *options) tuning(fs *flag.FlagSet) bool {
+	if o.tuneBudget <= 0 {
+		return false
+	}
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || slices.Contains(modelFlags, f.Name) })
+	return !set
+}
+
+// traceLogger logs every tuning trial as it ends.
+func traceLogger(log *slog.Logger) func(mf.TuningTrial) {
+	return func(t mf.TuningTrial) {
+		h := t.Hyper
+		log.Info("tuning trial", "bracket", t.Bracket, "rung", t.Rung, "factors", h.Factors, "regularization", h.Regularization,
+			"reg_exponent", h.RegExponent, "alpha", h.Alpha, "confidence", h.Confidence, "iterations", h.Iterations,
+			"score", t.Score, "seconds", t.Seconds, "aborted", t.Aborted)
+	}
+}
+
+// writeTrace prints the search trace and the chosen settings.
+func writeTrace(w io.Writer, t *mf.Tuning) {
+	if t == nil {
+		return
+	}
+	fmt.Fprintf(w, "\ntuning: %d trials in %.0fs of a %.0fs budget, %s on a validation split of the training events\n",
+		len(t.Trials), t.UsedSeconds, t.BudgetSeconds, t.Metric)
+	fmt.Fprintf(w, "%-4s %-8s %-4s %-8s %-14s %-12s %-8s %-10s %-10s %-8s %s\n", "#", "bracket", "rung", "factors", "regularization", "reg_exponent", "alpha", "confidence", "iterations", "seconds", t.Metric)
+	for i, tr := range t.Trials {
+		h := tr.Hyper
+		score := fmt.Sprintf("%.4f", tr.Score)
+		if tr.Aborted {
+			score = "aborted (budget)"
+		}
+		fmt.Fprintf(w, "%-4d %-8d %-4d %-8d %-14g %-12g %-8g %-10s %-10d %-8.1f %s\n", i+1, tr.Bracket, tr.Rung, h.Factors, h.Regularization, h.RegExponent, h.Alpha, h.Confidence, h.Iterations, tr.Seconds, score)
+	}
+	c := t.Chosen
+	fmt.Fprintf(w, "chosen: --factors %d --regularization %g --reg-exponent %g --alpha %g --confidence %s --iterations %d (validation %s %.4f)\n",
+		c.Factors, c.Regularization, c.RegExponent, c.Alpha, c.Confidence, c.Iterations, t.Metric, t.Score)
 }
 
 func (o *options) logger(w io.Writer) (*slog.Logger, error) {
@@ -319,6 +369,9 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	cfg.Hyper, cfg.Weighting, cfg.Workers, cfg.Logger = o.hyper, o.weighting, o.workers, log
+	if o.tuning(fs) {
+		cfg.TuneBudget, cfg.TuneProgress = o.tuneBudget, traceLogger(log)
+	}
 	if o.inputs != "" {
 		// Files may be history: decay from their last event, or years-old
 		// data would weigh nothing. A live stream decays from now.
@@ -333,6 +386,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		if werr := out.Report.WriteTable(stdout); werr != nil && err == nil {
 			err = werr
 		}
+		writeTrace(stdout, out.Tuning)
 		fmt.Fprintf(stdout, "\ngate: %s\n", out.Gate.Reason)
 		for _, v := range out.Versions {
 			fmt.Fprintf(stdout, "published %s (%d items, %d bytes)\n", v.Name(), v.Info.Items, v.Size)
@@ -455,14 +509,36 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	log.Info("split", "name", split.Name, "users", split.Matrix.Rows, "items", split.Matrix.Cols,
 		"train_interactions", split.Matrix.NNZ(), "test_users", len(split.Cases))
-	rep, err := retrain.Evaluate(ctx, c.cfg, split)
+	if !c.tuning(fs) {
+		rep, err := retrain.Evaluate(ctx, c.cfg, split)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return writeJSON(stdout, rep)
+		}
+		return rep.WriteTable(stdout)
+	}
+	// No model flags: what the default job would publish, tuned on the
+	// training part, first; then the baselines.
+	c.cfg.Job, c.cfg.TuneBudget, c.cfg.TuneProgress, c.cfg.Logger = true, c.tuneBudget, traceLogger(log), log
+	job, err := retrain.EvaluateJob(ctx, c.cfg, split)
 	if err != nil {
 		return err
 	}
 	if asJSON {
-		return writeJSON(stdout, rep)
+		return writeJSON(stdout, struct {
+			*eval.Report
+			Gate   string     `json:"gate"`
+			Tuning *mf.Tuning `json:"tuning,omitempty"`
+		}{job.Report, job.Gate.Reason, job.Tuning})
 	}
-	return rep.WriteTable(stdout)
+	if err := job.Report.WriteTable(stdout); err != nil {
+		return err
+	}
+	writeTrace(stdout, job.Tuning)
+	fmt.Fprintf(stdout, "\njob's gate on its holdout of the training part: %s\n", job.Gate.Reason)
+	return nil
 }
 
 // runTune searches hyperparameters on a validation split of the training
