@@ -515,6 +515,11 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		if err != nil {
 			return err
 		}
+		if ablation {
+			if err := addAblation(ctx, c, split, rep, log); err != nil {
+				return err
+			}
+		}
 		if asJSON {
 			return writeJSON(stdout, rep)
 		}
@@ -528,17 +533,9 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	if ablation {
-		rows, search, err := eval.BlendAblation(ctx, split, c.cfg.Hyper, eval.BlendOptions{Workers: c.cfg.Workers},
-			eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers})
-		if err != nil {
-			return fmt.Errorf("blend ablation: %w", err)
+		if err := addAblation(ctx, c, split, job.Report, log); err != nil {
+			return err
 		}
-		for _, k := range []struct{ n, t, r bool }{{true, false, false}, {true, true, false}, {true, true, true}} {
-			b := search.Best(k.n, k.t, k.r)
-			log.Info("blend weights chosen on validation", "neighbors", b.Params.Neighbor, "transitions", b.Params.Transition,
-				"recency", b.Params.Recency, "validation_users", search.Users, fmt.Sprintf("ndcg@%d", search.K), b.NDCG)
-		}
-		rep.Models = append(rep.Models, rows...)
 	}
 	if asJSON {
 		return writeJSON(stdout, struct {
@@ -552,6 +549,22 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	writeTrace(stdout, job.Tuning)
 	fmt.Fprintf(stdout, "\njob's gate on its holdout of the training part: %s\n", job.Gate.Reason)
+	return nil
+}
+
+// addAblation appends the blend's ablation rows to rep.
+func addAblation(ctx context.Context, c evalCommand, split *eval.Split, rep *eval.Report, log *slog.Logger) error {
+	rows, search, err := eval.BlendAblation(ctx, split, c.cfg.Hyper, eval.BlendOptions{Workers: c.cfg.Workers},
+		eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers})
+	if err != nil {
+		return fmt.Errorf("blend ablation: %w", err)
+	}
+	for _, k := range []struct{ n, t, r bool }{{true, false, false}, {true, true, false}, {true, true, true}} {
+		b := search.Best(k.n, k.t, k.r)
+		log.Info("blend weights chosen on validation", "neighbors", b.Params.Neighbor, "transitions", b.Params.Transition,
+			"recency", b.Params.Recency, "validation_users", search.Users, fmt.Sprintf("ndcg@%d", search.K), b.NDCG)
+	}
+	rep.Models = append(rep.Models, rows...)
 	return nil
 }
 
