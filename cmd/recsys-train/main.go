@@ -299,6 +299,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&cfg.Holdout.LastN, "holdout-last", 1, "events per user held out for the gate")
 	fs.BoolVar(&cfg.NoRefit, "no-refit", false, "publish the model trained without the holdout instead of refitting on all events")
 	fs.BoolVar(&cfg.SkipBaselines, "skip-knn", false, "leave the item-kNN baseline out of the report")
+	fs.BoolVar(&cfg.Blend, "blend", true, "also fit the order-aware blend (item neighbours, next-item transitions, recency; weights on a validation split) as a candidate; the gate publishes it when it beats MF alone")
 	fs.BoolVar(&dryRun, "dry-run", false, "train, evaluate and gate, but publish nothing")
 	var boughtLists bool
 	fs.BoolVar(&boughtLists, "bought-lists", true, "with --redis-addr: publish the bought-together lists to Redis after the model")
@@ -499,6 +500,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	fs.StringVar(&trainFile, "train", "", "a pre-split training file (with --test)")
 	fs.StringVar(&testFile, "test", "", "a pre-split test file (with --train)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&c.cfg.Blend, "blend", true, "without model flags: the job's blend candidate, as recsys-train --blend")
 	fs.BoolVar(&ablation, "blend-ablation", false, "also evaluate the blend rows (MF alone, +neighbours, +transitions, +recency; weights chosen on a validation split of the training events)")
 	log, err := c.parse(fs, args, getenv, stderr)
 	if err != nil {

@@ -38,6 +38,7 @@ type EvalConfig struct {
 	TuneProgress func(mf.TuningTrial)
 	TuneClock    func() time.Time // tests: see Config.TuneClock
 	Candidates   []Candidate
+	Blend        bool // as Config.Blend
 	Logger       *slog.Logger
 }
 
@@ -160,7 +161,7 @@ func EvaluateJob(ctx context.Context, cfg EvalConfig, s *eval.Split) (*JobEvalua
 		return nil, err
 	}
 	jc := Config{Hyper: cfg.Hyper, Weighting: cfg.Weighting, AsOf: cfg.AsOf, TuneBudget: cfg.TuneBudget,
-		TuneProgress: cfg.TuneProgress, TuneClock: cfg.TuneClock, Candidates: cfg.Candidates, Workers: cfg.Workers, Logger: cfg.Logger}
+		TuneProgress: cfg.TuneProgress, TuneClock: cfg.TuneClock, Candidates: cfg.Candidates, Blend: cfg.Blend, Workers: cfg.Workers, Logger: cfg.Logger}
 	if err := jc.defaults(); err != nil {
 		return nil, err
 	}

@@ -93,6 +93,12 @@ type Config struct {
 	// ListTTL is how long a list lives unless a later run rewrites it;
 	// default cooccur.DefaultTTL. It must exceed the retraining cadence.
 	ListTTL time.Duration
+	// Blend adds BlendCandidate to the default candidates: the
+	// order-aware blend (package blend: item neighbours,
+	// item-to-next-item transitions, recency), weights chosen on a
+	// validation split of the holdout's training events, reported as
+	// "als+blend"; the gate publishes it when it beats MF alone.
+	Blend bool
 
 	servingGiven bool
 }
@@ -143,6 +149,9 @@ func (c *Config) defaults() error {
 	}
 	if len(c.Candidates) == 0 {
 		c.Candidates = DefaultCandidates()
+		if c.Blend {
+			c.Candidates = append(c.Candidates, &BlendCandidate{})
+		}
 	}
 	return nil
 }
