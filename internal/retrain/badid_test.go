@@ -41,7 +41,7 @@ func TestHostileIDsAreSkippedNotTrained(t *testing.T) {
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	pub := &recordingPublisher{}
-	out, err := retrain.Run(context.Background(), retrain.Config{Hyper: good, AsOf: now, Now: func() time.Time { return now }, Logger: log},
+	out, err := retrain.Run(context.Background(), retrain.Config{Hyper: good, AsOf: now, Now: func() time.Time { return now }, Logger: log, SkipBaselines: true},
 		retrain.FileSource([]string{path}, "", log), nil, pub)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
