@@ -32,6 +32,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/itemindex"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/topk"
@@ -179,6 +180,15 @@ type Config struct {
 	// PushWorkers bounds the goroutines one Push scores on, default
 	// GOMAXPROCS.
 	PushWorkers int
+	// IndexMinItems is the least number of items from which a model is
+	// searched through its partitioned index (candidates.go); 0:
+	// DefaultIndexMinItems; negative: every model.
+	IndexMinItems int
+	// IndexProbe is how many partitions a search probes unless their
+	// bounds prove the answer earlier; 0: an eighth of them.
+	IndexProbe int
+	// ExactScan scores every row in float32, without the index.
+	ExactScan bool
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -193,7 +203,8 @@ type Engine struct {
 	catalog  Catalog
 	popular  *Popular
 	model    atomic.Pointer[mf.Model]
-	scratch  sync.Pool // *scratch
+	index    atomic.Pointer[servingIndex] // candidates.go
+	scratch  sync.Pool                    // *scratch
 	// pushFree holds the score-block buffers of every Push call together,
 	// PushWorkers of them (12.8 MB each at 100K items): however many calls
 	// run, at most that many blocks are scored at once and that much
@@ -225,6 +236,9 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 	if cfg.ColdSource == SourceUnspecified {
 		cfg.ColdSource = SourcePopular
 	}
+	if cfg.IndexMinItems == 0 {
+		cfg.IndexMinItems = DefaultIndexMinItems
+	}
 	if cfg.PushDedupWindow == 0 {
 		cfg.PushDedupWindow = DefaultPushDedupWindow
 	}
@@ -242,6 +256,8 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 		return nil, fmt.Errorf("recommend config: rotation after %d impressions within %v", cfg.RotateAfter, cfg.RotateWindow)
 	case !(cfg.ExploreShare >= 0 && cfg.ExploreShare <= 1):
 		return nil, fmt.Errorf("recommend config: exploration share must be within 0..1, got %v", cfg.ExploreShare)
+	case cfg.IndexProbe < 0:
+		return nil, fmt.Errorf("recommend config: index probe must be >= 0, got %d", cfg.IndexProbe)
 	case cfg.PushDedupWindow < 0:
 		return nil, fmt.Errorf("recommend config: push dedup window must be >= 0, got %v", cfg.PushDedupWindow)
 	case cfg.ColdSource != SourcePopular && cfg.ColdSource != SourceTrending:
@@ -260,14 +276,16 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 }
 
 // SetModel makes m the serving model. Requests already running finish on the
-// snapshot they started with. The model's per-row filter state is built
-// first, in the caller's goroutine, so no request waits for it.
+// snapshot they started with. The model's per-row filter state and its
+// search index are built first, in the caller's goroutine, so no request
+// waits for them.
 func (e *Engine) SetModel(m *mf.Model) {
 	if m != nil {
 		e.rowsMu.Lock()
 		e.refreshRowsLocked(m)
 		e.rowsMu.Unlock()
 	}
+	e.index.Store(e.buildIndex(m))
 	e.model.Store(m)
 }
 
@@ -306,6 +324,8 @@ type scratch struct {
 	exploreNext []int
 	purchased   map[string]struct{}
 	cosine      []float32 // BoughtTogether: the cart's summed unit vector
+	search      itemindex.Search
+	searching   bool // selectRows reads search, not scores
 }
 
 // requestScratch returns a scratch sized for m whose filter is ready for a
@@ -404,7 +424,7 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 		}
 		if folded = x != nil; folded {
 			res.Source = SourcePersonalized
-			m.Scores(x, s.scores)
+			e.scoreDot(m, s, x)
 			e.selectRows(s, fc, a, true, SourcePersonalized)
 		}
 	}
@@ -563,7 +583,7 @@ func (e *Engine) Similar(ctx context.Context, req SimilarRequest) (Result, error
 		res.ModelVersion = m.Version()
 		if row, ok := m.Index(req.ItemID); ok {
 			res.Source = SourceSimilar
-			m.Cosine(row, s.scores)
+			e.scoreCosine(m, s, row)
 			e.selectRows(s, fc, a, false, SourceSimilar)
 			for i := range a.items {
 				a.items[i].Reason = Reason{Kind: ReasonSimilar, ItemID: req.ItemID}
