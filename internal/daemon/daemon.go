@@ -347,7 +347,11 @@ func (d *Daemon) MetricsAddr() net.Addr {
 
 // apply swaps in a model the watcher loaded.
 func (d *Daemon) apply(m *mf.Model) {
-	d.engine.SetModel(m)
+	if err := d.engine.SetModel(m); err != nil {
+		d.loads.WithLabelValues("error").Inc()
+		d.log.Error("refused a model; keeping the one being served", "version", m.Version(), "err", err)
+		return
+	}
 	d.loads.WithLabelValues("ok").Inc()
 	d.log.Info("serving model", "version", m.Version(), "items", m.NumItems(), "factors", m.Factors())
 	if w := m.Info().Weighting; w != nil && *w != d.cfg.Weighting {
