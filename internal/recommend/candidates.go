@@ -58,22 +58,25 @@ func (e *Engine) scoreDot(m *mf.Model, s *scratch, x []float32) {
 	})
 }
 
-// scoreCosine prepares s for selecting m's rows by cosine similarity to
-// row r (mf.Model.Cosine's scores).
-func (e *Engine) scoreCosine(m *mf.Model, s *scratch, r int32) {
-	e.prepare(m, s, itemindex.Query{X: m.Vector(r), Cosine: true, Norm: m.Norm(r)}, func() { m.Cosine(r, s.scores) })
+// prepare starts a search of q, or, without an index (or for a query it
+// refuses), calls scan to fill s.scores.
+func (e *Engine) prepare(m *mf.Model, s *scratch, q itemindex.Query, scan func()) {
+	if !e.search(m, s, q) {
+		scan()
+	}
 }
 
-func (e *Engine) prepare(m *mf.Model, s *scratch, q itemindex.Query, scan func()) {
+// search starts a search of m's index for q in s and reports whether it
+// did: false without an index or for a query it refuses (not finite).
+func (e *Engine) search(m *mf.Model, s *scratch, q itemindex.Query) bool {
 	s.searching = false
 	if si := e.indexFor(m); si != nil {
 		q.Probe = si.probe
 		if si.ix.Start(&s.search, q) == nil {
 			s.searching = true
-			return
 		}
 	}
-	scan()
+	return s.searching
 }
 
 // topRows appends the best size rows that admit accepts and that rank below
