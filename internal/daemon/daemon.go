@@ -25,6 +25,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/embedded"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/recommend"
@@ -192,7 +193,7 @@ type Daemon struct {
 	auth     *access.Authenticator
 	metrics  *http.Server
 	mlis     net.Listener
-	loads    *prometheus.CounterVec
+	m        *metrics.Set
 }
 
 // New builds every part and opens the listeners; Run serves.
@@ -204,7 +205,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if keep := cfg.Profile.WithDefaults().PushWindow; cfg.PushDedupWindow > keep {
 		return nil, fmt.Errorf("push dedup window %v is longer than pushes are kept (%v)", cfg.PushDedupWindow, keep)
 	}
-	d = &Daemon{cfg: cfg, log: log}
+	d = &Daemon{cfg: cfg, log: log, m: metrics.New(nil)}
 	built := d // error returns set d to nil
 	defer func() {
 		if err != nil {
@@ -232,6 +233,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	d.rdb.AddHook(d.m.RedisHook())
 	catStore := catalog.NewStore(d.rdb, cfg.Prefix)
 	d.catCache = catalog.NewCache(catStore, log)
 	pcfg := cfg.Profile
@@ -306,7 +308,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.srv, err = server.New(scfg, server.Deps{
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Models: admin, Fallback: d.engine,
-		Bought: d.engine, Pusher: d.engine,
+		Bought: d.engine, Pusher: d.engine, Metrics: d.m,
 	}); err != nil {
 		return nil, err
 	}
@@ -318,14 +320,10 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 			return nil, fmt.Errorf("listen on health address %q: %w", cfg.HealthAddr, err)
 		}
 	}
-	d.loads = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "recsys_model_loads_total",
-		Help: "Model versions the watcher tried to load, by result (ok, error).",
-	}, []string{"result"})
 	if cfg.MetricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(d.srv.Collectors()...)
-		reg.MustRegister(d.loads, collectors.NewGoCollector(),
+		reg.MustRegister(collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -348,7 +346,8 @@ func (d *Daemon) MetricsAddr() net.Addr {
 // apply swaps in a model the watcher loaded.
 func (d *Daemon) apply(m *mf.Model) {
 	d.engine.SetModel(m)
-	d.loads.WithLabelValues("ok").Inc()
+	d.m.ModelLoads.WithLabelValues("ok").Inc()
+	d.m.ServingModel(m.Version(), m.Info().TrainedAt, time.Now())
 	d.log.Info("serving model", "version", m.Version(), "items", m.NumItems(), "factors", m.Factors())
 	if w := m.Info().Weighting; w != nil && *w != d.cfg.Weighting {
 		d.log.Warn("the model was trained with another event weighting than this server's flags; fold-in uses the model's, popularity and trending the flags'",
@@ -410,9 +409,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error {
 		return registry.Watch(gctx, d.models, d.apply, registry.WatchOptions{
 			PollInterval: d.cfg.ModelPoll, Logger: d.log,
-			OnError: func(string, error) { d.loads.WithLabelValues("error").Inc() },
+			OnError: func(string, error) { d.m.ModelLoads.WithLabelValues("error").Inc() },
 		})
 	})
+	if runs, ok := d.models.(registry.RunRecorder); ok {
+		g.Go(func() error { return d.watchRuns(gctx, runs) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		d.log.Info("shutting down: health NOT_SERVING, draining", "drain_timeout", d.cfg.DrainTimeout)
@@ -451,5 +453,28 @@ func (d *Daemon) Close() {
 	if d.emb != nil {
 		d.emb.Close()
 		d.emb = nil
+	}
+}
+
+// watchRuns exports the registry's record of the last retraining run,
+// re-read every ModelPoll (a run that refuses its model flips no pointer, so
+// there is nothing to subscribe to). A failed read keeps the last value: the
+// readiness check and the Redis error counter report an outage.
+func (d *Daemon) watchRuns(ctx context.Context, runs registry.RunRecorder) error {
+	t := time.NewTicker(d.cfg.ModelPoll)
+	defer t.Stop()
+	for {
+		if run, ok, err := runs.LastRun(ctx); err != nil {
+			if ctx.Err() == nil {
+				d.log.Debug("read the last retraining run", "err", err)
+			}
+		} else if ok {
+			d.m.LastRun(run)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
 	}
 }

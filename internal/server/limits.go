@@ -9,10 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/recsys-dev/recsys/internal/access"
+	"github.com/recsys-dev/recsys/internal/metrics"
 )
 
 // Rate is a token bucket: PerSecond tokens are added every second up to
@@ -77,9 +77,9 @@ func ParseRateLimits(s string, base RateLimits) (RateLimits, error) {
 	return out, nil
 }
 
-// rateFor returns the rate of a caller with roles r; ok is false when the
-// caller is unlimited.
-func (l RateLimits) rateFor(r access.Roles) (best Rate, ok bool) {
+// rateFor returns the rate of a caller with roles r and the role it comes
+// from; ok is false when the caller is unlimited.
+func (l RateLimits) rateFor(r access.Roles) (best Rate, from access.Roles, ok bool) {
 	unlimited := false
 	r.Each(func(role access.Roles) {
 		rate, has := l[role]
@@ -88,10 +88,10 @@ func (l RateLimits) rateFor(r access.Roles) (best Rate, ok bool) {
 			return
 		}
 		if rate.PerSecond > best.PerSecond {
-			best = rate
+			best, from = rate, role
 		}
 	})
-	return best, !unlimited && best.PerSecond > 0
+	return best, from, !unlimited && best.PerSecond > 0
 }
 
 // rateLimiter is the ratelimit.Limiter of the interceptor chain: one token
@@ -99,7 +99,7 @@ func (l RateLimits) rateFor(r access.Roles) (best Rate, ok bool) {
 type rateLimiter struct {
 	limits  RateLimits
 	now     func() time.Time
-	limited *prometheus.CounterVec
+	metrics *metrics.Set
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -114,8 +114,8 @@ type bucket struct {
 // beyond it, buckets that are full again (idle callers) are dropped.
 const maxBuckets = 10000
 
-func newRateLimiter(limits RateLimits, now func() time.Time, limited *prometheus.CounterVec) *rateLimiter {
-	return &rateLimiter{limits: limits, now: now, limited: limited, buckets: map[string]*bucket{}}
+func newRateLimiter(limits RateLimits, now func() time.Time, m *metrics.Set) *rateLimiter {
+	return &rateLimiter{limits: limits, now: now, metrics: m, buckets: map[string]*bucket{}}
 }
 
 // Limit takes a token from the caller's bucket or says why it cannot.
@@ -124,7 +124,7 @@ func (l *rateLimiter) Limit(ctx context.Context) error {
 	if !ok {
 		return nil // open methods carry no caller and are not limited
 	}
-	rate, limited := l.limits.rateFor(c.Roles)
+	rate, role, limited := l.limits.rateFor(c.Roles)
 	if !limited {
 		return nil
 	}
@@ -148,7 +148,7 @@ func (l *rateLimiter) Limit(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 	if !allowed {
-		l.limited.WithLabelValues(c.Name).Inc()
+		l.metrics.Limited(role.String())
 		return fmt.Errorf("caller %q is over its limit of %g calls/s (burst %d)", c.Name, rate.PerSecond, rate.Burst)
 	}
 	return nil
