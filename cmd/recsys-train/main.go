@@ -376,7 +376,7 @@ type evalCommand struct {
 // register registers the common and the evaluation flags.
 func (c *evalCommand) register(fs *flag.FlagSet) {
 	c.options.register(fs)
-	fs.StringVar(&c.cfg.Split, "split", "time", "time (each user's last events held out) or user (held-out users folded in, Liang et al. 2018)")
+	fs.StringVar(&c.cfg.Split, "split", "time", "time (each user's last events held out), last (leave-last-out: each user's last event by time or position, users with < 3 events not tested; the next-item protocol of SASRec/ICLRec) or user (held-out users folded in, Liang et al. 2018)")
 	fs.IntVar(&c.cfg.Holdout.LastN, "holdout-last", 1, "with --split time: events per user held out")
 	fs.Float64Var(&c.cfg.Holdout.Fraction, "holdout-fraction", 0, "with --split time: share of each user's events held out (instead of --holdout-last)")
 	fs.Float64Var(&c.cfg.Users.Fraction, "users-fraction", 0.1, "with --split user: share of users held out")
@@ -446,13 +446,14 @@ func (o *options) evalSplit(ctx context.Context, cfg retrain.EvalConfig, trainFi
 func runEval(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var c evalCommand
 	var trainFile, testFile string
-	var asJSON bool
+	var asJSON, ablation bool
 	fs := flag.NewFlagSet("recsys-train eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c.register(fs)
 	fs.StringVar(&trainFile, "train", "", "a pre-split training file (with --test)")
 	fs.StringVar(&testFile, "test", "", "a pre-split test file (with --train)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&ablation, "blend-ablation", false, "also evaluate the blend rows (MF alone, +neighbours, +transitions, +recency; weights chosen on a validation split of the training events)")
 	log, err := c.parse(fs, args, getenv, stderr)
 	if err != nil {
 		return err
@@ -466,6 +467,19 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	rep, err := retrain.Evaluate(ctx, c.cfg, split)
 	if err != nil {
 		return err
+	}
+	if ablation {
+		rows, search, err := eval.BlendAblation(ctx, split, c.cfg.Hyper, eval.BlendOptions{Workers: c.cfg.Workers},
+			eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers})
+		if err != nil {
+			return fmt.Errorf("blend ablation: %w", err)
+		}
+		for _, k := range []struct{ n, t, r bool }{{true, false, false}, {true, true, false}, {true, true, true}} {
+			b := search.Best(k.n, k.t, k.r)
+			log.Info("blend weights chosen on validation", "neighbors", b.Params.Neighbor, "transitions", b.Params.Transition,
+				"recency", b.Params.Recency, "validation_users", search.Users, fmt.Sprintf("ndcg@%d", search.K), b.NDCG)
+		}
+		rep.Models = append(rep.Models, rows...)
 	}
 	if asJSON {
 		return writeJSON(stdout, rep)

@@ -345,7 +345,11 @@ func (d *Daemon) MetricsAddr() net.Addr {
 
 // apply swaps in a model the watcher loaded.
 func (d *Daemon) apply(m *mf.Model) {
-	d.engine.SetModel(m)
+	if err := d.engine.SetModel(m); err != nil {
+		d.m.ModelLoads.WithLabelValues("error").Inc()
+		d.log.Error("refused a model; keeping the one being served", "version", m.Version(), "err", err)
+		return
+	}
 	d.m.ModelLoads.WithLabelValues("ok").Inc()
 	d.m.ServingModel(m.Version(), m.Info().TrainedAt, time.Now())
 	d.log.Info("serving model", "version", m.Version(), "items", m.NumItems(), "factors", m.Factors())

@@ -229,3 +229,7 @@ func (m *Model) Matrix() []float32 { return m.factors }
 
 // Norm returns ‖y_i‖.
 func (m *Model) Norm(i int32) float32 { return m.norms[i] }
+
+// Gram returns YᵀY (f×f, row-major, full), computed when the model was
+// built. Callers must not modify it.
+func (m *Model) Gram() []float64 { return m.gram }

@@ -18,8 +18,10 @@ type EvalConfig struct {
 	// the inputs, so a historical data set is weighed as it was when it
 	// ended, not decayed to nothing by the years since.
 	AsOf time.Time
-	// Split is "time" (per-user time holdout, Holdout) or "user" (strong
-	// generalization, Users). Ignored for a pre-split pair.
+	// Split is "time" (per-user time holdout, Holdout), "last"
+	// (leave-last-out: each user's last event, users with >= 3 events; see
+	// eval.LeaveLastOut) or "user" (strong generalization, Users). Ignored
+	// for a pre-split pair.
 	Split   string
 	Holdout eval.TimeSplit
 	Users   eval.UserSplit
@@ -95,10 +97,12 @@ func MakeSplit(ctx context.Context, cfg EvalConfig, src Source) (*eval.Split, er
 	switch cfg.Split {
 	case "", "time":
 		return eval.SplitByTime(d, cfg.Holdout)
+	case "last":
+		return eval.LeaveLastOut(d)
 	case "user":
 		return eval.SplitByUser(d, cfg.Users)
 	}
-	return nil, fmt.Errorf("split must be time or user, got %q", cfg.Split)
+	return nil, fmt.Errorf("split must be time, last or user, got %q", cfg.Split)
 }
 
 // MakePairSplit reads a pre-split pair: train's events are trained on,

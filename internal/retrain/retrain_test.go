@@ -242,10 +242,11 @@ func TestMakePairSplit(t *testing.T) {
 			got[u] = append(got[u], s.Matrix.ColIDs[i])
 		}
 	}
-	// a's "1" is in training, so only "3" is tested; d has no training
-	// history in a time split sense but is a test user with nothing known.
-	if strings.Join(got["a"], ",") != "3" || strings.Join(got["b"], ",") != "4" {
-		t.Errorf("test cases %v, want a:[3] b:[4]", got)
+	// a's "1" is in training: it stays a test item and counts as a miss
+	// (never ranked); d has no training history but is a test user with
+	// nothing known.
+	if strings.Join(got["a"], ",") != "1,3" || strings.Join(got["b"], ",") != "4" || strings.Join(got["d"], ",") != "1" {
+		t.Errorf("test cases %v, want a:[1 3] b:[4] d:[1]", got)
 	}
 }
 
