@@ -249,6 +249,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&cfg.Holdout.LastN, "holdout-last", 1, "events per user held out for the gate")
 	fs.BoolVar(&cfg.NoRefit, "no-refit", false, "publish the model trained without the holdout instead of refitting on all events")
 	fs.BoolVar(&cfg.SkipBaselines, "skip-knn", false, "leave the item-kNN baseline out of the report")
+	fs.BoolVar(&cfg.Blend, "blend", false, "also fit the order-aware blend (item neighbours, next-item transitions, recency; weights on a validation split) and publish it with the model when it beats MF alone")
 	fs.BoolVar(&dryRun, "dry-run", false, "train, evaluate and gate, but publish nothing")
 	var boughtLists bool
 	fs.BoolVar(&boughtLists, "bought-lists", true, "with --redis-addr: publish the bought-together lists to Redis after the model")

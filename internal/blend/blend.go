@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/recsys-dev/recsys/internal/mf"
 )
@@ -382,9 +383,12 @@ type Weights struct{ Neighbor, Transition float32 }
 // items that score at least as high (ties count against the target). b's
 // decays and depths are used, and b must have nonzero weights so Prepare
 // (called before, with the same s) accumulated both terms. mfScores are the
-// MF scores of every item. It is how a trainer evaluates a whole grid of
-// weights for the cost of one fold-in per user.
-func (b *Blend) Ranks(s *Scratch, mfScores []float32, known []int32, target int32, grid []Weights, ranks []int) {
+// MF scores of every item and sorted the same values in increasing order.
+// It is how a trainer evaluates a whole grid of weights for the cost of one
+// fold-in per user: an item no sparse term touched scores an increasing
+// function of its MF score, so those are counted by a binary search in
+// sorted, and only the touched and known items are looked at one by one.
+func (b *Blend) Ranks(s *Scratch, mfScores, sorted []float32, known []int32, target int32, grid []Weights, ranks []int) {
 	nb, tr := s.nb[:len(mfScores)], s.tr[:len(mfScores)]
 	for g, w := range grid {
 		ms, off, ns, ts := s.coefficients(w.Neighbor, w.Transition)
@@ -392,9 +396,20 @@ func (b *Blend) Ranks(s *Scratch, mfScores []float32, known []int32, target int3
 			return float64(mfScores[j])*ms + off + ns*float64(nb[j]) + ts*float64(tr[j])
 		}
 		at := score(target)
-		n := 0
-		for j, v := range mfScores {
-			if float64(v)*ms+off+ns*float64(nb[j])+ts*float64(tr[j]) >= at {
+		// Every item as if untouched: MF alone, increasing in its score.
+		lo, _ := slices.BinarySearchFunc(sorted, at, func(v float32, at float64) int {
+			if float64(v)*ms+off >= at {
+				return 1
+			}
+			return -1
+		})
+		n := len(sorted) - lo
+		for _, j := range s.touched {
+			base := float64(mfScores[j])*ms + off
+			if base >= at {
+				n--
+			}
+			if score(j) >= at {
 				n++
 			}
 		}

@@ -201,12 +201,14 @@ func TestRanksMatchFullScoring(t *testing.T) {
 	m.Scores(x, mfs)
 	var s Scratch
 	probe.Prepare(&s, x, recent)
+	sorted := slices.Clone(mfs)
+	slices.Sort(sorted)
 	ranks := make([]int, len(grid))
 	for target := int32(0); target < int32(m.NumItems()); target++ {
 		if slices.Contains(known, target) {
 			continue
 		}
-		probe.Ranks(&s, mfs, known, target, grid, ranks)
+		probe.Ranks(&s, mfs, sorted, known, target, grid, ranks)
 		for g, wt := range grid {
 			ms, off, ns, ts := s.coefficients(wt.Neighbor, wt.Transition)
 			sc := func(j int32) float64 {

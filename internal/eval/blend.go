@@ -155,8 +155,8 @@ func (s *BlendSearch) Best(neighbors, transitions, recency bool) BlendTrial {
 
 // The grid FitBlend searches.
 var (
-	blendNeighbor   = []float32{0, 0.25, 0.5, 1, 2}
-	blendTransition = []float32{0, 0.25, 0.5, 1, 2, 4}
+	blendNeighbor   = []float32{0, 0.05, 0.1, 0.25, 0.5, 1, 2, 4}
+	blendTransition = []float32{0, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8}
 	blendRecency    = []float32{0, 1, 4}
 )
 
@@ -229,6 +229,7 @@ func FitBlend(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOpti
 			r := NewBlend("probe", model, probes[0], seqs)
 			sc := r.scratch()
 			scores := make([]float32, items)
+			sorted := make([]float32, items)
 			ranks := make([]int, len(grid))
 			for ctx.Err() == nil {
 				c := int(next.Add(1) - 1)
@@ -250,12 +251,14 @@ func FitBlend(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOpti
 						return
 					}
 					model.Scores(x, scores)
+					copy(sorted, scores)
+					slices.Sort(sorted)
 					pb.Prepare(&sc.bs, x, sc.recent)
 					for _, t := range cs.Test {
 						if _, bought := slices.BinarySearch(cs.Known, t); bought {
 							continue // a miss, as in Evaluate
 						}
-						pb.Ranks(&sc.bs, scores, cs.Known, t, grid, ranks)
+						pb.Ranks(&sc.bs, scores, sorted, cs.Known, t, grid, ranks)
 						for g, rank := range ranks {
 							if rank < opt.K {
 								at := c*width + k*len(grid) + g
@@ -300,16 +303,22 @@ func FitBlend(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOpti
 // blend with weights p over model (trained on s.Matrix). Lists a zero
 // weight does not use are left out.
 func BuildBlend(ctx context.Context, s *Split, model *mf.Model, p blend.Params, opt blend.BuildOptions) (*blend.Blend, error) {
-	seqs := Sequences(s.Train)
+	return BuildBlendFrom(ctx, s.Train, model, p, opt)
+}
+
+// BuildBlendFrom is BuildBlend over all of d's events, for a model whose
+// rows are d's items (one trained on d.Matrix()).
+func BuildBlendFrom(ctx context.Context, d *Data, model *mf.Model, p blend.Params, opt blend.BuildOptions) (*blend.Blend, error) {
+	seqs := Sequences(d)
 	var nb, tr *blend.Lists
 	var err error
 	if p.Neighbor != 0 {
-		if nb, err = blend.Neighbors(ctx, seqs, s.Matrix.Cols, opt); err != nil {
+		if nb, err = blend.Neighbors(ctx, seqs, d.Items, opt); err != nil {
 			return nil, err
 		}
 	}
 	if p.Transition != 0 {
-		if tr, err = blend.Transitions(ctx, seqs, s.Matrix.Cols, opt); err != nil {
+		if tr, err = blend.Transitions(ctx, seqs, d.Items, opt); err != nil {
 			return nil, err
 		}
 	}

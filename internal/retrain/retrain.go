@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/als"
+	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/event"
@@ -80,6 +81,12 @@ type Config struct {
 	// ListTTL is how long a list lives unless a later run rewrites it;
 	// default cooccur.DefaultTTL. It must exceed the retraining cadence.
 	ListTTL time.Duration
+	// Blend also fits the order-aware blend (package blend: item
+	// neighbours, item-to-next-item transitions, recency) on a validation
+	// split of the holdout's training events, reports it as "als+blend",
+	// and publishes the model with it when it beats MF alone on the gate's
+	// metric.
+	Blend bool
 
 	servingGiven bool
 }
@@ -269,6 +276,22 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 		return out, refused
 	}
 
+	var blendParams *blend.Params
+	metrics, _ := out.Report.Model("als")
+	if cfg.Blend {
+		p, res, err := cfg.fitBlend(ctx, split, holdoutModel, opts)
+		if err != nil {
+			return nil, err
+		}
+		out.Report.Models = append(out.Report.Models, res)
+		key := out.Gate.Metric
+		alsValue := metrics.Metrics[key]
+		if res.Metrics[key] > alsValue {
+			blendParams, metrics = &p, res
+		}
+		log.Info("blend", "metric", key, "als", alsValue, blendName, res.Metrics[key], "published", blendParams != nil)
+	}
+
 	final := holdoutModel
 	if !cfg.NoRefit {
 		full, err := data.Matrix()
@@ -279,10 +302,9 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 			return nil, err
 		}
 	}
-	als, _ := out.Report.Model("als")
 	info := final.Info()
 	info.TrainedAt = cfg.Now().UTC()
-	info.Metrics = als.Metrics
+	info.Metrics = metrics.Metrics
 	info.Data = fmt.Sprintf("%d events, holdout %s (%d users)", out.Events, split.Name, len(split.Cases))
 	info.DataUntil = latest(data)
 	if cfg.NoRefit {
@@ -290,6 +312,15 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 	}
 	if out.Model, err = mf.New(info, final.ItemIDs(), final.Matrix()); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	if blendParams != nil {
+		trainedOn := data
+		if cfg.NoRefit {
+			trainedOn = split.Train
+		}
+		if out.Model, err = cfg.withBlend(ctx, trainedOn, out.Model, *blendParams); err != nil {
+			return nil, err
+		}
 	}
 	for _, p := range pubs {
 		v, err := p.Publish(ctx, out.Model)
