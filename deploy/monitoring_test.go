@@ -5,12 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/recsys-dev/recsys/internal/metrics"
 )
@@ -155,4 +157,50 @@ func TestPromtool(t *testing.T) {
 		t.Fatal(err)
 	}
 	run("check", "rules", f)
+}
+
+// The optional PrometheusRule component renders on top of the base and
+// carries exactly the rules of alerts.yaml.
+func TestPrometheusRuleComponent(t *testing.T) {
+	// kustomize takes only relative paths: an overlay of the test's own
+	// beside the others.
+	dir, err := os.MkdirTemp("k8s", ".test-overlay-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	kust := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ../base\n" +
+		"components:\n  - ../components/prometheus-rule\n"
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := render(t, dir)
+	doc, ok := r.docs["PrometheusRule/recsysd"]
+	if !ok {
+		t.Fatal("no PrometheusRule/recsysd in the rendered output")
+	}
+	var rule struct {
+		Spec struct {
+			Groups any `yaml:"groups"`
+		} `yaml:"spec"`
+	}
+	if err := doc.Decode(&rule); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("monitoring/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file struct {
+		Groups any `yaml:"groups"`
+	}
+	if err := yaml.Unmarshal(b, &file); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(rule.Spec.Groups, file.Groups) {
+		t.Error("the PrometheusRule's groups differ from monitoring/alerts.yaml: copy them over")
+	}
+	if _, ok := render(t, "k8s/base").docs["PrometheusRule/recsysd"]; ok {
+		t.Error("the base has a PrometheusRule: clusters without the CRD would reject it")
+	}
 }
