@@ -309,6 +309,8 @@ func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, r
 	for j, i := range b.users {
 		s := b.slots[j]
 		s.scores = b.scores[j*n : (j+1)*n]
+		s.boost.plan(s.filter.boosts(), e.userSegment(ps[i], c.now), n)
+		s.boost.apply(s.scores)
 		a := &s.answer
 		a.reset(req.Count, c.capN)
 		e.selectRows(s, &s.filter, a, true, SourcePersonalized)
@@ -330,6 +332,7 @@ func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, r
 		if err := e.explain(m, s, a, ps[i], "", c.now); err != nil {
 			return fmt.Errorf("explain answer for %q: %w", ps[i].UserID, err)
 		}
+		s.boost.annotate(a)
 		results[i].Items = slices.Clone(a.items)
 	}
 	return nil
