@@ -28,7 +28,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/recsys-dev/recsys/internal/ctl"
+	"github.com/recsys-dev/recsys/client"
 	"github.com/recsys-dev/recsys/internal/loadgen"
 )
 
@@ -63,9 +63,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed: the same seed makes the same sequence of calls")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Second, "deadline of each call")
 	fs.DurationVar(&cfg.ReportEvery, "report-every", 10*time.Second, "interval report period (0: final report only)")
-	var conn ctl.ConnOptions
-	fs.StringVar(&conn.Token, "token", os.Getenv("RECSYS_TOKEN"), "bearer token (default $RECSYS_TOKEN); it needs the pages and events roles")
-	fs.StringVar(&conn.CAFile, "server-ca", "", "TLS: CA (PEM) of the server's certificate")
+	token := fs.String("token", os.Getenv("RECSYS_TOKEN"), "bearer token (default $RECSYS_TOKEN); it needs the pages and events roles")
+	var tlsFiles client.TLSFiles
+	fs.StringVar(&tlsFiles.CAFile, "server-ca", "", "TLS: CA (PEM) of the server's certificate")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,7 +80,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--conns must be >= 1, got %d", *conns)
 	}
 
-	dialOpts, err := conn.DialOptions()
+	// No retries and no default deadline: the generator counts every
+	// failure and sets each call's deadline itself.
+	connOpts := []client.Option{client.WithRetries(0), client.WithTimeout(0)}
+	if *token != "" {
+		connOpts = append(connOpts, client.WithToken(*token))
+	}
+	if tlsFiles.CAFile != "" {
+		connOpts = append(connOpts, client.WithTLSFiles(tlsFiles))
+	}
+	dialOpts, err := client.DialOptions(connOpts...)
 	if err != nil {
 		return err
 	}

@@ -24,8 +24,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/recsys-dev/recsys/client"
 	"github.com/recsys-dev/recsys/internal/access"
-	"github.com/recsys-dev/recsys/internal/ctl"
 	"github.com/recsys-dev/recsys/internal/daemon"
 	"github.com/recsys-dev/recsys/internal/redistest"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
@@ -126,7 +126,7 @@ func (p *pki) issue(t *testing.T, name, cn string, org []string, server bool) (c
 
 // TestTLSClientCertificatesAndTokens serves TLS with client certificates
 // verified against a CA, and tokens besides, and calls it the way recsysctl
-// does (ctl.ConnOptions): the certificate's O=recsys:<role> entries give the
+// does (client.TLSFiles and a token): the certificate's O=recsys:<role> entries give the
 // roles, a token decides when one is sent, a certificate from another CA
 // gives nothing, and the plaintext health port answers probes.
 func TestTLSClientCertificatesAndTokens(t *testing.T) {
@@ -142,38 +142,42 @@ func TestTLSClientCertificatesAndTokens(t *testing.T) {
 		c.HealthAddr = "127.0.0.1:0"
 	})
 	addr := r.d.Addr().String()
-	call := func(t *testing.T, o ctl.ConnOptions) (codes.Code, codes.Code) {
+	type conn struct {
+		token string
+		files client.TLSFiles
+	}
+	call := func(t *testing.T, o conn) (codes.Code, codes.Code) {
 		t.Helper()
-		o.CAFile = filepath.Join(ca.dir, "ca.pem")
-		opts, err := o.DialOptions()
-		if err != nil {
-			t.Fatal(err)
+		o.files.CAFile = filepath.Join(ca.dir, "ca.pem")
+		opts := []client.Option{client.WithTLSFiles(o.files), client.WithRetries(0)}
+		if o.token != "" {
+			opts = append(opts, client.WithToken(o.token))
 		}
-		c, err := ctl.Dial(addr, opts...)
+		c, err := client.New(addr, opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_, recErr := c.Rec.Recommend(ctx, &recsysv1.RecommendRequest{UserId: "u", Count: 2})
+		_, recErr := c.Recommendations.Recommend(ctx, &recsysv1.RecommendRequest{UserId: "u", Count: 2})
 		_, delErr := c.Events.DeleteUser(ctx, &recsysv1.DeleteUserRequest{UserId: "u"})
 		return status.Code(recErr), status.Code(delErr)
 	}
 	for _, tc := range []struct {
 		name        string
-		o           ctl.ConnOptions
+		o           conn
 		rec, delete codes.Code
 	}{
-		{"pages certificate", ctl.ConnOptions{CertFile: pagesCert, KeyFile: pagesKey}, codes.OK, codes.PermissionDenied},
-		{"certificate without a recsys role", ctl.ConnOptions{CertFile: noRoleCert, KeyFile: noRoleKey}, codes.PermissionDenied, codes.PermissionDenied},
-		{"operator token over TLS", ctl.ConnOptions{Token: operatorToken}, codes.OK, codes.OK},
-		{"token decides over the certificate", ctl.ConnOptions{Token: operatorToken, CertFile: pagesCert, KeyFile: pagesKey}, codes.OK, codes.OK},
-		{"wrong token with a good certificate", ctl.ConnOptions{Token: "nope", CertFile: pagesCert, KeyFile: pagesKey}, codes.Unauthenticated, codes.Unauthenticated},
-		{"neither", ctl.ConnOptions{TLS: true}, codes.Unauthenticated, codes.Unauthenticated},
+		{"pages certificate", conn{files: client.TLSFiles{CertFile: pagesCert, KeyFile: pagesKey}}, codes.OK, codes.PermissionDenied},
+		{"certificate without a recsys role", conn{files: client.TLSFiles{CertFile: noRoleCert, KeyFile: noRoleKey}}, codes.PermissionDenied, codes.PermissionDenied},
+		{"operator token over TLS", conn{token: operatorToken}, codes.OK, codes.OK},
+		{"token decides over the certificate", conn{token: operatorToken, files: client.TLSFiles{CertFile: pagesCert, KeyFile: pagesKey}}, codes.OK, codes.OK},
+		{"wrong token with a good certificate", conn{token: "nope", files: client.TLSFiles{CertFile: pagesCert, KeyFile: pagesKey}}, codes.Unauthenticated, codes.Unauthenticated},
+		{"neither", conn{}, codes.Unauthenticated, codes.Unauthenticated},
 		// The server's certificate request names only its CA, so a Go client
 		// does not even offer a certificate from another CA: no credentials.
-		{"certificate of another CA", ctl.ConnOptions{CertFile: strangerCert, KeyFile: strangerKey}, codes.Unauthenticated, codes.Unauthenticated},
+		{"certificate of another CA", conn{files: client.TLSFiles{CertFile: strangerCert, KeyFile: strangerKey}}, codes.Unauthenticated, codes.Unauthenticated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec, del := call(t, tc.o)
@@ -238,7 +242,7 @@ func TestTokensFileIsReloaded(t *testing.T) {
 	rec := recsysv1.NewRecommendationServiceClient(plain)
 	code := func(token string) codes.Code {
 		_, err := rec.Recommend(context.Background(), &recsysv1.RecommendRequest{UserId: "u", Count: 1},
-			grpc.PerRPCCredentials(ctl.BearerToken{Token: token}))
+			grpc.PerRPCCredentials(client.BearerToken{Token: token}))
 		return status.Code(err)
 	}
 	if c := code("old-token"); c != codes.OK {

@@ -17,8 +17,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection/grpc_reflection_v1"
 
+	"github.com/recsys-dev/recsys/client"
 	"github.com/recsys-dev/recsys/internal/access"
-	"github.com/recsys-dev/recsys/internal/ctl"
 	"github.com/recsys-dev/recsys/internal/daemon"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/redisconn"
@@ -79,11 +79,11 @@ func start(t *testing.T, opts ...func(*daemon.Config)) *running {
 	})
 	// As the operator; over TLS when the daemon serves TLS (its certificate
 	// is then signed by the client CA, as the TLS test sets it up).
-	connOpts := ctl.ConnOptions{Token: operatorToken}
+	connOpts := []client.Option{client.WithToken(operatorToken), client.WithRetries(0), client.WithTimeout(0)}
 	if cfg.TLSCert != "" {
-		connOpts.CAFile = cfg.ClientCA
+		connOpts = append(connOpts, client.WithTLSFiles(client.TLSFiles{CAFile: cfg.ClientCA}))
 	}
-	dialOpts, err := connOpts.DialOptions()
+	dialOpts, err := client.DialOptions(connOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}

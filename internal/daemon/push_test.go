@@ -1,9 +1,8 @@
 package daemon_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -13,14 +12,15 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/recsys-dev/recsys/client"
 	"github.com/recsys-dev/recsys/internal/access"
-	"github.com/recsys-dev/recsys/internal/ctl"
 	"github.com/recsys-dev/recsys/internal/daemon"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
-// The push sender (role push) gets BatchRecommend through recsysctl push,
-// as JSON Lines; a product page (role pages) may not call it.
+// The push sender (role push) gets BatchRecommend through the public
+// client, streamed per user; a product page (role pages) may not call it.
+// (recsysctl push's JSON Lines are tested in cmd/recsysctl.)
 func TestPushThroughTheDaemon(t *testing.T) {
 	const pushToken, pagesToken = "test-push-token", "test-pages-token"
 	r := start(t, func(c *daemon.Config) {
@@ -38,35 +38,48 @@ func TestPushThroughTheDaemon(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	client := func(token string) *ctl.Client {
-		opts, err := ctl.ConnOptions{Token: token}.DialOptions()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := ctl.Dial(r.d.Addr().String(), opts...)
+	as := func(token string) *client.Client {
+		c, err := client.New(r.d.Addr().String(), client.WithToken(token))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = c.Close() })
 		return c
 	}
-	for _, args := range [][]string{
-		{"--users", "u1,nobody,u2", "--count", "2"},
-		{"--segment", "new", "--count", "2"},
+	push := func(c *client.Client, req *recsysv1.BatchRecommendRequest) ([]*recsysv1.BatchRecommendResponse, error) {
+		stream, err := c.Recommendations.BatchRecommend(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		var out []*recsysv1.BatchRecommendResponse
+		for {
+			m, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			if err != nil {
+				return out, err
+			}
+			out = append(out, m)
+		}
+	}
+	for _, args := range []*recsysv1.BatchRecommendRequest{
+		{UserIds: []string{"u1", "nobody", "u2"}, Count: 2},
+		{Segment: &recsysv1.SegmentSelector{Lifecycle: recsysv1.Lifecycle_LIFECYCLE_NEW}, Count: 2},
 	} {
-		var out bytes.Buffer
-		if err := ctl.PushCommand(ctx, client(pushToken), args, &out, io.Discard); err != nil {
+		answers, err := push(as(pushToken), args)
+		if err != nil {
 			t.Fatalf("push %v: %v", args, err)
 		}
 		var users []string
-		for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-			var m struct {
-				UserID      string `json:"userId"`
-				Items       []any  `json:"items"`
-				EmptyReason string `json:"emptyReason"`
-			}
-			if err := json.Unmarshal([]byte(line), &m); err != nil {
-				t.Fatalf("push %v: line %q: %v", args, line, err)
+		for _, a := range answers {
+			m := struct {
+				UserID      string
+				Items       []*recsysv1.ScoredItem
+				EmptyReason string
+			}{a.GetUserId(), a.GetItems(), ""}
+			if a.GetEmptyReason() != 0 {
+				m.EmptyReason = a.GetEmptyReason().String()
 			}
 			// u1 and u2 have histories the model knows: two items each;
 			// nobody was never seen.
@@ -80,14 +93,14 @@ func TestPushThroughTheDaemon(t *testing.T) {
 			users = append(users, m.UserID)
 		}
 		want := "u1 nobody u2" // in the order asked
-		if args[0] == "--segment" {
+		if args.GetSegment() != nil {
 			want = "u2 u1" // most recently active first
 		}
 		if got := strings.Join(users, " "); got != want {
 			t.Errorf("push %v: users %q, want %q", args, got, want)
 		}
 	}
-	err := ctl.PushCommand(ctx, client(pagesToken), []string{"--users", "u1"}, io.Discard, io.Discard)
+	_, err := push(as(pagesToken), &recsysv1.BatchRecommendRequest{UserIds: []string{"u1"}, Count: 1})
 	if status.Code(err) != codes.PermissionDenied {
 		t.Errorf("pages caller: got %v, want PermissionDenied", err)
 	}

@@ -8,7 +8,6 @@ package demo
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,9 +20,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/recsys-dev/recsys/client"
 	"github.com/recsys-dev/recsys/internal/cooccur"
-	"github.com/recsys-dev/recsys/internal/ctl"
 	"github.com/recsys-dev/recsys/internal/daemon"
+	"github.com/recsys-dev/recsys/internal/ingest"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/registry"
@@ -39,25 +39,6 @@ type Config struct {
 	Factors, Iterations  int
 	GRPCAddr             string
 	KeepServing          bool
-}
-
-// Command parses the demo's flags and runs it.
-func Command(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var c Config
-	fs.IntVar(&c.Users, "users", 3000, "shoppers")
-	fs.IntVar(&c.Items, "items", 1500, "items")
-	fs.IntVar(&c.Events, "events", 150000, "events")
-	fs.Uint64Var(&c.Seed, "seed", 7, "seed of the synthetic shop")
-	fs.IntVar(&c.Factors, "factors", 32, "latent factors")
-	fs.IntVar(&c.Iterations, "iterations", 12, "ALS iterations")
-	fs.StringVar(&c.GRPCAddr, "grpc-addr", "127.0.0.1:0", "where the demo's recsysd listens")
-	fs.BoolVar(&c.KeepServing, "keep-serving", false, "keep recsysd running after the demo (Ctrl-C to stop)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	return Run(ctx, c, stdout, stderr)
 }
 
 // Run runs the demo, printing its story on stdout.
@@ -81,12 +62,12 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stderr, "recsysd:", err)
 		}
 	}()
-	client, err := ctl.Dial(d.Addr().String())
+	api, err := client.New(d.Addr().String())
 	if err != nil {
 		return err
 	}
-	defer client.Close()
-	if err := waitServing(ctx, client); err != nil {
+	defer api.Close()
+	if err := waitServing(ctx, api); err != nil {
 		return err
 	}
 	say("== recsysd serving on %s (embedded demo store at %s)", d.Addr(), d.RedisAddr())
@@ -100,16 +81,16 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	end := time.Now().Add(-time.Minute).UTC()
 	shopCfg := synth.Config{Users: c.Users, Items: c.Items, Events: c.Events, Seed: c.Seed, Start: end.Add(-60 * 24 * time.Hour), End: end}
 	eventsCSV, catalogCSV := filepath.Join(dir, "events.csv"), filepath.Join(dir, "catalog.csv")
-	n, err := ctl.Generate(ctx, shopCfg, eventsCSV, catalogCSV, io.Discard)
+	n, err := ingest.Generate(ctx, shopCfg, eventsCSV, catalogCSV, io.Discard)
 	if err != nil {
 		return err
 	}
 	say("== generated a shop: %d users, %d items, %d events over 60 days", c.Users, c.Items, n)
-	cat, err := ctl.ImportCatalog(ctx, client, catalogCSV, 10*time.Second, io.Discard)
+	cat, err := ingest.ImportCatalog(ctx, api, catalogCSV, 10*time.Second, io.Discard)
 	if err != nil {
 		return err
 	}
-	evs, err := ctl.ImportEvents(ctx, client, eventsCSV, 10*time.Second, io.Discard)
+	evs, err := ingest.ImportEvents(ctx, api, eventsCSV, 10*time.Second, io.Discard)
 	if err != nil {
 		return err
 	}
@@ -143,13 +124,13 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	version := out.Versions[0].Name()
 	say("== trained implicit ALS (%d factors, %d iterations) on %d events in %.1fs and published %s",
 		c.Factors, c.Iterations, out.Events, time.Since(trainStart).Seconds(), version)
-	if err := waitModel(ctx, client, version); err != nil {
+	if err := waitModel(ctx, api, version); err != nil {
 		return err
 	}
 	say("== recsysd hot-swapped to %s", version)
 
 	// 4. One shopper: profile, recommendations, then a few new views.
-	user, err := pickUser(ctx, client, c.Users)
+	user, err := pickUser(ctx, api, c.Users)
 	if err != nil {
 		return err
 	}
@@ -157,13 +138,13 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	for _, it := range shopItems(shopCfg) {
 		categories[it.ID] = it.Category
 	}
-	prof, err := client.Events.GetProfile(ctx, &recsysv1.GetProfileRequest{UserId: user})
+	prof, err := api.Events.GetProfile(ctx, &recsysv1.GetProfileRequest{UserId: user})
 	if err != nil {
 		return err
 	}
 	say("\n== profile of %s: %d items, %d purchases; top categories: %s", user, len(prof.GetProfile().GetItems()),
 		prof.GetProfile().GetPurchaseCount(), affinities(prof.GetProfile()))
-	before, err := client.Recommend(ctx, user, ctl.RecommendOptions{Count: 8})
+	before, err := api.Recommendations.Recommend(ctx, &recsysv1.RecommendRequest{UserId: user, Count: 8})
 	if err != nil {
 		return err
 	}
@@ -180,11 +161,11 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	}
 	fresh = append(fresh, &recsysv1.Event{EventId: fmt.Sprintf("demo-%s-cart", user), UserId: user, ItemId: picked[0],
 		Type: recsysv1.EventType_EVENT_TYPE_ADD_TO_CART})
-	if _, err := client.Events.RecordEvents(ctx, &recsysv1.RecordEventsRequest{Events: fresh}); err != nil {
+	if _, err := api.Events.RecordEvents(ctx, &recsysv1.RecordEventsRequest{Events: fresh}); err != nil {
 		return err
 	}
 	say("\n== %s now views %d items of %s, a category they never touched, and puts one in the cart ...", user, len(picked), newCat)
-	after, err := client.Recommend(ctx, user, ctl.RecommendOptions{Count: 8})
+	after, err := api.Recommendations.Recommend(ctx, &recsysv1.RecommendRequest{UserId: user, Count: 8})
 	if err != nil {
 		return err
 	}
@@ -192,7 +173,7 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	printItems(stdout, after.GetItems(), categories)
 	say("   items from %s: %d before, %d after", newCat, countCat(before.GetItems(), categories, newCat), countCat(after.GetItems(), categories, newCat))
 
-	bought, err := client.BoughtTogether(ctx, []string{picked[0]}, ctl.RecommendOptions{Count: 5})
+	bought, err := api.Recommendations.BoughtTogether(ctx, &recsysv1.BoughtTogetherRequest{ItemIds: []string{picked[0]}, Count: 5})
 	if err != nil {
 		return err
 	}
@@ -216,7 +197,7 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func waitServing(ctx context.Context, c *ctl.Client) error {
+func waitServing(ctx context.Context, c *client.Client) error {
 	hc := healthpb.NewHealthClient(c.Conn())
 	return poll(ctx, "recsysd to become ready", func() bool {
 		res, err := hc.Check(ctx, &healthpb.HealthCheckRequest{})
@@ -224,7 +205,7 @@ func waitServing(ctx context.Context, c *ctl.Client) error {
 	})
 }
 
-func waitModel(ctx context.Context, c *ctl.Client, version string) error {
+func waitModel(ctx context.Context, c *client.Client, version string) error {
 	return poll(ctx, "the model swap", func() bool {
 		res, err := c.Models.GetModel(ctx, &recsysv1.GetModelRequest{})
 		return err == nil && res.GetModel().GetVersion() == version
@@ -249,7 +230,7 @@ func poll(ctx context.Context, what string, cond func() bool) error {
 
 // pickUser finds a shopper with a short but real history (5 to 12 items),
 // the kind whose taste a few new events can visibly change.
-func pickUser(ctx context.Context, c *ctl.Client, users int) (string, error) {
+func pickUser(ctx context.Context, c *client.Client, users int) (string, error) {
 	for i := 0; i < users; i++ {
 		id := synth.UserID(i)
 		p, err := c.Events.GetProfile(ctx, &recsysv1.GetProfileRequest{UserId: id})

@@ -39,6 +39,9 @@ type Options struct {
 	// RerankDepth long) into the list the metrics are computed on, the way
 	// a business rule applied after ranking would (for example a cap per
 	// category); it may reuse dst and must be safe for concurrent use.
+	// The metrics of a reranked list are computed on that list, so ties
+	// are broken as the top-K selection kept them, not against the test
+	// item as without Rerank.
 	Rerank func(dst, ranked []int32) []int32
 	// RerankDepth is how many items are ranked for Rerank (default 10 ×
 	// the largest K).
@@ -74,8 +77,9 @@ type ModelResult struct {
 }
 
 // Evaluate ranks all items for every case of s with rec and averages the
-// metrics over the cases (coverage is over the catalogue). The result does
-// not depend on the number of workers.
+// metrics over the cases (coverage is over the catalogue). Ties are broken
+// against the test item and a test item the case knows is a miss (see
+// testRanker). The result does not depend on the number of workers.
 func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (ModelResult, error) {
 	items := s.Matrix.Cols
 	opt, err := opt.withDefaults(items)
@@ -102,6 +106,7 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 		list    []int32
 		rerank  []int32
 		covered [][]bool
+		ranker  testRanker
 		err     error
 	}
 	states := make([]*state, opt.Workers)
@@ -151,8 +156,16 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 						st.rerank = opt.Rerank(st.rerank[:0], st.list)
 						st.list, st.rerank = st.rerank, st.list
 					}
+					var ranks []int
+					if opt.Rerank == nil {
+						ranks = st.ranker.rank(row, cases[c].Test, cases[c].Known)
+					}
 					for j, k := range opt.Ks {
-						perCase[(lo+c)*nk+j] = scoreList(st.list, cases[c].Test, k)
+						if opt.Rerank == nil {
+							perCase[(lo+c)*nk+j] = metricsFromRanks(ranks, len(cases[c].Test), k)
+						} else {
+							perCase[(lo+c)*nk+j] = scoreList(st.list, cases[c].Test, k)
+						}
 						for _, i := range st.list[:min(k, len(st.list))] {
 							st.covered[j][i] = true
 						}
@@ -174,7 +187,7 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 	if err := errors.Join(errs...); err != nil {
 		return ModelResult{}, fmt.Errorf("evaluate %s: %w", rec.Name(), err)
 	}
-	res := ModelResult{Name: rec.Name(), Metrics: make(map[string]float64, 5*nk)}
+	res := ModelResult{Name: rec.Name(), Metrics: make(map[string]float64, 6*nk)}
 	n := float64(len(s.Cases))
 	for j, k := range opt.Ks {
 		var sum listMetrics
@@ -182,6 +195,7 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 			m := perCase[c*nk+j]
 			sum.ndcg += m.ndcg
 			sum.recall += m.recall
+			sum.recallCapped += m.recallCapped
 			sum.hr += m.hr
 			sum.ap += m.ap
 		}
@@ -196,6 +210,7 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 		}
 		res.Metrics[Key(MetricNDCG, k)] = sum.ndcg / n
 		res.Metrics[Key(MetricRecall, k)] = sum.recall / n
+		res.Metrics[Key(MetricRecallCapped, k)] = sum.recallCapped / n
 		res.Metrics[Key(MetricHR, k)] = sum.hr / n
 		res.Metrics[Key(MetricMAP, k)] = sum.ap / n
 		res.Metrics[Key(MetricCoverage, k)] = float64(covered) / float64(items)

@@ -54,8 +54,8 @@ func TestEvaluateHandComputed(t *testing.T) {
 	// 0.613147 at both cut-offs, recall 0.5, map 0.5.
 	// Coverage: @2 {1,2,4,3}, @3 {1,2,3,4} → 4/6 both.
 	want := map[string]float64{
-		"ndcg@2": 0.613147 / 2, "recall@2": 0.25, "hr@2": 0.5, "map@2": 0.25, "coverage@2": 4.0 / 6,
-		"ndcg@3": (0.5 + 0.613147) / 2, "recall@3": 0.75, "hr@3": 1, "map@3": (1.0/3 + 0.5) / 2, "coverage@3": 4.0 / 6,
+		"ndcg@2": 0.613147 / 2, "recall@2": 0.25, "recall_capped@2": 0.25, "hr@2": 0.5, "map@2": 0.25, "coverage@2": 4.0 / 6,
+		"ndcg@3": (0.5 + 0.613147) / 2, "recall@3": 0.75, "recall_capped@3": 0.75, "hr@3": 1, "map@3": (1.0/3 + 0.5) / 2, "coverage@3": 4.0 / 6,
 	}
 	for _, opt := range []Options{
 		{Ks: []int{3, 2}, Workers: 1},
@@ -72,6 +72,35 @@ func TestEvaluateHandComputed(t *testing.T) {
 			if math.Abs(got.Metrics[k]-w) > 1e-6 {
 				t.Errorf("workers %d block %d: %s = %.6f, want %.6f", opt.Workers, opt.Block, k, got.Metrics[k], w)
 			}
+		}
+	}
+}
+
+// A recommender that scores every item alike (a sparse scorer with no
+// evidence) gains no hits from the tie, and a test item the user already
+// has is a miss, not dropped.
+func TestEvaluateTiesAgainstTestItem(t *testing.T) {
+	s := handSplit(t)
+	// Case 1 now also holds its known item 5 in the test set.
+	s.Cases[1].Test = []int32{0, 4, 5}
+	flat := &fixedScores{scores: [][]float32{{0, 0, 0, 0, 0, 0}}}
+	got, err := Evaluate(context.Background(), s, flat, Options{Ks: []int{1, 5}, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Case 0: 5 rankable items, test {3} ranks last (rank 5 of 5): @5 hit,
+	// ndcg 1/log2(6) = 0.386853. Case 1: rankable {0..4}; test 0, 4 rank
+	// 4th and 5th (ranks 3, 4 0-based): dcg 1/log2(5) + 1/log2(6) =
+	// 0.430677 + 0.386853, idcg over min(5, 3) = 3: 1 + 0.630930 + 0.5.
+	// Test 5 is known: a miss. recall@5 = 2/3.
+	want := map[string]float64{
+		"ndcg@1": 0, "hr@1": 0, "recall@1": 0,
+		"ndcg@5":   (0.386853 + (0.430677+0.386853)/2.130930) / 2,
+		"recall@5": (1 + 2.0/3) / 2, "hr@5": 1,
+	}
+	for k, w := range want {
+		if math.Abs(got.Metrics[k]-w) > 1e-6 {
+			t.Errorf("%s = %.6f, want %.6f", k, got.Metrics[k], w)
 		}
 	}
 }

@@ -22,7 +22,9 @@ type Case struct {
 	// their aggregated strengths; they are never ranked.
 	Known        []int32
 	KnownWeights []float32
-	// Test are the held-out items (sorted, distinct, disjoint from Known).
+	// Test are the held-out items (sorted, distinct). A test item that is
+	// also in Known (bought again) is never ranked, so it counts as a miss:
+	// recommending what the user already has is not what is measured.
 	Test []int32
 }
 
@@ -47,9 +49,8 @@ type TimeSplit struct {
 
 // SplitByTime orders each user's events by time (ties keep input order)
 // and holds out the latest ones. The held-out items the user also has in
-// training are dropped from the test set (they are never ranked), and a user
-// left with no test items gets no case; the held-out events are not trained
-// on either way.
+// training stay in the test set as misses (they are never ranked); the
+// held-out events are not trained on.
 func SplitByTime(d *Data, opt TimeSplit) (*Split, error) {
 	if err := d.Validate(); err != nil {
 		return nil, fmt.Errorf("split by time: %w", err)
@@ -94,7 +95,7 @@ func SplitByTime(d *Data, opt TimeSplit) (*Split, error) {
 // returns true are the test, the rest is trained on. It is how a pre-split
 // pair of files (train, test) is evaluated: collect both into one Data so
 // they share id tables, then hold out the test file's events. Test items a
-// user also has in training are dropped, as in SplitByTime.
+// user also has in training are misses, as in SplitByTime.
 func SplitHeld(d *Data, held func(k int) bool, name string) (*Split, error) {
 	if err := d.Validate(); err != nil {
 		return nil, fmt.Errorf("split %s: %w", name, err)
@@ -129,15 +130,27 @@ func splitHeld(d *Data, held []bool, ptr []int64, order []int32, name string) (*
 			continue
 		}
 		known, w := m.Row(u)
-		test = distinctMinus(test, known)
-		if len(test) == 0 {
-			continue
-		}
+		slices.Sort(test)
+		test = slices.Compact(test)
 		s.Cases = append(s.Cases, Case{User: int32(u), Known: known, KnownWeights: w, Test: test})
 	}
 	if len(s.Cases) == 0 {
 		return nil, errors.New("no user has enough events for a test case")
 	}
+	return s, nil
+}
+
+// LeaveLastOut is the next-item protocol of the sequential-recommendation
+// literature (SASRec, S3-Rec, ICLRec): each user's last event (by time,
+// ties in input order) is the test item, the rest is trained on, and users
+// with fewer than 3 events get no test case (their events are still trained
+// on).
+func LeaveLastOut(d *Data) (*Split, error) {
+	s, err := SplitByTime(d, TimeSplit{LastN: 1, MinTrain: 2})
+	if err != nil {
+		return nil, fmt.Errorf("leave-last-out: %w", err)
+	}
+	s.Name = "leave-last-out (users with >= 3 events)"
 	return s, nil
 }
 
@@ -248,18 +261,4 @@ func groupByUser(d *Data) (ptr []int64, order []int32) {
 		next[u]++
 	}
 	return ptr, order
-}
-
-// distinctMinus returns the distinct values of items that are not in
-// exclude (sorted), in increasing order.
-func distinctMinus(items, exclude []int32) []int32 {
-	slices.Sort(items)
-	items = slices.Compact(items)
-	out := items[:0]
-	for _, i := range items {
-		if _, found := slices.BinarySearch(exclude, i); !found {
-			out = append(out, i)
-		}
-	}
-	return out
 }

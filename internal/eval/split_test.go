@@ -26,11 +26,40 @@ func handData(users, items int, evs []ev) *Data {
 	return d
 }
 
+func TestLeaveLastOut(t *testing.T) {
+	d := handData(3, 5, []ev{
+		// User 0: three events, the last by time (item 1) is the test item.
+		{0, 1, 1, 9}, {0, 0, 1, 1}, {0, 2, 1, 5},
+		// User 1: two events, too few: trained on, no case.
+		{1, 3, 1, 1}, {1, 4, 1, 2},
+		// User 2: four events with equal times: input order decides.
+		{2, 4, 1, 7}, {2, 2, 1, 7}, {2, 3, 1, 7}, {2, 0, 1, 7},
+	})
+	s, err := LeaveLastOut(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Case{
+		{User: 0, Known: []int32{0, 2}, KnownWeights: []float32{1, 1}, Test: []int32{1}},
+		{User: 2, Known: []int32{2, 3, 4}, KnownWeights: []float32{1, 1, 1}, Test: []int32{0}},
+	}
+	if !reflect.DeepEqual(s.Cases, want) {
+		t.Errorf("cases\n got %+v\nwant %+v", s.Cases, want)
+	}
+	if cols, _ := s.Matrix.Row(1); !slices.Equal(cols, []int32{3, 4}) {
+		t.Errorf("user 1 trains on %v, want [3 4]", cols)
+	}
+	if !strings.Contains(s.Name, "leave-last-out") {
+		t.Errorf("split name %q does not say leave-last-out", s.Name)
+	}
+}
+
 func TestSplitByTime(t *testing.T) {
 	d := handData(4, 6, []ev{
 		// User 0 in input order, not time order: the latest (t=30) is item 2.
 		{0, 2, 1, 30}, {0, 0, 1, 10}, {0, 1, 2, 20},
-		// User 1: latest item 0 was also seen earlier → no test items left.
+		// User 1: latest item 0 was also seen earlier: a test item that
+		// counts as a miss (it is never ranked).
 		{1, 0, 1, 1}, {1, 3, 1, 2}, {1, 0, 5, 3},
 		// User 2: a single event, too few to hold one out.
 		{2, 4, 1, 1},
@@ -43,6 +72,7 @@ func TestSplitByTime(t *testing.T) {
 	}
 	want := []Case{
 		{User: 0, Known: []int32{0, 1}, KnownWeights: []float32{1, 2}, Test: []int32{2}},
+		{User: 1, Known: []int32{0, 3}, KnownWeights: []float32{1, 1}, Test: []int32{0}},
 		{User: 3, Known: []int32{1, 4}, KnownWeights: []float32{1, 1}, Test: []int32{5}},
 	}
 	if !reflect.DeepEqual(s.Cases, want) {

@@ -21,16 +21,21 @@
 package recommend
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
@@ -185,6 +190,10 @@ type Config struct {
 	// PushWorkers bounds the goroutines one Push scores on, default
 	// GOMAXPROCS.
 	PushWorkers int
+	// Coalescer scores the full scan of Recommend and Similar together
+	// with other concurrent requests' (internal/coalesce); nil: every
+	// request scores alone.
+	Coalescer *coalesce.Coalescer
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -199,7 +208,8 @@ type Engine struct {
 	catalog  Catalog
 	popular  *Popular
 	model    atomic.Pointer[mf.Model]
-	scratch  sync.Pool // *scratch
+	blend    atomic.Pointer[servedBlend] // the serving model's blend, if it has one
+	scratch  sync.Pool                   // *scratch
 	// pushFree holds the score-block buffers of every Push call together,
 	// PushWorkers of them (12.8 MB each at 100K items): however many calls
 	// run, at most that many blocks are scored at once and that much
@@ -267,15 +277,47 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 }
 
 // SetModel makes m the serving model. Requests already running finish on the
-// snapshot they started with. The model's per-row filter state is built
-// first, in the caller's goroutine, so no request waits for it.
-func (e *Engine) SetModel(m *mf.Model) {
+// snapshot they started with. The model's per-row filter state and its blend
+// (package blend: neighbour and transition terms, recency) are built first,
+// in the caller's goroutine, so no request waits for them. A model whose
+// blend sections are damaged is refused with an error wrapping
+// blend.ErrCorrupt, and the previous model keeps serving.
+func (e *Engine) SetModel(m *mf.Model) error {
+	var sb *servedBlend
 	if m != nil {
+		b, err := blend.FromModel(m)
+		switch {
+		case errors.Is(err, blend.ErrNoBlend):
+		case err != nil:
+			return fmt.Errorf("model %s: %w", m.Version(), err)
+		default:
+			sb = &servedBlend{model: m, b: b}
+		}
 		e.rowsMu.Lock()
 		e.refreshRowsLocked(m)
 		e.rowsMu.Unlock()
 	}
+	// The blend first: a request that loads the new model finds its blend.
+	// One that loaded the previous model just before sees a blend of
+	// another model and scores with MF alone (blendFor), never a mix.
+	e.blend.Store(sb)
 	e.model.Store(m)
+	return nil
+}
+
+// servedBlend is a model's blend; requests use it only with that model.
+type servedBlend struct {
+	model *mf.Model
+	b     *blend.Blend
+}
+
+// blendFor returns m's blend, or nil when m has none (or m is not the
+// model the engine serves any more).
+func (e *Engine) blendFor(m *mf.Model) *blend.Blend {
+	if sb := e.blend.Load(); sb != nil && sb.model == m {
+		return sb.b
+	}
+	return nil
 }
 
 // weighting is the event weighting of fold-in: the one the serving model was
@@ -314,6 +356,16 @@ type scratch struct {
 	purchased   map[string]struct{}
 	cosine      []float32 // BoughtTogether: the cart's summed unit vector
 	boost       boostPlan // the shop's boost rules for this request
+	blend       blend.Scratch
+	recent      []recentRow // fold-in rows with their recency, for the blend
+}
+
+// recentRow is a fold-in row and when the user last touched it.
+type recentRow struct {
+	row    int32
+	weight float64
+	last   int64 // unix nanoseconds; the context item is newest
+	id     string
 }
 
 // requestScratch returns a scratch sized for m whose filter is ready for a
@@ -403,13 +455,19 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	}
 	folded := false
 	if personal && m != nil {
-		x, err := e.foldIn(m, s, weights, req)
+		b := e.blendFor(m)
+		x, err := e.foldIn(m, b, s, weights, req)
 		if err != nil {
 			return Result{}, fmt.Errorf("fold in user %q: %w", req.UserID, err)
 		}
 		if folded = x != nil; folded {
 			res.Source = SourcePersonalized
-			m.Scores(x, s.scores)
+			release, err := e.score(ctx, m, x, s)
+			if err != nil {
+				return Result{}, fmt.Errorf("score items for %q: %w", req.UserID, err)
+			}
+			defer release()
+			blendScores(b, &s.blend, s.rows, x, s.scores)
 			s.boost.plan(fc.boosts(), e.userSegment(p, now), len(s.scores))
 			s.boost.apply(s.scores)
 			e.selectRows(s, fc, a, true, SourcePersonalized)
@@ -443,6 +501,27 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	return res, nil
 }
 
+// score sets s.scores to the scores of query x against every item of m,
+// through the coalescer when there is one (then s.scores may be a row of a
+// shared block: the caller may change it but must call release, which
+// gives s its own buffer back, before s is put back or rescored).
+func (e *Engine) score(ctx context.Context, m *mf.Model, x []float32, s *scratch) (release func(), err error) {
+	if e.cfg.Coalescer == nil {
+		m.Scores(x, s.scores)
+		return func() {}, nil
+	}
+	own := s.scores
+	sc, err := e.cfg.Coalescer.Scores(ctx, m, x, own)
+	if err != nil {
+		return nil, err
+	}
+	s.scores = sc.Values
+	return func() {
+		s.scores = own
+		sc.Release()
+	}, nil
+}
+
 // fillRelaxed fills the answer without the per-category cap, from the
 // sources the answer used, in the same order.
 func (e *Engine) fillRelaxed(s *scratch, fc *reqFilter, a *answer, src Source) {
@@ -467,32 +546,64 @@ func (e *Engine) trendingList() []profile.ItemScore {
 
 // foldIn folds the user's vector in from the profile weights (plus the
 // context item as a fresh view), using s.ws, s.rows and s.weights; nil when
-// no profile item is known to the model.
-func (e *Engine) foldIn(m *mf.Model, s *scratch, weights []profile.ItemWeight, req Request) ([]float32, error) {
+// no profile item is known to the model. With a blend b, s.rows are the
+// user's items newest first (by their latest event; the context item
+// first), their strengths carry the blend's recency weighting, and they
+// are what blendScores reads: the order and weights the trainer's offline
+// evaluation uses (eval.Blend).
+func (e *Engine) foldIn(m *mf.Model, b *blend.Blend, s *scratch, weights []profile.ItemWeight, req Request) ([]float32, error) {
 	contextSeen := false
+	s.recent = s.recent[:0]
 	for _, w := range weights {
 		row, ok := m.Index(w.ItemID)
 		if !ok {
 			continue // an item newer than the model
 		}
 		cw := w.Weight
+		last := w.LastTime.UnixNano()
 		if w.ItemID == req.ContextItemID {
 			cw += e.cfg.ContextWeight
 			contextSeen = true
+			last = math.MaxInt64
 		}
-		s.rows = append(s.rows, row)
-		s.weights = append(s.weights, cw)
+		s.recent = append(s.recent, recentRow{row: row, weight: cw, last: last, id: w.ItemID})
 	}
 	if !contextSeen && req.ContextItemID != "" {
 		if row, ok := m.Index(req.ContextItemID); ok {
-			s.rows = append(s.rows, row)
-			s.weights = append(s.weights, e.cfg.ContextWeight)
+			s.recent = append(s.recent, recentRow{row: row, weight: e.cfg.ContextWeight, last: math.MaxInt64, id: req.ContextItemID})
 		}
 	}
-	if len(s.rows) == 0 {
+	if len(s.recent) == 0 {
 		return nil, nil
 	}
+	if b != nil {
+		slices.SortFunc(s.recent, func(p, q recentRow) int {
+			if c := cmp.Compare(q.last, p.last); c != 0 {
+				return c
+			}
+			return strings.Compare(p.id, q.id)
+		})
+	}
+	for _, r := range s.recent {
+		s.rows = append(s.rows, r.row)
+		s.weights = append(s.weights, r.weight)
+	}
+	if b != nil {
+		b.RecencyWeights(s.weights)
+	}
 	return m.FoldIn(&s.ws, s.rows, s.weights)
+}
+
+// blendScores turns out, the MF scores of every item under x, into b's
+// blended scores of the user whose fold-in rows are rows (newest first, as
+// foldIn leaves them); without a blend it leaves them.
+func blendScores(b *blend.Blend, bs *blend.Scratch, rows []int32, x, out []float32) {
+	if b == nil {
+		return
+	}
+	b.Prepare(bs, x, rows)
+	b.Finish(bs, out)
+	bs.Release()
 }
 
 // excludeForUser applies the exclusions of every answer for a user (bought
@@ -571,7 +682,12 @@ func (e *Engine) Similar(ctx context.Context, req SimilarRequest) (Result, error
 		res.ModelVersion = m.Version()
 		if row, ok := m.Index(req.ItemID); ok {
 			res.Source = SourceSimilar
-			m.Cosine(row, s.scores)
+			release, err := e.score(ctx, m, m.Vector(row), s)
+			if err != nil {
+				return Result{}, fmt.Errorf("score items similar to %q: %w", req.ItemID, err)
+			}
+			defer release()
+			m.CosineFromDots(row, s.scores)
 			s.boost.plan(fc.boosts(), nil, len(s.scores))
 			s.boost.apply(s.scores)
 			e.selectRows(s, fc, a, false, SourceSimilar)

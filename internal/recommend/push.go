@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/recsys-dev/recsys/internal/blend"
 	"slices"
 	"time"
 
@@ -188,6 +189,7 @@ type pushBuffers struct {
 	scores []float32  // pushScoreBlock × items scores
 	slots  []*scratch // one per user of the block
 	users  []int      // index in the block of each scored user
+	blend  blend.Scratch
 }
 
 // pushCall is what every block of one Push call shares: the request, one
@@ -201,12 +203,14 @@ type pushCall struct {
 	now        time.Time
 	capN       int       // per-category cap
 	dedupSince time.Time // items pushed since then are left out
+	blend      *blend.Blend
 }
 
 func (e *Engine) newPushCall(req PushRequest) *pushCall {
 	c := &pushCall{req: req, m: e.model.Load(), rules: e.rules(), now: e.cfg.Now(), capN: req.MaxPerCategory}
 	if c.m != nil {
 		c.st = e.rowsFor(c.m)
+		c.blend = e.blendFor(c.m)
 	}
 	if c.capN == 0 {
 		c.capN = e.cfg.MaxPerCategory
@@ -270,7 +274,7 @@ func (e *Engine) pushBlock(ctx context.Context, c *pushCall, ps []profile.Profil
 // not yet set: fold-in per user, one matrix product for the block, then the
 // engine's selection and explanations per user.
 func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, results []PushResult) error {
-	m, req := c.m, &c.req
+	m, req, bl := c.m, &c.req, c.blend
 	n, f := m.NumItems(), m.Factors()
 	b.users = b.users[:0]
 	for i, p := range ps {
@@ -290,7 +294,7 @@ func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, r
 				fc.exclude(pu.ItemID)
 			}
 		}
-		x, err := e.foldIn(m, s, weights, Request{})
+		x, err := e.foldIn(m, bl, s, weights, Request{})
 		if err != nil {
 			return fmt.Errorf("fold in user %q: %w", p.UserID, err)
 		}
@@ -309,6 +313,7 @@ func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, r
 	for j, i := range b.users {
 		s := b.slots[j]
 		s.scores = b.scores[j*n : (j+1)*n]
+		blendScores(bl, &b.blend, s.rows, b.xs[j*f:(j+1)*f], s.scores)
 		s.boost.plan(s.filter.boosts(), e.userSegment(ps[i], c.now), n)
 		s.boost.apply(s.scores)
 		a := &s.answer

@@ -3,6 +3,7 @@ package recommend
 import (
 	"context"
 	"fmt"
+	"github.com/recsys-dev/recsys/internal/blend"
 	"slices"
 
 	"github.com/recsys-dev/recsys/internal/profile"
@@ -84,14 +85,26 @@ func (e *Engine) Rank(ctx context.Context, req RankRequest) (RankResult, error) 
 	}
 	var x []float32
 	var err error
+	var bl *blend.Blend
 	if m != nil {
 		res.ModelVersion = m.Version()
+		bl = e.blendFor(m)
 		if !p.OptedOut {
 			weights := p.ItemWeights(e.weighting(m), now)
-			if x, err = e.foldIn(m, s, weights, Request{ContextItemID: req.ContextItemID}); err != nil {
+			if x, err = e.foldIn(m, bl, s, weights, Request{ContextItemID: req.ContextItemID}); err != nil {
 				return RankResult{}, fmt.Errorf("fold in user %q: %w", req.UserID, err)
 			}
 		}
+	}
+	if x != nil && bl != nil {
+		bl.Prepare(&s.blend, x, s.rows)
+		defer s.blend.Release()
+	}
+	score := func(row int32) float32 {
+		if bl == nil {
+			return m.Score(x, row)
+		}
+		return bl.Score(&s.blend, row, m.Score(x, row))
 	}
 
 	a := &s.answer
@@ -113,7 +126,7 @@ func (e *Engine) Rank(ctx context.Context, req RankRequest) (RankResult, error) 
 			rest = append(rest, id)
 			continue
 		}
-		a.items = append(a.items, Item{ItemID: id, Score: s.boost.score(row, m.Score(x, row)), Source: SourcePersonalized})
+		a.items = append(a.items, Item{ItemID: id, Score: s.boost.score(row, score(row)), Source: SourcePersonalized})
 		a.rows = append(a.rows, row)
 	}
 	sortByScore(a)

@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/recsys-dev/recsys/client"
 	"github.com/recsys-dev/recsys/internal/access"
-	"github.com/recsys-dev/recsys/internal/ctl"
 	"github.com/recsys-dev/recsys/internal/server"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
@@ -44,7 +44,7 @@ func testTokens(t *testing.T) *access.Tokens {
 }
 
 func as(token string) grpc.CallOption {
-	return grpc.PerRPCCredentials(ctl.BearerToken{Token: token})
+	return grpc.PerRPCCredentials(client.BearerToken{Token: token})
 }
 
 func TestAuthorization(t *testing.T) {

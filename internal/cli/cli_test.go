@@ -1,4 +1,4 @@
-package ctl
+package cli
 
 import (
 	"flag"
@@ -6,35 +6,7 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"google.golang.org/protobuf/proto"
-
-	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
-
-func TestFilterOptionsProto(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      FilterOptions
-		want    *recsysv1.Filter
-		wantErr bool
-	}{
-		{"none", FilterOptions{}, nil, false},
-		{"everything", FilterOptions{Categories: "a, b", ExcludeCategories: "c", MinPrice: "1.5", MaxPrice: "20",
-			IncludeUnavailable: true, MemberTier: "gold", IncludePurchased: true},
-			&recsysv1.Filter{IncludeCategories: []string{"a", "b"}, ExcludeCategories: []string{"c"},
-				MinPrice: proto.Float64(1.5), MaxPrice: proto.Float64(20),
-				Availability: recsysv1.Availability_AVAILABILITY_INCLUDE_UNAVAILABLE, MemberTier: "gold", IncludePurchased: true}, false},
-		{"max only", FilterOptions{MaxPrice: "0"}, &recsysv1.Filter{MaxPrice: proto.Float64(0)}, false},
-		{"bad price", FilterOptions{MinPrice: "cheap"}, nil, true},
-	}
-	for _, tc := range tests {
-		got, err := tc.in.Proto()
-		if (err != nil) != tc.wantErr || !proto.Equal(got, tc.want) {
-			t.Errorf("%s: got %v, %v; want %v (error %v)", tc.name, got, err, tc.want, tc.wantErr)
-		}
-	}
-}
 
 func TestParseArgsAcceptsFlagsAnywhere(t *testing.T) {
 	for _, tc := range []struct {
@@ -54,7 +26,7 @@ func TestParseArgsAcceptsFlagsAnywhere(t *testing.T) {
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		after := fs.Duration("repeatable-after", 0, "")
-		pos, err := ParseArgs(fs, tc.args)
+		pos, err := Parse(fs, tc.args)
 		if (err != nil) != tc.wantErr {
 			t.Errorf("%q: error %v, want error %v", tc.args, err, tc.wantErr)
 			continue

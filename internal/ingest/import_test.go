@@ -1,4 +1,4 @@
-package ctl_test
+package ingest_test
 
 import (
 	"context"
@@ -10,13 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/recsys-dev/recsys/internal/ctl"
+	"github.com/recsys-dev/recsys/client"
 	"github.com/recsys-dev/recsys/internal/daemon"
+	"github.com/recsys-dev/recsys/internal/ingest"
 	"github.com/recsys-dev/recsys/internal/redistest"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
-func startDaemon(t *testing.T) *ctl.Client {
+func startDaemon(t *testing.T) *client.Client {
 	t.Helper()
 	rdb := redistest.Client(t)
 	d, err := daemon.New(daemon.Config{GRPCAddr: "127.0.0.1:0", RedisAddr: redistest.Addr(), Prefix: redistest.Prefix(t, rdb), InsecureNoAuth: true},
@@ -33,7 +34,7 @@ func startDaemon(t *testing.T) *ctl.Client {
 			t.Error(err)
 		}
 	})
-	c, err := ctl.Dial(d.Addr().String())
+	c, err := client.New(d.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestImportEvents(t *testing.T) {
 		"u1,i3,like,2026-11-01T10:00:00Z\n"+ // unknown type: the reader rejects it
 		"u2,i1,cart,"+future+"\n"+ // in the future: the server rejects it
 		"u2,i2,2.5,2026-11-01T11:00:00Z\n")
-	st, err := ctl.ImportEvents(ctx, c, path, 5*time.Second, io.Discard)
+	st, err := ingest.ImportEvents(ctx, c, path, 5*time.Second, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestImportEvents(t *testing.T) {
 	if !strings.Contains(joined, "like") || !strings.Contains(joined, "events[") || !strings.Contains(joined, "timestamp") {
 		t.Errorf("rejection reasons %q do not name the row and the field", joined)
 	}
-	again, err := ctl.ImportEvents(ctx, c, path, 5*time.Second, io.Discard)
+	again, err := ingest.ImportEvents(ctx, c, path, 5*time.Second, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestImportCatalog(t *testing.T) {
 		"i1,shoes,19.90,true,2026-01-01T00:00:00Z\n"+
 		"i2,hats,,false,\n"+
 		"i3,,5,,1767225600\n")
-	st, err := ctl.ImportCatalog(ctx, c, path, 5*time.Second, io.Discard)
+	st, err := ingest.ImportCatalog(ctx, c, path, 5*time.Second, io.Discard)
 	if err != nil || st.Accepted != 3 {
 		t.Fatalf("got %+v, %v; want 3 items", st, err)
 	}
@@ -110,7 +111,7 @@ func TestImportCatalog(t *testing.T) {
 		t.Errorf("got %v", got)
 	}
 	bad := writeFile(t, "bad.csv", "item_id,price\ni1,cheap\n")
-	if _, err := ctl.ImportCatalog(ctx, c, bad, 5*time.Second, io.Discard); err == nil || !strings.Contains(err.Error(), "bad.csv:2: price") {
+	if _, err := ingest.ImportCatalog(ctx, c, bad, 5*time.Second, io.Discard); err == nil || !strings.Contains(err.Error(), "bad.csv:2: price") {
 		t.Errorf("bad price: got %v, want an error naming file, line and field", err)
 	}
 }

@@ -1,4 +1,8 @@
-package ctl
+// Package ingest moves shop data into a running recsysd through its public
+// client: files of events (any format package dataset reads) and catalog
+// CSV files, sent in batches with retries, rejected rows counted and named;
+// and the synthetic shop written as those files.
+package ingest
 
 import (
 	"context"
@@ -17,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/recsys-dev/recsys/client"
 	"github.com/recsys-dev/recsys/internal/dataset"
 	"github.com/recsys-dev/recsys/internal/event"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
@@ -43,7 +48,7 @@ const (
 // dataset package detects) and sends it in batches. Rows the reader cannot
 // parse, and events the server refuses, are counted and reported, not sent
 // again; the rest of the file goes on. Event ids make a re-import idempotent.
-func ImportEvents(ctx context.Context, c *Client, path string, rpcTimeout time.Duration, stderr io.Writer) (ImportStats, error) {
+func ImportEvents(ctx context.Context, c *client.Client, path string, rpcTimeout time.Duration, stderr io.Writer) (ImportStats, error) {
 	st := ImportStats{File: path}
 	start := time.Now()
 	imp := &importer{c: c, timeout: rpcTimeout, st: &st, progress: stderr, start: start}
@@ -84,7 +89,7 @@ func PrintStats(w io.Writer, v any) error {
 }
 
 type importer struct {
-	c        *Client
+	c        *client.Client
 	timeout  time.Duration
 	batch    []*recsysv1.Event
 	st       *ImportStats
@@ -165,7 +170,7 @@ func toProtoEvent(e event.Event) *recsysv1.Event {
 // item_id,category,price,available,created_at (any order; only item_id
 // required; available defaults to true; created_at RFC 3339 or unix seconds)
 // and upserts it in batches.
-func ImportCatalog(ctx context.Context, c *Client, path string, rpcTimeout time.Duration, stderr io.Writer) (ImportStats, error) {
+func ImportCatalog(ctx context.Context, c *client.Client, path string, rpcTimeout time.Duration, stderr io.Writer) (ImportStats, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return ImportStats{}, err

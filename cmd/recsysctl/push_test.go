@@ -1,6 +1,7 @@
-package ctl
+package main
 
 import (
+	"flag"
 	"io"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/recsys-dev/recsys/internal/cli"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
@@ -32,7 +34,15 @@ func TestPushRequest(t *testing.T) {
 		{"bad min score", []string{"--users", "u", "--min-score", "high"}, nil, true},
 		{"zero count", []string{"--users", "u", "--count", "0"}, nil, true},
 	} {
-		got, err := PushRequest(tc.args, io.Discard)
+		fs := flag.NewFlagSet("push", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		var p pushFlags
+		p.register(fs)
+		var got *recsysv1.BatchRecommendRequest
+		_, err := cli.Parse(fs, tc.args)
+		if err == nil {
+			got, err = p.request()
+		}
 		if (err != nil) != tc.wantErr || !proto.Equal(got, tc.want) {
 			t.Errorf("%s: got %v, %v; want %v (error %v)", tc.name, got, err, tc.want, tc.wantErr)
 		}

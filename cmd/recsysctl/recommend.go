@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+
+	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
+)
+
+// filterFlags are the flags of a Filter.
+type filterFlags struct {
+	categories         string
+	excludeCategories  string
+	minPrice, maxPrice string // empty: no bound
+	includeUnavailable bool
+	memberTier         string
+	includePurchased   bool
+}
+
+func (o *filterFlags) register(fs *flag.FlagSet, purchased bool) {
+	fs.StringVar(&o.categories, "categories", "", "only these comma-separated categories")
+	fs.StringVar(&o.excludeCategories, "exclude-categories", "", "never these comma-separated categories")
+	fs.StringVar(&o.minPrice, "min-price", "", "lowest price (inclusive)")
+	fs.StringVar(&o.maxPrice, "max-price", "", "highest price (inclusive)")
+	fs.BoolVar(&o.includeUnavailable, "include-unavailable", false, "return unavailable items too")
+	fs.StringVar(&o.memberTier, "member-tier", "", "the user's membership tier (admits member-only items)")
+	if purchased {
+		fs.BoolVar(&o.includePurchased, "include-purchased", false, "return items the user bought too")
+	}
+}
+
+// proto returns the filter, or nil when no flag is set.
+func (o filterFlags) proto() (*recsysv1.Filter, error) {
+	if o == (filterFlags{}) {
+		return nil, nil
+	}
+	f := &recsysv1.Filter{
+		IncludeCategories: splitList(o.categories),
+		ExcludeCategories: splitList(o.excludeCategories),
+		MemberTier:        o.memberTier,
+		IncludePurchased:  o.includePurchased,
+	}
+	if o.includeUnavailable {
+		f.Availability = recsysv1.Availability_AVAILABILITY_INCLUDE_UNAVAILABLE
+	}
+	for _, b := range []struct {
+		flag, v string
+		dst     **float64
+	}{{"--min-price", o.minPrice, &f.MinPrice}, {"--max-price", o.maxPrice, &f.MaxPrice}} {
+		if b.v == "" {
+			continue
+		}
+		x, err := strconv.ParseFloat(b.v, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", b.flag, err)
+		}
+		*b.dst = &x
+	}
+	return f, nil
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	parts := strings.Split(s, ",")
+	out := parts[:0]
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func runRecommend(ctx context.Context, x *invocation) error {
+	var f filterFlags
+	count := x.fs.Int("count", 10, "items to return")
+	exclude := x.fs.String("exclude", "", "comma-separated item ids to leave out")
+	contextItem := x.fs.String("context-item", "", "item the page is about")
+	placement := x.fs.String("placement", "", `slot name on the page ("trending" asks for trending items)`)
+	perCategory := x.fs.Int("max-per-category", 0, "at most this many items per category (0: server default)")
+	f.register(x.fs, true)
+	args, err := x.exactly(1)
+	if err != nil {
+		return err
+	}
+	filter, err := f.proto()
+	if err != nil {
+		return err
+	}
+	req := &recsysv1.RecommendRequest{UserId: args[0], Count: int32(*count), ExcludeItemIds: splitList(*exclude),
+		Filter: filter, MaxPerCategory: int32(*perCategory)}
+	if *contextItem != "" || *placement != "" {
+		req.Context = &recsysv1.RequestContext{ContextItemId: *contextItem, Placement: *placement}
+	}
+	c, err := x.client()
+	if err != nil {
+		return err
+	}
+	res, err := c.Recommendations.Recommend(ctx, req)
+	if err != nil {
+		return err
+	}
+	return x.printJSON(res)
+}
+
+func runSimilar(ctx context.Context, x *invocation) error {
+	var f filterFlags
+	count := x.fs.Int("count", 10, "items to return")
+	exclude := x.fs.String("exclude", "", "comma-separated item ids to leave out")
+	f.register(x.fs, false)
+	args, err := x.exactly(1)
+	if err != nil {
+		return err
+	}
+	filter, err := f.proto()
+	if err != nil {
+		return err
+	}
+	c, err := x.client()
+	if err != nil {
+		return err
+	}
+	res, err := c.Recommendations.SimilarItems(ctx, &recsysv1.SimilarItemsRequest{ItemId: args[0], Count: int32(*count),
+		ExcludeItemIds: splitList(*exclude), Filter: filter})
+	if err != nil {
+		return err
+	}
+	return x.printJSON(res)
+}
+
+func runBoughtTogether(ctx context.Context, x *invocation) error {
+	var f filterFlags
+	count := x.fs.Int("count", 10, "items to return")
+	exclude := x.fs.String("exclude", "", "comma-separated item ids to leave out")
+	f.register(x.fs, false)
+	items, err := x.atLeast(1)
+	if err != nil {
+		return err
+	}
+	filter, err := f.proto()
+	if err != nil {
+		return err
+	}
+	c, err := x.client()
+	if err != nil {
+		return err
+	}
+	res, err := c.Recommendations.BoughtTogether(ctx, &recsysv1.BoughtTogetherRequest{ItemIds: items, Count: int32(*count),
+		ExcludeItemIds: splitList(*exclude), Filter: filter})
+	if err != nil {
+		return err
+	}
+	return x.printJSON(res)
+}
+
+func runRank(ctx context.Context, x *invocation) error {
+	var f filterFlags
+	contextItem := x.fs.String("context-item", "", "item the page is about")
+	popular := x.fs.Bool("unknown-by-popularity", false, "order items the model does not know by popularity (default: as given)")
+	f.register(x.fs, true)
+	args, err := x.atLeast(2)
+	if err != nil {
+		return err
+	}
+	filter, err := f.proto()
+	if err != nil {
+		return err
+	}
+	req := &recsysv1.RankItemsRequest{UserId: args[0], ItemIds: args[1:], Filter: filter}
+	if *contextItem != "" {
+		req.Context = &recsysv1.RequestContext{ContextItemId: *contextItem}
+	}
+	if *popular {
+		req.UnknownOrder = recsysv1.UnknownOrder_UNKNOWN_ORDER_POPULARITY
+	}
+	c, err := x.client()
+	if err != nil {
+		return err
+	}
+	res, err := c.Recommendations.RankItems(ctx, req)
+	if err != nil {
+		return err
+	}
+	return x.printJSON(res)
+}

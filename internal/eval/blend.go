@@ -1,0 +1,377 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/recsys-dev/recsys/internal/blend"
+	"github.com/recsys-dev/recsys/internal/mf"
+)
+
+var _ Recommender = (*Blend)(nil)
+
+// Sequences returns d's events as per-user item sequences in time order
+// (ties in input order), what the blend's lists and recency read.
+func Sequences(d *Data) blend.Sequences { return blend.FromEvents(d.Users, d.Row, d.Col, d.Time) }
+
+// Blend scores with MF plus a blend (package blend), exactly as the server
+// scores a live profile: a case's items newest first are its user's
+// training events in time order (for a user the model was not trained on,
+// User < 0, Known in its given order), folded in with the blend's recency
+// weighting, and the MF scores standardized and summed with the neighbour
+// and transition terms.
+type Blend struct {
+	name  string
+	model *mf.Model
+	b     *blend.Blend
+	seqs  blend.Sequences
+	pool  sync.Pool // *blendScratch
+}
+
+type blendScratch struct {
+	ws     mf.Workspace
+	bs     blend.Scratch
+	recent []int32
+	w      []float64
+	seen   []bool
+}
+
+// NewBlend scores with model and b; seqs are the training sequences of
+// the split's users (Sequences(split.Train)).
+func NewBlend(name string, model *mf.Model, b *blend.Blend, seqs blend.Sequences) *Blend {
+	return &Blend{name: name, model: model, b: b, seqs: seqs}
+}
+
+// Name is the name given to NewBlend.
+func (r *Blend) Name() string { return r.name }
+
+func (r *Blend) scratch() *blendScratch {
+	sc, _ := r.pool.Get().(*blendScratch)
+	if sc == nil {
+		sc = &blendScratch{seen: make([]bool, r.model.NumItems())}
+	}
+	return sc
+}
+
+// recent fills sc.recent (newest first) and sc.w (their strengths, before
+// recency) for a case.
+func (r *Blend) recent(sc *blendScratch, cs Case) error {
+	n := r.model.NumItems()
+	sc.recent, sc.w = sc.recent[:0], sc.w[:0]
+	if cs.User >= 0 && int(cs.User) < r.seqs.Users() {
+		sc.recent = blend.Recent(sc.recent, r.seqs.Of(int(cs.User)), sc.seen)
+	} else {
+		sc.recent = append(sc.recent, cs.Known...)
+	}
+	for _, i := range sc.recent {
+		if int(i) >= n {
+			return fmt.Errorf("blend: item %d outside %d items", i, n)
+		}
+		k, ok := slices.BinarySearch(cs.Known, i)
+		if !ok {
+			return fmt.Errorf("blend: user %d's item %d is not among the known items", cs.User, i)
+		}
+		sc.w = append(sc.w, float64(cs.KnownWeights[k]))
+	}
+	return nil
+}
+
+// Scores folds in each case and scores every item with the blend.
+func (r *Blend) Scores(cases []Case, out []float32) error {
+	n := r.model.NumItems()
+	if len(out) < len(cases)*n {
+		return fmt.Errorf("%s: output holds %d scores, need %d", r.name, len(out), len(cases)*n)
+	}
+	sc := r.scratch()
+	defer r.pool.Put(sc)
+	for c, cs := range cases {
+		row := out[c*n : (c+1)*n]
+		if err := r.recent(sc, cs); err != nil {
+			return err
+		}
+		r.b.RecencyWeights(sc.w)
+		x, err := r.model.FoldIn(&sc.ws, sc.recent, sc.w)
+		if err != nil {
+			return fmt.Errorf("%s: fold in a user with %d items: %w", r.name, len(sc.recent), err)
+		}
+		r.model.Scores(x, row)
+		r.b.Prepare(&sc.bs, x, sc.recent)
+		r.b.Finish(&sc.bs, row)
+		sc.bs.Release()
+	}
+	return nil
+}
+
+// BlendOptions configure FitBlend.
+type BlendOptions struct {
+	Build blend.BuildOptions
+	// Users caps the validation users the grid is evaluated on (a seeded
+	// sample; default 3000).
+	Users int
+	// K is the cut-off of the NDCG the weights maximize (default 20).
+	K       int
+	Seed    uint64
+	Workers int
+}
+
+// BlendTrial is one validation grid point and its metrics.
+type BlendTrial struct {
+	Params blend.Params `json:"params"`
+	NDCG   float64      `json:"ndcg"`
+	HR     float64      `json:"hr"`
+}
+
+// BlendSearch is the validation grid of FitBlend.
+type BlendSearch struct {
+	K      int          `json:"k"`
+	Users  int          `json:"users"`
+	Trials []BlendTrial `json:"trials"`
+}
+
+// Best returns the best trial by NDCG@K that uses only the allowed terms
+// (a term not allowed has weight 0); ties go to the earlier (simpler) trial.
+func (s *BlendSearch) Best(neighbors, transitions, recency bool) BlendTrial {
+	best := -1
+	for k, t := range s.Trials {
+		p := t.Params
+		if (!neighbors && p.Neighbor != 0) || (!transitions && p.Transition != 0) || (!recency && p.Recency != 0) {
+			continue
+		}
+		if best < 0 || t.NDCG > s.Trials[best].NDCG {
+			best = k
+		}
+	}
+	if best < 0 {
+		return BlendTrial{Params: blend.DefaultParams()}
+	}
+	return s.Trials[best]
+}
+
+// The grid FitBlend searches.
+var (
+	blendNeighbor   = []float32{0, 0.05, 0.1, 0.25, 0.5, 1, 2, 4}
+	blendTransition = []float32{0, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8}
+	blendRecency    = []float32{0, 1, 4}
+)
+
+// FitBlend chooses blend weights on a validation split carved from s's
+// training events (each user's last training event held out, as
+// LeaveLastOut does; s's test cases are never read): it trains MF with h on the rest, builds the lists
+// from the rest, and evaluates every point of a weight grid on up to
+// opt.Users validation users with one fold-in per user and recency value.
+func FitBlend(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOptions) (*BlendSearch, error) {
+	if opt.Users <= 0 {
+		opt.Users = 3000
+	}
+	if opt.K <= 0 {
+		opt.K = 20
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = runtime.GOMAXPROCS(0)
+	}
+	opt.Build.Workers = opt.Workers
+	v, err := LeaveLastOut(s.Train)
+	if err != nil {
+		return nil, fmt.Errorf("blend validation split: %w", err)
+	}
+	model, _, err := TrainALS(ctx, v, h, opt.Workers)
+	if err != nil {
+		return nil, fmt.Errorf("blend validation model: %w", err)
+	}
+	seqs := Sequences(v.Train)
+	items := v.Matrix.Cols
+	nb, err := blend.Neighbors(ctx, seqs, items, opt.Build)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := blend.Transitions(ctx, seqs, items, opt.Build)
+	if err != nil {
+		return nil, err
+	}
+	cases := v.Cases
+	if len(cases) > opt.Users {
+		cases = slices.Clone(cases)
+		rng := rand.New(rand.NewPCG(opt.Seed, 0xb1e))
+		rng.Shuffle(len(cases), func(i, j int) { cases[i], cases[j] = cases[j], cases[i] })
+		cases = cases[:opt.Users]
+	}
+	var grid []blend.Weights
+	for _, wn := range blendNeighbor {
+		for _, wt := range blendTransition {
+			grid = append(grid, blend.Weights{Neighbor: wn, Transition: wt})
+		}
+	}
+	// One probe blend per recency value accumulates both terms.
+	probes := make([]*blend.Blend, len(blendRecency))
+	for k, beta := range blendRecency {
+		p := blend.DefaultParams()
+		p.Neighbor, p.Transition, p.Recency = 1, 1, beta
+		if probes[k], err = blend.New(model, nb, tr, p); err != nil {
+			return nil, err
+		}
+	}
+	// Per-case gains, summed in case order at the end so the result does
+	// not depend on scheduling.
+	width := len(blendRecency) * len(grid)
+	ndcg := make([]float64, len(cases)*width)
+	hr := make([]float64, len(cases)*width)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, opt.Workers)
+	for w := range opt.Workers {
+		wg.Go(func() {
+			r := NewBlend("probe", model, probes[0], seqs)
+			sc := r.scratch()
+			scores := make([]float32, items)
+			sorted := make([]float32, items)
+			ranks := make([]int, len(grid))
+			for ctx.Err() == nil {
+				c := int(next.Add(1) - 1)
+				if c >= len(cases) {
+					break
+				}
+				cs := cases[c]
+				if err := r.recent(sc, cs); err != nil {
+					errs[w] = err
+					return
+				}
+				base := slices.Clone(sc.w)
+				for k, pb := range probes {
+					copy(sc.w, base)
+					pb.RecencyWeights(sc.w)
+					x, err := model.FoldIn(&sc.ws, sc.recent, sc.w)
+					if err != nil {
+						errs[w] = err
+						return
+					}
+					model.Scores(x, scores)
+					copy(sorted, scores)
+					slices.Sort(sorted)
+					pb.Prepare(&sc.bs, x, sc.recent)
+					for _, t := range cs.Test {
+						if _, bought := slices.BinarySearch(cs.Known, t); bought {
+							continue // a miss, as in Evaluate
+						}
+						pb.Ranks(&sc.bs, scores, sorted, cs.Known, t, grid, ranks)
+						for g, rank := range ranks {
+							if rank < opt.K {
+								at := c*width + k*len(grid) + g
+								ndcg[at] += 1 / math.Log2(float64(rank)+2) / float64(len(cs.Test))
+								hr[at] += 1 / float64(len(cs.Test))
+							}
+						}
+					}
+					sc.bs.Release()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for _, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("blend validation: %w", err)
+		}
+	}
+	res := &BlendSearch{K: opt.K, Users: len(cases)}
+	for k, beta := range blendRecency {
+		for g, w := range grid {
+			p := blend.DefaultParams()
+			p.Neighbor, p.Transition, p.Recency = w.Neighbor, w.Transition, beta
+			t := BlendTrial{Params: p}
+			for c := range cases {
+				t.NDCG += ndcg[c*width+k*len(grid)+g]
+				t.HR += hr[c*width+k*len(grid)+g]
+			}
+			t.NDCG /= float64(len(cases))
+			t.HR /= float64(len(cases))
+			res.Trials = append(res.Trials, t)
+		}
+	}
+	return res, nil
+}
+
+// BuildBlend builds the lists from s's training events and returns the
+// blend with weights p over model (trained on s.Matrix). Lists a zero
+// weight does not use are left out.
+func BuildBlend(ctx context.Context, s *Split, model *mf.Model, p blend.Params, opt blend.BuildOptions) (*blend.Blend, error) {
+	return BuildBlendFrom(ctx, s.Train, model, p, opt)
+}
+
+// BuildBlendFrom is BuildBlend over all of d's events, for a model whose
+// rows are d's items (one trained on d.Matrix()).
+func BuildBlendFrom(ctx context.Context, d *Data, model *mf.Model, p blend.Params, opt blend.BuildOptions) (*blend.Blend, error) {
+	seqs := Sequences(d)
+	var nb, tr *blend.Lists
+	var err error
+	if p.Neighbor != 0 {
+		if nb, err = blend.Neighbors(ctx, seqs, d.Items, opt); err != nil {
+			return nil, err
+		}
+	}
+	if p.Transition != 0 {
+		if tr, err = blend.Transitions(ctx, seqs, d.Items, opt); err != nil {
+			return nil, err
+		}
+	}
+	return blend.New(model, nb, tr, p)
+}
+
+// BlendAblation trains MF with h on s, fits the blend weights on a
+// validation split of s's training events, and evaluates the ablation
+// rows on s's test cases: "mf" (MF alone, standardized), "mf+neighbors",
+// "mf+neighbors+transitions" and "mf+neighbors+transitions+recency", each
+// with the weights validation chose for the terms it may use. The search
+// is returned for the report.
+func BlendAblation(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOptions, eopt Options) ([]ModelResult, *BlendSearch, error) {
+	search, err := FitBlend(ctx, s, h, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	model, _, err := TrainALS(ctx, s, h, opt.Workers)
+	if err != nil {
+		return nil, nil, err
+	}
+	bopt := opt.Build
+	bopt.Workers = opt.Workers
+	seqs := Sequences(s.Train)
+	nb, err := blend.Neighbors(ctx, seqs, s.Matrix.Cols, bopt)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr, err := blend.Transitions(ctx, seqs, s.Matrix.Cols, bopt)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows := []struct {
+		name      string
+		n, t, rec bool
+	}{
+		{"mf", false, false, false},
+		{"mf+neighbors", true, false, false},
+		{"mf+neighbors+transitions", true, true, false},
+		{"mf+neighbors+transitions+recency", true, true, true},
+	}
+	var out []ModelResult
+	for _, row := range rows {
+		p := search.Best(row.n, row.t, row.rec).Params
+		b, err := blend.New(model, nb, tr, p)
+		if err != nil {
+			return nil, nil, err
+		}
+		res, err := Evaluate(ctx, s, NewBlend(row.name, model, b, seqs), eopt)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, res)
+	}
+	return out, search, nil
+}

@@ -1,0 +1,66 @@
+package retrain
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/recsys-dev/recsys/internal/blend"
+	"github.com/recsys-dev/recsys/internal/eval"
+	"github.com/recsys-dev/recsys/internal/mf"
+)
+
+// blendName is the report's name of MF with the blend.
+const blendName = "als+blend"
+
+// BlendCandidate is MF with the order-aware blend (package blend: item
+// neighbours, next-item transitions, recency-weighted fold-in). Its first
+// Fit chooses the weights on a validation split carved from the events it
+// is given (eval.FitBlend: each user's last training event); later fits
+// (the refit on every event) reuse them. Use one per job run.
+type BlendCandidate struct {
+	params *blend.Params
+}
+
+var _ Candidate = (*BlendCandidate)(nil)
+
+// Name is "als+blend".
+func (*BlendCandidate) Name() string { return blendName }
+
+// Fit chooses the weights (first fit only), builds the lists from in.Data
+// and returns MF with the blend.
+func (c *BlendCandidate) Fit(ctx context.Context, in FitInput) (Fitted, error) {
+	if c.params == nil {
+		m, err := in.Data.Matrix()
+		if err != nil {
+			return nil, err
+		}
+		search, err := eval.FitBlend(ctx, &eval.Split{Name: "blend fit", Train: in.Data, Matrix: m}, in.MF.Info().Hyper,
+			eval.BlendOptions{Workers: in.Workers})
+		if err != nil {
+			return nil, fmt.Errorf("fit the blend: %w", err)
+		}
+		best := search.Best(true, true, true)
+		p := best.Params
+		c.params = &p
+		if in.Logger != nil {
+			in.Logger.Info("blend weights chosen on validation", "neighbors", p.Neighbor, "transitions", p.Transition,
+				"recency", p.Recency, "validation_users", search.Users, fmt.Sprintf("ndcg@%d", search.K), best.NDCG)
+		}
+	}
+	b, err := eval.BuildBlendFrom(ctx, in.Data, in.MF, *c.params, blend.BuildOptions{Workers: in.Workers})
+	if err != nil {
+		return nil, fmt.Errorf("build the blend: %w", err)
+	}
+	m, err := in.MF.WithSections(b.Sections()...)
+	if err != nil {
+		return nil, fmt.Errorf("build the blend: %w", err)
+	}
+	return blendFitted{eval.NewBlend(blendName, in.MF, b, eval.Sequences(in.Data)), m}, nil
+}
+
+type blendFitted struct {
+	*eval.Blend
+	m *mf.Model
+}
+
+func (f blendFitted) Model() *mf.Model { return f.m }

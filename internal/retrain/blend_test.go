@@ -1,0 +1,72 @@
+package retrain_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/recsys-dev/recsys/internal/blend"
+	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/retrain"
+)
+
+// walks are users' item sequences in which each item is usually followed
+// by its successor (a fixed random permutation): order an MF model cannot
+// see.
+func walks(users, items, length int, seed uint64) []event.Event {
+	rng := rand.New(rand.NewPCG(seed, 9))
+	succ := rng.Perm(items)
+	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	var evs []event.Event
+	for u := range users {
+		x := rng.IntN(items)
+		for k := range length {
+			evs = append(evs, event.Event{UserID: "u" + strconv.Itoa(u), ItemID: "i" + strconv.Itoa(x), Type: event.View,
+				Time: start.Add(time.Duration(u)*time.Hour + time.Duration(k)*time.Minute)})
+			if rng.Float64() < 0.7 {
+				x = succ[x]
+			} else {
+				x = rng.IntN(items)
+			}
+		}
+	}
+	return evs
+}
+
+// With Blend, the job reports MF with the blend next to MF alone and, when
+// the blend wins on the gate's metric (as on ordered walks), publishes the
+// model with its blend sections, which a server reads back.
+func TestRunPublishesTheBlendWhenItWins(t *testing.T) {
+	evs := walks(400, 80, 8, 1)
+	pub := &recordingPublisher{}
+	hyper := good
+	hyper.Factors = 8
+	out, err := retrain.Run(context.Background(), retrain.Config{Hyper: hyper, Blend: true, AsOf: evs[len(evs)-1].Time},
+		sliceSource(evs), nil, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	als, _ := out.Report.Model("als")
+	withBlend, ok := out.Report.Model("als+blend")
+	if !ok {
+		t.Fatalf("the report has no als+blend row: %+v", out.Report.Models)
+	}
+	if got, want := withBlend.Metrics["ndcg@10"], 1.2*als.Metrics["ndcg@10"]; !(got >= want) {
+		t.Fatalf("als+blend NDCG@10 %.4f, want >= 1.2 × MF alone = %.4f", got, want)
+	}
+	if len(pub.published) != 1 {
+		t.Fatalf("%d models published, want 1", len(pub.published))
+	}
+	b, err := blend.FromModel(pub.published[0])
+	if err != nil {
+		t.Fatalf("the published model's blend: %v", err)
+	}
+	if p := b.Params(); p.Transition == 0 {
+		t.Errorf("published blend %+v has no transition weight on ordered walks", p)
+	}
+	if got := pub.published[0].Info().Metrics["ndcg@10"]; got != withBlend.Metrics["ndcg@10"] {
+		t.Errorf("the model's recorded NDCG@10 %.4f, want the blend's %.4f", got, withBlend.Metrics["ndcg@10"])
+	}
+}
