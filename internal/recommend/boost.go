@@ -153,6 +153,10 @@ func (p *boostPlan) plan(b *rowBoosts, seg *profile.Segment, n int) {
 	p.adj = p.adj[:min(cap(p.adj), n)]
 }
 
+// active reports whether some rule applies to this request, so every
+// item must be scored (the index's candidates would miss lifted items).
+func (p *boostPlan) applies() bool { return p.b != nil && p.any }
+
 func (p *boostPlan) clearAdj() {
 	if p.allRows {
 		clear(p.adj)
