@@ -1,11 +1,17 @@
 // Command recsys-train is the retraining job, fit for a Kubernetes CronJob:
-// it reads the event history (the Redis event stream, or files), trains
-// implicit ALS, evaluates the model against the serving one and the
-// baselines, and publishes it only if it passes the quality gate.
+// it reads the event history (the Redis event stream, or files), tunes ALS
+// within --tune-budget on a validation split of the training part, fits the
+// candidates (ALS, ALS with the order-aware blend), evaluates them against
+// the serving model, popularity and item-kNN, and publishes the best one
+// only if it passes the quality gate.
 //
-//	recsys-train --input FILE | --redis-addr ADDR  [--models-dir DIR] [--factors F --iterations I …]
-//	recsys-train eval --input FILE | --train FILE --test FILE  [--k 10,20] [--json]
-//	recsys-train tune --input FILE [--factors-grid 32,64 --reg-grid …] [--trials N]
+//	recsys-train --input FILE | --redis-addr ADDR  [--models-dir DIR] [--tune-budget 10m | --factors F …]
+//	recsys-train eval --input FILE [--split time|last|user] | --train FILE --test FILE  [--k 10,20] [--json]
+//	recsys-train tune --input FILE [--tune-budget 10m | --factors-grid 32,64 --reg-grid … --trials N]
+//
+// Without model flags (--factors, --regularization, --reg-exponent, --alpha,
+// --confidence) eval evaluates what the default job would publish: the
+// same search and gate on the training part, first in the report.
 //
 // Exit status: 0 published (or evaluated), 1 failed, 2 bad usage, 3 the
 // quality gate refused the model (nothing was published).
@@ -43,6 +49,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/retrain"
+	"github.com/recsys-dev/recsys/internal/tune"
 )
 
 // Exit statuses.
@@ -548,11 +555,17 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		}
 	}
 	if asJSON {
-		return writeJSON(stdout, struct {
-			*eval.Report
-			Gate   string     `json:"gate"`
-			Tuning *mf.Tuning `json:"tuning,omitempty"`
-		}{job.Report, job.Gate.Reason, job.Tuning})
+		// The report's own JSON plus the job's gate and search.
+		b, err := json.Marshal(job.Report)
+		if err != nil {
+			return err
+		}
+		var v map[string]any
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		v["gate"], v["tuning"] = job.Gate.Reason, job.Tuning
+		return writeJSON(stdout, v)
 	}
 	if err := job.Report.WriteTable(stdout); err != nil {
 		return err
@@ -620,6 +633,24 @@ func runTune(ctx context.Context, args []string, getenv func(string) string, std
 	split, err := c.evalSplit(ctx, c.cfg, "", "", log)
 	if err != nil {
 		return err
+	}
+	grid := false
+	fs.Visit(func(f *flag.Flag) { grid = grid || strings.HasSuffix(f.Name, "-grid") || f.Name == "trials" })
+	if !grid {
+		// The job's budgeted search (package tune) on the training part.
+		if c.tuneBudget <= 0 {
+			return usageError{"--tune-budget must be > 0 (or give a --*-grid flag for a grid search)"}
+		}
+		res, err := tune.Search(ctx, split.Train, tune.Config{Budget: c.tuneBudget, Base: c.hyper, Metric: opt.Metric,
+			Workers: c.workers, Seed: opt.Seed, Progress: traceLogger(log)})
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return writeJSON(stdout, res)
+		}
+		writeTrace(stdout, res)
+		return nil
 	}
 	opt.Progress = func(t eval.Trial) {
 		log.Info("trial", "factors", t.Hyper.Factors, "regularization", t.Hyper.Regularization, "alpha", t.Hyper.Alpha,

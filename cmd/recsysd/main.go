@@ -144,6 +144,10 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 	fs.IntVar(&c.Coalesce.MaxBlock, "coalesce-max-block", coalesce.DefaultMaxBlock,
 		"most concurrent Recommend/SimilarItems requests scored together in one pass over the item factors when every core is busy (0: off)")
 	coalesceMiB := fs.Int64("coalesce-block-mib", coalesce.DefaultBlockMiB, "memory cap of one coalesced block's scores (requests × items × 4 bytes), MiB")
+	indexMin := fs.Int("index-min-items", recommend.DefaultIndexMinItems, "models with at least this many items are searched through their partitioned (IVF) index, "+
+		"smaller ones by scanning 8-bit codes with exact re-ranking (same answers as the float32 scan); 0: the index for every model")
+	fs.IntVar(&c.IndexProbe, "index-probe", 0, "partitions of the index a search probes unless their bounds prove the answer earlier, "+
+		"more when filters reject candidates (0: an eighth of them; the number of partitions or more: exact)")
 	err := fs.Parse(args)
 	if err != nil {
 		return c, lo, err
@@ -155,6 +159,14 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 		return c, lo, err
 	}
 	c.Weighting = w
+	switch {
+	case *indexMin < 0 || c.IndexProbe < 0:
+		return c, lo, fmt.Errorf("--index-min-items and --index-probe must be >= 0")
+	case *indexMin == 0:
+		c.IndexMinItems = -1 // recommend's "every model"
+	default:
+		c.IndexMinItems = *indexMin
+	}
 	if *coalesceMiB <= 0 {
 		return c, lo, fmt.Errorf("--coalesce-block-mib must be > 0, got %d", *coalesceMiB)
 	}

@@ -110,6 +110,12 @@ type Config struct {
 	// PushDedupWindow is BatchRecommend's default dedup window (default 7
 	// days).
 	PushDedupWindow time.Duration
+	// IndexMinItems: models with at least this many items are searched
+	// through their partitioned index (0: recommend.DefaultIndexMinItems;
+	// negative: every model); IndexProbe is the partitions a search probes
+	// (0: an eighth). See recommend.Config.
+	IndexMinItems int
+	IndexProbe    int
 	// Coalesce gathers concurrent Recommend and SimilarItems scorings into
 	// blocks (internal/coalesce); MaxBlock 0 turns it off (the zero
 	// Config, as in tests that do not set it).
@@ -308,6 +314,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Segments:        cfg.Segments,
 		PushDedupWindow: cfg.PushDedupWindow,
 		Coalescer:       coalescer,
+		IndexMinItems:   cfg.IndexMinItems,
+		IndexProbe:      cfg.IndexProbe,
 	}, recommend.WithLoadBudget(d.store, cfg.ProfileBudget), d.catCache, d.popular); err != nil {
 		return nil, err
 	}
