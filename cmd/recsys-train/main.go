@@ -516,6 +516,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	fs.StringVar(&testFile, "test", "", "a pre-split test file (with --train)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	fs.BoolVar(&c.cfg.Blend, "blend", true, "without model flags: the job's blend candidate, as recsys-train --blend")
+	fs.BoolVar(&c.cfg.Served, "served", true, "with model flags: also the served row (the model searched through its partitioned index, forced as recsysd --index-min-items 0) with recall_vs_exact@K against the exact scan")
 	fs.BoolVar(&ablation, "blend-ablation", false, "also evaluate the blend rows (MF alone, +neighbours, +transitions, +recency; weights chosen on a validation split of the training events)")
 	log, err := c.parse(fs, args, getenv, stderr)
 	if err != nil {
