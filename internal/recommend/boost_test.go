@@ -215,3 +215,43 @@ func TestBrandAndSellerCaps(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkBoostRules is the cost of the shop's boost rules per answer: the
+// same Recommend without rules, with rules matching a seventh of the items
+// (a brand), and with a rule on every item (no attribute), at 100K items.
+func BenchmarkBoostRules(b *testing.B) {
+	const n = 100_000
+	for _, bc := range []struct {
+		name  string
+		rules []catalog.BoostRule
+	}{
+		{"none", nil},
+		{"brand+promotion", []catalog.BoostRule{
+			{Name: "brand", Attribute: "brand", Equals: "b3", Effect: catalog.EffectAdd, Value: 0.1},
+			{Name: "promo", Attribute: "promotion", Equals: "true", Effect: catalog.EffectMultiply, Value: 1.1},
+		}},
+		{"every-item", []catalog.BoostRule{{Name: "all", Effect: catalog.EffectMultiply, Value: 1.01}}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			rules := &mutableRules{}
+			rules.set(catalog.BoostSet{})
+			eng, cat, _ := shopEngine(b, n, Config{Rules: rules})
+			m := eng.Model()
+			for i := range n {
+				it := cat.items[m.ItemID(int32(i))]
+				it.Brand, it.Promotion = "b"+strconv.Itoa(i%7), i%5 == 0
+				cat.items[it.ID] = it
+			}
+			cat.version++
+			rules.set(catalog.BoostSet{Rules: bc.rules})
+			ctx := context.Background()
+			req := Request{UserID: "u", Count: 20}
+			b.ReportAllocs()
+			for b.Loop() {
+				if res, err := eng.Recommend(ctx, req); err != nil || len(res.Items) != 20 {
+					b.Fatal(err, len(res.Items))
+				}
+			}
+		})
+	}
+}
