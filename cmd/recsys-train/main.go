@@ -306,6 +306,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&cfg.Holdout.LastN, "holdout-last", 1, "events per user held out for the gate")
 	fs.BoolVar(&cfg.NoRefit, "no-refit", false, "publish the model trained without the holdout instead of refitting on all events")
 	fs.BoolVar(&cfg.SkipBaselines, "skip-knn", false, "leave the item-kNN baseline out of the report")
+	fs.BoolVar(&cfg.NoIndex, "no-index", false, "leave the serving index's cells (artifact section ivf) out of the model; recsysd then builds them at load when it uses them")
 	fs.BoolVar(&cfg.Blend, "blend", true, "also fit the order-aware blend (item neighbours, next-item transitions, recency; weights on a validation split) as a candidate; the gate publishes it when it beats MF alone")
 	fs.BoolVar(&dryRun, "dry-run", false, "train, evaluate and gate, but publish nothing")
 	var boughtLists bool
