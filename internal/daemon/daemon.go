@@ -113,7 +113,7 @@ type Config struct {
 	// IndexMinItems: models with at least this many items are searched
 	// through their partitioned index (0: recommend.DefaultIndexMinItems;
 	// negative: every model); IndexProbe is the partitions a search probes
-	// (0: an eighth). See recommend.Config.
+	// (0: a quarter). See recommend.Config.
 	IndexMinItems int
 	IndexProbe    int
 	// Coalesce gathers concurrent Recommend and SimilarItems scorings into

@@ -196,7 +196,7 @@ type Config struct {
 	// DefaultIndexMinItems; negative: every model.
 	IndexMinItems int
 	// IndexProbe is how many partitions a search probes unless their
-	// bounds prove the answer earlier; 0: an eighth of them.
+	// bounds prove the answer earlier; 0: a quarter of them.
 	IndexProbe int
 	// ExactScan scores every row in float32, without the index.
 	ExactScan bool
