@@ -113,7 +113,7 @@ type Config struct {
 	// IndexMinItems: models with at least this many items are searched
 	// through their partitioned index (0: recommend.DefaultIndexMinItems;
 	// negative: every model); IndexProbe is the partitions a search probes
-	// (0: an eighth). See recommend.Config.
+	// (0: a quarter). See recommend.Config.
 	IndexMinItems int
 	IndexProbe    int
 	// Coalesce gathers concurrent Recommend and SimilarItems scorings into
@@ -127,6 +127,9 @@ type Config struct {
 type ShopConfig struct {
 	// MaxPerCategory is the default per-category cap of an answer; 0: none.
 	MaxPerCategory int
+	// MaxPerBrand and MaxPerSeller are the default per-brand and
+	// per-seller caps of an answer; 0: none.
+	MaxPerBrand, MaxPerSeller int
 	// RotateAfter impressions without a click within RotateWindow rotate an
 	// item down (default 3 within 24h; a negative RotateAfter turns
 	// rotation off). The profile store keeps RotateAfter impressions per
@@ -294,6 +297,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.engine, err = recommend.New(recommend.Config{
 		Weighting:      cfg.Weighting,
 		MaxPerCategory: cfg.Shop.MaxPerCategory,
+		MaxPerBrand:    cfg.Shop.MaxPerBrand,
+		MaxPerSeller:   cfg.Shop.MaxPerSeller,
 		RotateAfter:    max(cfg.Shop.RotateAfter, 0),
 		RotateWindow:   cfg.Shop.RotateWindow,
 		ExploreShare:   max(cfg.Shop.ExploreShare, 0),

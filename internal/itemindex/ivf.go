@@ -55,25 +55,45 @@ func BuildIVF(m *mf.Model, o IVFOptions) (*Index, error) {
 	for i, p := range perm {
 		sampleRows[i] = int32(p)
 	}
-	centroids := make([]float32, cells*f)
+	// k-means runs on the vectors augmented with √(M² − ‖y‖²), M the
+	// largest norm (Bachrach et al. 2014): all of them have norm M, so the
+	// nearest centroid in L2 is the one of the largest inner product, and
+	// cells group the items a query's inner product ranks together.
+	var maxNorm float64
+	for r := range n {
+		maxNorm = max(maxNorm, float64(m.Norm(int32(r))))
+	}
+	aug := func(r int32, dst []float32) {
+		copy(dst, m.Vector(r))
+		nr := float64(m.Norm(r))
+		dst[f] = float32(math.Sqrt(max(0, maxNorm*maxNorm-nr*nr)))
+	}
+	fa := f + 1
+	centroids := make([]float32, cells*fa)
 	for c := range cells {
-		copy(centroids[c*f:(c+1)*f], m.Vector(sampleRows[c]))
+		aug(sampleRows[c], centroids[c*fa:(c+1)*fa])
 	}
 	assign := make([]int32, n)
 	for range iters {
-		if err := nearest(m, sampleRows, centroids, cells, assign); err != nil {
+		if err := nearest(aug, fa, sampleRows, centroids, cells, assign); err != nil {
 			return nil, err
 		}
-		means(m, sampleRows, assign, centroids, cells)
+		means(aug, fa, sampleRows, assign, centroids, cells)
 	}
 	all := make([]int32, n)
 	for i := range all {
 		all[i] = int32(i)
 	}
-	if err := nearest(m, all, centroids, cells, assign); err != nil {
+	if err := nearest(aug, fa, all, centroids, cells, assign); err != nil {
 		return nil, err
 	}
-	means(m, all, assign, centroids, cells)
+	means(aug, fa, all, assign, centroids, cells)
+	// The search uses the centroids without the added coordinate (a
+	// query's is 0).
+	for c := range cells {
+		copy(centroids[c*f:(c+1)*f], centroids[c*fa:c*fa+f])
+	}
+	centroids = centroids[:cells*f]
 	starts := make([]int32, cells+1)
 	for _, c := range assign {
 		starts[c+1]++
@@ -90,16 +110,16 @@ func BuildIVF(m *mf.Model, o IVFOptions) (*Index, error) {
 	return build(m, rows, starts, centroids), nil
 }
 
-// nearest writes the nearest centroid (L2) of each listed row into
-// assign[row]: the highest y·c − ‖c‖²/2, the centroids scored as the items
-// of a model so the block kernel (mf.Model.ScoresBlock) computes the dots.
-func nearest(m *mf.Model, rows []int32, centroids []float32, cells int, assign []int32) error {
-	f := m.Factors()
+// nearest writes the nearest centroid (L2) of each listed row's vector
+// (vec, fa values) into assign[row]: the highest y·c − ‖c‖²/2, the
+// centroids scored as the items of a model so the block kernel
+// (mf.Model.ScoresBlock) computes the dots.
+func nearest(vec func(int32, []float32), fa int, rows []int32, centroids []float32, cells int, assign []int32) error {
 	ids := make([]string, cells)
 	for c := range ids {
 		ids[c] = strconv.Itoa(c)
 	}
-	cm, err := mf.New(mf.Info{Hyper: mf.Hyperparameters{Factors: f, Regularization: 1}}, ids, centroids)
+	cm, err := mf.New(mf.Info{Hyper: mf.Hyperparameters{Factors: fa, Regularization: 1}}, ids, centroids)
 	if err != nil {
 		return fmt.Errorf("itemindex: centroids: %w", err)
 	}
@@ -109,15 +129,15 @@ func nearest(m *mf.Model, rows []int32, centroids []float32, cells int, assign [
 		half[c] = nc * nc / 2
 	}
 	const block = 64
-	xs := make([]float32, block*f)
+	xs := make([]float32, block*fa)
 	out := make([]float32, block*cells)
 	for b0 := 0; b0 < len(rows); b0 += block {
 		b1 := min(b0+block, len(rows))
 		for i, r := range rows[b0:b1] {
-			copy(xs[i*f:(i+1)*f], m.Vector(r))
+			vec(r, xs[i*fa:(i+1)*fa])
 		}
 		k := b1 - b0
-		cm.ScoresBlock(xs[:k*f], k, out[:k*cells])
+		cm.ScoresBlock(xs[:k*fa], k, out[:k*cells])
 		for i, r := range rows[b0:b1] {
 			best, bestS := int32(0), float32(math.Inf(-1))
 			for c, s := range out[i*cells : (i+1)*cells] {
@@ -131,25 +151,26 @@ func nearest(m *mf.Model, rows []int32, centroids []float32, cells int, assign [
 	return nil
 }
 
-// means moves each centroid to the mean of its listed rows; a cell without
-// rows keeps its centroid.
-func means(m *mf.Model, rows []int32, assign []int32, centroids []float32, cells int) {
-	f := m.Factors()
-	sum := make([]float64, cells*f)
+// means moves each centroid to the mean of its listed rows' vectors; a
+// cell without rows keeps its centroid.
+func means(vec func(int32, []float32), fa int, rows []int32, assign []int32, centroids []float32, cells int) {
+	sum := make([]float64, cells*fa)
 	count := make([]int, cells)
+	v := make([]float32, fa)
 	for _, r := range rows {
 		c := int(assign[r])
 		count[c]++
-		for j, v := range m.Vector(r) {
-			sum[c*f+j] += float64(v)
+		vec(r, v)
+		for j, x := range v {
+			sum[c*fa+j] += float64(x)
 		}
 	}
 	for c := range cells {
 		if count[c] == 0 {
 			continue
 		}
-		for j := range f {
-			centroids[c*f+j] = float32(sum[c*f+j] / float64(count[c]))
+		for j := range fa {
+			centroids[c*fa+j] = float32(sum[c*fa+j] / float64(count[c]))
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -41,7 +42,7 @@ func TestIndexedAnswersAreTheExactScans(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(got.Items, want.Items) || got.Partial != want.Partial {
+		if !reflect.DeepEqual(got.Items, want.Items) || got.Partial != want.Partial {
 			t.Errorf("case %d (%+v): the indexed answer differs\n got %v\nwant %v", i, req, head(got.Items), head(want.Items))
 		}
 		sreq := SimilarRequest{ItemID: indexed.Model().ItemID(int32(i * 7)), Count: req.Count, Filter: req.Filter}
@@ -53,7 +54,7 @@ func TestIndexedAnswersAreTheExactScans(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(sgot.Items, swant.Items) {
+		if !reflect.DeepEqual(sgot.Items, swant.Items) {
 			t.Errorf("case %d similar: the indexed answer differs\n got %v\nwant %v", i, head(sgot.Items), head(swant.Items))
 		}
 	}

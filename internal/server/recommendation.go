@@ -42,6 +42,8 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 		Placement:      req.GetContext().GetPlacement(),
 		Filter:         fromProtoFilter(req.GetFilter()),
 		MaxPerCategory: int(req.GetMaxPerCategory()),
+		MaxPerBrand:    int(req.GetMaxPerBrand()),
+		MaxPerSeller:   int(req.GetMaxPerSeller()),
 	}
 	res, err := s.rec.Recommend(ctx, r)
 	degraded := false
@@ -208,7 +210,8 @@ func toReason(r recommend.Reason) *recsysv1.Reason {
 	if r.Kind == recommend.ReasonUnspecified {
 		return nil
 	}
-	out := &recsysv1.Reason{ItemId: r.ItemID, Category: r.Category, Contribution: r.Contribution}
+	out := &recsysv1.Reason{ItemId: r.ItemID, Category: r.Category, Contribution: r.Contribution,
+		BoostRules: r.BoostRules, BoostAdjustment: r.BoostAdjustment}
 	switch r.Kind {
 	case recommend.ReasonProfileItem:
 		out.Kind = recsysv1.ReasonKind_REASON_KIND_PROFILE_ITEM
