@@ -10,6 +10,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/profile"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
@@ -38,6 +39,7 @@ type eventService struct {
 	weighting event.Weighting
 	segments  profile.SegmentConfig
 	now       func() time.Time
+	metrics   *metrics.Set
 }
 
 func (s *eventService) RecordEvents(ctx context.Context, req *recsysv1.RecordEventsRequest) (*recsysv1.RecordEventsResponse, error) {
@@ -51,6 +53,7 @@ func (s *eventService) RecordEvents(ctx context.Context, req *recsysv1.RecordEve
 		return nil, err
 	}
 	attributeEvents(ctx, s.log, s.attr, s.outcomes, evs, req.GetEvents(), res.Fresh)
+	s.metrics.Recorded(evs, res.Duplicates)
 	return &recsysv1.RecordEventsResponse{Accepted: int32(res.Accepted), Duplicates: int32(res.Duplicates)}, nil
 }
 
