@@ -37,6 +37,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/itemindex"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/topk"
@@ -126,6 +127,9 @@ type Request struct {
 	// MaxPerCategory caps the items of one category; 0: Config's default;
 	// negative: no cap.
 	MaxPerCategory int
+	// MaxPerBrand and MaxPerSeller cap the items of one brand or seller
+	// likewise.
+	MaxPerBrand, MaxPerSeller int
 }
 
 // SimilarRequest asks for items similar to one item.
@@ -151,6 +155,9 @@ type Config struct {
 	KeepHistory bool
 	// MaxPerCategory is the default per-category cap of an answer; 0: none.
 	MaxPerCategory int
+	// MaxPerBrand and MaxPerSeller are the default per-brand and per-seller
+	// caps of an answer; 0: none.
+	MaxPerBrand, MaxPerSeller int
 	// RotateAfter rotates an item down once it was shown this many times
 	// within RotateWindow without a click after them; 0 turns rotation off.
 	// The profile store must keep at least this many impressions per item.
@@ -184,6 +191,15 @@ type Config struct {
 	// PushWorkers bounds the goroutines one Push scores on, default
 	// GOMAXPROCS.
 	PushWorkers int
+	// IndexMinItems is the least number of items from which a model is
+	// searched through its partitioned index (candidates.go); 0:
+	// DefaultIndexMinItems; negative: every model.
+	IndexMinItems int
+	// IndexProbe is how many partitions a search probes unless their
+	// bounds prove the answer earlier; 0: a quarter of them.
+	IndexProbe int
+	// ExactScan scores every row in float32, without the index.
+	ExactScan bool
 	// Coalescer scores the full scan of Recommend and Similar together
 	// with other concurrent requests' (internal/coalesce); nil: every
 	// request scores alone.
@@ -202,8 +218,9 @@ type Engine struct {
 	catalog  Catalog
 	popular  *Popular
 	model    atomic.Pointer[mf.Model]
-	blend    atomic.Pointer[servedBlend] // the serving model's blend, if it has one
-	scratch  sync.Pool                   // *scratch
+	index    atomic.Pointer[servingIndex] // candidates.go
+	blend    atomic.Pointer[servedBlend]  // the serving model's blend, if it has one
+	scratch  sync.Pool                    // *scratch
 	// pushFree holds the score-block buffers of every Push call together,
 	// PushWorkers of them (12.8 MB each at 100K items): however many calls
 	// run, at most that many blocks are scored at once and that much
@@ -235,6 +252,9 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 	if cfg.ColdSource == SourceUnspecified {
 		cfg.ColdSource = SourcePopular
 	}
+	if cfg.IndexMinItems == 0 {
+		cfg.IndexMinItems = DefaultIndexMinItems
+	}
 	if cfg.PushDedupWindow == 0 {
 		cfg.PushDedupWindow = DefaultPushDedupWindow
 	}
@@ -246,12 +266,15 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 		return nil, fmt.Errorf("recommend config: %w", err)
 	}
 	switch {
-	case cfg.MaxPerCategory < 0:
-		return nil, fmt.Errorf("recommend config: max per category must be >= 0, got %d", cfg.MaxPerCategory)
+	case cfg.MaxPerCategory < 0 || cfg.MaxPerBrand < 0 || cfg.MaxPerSeller < 0:
+		return nil, fmt.Errorf("recommend config: max per category, brand and seller must be >= 0, got %d, %d, %d",
+			cfg.MaxPerCategory, cfg.MaxPerBrand, cfg.MaxPerSeller)
 	case cfg.RotateAfter < 0 || cfg.RotateWindow < 0:
 		return nil, fmt.Errorf("recommend config: rotation after %d impressions within %v", cfg.RotateAfter, cfg.RotateWindow)
 	case !(cfg.ExploreShare >= 0 && cfg.ExploreShare <= 1):
 		return nil, fmt.Errorf("recommend config: exploration share must be within 0..1, got %v", cfg.ExploreShare)
+	case cfg.IndexProbe < 0:
+		return nil, fmt.Errorf("recommend config: index probe must be >= 0, got %d", cfg.IndexProbe)
 	case cfg.PushDedupWindow < 0:
 		return nil, fmt.Errorf("recommend config: push dedup window must be >= 0, got %v", cfg.PushDedupWindow)
 	case cfg.ColdSource != SourcePopular && cfg.ColdSource != SourceTrending:
@@ -270,11 +293,12 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 }
 
 // SetModel makes m the serving model. Requests already running finish on the
-// snapshot they started with. The model's per-row filter state and its blend
-// (package blend: neighbour and transition terms, recency) are built first,
-// in the caller's goroutine, so no request waits for them. A model whose
-// blend sections are damaged is refused with an error wrapping
-// blend.ErrCorrupt, and the previous model keeps serving.
+// snapshot they started with. The model's per-row filter state, its search
+// index (candidates.go) and its blend (package blend: neighbour and
+// transition terms, recency) are built first, in the caller's goroutine, so
+// no request waits for them. A model whose blend sections are damaged is
+// refused with an error wrapping blend.ErrCorrupt, and the previous model
+// keeps serving.
 func (e *Engine) SetModel(m *mf.Model) error {
 	var sb *servedBlend
 	if m != nil {
@@ -290,10 +314,12 @@ func (e *Engine) SetModel(m *mf.Model) error {
 		e.refreshRowsLocked(m)
 		e.rowsMu.Unlock()
 	}
-	// The blend first: a request that loads the new model finds its blend.
-	// One that loaded the previous model just before sees a blend of
-	// another model and scores with MF alone (blendFor), never a mix.
+	// The blend and the index first: a request that loads the new model
+	// finds them. One that loaded the previous model just before sees a
+	// blend or index of another model and scores with MF alone (blendFor)
+	// or scans exactly (indexFor), never a mix.
 	e.blend.Store(sb)
+	e.index.Store(e.buildIndex(m))
 	e.model.Store(m)
 	return nil
 }
@@ -348,6 +374,9 @@ type scratch struct {
 	exploreNext []int
 	purchased   map[string]struct{}
 	cosine      []float32 // BoughtTogether: the cart's summed unit vector
+	boost       boostPlan // the shop's boost rules for this request
+	search      itemindex.Search
+	searching   bool // selectRows reads search, not scores
 	blend       blend.Scratch
 	recent      []recentRow // fold-in rows with their recency, for the blend
 }
@@ -389,6 +418,7 @@ func (e *Engine) getScratch(n int) *scratch {
 // its next user).
 func (s *scratch) reset() {
 	s.rows, s.weights, s.entries = s.rows[:0], s.weights[:0], s.entries[:0]
+	s.searching = false
 	if s.purchased == nil || len(s.purchased) > 4096 {
 		s.purchased = make(map[string]struct{})
 	}
@@ -426,13 +456,10 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	}
 	weights := e.excludeForUser(s, fc, p)
 
-	capN := req.MaxPerCategory
-	if capN == 0 {
-		capN = e.cfg.MaxPerCategory
-	}
 	personal := !p.OptedOut && req.Placement != PlacementTrending
 	a := &s.answer
-	a.reset(req.Count, capN)
+	a.reset(req.Count, orDefault(req.MaxPerCategory, e.cfg.MaxPerCategory))
+	a.capBrandsAndSellers(orDefault(req.MaxPerBrand, e.cfg.MaxPerBrand), orDefault(req.MaxPerSeller, e.cfg.MaxPerSeller))
 	var picks []Item
 	if personal {
 		if slots := e.explorationSlots(req.Count); slots > 0 {
@@ -457,12 +484,19 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 		}
 		if folded = x != nil; folded {
 			res.Source = SourcePersonalized
-			release, err := e.score(ctx, m, x, s)
-			if err != nil {
-				return Result{}, fmt.Errorf("score items for %q: %w", req.UserID, err)
+			// The index search (candidates.go) for an MF model; a
+			// blended one, or one with boost rules for this user, scores
+			// every item (a rule may lift any of them).
+			s.boost.plan(fc.boosts(), e.userSegment(p, now), m.NumItems())
+			if b != nil || s.boost.applies() || !e.search(m, s, itemindex.Query{X: x}) {
+				release, err := e.score(ctx, m, x, s)
+				if err != nil {
+					return Result{}, fmt.Errorf("score items for %q: %w", req.UserID, err)
+				}
+				defer release()
+				blendScores(b, &s.blend, s.rows, x, s.scores)
+				s.boost.apply(s.scores)
 			}
-			defer release()
-			blendScores(b, &s.blend, s.rows, x, s.scores)
 			e.selectRows(s, fc, a, true, SourcePersonalized)
 		}
 	}
@@ -480,6 +514,7 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 		if err := e.explain(m, s, a, p, req.ContextItemID, now); err != nil {
 			return Result{}, fmt.Errorf("explain answer for %q: %w", req.UserID, err)
 		}
+		s.boost.annotate(a)
 	}
 	if len(a.items) > 0 {
 		res.Source = a.items[0].Source // a fallback may have answered alone
@@ -674,16 +709,21 @@ func (e *Engine) Similar(ctx context.Context, req SimilarRequest) (Result, error
 		res.ModelVersion = m.Version()
 		if row, ok := m.Index(req.ItemID); ok {
 			res.Source = SourceSimilar
-			release, err := e.score(ctx, m, m.Vector(row), s)
-			if err != nil {
-				return Result{}, fmt.Errorf("score items similar to %q: %w", req.ItemID, err)
+			s.boost.plan(fc.boosts(), nil, m.NumItems())
+			if s.boost.applies() || !e.search(m, s, itemindex.Query{X: m.Vector(row), Cosine: true, Norm: m.Norm(row)}) {
+				release, err := e.score(ctx, m, m.Vector(row), s)
+				if err != nil {
+					return Result{}, fmt.Errorf("score items similar to %q: %w", req.ItemID, err)
+				}
+				defer release()
+				m.CosineFromDots(row, s.scores)
+				s.boost.apply(s.scores)
 			}
-			defer release()
-			m.CosineFromDots(row, s.scores)
 			e.selectRows(s, fc, a, false, SourceSimilar)
 			for i := range a.items {
 				a.items[i].Reason = Reason{Kind: ReasonSimilar, ItemID: req.ItemID}
 			}
+			s.boost.annotate(a)
 		}
 	}
 	e.fillList(fc, a, e.popular.List(), SourcePopular, ReasonPopular, res.Source == SourcePopular, false)
@@ -713,4 +753,12 @@ func (e *Engine) itemAnswer(m *mf.Model, f Filter, count int, exclude ...[]strin
 	}
 	s.answer.reset(count, 0)
 	return s
+}
+
+// orDefault is a request's cap: v when set (negative: none), else def.
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
 }

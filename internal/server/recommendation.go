@@ -42,6 +42,8 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 		Placement:      req.GetContext().GetPlacement(),
 		Filter:         fromProtoFilter(req.GetFilter()),
 		MaxPerCategory: int(req.GetMaxPerCategory()),
+		MaxPerBrand:    int(req.GetMaxPerBrand()),
+		MaxPerSeller:   int(req.GetMaxPerSeller()),
 	}
 	res, err := s.rec.Recommend(ctx, r)
 	degraded := false
@@ -51,6 +53,7 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 		}
 		res, degraded = s.degrade.recommend(ctx, r, err), true
 	}
+	s.degrade.metrics.Answer("Recommend", res.Source)
 	return &recsysv1.RecommendResponse{
 		Items:            toScored(res.Items),
 		ModelVersion:     res.ModelVersion,
@@ -92,6 +95,7 @@ func (s *recommendationService) SimilarItems(ctx context.Context, req *recsysv1.
 	if err != nil {
 		return nil, err
 	}
+	s.degrade.metrics.Answer("SimilarItems", res.Source)
 	return &recsysv1.SimilarItemsResponse{
 		Items:            toScored(res.Items),
 		ModelVersion:     res.ModelVersion,
@@ -121,12 +125,13 @@ func (s *recommendationService) BoughtTogether(ctx context.Context, req *recsysv
 		if ctx.Err() != nil || !isUnavailable(err) {
 			return nil, err
 		}
-		s.degrade.answers.WithLabelValues("BoughtTogether").Inc()
+		s.degrade.count("BoughtTogether", err)
 		r.WithoutLists, degraded = true, true
 		if res, err = s.bought.BoughtTogether(ctx, r); err != nil {
 			return nil, err
 		}
 	}
+	s.degrade.metrics.Answer("BoughtTogether", res.Source)
 	return &recsysv1.BoughtTogetherResponse{
 		Items:            toScored(res.Items),
 		ModelVersion:     res.ModelVersion,
@@ -156,12 +161,13 @@ func (s *recommendationService) RankItems(ctx context.Context, req *recsysv1.Ran
 		if !s.degrade.canDegrade(ctx, err) {
 			return nil, err
 		}
-		s.degrade.answers.WithLabelValues("RankItems").Inc()
+		s.degrade.count("RankItems", err)
 		r.WithoutProfile, degraded = true, true
 		if res, err = s.rec.Rank(ctx, r); err != nil {
 			return nil, err
 		}
 	}
+	s.degrade.metrics.Answer("RankItems", res.Source)
 	dropped := make([]*recsysv1.DroppedItem, len(res.Dropped))
 	for i, d := range res.Dropped {
 		dropped[i] = &recsysv1.DroppedItem{ItemId: d.ItemID, Reason: toDropReason(d.Why)}
@@ -204,7 +210,8 @@ func toReason(r recommend.Reason) *recsysv1.Reason {
 	if r.Kind == recommend.ReasonUnspecified {
 		return nil
 	}
-	out := &recsysv1.Reason{ItemId: r.ItemID, Category: r.Category, Contribution: r.Contribution}
+	out := &recsysv1.Reason{ItemId: r.ItemID, Category: r.Category, Contribution: r.Contribution,
+		BoostRules: r.BoostRules, BoostAdjustment: r.BoostAdjustment}
 	switch r.Kind {
 	case recommend.ReasonProfileItem:
 		out.Kind = recsysv1.ReasonKind_REASON_KIND_PROFILE_ITEM
