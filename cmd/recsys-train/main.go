@@ -45,6 +45,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/modelreport"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/registry"
@@ -309,6 +310,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	fs.BoolVar(&cfg.NoIndex, "no-index", false, "leave the serving index's cells (artifact section ivf) out of the model; recsysd then builds them at load when it uses them")
 	fs.BoolVar(&cfg.Blend, "blend", true, "also fit the order-aware blend (item neighbours, next-item transitions, recency; weights on a validation split) as a candidate; the gate publishes it when it beats MF alone")
 	fs.BoolVar(&dryRun, "dry-run", false, "train, evaluate and gate, but publish nothing")
+	reportFile := fs.String("report", "", "also write the evaluation (model, serving model and baselines, the gate's decision) as a self-contained HTML file with charts")
 	var boughtLists bool
 	fs.BoolVar(&boughtLists, "bought-lists", true, "with --redis-addr: publish the bought-together lists to Redis after the model")
 	fs.DurationVar(&cfg.CoPurchase.Window, "bought-window", cooccur.DefaultWindow, "two purchases of one user this close in time count as bought together")
@@ -405,6 +407,9 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		writeTrace(stdout, out.Tuning)
 		fmt.Fprintf(stdout, "\ngate: %s\n", out.Gate.Reason)
+		if werr := writeHTMLReport(*reportFile, out.Report, out.Gate.Reason); werr != nil && err == nil {
+			err = werr
+		}
 		for _, v := range out.Versions {
 			fmt.Fprintf(stdout, "published %s (%d items, %d bytes)\n", v.Name(), v.Info.Items, v.Size)
 		}
@@ -516,6 +521,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	fs.StringVar(&trainFile, "train", "", "a pre-split training file (with --test)")
 	fs.StringVar(&testFile, "test", "", "a pre-split test file (with --train)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	reportFile := fs.String("report", "", "also write the report as a self-contained HTML file with charts (model and baselines)")
 	fs.BoolVar(&c.cfg.Blend, "blend", true, "without model flags: the job's blend candidate, as recsys-train --blend")
 	fs.BoolVar(&c.cfg.Served, "served", true, "with model flags: also the served row (the model searched through its partitioned index, forced as recsysd --index-min-items 0) with recall_vs_exact@K against the exact scan")
 	fs.BoolVar(&ablation, "blend-ablation", false, "also evaluate the blend rows (MF alone, +neighbours, +transitions, +recency; weights chosen on a validation split of the training events)")
@@ -539,6 +545,9 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 				return err
 			}
 		}
+		if err := writeHTMLReport(*reportFile, rep, ""); err != nil {
+			return err
+		}
 		if asJSON {
 			return writeJSON(stdout, rep)
 		}
@@ -555,6 +564,9 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		if err := addAblation(ctx, c, split, job.Report, log); err != nil {
 			return err
 		}
+	}
+	if err := writeHTMLReport(*reportFile, job.Report, "job's gate on its holdout of the training part: "+job.Gate.Reason); err != nil {
+		return err
 	}
 	if asJSON {
 		// The report's own JSON plus the job's gate and search.
@@ -730,4 +742,21 @@ func recordRun(ctx context.Context, recs []registry.RunRecorder, started time.Ti
 			log.Warn("could not record the retraining run in the registry", "err", rerr)
 		}
 	}
+}
+
+// writeHTMLReport writes rep as an HTML report to path ("": nothing).
+func writeHTMLReport(path string, rep *eval.Report, gate string) (err error) {
+	if path == "" || rep == nil {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("html report: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("html report: %w", cerr)
+		}
+	}()
+	return modelreport.Write(f, modelreport.Input{Title: "recsys evaluation: " + rep.Split, Report: rep, Gate: gate})
 }
