@@ -141,6 +141,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 	fs.DurationVar(&c.Segments.Window, "segment-window", profile.DefaultSegmentWindow, "window of a segment's spend and purchase frequency")
 	fs.IntVar(&c.Profile.SeenCap, "segment-index-cap", profile.DefaultSeenCap, "users kept in the index segment selection pages through (least recently active dropped)")
 	fs.DurationVar(&c.PushDedupWindow, "push-dedup-window", recommend.DefaultPushDedupWindow, "BatchRecommend leaves out items pushed within this window, unless the request says otherwise")
+	fs.DurationVar(&c.Attribution.Window, "attribution-window", 7*24*time.Hour, "events count for an answer that showed the item this long before; answer records are kept as long")
+	fs.IntVar(&c.Attribution.PerUserCap, "attribution-answers-per-user", 100, "answer records kept per user (the newest)")
 	fs.IntVar(&c.Coalesce.MaxBlock, "coalesce-max-block", coalesce.DefaultMaxBlock,
 		"most concurrent Recommend/SimilarItems requests scored together in one pass over the item factors when every core is busy (0: off)")
 	coalesceMiB := fs.Int64("coalesce-block-mib", coalesce.DefaultBlockMiB, "memory cap of one coalesced block's scores (requests × items × 4 bytes), MiB")

@@ -23,12 +23,14 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/recsys-dev/recsys/internal/access"
+	"github.com/recsys-dev/recsys/internal/attribution"
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/embedded"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/httpapi"
+	"github.com/recsys-dev/recsys/internal/kpi"
 	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
@@ -110,6 +112,9 @@ type Config struct {
 	// PushDedupWindow is BatchRecommend's default dedup window (default 7
 	// days).
 	PushDedupWindow time.Duration
+	// Attribution tunes the answer records (window, answers kept per
+	// user); Prefix and Now are filled in.
+	Attribution attribution.Config
 	// IndexMinItems: models with at least this many items are searched
 	// through their partitioned index (0: recommend.DefaultIndexMinItems;
 	// negative: every model); IndexProbe is the partitions a search probes
@@ -220,6 +225,8 @@ type Daemon struct {
 	wlis     net.Listener
 	inproc   *grpc.ClientConn // the HTTP API's connection to the server
 	m        *metrics.Set
+	attr     *attribution.Store
+	kpi      *kpi.Store
 }
 
 // New builds every part and opens the listeners; Run serves.
@@ -332,6 +339,18 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		}
 		d.models, admin = dir, dir
 	}
+	if d.kpi, err = kpi.NewStore(d.rdb, kpi.Config{Prefix: cfg.Prefix, Price: pcfg.Price}); err != nil {
+		return nil, err
+	}
+	acfg := cfg.Attribution
+	acfg.Prefix = cfg.Prefix
+	if d.attr, err = attribution.NewStore(d.rdb, acfg, func(ctx context.Context, as []attribution.Answer) {
+		if err := d.kpi.AddAnswers(ctx, as); err != nil {
+			log.Warn("count answers", "err", err)
+		}
+	}); err != nil {
+		return nil, err
+	}
 	scfg := server.Config{
 		Weighting: cfg.Weighting, Segments: cfg.Segments, Limits: cfg.Limits, Auth: d.auth, TLS: tlsCfg,
 		RateLimits: cfg.RateLimits, DeadlineCaps: cfg.DeadlineCaps, MaxRecvMsgBytes: cfg.MaxRecvMsgBytes,
@@ -343,7 +362,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.srv, err = server.New(scfg, server.Deps{
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Models: admin, Fallback: d.engine,
-		Bought: d.engine, Pusher: d.engine, Metrics: d.m,
+		Bought: d.engine, Pusher: d.engine, Metrics: d.m, Attribution: d.attr, Outcomes: d.kpi,
 	}); err != nil {
 		return nil, err
 	}
@@ -363,6 +382,14 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if cfg.MetricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(d.srv.Collectors()...)
+		reg.MustRegister(d.kpi.Collectors()...)
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "recsys_answer_records_dropped_total",
+			Help: "Answer records dropped because the attribution writer's queue was full.",
+		}, func() float64 { return float64(d.attr.Dropped()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "recsys_answer_records_failed_total",
+			Help: "Answer records the attribution writer could not write (Redis errors).",
+		}, func() float64 { return float64(d.attr.Failed()) }))
 		reg.MustRegister(collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		mux := http.NewServeMux()
@@ -487,6 +514,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error {
 		return server.NewReadiness(d.srv, redisconn.Pinger{Client: d.rdb}).Run(gctx, d.cfg.ReadyCheck)
 	})
+	g.Go(func() error { return d.attr.Run(gctx) })
 	g.Go(func() error { return d.popular.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.catCache.Run(gctx, d.cfg.CatalogSync) })
 	g.Go(func() error { return d.rules.Run(gctx, d.cfg.Shop.RulesPoll) })

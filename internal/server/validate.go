@@ -282,6 +282,11 @@ func (v *validator) events(evs []*recsysv1.Event) error {
 		default:
 			return invalid(f+"type", fmt.Sprintf("unknown event type %d", int32(t)))
 		}
+		for _, o := range []struct{ name, v string }{{"recommendation_id", e.GetRecommendationId()}, {"placement", e.GetPlacement()}} {
+			if len(o.v) > v.l.MaxIDBytes || !utf8.ValidString(o.v) {
+				return invalid(f+o.name, fmt.Sprintf("must be valid UTF-8 of at most %d bytes", v.l.MaxIDBytes))
+			}
+		}
 		if q := e.GetQuantity(); q < 0 || q > v.l.MaxQuantity {
 			return invalid(f+"quantity", fmt.Sprintf("must be 0..%d, got %d", v.l.MaxQuantity, q))
 		}

@@ -952,7 +952,12 @@ type RecommendResponse struct {
 	// request's context item), purchased items are not excluded, and catalog
 	// availability and popularity may be from before the outage. The answer
 	// is still valid to show. Field 15 keeps the low numbers for new features.
-	Degraded      bool `protobuf:"varint,15,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	Degraded bool `protobuf:"varint,15,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	// The experiment the user is in on this placement (ExperimentService);
+	// empty when none.
+	Experiment string `protobuf:"bytes,6,opt,name=experiment,proto3" json:"experiment,omitempty"`
+	// The user's arm of `experiment`.
+	Arm           string `protobuf:"bytes,7,opt,name=arm,proto3" json:"arm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1027,6 +1032,20 @@ func (x *RecommendResponse) GetDegraded() bool {
 		return x.Degraded
 	}
 	return false
+}
+
+func (x *RecommendResponse) GetExperiment() string {
+	if x != nil {
+		return x.Experiment
+	}
+	return ""
+}
+
+func (x *RecommendResponse) GetArm() string {
+	if x != nil {
+		return x.Arm
+	}
+	return ""
 }
 
 // SimilarItemsRequest asks for items similar to one item.
@@ -1883,14 +1902,18 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"_max_price\"V\n" +
 	"\x0eRequestContext\x12\x1c\n" +
 	"\tplacement\x18\x01 \x01(\tR\tplacement\x12&\n" +
-	"\x0fcontext_item_id\x18\x02 \x01(\tR\rcontextItemId\"\xf3\x01\n" +
+	"\x0fcontext_item_id\x18\x02 \x01(\tR\rcontextItemId\"\xa5\x02\n" +
 	"\x11RecommendResponse\x12+\n" +
 	"\x05items\x18\x01 \x03(\v2\x15.recsys.v1.ScoredItemR\x05items\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12)\n" +
 	"\x06source\x18\x03 \x01(\x0e2\x11.recsys.v1.SourceR\x06source\x12+\n" +
 	"\x11recommendation_id\x18\x04 \x01(\tR\x10recommendationId\x12\x18\n" +
 	"\apartial\x18\x05 \x01(\bR\apartial\x12\x1a\n" +
-	"\bdegraded\x18\x0f \x01(\bR\bdegraded\"\x99\x01\n" +
+	"\bdegraded\x18\x0f \x01(\bR\bdegraded\x12\x1e\n" +
+	"\n" +
+	"experiment\x18\x06 \x01(\tR\n" +
+	"experiment\x12\x10\n" +
+	"\x03arm\x18\a \x01(\tR\x03arm\"\x99\x01\n" +
 	"\x13SimilarItemsRequest\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12(\n" +
