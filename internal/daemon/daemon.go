@@ -23,12 +23,15 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/recsys-dev/recsys/internal/access"
+	"github.com/recsys-dev/recsys/internal/attribution"
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/embedded"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/httpapi"
+	"github.com/recsys-dev/recsys/internal/kpi"
+	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/recommend"
@@ -109,6 +112,15 @@ type Config struct {
 	// PushDedupWindow is BatchRecommend's default dedup window (default 7
 	// days).
 	PushDedupWindow time.Duration
+	// Attribution tunes the answer records (window, answers kept per
+	// user); Prefix and Now are filled in.
+	Attribution attribution.Config
+	// IndexMinItems: models with at least this many items are searched
+	// through their partitioned index (0: recommend.DefaultIndexMinItems;
+	// negative: every model); IndexProbe is the partitions a search probes
+	// (0: a quarter). See recommend.Config.
+	IndexMinItems int
+	IndexProbe    int
 	// Coalesce gathers concurrent Recommend and SimilarItems scorings into
 	// blocks (internal/coalesce); MaxBlock 0 turns it off (the zero
 	// Config, as in tests that do not set it).
@@ -120,6 +132,9 @@ type Config struct {
 type ShopConfig struct {
 	// MaxPerCategory is the default per-category cap of an answer; 0: none.
 	MaxPerCategory int
+	// MaxPerBrand and MaxPerSeller are the default per-brand and
+	// per-seller caps of an answer; 0: none.
+	MaxPerBrand, MaxPerSeller int
 	// RotateAfter impressions without a click within RotateWindow rotate an
 	// item down (default 3 within 24h; a negative RotateAfter turns
 	// rotation off). The profile store keeps RotateAfter impressions per
@@ -209,7 +224,9 @@ type Daemon struct {
 	web      *http.Server // the HTTP/JSON API, or nil
 	wlis     net.Listener
 	inproc   *grpc.ClientConn // the HTTP API's connection to the server
-	loads    *prometheus.CounterVec
+	m        *metrics.Set
+	attr     *attribution.Store
+	kpi      *kpi.Store
 }
 
 // New builds every part and opens the listeners; Run serves.
@@ -221,7 +238,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if keep := cfg.Profile.WithDefaults().PushWindow; cfg.PushDedupWindow > keep {
 		return nil, fmt.Errorf("push dedup window %v is longer than pushes are kept (%v)", cfg.PushDedupWindow, keep)
 	}
-	d = &Daemon{cfg: cfg, log: log}
+	d = &Daemon{cfg: cfg, log: log, m: metrics.New(nil)}
 	built := d // error returns set d to nil
 	defer func() {
 		if err != nil {
@@ -249,6 +266,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	d.rdb.AddHook(d.m.RedisHook())
 	catStore := catalog.NewStore(d.rdb, cfg.Prefix)
 	d.catCache = catalog.NewCache(catStore, log)
 	pcfg := cfg.Profile
@@ -286,6 +304,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.engine, err = recommend.New(recommend.Config{
 		Weighting:      cfg.Weighting,
 		MaxPerCategory: cfg.Shop.MaxPerCategory,
+		MaxPerBrand:    cfg.Shop.MaxPerBrand,
+		MaxPerSeller:   cfg.Shop.MaxPerSeller,
 		RotateAfter:    max(cfg.Shop.RotateAfter, 0),
 		RotateWindow:   cfg.Shop.RotateWindow,
 		ExploreShare:   max(cfg.Shop.ExploreShare, 0),
@@ -301,6 +321,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Segments:        cfg.Segments,
 		PushDedupWindow: cfg.PushDedupWindow,
 		Coalescer:       coalescer,
+		IndexMinItems:   cfg.IndexMinItems,
+		IndexProbe:      cfg.IndexProbe,
 	}, recommend.WithLoadBudget(d.store, cfg.ProfileBudget), d.catCache, d.popular); err != nil {
 		return nil, err
 	}
@@ -317,6 +339,18 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		}
 		d.models, admin = dir, dir
 	}
+	if d.kpi, err = kpi.NewStore(d.rdb, kpi.Config{Prefix: cfg.Prefix, Price: pcfg.Price}); err != nil {
+		return nil, err
+	}
+	acfg := cfg.Attribution
+	acfg.Prefix = cfg.Prefix
+	if d.attr, err = attribution.NewStore(d.rdb, acfg, func(ctx context.Context, as []attribution.Answer) {
+		if err := d.kpi.AddAnswers(ctx, as); err != nil {
+			log.Warn("count answers", "err", err)
+		}
+	}); err != nil {
+		return nil, err
+	}
 	scfg := server.Config{
 		Weighting: cfg.Weighting, Segments: cfg.Segments, Limits: cfg.Limits, Auth: d.auth, TLS: tlsCfg,
 		RateLimits: cfg.RateLimits, DeadlineCaps: cfg.DeadlineCaps, MaxRecvMsgBytes: cfg.MaxRecvMsgBytes,
@@ -328,7 +362,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.srv, err = server.New(scfg, server.Deps{
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Models: admin, Fallback: d.engine,
-		Bought: d.engine, Pusher: d.engine,
+		Bought: d.engine, Pusher: d.engine, Metrics: d.m, Attribution: d.attr, Outcomes: d.kpi,
 	}); err != nil {
 		return nil, err
 	}
@@ -345,14 +379,18 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 			return nil, err
 		}
 	}
-	d.loads = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "recsys_model_loads_total",
-		Help: "Model versions the watcher tried to load, by result (ok, error).",
-	}, []string{"result"})
 	if cfg.MetricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(d.srv.Collectors()...)
-		reg.MustRegister(d.loads, collectors.NewGoCollector(),
+		reg.MustRegister(d.kpi.Collectors()...)
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "recsys_answer_records_dropped_total",
+			Help: "Answer records dropped because the attribution writer's queue was full.",
+		}, func() float64 { return float64(d.attr.Dropped()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "recsys_answer_records_failed_total",
+			Help: "Answer records the attribution writer could not write (Redis errors).",
+		}, func() float64 { return float64(d.attr.Failed()) }))
+		reg.MustRegister(collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -409,11 +447,12 @@ func (d *Daemon) MetricsAddr() net.Addr {
 // apply swaps in a model the watcher loaded.
 func (d *Daemon) apply(m *mf.Model) {
 	if err := d.engine.SetModel(m); err != nil {
-		d.loads.WithLabelValues("error").Inc()
+		d.m.ModelLoads.WithLabelValues("error").Inc()
 		d.log.Error("refused a model; keeping the one being served", "version", m.Version(), "err", err)
 		return
 	}
-	d.loads.WithLabelValues("ok").Inc()
+	d.m.ModelLoads.WithLabelValues("ok").Inc()
+	d.m.ServingModel(m.Version(), m.Info().TrainedAt, time.Now())
 	d.log.Info("serving model", "version", m.Version(), "items", m.NumItems(), "factors", m.Factors())
 	if w := m.Info().Weighting; w != nil && *w != d.cfg.Weighting {
 		d.log.Warn("the model was trained with another event weighting than this server's flags; fold-in uses the model's, popularity and trending the flags'",
@@ -475,6 +514,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error {
 		return server.NewReadiness(d.srv, redisconn.Pinger{Client: d.rdb}).Run(gctx, d.cfg.ReadyCheck)
 	})
+	g.Go(func() error { return d.attr.Run(gctx) })
 	g.Go(func() error { return d.popular.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.catCache.Run(gctx, d.cfg.CatalogSync) })
 	g.Go(func() error { return d.rules.Run(gctx, d.cfg.Shop.RulesPoll) })
@@ -484,9 +524,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error {
 		return registry.Watch(gctx, d.models, d.apply, registry.WatchOptions{
 			PollInterval: d.cfg.ModelPoll, Logger: d.log,
-			OnError: func(string, error) { d.loads.WithLabelValues("error").Inc() },
+			OnError: func(string, error) { d.m.ModelLoads.WithLabelValues("error").Inc() },
 		})
 	})
+	if runs, ok := d.models.(registry.RunRecorder); ok {
+		g.Go(func() error { return d.watchRuns(gctx, runs) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		d.log.Info("shutting down: health NOT_SERVING, draining", "drain_timeout", d.cfg.DrainTimeout)
@@ -536,5 +579,28 @@ func (d *Daemon) Close() {
 	if d.emb != nil {
 		d.emb.Close()
 		d.emb = nil
+	}
+}
+
+// watchRuns exports the registry's record of the last retraining run,
+// re-read every ModelPoll (a run that refuses its model flips no pointer, so
+// there is nothing to subscribe to). A failed read keeps the last value: the
+// readiness check and the Redis error counter report an outage.
+func (d *Daemon) watchRuns(ctx context.Context, runs registry.RunRecorder) error {
+	t := time.NewTicker(d.cfg.ModelPoll)
+	defer t.Stop()
+	for {
+		if run, ok, err := runs.LastRun(ctx); err != nil {
+			if ctx.Err() == nil {
+				d.log.Debug("read the last retraining run", "err", err)
+			}
+		} else if ok {
+			d.m.LastRun(run)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
 	}
 }

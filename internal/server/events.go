@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"sort"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/profile"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
@@ -29,11 +31,15 @@ type CatalogView interface {
 
 type eventService struct {
 	recsysv1.UnimplementedEventServiceServer
+	log       *slog.Logger
+	attr      Attributor     // may be nil: no attribution
+	outcomes  OutcomeCounter // may be nil
 	profiles  Profiles
 	catalog   CatalogView // may be nil
 	weighting event.Weighting
 	segments  profile.SegmentConfig
 	now       func() time.Time
+	metrics   *metrics.Set
 }
 
 func (s *eventService) RecordEvents(ctx context.Context, req *recsysv1.RecordEventsRequest) (*recsysv1.RecordEventsResponse, error) {
@@ -46,6 +52,8 @@ func (s *eventService) RecordEvents(ctx context.Context, req *recsysv1.RecordEve
 	if err != nil {
 		return nil, err
 	}
+	attributeEvents(ctx, s.log, s.attr, s.outcomes, evs, req.GetEvents(), res.Fresh)
+	s.metrics.Recorded(evs, res.Duplicates)
 	return &recsysv1.RecordEventsResponse{Accepted: int32(res.Accepted), Duplicates: int32(res.Duplicates)}, nil
 }
 
@@ -134,6 +142,13 @@ func (s *eventService) DeleteUser(ctx context.Context, req *recsysv1.DeleteUserR
 	n, err := s.profiles.Delete(ctx, req.GetUserId())
 	if err != nil {
 		return nil, err
+	}
+	if s.attr != nil {
+		m, err := s.attr.DeleteUser(ctx, req.GetUserId())
+		if err != nil {
+			return nil, err
+		}
+		n += m
 	}
 	return &recsysv1.DeleteUserResponse{DeletedKeys: int32(n)}, nil
 }
