@@ -82,8 +82,10 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 	w := event.DefaultWeighting()
 	fs := flag.NewFlagSet("recsysd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.GRPCAddr, "grpc-addr", ":50051", "gRPC listen address")
-	fs.StringVar(&c.MetricsAddr, "metrics-addr", ":9090", "HTTP address of /metrics (empty: off)")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address (:50051: every interface)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9090", "HTTP address of /metrics (empty: off)")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "", "serve the API as HTTP/JSON here, POST /recsys.v1.<Service>/<Method> (empty: off)")
+	corsOrigins := fs.String("http-cors-origins", "", "comma-separated origins allowed to call the HTTP API from a browser (*: any)")
 	fs.StringVar(&c.RedisAddr, "redis-addr", "", "Redis address, or comma-separated cluster seeds; empty: embedded demo store")
 	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "treat a single --redis-addr as a Redis Cluster seed")
 	fs.StringVar(&c.RedisPassword, "redis-password", "", "Redis password")
@@ -147,6 +149,11 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 		return c, lo, err
 	}
 	c.Weighting = w
+	for _, o := range strings.Split(*corsOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.HTTPCORSOrigins = append(c.HTTPCORSOrigins, o)
+		}
+	}
 	if c.RateLimits, err = server.ParseRateLimits(*rateLimits, server.DefaultRateLimits()); err != nil {
 		return c, lo, fmt.Errorf("--rate-limits: %w", err)
 	}

@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,12 +20,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
 
 	"github.com/recsys-dev/recsys/internal/access"
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/embedded"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/httpapi"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/recommend"
@@ -37,6 +40,12 @@ import (
 type Config struct {
 	GRPCAddr    string // e.g. ":50051"; "127.0.0.1:0" picks a free port
 	MetricsAddr string // empty: no /metrics
+	// HTTPAddr serves the API as HTTP/JSON (internal/httpapi); empty: off.
+	// It is HTTPS when TLSCert is set (without asking for client
+	// certificates: HTTP callers authenticate by token).
+	HTTPAddr string
+	// HTTPCORSOrigins may call the HTTP API from a browser ("*": any).
+	HTTPCORSOrigins []string
 	// RedisAddr is a server address or comma-separated cluster seeds; empty
 	// starts the embedded demo store.
 	RedisAddr     string
@@ -192,6 +201,9 @@ type Daemon struct {
 	auth     *access.Authenticator
 	metrics  *http.Server
 	mlis     net.Listener
+	web      *http.Server // the HTTP/JSON API, or nil
+	wlis     net.Listener
+	inproc   *grpc.ClientConn // the HTTP API's connection to the server
 	loads    *prometheus.CounterVec
 }
 
@@ -318,6 +330,11 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 			return nil, fmt.Errorf("listen on health address %q: %w", cfg.HealthAddr, err)
 		}
 	}
+	if cfg.HTTPAddr != "" {
+		if err := d.listenHTTP(tlsCfg); err != nil {
+			return nil, err
+		}
+	}
 	d.loads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "recsys_model_loads_total",
 		Help: "Model versions the watcher tried to load, by result (ok, error).",
@@ -335,6 +352,40 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		}
 	}
 	return d, nil
+}
+
+// listenHTTP opens the HTTP/JSON API's listener and builds its server.
+func (d *Daemon) listenHTTP(grpcTLS *tls.Config) error {
+	var err error
+	if d.inproc, err = d.srv.DialInProcess(); err != nil {
+		return err
+	}
+	h, err := httpapi.New(d.inproc, httpapi.Config{CORSOrigins: d.cfg.HTTPCORSOrigins,
+		MaxBodyBytes: int64(d.cfg.MaxRecvMsgBytes), Logger: d.log})
+	if err != nil {
+		return err
+	}
+	d.web = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	if grpcTLS != nil {
+		c := grpcTLS.Clone()
+		c.ClientAuth, c.ClientCAs = tls.NoClientCert, nil
+		d.web.TLSConfig = c
+	}
+	if d.wlis, err = net.Listen("tcp", d.cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("listen on http address %q: %w", d.cfg.HTTPAddr, err)
+	}
+	if d.web.TLSConfig != nil {
+		d.wlis = tls.NewListener(d.wlis, d.web.TLSConfig)
+	}
+	return nil
+}
+
+// HTTPAddr is the HTTP/JSON API's listen address, or nil when off.
+func (d *Daemon) HTTPAddr() net.Addr {
+	if d.wlis == nil {
+		return nil
+	}
+	return d.wlis.Addr()
 }
 
 // MetricsAddr is the /metrics listen address, or nil when metrics are off.
@@ -383,11 +434,20 @@ func (d *Daemon) RedisAddr() string {
 // for up to DrainTimeout and stops. It closes the daemon's resources.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.Close()
-	d.log.Info("recsysd serving", "grpc_addr", d.lis.Addr().String(), "metrics_addr", d.cfg.MetricsAddr,
+	d.log.Info("recsysd serving", "grpc_addr", d.lis.Addr().String(), "metrics_addr", d.cfg.MetricsAddr, "http_addr", d.cfg.HTTPAddr,
 		"embedded_store", d.emb != nil, "models_dir", d.cfg.ModelsDir, "authentication", d.auth != nil,
 		"tls", d.cfg.TLSCert != "", "client_certificates", d.cfg.ClientCA != "")
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.srv.Serve(d.lis) })
+	if d.web != nil {
+		g.Go(d.srv.ServeInProcess)
+		g.Go(func() error {
+			if err := d.web.Serve(d.wlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http api server: %w", err)
+			}
+			return nil
+		})
+	}
 	if d.hlis != nil {
 		g.Go(func() error { return d.srv.ServeHealth(d.hlis) })
 	}
@@ -422,6 +482,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Info("shutting down: health NOT_SERVING, draining", "drain_timeout", d.cfg.DrainTimeout)
 		drainCtx, cancel := context.WithTimeout(context.Background(), d.cfg.DrainTimeout)
 		defer cancel()
+		if d.web != nil { // first: its calls need the in-process server
+			if err := d.web.Shutdown(drainCtx); err != nil {
+				d.log.Warn("http api server shutdown", "err", err)
+			}
+		}
 		d.srv.Shutdown(drainCtx)
 		if d.metrics != nil {
 			if err := d.metrics.Shutdown(drainCtx); err != nil {
@@ -445,6 +510,12 @@ func (d *Daemon) Close() {
 	}
 	if d.mlis != nil {
 		_ = d.mlis.Close()
+	}
+	if d.wlis != nil {
+		_ = d.wlis.Close()
+	}
+	if d.inproc != nil {
+		_ = d.inproc.Close()
 	}
 	if d.rdb != nil {
 		if err := d.rdb.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/recsys-dev/recsys/internal/access"
 )
@@ -118,6 +120,10 @@ func newRateLimiter(limits RateLimits, now func() time.Time, limited *prometheus
 	return &rateLimiter{limits: limits, now: now, limited: limited, buckets: map[string]*bucket{}}
 }
 
+// RetryAfterHeader is the response header of a call refused by the rate
+// limit: whole seconds until the caller's next call may pass.
+const RetryAfterHeader = "retry-after"
+
 // Limit takes a token from the caller's bucket or says why it cannot.
 func (l *rateLimiter) Limit(ctx context.Context) error {
 	c, ok := access.FromContext(ctx)
@@ -146,9 +152,13 @@ func (l *rateLimiter) Limit(ctx context.Context) error {
 	if allowed {
 		b.tokens--
 	}
+	wait := (1 - b.tokens) / rate.PerSecond // seconds until the next token
 	l.mu.Unlock()
 	if !allowed {
 		l.limited.WithLabelValues(c.Name).Inc()
+		// gRPC callers see it as a header; the HTTP gateway turns it into
+		// Retry-After.
+		_ = grpc.SetHeader(ctx, metadata.Pairs(RetryAfterHeader, strconv.Itoa(max(1, int(math.Ceil(wait))))))
 		return fmt.Errorf("caller %q is over its limit of %g calls/s (burst %d)", c.Name, rate.PerSecond, rate.Burst)
 	}
 	return nil

@@ -37,11 +37,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/recsys-dev/recsys/internal/access"
 	"github.com/recsys-dev/recsys/internal/event"
@@ -108,6 +110,8 @@ type Deps struct {
 type Server struct {
 	grpc       *grpc.Server
 	healthOnly *grpc.Server // plaintext health for probes, see ServeHealth
+	inproc     *grpc.Server // the v1 services for in-process callers, see DialInProcess
+	pipe       *bufconn.Listener
 	health     *health.Server
 	metrics    *grpcprom.ServerMetrics
 	extra      []prometheus.Collector
@@ -217,20 +221,27 @@ func New(cfg Config, d Deps) (*Server, error) {
 			recovery.StreamServerInterceptor(recoverOpt),
 		),
 	}
+	// inproc has every option and interceptor of g but TLS: its
+	// connections never leave the process (an in-memory pipe).
+	inproc := grpc.NewServer(opts...)
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	g := grpc.NewServer(opts...)
-	s := &Server{grpc: g, metrics: metrics, extra: []prometheus.Collector{limited, degradedAnswers}, log: log,
+	s := &Server{grpc: g, inproc: inproc, pipe: bufconn.Listen(1 << 20), metrics: metrics, extra: []prometheus.Collector{limited, degradedAnswers}, log: log,
 		canFallback: d.Fallback != nil}
 	s.backendUp.Store(true)
 	deg := &degradation{fallback: d.Fallback, log: log, answers: degradedAnswers, now: cfg.Now}
-	recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender, bought: d.Bought, push: d.Pusher,
-		degrade: deg, srv: s})
-	recsysv1.RegisterEventServiceServer(g, &eventService{profiles: d.Profiles, catalog: d.CatalogView, weighting: cfg.Weighting,
-		segments: cfg.Segments, now: cfg.Now})
-	recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
-	recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models})
+	// The services are registered on the network server and on the
+	// in-process one the HTTP/JSON gateway calls (see DialInProcess).
+	for _, g := range []*grpc.Server{g, s.inproc} {
+		recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender, bought: d.Bought, push: d.Pusher,
+			degrade: deg, srv: s})
+		recsysv1.RegisterEventServiceServer(g, &eventService{profiles: d.Profiles, catalog: d.CatalogView, weighting: cfg.Weighting,
+			segments: cfg.Segments, now: cfg.Now})
+		recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
+		recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models})
+	}
 
 	s.health = health.NewServer()
 	for _, name := range append([]string{""}, Services...) {
@@ -342,6 +353,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	done := make(chan struct{})
 	go func() {
 		s.grpc.GracefulStop()
+		s.inproc.GracefulStop()
 		close(done)
 	}()
 	select {
@@ -349,7 +361,31 @@ func (s *Server) Shutdown(ctx context.Context) {
 	case <-ctx.Done():
 		s.log.Warn("drain time over, stopping hard")
 		s.grpc.Stop()
+		s.inproc.Stop()
 		<-done
 	}
 	s.healthOnly.Stop()
+}
+
+// ServeInProcess serves the v1 services to DialInProcess connections until
+// Shutdown.
+func (s *Server) ServeInProcess() error {
+	if err := s.inproc.Serve(s.pipe); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return err
+	}
+	return nil
+}
+
+// DialInProcess connects to the v1 services through an in-memory pipe
+// (served by ServeInProcess). A call on it passes the same interceptors as
+// one from the network: metrics, logging, authentication by the
+// authorization metadata, rate limits, deadline caps, validation, error
+// mapping, recovery, and the message size limit. Only client certificates
+// do not exist in process: its callers authenticate by token. The HTTP/JSON
+// gateway (internal/httpapi) calls the server this way, so its answers are
+// the gRPC ones by construction rather than by a second copy of the rules.
+func (s *Server) DialInProcess() (*grpc.ClientConn, error) {
+	return grpc.NewClient("passthrough:///in-process",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.pipe.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
 }
