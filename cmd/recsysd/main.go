@@ -22,6 +22,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/daemon"
 	"github.com/recsys-dev/recsys/internal/envflag"
 	"github.com/recsys-dev/recsys/internal/event"
@@ -138,6 +139,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 	fs.DurationVar(&c.Segments.Window, "segment-window", profile.DefaultSegmentWindow, "window of a segment's spend and purchase frequency")
 	fs.IntVar(&c.Profile.SeenCap, "segment-index-cap", profile.DefaultSeenCap, "users kept in the index segment selection pages through (least recently active dropped)")
 	fs.DurationVar(&c.PushDedupWindow, "push-dedup-window", recommend.DefaultPushDedupWindow, "BatchRecommend leaves out items pushed within this window, unless the request says otherwise")
+	fs.IntVar(&c.Coalesce.MaxBlock, "coalesce-max-block", coalesce.DefaultMaxBlock,
+		"most concurrent Recommend/SimilarItems requests scored together in one pass over the item factors when every core is busy (0: off)")
+	coalesceMiB := fs.Int64("coalesce-block-mib", coalesce.DefaultBlockMiB, "memory cap of one coalesced block's scores (requests × items × 4 bytes), MiB")
 	err := fs.Parse(args)
 	if err != nil {
 		return c, lo, err
@@ -149,6 +153,10 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 		return c, lo, err
 	}
 	c.Weighting = w
+	if *coalesceMiB <= 0 {
+		return c, lo, fmt.Errorf("--coalesce-block-mib must be > 0, got %d", *coalesceMiB)
+	}
+	c.Coalesce.BlockBytes = *coalesceMiB << 20
 	for _, o := range strings.Split(*corsOrigins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			c.HTTPCORSOrigins = append(c.HTTPCORSOrigins, o)

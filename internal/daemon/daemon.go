@@ -24,6 +24,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/access"
 	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/embedded"
 	"github.com/recsys-dev/recsys/internal/event"
@@ -108,6 +109,10 @@ type Config struct {
 	// PushDedupWindow is BatchRecommend's default dedup window (default 7
 	// days).
 	PushDedupWindow time.Duration
+	// Coalesce gathers concurrent Recommend and SimilarItems scorings into
+	// blocks (internal/coalesce); MaxBlock 0 turns it off (the zero
+	// Config, as in tests that do not set it).
+	Coalesce coalesce.Config
 }
 
 // ShopConfig holds the shop features of the recommender; zero fields get
@@ -274,6 +279,10 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	default:
 		return nil, fmt.Errorf("cold source must be popular or trending, got %q", cfg.Shop.ColdSource)
 	}
+	coalescer, err := coalesce.New(cfg.Coalesce)
+	if err != nil {
+		return nil, err
+	}
 	if d.engine, err = recommend.New(recommend.Config{
 		Weighting:      cfg.Weighting,
 		MaxPerCategory: cfg.Shop.MaxPerCategory,
@@ -291,6 +300,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		PushProfiles:    d.store,
 		Segments:        cfg.Segments,
 		PushDedupWindow: cfg.PushDedupWindow,
+		Coalescer:       coalescer,
 	}, recommend.WithLoadBudget(d.store, cfg.ProfileBudget), d.catCache, d.popular); err != nil {
 		return nil, err
 	}

@@ -110,6 +110,12 @@ func (m *Model) kernelBlock(xs []float32, quads int, out []float32, w int) {
 // items with zero factors score 0.
 func (m *Model) Cosine(i int32, out []float32) {
 	m.Scores(m.Vector(i), out)
+	m.CosineFromDots(i, out)
+}
+
+// CosineFromDots turns the dot products of row i with every item (the
+// scores of Vector(i), however computed) into what Cosine writes, in place.
+func (m *Model) CosineFromDots(i int32, out []float32) {
 	qn := m.norms[i]
 	for j, s := range out[:len(m.ids)] {
 		d := qn * m.norms[j]

@@ -35,6 +35,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
@@ -183,6 +184,10 @@ type Config struct {
 	// PushWorkers bounds the goroutines one Push scores on, default
 	// GOMAXPROCS.
 	PushWorkers int
+	// Coalescer scores the full scan of Recommend and Similar together
+	// with other concurrent requests' (internal/coalesce); nil: every
+	// request scores alone.
+	Coalescer *coalesce.Coalescer
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -452,7 +457,11 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 		}
 		if folded = x != nil; folded {
 			res.Source = SourcePersonalized
-			m.Scores(x, s.scores)
+			release, err := e.score(ctx, m, x, s)
+			if err != nil {
+				return Result{}, fmt.Errorf("score items for %q: %w", req.UserID, err)
+			}
+			defer release()
 			blendScores(b, &s.blend, s.rows, x, s.scores)
 			e.selectRows(s, fc, a, true, SourcePersonalized)
 		}
@@ -482,6 +491,27 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	}
 	res.Partial = len(res.Items) < req.Count
 	return res, nil
+}
+
+// score sets s.scores to the scores of query x against every item of m,
+// through the coalescer when there is one (then s.scores may be a row of a
+// shared block: the caller may change it but must call release, which
+// gives s its own buffer back, before s is put back or rescored).
+func (e *Engine) score(ctx context.Context, m *mf.Model, x []float32, s *scratch) (release func(), err error) {
+	if e.cfg.Coalescer == nil {
+		m.Scores(x, s.scores)
+		return func() {}, nil
+	}
+	own := s.scores
+	sc, err := e.cfg.Coalescer.Scores(ctx, m, x, own)
+	if err != nil {
+		return nil, err
+	}
+	s.scores = sc.Values
+	return func() {
+		s.scores = own
+		sc.Release()
+	}, nil
 }
 
 // fillRelaxed fills the answer without the per-category cap, from the
@@ -644,7 +674,12 @@ func (e *Engine) Similar(ctx context.Context, req SimilarRequest) (Result, error
 		res.ModelVersion = m.Version()
 		if row, ok := m.Index(req.ItemID); ok {
 			res.Source = SourceSimilar
-			m.Cosine(row, s.scores)
+			release, err := e.score(ctx, m, m.Vector(row), s)
+			if err != nil {
+				return Result{}, fmt.Errorf("score items similar to %q: %w", req.ItemID, err)
+			}
+			defer release()
+			m.CosineFromDots(row, s.scores)
 			e.selectRows(s, fc, a, false, SourceSimilar)
 			for i := range a.items {
 				a.items[i].Reason = Reason{Kind: ReasonSimilar, ItemID: req.ItemID}
