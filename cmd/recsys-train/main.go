@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -89,6 +90,7 @@ type options struct {
 	prefix                   string
 	since                    time.Duration
 	hyper                    mf.Hyperparameters
+	tuneBudget               time.Duration
 	weighting                event.Weighting
 	workers                  int
 	logLevel, logFormat      string
@@ -109,6 +111,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.Float64Var(&o.hyper.Regularization, "regularization", 0.05, "L2 regularization λ")
 	fs.Float64Var(&o.hyper.RegExponent, "reg-exponent", 0, "frequency-scaled regularization exponent ν (λ·n^ν; 0 = constant)")
 	fs.Float64Var(&o.hyper.Alpha, "alpha", 10, "confidence scale α (c = 1 + α·weight)")
+	fs.StringVar(&o.hyper.Confidence, "confidence", "linear", "confidence weighting: linear (1 + α·w) or log (1 + α·log(1 + w))")
+	fs.DurationVar(&o.tuneBudget, "tune-budget", 10*time.Minute, "time for the hyperparameter search on a validation split of the training events (0 = no search: train with the model flags; giving a model flag also turns it off)")
 	fs.StringVar(&o.hyper.Solver, "solver", "cg", "row solver: cg or cholesky")
 	fs.IntVar(&o.hyper.CGSteps, "cg-steps", 3, "conjugate-gradient steps per row")
 	fs.Int64Var(&o.hyper.Seed, "seed", 1, "random seed of the initial factors")
@@ -119,6 +123,52 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.workers, "workers", 0, "goroutines for training and evaluation (0 = all cores)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+}
+
+// modelFlags are the hyperparameters the search chooses; setting one by
+// hand turns the search off.
+var modelFlags = []string{"factors", "regularization", "reg-exponent", "alpha", "confidence"}
+
+// tuning reports whether the search runs: a budget and no model flag set
+// (on the command line or by the environment).
+func (o *options) tuning(fs *flag.FlagSet) bool {
+	if o.tuneBudget <= 0 {
+		return false
+	}
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || slices.Contains(modelFlags, f.Name) })
+	return !set
+}
+
+// traceLogger logs every tuning trial as it ends.
+func traceLogger(log *slog.Logger) func(mf.TuningTrial) {
+	return func(t mf.TuningTrial) {
+		h := t.Hyper
+		log.Info("tuning trial", "bracket", t.Bracket, "rung", t.Rung, "factors", h.Factors, "regularization", h.Regularization,
+			"reg_exponent", h.RegExponent, "alpha", h.Alpha, "confidence", h.Confidence, "iterations", h.Iterations,
+			"score", t.Score, "seconds", t.Seconds, "aborted", t.Aborted)
+	}
+}
+
+// writeTrace prints the search trace and the chosen settings.
+func writeTrace(w io.Writer, t *mf.Tuning) {
+	if t == nil {
+		return
+	}
+	fmt.Fprintf(w, "\ntuning: %d trials in %.0fs of a %.0fs budget, %s on a validation split of the training events\n",
+		len(t.Trials), t.UsedSeconds, t.BudgetSeconds, t.Metric)
+	fmt.Fprintf(w, "%-4s %-8s %-4s %-8s %-14s %-12s %-8s %-10s %-10s %-8s %s\n", "#", "bracket", "rung", "factors", "regularization", "reg_exponent", "alpha", "confidence", "iterations", "seconds", t.Metric)
+	for i, tr := range t.Trials {
+		h := tr.Hyper
+		score := fmt.Sprintf("%.4f", tr.Score)
+		if tr.Aborted {
+			score = "aborted (budget)"
+		}
+		fmt.Fprintf(w, "%-4d %-8d %-4d %-8d %-14g %-12g %-8g %-10s %-10d %-8.1f %s\n", i+1, tr.Bracket, tr.Rung, h.Factors, h.Regularization, h.RegExponent, h.Alpha, h.Confidence, h.Iterations, tr.Seconds, score)
+	}
+	c := t.Chosen
+	fmt.Fprintf(w, "chosen: --factors %d --regularization %g --reg-exponent %g --alpha %g --confidence %s --iterations %d (validation %s %.4f)\n",
+		c.Factors, c.Regularization, c.RegExponent, c.Alpha, c.Confidence, c.Iterations, t.Metric, t.Score)
 }
 
 func (o *options) logger(w io.Writer) (*slog.Logger, error) {
@@ -249,7 +299,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&cfg.Holdout.LastN, "holdout-last", 1, "events per user held out for the gate")
 	fs.BoolVar(&cfg.NoRefit, "no-refit", false, "publish the model trained without the holdout instead of refitting on all events")
 	fs.BoolVar(&cfg.SkipBaselines, "skip-knn", false, "leave the item-kNN baseline out of the report")
-	fs.BoolVar(&cfg.Blend, "blend", false, "also fit the order-aware blend (item neighbours, next-item transitions, recency; weights on a validation split) and publish it with the model when it beats MF alone")
+	fs.BoolVar(&cfg.Blend, "blend", true, "also fit the order-aware blend (item neighbours, next-item transitions, recency; weights on a validation split) as a candidate; the gate publishes it when it beats MF alone")
 	fs.BoolVar(&dryRun, "dry-run", false, "train, evaluate and gate, but publish nothing")
 	var boughtLists bool
 	fs.BoolVar(&boughtLists, "bought-lists", true, "with --redis-addr: publish the bought-together lists to Redis after the model")
@@ -320,6 +370,9 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	}
 
 	cfg.Hyper, cfg.Weighting, cfg.Workers, cfg.Logger = o.hyper, o.weighting, o.workers, log
+	if o.tuning(fs) {
+		cfg.TuneBudget, cfg.TuneProgress = o.tuneBudget, traceLogger(log)
+	}
 	if o.inputs != "" {
 		// Files may be history: decay from their last event, or years-old
 		// data would weigh nothing. A live stream decays from now.
@@ -334,6 +387,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		if werr := out.Report.WriteTable(stdout); werr != nil && err == nil {
 			err = werr
 		}
+		writeTrace(stdout, out.Tuning)
 		fmt.Fprintf(stdout, "\ngate: %s\n", out.Gate.Reason)
 		for _, v := range out.Versions {
 			fmt.Fprintf(stdout, "published %s (%d items, %d bytes)\n", v.Name(), v.Info.Items, v.Size)
@@ -446,6 +500,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	fs.StringVar(&trainFile, "train", "", "a pre-split training file (with --test)")
 	fs.StringVar(&testFile, "test", "", "a pre-split test file (with --train)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&c.cfg.Blend, "blend", true, "without model flags: the job's blend candidate, as recsys-train --blend")
 	fs.BoolVar(&ablation, "blend-ablation", false, "also evaluate the blend rows (MF alone, +neighbours, +transitions, +recency; weights chosen on a validation split of the training events)")
 	log, err := c.parse(fs, args, getenv, stderr)
 	if err != nil {
@@ -457,27 +512,62 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	log.Info("split", "name", split.Name, "users", split.Matrix.Rows, "items", split.Matrix.Cols,
 		"train_interactions", split.Matrix.NNZ(), "test_users", len(split.Cases))
-	rep, err := retrain.Evaluate(ctx, c.cfg, split)
+	if !c.tuning(fs) {
+		rep, err := retrain.Evaluate(ctx, c.cfg, split)
+		if err != nil {
+			return err
+		}
+		if ablation {
+			if err := addAblation(ctx, c, split, rep, log); err != nil {
+				return err
+			}
+		}
+		if asJSON {
+			return writeJSON(stdout, rep)
+		}
+		return rep.WriteTable(stdout)
+	}
+	// No model flags: what the default job would publish, tuned on the
+	// training part, first; then the baselines.
+	c.cfg.Job, c.cfg.TuneBudget, c.cfg.TuneProgress, c.cfg.Logger = true, c.tuneBudget, traceLogger(log), log
+	job, err := retrain.EvaluateJob(ctx, c.cfg, split)
 	if err != nil {
 		return err
 	}
 	if ablation {
-		rows, search, err := eval.BlendAblation(ctx, split, c.cfg.Hyper, eval.BlendOptions{Workers: c.cfg.Workers},
-			eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers})
-		if err != nil {
-			return fmt.Errorf("blend ablation: %w", err)
+		if err := addAblation(ctx, c, split, job.Report, log); err != nil {
+			return err
 		}
-		for _, k := range []struct{ n, t, r bool }{{true, false, false}, {true, true, false}, {true, true, true}} {
-			b := search.Best(k.n, k.t, k.r)
-			log.Info("blend weights chosen on validation", "neighbors", b.Params.Neighbor, "transitions", b.Params.Transition,
-				"recency", b.Params.Recency, "validation_users", search.Users, fmt.Sprintf("ndcg@%d", search.K), b.NDCG)
-		}
-		rep.Models = append(rep.Models, rows...)
 	}
 	if asJSON {
-		return writeJSON(stdout, rep)
+		return writeJSON(stdout, struct {
+			*eval.Report
+			Gate   string     `json:"gate"`
+			Tuning *mf.Tuning `json:"tuning,omitempty"`
+		}{job.Report, job.Gate.Reason, job.Tuning})
 	}
-	return rep.WriteTable(stdout)
+	if err := job.Report.WriteTable(stdout); err != nil {
+		return err
+	}
+	writeTrace(stdout, job.Tuning)
+	fmt.Fprintf(stdout, "\njob's gate on its holdout of the training part: %s\n", job.Gate.Reason)
+	return nil
+}
+
+// addAblation appends the blend's ablation rows to rep.
+func addAblation(ctx context.Context, c evalCommand, split *eval.Split, rep *eval.Report, log *slog.Logger) error {
+	rows, search, err := eval.BlendAblation(ctx, split, c.cfg.Hyper, eval.BlendOptions{Workers: c.cfg.Workers},
+		eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers})
+	if err != nil {
+		return fmt.Errorf("blend ablation: %w", err)
+	}
+	for _, k := range []struct{ n, t, r bool }{{true, false, false}, {true, true, false}, {true, true, true}} {
+		b := search.Best(k.n, k.t, k.r)
+		log.Info("blend weights chosen on validation", "neighbors", b.Params.Neighbor, "transitions", b.Params.Transition,
+			"recency", b.Params.Recency, "validation_users", search.Users, fmt.Sprintf("ndcg@%d", search.K), b.NDCG)
+	}
+	rep.Models = append(rep.Models, rows...)
+	return nil
 }
 
 // runTune searches hyperparameters on a validation split of the training

@@ -146,6 +146,7 @@ func Train(ctx context.Context, m *sparse.Matrix, cfg Config) (*Result, error) {
 	if err := checkMatrix(m); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
+	m = withConfidence(m, cfg.Hyperparameters)
 	f := cfg.Factors
 	mt := m.Transpose()
 	users := newSide(m, f)
@@ -225,7 +226,7 @@ func SolveExact(ctx context.Context, m *sparse.Matrix, other []float32, h mf.Hyp
 	if len(other) != m.Cols*h.Factors {
 		return nil, fmt.Errorf("solve rows: %d fixed factor values for %d columns × %d factors", len(other), m.Cols, h.Factors)
 	}
-	s := newSide(m, h.Factors)
+	s := newSide(withConfidence(m, h), h.Factors)
 	if err := halfStep(ctx, s, other, cfg, newWorkspaces(cfg.Workers, h.Factors, SolverCholesky)); err != nil {
 		return nil, err
 	}
@@ -242,9 +243,25 @@ func Loss(ctx context.Context, m *sparse.Matrix, userFactors, itemFactors []floa
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	m = withConfidence(m, h)
 	users := newSide(m, f)
 	users.x = userFactors
 	items := newSide(m.Transpose(), f)
 	items.x = itemFactors
 	return loss(ctx, users, items, h, workers)
+}
+
+// withConfidence returns m with every strength w replaced by
+// h.Strength(w) (a copy), or m itself with the linear weighting: the
+// solvers then apply c = 1 + α·value either way.
+func withConfidence(m *sparse.Matrix, h mf.Hyperparameters) *sparse.Matrix {
+	if h.Confidence != mf.ConfidenceLog {
+		return m
+	}
+	c := *m
+	c.Data = make([]float32, len(m.Data))
+	for k, v := range m.Data {
+		c.Data[k] = float32(h.Strength(float64(v)))
+	}
+	return &c
 }

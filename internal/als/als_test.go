@@ -262,9 +262,13 @@ func TestDeterministicForSeedAcrossWorkers(t *testing.T) {
 func TestFoldInEqualsExactUserStep(t *testing.T) {
 	m := planted(t, 300, 150, 5)
 	ctx := context.Background()
-	for _, regExp := range []float64{0, 1} {
+	for _, tc := range []struct {
+		regExp     float64
+		confidence string
+	}{{0, ""}, {1, ""}, {0.5, mf.ConfidenceLog}} {
+		regExp := tc.regExp
 		h := hyper(16, SolverCG)
-		h.RegExponent = regExp
+		h.RegExponent, h.Confidence = regExp, tc.confidence
 		res, err := Train(ctx, m, Config{Hyperparameters: h})
 		if err != nil {
 			t.Fatal(err)
@@ -298,6 +302,32 @@ func TestFoldInEqualsExactUserStep(t *testing.T) {
 				t.Fatalf("reg_exponent %v, user %d: fold-in differs from the exact step by %.2g", regExp, u, d)
 			}
 		}
+	}
+}
+
+// The log confidence weighting is the linear one on log(1 + w).
+func TestLogConfidenceIsLinearOnLogStrengths(t *testing.T) {
+	m := planted(t, 120, 60, 3)
+	logged := *m
+	logged.Data = make([]float32, len(m.Data))
+	for k, v := range m.Data {
+		logged.Data[k] = float32(math.Log1p(float64(v)))
+	}
+	h := hyper(8, SolverCG)
+	lin, err := Train(context.Background(), &logged, Config{Hyperparameters: h, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Confidence = mf.ConfidenceLog
+	lg, err := Train(context.Background(), m, Config{Hyperparameters: h, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(lin.ItemFactors, lg.ItemFactors) {
+		t.Error("log confidence on w differs from linear confidence on log(1+w)")
+	}
+	if slices.Equal(m.Data, logged.Data) {
+		t.Fatal("the planted strengths are all 0: the test cannot tell the weightings apart")
 	}
 }
 

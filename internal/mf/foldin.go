@@ -37,6 +37,8 @@ func (ws *Workspace) size(f int) {
 //
 //	x = (YᵀY + Σ (c−1) y yᵀ + λ_u I)⁻¹ Σ c y,   c = 1 + α·weight
 //
+// (with the "log" confidence weighting, c = 1 + α·log(1 + weight)).
+//
 // Rows must be distinct. The result lives in ws and is valid until ws is used
 // again. With no rows it returns the zero vector.
 func (m *Model) FoldIn(ws *Workspace, rows []int32, weights []float64) ([]float32, error) {
@@ -55,8 +57,9 @@ func (m *Model) FoldIn(ws *Workspace, rows []int32, weights []float64) ([]float3
 		a[d*f+d] += reg
 	}
 	alpha := m.info.Hyper.Alpha
+	h := m.info.Hyper
 	for k, r := range rows {
-		c := 1 + alpha*weights[k]
+		c := 1 + alpha*h.Strength(weights[k])
 		y := m.factors[int(r)*f : int(r)*f+f]
 		for p, yp := range y {
 			b[p] += c * float64(yp)
@@ -146,7 +149,7 @@ func (m *Model) Contributions(ws *Workspace, rows []int32, weights []float64, i 
 		for ; d < len(y); d++ {
 			s0 += z[d] * float64(y[d])
 		}
-		out[k] = (1 + alpha*weights[k]) * (s0 + s1 + s2 + s3)
+		out[k] = (1 + alpha*m.info.Hyper.Strength(weights[k])) * (s0 + s1 + s2 + s3)
 	}
 	return nil
 }

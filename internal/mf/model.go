@@ -37,10 +37,14 @@ type Hyperparameters struct {
 	// al. 2021: a row with n observed entries gets λ·n^ν. 0 keeps λ constant.
 	RegExponent float64 `json:"reg_exponent"`
 	Alpha       float64 `json:"alpha"` // confidence c = 1 + α·weight (Hu et al. 2008)
-	Iterations  int     `json:"iterations"`
-	Solver      string  `json:"solver,omitempty"` // "cg" or "cholesky"
-	CGSteps     int     `json:"cg_steps,omitempty"`
-	Seed        int64   `json:"seed"`
+	// Confidence is how a strength becomes confidence: "" or "linear" is
+	// c = 1 + α·w, "log" is c = 1 + α·log(1 + w) (Hu et al. 2008's
+	// alternative), which keeps heavy users and repeat buyers from dominating.
+	Confidence string `json:"confidence,omitempty"`
+	Iterations int    `json:"iterations"`
+	Solver     string `json:"solver,omitempty"` // "cg" or "cholesky"
+	CGSteps    int    `json:"cg_steps,omitempty"`
+	Seed       int64  `json:"seed"`
 }
 
 // Reg is the regularization of a row with n observed entries.
@@ -49,6 +53,21 @@ func (h Hyperparameters) Reg(n int) float64 {
 		return h.Regularization
 	}
 	return h.Regularization * math.Pow(float64(n), h.RegExponent)
+}
+
+// The confidence weightings of Hyperparameters.Confidence.
+const (
+	ConfidenceLinear = "linear"
+	ConfidenceLog    = "log"
+)
+
+// Strength maps an event strength w to the value the confidence is linear
+// in: w itself, or log(1 + w) with the "log" weighting.
+func (h Hyperparameters) Strength(w float64) float64 {
+	if h.Confidence == ConfidenceLog {
+		return math.Log1p(w)
+	}
+	return w
 }
 
 // Validate rejects settings that cannot train or fold in.
@@ -62,6 +81,8 @@ func (h Hyperparameters) Validate() error {
 		return fmt.Errorf("reg_exponent must be within 0..2, got %v", h.RegExponent)
 	case h.Alpha < 0 || math.IsNaN(h.Alpha) || math.IsInf(h.Alpha, 0):
 		return fmt.Errorf("alpha must be a finite number >= 0, got %v", h.Alpha)
+	case h.Confidence != "" && h.Confidence != ConfidenceLinear && h.Confidence != ConfidenceLog:
+		return fmt.Errorf("confidence must be linear or log, got %q", h.Confidence)
 	}
 	return nil
 }
@@ -86,6 +107,37 @@ type Info struct {
 	// configured differently cannot silently disagree. Nil in models from
 	// before it was recorded: the server's own weighting applies.
 	Weighting *event.Weighting `json:"weighting,omitempty"`
+	// Tuning, when the job chose the hyperparameters itself, records the
+	// search: the next run starts from Tuning.Chosen (warm start).
+	Tuning *Tuning `json:"tuning,omitempty"`
+}
+
+// Tuning is how the retraining job chose a model's settings.
+type Tuning struct {
+	// Chosen are the settings the search picked (Info.Hyper of the model
+	// trained with them) and Score their validation Metric.
+	Chosen Hyperparameters `json:"chosen"`
+	Metric string          `json:"metric"`
+	Score  float64         `json:"score"`
+	// BudgetSeconds is the search's time budget, UsedSeconds what it took.
+	BudgetSeconds float64 `json:"budget_seconds"`
+	UsedSeconds   float64 `json:"used_seconds"`
+	// Candidate is the kind of model the gate published ("als", "blend").
+	Candidate string `json:"candidate,omitempty"`
+	// Trials is the search trace in the order it ran.
+	Trials []TuningTrial `json:"trials,omitempty"`
+}
+
+// TuningTrial is one evaluated setting of a search.
+type TuningTrial struct {
+	Hyper   Hyperparameters `json:"hyperparameters"`
+	Bracket int             `json:"bracket"`
+	Rung    int             `json:"rung"`
+	Cases   int             `json:"cases"` // validation users scored
+	Score   float64         `json:"score"`
+	Seconds float64         `json:"seconds"`
+	// Aborted trials hit the budget before finishing; they have no score.
+	Aborted bool `json:"aborted,omitempty"`
 }
 
 // Model is an immutable, ready-to-serve factor model.
@@ -198,6 +250,24 @@ func (m *Model) WithVersion(v string) *Model {
 	c := *m
 	c.info.Version = v
 	return &c
+}
+
+// WithInfo returns a copy of m described by info (sharing factors, ids,
+// sections and derived state), as the job stamps metrics and the tuning
+// record on a trained model. info must keep the hyperparameters the factors
+// were trained with: fold-in uses them.
+func (m *Model) WithInfo(info Info) (*Model, error) {
+	if info.Hyper != m.info.Hyper {
+		return nil, fmt.Errorf("%w: new info has hyperparameters %+v, the factors were trained with %+v", ErrInvalid, info.Hyper, m.info.Hyper)
+	}
+	if info.Weighting != nil {
+		if err := info.Weighting.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: weighting: %v", ErrInvalid, err)
+		}
+	}
+	c := *m
+	c.info = info
+	return &c, nil
 }
 
 // Factors is the number of latent factors.

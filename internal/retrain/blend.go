@@ -12,35 +12,55 @@ import (
 // blendName is the report's name of MF with the blend.
 const blendName = "als+blend"
 
-// fitBlend chooses the blend weights (neighbours, transitions, recency) on
-// a validation split of split's training events and evaluates MF with the
-// blend on the holdout, next to the other rows of the report.
-func (c *Config) fitBlend(ctx context.Context, split *eval.Split, holdout *mf.Model, opts eval.Options) (blend.Params, eval.ModelResult, error) {
-	search, err := eval.FitBlend(ctx, split, c.Hyper, eval.BlendOptions{Workers: c.Workers})
-	if err != nil {
-		return blend.Params{}, eval.ModelResult{}, fmt.Errorf("fit the blend: %w", err)
-	}
-	best := search.Best(true, true, true)
-	p := best.Params
-	c.Logger.Info("blend weights chosen on validation", "neighbors", p.Neighbor, "transitions", p.Transition,
-		"recency", p.Recency, "validation_users", search.Users, fmt.Sprintf("ndcg@%d", search.K), best.NDCG)
-	b, err := eval.BuildBlend(ctx, split, holdout, p, blend.BuildOptions{Workers: c.Workers})
-	if err != nil {
-		return blend.Params{}, eval.ModelResult{}, fmt.Errorf("build the blend: %w", err)
-	}
-	res, err := eval.Evaluate(ctx, split, eval.NewBlend(blendName, holdout, b, eval.Sequences(split.Train)), opts)
-	if err != nil {
-		return blend.Params{}, eval.ModelResult{}, fmt.Errorf("evaluate the blend: %w", err)
-	}
-	return p, res, nil
+// BlendCandidate is MF with the order-aware blend (package blend: item
+// neighbours, next-item transitions, recency-weighted fold-in). Its first
+// Fit chooses the weights on a validation split carved from the events it
+// is given (eval.FitBlend: each user's last training event); later fits
+// (the refit on every event) reuse them. Use one per job run.
+type BlendCandidate struct {
+	params *blend.Params
 }
 
-// withBlend adds the blend sections, with lists built from all of d's
-// events, to m (trained on d.Matrix()).
-func (c *Config) withBlend(ctx context.Context, d *eval.Data, m *mf.Model, p blend.Params) (*mf.Model, error) {
-	b, err := eval.BuildBlendFrom(ctx, d, m, p, blend.BuildOptions{Workers: c.Workers})
+var _ Candidate = (*BlendCandidate)(nil)
+
+// Name is "als+blend".
+func (*BlendCandidate) Name() string { return blendName }
+
+// Fit chooses the weights (first fit only), builds the lists from in.Data
+// and returns MF with the blend.
+func (c *BlendCandidate) Fit(ctx context.Context, in FitInput) (Fitted, error) {
+	if c.params == nil {
+		m, err := in.Data.Matrix()
+		if err != nil {
+			return nil, err
+		}
+		search, err := eval.FitBlend(ctx, &eval.Split{Name: "blend fit", Train: in.Data, Matrix: m}, in.MF.Info().Hyper,
+			eval.BlendOptions{Workers: in.Workers})
+		if err != nil {
+			return nil, fmt.Errorf("fit the blend: %w", err)
+		}
+		best := search.Best(true, true, true)
+		p := best.Params
+		c.params = &p
+		if in.Logger != nil {
+			in.Logger.Info("blend weights chosen on validation", "neighbors", p.Neighbor, "transitions", p.Transition,
+				"recency", p.Recency, "validation_users", search.Users, fmt.Sprintf("ndcg@%d", search.K), best.NDCG)
+		}
+	}
+	b, err := eval.BuildBlendFrom(ctx, in.Data, in.MF, *c.params, blend.BuildOptions{Workers: in.Workers})
 	if err != nil {
 		return nil, fmt.Errorf("build the blend: %w", err)
 	}
-	return m.WithSections(b.Sections()...)
+	m, err := in.MF.WithSections(b.Sections()...)
+	if err != nil {
+		return nil, fmt.Errorf("build the blend: %w", err)
+	}
+	return blendFitted{eval.NewBlend(blendName, in.MF, b, eval.Sequences(in.Data)), m}, nil
 }
+
+type blendFitted struct {
+	*eval.Blend
+	m *mf.Model
+}
+
+func (f blendFitted) Model() *mf.Model { return f.m }

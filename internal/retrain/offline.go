@@ -2,7 +2,9 @@ package retrain
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/eval"
@@ -28,6 +30,16 @@ type EvalConfig struct {
 	Ks      []int
 	KNN     eval.KNNOptions
 	Workers int
+	// Job evaluates what the retraining job would publish from the
+	// split's training part (EvaluateJob): the same tuning (TuneBudget),
+	// the same candidates and gate, instead of ALS with Hyper.
+	Job          bool
+	TuneBudget   time.Duration
+	TuneProgress func(mf.TuningTrial)
+	TuneClock    func() time.Time // tests: see Config.TuneClock
+	Candidates   []Candidate
+	Blend        bool // as Config.Blend
+	Logger       *slog.Logger
 }
 
 func (c *EvalConfig) defaults() error {
@@ -126,6 +138,56 @@ func Evaluate(ctx context.Context, cfg EvalConfig, s *eval.Split) (*eval.Report,
 		return nil, err
 	}
 	return eval.Compare(ctx, s, cfg.Hyper, cfg.KNN, eval.Options{Ks: cfg.Ks, Workers: cfg.Workers})
+}
+
+// JobEvaluation is what EvaluateJob measured.
+type JobEvaluation struct {
+	// Report has the job's model first (named for the candidate the gate
+	// chose), then popularity and item-kNN, on the split's test cases.
+	Report *eval.Report
+	// Gate is the job's verdict on its own holdout of the training part;
+	// when it did not pass, the job would have published nothing.
+	Gate   Gate
+	Tuning *mf.Tuning
+}
+
+// EvaluateJob runs the retraining job's choice on s's training part (its
+// holdout, tuning within cfg.TuneBudget, candidates and gate; the test
+// cases are never read), fits the chosen candidate on the whole training
+// part as the job's refit would, and evaluates it on s's test cases next to
+// popularity and item-kNN.
+func EvaluateJob(ctx context.Context, cfg EvalConfig, s *eval.Split) (*JobEvaluation, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	jc := Config{Hyper: cfg.Hyper, Weighting: cfg.Weighting, AsOf: cfg.AsOf, TuneBudget: cfg.TuneBudget,
+		TuneProgress: cfg.TuneProgress, TuneClock: cfg.TuneClock, Candidates: cfg.Candidates, Blend: cfg.Blend, Workers: cfg.Workers, Logger: cfg.Logger}
+	if err := jc.defaults(); err != nil {
+		return nil, err
+	}
+	sel, err := jc.choose(ctx, s.Train, nil)
+	if err != nil && !errors.Is(err, ErrRefused) {
+		return nil, err
+	}
+	if sel == nil || sel.winner == nil {
+		return nil, err
+	}
+	if err != nil {
+		jc.Logger.Warn("the job would publish nothing; evaluating its best candidate anyway", "reason", sel.gate.Reason)
+	}
+	fitted, err := jc.fit(ctx, "eval", sel.winner, s.Train)
+	if err != nil {
+		return nil, err
+	}
+	knn, err := eval.NewItemKNN(ctx, s.Matrix, cfg.KNN)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := eval.Run(ctx, s, []eval.Recommender{fitted, eval.NewPopularity(s.Matrix), knn}, eval.Options{Ks: cfg.Ks, Workers: cfg.Workers})
+	if err != nil {
+		return nil, err
+	}
+	return &JobEvaluation{Report: rep, Gate: sel.gate, Tuning: sel.tuning}, nil
 }
 
 // Tune searches hyperparameters on a validation split carved from s's

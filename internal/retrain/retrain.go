@@ -26,7 +26,6 @@ import (
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/als"
-	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/event"
@@ -60,9 +59,22 @@ type Config struct {
 	// NoRefit publishes the model trained on the holdout's training part
 	// instead of retraining on every event.
 	NoRefit bool
-	// SkipBaselines leaves item-kNN out of the report (popularity is always
-	// computed: the gate needs it).
+	// SkipBaselines leaves item-kNN out of the report and the gate
+	// (popularity is always computed: the gate needs it).
 	SkipBaselines bool
+	// TuneBudget > 0 searches the ALS settings (package tune) within that
+	// time on a validation split carved from the gate's training part,
+	// starting from the serving model's chosen settings; Hyper then only
+	// gives iterations, solver, CG steps and seed. 0 trains with Hyper.
+	TuneBudget time.Duration
+	// TuneProgress, if set, receives every tuning trial.
+	TuneProgress func(mf.TuningTrial)
+	// TuneClock is the search's clock (default: the real one; see
+	// tune.Config.Now).
+	TuneClock func() time.Time
+	// Candidates are the kinds of model the gate chooses from (default
+	// DefaultCandidates: ALS).
+	Candidates []Candidate
 	// MinFreshCases is how many test users with events newer than the
 	// serving model's data the serving comparison needs. Default 50.
 	MinFreshCases int
@@ -81,11 +93,11 @@ type Config struct {
 	// ListTTL is how long a list lives unless a later run rewrites it;
 	// default cooccur.DefaultTTL. It must exceed the retraining cadence.
 	ListTTL time.Duration
-	// Blend also fits the order-aware blend (package blend: item
-	// neighbours, item-to-next-item transitions, recency) on a validation
-	// split of the holdout's training events, reports it as "als+blend",
-	// and publishes the model with it when it beats MF alone on the gate's
-	// metric.
+	// Blend adds BlendCandidate to the default candidates: the
+	// order-aware blend (package blend: item neighbours,
+	// item-to-next-item transitions, recency), weights chosen on a
+	// validation split of the holdout's training events, reported as
+	// "als+blend"; the gate publishes it when it beats MF alone.
 	Blend bool
 
 	servingGiven bool
@@ -132,6 +144,15 @@ func (c *Config) defaults() error {
 	if c.MinFreshCases <= 0 {
 		c.MinFreshCases = 50
 	}
+	if c.TuneBudget < 0 {
+		return fmt.Errorf("tune budget must be >= 0, got %v", c.TuneBudget)
+	}
+	if len(c.Candidates) == 0 {
+		c.Candidates = DefaultCandidates()
+		if c.Blend {
+			c.Candidates = append(c.Candidates, &BlendCandidate{})
+		}
+	}
 	return nil
 }
 
@@ -143,13 +164,20 @@ type Outcome struct {
 	Model    *mf.Model          // the model published (or that would have been)
 	Versions []registry.Version // one per publisher, empty when refused or dry
 	Lists    int                // bought-together lists written
+	// Tuning is the hyperparameter search (nil when TuneBudget is 0).
+	Tuning *mf.Tuning
 }
 
 // Gate is the quality gate's verdict.
 type Gate struct {
-	Metric     string  // e.g. "ndcg@10"
-	New        float64 // the new model's value on every test user
+	Metric string // e.g. "ndcg@10"
+	// Candidate is the best candidate on the holdout, the one published
+	// when the gate passes; New its value on every test user.
+	Candidate  string
+	New        float64
 	Popularity float64 // popularity's value on every test user
+	// KNN is item-kNN's value (NaN when SkipBaselines left it out).
+	KNN float64
 	// FreshCases are the test users whose held-out events are newer than
 	// the serving model's data; Serving and NewOnFresh are measured on them
 	// (NaN when there is no serving model or too few fresh users).
@@ -204,123 +232,46 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 		return nil, fmt.Errorf("%w: %d events over %d users and %d items", ErrNoData, data.Len(), data.Users, data.Items)
 	}
 
-	split, err := eval.SplitByTime(data, cfg.Holdout)
-	if err != nil {
-		return nil, fmt.Errorf("holdout split: %w", err)
+	sel, err := cfg.choose(ctx, data, serving)
+	if sel != nil {
+		out.Report, out.Gate, out.Tuning = sel.report, sel.gate, sel.tuning
 	}
-	if len(split.Cases) == 0 {
-		return nil, fmt.Errorf("%w: no user has enough events for a holdout", ErrNoData)
-	}
-	holdoutModel, err := cfg.train(ctx, "holdout", split.Matrix)
 	if err != nil {
+		if errors.Is(err, ErrRefused) && sel != nil {
+			out.Model = sel.mf
+			// The bought-together lists do not depend on the model:
+			// refresh them anyway, or a gate that refuses for longer than
+			// their TTL would let every list expire.
+			if pairs != nil {
+				if lerr := cfg.writeLists(ctx, pairs, out); lerr != nil {
+					return out, errors.Join(err, lerr)
+				}
+			}
+			return out, err
+		}
 		return nil, err
 	}
-	newRec := eval.NewALS(holdoutModel, nil)
-	recs := []eval.Recommender{newRec, eval.NewPopularity(split.Matrix)}
-	if !cfg.SkipBaselines {
-		knn, err := eval.NewItemKNN(ctx, split.Matrix, eval.KNNOptions{Workers: cfg.Workers})
-		if err != nil {
-			return nil, fmt.Errorf("item-kNN baseline: %w", err)
-		}
-		recs = append(recs, knn)
-	}
-	ks := []int{10, 20}
-	if cfg.K != 10 && cfg.K != 20 {
-		ks = append(ks, cfg.K)
-	}
-	opts := eval.Options{Ks: ks, Workers: cfg.Workers}
-	out.Gate = Gate{Metric: eval.Key(eval.MetricNDCG, cfg.K), Serving: math.NaN(), NewOnFresh: math.NaN()}
-	out.Report, err = eval.Run(ctx, split, recs, opts)
-	if errors.Is(err, mf.ErrNotPositiveDefinite) {
-		out.Gate.Reason = "new model has degenerate factors: a user cannot be folded in"
-		return out, fmt.Errorf("%w: %s", ErrRefused, out.Gate.Reason)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("evaluate: %w", err)
-	}
-	if serving != nil {
-		until := serving.Info().DataUntil
-		if until.IsZero() {
-			until = serving.Info().TrainedAt // older artifacts: training ended after its data
-		}
-		fresh := freshCases(split, data, until)
-		out.Gate.FreshCases = len(fresh.Cases)
-		if len(fresh.Cases) >= cfg.MinFreshCases {
-			cmp, err := eval.Run(ctx, fresh, []eval.Recommender{newRec, NewServingRecommender(serving, split.Matrix.ColIDs)}, opts)
-			if err != nil {
-				return nil, fmt.Errorf("compare with the serving model: %w", err)
-			}
-			n, _ := cmp.Model("als")
-			s, _ := cmp.Model(servingName)
-			out.Gate.NewOnFresh, out.Gate.Serving = n.Metrics[out.Gate.Metric], s.Metrics[out.Gate.Metric]
-		} else {
-			log.Warn("too few test users with events after the serving model's data to compare with it",
-				"fresh", len(fresh.Cases), "need", cfg.MinFreshCases, "serving_data_until", serving.Info().DataUntil)
-		}
-	}
-	cfg.gate(&out.Gate, out.Report)
-	log.Info("quality gate", "metric", out.Gate.Metric, "new", out.Gate.New, "popularity", out.Gate.Popularity,
-		"serving", out.Gate.Serving, "new_on_fresh", out.Gate.NewOnFresh, "fresh_cases", out.Gate.FreshCases,
-		"passed", out.Gate.Passed, "reason", out.Gate.Reason)
-	if !out.Gate.Passed {
-		out.Model = holdoutModel
-		refused := fmt.Errorf("%w: %s", ErrRefused, out.Gate.Reason)
-		// The bought-together lists do not depend on the model: refresh
-		// them anyway, or a gate that refuses for longer than their TTL
-		// would let every list expire.
-		if pairs != nil {
-			if err := cfg.writeLists(ctx, pairs, out); err != nil {
-				return out, errors.Join(refused, err)
-			}
-		}
-		return out, refused
-	}
-
-	var blendParams *blend.Params
-	metrics, _ := out.Report.Model("als")
-	if cfg.Blend {
-		p, res, err := cfg.fitBlend(ctx, split, holdoutModel, opts)
-		if err != nil {
-			return nil, err
-		}
-		out.Report.Models = append(out.Report.Models, res)
-		key := out.Gate.Metric
-		alsValue := metrics.Metrics[key]
-		if res.Metrics[key] > alsValue {
-			blendParams, metrics = &p, res
-		}
-		log.Info("blend", "metric", key, "als", alsValue, blendName, res.Metrics[key], "published", blendParams != nil)
-	}
-
-	final := holdoutModel
+	split := sel.split
+	final := sel.fitted.Model()
 	if !cfg.NoRefit {
-		full, err := data.Matrix()
+		f, err := cfg.fit(ctx, "final", sel.winner, data)
 		if err != nil {
-			return nil, fmt.Errorf("build full matrix: %w", err)
-		}
-		if final, err = cfg.train(ctx, "final", full); err != nil {
 			return nil, err
 		}
+		final = f.Model()
 	}
+	won, _ := out.Report.Model(sel.winner.Name())
 	info := final.Info()
 	info.TrainedAt = cfg.Now().UTC()
-	info.Metrics = metrics.Metrics
+	info.Metrics = won.Metrics
 	info.Data = fmt.Sprintf("%d events, holdout %s (%d users)", out.Events, split.Name, len(split.Cases))
 	info.DataUntil = latest(data)
 	if cfg.NoRefit {
 		info.DataUntil = latest(split.Train)
 	}
-	if out.Model, err = mf.New(info, final.ItemIDs(), final.Matrix()); err != nil {
+	info.Tuning = sel.record()
+	if out.Model, err = final.WithInfo(info); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
-	}
-	if blendParams != nil {
-		trainedOn := data
-		if cfg.NoRefit {
-			trainedOn = split.Train
-		}
-		if out.Model, err = cfg.withBlend(ctx, trainedOn, out.Model, *blendParams); err != nil {
-			return nil, err
-		}
 	}
 	for _, p := range pubs {
 		v, err := p.Publish(ctx, out.Model)
@@ -378,33 +329,6 @@ func (c *Config) train(ctx context.Context, phase string, m *sparse.Matrix) (*mf
 		return nil, fmt.Errorf("%w: %s model: %v", ErrRefused, phase, err)
 	}
 	return model, nil
-}
-
-// gate applies the publishing rules.
-func (c *Config) gate(g *Gate, r *eval.Report) {
-	key := g.Metric
-	a, _ := r.Model("als")
-	p, _ := r.Model("popularity")
-	g.New, g.Popularity = a.Metrics[key], p.Metrics[key]
-	compared := !math.IsNaN(g.Serving)
-	switch {
-	case math.IsNaN(g.New) || math.IsInf(g.New, 0):
-		g.Reason = fmt.Sprintf("new model's %s is %v", key, g.New)
-	case g.New < g.Popularity:
-		g.Reason = fmt.Sprintf("new model's %s %.4f is below popularity's %.4f", key, g.New, g.Popularity)
-	case compared && g.NewOnFresh < g.Serving*(1-c.Tolerance):
-		g.Reason = fmt.Sprintf("new model's %s %.4f is below the serving model's %.4f by more than %.0f%% (on %d users with events newer than the serving model)",
-			key, g.NewOnFresh, g.Serving, c.Tolerance*100, g.FreshCases)
-	default:
-		g.Passed = true
-		g.Reason = fmt.Sprintf("new model's %s %.4f vs popularity %.4f", key, g.New, g.Popularity)
-		if compared {
-			g.Reason += fmt.Sprintf("; %.4f vs the serving model's %.4f on %d users with newer events (tolerance %.0f%%)",
-				g.NewOnFresh, g.Serving, g.FreshCases, c.Tolerance*100)
-		} else if g.FreshCases > 0 || c.servingGiven {
-			g.Reason += fmt.Sprintf("; serving model not compared (%d users with newer events, %d needed)", g.FreshCases, c.MinFreshCases)
-		}
-	}
 }
 
 // latest is the time of the latest event of d.

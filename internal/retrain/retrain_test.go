@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -156,7 +157,7 @@ func TestGate(t *testing.T) {
 		{"worse than the serving model (under-trained)", mf.Hyperparameters{Factors: 16, Iterations: 1, Regularization: 0.05, Alpha: 1, Seed: 0},
 			serving.Model, 0.01, true, "below the serving model"},
 		{"worse than popularity", mf.Hyperparameters{Factors: 8, Iterations: 3, Regularization: 1e7, Alpha: 1, Seed: 1},
-			nil, 0, true, "below popularity"},
+			nil, 0, true, "popularity wins"},
 		{"degenerate factors", mf.Hyperparameters{Factors: 8, Iterations: 2, Regularization: 0.05, Alpha: 1e300, Seed: 1},
 			nil, 0, true, "degenerate"},
 	} {
@@ -180,6 +181,144 @@ func TestGate(t *testing.T) {
 				t.Errorf("published %d models, gate %+v; want one and a reason with %q", len(pub.published), out.Gate, tc.inReason)
 			}
 		})
+	}
+}
+
+// With item-kNN in the gate, a model below it is refused and the reason
+// names item-kNN.
+func TestGateRefusesBelowItemKNN(t *testing.T) {
+	evs := shop(t)
+	pub := &recordingPublisher{}
+	weak := mf.Hyperparameters{Factors: 8, Iterations: 3, Regularization: 1e7, Alpha: 1, Seed: 1}
+	out, err := retrain.Run(context.Background(), retrain.Config{Hyper: weak, AsOf: evs[len(evs)-1].Time}, sliceSource(evs), nil, pub)
+	if !errors.Is(err, retrain.ErrRefused) || !strings.Contains(err.Error(), "item-kNN wins") {
+		t.Fatalf("got %v, want a refusal naming item-kNN", err)
+	}
+	if len(pub.published) != 0 || !(out.Gate.KNN > out.Gate.New) {
+		t.Errorf("published %d, gate %+v", len(pub.published), out.Gate)
+	}
+}
+
+// negated is a candidate that ranks ALS's scores upside down: a bad one.
+type negated struct{}
+
+func (negated) Name() string { return "negated" }
+func (negated) Fit(ctx context.Context, in retrain.FitInput) (retrain.Fitted, error) {
+	f, err := retrain.ALSCandidate{}.Fit(ctx, in)
+	return negFitted{f}, err
+}
+
+type negFitted struct{ retrain.Fitted }
+
+func (negFitted) Name() string { return "negated" }
+func (n negFitted) Scores(cases []eval.Case, out []float32) error {
+	err := n.Fitted.Scores(cases, out)
+	for i := range out {
+		out[i] = -out[i]
+	}
+	return err
+}
+
+// The gate publishes the best candidate, whatever the order they are
+// listed in, and every candidate is in the report.
+func TestGatePublishesTheBestCandidate(t *testing.T) {
+	evs := shop(t)
+	pub := &recordingPublisher{}
+	out, err := retrain.Run(context.Background(), retrain.Config{Hyper: good, AsOf: evs[len(evs)-1].Time,
+		Candidates: []retrain.Candidate{negated{}, retrain.ALSCandidate{}}}, sliceSource(evs), nil, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Gate.Candidate != "als" || len(pub.published) != 1 {
+		t.Fatalf("gate %+v, published %d: want als published", out.Gate, len(pub.published))
+	}
+	for _, name := range []string{"negated", "als", "popularity", "itemknn"} {
+		if _, ok := out.Report.Model(name); !ok {
+			t.Errorf("report lacks %s", name)
+		}
+	}
+}
+
+// tick is a clock that advances by step on every call: a search's course
+// then depends only on its inputs.
+func tick(step time.Duration) func() time.Time {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	return func() time.Time { now = now.Add(step); return now }
+}
+
+// The tuned job records its search in the model, and the next run starts
+// from the settings it chose.
+func TestTunedRunRecordsAndWarmStarts(t *testing.T) {
+	evs := shop(t)
+	ctx := context.Background()
+	base := mf.Hyperparameters{Factors: 32, Iterations: 4, Regularization: 0.05, Alpha: 10, Seed: 1}
+	cfg := retrain.Config{Hyper: base, AsOf: evs[len(evs)-1].Time, TuneBudget: 30 * time.Second, TuneClock: tick(time.Second),
+		SkipBaselines: true} // item-kNN beats a 4-iteration ALS on this shop; this test is about the record
+	first, err := retrain.Run(ctx, cfg, sliceSource(evs), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun := first.Model.Info().Tuning
+	if tun == nil || len(tun.Trials) < 3 || tun.Candidate != "als" || tun.Chosen != first.Model.Info().Hyper {
+		t.Fatalf("tuning record %+v, model settings %+v", tun, first.Model.Info().Hyper)
+	}
+	cfg.TuneClock = tick(time.Second)
+	var trials []mf.TuningTrial
+	cfg.TuneProgress = func(tr mf.TuningTrial) { trials = append(trials, tr) }
+	if _, err := retrain.Run(ctx, cfg, sliceSource(evs), first.Model); err != nil && !errors.Is(err, retrain.ErrRefused) {
+		t.Fatal(err)
+	}
+	want := tun.Chosen
+	if len(trials) == 0 {
+		t.Fatal("second run ran no trial")
+	}
+	got := trials[0].Hyper
+	if got.Factors != want.Factors || got.Regularization != want.Regularization || got.Alpha != want.Alpha ||
+		got.RegExponent != want.RegExponent || got.Confidence != want.Confidence {
+		t.Errorf("first trial %+v, want the previous choice %+v", got, want)
+	}
+}
+
+// Tuning and the job's choice read only the training part: a split whose
+// test cases are replaced by others gets the same search, the same choice
+// and the same gate.
+func TestEvaluateJobNeverReadsTheTestPart(t *testing.T) {
+	evs := shop(t)
+	ctx := context.Background()
+	base := mf.Hyperparameters{Factors: 32, Iterations: 4, Regularization: 0.05, Alpha: 10, Seed: 1}
+	cfg := retrain.EvalConfig{Hyper: base, AsOf: evs[len(evs)-1].Time, Job: true, TuneBudget: 25 * time.Second}
+	clean, err := retrain.MakeSplit(ctx, cfg, sliceSource(evs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poisoned := *clean
+	poisoned.Cases = slices.Clone(clean.Cases)
+	for i := range poisoned.Cases {
+		poisoned.Cases[i].Test = []int32{int32(i % clean.Matrix.Cols)}
+	}
+	var runs []*retrain.JobEvaluation
+	for _, s := range []*eval.Split{clean, &poisoned} {
+		cfg.TuneClock = tick(time.Second)
+		job, err := retrain.EvaluateJob(ctx, cfg, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, job)
+	}
+	a, b := runs[0], runs[1]
+	if a.Tuning == nil || len(a.Tuning.Trials) < 3 {
+		t.Fatalf("no search ran: %+v", a.Tuning)
+	}
+	if !reflect.DeepEqual(a.Tuning, b.Tuning) || a.Gate.Reason != b.Gate.Reason || a.Gate.Candidate != b.Gate.Candidate {
+		t.Errorf("the test part changed the job's choice:\n%+v\n%+v", a.Tuning, b.Tuning)
+	}
+	if a.Report.Models[0].Name != a.Gate.Candidate {
+		t.Errorf("first model %q, want the job's %q", a.Report.Models[0].Name, a.Gate.Candidate)
+	}
+	x, _ := a.Report.Model(a.Gate.Candidate)
+	y, _ := b.Report.Model(a.Gate.Candidate)
+	if x.Metrics["ndcg@10"] == y.Metrics["ndcg@10"] {
+		t.Error("the poisoned test cases scored the same: the test cannot tell the splits apart")
 	}
 }
 

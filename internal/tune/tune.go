@@ -1,0 +1,398 @@
+// Package tune chooses ALS hyperparameters by itself, within a time budget,
+// so the retraining job needs no data scientist.
+//
+// The search is budgeted successive halving (Jamieson & Talwalkar 2016) over
+// factors (32..256), the regularization λ, the confidence scale α, the
+// frequency-regularization exponent ν and the confidence weighting (linear or
+// log). A bracket trains a set of settings for a few ALS iterations on a
+// validation split, keeps the best third, trains those longer, and so on up
+// to the full iteration count. The first bracket starts from the previous
+// model's chosen settings (warm start) and settings that did well on public
+// data; later brackets sample half around the best setting so far (coarse to
+// fine) and half anywhere. Before each trial its time is estimated from the
+// trials so far; a trial that would overrun the budget is not started, and one
+// that runs over is cancelled at the deadline, so the search ends within the
+// budget.
+//
+// The validation split is carved from the data the caller passes (each
+// user's last event is validation, the rest trains): pass the training part
+// only, never the test part.
+package tune
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/recsys-dev/recsys/internal/eval"
+	"github.com/recsys-dev/recsys/internal/mf"
+)
+
+// Config is one search.
+type Config struct {
+	// Budget is the time the search may take (training and validation of
+	// every trial). Required.
+	Budget time.Duration
+	// Base gives what is not searched (iterations of the last rung, solver,
+	// CG steps, seed) and the fallback when no trial finishes.
+	Base mf.Hyperparameters
+	// Warm, when set, is tried first: the previous model's chosen settings.
+	Warm *mf.Hyperparameters
+	// Metric is maximized on validation (default "ndcg@10").
+	Metric string
+	// MaxCases caps the validation users scored per trial (a seeded
+	// sample; default 5000), which bounds a trial's validation time on a
+	// large shop.
+	MaxCases int
+	Workers  int
+	Seed     uint64
+	// Progress, if set, receives every trial as it ends.
+	Progress func(mf.TuningTrial)
+	// Now is the clock (default time.Now). With another clock a trial
+	// that runs over the deadline is not cancelled (tests use a clock that
+	// ticks per call, which makes the search deterministic).
+	Now func() time.Time
+}
+
+// The search space.
+var (
+	factorChoices = []int{32, 64, 128, 256}
+	nuChoices     = []float64{0, 0.5, 1}
+	confChoices   = []string{mf.ConfidenceLinear, mf.ConfidenceLog}
+)
+
+const (
+	lambdaMin, lambdaMax = 0.005, 50.0
+	alphaMin, alphaMax   = 0.3, 60.0
+	eta                  = 3 // successive halving keeps 1/eta per rung
+	bracketSize          = 9
+)
+
+// priors are settings that won on public data sets (MovieLens, Amazon,
+// Ta-Feng, DIGINETICA in the README): a good region to look at first.
+var priors = []mf.Hyperparameters{
+	{Factors: 128, Regularization: 5, RegExponent: 1, Alpha: 20},
+	{Factors: 64, Regularization: 0.05, RegExponent: 1, Alpha: 1},
+	{Factors: 128, Regularization: 1, RegExponent: 0.5, Alpha: 5, Confidence: mf.ConfidenceLog},
+}
+
+// Search runs the search on a validation split of train and returns the
+// chosen settings with the trace. The context's cancellation stops it with
+// an error; the budget stops it with a result.
+func Search(ctx context.Context, train *eval.Data, cfg Config) (*mf.Tuning, error) {
+	if cfg.Budget <= 0 {
+		return nil, errors.New("tune: budget must be > 0")
+	}
+	if err := cfg.Base.Validate(); err != nil {
+		return nil, fmt.Errorf("tune: base settings: %w", err)
+	}
+	if cfg.Metric == "" {
+		cfg.Metric = eval.Key(eval.MetricNDCG, 10)
+	}
+	_, k, err := eval.ParseKey(cfg.Metric)
+	if err != nil {
+		return nil, fmt.Errorf("tune: %w", err)
+	}
+	if cfg.MaxCases <= 0 {
+		cfg.MaxCases = 5000
+	}
+	realClock := cfg.Now == nil
+	if realClock {
+		cfg.Now = time.Now
+	}
+	if cfg.Base.Iterations < 1 {
+		cfg.Base.Iterations = 15
+	}
+	validation, err := eval.SplitByTime(train, eval.TimeSplit{LastN: 1})
+	if err != nil {
+		return nil, fmt.Errorf("tune: validation split: %w", err)
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x7e57))
+	if len(validation.Cases) > cfg.MaxCases {
+		rng.Shuffle(len(validation.Cases), func(i, j int) {
+			validation.Cases[i], validation.Cases[j] = validation.Cases[j], validation.Cases[i]
+		})
+		validation.Cases = validation.Cases[:cfg.MaxCases]
+		slices.SortFunc(validation.Cases, func(a, b eval.Case) int { return cmp.Compare(a.User, b.User) })
+	}
+	s := &search{cfg: cfg, k: k, validation: validation, rng: rng, start: cfg.Now(), cost: map[int]costModel{}}
+	s.deadline = s.start.Add(cfg.Budget)
+	s.ctx = ctx
+	if realClock { // a trial running over is cancelled at the deadline
+		tctx, cancel := context.WithDeadline(ctx, s.deadline)
+		defer cancel()
+		s.ctx = tctx
+	}
+	for bracket := 0; ; bracket++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if !s.bracket(bracket) {
+			break
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s.result(), nil
+}
+
+type search struct {
+	cfg        Config
+	k          int
+	validation *eval.Split
+	rng        *rand.Rand
+	ctx        context.Context
+	start      time.Time
+	deadline   time.Time
+	trials     []mf.TuningTrial
+	cost       map[int]costModel // by factor count
+	seen       map[string]bool
+}
+
+// costModel predicts a trial's seconds as perIter·iterations + fixed from
+// the last trial with that factor count.
+type costModel struct{ perIter, fixed float64 }
+
+// rungs are the iteration counts of successive halving, ending at Base's.
+func (s *search) rungs() []int {
+	full := s.cfg.Base.Iterations
+	r := []int{max(2, full/5), max(3, full/2), full}
+	return slices.Compact(slices.Sorted(slices.Values(r)))
+}
+
+// bracket runs one round of successive halving; false when the budget is
+// spent (or nothing was left to try).
+func (s *search) bracket(b int) bool {
+	configs := s.propose(b)
+	if len(configs) == 0 {
+		return false
+	}
+	rungs := s.rungs()
+	for r, iters := range rungs {
+		type result struct {
+			h     mf.Hyperparameters
+			score float64
+		}
+		var done []result
+		// Cheap settings first, so a tight budget still compares many;
+		// the warm start goes first of all.
+		rest := configs
+		if b == 0 && r == 0 && s.cfg.Warm != nil {
+			rest = configs[1:]
+		}
+		slices.SortStableFunc(rest, func(a, b mf.Hyperparameters) int { return cmp.Compare(a.Factors, b.Factors) })
+		for _, h := range configs {
+			h.Iterations = iters
+			if !s.fits(h) {
+				continue
+			}
+			t := s.trial(h, b, r)
+			if t.Aborted {
+				return false
+			}
+			done = append(done, result{h, t.Score})
+		}
+		if len(done) == 0 {
+			return false
+		}
+		if r == len(rungs)-1 {
+			break
+		}
+		slices.SortStableFunc(done, func(a, b result) int { return cmp.Compare(b.score, a.score) })
+		keep := max(1, (len(done)+eta-1)/eta)
+		configs = configs[:0]
+		for _, d := range done[:keep] {
+			configs = append(configs, d.h)
+		}
+	}
+	return s.cfg.Now().Before(s.deadline)
+}
+
+// fits reports whether h is expected to finish before the deadline. Without
+// a measurement for its factor count it is extrapolated from the nearest
+// measured count (training grows about quadratically in factors, the
+// fold-in of validation users cubically: the estimate scales by f^2.5);
+// with none at all, it is tried. A fifth of what is left is kept as margin
+// for a loaded machine.
+func (s *search) fits(h mf.Hyperparameters) bool {
+	left := s.deadline.Sub(s.cfg.Now()).Seconds()
+	if left <= 0 {
+		return false
+	}
+	c, ok := s.cost[h.Factors]
+	if !ok {
+		best := 0
+		for f := range s.cost {
+			if best == 0 || math.Abs(math.Log(float64(f)/float64(h.Factors))) < math.Abs(math.Log(float64(best)/float64(h.Factors))) {
+				best = f
+			}
+		}
+		if best == 0 {
+			return true
+		}
+		scale := math.Pow(float64(h.Factors)/float64(best), 2.5)
+		c = costModel{s.cost[best].perIter * scale, s.cost[best].fixed * scale}
+	}
+	return c.perIter*float64(h.Iterations)+c.fixed <= 0.8*left
+}
+
+// trial trains h on the validation split's training part and scores it.
+func (s *search) trial(h mf.Hyperparameters, bracket, rung int) mf.TuningTrial {
+	start := s.cfg.Now()
+	t := mf.TuningTrial{Hyper: h, Bracket: bracket, Rung: rung, Cases: len(s.validation.Cases)}
+	model, _, err := eval.TrainALS(s.ctx, s.validation, h, s.cfg.Workers)
+	trained := s.cfg.Now()
+	var res eval.ModelResult
+	if err == nil {
+		res, err = eval.Evaluate(s.ctx, s.validation, eval.NewALS(model, nil), eval.Options{Ks: []int{s.k}, Workers: s.cfg.Workers})
+	}
+	end := s.cfg.Now()
+	t.Seconds = end.Sub(start).Seconds()
+	switch {
+	case err != nil && s.ctx.Err() != nil:
+		t.Aborted = true
+	case err != nil:
+		// Settings that diverge or cannot fold in score nothing.
+		t.Score = 0
+	default:
+		t.Score = res.Metrics[s.cfg.Metric]
+		perIter := trained.Sub(start).Seconds() / float64(max(1, h.Iterations))
+		s.cost[h.Factors] = costModel{perIter: perIter, fixed: end.Sub(trained).Seconds()}
+	}
+	s.trials = append(s.trials, t)
+	if s.cfg.Progress != nil {
+		s.cfg.Progress(t)
+	}
+	return t
+}
+
+// propose returns the settings of bracket b, never one tried in an
+// earlier bracket.
+func (s *search) propose(b int) []mf.Hyperparameters {
+	if s.seen == nil {
+		s.seen = map[string]bool{}
+	}
+	var out []mf.Hyperparameters
+	add := func(h mf.Hyperparameters) {
+		base := s.cfg.Base
+		base.Factors, base.Regularization, base.RegExponent, base.Alpha, base.Confidence =
+			h.Factors, h.Regularization, h.RegExponent, h.Alpha, h.Confidence
+		if base.Confidence == "" {
+			base.Confidence = mf.ConfidenceLinear
+		}
+		key := fmt.Sprintf("%d/%.3g/%g/%.3g/%s", base.Factors, base.Regularization, base.RegExponent, base.Alpha, base.Confidence)
+		if len(out) >= bracketSize || s.seen[key] || base.Validate() != nil {
+			return
+		}
+		s.seen[key] = true
+		out = append(out, base)
+	}
+	if b == 0 {
+		if s.cfg.Warm != nil {
+			add(*s.cfg.Warm)
+		}
+		for _, p := range priors {
+			add(p)
+		}
+		add(s.cfg.Base)
+	}
+	best, ok := s.best()
+	for tries := 0; len(out) < bracketSize && tries < 100*bracketSize; tries++ {
+		if ok && tries%2 == 0 {
+			add(s.near(best))
+		} else {
+			add(s.random())
+		}
+	}
+	return out
+}
+
+// random draws a setting from the whole space (λ, α log-uniform).
+func (s *search) random() mf.Hyperparameters {
+	return mf.Hyperparameters{
+		Factors:        factorChoices[s.rng.IntN(len(factorChoices))],
+		Regularization: logUniform(s.rng, lambdaMin, lambdaMax),
+		RegExponent:    nuChoices[s.rng.IntN(len(nuChoices))],
+		Alpha:          logUniform(s.rng, alphaMin, alphaMax),
+		Confidence:     confChoices[s.rng.IntN(len(confChoices))],
+	}
+}
+
+// near perturbs h: factors one step up or down, λ and α by a factor of up
+// to about 3, sometimes a different ν or weighting.
+func (s *search) near(h mf.Hyperparameters) mf.Hyperparameters {
+	i := slices.Index(factorChoices, h.Factors)
+	if i < 0 {
+		i = 1
+	}
+	i = min(len(factorChoices)-1, max(0, i+s.rng.IntN(3)-1))
+	h.Factors = factorChoices[i]
+	h.Regularization = clamp(h.Regularization*math.Exp(s.rng.NormFloat64()*0.8), lambdaMin, lambdaMax)
+	h.Alpha = clamp(h.Alpha*math.Exp(s.rng.NormFloat64()*0.8), alphaMin, alphaMax)
+	if s.rng.IntN(4) == 0 {
+		h.RegExponent = nuChoices[s.rng.IntN(len(nuChoices))]
+	}
+	if s.rng.IntN(5) == 0 {
+		h.Confidence = confChoices[s.rng.IntN(len(confChoices))]
+	}
+	return h
+}
+
+// best is the best finished trial of the highest rung any trial reached
+// (earlier wins ties): fewer iterations cannot be compared with more.
+func (s *search) best() (mf.Hyperparameters, bool) {
+	t, ok := s.bestTrial()
+	return t.Hyper, ok
+}
+
+func (s *search) bestTrial() (mf.TuningTrial, bool) {
+	var best mf.TuningTrial
+	found := false
+	for _, t := range s.trials {
+		if t.Aborted {
+			continue
+		}
+		if !found || t.Rung > best.Rung || (t.Rung == best.Rung && t.Score > best.Score) {
+			best, found = t, true
+		}
+	}
+	return best, found
+}
+
+// result is the chosen setting at the full iteration count and the trace.
+func (s *search) result() *mf.Tuning {
+	out := &mf.Tuning{Metric: s.cfg.Metric, BudgetSeconds: s.cfg.Budget.Seconds(),
+		UsedSeconds: s.cfg.Now().Sub(s.start).Seconds(), Trials: s.trials}
+	if t, ok := s.bestTrial(); ok {
+		out.Chosen, out.Score = t.Hyper, t.Score
+	} else if s.cfg.Warm != nil {
+		out.Chosen = *s.cfg.Warm
+	} else {
+		out.Chosen = s.cfg.Base
+	}
+	out.Chosen.Iterations = s.cfg.Base.Iterations
+	out.Chosen.Solver, out.Chosen.CGSteps, out.Chosen.Seed = s.cfg.Base.Solver, s.cfg.Base.CGSteps, s.cfg.Base.Seed
+	return out
+}
+
+func logUniform(rng *rand.Rand, lo, hi float64) float64 {
+	return roundSig(math.Exp(math.Log(lo) + rng.Float64()*(math.Log(hi)-math.Log(lo))))
+}
+
+func clamp(v, lo, hi float64) float64 { return roundSig(min(hi, max(lo, v))) }
+
+// roundSig keeps two significant digits, so settings print readably and
+// near-duplicates collapse.
+func roundSig(v float64) float64 {
+	if v == 0 {
+		return 0
+	}
+	p := math.Pow(10, math.Floor(math.Log10(math.Abs(v)))-1)
+	return math.Round(v/p) * p
+}
