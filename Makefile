@@ -27,7 +27,7 @@ FAILOVER_TESTS = ^TestCluster(ManualFailover|MasterCrash)UnderLoad$$
 test-cluster:
 	./.ci/redis-cluster.sh run sh -c '$(GO) test -race -count=1 -skip "$(FAILOVER_TESTS)" $(CLUSTER_PKGS) && $(GO) test -race -count=1 -run "$(FAILOVER_TESTS)" ./internal/daemon/'
 
-## generate: regenerate the Go code of the API (plugins pinned in go.mod).
+## generate: regenerate the Go code of the API and openapi/recsys.swagger.json (plugins pinned in go.mod).
 generate:
 	$(GO) tool buf generate
 
@@ -37,11 +37,11 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-## check-generated: fails when the committed generated code is stale.
+## check-generated: fails when the committed generated code (Go API, OpenAPI spec) is stale.
 check-generated: generate
-	@if [ -n "$$(git status --porcelain -- proto)" ]; then \
+	@if [ -n "$$(git status --porcelain -- proto openapi)" ]; then \
 	  echo "generated code is stale; run 'make generate' and commit:"; \
-	  git status --porcelain -- proto; git diff --stat -- proto; exit 1; fi
+	  git status --porcelain -- proto openapi; git diff --stat -- proto openapi; exit 1; fi
 
 bench:
 	./.ci/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem $(PKGS)

@@ -355,8 +355,14 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	if len(pubs) == 0 && !dryRun {
 		return usageError{"nowhere to publish: give --models-dir and/or --redis-addr, or --dry-run"}
 	}
+	var recorders []registry.RunRecorder
+	for _, p := range pubs {
+		if r, ok := p.(registry.RunRecorder); ok {
+			recorders = append(recorders, r)
+		}
+	}
 	if dryRun {
-		pubs = nil
+		pubs, recorders = nil, nil
 	}
 	if rdb != nil && boughtLists {
 		store, err := cooccur.NewStore(rdb, o.prefix)
@@ -381,7 +387,9 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	cfg.Progress = progressBar(stderr, o.hyper.Iterations)
+	started := time.Now()
 	out, err := retrain.Run(ctx, cfg, src, serving, pubs...)
+	recordRun(ctx, recorders, started, out, err, log)
 	if out != nil && out.Report != nil {
 		fmt.Fprintln(stdout)
 		if werr := out.Report.WriteTable(stdout); werr != nil && err == nil {
@@ -653,6 +661,40 @@ func progressBar(stderr io.Writer, total int) func(string, als.IterationStats) {
 			s.Iteration, total, eta.Round(time.Second))
 		if s.Iteration >= total {
 			fmt.Fprintln(f)
+		}
+	}
+}
+
+// recordRun writes the run's outcome to every registry, so recsysd can
+// export it (and an alert can notice retraining that keeps failing). A
+// failure to record is logged, not returned: the run's own result matters
+// more.
+func recordRun(ctx context.Context, recs []registry.RunRecorder, started time.Time, out *retrain.Outcome, err error, log *slog.Logger) {
+	run := registry.Run{Finished: time.Now(), Outcome: registry.OutcomePublished}
+	run.Duration = run.Finished.Sub(started)
+	switch {
+	case errors.Is(err, retrain.ErrRefused):
+		run.Outcome = registry.OutcomeRefused
+	case err != nil:
+		run.Outcome, run.Reason = registry.OutcomeFailed, err.Error()
+	}
+	if out != nil {
+		if out.Report != nil {
+			run.GateMetric, run.GateValue = out.Gate.Metric, out.Gate.New
+		}
+		if run.Reason == "" {
+			run.Reason = out.Gate.Reason
+		}
+		if err == nil && len(out.Versions) > 0 {
+			run.Version = out.Versions[0].Name()
+		}
+	}
+	// A cancelled run still gets its record, within a short grace.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, r := range recs {
+		if rerr := r.RecordRun(rctx, run); rerr != nil {
+			log.Warn("could not record the retraining run in the registry", "err", rerr)
 		}
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/embedded"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/httpapi"
+	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/recommend"
@@ -209,7 +210,7 @@ type Daemon struct {
 	web      *http.Server // the HTTP/JSON API, or nil
 	wlis     net.Listener
 	inproc   *grpc.ClientConn // the HTTP API's connection to the server
-	loads    *prometheus.CounterVec
+	m        *metrics.Set
 }
 
 // New builds every part and opens the listeners; Run serves.
@@ -221,7 +222,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if keep := cfg.Profile.WithDefaults().PushWindow; cfg.PushDedupWindow > keep {
 		return nil, fmt.Errorf("push dedup window %v is longer than pushes are kept (%v)", cfg.PushDedupWindow, keep)
 	}
-	d = &Daemon{cfg: cfg, log: log}
+	d = &Daemon{cfg: cfg, log: log, m: metrics.New(nil)}
 	built := d // error returns set d to nil
 	defer func() {
 		if err != nil {
@@ -249,6 +250,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	d.rdb.AddHook(d.m.RedisHook())
 	catStore := catalog.NewStore(d.rdb, cfg.Prefix)
 	d.catCache = catalog.NewCache(catStore, log)
 	pcfg := cfg.Profile
@@ -328,7 +330,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.srv, err = server.New(scfg, server.Deps{
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Models: admin, Fallback: d.engine,
-		Bought: d.engine, Pusher: d.engine,
+		Bought: d.engine, Pusher: d.engine, Metrics: d.m,
 	}); err != nil {
 		return nil, err
 	}
@@ -345,14 +347,10 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 			return nil, err
 		}
 	}
-	d.loads = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "recsys_model_loads_total",
-		Help: "Model versions the watcher tried to load, by result (ok, error).",
-	}, []string{"result"})
 	if cfg.MetricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(d.srv.Collectors()...)
-		reg.MustRegister(d.loads, collectors.NewGoCollector(),
+		reg.MustRegister(collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -409,11 +407,12 @@ func (d *Daemon) MetricsAddr() net.Addr {
 // apply swaps in a model the watcher loaded.
 func (d *Daemon) apply(m *mf.Model) {
 	if err := d.engine.SetModel(m); err != nil {
-		d.loads.WithLabelValues("error").Inc()
+		d.m.ModelLoads.WithLabelValues("error").Inc()
 		d.log.Error("refused a model; keeping the one being served", "version", m.Version(), "err", err)
 		return
 	}
-	d.loads.WithLabelValues("ok").Inc()
+	d.m.ModelLoads.WithLabelValues("ok").Inc()
+	d.m.ServingModel(m.Version(), m.Info().TrainedAt, time.Now())
 	d.log.Info("serving model", "version", m.Version(), "items", m.NumItems(), "factors", m.Factors())
 	if w := m.Info().Weighting; w != nil && *w != d.cfg.Weighting {
 		d.log.Warn("the model was trained with another event weighting than this server's flags; fold-in uses the model's, popularity and trending the flags'",
@@ -484,9 +483,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error {
 		return registry.Watch(gctx, d.models, d.apply, registry.WatchOptions{
 			PollInterval: d.cfg.ModelPoll, Logger: d.log,
-			OnError: func(string, error) { d.loads.WithLabelValues("error").Inc() },
+			OnError: func(string, error) { d.m.ModelLoads.WithLabelValues("error").Inc() },
 		})
 	})
+	if runs, ok := d.models.(registry.RunRecorder); ok {
+		g.Go(func() error { return d.watchRuns(gctx, runs) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		d.log.Info("shutting down: health NOT_SERVING, draining", "drain_timeout", d.cfg.DrainTimeout)
@@ -536,5 +538,28 @@ func (d *Daemon) Close() {
 	if d.emb != nil {
 		d.emb.Close()
 		d.emb = nil
+	}
+}
+
+// watchRuns exports the registry's record of the last retraining run,
+// re-read every ModelPoll (a run that refuses its model flips no pointer, so
+// there is nothing to subscribe to). A failed read keeps the last value: the
+// readiness check and the Redis error counter report an outage.
+func (d *Daemon) watchRuns(ctx context.Context, runs registry.RunRecorder) error {
+	t := time.NewTicker(d.cfg.ModelPoll)
+	defer t.Stop()
+	for {
+		if run, ok, err := runs.LastRun(ctx); err != nil {
+			if ctx.Err() == nil {
+				d.log.Debug("read the last retraining run", "err", err)
+			}
+		} else if ok {
+			d.m.LastRun(run)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
 	}
 }

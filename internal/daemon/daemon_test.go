@@ -141,6 +141,9 @@ func (r *running) servingVersion(t *testing.T) string {
 	return res.GetModel().GetVersion()
 }
 
+// modelTrainedAt is the training time of every test model.
+var modelTrainedAt = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
 // model returns a small model whose items are "i0".."i49"; shift changes the
 // factors so versions rank differently.
 func model(t *testing.T, shift float32) *mf.Model {
@@ -154,7 +157,8 @@ func model(t *testing.T, shift float32) *mf.Model {
 			factors[i*f+d] = float32((i*7+d*3)%11)/10 - 0.5 + shift
 		}
 	}
-	m, err := mf.New(mf.Info{Hyper: mf.Hyperparameters{Factors: f, Regularization: 0.1, Alpha: 5}}, ids, factors)
+	m, err := mf.New(mf.Info{Hyper: mf.Hyperparameters{Factors: f, Regularization: 0.1, Alpha: 5}, TrainedAt: modelTrainedAt},
+		ids, factors)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -259,5 +261,35 @@ func TestStatusTable(t *testing.T) {
 		if got := httpapi.HTTPStatus(c); got != want {
 			t.Errorf("%v: got %d, want %d", c, got, want)
 		}
+	}
+}
+
+// The committed OpenAPI description (openapi/recsys.swagger.json, made by
+// `make generate`) lists exactly the routes the handler serves.
+func TestOpenAPIListsTheRoutes(t *testing.T) {
+	b, err := os.ReadFile("../../openapi/recsys.swagger.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	var inSpec []string
+	for p, ops := range spec.Paths {
+		if _, ok := ops["post"]; !ok {
+			t.Errorf("%s: no POST operation in the spec", p)
+		}
+		inSpec = append(inSpec, p)
+	}
+	slices.Sort(inSpec)
+	h, err := httpapi.New(nil, httpapi.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Routes(); !slices.Equal(got, inSpec) {
+		t.Errorf("served routes %q\nOpenAPI paths %q\n(run make generate after changing the protos)", got, inSpec)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/recsys-dev/recsys/internal/cooccur"
+	"github.com/recsys-dev/recsys/internal/itemindex"
 	"github.com/recsys-dev/recsys/internal/mf"
 )
 
@@ -191,14 +192,17 @@ func (e *Engine) fillCartSimilar(s *scratch, fc *reqFilter, a *answer, m *mf.Mod
 			q[k] += v * inv
 		}
 	}
-	m.Scores(q, s.scores)
-	for j := range s.scores {
-		if nj := m.Norm(int32(j)); nj > 0 {
-			s.scores[j] /= nj
-		} else {
-			s.scores[j] = 0
+	// y_j·q / |y_j| is the index's cosine score with |q| taken as 1.
+	e.prepare(m, s, itemindex.Query{X: q, Cosine: true, Norm: 1}, func() {
+		m.Scores(q, s.scores)
+		for j := range s.scores {
+			if nj := m.Norm(int32(j)); nj > 0 {
+				s.scores[j] /= nj
+			} else {
+				s.scores[j] = 0
+			}
 		}
-	}
+	})
 	first := len(a.items)
 	e.selectRows(s, fc, a, false, SourceSimilar)
 	for i := first; i < len(a.items); i++ {

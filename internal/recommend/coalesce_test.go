@@ -46,7 +46,9 @@ func coalesceEngines(t testing.TB, n, f, users int, cfg coalesce.Config) (alone,
 		t.Fatal(err)
 	}
 	engine := func(c *coalesce.Coalescer) *Engine {
-		e, err := New(Config{Now: func() time.Time { return now }, Coalescer: c}, ps, nil, NewPopular(noPopular{}, 10, quietLog()))
+		// ExactScan: the coalescer batches the full float32 scan, which
+		// the index search (candidates.go) would otherwise replace.
+		e, err := New(Config{Now: func() time.Time { return now }, Coalescer: c, ExactScan: true}, ps, nil, NewPopular(noPopular{}, 10, quietLog()))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -60,7 +60,8 @@ func (a *answer) add(fc *reqFilter, it Item, row int32, category string) {
 	}
 }
 
-// selectRows adds the best rows of s.scores that pass fc, in score order,
+// selectRows adds the best rows (of the index search or s.scores,
+// candidates.go) that pass fc, in score order,
 // until the answer is full, skipping rows whose category already has a.cap
 // items when capped. The result is exactly what a greedy walk down the
 // fully sorted list would take, but it needs only a few heap passes over
@@ -69,7 +70,6 @@ func (a *answer) add(fc *reqFilter, it Item, row int32, category string) {
 // rows that could enter the heap are checked against the filter.
 func (e *Engine) selectRows(s *scratch, fc *reqFilter, a *answer, capped bool, src Source) {
 	st := fc.st
-	h := &s.heap
 	var bound topk.Entry
 	hasBound := false
 	full := s.full[:0]
@@ -80,30 +80,14 @@ func (e *Engine) selectRows(s *scratch, fc *reqFilter, a *answer, capped bool, s
 			}
 		}
 	}
+	admit := admitter(fc, &full)
 	for !a.full() {
 		need := a.want - len(a.items)
 		size := need
 		if capped && a.cap > 0 {
 			size = 2 * need // fewer passes when the cap skips some
 		}
-		h.Reset(size)
-		for i, sc := range s.scores {
-			if !h.Accepts(sc) {
-				continue
-			}
-			r := int32(i)
-			if hasBound && !(sc < bound.Score || (sc == bound.Score && r > bound.Row)) {
-				continue
-			}
-			if !fc.rowOK(r) {
-				continue
-			}
-			if len(full) > 0 && slices.Contains(full, st.category[r]) {
-				continue
-			}
-			h.Push(r, sc)
-		}
-		s.entries = h.Sorted(s.entries[:0])
+		s.entries = topRows(s, size, bound, hasBound, admit)
 		for _, en := range s.entries {
 			bound, hasBound = en, true
 			c := st.categoryOf(en.Row)

@@ -37,6 +37,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/itemindex"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/topk"
@@ -184,6 +185,15 @@ type Config struct {
 	// PushWorkers bounds the goroutines one Push scores on, default
 	// GOMAXPROCS.
 	PushWorkers int
+	// IndexMinItems is the least number of items from which a model is
+	// searched through its partitioned index (candidates.go); 0:
+	// DefaultIndexMinItems; negative: every model.
+	IndexMinItems int
+	// IndexProbe is how many partitions a search probes unless their
+	// bounds prove the answer earlier; 0: an eighth of them.
+	IndexProbe int
+	// ExactScan scores every row in float32, without the index.
+	ExactScan bool
 	// Coalescer scores the full scan of Recommend and Similar together
 	// with other concurrent requests' (internal/coalesce); nil: every
 	// request scores alone.
@@ -202,8 +212,9 @@ type Engine struct {
 	catalog  Catalog
 	popular  *Popular
 	model    atomic.Pointer[mf.Model]
-	blend    atomic.Pointer[servedBlend] // the serving model's blend, if it has one
-	scratch  sync.Pool                   // *scratch
+	index    atomic.Pointer[servingIndex] // candidates.go
+	blend    atomic.Pointer[servedBlend]  // the serving model's blend, if it has one
+	scratch  sync.Pool                    // *scratch
 	// pushFree holds the score-block buffers of every Push call together,
 	// PushWorkers of them (12.8 MB each at 100K items): however many calls
 	// run, at most that many blocks are scored at once and that much
@@ -235,6 +246,9 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 	if cfg.ColdSource == SourceUnspecified {
 		cfg.ColdSource = SourcePopular
 	}
+	if cfg.IndexMinItems == 0 {
+		cfg.IndexMinItems = DefaultIndexMinItems
+	}
 	if cfg.PushDedupWindow == 0 {
 		cfg.PushDedupWindow = DefaultPushDedupWindow
 	}
@@ -252,6 +266,8 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 		return nil, fmt.Errorf("recommend config: rotation after %d impressions within %v", cfg.RotateAfter, cfg.RotateWindow)
 	case !(cfg.ExploreShare >= 0 && cfg.ExploreShare <= 1):
 		return nil, fmt.Errorf("recommend config: exploration share must be within 0..1, got %v", cfg.ExploreShare)
+	case cfg.IndexProbe < 0:
+		return nil, fmt.Errorf("recommend config: index probe must be >= 0, got %d", cfg.IndexProbe)
 	case cfg.PushDedupWindow < 0:
 		return nil, fmt.Errorf("recommend config: push dedup window must be >= 0, got %v", cfg.PushDedupWindow)
 	case cfg.ColdSource != SourcePopular && cfg.ColdSource != SourceTrending:
@@ -270,11 +286,12 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 }
 
 // SetModel makes m the serving model. Requests already running finish on the
-// snapshot they started with. The model's per-row filter state and its blend
-// (package blend: neighbour and transition terms, recency) are built first,
-// in the caller's goroutine, so no request waits for them. A model whose
-// blend sections are damaged is refused with an error wrapping
-// blend.ErrCorrupt, and the previous model keeps serving.
+// snapshot they started with. The model's per-row filter state, its search
+// index (candidates.go) and its blend (package blend: neighbour and
+// transition terms, recency) are built first, in the caller's goroutine, so
+// no request waits for them. A model whose blend sections are damaged is
+// refused with an error wrapping blend.ErrCorrupt, and the previous model
+// keeps serving.
 func (e *Engine) SetModel(m *mf.Model) error {
 	var sb *servedBlend
 	if m != nil {
@@ -290,10 +307,12 @@ func (e *Engine) SetModel(m *mf.Model) error {
 		e.refreshRowsLocked(m)
 		e.rowsMu.Unlock()
 	}
-	// The blend first: a request that loads the new model finds its blend.
-	// One that loaded the previous model just before sees a blend of
-	// another model and scores with MF alone (blendFor), never a mix.
+	// The blend and the index first: a request that loads the new model
+	// finds them. One that loaded the previous model just before sees a
+	// blend or index of another model and scores with MF alone (blendFor)
+	// or scans exactly (indexFor), never a mix.
 	e.blend.Store(sb)
+	e.index.Store(e.buildIndex(m))
 	e.model.Store(m)
 	return nil
 }
@@ -348,6 +367,8 @@ type scratch struct {
 	exploreNext []int
 	purchased   map[string]struct{}
 	cosine      []float32 // BoughtTogether: the cart's summed unit vector
+	search      itemindex.Search
+	searching   bool // selectRows reads search, not scores
 	blend       blend.Scratch
 	recent      []recentRow // fold-in rows with their recency, for the blend
 }
@@ -389,6 +410,7 @@ func (e *Engine) getScratch(n int) *scratch {
 // its next user).
 func (s *scratch) reset() {
 	s.rows, s.weights, s.entries = s.rows[:0], s.weights[:0], s.entries[:0]
+	s.searching = false
 	if s.purchased == nil || len(s.purchased) > 4096 {
 		s.purchased = make(map[string]struct{})
 	}
@@ -457,12 +479,16 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 		}
 		if folded = x != nil; folded {
 			res.Source = SourcePersonalized
-			release, err := e.score(ctx, m, x, s)
-			if err != nil {
-				return Result{}, fmt.Errorf("score items for %q: %w", req.UserID, err)
+			// The index search (candidates.go) for an MF model; a
+			// blended one scores every item.
+			if b != nil || !e.search(m, s, itemindex.Query{X: x}) {
+				release, err := e.score(ctx, m, x, s)
+				if err != nil {
+					return Result{}, fmt.Errorf("score items for %q: %w", req.UserID, err)
+				}
+				defer release()
+				blendScores(b, &s.blend, s.rows, x, s.scores)
 			}
-			defer release()
-			blendScores(b, &s.blend, s.rows, x, s.scores)
 			e.selectRows(s, fc, a, true, SourcePersonalized)
 		}
 	}
@@ -674,12 +700,14 @@ func (e *Engine) Similar(ctx context.Context, req SimilarRequest) (Result, error
 		res.ModelVersion = m.Version()
 		if row, ok := m.Index(req.ItemID); ok {
 			res.Source = SourceSimilar
-			release, err := e.score(ctx, m, m.Vector(row), s)
-			if err != nil {
-				return Result{}, fmt.Errorf("score items similar to %q: %w", req.ItemID, err)
+			if !e.search(m, s, itemindex.Query{X: m.Vector(row), Cosine: true, Norm: m.Norm(row)}) {
+				release, err := e.score(ctx, m, m.Vector(row), s)
+				if err != nil {
+					return Result{}, fmt.Errorf("score items similar to %q: %w", req.ItemID, err)
+				}
+				defer release()
+				m.CosineFromDots(row, s.scores)
 			}
-			defer release()
-			m.CosineFromDots(row, s.scores)
 			e.selectRows(s, fc, a, false, SourceSimilar)
 			for i := range a.items {
 				a.items[i].Reason = Reason{Kind: ReasonSimilar, ItemID: req.ItemID}

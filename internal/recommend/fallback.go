@@ -31,10 +31,14 @@ type budgetProfiles struct {
 }
 
 func (b budgetProfiles) Load(ctx context.Context, userID string) (profile.Profile, error) {
-	bctx, cancel := context.WithTimeout(ctx, b.budget)
+	end := time.Now().Add(b.budget)
+	bctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
 	p, err := b.p.Load(bctx, userID)
-	if err != nil && bctx.Err() != nil && ctx.Err() == nil {
+	// The clock, not bctx.Err(): go-redis puts the deadline on the socket,
+	// whose timeout can return before the context's timer has fired, and
+	// that load was still cut by the budget.
+	if err != nil && !time.Now().Before(end) && ctx.Err() == nil {
 		return p, fmt.Errorf("%w (%v): %w", ErrProfileBudget, b.budget, err)
 	}
 	return p, err

@@ -309,11 +309,26 @@ func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, r
 	if k == 0 {
 		return nil
 	}
-	m.ScoresBlock(b.xs[:k*f], k, b.scores)
+	si := e.indexFor(m)
+	if bl != nil {
+		si = nil // the blended score of every item (see candidates.go)
+	}
+	if si == nil {
+		b.fitScores(n)
+		m.ScoresBlock(b.xs[:k*f], k, b.scores)
+	}
 	for j, i := range b.users {
 		s := b.slots[j]
-		s.scores = b.scores[j*n : (j+1)*n]
-		blendScores(bl, &b.blend, s.rows, b.xs[j*f:(j+1)*f], s.scores)
+		if si == nil {
+			s.scores, s.searching = b.scores[j*n:(j+1)*n], false
+			blendScores(bl, &b.blend, s.rows, b.xs[j*f:(j+1)*f], s.scores)
+		} else {
+			// One search per user: the index reads a fraction of the
+			// bytes a block product does, and keeps no second copy of
+			// the factors (ScoresBlock's packed layout).
+			x := b.xs[j*f : (j+1)*f]
+			e.scoreDot(m, s, x) // a query the index refuses is scanned into s.scores
+		}
 		a := &s.answer
 		a.reset(req.Count, c.capN)
 		e.selectRows(s, &s.filter, a, true, SourcePersonalized)
@@ -345,13 +360,19 @@ func (b *pushBuffers) fit(n, f int) {
 	if cap(b.xs) < pushScoreBlock*f {
 		b.xs = make([]float32, pushScoreBlock*f)
 	}
-	if cap(b.scores) < pushScoreBlock*n {
-		b.scores = make([]float32, pushScoreBlock*n)
-	}
-	b.xs, b.scores = b.xs[:pushScoreBlock*f], b.scores[:pushScoreBlock*n]
+	b.xs = b.xs[:pushScoreBlock*f]
 	for len(b.slots) < pushScoreBlock {
 		b.slots = append(b.slots, &scratch{})
 	}
+}
+
+// fitScores sizes b's score block for n items (the exact scan's; a search
+// of the index does not need it).
+func (b *pushBuffers) fitScores(n int) {
+	if cap(b.scores) < pushScoreBlock*n {
+		b.scores = make([]float32, pushScoreBlock*n)
+	}
+	b.scores = b.scores[:pushScoreBlock*n]
 }
 
 func (e *Engine) putPushBuffers(b *pushBuffers) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/recsys-dev/recsys/client"
 	"github.com/recsys-dev/recsys/internal/access"
+	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/server"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
@@ -144,7 +146,9 @@ func TestAuthorization(t *testing.T) {
 
 func TestRateLimitPerCaller(t *testing.T) {
 	var clk *clock
-	e := newEnvWith(t, envOptions{model: true, server: func(c *server.Config, _ *server.Deps) {
+	m := metrics.New(nil)
+	e := newEnvWith(t, envOptions{model: true, server: func(c *server.Config, d *server.Deps) {
+		d.Metrics = m
 		c.Auth = access.NewAuthenticator(testTokens(t), false)
 		c.RateLimits = server.RateLimits{access.Pages: {PerSecond: 2, Burst: 3}, access.Events: {PerSecond: 100, Burst: 1}}
 		clk = &clock{t: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
@@ -196,6 +200,16 @@ func TestRateLimitPerCaller(t *testing.T) {
 	_, err := e.rec.Recommend(ctx, &recsysv1.RecommendRequest{UserId: "u", Count: 1}, as("tok-pages"))
 	if msg := status.Convert(err).Message(); !strings.Contains(msg, `caller "pages" is over its limit of 2 calls/s`) {
 		t.Errorf("message %q does not explain the limit", msg)
+	}
+	// Refusals are counted by the role whose limit applied.
+	for role, want := range map[string]float64{"pages": 4, "events": 1, "operator": 0, "push": 0} {
+		var d dto.Metric
+		if err := m.RateLimited.WithLabelValues(role).Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		if got := d.GetCounter().GetValue(); got != want {
+			t.Errorf("recsys_rate_limited_total{role=%q} = %g, want %g", role, got, want)
+		}
 	}
 }
 

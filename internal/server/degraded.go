@@ -7,8 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
+	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/recommend"
 )
 
@@ -22,7 +21,7 @@ type Fallback interface {
 type degradation struct {
 	fallback Fallback // nil: never degrade
 	log      *slog.Logger
-	answers  *prometheus.CounterVec
+	metrics  *metrics.Set
 	now      func() time.Time
 
 	// The log gets at most one line per degradedLogEvery, with the number
@@ -49,9 +48,18 @@ func (d *degradation) canDegrade(ctx context.Context, err error) bool {
 	return errors.Is(err, recommend.ErrProfileBudget) || isUnavailable(err)
 }
 
+// count counts a degraded answer of method after err.
+func (d *degradation) count(method string, err error) {
+	cause := metrics.CauseUnavailable
+	if errors.Is(err, recommend.ErrProfileBudget) {
+		cause = metrics.CauseBudget
+	}
+	d.metrics.Degraded(method, cause)
+}
+
 // recommend answers req degraded after err.
 func (d *degradation) recommend(ctx context.Context, req recommend.Request, err error) recommend.Result {
-	d.answers.WithLabelValues("Recommend").Inc()
+	d.count("Recommend", err)
 	now := d.now()
 	d.mu.Lock()
 	d.unseen++

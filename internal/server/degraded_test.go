@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	dto "github.com/prometheus/client_model/go"
 	"io"
 	"log/slog"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/recommend"
 	"github.com/recsys-dev/recsys/internal/redisconn"
@@ -61,8 +63,9 @@ func TestRecommendDegradesWhenRedisIsSlowOrDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	eng.SetModel(plantedModel(t, "v1"))
+	m := metrics.New(nil)
 	srv, err := server.New(server.Config{}, server.Deps{Logger: log, Recommender: eng, Serving: eng, Profiles: store,
-		Catalog: catStore, CatalogView: cache, Fallback: eng})
+		Catalog: catStore, CatalogView: cache, Fallback: eng, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,13 +182,28 @@ func TestRecommendDegradesWhenRedisIsSlowOrDown(t *testing.T) {
 		}
 	}
 
+	degraded := func(cause string) float64 {
+		var d dto.Metric
+		if err := m.DegradedAnswers.WithLabelValues("Recommend", cause).Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d.GetCounter().GetValue()
+	}
 	rs.Pause(t)
 	check("Redis paused")
+	// A hanging Redis is over the profile budget.
+	if b, u := degraded(metrics.CauseBudget), degraded(metrics.CauseUnavailable); b != 2 || u != 0 {
+		t.Errorf("Redis paused: degraded answers by cause: budget %g, unavailable %g; want 2, 0", b, u)
+	}
 	rs.Resume(t)
 	recovered("Redis resumed")
 
 	rs.Stop()
+	unavailableBefore := degraded(metrics.CauseUnavailable)
 	check("Redis down")
+	if u := degraded(metrics.CauseUnavailable) - unavailableBefore; u != 2 {
+		t.Errorf("Redis down: %g degraded answers counted as unavailable, want 2", u)
+	}
 	// The data is gone with the process (no persistence here); the user's
 	// new events make the answer personalized again.
 	rs.Restart(t)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/profile"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
@@ -34,6 +35,7 @@ type eventService struct {
 	weighting event.Weighting
 	segments  profile.SegmentConfig
 	now       func() time.Time
+	metrics   *metrics.Set
 }
 
 func (s *eventService) RecordEvents(ctx context.Context, req *recsysv1.RecordEventsRequest) (*recsysv1.RecordEventsResponse, error) {
@@ -46,6 +48,7 @@ func (s *eventService) RecordEvents(ctx context.Context, req *recsysv1.RecordEve
 	if err != nil {
 		return nil, err
 	}
+	s.metrics.Recorded(evs, res.Duplicates)
 	return &recsysv1.RecordEventsResponse{Accepted: int32(res.Accepted), Duplicates: int32(res.Duplicates)}, nil
 }
 

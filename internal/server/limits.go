@@ -9,12 +9,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/recsys-dev/recsys/internal/access"
+	"github.com/recsys-dev/recsys/internal/metrics"
 )
 
 // Rate is a token bucket: PerSecond tokens are added every second up to
@@ -79,9 +79,9 @@ func ParseRateLimits(s string, base RateLimits) (RateLimits, error) {
 	return out, nil
 }
 
-// rateFor returns the rate of a caller with roles r; ok is false when the
-// caller is unlimited.
-func (l RateLimits) rateFor(r access.Roles) (best Rate, ok bool) {
+// rateFor returns the rate of a caller with roles r and the role it comes
+// from; ok is false when the caller is unlimited.
+func (l RateLimits) rateFor(r access.Roles) (best Rate, from access.Roles, ok bool) {
 	unlimited := false
 	r.Each(func(role access.Roles) {
 		rate, has := l[role]
@@ -90,10 +90,10 @@ func (l RateLimits) rateFor(r access.Roles) (best Rate, ok bool) {
 			return
 		}
 		if rate.PerSecond > best.PerSecond {
-			best = rate
+			best, from = rate, role
 		}
 	})
-	return best, !unlimited && best.PerSecond > 0
+	return best, from, !unlimited && best.PerSecond > 0
 }
 
 // rateLimiter is the ratelimit.Limiter of the interceptor chain: one token
@@ -101,7 +101,7 @@ func (l RateLimits) rateFor(r access.Roles) (best Rate, ok bool) {
 type rateLimiter struct {
 	limits  RateLimits
 	now     func() time.Time
-	limited *prometheus.CounterVec
+	metrics *metrics.Set
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -116,8 +116,8 @@ type bucket struct {
 // beyond it, buckets that are full again (idle callers) are dropped.
 const maxBuckets = 10000
 
-func newRateLimiter(limits RateLimits, now func() time.Time, limited *prometheus.CounterVec) *rateLimiter {
-	return &rateLimiter{limits: limits, now: now, limited: limited, buckets: map[string]*bucket{}}
+func newRateLimiter(limits RateLimits, now func() time.Time, m *metrics.Set) *rateLimiter {
+	return &rateLimiter{limits: limits, now: now, metrics: m, buckets: map[string]*bucket{}}
 }
 
 // RetryAfterHeader is the response header of a call refused by the rate
@@ -130,7 +130,7 @@ func (l *rateLimiter) Limit(ctx context.Context) error {
 	if !ok {
 		return nil // open methods carry no caller and are not limited
 	}
-	rate, limited := l.limits.rateFor(c.Roles)
+	rate, role, limited := l.limits.rateFor(c.Roles)
 	if !limited {
 		return nil
 	}
@@ -155,7 +155,7 @@ func (l *rateLimiter) Limit(ctx context.Context) error {
 	wait := (1 - b.tokens) / rate.PerSecond // seconds until the next token
 	l.mu.Unlock()
 	if !allowed {
-		l.limited.WithLabelValues(c.Name).Inc()
+		l.metrics.Limited(role.String())
 		// gRPC callers see it as a header; the HTTP gateway turns it into
 		// Retry-After.
 		_ = grpc.SetHeader(ctx, metadata.Pairs(RetryAfterHeader, strconv.Itoa(max(1, int(math.Ceil(wait))))))

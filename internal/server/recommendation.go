@@ -51,6 +51,7 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 		}
 		res, degraded = s.degrade.recommend(ctx, r, err), true
 	}
+	s.degrade.metrics.Answer("Recommend", res.Source)
 	return &recsysv1.RecommendResponse{
 		Items:            toScored(res.Items),
 		ModelVersion:     res.ModelVersion,
@@ -92,6 +93,7 @@ func (s *recommendationService) SimilarItems(ctx context.Context, req *recsysv1.
 	if err != nil {
 		return nil, err
 	}
+	s.degrade.metrics.Answer("SimilarItems", res.Source)
 	return &recsysv1.SimilarItemsResponse{
 		Items:            toScored(res.Items),
 		ModelVersion:     res.ModelVersion,
@@ -121,12 +123,13 @@ func (s *recommendationService) BoughtTogether(ctx context.Context, req *recsysv
 		if ctx.Err() != nil || !isUnavailable(err) {
 			return nil, err
 		}
-		s.degrade.answers.WithLabelValues("BoughtTogether").Inc()
+		s.degrade.count("BoughtTogether", err)
 		r.WithoutLists, degraded = true, true
 		if res, err = s.bought.BoughtTogether(ctx, r); err != nil {
 			return nil, err
 		}
 	}
+	s.degrade.metrics.Answer("BoughtTogether", res.Source)
 	return &recsysv1.BoughtTogetherResponse{
 		Items:            toScored(res.Items),
 		ModelVersion:     res.ModelVersion,
@@ -156,12 +159,13 @@ func (s *recommendationService) RankItems(ctx context.Context, req *recsysv1.Ran
 		if !s.degrade.canDegrade(ctx, err) {
 			return nil, err
 		}
-		s.degrade.answers.WithLabelValues("RankItems").Inc()
+		s.degrade.count("RankItems", err)
 		r.WithoutProfile, degraded = true, true
 		if res, err = s.rec.Rank(ctx, r); err != nil {
 			return nil, err
 		}
 	}
+	s.degrade.metrics.Answer("RankItems", res.Source)
 	dropped := make([]*recsysv1.DroppedItem, len(res.Dropped))
 	for i, d := range res.Dropped {
 		dropped[i] = &recsysv1.DroppedItem{ItemId: d.ItemID, Reason: toDropReason(d.Why)}

@@ -47,6 +47,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/access"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/profile"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
@@ -104,6 +105,10 @@ type Deps struct {
 	// Pusher answers BatchRecommend (may be nil: it answers
 	// FailedPrecondition).
 	Pusher Pusher
+	// Metrics counts answers, degraded answers, rate-limit refusals and
+	// events (nil: a private set, not exported; Collectors still returns
+	// it).
+	Metrics *metrics.Set
 }
 
 // Server is a ready-to-serve gRPC server with health and metrics.
@@ -172,21 +177,17 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	log := d.Logger
-	metrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+	rpcMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 		grpcprom.WithHistogramBuckets([]float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5}),
 	))
-	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "recsys_rate_limited_total",
-		Help: "Calls refused with ResourceExhausted by the per-caller rate limit, by caller.",
-	}, []string{"caller"})
-	degradedAnswers := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "recsys_degraded_answers_total",
-		Help: "Answers given without the profile store (Redis down or slow), by method.",
-	}, []string{"method"})
+	m := d.Metrics
+	if m == nil {
+		m = metrics.New(cfg.Now)
+	}
 	v := &validator{l: cfg.Limits.withDefaults(), now: cfg.Now}
 	codec := newRequestCodec()
 	az := &authorizer{authn: cfg.Auth, log: log}
-	limiter := newRateLimiter(cfg.RateLimits, cfg.Now, limited)
+	limiter := newRateLimiter(cfg.RateLimits, cfg.Now, m)
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
 	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -201,7 +202,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		grpc.ForceServerCodecV2(codec),
 		grpc.ChainUnaryInterceptor(
 			codec.takeDecodeError(), // bookkeeping only; must see every call first
-			metrics.UnaryServerInterceptor(),
+			rpcMetrics.UnaryServerInterceptor(),
 			logging.UnaryServerInterceptor(interceptorLogger(log), logOpts...),
 			selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(az.authenticate), guarded),
 			selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(limiter), guarded),
@@ -211,7 +212,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 			recovery.UnaryServerInterceptor(recoverOpt),
 		),
 		grpc.ChainStreamInterceptor(
-			metrics.StreamServerInterceptor(),
+			rpcMetrics.StreamServerInterceptor(),
 			logging.StreamServerInterceptor(interceptorLogger(log), logOpts...),
 			selector.StreamServerInterceptor(auth.StreamServerInterceptor(az.authenticate), guarded),
 			selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(limiter), guarded),
@@ -228,17 +229,17 @@ func New(cfg Config, d Deps) (*Server, error) {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	g := grpc.NewServer(opts...)
-	s := &Server{grpc: g, inproc: inproc, pipe: bufconn.Listen(1 << 20), metrics: metrics, extra: []prometheus.Collector{limited, degradedAnswers}, log: log,
+	s := &Server{grpc: g, inproc: inproc, pipe: bufconn.Listen(1 << 20), metrics: rpcMetrics, extra: m.Collectors(), log: log,
 		canFallback: d.Fallback != nil}
 	s.backendUp.Store(true)
-	deg := &degradation{fallback: d.Fallback, log: log, answers: degradedAnswers, now: cfg.Now}
+	deg := &degradation{fallback: d.Fallback, log: log, metrics: m, now: cfg.Now}
 	// The services are registered on the network server and on the
 	// in-process one the HTTP/JSON gateway calls (see DialInProcess).
 	for _, g := range []*grpc.Server{g, s.inproc} {
 		recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender, bought: d.Bought, push: d.Pusher,
 			degrade: deg, srv: s})
 		recsysv1.RegisterEventServiceServer(g, &eventService{profiles: d.Profiles, catalog: d.CatalogView, weighting: cfg.Weighting,
-			segments: cfg.Segments, now: cfg.Now})
+			segments: cfg.Segments, now: cfg.Now, metrics: m})
 		recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
 		recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models})
 	}
@@ -250,7 +251,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.health.SetServingStatus(LivenessService, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
-	metrics.InitializeMetrics(g)
+	rpcMetrics.InitializeMetrics(g)
 	s.healthOnly = grpc.NewServer(grpc.MaxRecvMsgSize(1<<16), grpc.ForceServerCodecV2(codec),
 		grpc.ChainUnaryInterceptor(codec.takeDecodeError()), grpc.ChainStreamInterceptor(streamValidation(codec, v)))
 	healthpb.RegisterHealthServer(s.healthOnly, s.health)
@@ -270,8 +271,9 @@ func interceptorLogger(l *slog.Logger) logging.Logger {
 // GRPC returns the underlying server (for tests over bufconn).
 func (s *Server) GRPC() *grpc.Server { return s.grpc }
 
-// Collectors returns every collector of the edge (RPC metrics, rate-limit
-// refusals, degraded answers), to register on /metrics.
+// Collectors returns every collector of the edge: the RPC metrics and the
+// metrics.Set (answers, degraded answers, rate-limit refusals, events,
+// model and Redis figures), to register on /metrics.
 func (s *Server) Collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{s.metrics}, s.extra...)
 }

@@ -51,6 +51,17 @@ func (h *Heap) Accepts(score float32) bool {
 	return len(h.e) < h.k || score >= h.e[0].Score
 }
 
+// Full reports whether the heap holds k entries.
+func (h *Heap) Full() bool { return len(h.e) >= h.k }
+
+// Worst returns the lowest-ranked entry held; false when the heap is empty.
+func (h *Heap) Worst() (Entry, bool) {
+	if len(h.e) == 0 {
+		return Entry{}, false
+	}
+	return h.e[0], true
+}
+
 // Push offers an entry; it is kept if it is among the best k so far.
 func (h *Heap) Push(row int32, score float32) {
 	if h.k <= 0 || score != score { // NaN never ranks

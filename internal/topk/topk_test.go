@@ -88,3 +88,17 @@ func BenchmarkPush(b *testing.B) {
 		out = h.Sorted(out[:0])
 	}
 }
+
+func TestWorstAndFull(t *testing.T) {
+	h := New(2)
+	if _, ok := h.Worst(); ok || h.Full() {
+		t.Fatal("empty heap has a worst entry or is full")
+	}
+	h.Push(1, 5)
+	h.Push(2, 7)
+	h.Push(3, 6)
+	got, ok := h.Worst()
+	if want := (Entry{3, 6}); !ok || got != want || !h.Full() {
+		t.Errorf("Worst() = %v, %v, Full %v; want %v, true, true", got, ok, h.Full(), want)
+	}
+}

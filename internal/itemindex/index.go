@@ -1,0 +1,486 @@
+// Package itemindex finds a model's best-scoring items for a query vector
+// without reading every float32 factor: the serving side's candidate search.
+//
+// An Index holds every item's factors quantized to 8 bits (one scale per
+// row, codes contiguous with a stride of the factors rounded up to 32) and,
+// optionally, a partition of the items into k-means cells (IVF): items are
+// stored cell by cell, with each cell's centroid and radius. A search scores
+// the rows of the cells it probes from the codes with an integer kernel
+// (AVX-512 VNNI or AVX2 on amd64, chosen at run time; a portable loop
+// elsewhere), keeps an over-fetched set of candidates by approximate score,
+// and re-ranks them with the exact float32 factors (the arithmetic of
+// mf.Model.Scores, bit for bit). The over-fetch grows until a bound
+// on the quantization error proves that no row outside it can rank among
+// the k best, so within the probed rows the answer — rows, scores and order
+// — is exactly the float32 scan's.
+//
+// Cells are probed in the order of their centroid's score; a cell whose
+// upper bound (centroid score plus radius × |query|) is below the current
+// k-th exact score is skipped, and when the admit function rejects so many
+// rows that fewer than k remain, more cells are probed until k are found or
+// every cell was scanned. An index without cells (Flat) scans every row and
+// is exact.
+//
+// An Index is immutable and shared by all requests on its model; a Search
+// holds one request's buffers and is reused through a pool by the caller.
+package itemindex
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"gonum.org/v1/gonum/blas/blas32"
+
+	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/topk"
+)
+
+// Index is the search structure of one model. Positions are the index's own
+// row order (cell by cell); rows maps them to model rows.
+type Index struct {
+	m      *mf.Model
+	f      int
+	stride int
+	codes  []uint8   // n × stride, by position
+	scale  []float32 // per position: y ≈ scale·(code−128)
+	invn   []float32 // per position: 1/‖y‖, 0 for a zero row (cosine search)
+	rows   []int32   // position → model row; nil: the identity
+
+	// Bounds of the quantization error, over all rows.
+	maxScale, maxL1, maxNorm float64
+	maxScaleN, maxL1N        float64 // of scale/‖y‖ and ‖y‖₁/‖y‖ (cosine)
+
+	// Cells; a flat index has one holding every row.
+	starts    []int32   // len cells+1: cell c is positions starts[c]..starts[c+1]
+	centroids []float32 // cells × f
+	radius    []float32 // per cell: max ‖y − c‖
+	unit      []float32 // cells × f: c/‖c‖
+	uradius   []float32 // per cell: max ‖ŷ − ĉ‖ over non-zero rows
+	hasZero   []bool    // the cell holds a zero row (cosine 0)
+
+	kernel kernelKind
+}
+
+// Flat returns an index without cells over m: every search scores every row
+// from the codes and re-ranks exactly, so its answers equal the float32
+// scan's.
+func Flat(m *mf.Model) *Index {
+	n := m.NumItems()
+	return build(m, nil, []int32{0, int32(n)}, make([]float32, m.Factors()))
+}
+
+// build quantizes m's rows in the order rows (nil: model order) into cells
+// starting at starts, with the given centroids.
+func build(m *mf.Model, rows []int32, starts []int32, centroids []float32) *Index {
+	n, f := m.NumItems(), m.Factors()
+	ix := &Index{m: m, f: f, stride: strideFor(f), rows: rows, starts: starts, centroids: centroids, kernel: bestKernel()}
+	ix.codes = make([]uint8, n*ix.stride)
+	ix.scale = make([]float32, n)
+	ix.invn = make([]float32, n)
+	for p := range n {
+		r := ix.row(int32(p))
+		y := m.Vector(r)
+		s := quantizeRow(y, ix.codes[p*ix.stride:(p+1)*ix.stride])
+		ix.scale[p] = s
+		var l1 float64
+		for _, v := range y {
+			l1 += float64(abs32(v))
+		}
+		nr := float64(m.Norm(r))
+		ix.maxScale = max(ix.maxScale, float64(s))
+		ix.maxL1 = max(ix.maxL1, l1)
+		ix.maxNorm = max(ix.maxNorm, nr)
+		if nr > 0 {
+			ix.invn[p] = float32(1 / nr)
+			ix.maxScaleN = max(ix.maxScaleN, float64(s)/nr)
+			ix.maxL1N = max(ix.maxL1N, l1/nr)
+		}
+	}
+	ix.cellBounds()
+	return ix
+}
+
+// cellBounds computes each cell's radius, unit centroid and unit radius.
+func (ix *Index) cellBounds() {
+	cells, f, m := len(ix.starts)-1, ix.f, ix.m
+	ix.radius = make([]float32, cells)
+	ix.unit = make([]float32, cells*f)
+	ix.uradius = make([]float32, cells)
+	ix.hasZero = make([]bool, cells)
+	for c := range cells {
+		cen := ix.centroids[c*f : (c+1)*f]
+		unit := ix.unit[c*f : (c+1)*f]
+		var cn float64
+		for _, v := range cen {
+			cn += float64(v) * float64(v)
+		}
+		if cn = math.Sqrt(cn); cn > 0 {
+			for j, v := range cen {
+				unit[j] = float32(float64(v) / cn)
+			}
+		}
+		var r, ur float64
+		for p := ix.starts[c]; p < ix.starts[c+1]; p++ {
+			row := ix.row(p)
+			y := m.Vector(row)
+			nr := float64(m.Norm(row))
+			var d, ud float64
+			for j, v := range y {
+				e := float64(v) - float64(cen[j])
+				d += e * e
+				if nr > 0 {
+					ue := float64(v)/nr - float64(unit[j])
+					ud += ue * ue
+				}
+			}
+			r = max(r, d)
+			if nr > 0 {
+				ur = max(ur, ud)
+			} else {
+				ix.hasZero[c] = true
+			}
+		}
+		// Rounded up a little: the bounds must hold despite float error.
+		ix.radius[c] = float32(math.Sqrt(r)*(1+1e-5) + 1e-6)
+		ix.uradius[c] = float32(math.Sqrt(ur)*(1+1e-5) + 1e-6)
+	}
+}
+
+// row is the model row at position p.
+func (ix *Index) row(p int32) int32 {
+	if ix.rows == nil {
+		return p
+	}
+	return ix.rows[p]
+}
+
+// Model is the model the index was built for.
+func (ix *Index) Model() *mf.Model { return ix.m }
+
+// Cells is the number of cells (1 for a flat index).
+func (ix *Index) Cells() int { return len(ix.starts) - 1 }
+
+// Bytes is the memory the index holds beyond the model: codes, scales,
+// inverse norms, the position map and the cells.
+func (ix *Index) Bytes() int64 {
+	return int64(len(ix.codes)) + 4*int64(len(ix.scale)+len(ix.invn)+len(ix.rows)+len(ix.starts)) +
+		4*int64(len(ix.centroids)+len(ix.radius)+len(ix.unit)+len(ix.uradius)) + int64(len(ix.hasZero))
+}
+
+// DefaultProbe is the number of cells a search probes at least when the
+// caller does not say: an eighth of them, at least one.
+func (ix *Index) DefaultProbe() int { return max(1, ix.Cells()/8) }
+
+// Query describes one search.
+type Query struct {
+	// X is the query vector (len Factors, finite).
+	X []float32
+	// Cosine ranks by cosine similarity y·x/(‖x‖‖y‖), zero rows scoring 0,
+	// with ‖x‖ = Norm: the scores of mf.Model.Cosine.
+	Cosine bool
+	Norm   float32
+	// Probe is how many cells are probed when they do not prove the answer
+	// earlier; 0: DefaultProbe; at least Cells: every cell (exact).
+	Probe int
+}
+
+// Search is one request's search state; reuse it across requests (its
+// buffers stay). The zero value is ready for Start.
+type Search struct {
+	ix     *Index
+	x      []float32
+	cosine bool
+	qnorm  float32
+	q      query
+	eps    float32 // bound of |approx − exact| for every row
+
+	approx  []float32 // per position, valid in scanned cells
+	raw     []int32   // kernel output of one chunk
+	order   []int32   // cells in probe order
+	cbound  []float32 // upper bound of each cell of order
+	scanned []bool    // per order index
+	nScan   int       // cells scanned
+	cursor  int       // cells of order visited (scanned or skipped by bound)
+	probe   int
+
+	heap  topk.Heap
+	cands []topk.Entry
+	res   topk.Heap
+}
+
+// chunk is how many rows a kernel call scores (its output stays in L1).
+const chunk = 2048
+
+// Start prepares s for queries against ix. q.X must stay unchanged until the
+// last Top call of this search.
+func (ix *Index) Start(s *Search, q Query) error {
+	if len(q.X) != ix.f {
+		return fmt.Errorf("itemindex: query has %d values, the model %d factors", len(q.X), ix.f)
+	}
+	for _, v := range q.X {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("itemindex: query value %v is not finite", v)
+		}
+	}
+	s.ix, s.x, s.cosine, s.qnorm = ix, q.X, q.Cosine, q.Norm
+	s.q.set(q.X, ix.stride)
+	s.eps = ix.errorBound(&s.q, q.Cosine, q.Norm)
+	n, cells := ix.m.NumItems(), ix.Cells()
+	if cap(s.approx) < n {
+		s.approx = make([]float32, n)
+	}
+	s.approx = s.approx[:n]
+	if cap(s.raw) < chunk {
+		s.raw = make([]int32, chunk)
+	}
+	s.order, s.cbound = s.order[:0], s.cbound[:0]
+	s.scanned = slices.Grow(s.scanned[:0], cells)[:cells]
+	clear(s.scanned)
+	s.nScan, s.cursor = 0, 0
+	s.probe = q.Probe
+	if s.probe <= 0 {
+		s.probe = ix.DefaultProbe()
+	}
+	s.probe = min(s.probe, cells)
+	ix.orderCells(s)
+	return nil
+}
+
+// errorBound bounds |approx − exact| of any row for the query q: with
+// y_j = s·c_j + e_j, |e_j| ≤ s/2 and x_j = t·d_j + g_j, |g_j| ≤ t/2,
+// |y·x − s·t·Σc_j·d_j| ≤ t/2·‖y‖₁ + s/2·‖x‖₁ + f·s·t/4, plus the float32
+// rounding of both sides; for cosine, the same divided by ‖x‖‖y‖.
+func (ix *Index) errorBound(q *query, cosine bool, qnorm float32) float32 {
+	t, f := float64(q.scale), float64(ix.f)
+	round := (f + 8) * 0x1p-23
+	var e float64
+	if !cosine {
+		e = t/2*ix.maxL1 + ix.maxScale/2*q.l1 + f*ix.maxScale*t/4 + round*ix.maxNorm*q.norm
+	} else if qn := float64(qnorm); qn > 0 {
+		e = (t/2*ix.maxL1N+ix.maxScaleN/2*q.l1+f*ix.maxScaleN*t/4)/qn + round*(1+q.norm/qn) + 0x1p-20
+	} else {
+		e = 0x1p-20
+	}
+	return float32(e * (1 + 1e-5))
+}
+
+// orderCells sorts the non-empty cells by centroid score, best first, and
+// computes their upper bounds.
+func (ix *Index) orderCells(s *Search) {
+	f := ix.f
+	qn := s.q.norm
+	round := float64(f+8) * 0x1p-23
+	type cell struct {
+		c     int32
+		score float64
+		bound float32
+	}
+	cells := make([]cell, 0, ix.Cells()) // small: √n cells
+	for c := range ix.Cells() {
+		if ix.starts[c] == ix.starts[c+1] {
+			continue
+		}
+		var dot, udot float64
+		cen, unit := ix.centroids[c*f:(c+1)*f], ix.unit[c*f:(c+1)*f]
+		for j, v := range s.x {
+			dot += float64(v) * float64(cen[j])
+			udot += float64(v) * float64(unit[j])
+		}
+		var score, bound float64
+		if !s.cosine {
+			score = dot
+			bound = dot + float64(ix.radius[c])*qn + round*ix.maxNorm*qn
+		} else {
+			if s.qnorm > 0 {
+				score = udot / float64(s.qnorm)
+			}
+			bound = score + float64(ix.uradius[c]) + round*2 + 0x1p-20
+			if ix.hasZero[c] {
+				bound = max(bound, 0)
+			}
+		}
+		cells = append(cells, cell{int32(c), score, float32(bound * (1 + 1e-6))})
+	}
+	slices.SortFunc(cells, func(a, b cell) int {
+		switch {
+		case a.score > b.score:
+			return -1
+		case a.score < b.score:
+			return 1
+		}
+		return int(a.c - b.c)
+	})
+	for _, c := range cells {
+		s.order = append(s.order, c.c)
+		s.cbound = append(s.cbound, c.bound)
+	}
+	s.scanned = s.scanned[:len(cells)]
+	s.probe = min(s.probe, len(cells))
+}
+
+// scan scores the rows of the cell at order index oi from the codes.
+func (s *Search) scan(oi int) {
+	ix := s.ix
+	c := s.order[oi]
+	mul := s.q.scale
+	if s.cosine {
+		if s.qnorm > 0 {
+			mul /= s.qnorm
+		} else {
+			mul = 0
+		}
+	}
+	for p0 := int(ix.starts[c]); p0 < int(ix.starts[c+1]); p0 += chunk {
+		p1 := min(p0+chunk, int(ix.starts[c+1]))
+		raw := s.raw[:p1-p0]
+		dots(ix.kernel, ix.codes[p0*ix.stride:p1*ix.stride], ix.stride, &s.q, raw)
+		out, scale := s.approx[p0:p1], ix.scale[p0:p1]
+		corr := s.q.corr
+		if s.cosine {
+			invn := ix.invn[p0:p1]
+			for i, d := range raw {
+				out[i] = float32(d-corr) * scale[i] * invn[i] * mul
+			}
+		} else {
+			for i, d := range raw {
+				out[i] = float32(d-corr) * scale[i] * mul
+			}
+		}
+	}
+	s.scanned[oi] = true
+	s.nScan++
+}
+
+// exact is the exact score of model row r, computed as mf.Model.Scores
+// (dot) or mf.Model.Cosine (cosine) compute it.
+func (s *Search) exact(r int32) float32 {
+	m := s.ix.m
+	// The row is the first operand, as in Scores' matrix-vector product:
+	// gonum's dot kernel sums in an order that depends on it.
+	sc := blas32.Dot(blas32.Vector{N: len(s.x), Inc: 1, Data: m.Vector(r)}, blas32.Vector{N: len(s.x), Inc: 1, Data: s.x})
+	if !s.cosine {
+		return sc
+	}
+	if d := s.qnorm * m.Norm(r); d > 0 {
+		return sc / d
+	}
+	return 0
+}
+
+// Top appends to dst the k best model rows that admit accepts (nil: all)
+// and that rank strictly below after (nil: no bound; ranking is by score,
+// then by the lower row), best first, with their exact scores. Within the
+// cells it scans the answer is the exact one; it probes cells until the
+// probe budget is spent or the cells' bounds prove the answer exact, and
+// beyond the budget while fewer than k rows were found.
+func (s *Search) Top(k int, after *topk.Entry, admit func(row int32) bool, dst []topk.Entry) []topk.Entry {
+	if k <= 0 || len(s.order) == 0 {
+		return dst
+	}
+	if s.nScan == 0 {
+		s.visit(max(1, s.probe/4), float32(math.Inf(-1)))
+	}
+	for {
+		full := s.selectScanned(k, after, admit)
+		if full {
+			kth, _ := s.res.Worst()
+			if s.cursor >= s.probe {
+				break
+			}
+			s.visit(max(1, s.nScan), kth.Score)
+			continue
+		}
+		if s.nScan == len(s.order) {
+			break
+		}
+		s.expand(max(1, s.nScan))
+	}
+	return s.res.Sorted(dst)
+}
+
+// visit scans up to n more cells of the probe budget in probe order,
+// skipping (leaving unscanned) those whose bound is below kth.
+func (s *Search) visit(n int, kth float32) {
+	for done := 0; s.cursor < s.probe && done < n; {
+		oi := s.cursor
+		s.cursor++
+		if s.scanned[oi] || s.cbound[oi] < kth {
+			continue
+		}
+		s.scan(oi)
+		done++
+	}
+}
+
+// expand scans n more unscanned cells in probe order, whatever their bound
+// (the filter left fewer than k rows in those scanned).
+func (s *Search) expand(n int) {
+	done := 0
+	for oi := range s.order {
+		if done == n {
+			break
+		}
+		if !s.scanned[oi] {
+			s.scan(oi)
+			done++
+		}
+	}
+	for s.cursor < len(s.order) && s.scanned[s.cursor] {
+		s.cursor++
+	}
+}
+
+// selectScanned fills s.res with the exact k best admitted rows below after
+// among the scanned cells and reports whether it found k.
+func (s *Search) selectScanned(k int, after *topk.Entry, admit func(int32) bool) bool {
+	ix, eps := s.ix, s.eps
+	cut := float32(math.Inf(1)) // rows whose approx is above cut rank above after
+	if after != nil {
+		cut = after.Score + 2*eps
+	}
+	m := max(2*k+16, 64)
+	for {
+		h := &s.heap
+		h.Reset(m)
+		for oi, c := range s.order {
+			if !s.scanned[oi] {
+				continue
+			}
+			p0, p1 := ix.starts[c], ix.starts[c+1]
+			for p, a := range s.approx[p0:p1] {
+				if a > cut || !h.Accepts(a) {
+					continue
+				}
+				pos := p0 + int32(p)
+				if admit != nil && !admit(ix.row(pos)) {
+					continue
+				}
+				h.Push(pos, a)
+			}
+		}
+		s.cands = h.Sorted(s.cands[:0])
+		res := &s.res
+		res.Reset(k)
+		proven := false
+		for _, c := range s.cands {
+			if w, ok := res.Worst(); ok && res.Full() && c.Score+eps < w.Score {
+				proven = true // no row left can reach the k-th score
+				break
+			}
+			r := ix.row(c.Row)
+			e := s.exact(r)
+			if after != nil && !(e < after.Score || (e == after.Score && r > after.Row)) {
+				continue
+			}
+			res.Push(r, e)
+		}
+		if proven || len(s.cands) < m {
+			return res.Full()
+		}
+		if w, ok := res.Worst(); ok && res.Full() && s.cands[len(s.cands)-1].Score+eps < w.Score {
+			return true
+		}
+		m *= 4
+	}
+}
