@@ -3,7 +3,7 @@
 GO ?= go
 PKGS ?= ./...
 
-.PHONY: all build demo test test-cluster test-short lint generate check-generated bench ci
+.PHONY: all build demo test test-cluster test-short lint generate check-generated bench bench-serve ci
 
 all: build
 
@@ -45,6 +45,13 @@ check-generated: generate
 
 bench:
 	./.ci/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+## bench-serve: the serving benchmark (benchmarks/serve): its own redis-server, a model of
+## ITEMS items, recsysd, ghz and the open-loop generator; minutes, not part of test or ci.
+ITEMS ?= 100000
+SERVE_ARGS ?=
+bench-serve:
+	$(GO) run ./benchmarks/serve --items $(ITEMS) --out benchmarks/serve/results $(SERVE_ARGS)
 
 ## ci: everything CI runs, the cluster suite included (about 2 minutes more).
 ci: lint check-generated test test-cluster

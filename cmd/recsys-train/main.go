@@ -1,11 +1,17 @@
 // Command recsys-train is the retraining job, fit for a Kubernetes CronJob:
-// it reads the event history (the Redis event stream, or files), trains
-// implicit ALS, evaluates the model against the serving one and the
-// baselines, and publishes it only if it passes the quality gate.
+// it reads the event history (the Redis event stream, or files), tunes ALS
+// within --tune-budget on a validation split of the training part, fits the
+// candidates (ALS, ALS with the order-aware blend), evaluates them against
+// the serving model, popularity and item-kNN, and publishes the best one
+// only if it passes the quality gate.
 //
-//	recsys-train --input FILE | --redis-addr ADDR  [--models-dir DIR] [--factors F --iterations I …]
-//	recsys-train eval --input FILE | --train FILE --test FILE  [--k 10,20] [--json]
-//	recsys-train tune --input FILE [--factors-grid 32,64 --reg-grid …] [--trials N]
+//	recsys-train --input FILE | --redis-addr ADDR  [--models-dir DIR] [--tune-budget 10m | --factors F …]
+//	recsys-train eval --input FILE [--split time|last|user] | --train FILE --test FILE  [--k 10,20] [--json]
+//	recsys-train tune --input FILE [--tune-budget 10m | --factors-grid 32,64 --reg-grid … --trials N]
+//
+// Without model flags (--factors, --regularization, --reg-exponent, --alpha,
+// --confidence) eval evaluates what the default job would publish: the
+// same search and gate on the training part, first in the report.
 //
 // Exit status: 0 published (or evaluated), 1 failed, 2 bad usage, 3 the
 // quality gate refused the model (nothing was published).
@@ -39,10 +45,12 @@ import (
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/modelreport"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/retrain"
+	"github.com/recsys-dev/recsys/internal/tune"
 )
 
 // Exit statuses.
@@ -299,8 +307,10 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&cfg.Holdout.LastN, "holdout-last", 1, "events per user held out for the gate")
 	fs.BoolVar(&cfg.NoRefit, "no-refit", false, "publish the model trained without the holdout instead of refitting on all events")
 	fs.BoolVar(&cfg.SkipBaselines, "skip-knn", false, "leave the item-kNN baseline out of the report")
+	fs.BoolVar(&cfg.NoIndex, "no-index", false, "leave the serving index's cells (artifact section ivf) out of the model; recsysd then builds them at load when it uses them")
 	fs.BoolVar(&cfg.Blend, "blend", true, "also fit the order-aware blend (item neighbours, next-item transitions, recency; weights on a validation split) as a candidate; the gate publishes it when it beats MF alone")
 	fs.BoolVar(&dryRun, "dry-run", false, "train, evaluate and gate, but publish nothing")
+	reportFile := fs.String("report", "", "also write the evaluation (model, serving model and baselines, the gate's decision) as a self-contained HTML file with charts")
 	var boughtLists bool
 	fs.BoolVar(&boughtLists, "bought-lists", true, "with --redis-addr: publish the bought-together lists to Redis after the model")
 	fs.DurationVar(&cfg.CoPurchase.Window, "bought-window", cooccur.DefaultWindow, "two purchases of one user this close in time count as bought together")
@@ -397,6 +407,9 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		writeTrace(stdout, out.Tuning)
 		fmt.Fprintf(stdout, "\ngate: %s\n", out.Gate.Reason)
+		if werr := writeHTMLReport(*reportFile, out.Report, out.Gate.Reason); werr != nil && err == nil {
+			err = werr
+		}
 		for _, v := range out.Versions {
 			fmt.Fprintf(stdout, "published %s (%d items, %d bytes)\n", v.Name(), v.Info.Items, v.Size)
 		}
@@ -508,7 +521,9 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	fs.StringVar(&trainFile, "train", "", "a pre-split training file (with --test)")
 	fs.StringVar(&testFile, "test", "", "a pre-split test file (with --train)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	reportFile := fs.String("report", "", "also write the report as a self-contained HTML file with charts (model and baselines)")
 	fs.BoolVar(&c.cfg.Blend, "blend", true, "without model flags: the job's blend candidate, as recsys-train --blend")
+	fs.BoolVar(&c.cfg.Served, "served", true, "with model flags: also the served row (the model searched through its partitioned index, forced as recsysd --index-min-items 0) with recall_vs_exact@K against the exact scan")
 	fs.BoolVar(&ablation, "blend-ablation", false, "also evaluate the blend rows (MF alone, +neighbours, +transitions, +recency; weights chosen on a validation split of the training events)")
 	log, err := c.parse(fs, args, getenv, stderr)
 	if err != nil {
@@ -530,6 +545,9 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 				return err
 			}
 		}
+		if err := writeHTMLReport(*reportFile, rep, ""); err != nil {
+			return err
+		}
 		if asJSON {
 			return writeJSON(stdout, rep)
 		}
@@ -547,12 +565,21 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 			return err
 		}
 	}
+	if err := writeHTMLReport(*reportFile, job.Report, "job's gate on its holdout of the training part: "+job.Gate.Reason); err != nil {
+		return err
+	}
 	if asJSON {
-		return writeJSON(stdout, struct {
-			*eval.Report
-			Gate   string     `json:"gate"`
-			Tuning *mf.Tuning `json:"tuning,omitempty"`
-		}{job.Report, job.Gate.Reason, job.Tuning})
+		// The report's own JSON plus the job's gate and search.
+		b, err := json.Marshal(job.Report)
+		if err != nil {
+			return err
+		}
+		var v map[string]any
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		v["gate"], v["tuning"] = job.Gate.Reason, job.Tuning
+		return writeJSON(stdout, v)
 	}
 	if err := job.Report.WriteTable(stdout); err != nil {
 		return err
@@ -620,6 +647,24 @@ func runTune(ctx context.Context, args []string, getenv func(string) string, std
 	split, err := c.evalSplit(ctx, c.cfg, "", "", log)
 	if err != nil {
 		return err
+	}
+	grid := false
+	fs.Visit(func(f *flag.Flag) { grid = grid || strings.HasSuffix(f.Name, "-grid") || f.Name == "trials" })
+	if !grid {
+		// The job's budgeted search (package tune) on the training part.
+		if c.tuneBudget <= 0 {
+			return usageError{"--tune-budget must be > 0 (or give a --*-grid flag for a grid search)"}
+		}
+		res, err := tune.Search(ctx, split.Train, tune.Config{Budget: c.tuneBudget, Base: c.hyper, Metric: opt.Metric,
+			Workers: c.workers, Seed: opt.Seed, Progress: traceLogger(log)})
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return writeJSON(stdout, res)
+		}
+		writeTrace(stdout, res)
+		return nil
 	}
 	opt.Progress = func(t eval.Trial) {
 		log.Info("trial", "factors", t.Hyper.Factors, "regularization", t.Hyper.Regularization, "alpha", t.Hyper.Alpha,
@@ -697,4 +742,21 @@ func recordRun(ctx context.Context, recs []registry.RunRecorder, started time.Ti
 			log.Warn("could not record the retraining run in the registry", "err", rerr)
 		}
 	}
+}
+
+// writeHTMLReport writes rep as an HTML report to path ("": nothing).
+func writeHTMLReport(path string, rep *eval.Report, gate string) (err error) {
+	if path == "" || rep == nil {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("html report: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("html report: %w", cerr)
+		}
+	}()
+	return modelreport.Write(f, modelreport.Input{Title: "recsys evaluation: " + rep.Split, Report: rep, Gate: gate})
 }

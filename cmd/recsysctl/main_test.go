@@ -132,3 +132,27 @@ func TestUsage(t *testing.T) {
 		})
 	}
 }
+
+// Rejected rows end the import with exit code 4 unless --allow-rejects; the
+// summary is printed either way, and progress is whole lines with a total.
+func TestImportRejects(t *testing.T) {
+	addr := startDaemon(t)
+	path := filepath.Join(t.TempDir(), "events.csv")
+	if err := os.WriteFile(path, []byte("user_id,item_id,event_type,timestamp\n"+
+		"u1,i1,view,2026-11-01T10:00:00Z\nu1,i2,like,2026-11-01T10:00:00Z\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := recsysctl(nil, "events", "import", path, "--addr", addr)
+	if r.code != cli.ExitRejected || !strings.Contains(r.stdout, `"rejected": 1`) || !strings.Contains(r.stderr, "1 of 2 rows rejected") {
+		t.Errorf("exit %d, stdout %s, stderr %s; want 4, the summary and the count", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "2/2 events") || strings.Contains(r.stderr, "\r") {
+		t.Errorf("progress %q: want whole lines with the total", r.stderr)
+	}
+	if r := recsysctl(nil, "events", "import", "--allow-rejects", path, "--addr", addr, "--format", "csv"); r.code != 0 {
+		t.Errorf("--allow-rejects: exit %d, stderr %s", r.code, r.stderr)
+	}
+	if r := recsysctl(nil, "events", "import", path, "--addr", addr, "--format", "xml"); r.code != cli.ExitUsage {
+		t.Errorf("--format xml: exit %d, want 2", r.code)
+	}
+}

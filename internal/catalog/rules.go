@@ -62,6 +62,11 @@ type Rules struct {
 	BlockedItems      map[string]struct{}
 	BlockedCategories map[string]struct{}
 	Categories        map[string]Category
+	// Attributes are the declared custom attributes (attrs.go).
+	Attributes map[string]AttrType
+	// Boosts are the boost and bury rules (boost.go); MaxAdjustment is
+	// DefaultMaxAdjustment when none were set.
+	Boosts BoostSet
 }
 
 // Blocked reports whether an item with this id and category is on the
@@ -250,18 +255,22 @@ func (s *Store) UpsertCategories(ctx context.Context, cats []Category) error {
 func (s *Store) LoadRules(ctx context.Context) (*Rules, error) {
 	var ver *redis.StringCmd
 	var items, cats *redis.StringSliceCmd
-	var settings *redis.MapStringStringCmd
+	var settings, attrs *redis.MapStringStringCmd
+	var boosts *redis.StringCmd
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		ver = p.Get(ctx, s.rulesVersion)
 		items = p.SMembers(ctx, s.blockedItems)
 		cats = p.SMembers(ctx, s.blockedCats)
 		settings = p.HGetAll(ctx, s.categories)
+		attrs = p.HGetAll(ctx, s.attributes)
+		boosts = p.Get(ctx, s.boosts)
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("load shop rules: %w", err)
 	}
 	r := &Rules{
+		Boosts:            BoostSet{MaxAdjustment: DefaultMaxAdjustment},
 		BlockedItems:      make(map[string]struct{}, len(items.Val())),
 		BlockedCategories: make(map[string]struct{}, len(cats.Val())),
 		Categories:        make(map[string]Category, len(settings.Val())),
@@ -283,6 +292,12 @@ func (s *Store) LoadRules(ctx context.Context) (*Rules, error) {
 			return nil, fmt.Errorf("load shop rules: category %q: bad repeatable_after %q", name, v)
 		}
 		r.Categories[name] = Category{Name: name, RepeatableAfter: time.Duration(ms) * time.Millisecond}
+	}
+	if r.Attributes, err = parseDeclarations(attrs.Val()); err != nil {
+		return nil, fmt.Errorf("load shop rules: %w", err)
+	}
+	if r.Boosts, err = parseBoosts(boosts.Val()); err != nil {
+		return nil, fmt.Errorf("load shop rules: %w", err)
 	}
 	return r, nil
 }

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -34,8 +35,11 @@ import (
 
 // Limits Upsert enforces.
 const (
-	MaxIDBytes       = 256
-	MaxCategoryBytes = 256
+	MaxIDBytes        = 256
+	MaxCategoryBytes  = 256
+	MaxTitleBytes     = 1024
+	MaxNameBytes      = 256 // brand, seller, a string attribute's value
+	MaxItemAttributes = 32
 )
 
 // DefaultLogMaxLen is the approximate number of changelog entries kept. A
@@ -58,6 +62,16 @@ type Item struct {
 	ValidFrom, ValidUntil time.Time
 	// MemberOnly items are recommended only to members.
 	MemberOnly bool
+
+	// What the shop knows of the item beyond what filters need (attrs.go):
+	// ranking rules match these, diversity caps brands and sellers.
+	Title, Brand, Seller string
+	RatingAverage        float64 // 0..5, meaningful when RatingCount > 0
+	RatingCount          int64
+	Promotion            bool
+	// Attributes are the item's custom attributes, of declared names and
+	// types, at most MaxItemAttributes, names unique.
+	Attributes []Attribute
 }
 
 // InWindow reports whether t is inside the item's sale window: at or after
@@ -75,8 +89,9 @@ type Store struct {
 	items, log, seq string
 	logMaxLen       int64
 
-	// The shop's rules (rules.go).
+	// The shop's rules (rules.go, attrs.go, boost.go).
 	blockedItems, blockedCats, categories, rulesVersion string
+	attributes, boosts                                  string
 }
 
 // NewStore returns a catalog store whose keys start with prefix ("recsys"
@@ -90,6 +105,7 @@ func NewStore(rdb redis.UniversalClient, prefix string) *Store {
 		rdb: rdb, items: base + "items", log: base + "log", seq: base + "seq", logMaxLen: DefaultLogMaxLen,
 		blockedItems: base + "blocked:items", blockedCats: base + "blocked:cats",
 		categories: base + "categories", rulesVersion: base + "rules",
+		attributes: base + "attributes", boosts: base + "boosts",
 	}
 }
 
@@ -116,6 +132,15 @@ func (s *Store) Upsert(ctx context.Context, items []Item) error {
 	for i, it := range items {
 		if err := validate(it); err != nil {
 			return fmt.Errorf("item %d (id %q): %w", i, it.ID, err)
+		}
+	}
+	if slices.ContainsFunc(items, func(it Item) bool { return len(it.Attributes) > 0 }) {
+		decl, err := s.declarations(ctx)
+		if err != nil {
+			return err
+		}
+		if err := checkDeclared(items, decl); err != nil {
+			return err
 		}
 	}
 	keys := []string{s.items, s.log, s.seq}
@@ -160,7 +185,7 @@ func validate(it Item) error {
 	case !it.ValidFrom.IsZero() && !it.ValidUntil.IsZero() && !it.ValidUntil.After(it.ValidFrom):
 		return fmt.Errorf("sale window ends (%v) before or when it starts (%v)", it.ValidUntil, it.ValidFrom)
 	}
-	return nil
+	return validateAttrs(it)
 }
 
 // Get returns the items with the given ids that exist, in request order.
@@ -197,11 +222,16 @@ func (s *Store) Get(ctx context.Context, ids []string) ([]Item, error) {
 //	varint    creation time, Unix ms, zigzag (only with bit 2; omitted when zero)
 //	varint    valid from, Unix ms, zigzag (only with bit 3)
 //	varint    valid until, Unix ms, zigzag (only with bit 4)
-//	rest      the category, raw bytes
+//	rest      format 0: the category, raw bytes; format 1: the category as a
+//	          uvarint length and bytes, then the descriptive fields
+//	          (appendDescription, attrs.go)
 //
 // The id is the hash field, so it is not repeated. Bits 3-5 were reserved
 // before sale windows and member-only items existed, so items without them
 // encode exactly as before; an older server refuses items that use them.
+// Format 1 is written only for items with descriptive fields (title, brand,
+// seller, rating, promotion, custom attributes), so a catalog without them
+// stays readable by older servers.
 const (
 	itemAvailable  = 0x01
 	itemHasPrice   = 0x02
@@ -210,6 +240,7 @@ const (
 	itemHasUntil   = 0x10
 	itemMemberOnly = 0x20
 	itemReserved   = 0xc0
+	itemFormat1    = 0x40
 )
 
 func appendItem(b []byte, it Item) []byte {
@@ -232,6 +263,10 @@ func appendItem(b []byte, it Item) []byte {
 	if it.MemberOnly {
 		head |= itemMemberOnly
 	}
+	described := it.described()
+	if described {
+		head |= itemFormat1
+	}
 	b = append(b, head)
 	if it.Price != 0 {
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(it.Price))
@@ -241,7 +276,11 @@ func appendItem(b []byte, it Item) []byte {
 			b = binary.AppendVarint(b, t.UnixMilli())
 		}
 	}
-	return append(b, it.Category...)
+	if !described {
+		return append(b, it.Category...)
+	}
+	b = appendString(b, it.Category)
+	return appendDescription(b, it)
 }
 
 var errCorrupt = errors.New("corrupt catalog item")
@@ -251,6 +290,10 @@ func decodeItem(id string, b []byte) (Item, error) {
 		return Item{}, fmt.Errorf("%w: empty", errCorrupt)
 	}
 	head := b[0]
+	format1 := head&itemReserved == itemFormat1
+	if format1 {
+		head &^= itemFormat1
+	}
 	if head&itemReserved != 0 {
 		return Item{}, fmt.Errorf("%w: unknown format version in header %#x", errCorrupt, head)
 	}
@@ -278,6 +321,15 @@ func decodeItem(id string, b []byte) (Item, error) {
 		*f.dst = time.UnixMilli(ms).UTC()
 		b = b[n:]
 	}
-	it.Category = string(b)
+	if !format1 {
+		it.Category = string(b)
+		return it, nil
+	}
+	d := decoder{b: b}
+	it.Category = d.string()
+	d.description(&it)
+	if d.err != nil {
+		return Item{}, fmt.Errorf("%w: %v", errCorrupt, d.err)
+	}
 	return it, nil
 }

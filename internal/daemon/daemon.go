@@ -23,12 +23,14 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/recsys-dev/recsys/internal/access"
+	"github.com/recsys-dev/recsys/internal/attribution"
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/embedded"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/httpapi"
+	"github.com/recsys-dev/recsys/internal/kpi"
 	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
@@ -110,6 +112,15 @@ type Config struct {
 	// PushDedupWindow is BatchRecommend's default dedup window (default 7
 	// days).
 	PushDedupWindow time.Duration
+	// Attribution tunes the answer records (window, answers kept per
+	// user); Prefix and Now are filled in.
+	Attribution attribution.Config
+	// IndexMinItems: models with at least this many items are searched
+	// through their partitioned index (0: recommend.DefaultIndexMinItems;
+	// negative: every model); IndexProbe is the partitions a search probes
+	// (0: a quarter). See recommend.Config.
+	IndexMinItems int
+	IndexProbe    int
 	// Coalesce gathers concurrent Recommend and SimilarItems scorings into
 	// blocks (internal/coalesce); MaxBlock 0 turns it off (the zero
 	// Config, as in tests that do not set it).
@@ -121,6 +132,9 @@ type Config struct {
 type ShopConfig struct {
 	// MaxPerCategory is the default per-category cap of an answer; 0: none.
 	MaxPerCategory int
+	// MaxPerBrand and MaxPerSeller are the default per-brand and
+	// per-seller caps of an answer; 0: none.
+	MaxPerBrand, MaxPerSeller int
 	// RotateAfter impressions without a click within RotateWindow rotate an
 	// item down (default 3 within 24h; a negative RotateAfter turns
 	// rotation off). The profile store keeps RotateAfter impressions per
@@ -211,6 +225,8 @@ type Daemon struct {
 	wlis     net.Listener
 	inproc   *grpc.ClientConn // the HTTP API's connection to the server
 	m        *metrics.Set
+	attr     *attribution.Store
+	kpi      *kpi.Store
 }
 
 // New builds every part and opens the listeners; Run serves.
@@ -288,6 +304,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.engine, err = recommend.New(recommend.Config{
 		Weighting:      cfg.Weighting,
 		MaxPerCategory: cfg.Shop.MaxPerCategory,
+		MaxPerBrand:    cfg.Shop.MaxPerBrand,
+		MaxPerSeller:   cfg.Shop.MaxPerSeller,
 		RotateAfter:    max(cfg.Shop.RotateAfter, 0),
 		RotateWindow:   cfg.Shop.RotateWindow,
 		ExploreShare:   max(cfg.Shop.ExploreShare, 0),
@@ -303,6 +321,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Segments:        cfg.Segments,
 		PushDedupWindow: cfg.PushDedupWindow,
 		Coalescer:       coalescer,
+		IndexMinItems:   cfg.IndexMinItems,
+		IndexProbe:      cfg.IndexProbe,
 	}, recommend.WithLoadBudget(d.store, cfg.ProfileBudget), d.catCache, d.popular); err != nil {
 		return nil, err
 	}
@@ -319,6 +339,18 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		}
 		d.models, admin = dir, dir
 	}
+	if d.kpi, err = kpi.NewStore(d.rdb, kpi.Config{Prefix: cfg.Prefix, Price: pcfg.Price}); err != nil {
+		return nil, err
+	}
+	acfg := cfg.Attribution
+	acfg.Prefix = cfg.Prefix
+	if d.attr, err = attribution.NewStore(d.rdb, acfg, func(ctx context.Context, as []attribution.Answer) {
+		if err := d.kpi.AddAnswers(ctx, as); err != nil {
+			log.Warn("count answers", "err", err)
+		}
+	}); err != nil {
+		return nil, err
+	}
 	scfg := server.Config{
 		Weighting: cfg.Weighting, Segments: cfg.Segments, Limits: cfg.Limits, Auth: d.auth, TLS: tlsCfg,
 		RateLimits: cfg.RateLimits, DeadlineCaps: cfg.DeadlineCaps, MaxRecvMsgBytes: cfg.MaxRecvMsgBytes,
@@ -330,7 +362,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.srv, err = server.New(scfg, server.Deps{
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Models: admin, Fallback: d.engine,
-		Bought: d.engine, Pusher: d.engine, Metrics: d.m,
+		Bought: d.engine, Pusher: d.engine, Metrics: d.m, Attribution: d.attr, Outcomes: d.kpi,
 	}); err != nil {
 		return nil, err
 	}
@@ -350,6 +382,14 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if cfg.MetricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(d.srv.Collectors()...)
+		reg.MustRegister(d.kpi.Collectors()...)
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "recsys_answer_records_dropped_total",
+			Help: "Answer records dropped because the attribution writer's queue was full.",
+		}, func() float64 { return float64(d.attr.Dropped()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "recsys_answer_records_failed_total",
+			Help: "Answer records the attribution writer could not write (Redis errors).",
+		}, func() float64 { return float64(d.attr.Failed()) }))
 		reg.MustRegister(collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		mux := http.NewServeMux()
@@ -474,6 +514,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error {
 		return server.NewReadiness(d.srv, redisconn.Pinger{Client: d.rdb}).Run(gctx, d.cfg.ReadyCheck)
 	})
+	g.Go(func() error { return d.attr.Run(gctx) })
 	g.Go(func() error { return d.popular.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.catCache.Run(gctx, d.cfg.CatalogSync) })
 	g.Go(func() error { return d.rules.Run(gctx, d.cfg.Shop.RulesPoll) })

@@ -23,6 +23,7 @@ import (
 	"github.com/recsys-dev/recsys/client"
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/daemon"
+	"github.com/recsys-dev/recsys/internal/dataset"
 	"github.com/recsys-dev/recsys/internal/ingest"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
@@ -90,7 +91,7 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	evs, err := ingest.ImportEvents(ctx, api, eventsCSV, 10*time.Second, io.Discard)
+	evs, err := ingest.ImportEvents(ctx, api, eventsCSV, dataset.CSV, 10*time.Second, io.Discard)
 	if err != nil {
 		return err
 	}

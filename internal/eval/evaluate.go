@@ -46,6 +46,9 @@ type Options struct {
 	// RerankDepth is how many items are ranked for Rerank (default 10 ×
 	// the largest K).
 	RerankDepth int
+	// Served adds Compare's "served" row (ServedRow): its MF model searched
+	// through the partitioned index, forced, as recsysd serves it.
+	Served bool
 }
 
 func (o Options) withDefaults(items int) (Options, error) {

@@ -40,7 +40,16 @@ func Compare(ctx context.Context, s *Split, h mf.Hyperparameters, knn KNNOptions
 	if err != nil {
 		return nil, fmt.Errorf("compare: %w", err)
 	}
-	return Run(ctx, s, []Recommender{NewALS(model, nil), NewPopularity(s.Matrix), k}, opt)
+	rep, err := Run(ctx, s, []Recommender{NewALS(model, nil), NewPopularity(s.Matrix), k}, opt)
+	if err != nil || !opt.Served {
+		return rep, err
+	}
+	row, err := ServedRow(ctx, s, model, 0, opt)
+	if err != nil {
+		return nil, fmt.Errorf("compare: %w", err)
+	}
+	rep.Models = slices.Insert(rep.Models, 1, row) // beside the exact scan's
+	return rep, nil
 }
 
 // SearchSpace lists the values tried per hyperparameter; an empty list

@@ -5,6 +5,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/recsys-dev/recsys/client"
+	"github.com/recsys-dev/recsys/internal/cli"
 	"github.com/recsys-dev/recsys/internal/dataset"
 	"github.com/recsys-dev/recsys/internal/event"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
@@ -48,11 +50,15 @@ const (
 // dataset package detects) and sends it in batches. Rows the reader cannot
 // parse, and events the server refuses, are counted and reported, not sent
 // again; the rest of the file goes on. Event ids make a re-import idempotent.
-func ImportEvents(ctx context.Context, c *client.Client, path string, rpcTimeout time.Duration, stderr io.Writer) (ImportStats, error) {
+//
+// format names the file's format (empty: detect it). Progress goes to
+// progress (see cli.Progress: a bar on a terminal, a line every few seconds
+// with the total and ETA elsewhere).
+func ImportEvents(ctx context.Context, c *client.Client, path string, format dataset.Format, rpcTimeout time.Duration, progress io.Writer) (ImportStats, error) {
 	st := ImportStats{File: path}
 	start := time.Now()
-	imp := &importer{c: c, timeout: rpcTimeout, st: &st, progress: stderr, start: start}
-	rs, err := dataset.ReadFile(ctx, path, "", dataset.Options{SkipBadRows: true, MaxErrors: maxReportErrors}, func(e event.Event) error {
+	imp := &importer{c: c, timeout: rpcTimeout, st: &st, progress: cli.NewProgress(progress, "events", csvRows(path, format)), start: start}
+	rs, err := dataset.ReadFile(ctx, path, format, dataset.Options{SkipBadRows: true, MaxErrors: maxReportErrors}, func(e event.Event) error {
 		imp.batch = append(imp.batch, toProtoEvent(e))
 		if len(imp.batch) == importBatch {
 			return imp.flush(ctx)
@@ -68,8 +74,39 @@ func ImportEvents(ctx context.Context, c *client.Client, path string, rpcTimeout
 		st.addError(e.Error())
 	}
 	st.Seconds = time.Since(start).Seconds()
-	fmt.Fprintln(stderr)
+	imp.progress.Done(st.Sent+st.Rejected, imp.detail())
 	return st, err
+}
+
+// csvRows counts the rows of an events CSV (its lines but the header), the
+// total progress reports; 0 (unknown) for other formats and compressed
+// files. Reading the file twice costs little next to sending it.
+func csvRows(path string, format dataset.Format) int64 {
+	if format == "" {
+		format, _ = dataset.Detect(path)
+	}
+	if format != dataset.CSV || strings.HasSuffix(path, ".gz") {
+		return 0
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var lines int64
+	buf := make([]byte, 1<<16)
+	for {
+		n, err := f.Read(buf)
+		lines += int64(bytes.Count(buf[:n], []byte{'\n'}))
+		if err != nil {
+			break
+		}
+	}
+	return max(lines-1, 0)
+}
+
+func (im *importer) detail() string {
+	return fmt.Sprintf("%d accepted, %d duplicates, %d rejected", im.st.Accepted, im.st.Duplicates, im.st.Rejected)
 }
 
 func (st *ImportStats) addError(msg string) {
@@ -93,7 +130,7 @@ type importer struct {
 	timeout  time.Duration
 	batch    []*recsysv1.Event
 	st       *ImportStats
-	progress io.Writer
+	progress *cli.Progress
 	start    time.Time
 }
 
@@ -114,8 +151,7 @@ func (im *importer) flush(ctx context.Context) error {
 			im.st.Accepted += int64(res.GetAccepted())
 			im.st.Duplicates += int64(res.GetDuplicates())
 			im.batch = im.batch[:0]
-			fmt.Fprintf(im.progress, "\rimported %d events (%d accepted, %d duplicates, %d rejected) at %.0f/s",
-				im.st.Sent, im.st.Accepted, im.st.Duplicates, im.st.Rejected, float64(im.st.Sent)/time.Since(im.start).Seconds())
+			im.progress.Update(im.st.Sent+im.st.Rejected, im.detail())
 			return nil
 		}
 		st, _ := status.FromError(err)
@@ -178,6 +214,7 @@ func ImportCatalog(ctx context.Context, c *client.Client, path string, rpcTimeou
 	defer f.Close()
 	start := time.Now()
 	st := ImportStats{File: path}
+	progress := cli.NewProgress(stderr, "items", 0)
 	var batch []*recsysv1.Item
 	send := func() error {
 		if len(batch) == 0 {
@@ -192,7 +229,7 @@ func ImportCatalog(ctx context.Context, c *client.Client, path string, rpcTimeou
 		st.Sent += int64(len(batch))
 		st.Accepted += int64(res.GetUpserted())
 		batch = batch[:0]
-		fmt.Fprintf(stderr, "\rupserted %d items", st.Accepted)
+		progress.Update(st.Sent, fmt.Sprintf("%d upserted", st.Accepted))
 		return nil
 	}
 	err = ReadCatalogCSV(f, path, func(it *recsysv1.Item) error {
@@ -207,7 +244,7 @@ func ImportCatalog(ctx context.Context, c *client.Client, path string, rpcTimeou
 		err = send()
 	}
 	st.Seconds = time.Since(start).Seconds()
-	fmt.Fprintln(stderr)
+	progress.Done(st.Sent, fmt.Sprintf("%d upserted", st.Accepted))
 	return st, err
 }
 

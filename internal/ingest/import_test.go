@@ -63,7 +63,7 @@ func TestImportEvents(t *testing.T) {
 		"u1,i3,like,2026-11-01T10:00:00Z\n"+ // unknown type: the reader rejects it
 		"u2,i1,cart,"+future+"\n"+ // in the future: the server rejects it
 		"u2,i2,2.5,2026-11-01T11:00:00Z\n")
-	st, err := ingest.ImportEvents(ctx, c, path, 5*time.Second, io.Discard)
+	st, err := ingest.ImportEvents(ctx, c, path, "", 5*time.Second, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestImportEvents(t *testing.T) {
 	if !strings.Contains(joined, "like") || !strings.Contains(joined, "events[") || !strings.Contains(joined, "timestamp") {
 		t.Errorf("rejection reasons %q do not name the row and the field", joined)
 	}
-	again, err := ingest.ImportEvents(ctx, c, path, 5*time.Second, io.Discard)
+	again, err := ingest.ImportEvents(ctx, c, path, "", 5*time.Second, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -169,8 +169,8 @@ func (ix *Index) Bytes() int64 {
 }
 
 // DefaultProbe is the number of cells a search probes at least when the
-// caller does not say: an eighth of them, at least one.
-func (ix *Index) DefaultProbe() int { return max(1, ix.Cells()/8) }
+// caller does not say: a quarter of them, at least one.
+func (ix *Index) DefaultProbe() int { return max(1, ix.Cells()/4) }
 
 // Query describes one search.
 type Query struct {

@@ -355,6 +355,7 @@ func TestNewRejectsInvalid(t *testing.T) {
 		{"NaN factor", hyper, []string{"a"}, []float32{1, nan}},
 		{"zero regularization", Hyperparameters{Factors: 2, Alpha: 1}, []string{"a"}, []float32{1, 2}},
 		{"zero factors", Hyperparameters{Regularization: 1}, []string{"a"}, []float32{}},
+		{"unknown confidence", Hyperparameters{Factors: 2, Regularization: 0.1, Alpha: 1, Confidence: "sqrt"}, []string{"a"}, []float32{1, 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := New(Info{Hyper: tc.hyper}, tc.ids, tc.factors); !errors.Is(err, ErrInvalid) {

@@ -37,7 +37,7 @@ func TestEmbeddedStoreSupportsCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Record: %v", err)
 	}
-	if want := (RecordResult{Accepted: 4, Duplicates: 1}); res != want {
+	if want := (counted{Accepted: 4, Duplicates: 1}); (counted{res.Accepted, res.Duplicates}) != want {
 		t.Errorf("Record: got %+v, want %+v", res, want)
 	}
 	clk.Set(t0.Add(time.Second))

@@ -112,7 +112,12 @@ func (s *Store) UserKeys(userID string) []string {
 
 // RecordResult counts the events of a Record call: Accepted were new,
 // Duplicates had an event id the store already remembered (a retry).
-type RecordResult struct{ Accepted, Duplicates int }
+// Fresh[i] tells whether events[i] was new (impressions and pushes, which
+// have no dedup, always are).
+type RecordResult struct {
+	Accepted, Duplicates int
+	Fresh                []bool
+}
 
 // Record stores a batch of events, of any number of users, in one pipelined
 // round trip: one script per user applies the user's new events to the
@@ -143,7 +148,7 @@ func (s *Store) Record(ctx context.Context, events []event.Event) (RecordResult,
 	}
 	redisconn.RunScripts(ctx, s.rdb, calls...)
 
-	var res RecordResult
+	res := RecordResult{Fresh: make([]bool, len(events))}
 	var errs []error
 	for u, c := range calls[:nUsers] {
 		flags, err := c.Cmd.Int64Slice()
@@ -154,9 +159,10 @@ func (s *Store) Record(ctx context.Context, events []event.Event) (RecordResult,
 			errs = append(errs, fmt.Errorf("record events of user %q: %w", b.users[u].id, err))
 			continue
 		}
-		for _, f := range flags {
+		for k, f := range flags {
 			if f == 1 {
 				res.Accepted++
+				res.Fresh[b.users[u].events[k]] = true
 			} else {
 				res.Duplicates++
 			}

@@ -58,13 +58,26 @@ func newStore(t testing.TB, cfg Config) (*Store, redis.UniversalClient, *clock) 
 	return s, c, clk
 }
 
-func record(t testing.TB, s *Store, events ...event.Event) RecordResult {
+// counted is a RecordResult's counts (comparable); record checks Fresh
+// against them.
+type counted struct{ Accepted, Duplicates int }
+
+func record(t testing.TB, s *Store, events ...event.Event) counted {
 	t.Helper()
 	res, err := s.Record(context.Background(), events)
 	if err != nil {
 		t.Fatalf("Record: %v", err)
 	}
-	return res
+	fresh := 0
+	for _, f := range res.Fresh {
+		if f {
+			fresh++
+		}
+	}
+	if len(res.Fresh) != len(events) || fresh != res.Accepted {
+		t.Fatalf("Record: %d fresh flags, %d set, for %d events with %d accepted", len(res.Fresh), fresh, len(events), res.Accepted)
+	}
+	return counted{res.Accepted, res.Duplicates}
 }
 
 func load(t testing.TB, s *Store, user string) Profile {
@@ -160,7 +173,7 @@ func TestRecordBuildsProfile(t *testing.T) {
 			t.Parallel()
 			s, _, _ := newStore(t, Config{})
 			res := record(t, s, tc.events...)
-			if want := (RecordResult{Accepted: len(tc.events)}); res != want {
+			if want := (counted{Accepted: len(tc.events)}); res != want {
 				t.Errorf("Record: got %+v, want %+v", res, want)
 			}
 			got := load(t, s, u)
@@ -283,14 +296,14 @@ func TestDedupWindow(t *testing.T) {
 	e := event.Event{ID: "e1", UserID: "u", ItemID: "i", Type: event.View}
 	record(t, s, e)
 	clk.Set(t0.Add(30 * time.Minute))
-	if got := record(t, s, e); got != (RecordResult{Duplicates: 1}) {
+	if got := record(t, s, e); got != (counted{Duplicates: 1}) {
 		t.Errorf("retry inside the window: got %+v, want 1 duplicate", got)
 	}
 	// Past the window the id is forgotten on the next write and a replay
 	// counts again: the window is the promise, not forever.
 	clk.Set(t0.Add(2 * time.Hour))
 	record(t, s, event.Event{ID: "other", UserID: "u", ItemID: "i", Type: event.View})
-	if got := record(t, s, e); got != (RecordResult{Accepted: 1}) {
+	if got := record(t, s, e); got != (counted{Accepted: 1}) {
 		t.Errorf("replay after the window: got %+v, want 1 accepted", got)
 	}
 }
@@ -304,11 +317,11 @@ func TestRetriedEventCountsOnce(t *testing.T) {
 	tests := []struct {
 		name  string
 		batch []event.Event
-		want  RecordResult
+		want  counted
 	}{
-		{"first", []event.Event{buy, view, buy}, RecordResult{Accepted: 2, Duplicates: 1}},
-		{"retry", []event.Event{view, buy}, RecordResult{Duplicates: 2}},
-		{"retry with a changed payload", []event.Event{{ID: "p1", UserID: "u1", ItemID: "hat", Type: event.Purchase}}, RecordResult{Duplicates: 1}},
+		{"first", []event.Event{buy, view, buy}, counted{Accepted: 2, Duplicates: 1}},
+		{"retry", []event.Event{view, buy}, counted{Duplicates: 2}},
+		{"retry with a changed payload", []event.Event{{ID: "p1", UserID: "u1", ItemID: "hat", Type: event.Purchase}}, counted{Duplicates: 1}},
 	}
 	for _, tc := range tests {
 		if got := record(t, s, tc.batch...); got != tc.want {
@@ -341,10 +354,10 @@ func TestPartialFailureCompletes(t *testing.T) {
 	tests := []struct {
 		name  string
 		half  func(s *Store, b *batch) []*redisconn.ScriptCall
-		retry RecordResult
+		retry counted
 	}{
-		{"only user scripts ran", func(s *Store, b *batch) []*redisconn.ScriptCall { return b.userCalls(s) }, RecordResult{Duplicates: 3}},
-		{"only global script ran", func(s *Store, b *batch) []*redisconn.ScriptCall { return []*redisconn.ScriptCall{b.globalCall(s)} }, RecordResult{Accepted: 3}},
+		{"only user scripts ran", func(s *Store, b *batch) []*redisconn.ScriptCall { return b.userCalls(s) }, counted{Duplicates: 3}},
+		{"only global script ran", func(s *Store, b *batch) []*redisconn.ScriptCall { return []*redisconn.ScriptCall{b.globalCall(s)} }, counted{Accepted: 3}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -776,7 +789,7 @@ func TestRecordRejectsInvalidEvents(t *testing.T) {
 	if p := load(t, s, "u"); p.History != nil {
 		t.Errorf("a rejected batch wrote %d history entries", len(p.History))
 	}
-	if got, err := s.Record(context.Background(), nil); err != nil || got != (RecordResult{}) {
+	if got, err := s.Record(context.Background(), nil); err != nil || got.Accepted+got.Duplicates != 0 {
 		t.Errorf("empty batch: got %+v, %v", got, err)
 	}
 }

@@ -143,12 +143,12 @@ func (e *Engine) fillBought(fc *reqFilter, a *answer, cart []string, lists [][]c
 		if a.full() {
 			return
 		}
-		cat, ok := fc.itemOK(c.id)
+		k, ok := fc.itemOK(c.id)
 		if !ok {
 			continue
 		}
 		a.add(fc, Item{ItemID: c.id, Score: c.score, Source: SourceBoughtTogether,
-			Reason: Reason{Kind: ReasonBoughtTogether, ItemID: c.with}}, -1, cat)
+			Reason: Reason{Kind: ReasonBoughtTogether, ItemID: c.with}}, -1, k)
 	}
 }
 

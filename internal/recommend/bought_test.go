@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -68,7 +69,7 @@ func TestCartSimilarIsTheSummedCosine(t *testing.T) {
 				best, bestSim = c, s
 			}
 		}
-		if it.Reason != (Reason{Kind: ReasonSimilar, ItemID: best}) {
+		if !reflect.DeepEqual(it.Reason, Reason{Kind: ReasonSimilar, ItemID: best}) {
 			t.Errorf("item %d reason %+v, want similar to %s", i, it.Reason, best)
 		}
 	}

@@ -35,6 +35,13 @@ func (e *Engine) buildIndex(m *mf.Model) *servingIndex {
 	if e.cfg.ExactScan || m == nil {
 		return nil
 	}
+	if e.cfg.IndexMinItems < 0 || m.NumItems() >= e.cfg.IndexMinItems {
+		// The artifact's "ivf" section, or cells built now (an artifact
+		// from before the section).
+		if ix, err := itemindex.ForModel(m); err == nil {
+			return &servingIndex{ix: ix, probe: e.cfg.IndexProbe}
+		}
+	}
 	return &servingIndex{ix: itemindex.Flat(m), probe: e.cfg.IndexProbe}
 }
 

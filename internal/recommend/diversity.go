@@ -16,15 +16,33 @@ type answer struct {
 	counts map[string]int
 	want   int // items to collect (count minus exploration slots)
 	cap    int // per-category cap; <= 0: none
+	// Per-brand and per-seller caps (<= 0: none) and their counts.
+	brandCap, sellerCap       int
+	brandCounts, sellerCounts map[string]int
 }
+
+// itemKeys are what the diversity caps count an item by; "" is never
+// capped.
+type itemKeys struct{ category, brand, seller string }
 
 func (a *answer) reset(want, capN int) {
 	a.items, a.rows = a.items[:0], a.rows[:0]
-	if a.counts == nil || len(a.counts) > 1024 {
-		a.counts = make(map[string]int)
-	}
-	clear(a.counts)
+	a.counts = emptied(a.counts)
+	a.brandCounts = emptied(a.brandCounts)
+	a.sellerCounts = emptied(a.sellerCounts)
 	a.want, a.cap = want, capN
+	a.brandCap, a.sellerCap = 0, 0
+}
+
+// capBrandsAndSellers sets the per-brand and per-seller caps (<= 0: none).
+func (a *answer) capBrandsAndSellers(brand, seller int) { a.brandCap, a.sellerCap = brand, seller }
+
+func emptied(m map[string]int) map[string]int {
+	if m == nil || len(m) > 1024 {
+		return make(map[string]int)
+	}
+	clear(m)
+	return m
 }
 
 func (a *answer) full() bool { return len(a.items) >= a.want }
@@ -39,19 +57,35 @@ func (a *answer) finish(res *Result, count int) {
 	res.Partial = len(res.Items) < count
 }
 
-// overCap reports whether one more item of category would break the cap.
-// Items without a category are never capped.
-func (a *answer) overCap(category string, capped bool) bool {
-	return capped && a.cap > 0 && category != "" && a.counts[category] >= a.cap
+// overCap reports whether one more item with these keys would break a cap
+// (category, brand or seller). Empty keys are never capped.
+func (a *answer) overCap(k itemKeys, capped bool) bool {
+	if !capped {
+		return false
+	}
+	return (a.cap > 0 && k.category != "" && a.counts[k.category] >= a.cap) ||
+		(a.brandCap > 0 && k.brand != "" && a.brandCounts[k.brand] >= a.brandCap) ||
+		(a.sellerCap > 0 && k.seller != "" && a.sellerCounts[k.seller] >= a.sellerCap)
+}
+
+// count counts an item against the caps.
+func (a *answer) count(k itemKeys) {
+	if k.category != "" {
+		a.counts[k.category]++
+	}
+	if k.brand != "" {
+		a.brandCounts[k.brand]++
+	}
+	if k.seller != "" {
+		a.sellerCounts[k.seller]++
+	}
 }
 
 // add takes an item and keeps it out of every later source.
-func (a *answer) add(fc *reqFilter, it Item, row int32, category string) {
+func (a *answer) add(fc *reqFilter, it Item, row int32, k itemKeys) {
 	a.items = append(a.items, it)
 	a.rows = append(a.rows, row)
-	if category != "" {
-		a.counts[category]++
-	}
+	a.count(k)
 	if row >= 0 {
 		fc.excludedIDs[it.ItemID] = struct{}{}
 		fc.excluded.set(row)
@@ -90,12 +124,12 @@ func (e *Engine) selectRows(s *scratch, fc *reqFilter, a *answer, capped bool, s
 		s.entries = topRows(s, size, bound, hasBound, admit)
 		for _, en := range s.entries {
 			bound, hasBound = en, true
-			c := st.categoryOf(en.Row)
-			if a.overCap(c, capped) {
+			k := st.keysOf(en.Row)
+			if a.overCap(k, capped) {
 				continue
 			}
-			a.add(fc, Item{ItemID: st.model.ItemID(en.Row), Score: en.Score, Source: src}, en.Row, c)
-			if a.overCap(c, capped) {
+			a.add(fc, Item{ItemID: st.model.ItemID(en.Row), Score: en.Score, Source: src}, en.Row, k)
+			if capped && a.cap > 0 && k.category != "" && a.counts[k.category] >= a.cap {
 				full = append(full, st.category[en.Row])
 			}
 			if a.full() {
@@ -117,15 +151,15 @@ func (e *Engine) fillList(fc *reqFilter, a *answer, list []profile.ItemScore, sr
 		if a.full() {
 			return
 		}
-		c, ok := fc.itemOK(p.ItemID)
-		if !ok || a.overCap(c, capped) {
+		k, ok := fc.itemOK(p.ItemID)
+		if !ok || a.overCap(k, capped) {
 			continue
 		}
 		score := float32(0)
 		if keepScores {
 			score = float32(p.Score)
 		}
-		a.add(fc, Item{ItemID: p.ItemID, Score: score, Source: src, Reason: Reason{Kind: reason}}, -1, c)
+		a.add(fc, Item{ItemID: p.ItemID, Score: score, Source: src, Reason: Reason{Kind: reason}}, -1, k)
 	}
 }
 

@@ -127,6 +127,9 @@ type Request struct {
 	// MaxPerCategory caps the items of one category; 0: Config's default;
 	// negative: no cap.
 	MaxPerCategory int
+	// MaxPerBrand and MaxPerSeller cap the items of one brand or seller
+	// likewise.
+	MaxPerBrand, MaxPerSeller int
 }
 
 // SimilarRequest asks for items similar to one item.
@@ -152,6 +155,9 @@ type Config struct {
 	KeepHistory bool
 	// MaxPerCategory is the default per-category cap of an answer; 0: none.
 	MaxPerCategory int
+	// MaxPerBrand and MaxPerSeller are the default per-brand and per-seller
+	// caps of an answer; 0: none.
+	MaxPerBrand, MaxPerSeller int
 	// RotateAfter rotates an item down once it was shown this many times
 	// within RotateWindow without a click after them; 0 turns rotation off.
 	// The profile store must keep at least this many impressions per item.
@@ -190,7 +196,7 @@ type Config struct {
 	// DefaultIndexMinItems; negative: every model.
 	IndexMinItems int
 	// IndexProbe is how many partitions a search probes unless their
-	// bounds prove the answer earlier; 0: an eighth of them.
+	// bounds prove the answer earlier; 0: a quarter of them.
 	IndexProbe int
 	// ExactScan scores every row in float32, without the index.
 	ExactScan bool
@@ -260,8 +266,9 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 		return nil, fmt.Errorf("recommend config: %w", err)
 	}
 	switch {
-	case cfg.MaxPerCategory < 0:
-		return nil, fmt.Errorf("recommend config: max per category must be >= 0, got %d", cfg.MaxPerCategory)
+	case cfg.MaxPerCategory < 0 || cfg.MaxPerBrand < 0 || cfg.MaxPerSeller < 0:
+		return nil, fmt.Errorf("recommend config: max per category, brand and seller must be >= 0, got %d, %d, %d",
+			cfg.MaxPerCategory, cfg.MaxPerBrand, cfg.MaxPerSeller)
 	case cfg.RotateAfter < 0 || cfg.RotateWindow < 0:
 		return nil, fmt.Errorf("recommend config: rotation after %d impressions within %v", cfg.RotateAfter, cfg.RotateWindow)
 	case !(cfg.ExploreShare >= 0 && cfg.ExploreShare <= 1):
@@ -367,6 +374,7 @@ type scratch struct {
 	exploreNext []int
 	purchased   map[string]struct{}
 	cosine      []float32 // BoughtTogether: the cart's summed unit vector
+	boost       boostPlan // the shop's boost rules for this request
 	search      itemindex.Search
 	searching   bool // selectRows reads search, not scores
 	blend       blend.Scratch
@@ -448,13 +456,10 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	}
 	weights := e.excludeForUser(s, fc, p)
 
-	capN := req.MaxPerCategory
-	if capN == 0 {
-		capN = e.cfg.MaxPerCategory
-	}
 	personal := !p.OptedOut && req.Placement != PlacementTrending
 	a := &s.answer
-	a.reset(req.Count, capN)
+	a.reset(req.Count, orDefault(req.MaxPerCategory, e.cfg.MaxPerCategory))
+	a.capBrandsAndSellers(orDefault(req.MaxPerBrand, e.cfg.MaxPerBrand), orDefault(req.MaxPerSeller, e.cfg.MaxPerSeller))
 	var picks []Item
 	if personal {
 		if slots := e.explorationSlots(req.Count); slots > 0 {
@@ -480,14 +485,17 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 		if folded = x != nil; folded {
 			res.Source = SourcePersonalized
 			// The index search (candidates.go) for an MF model; a
-			// blended one scores every item.
-			if b != nil || !e.search(m, s, itemindex.Query{X: x}) {
+			// blended one, or one with boost rules for this user, scores
+			// every item (a rule may lift any of them).
+			s.boost.plan(fc.boosts(), e.userSegment(p, now), m.NumItems())
+			if b != nil || s.boost.applies() || !e.search(m, s, itemindex.Query{X: x}) {
 				release, err := e.score(ctx, m, x, s)
 				if err != nil {
 					return Result{}, fmt.Errorf("score items for %q: %w", req.UserID, err)
 				}
 				defer release()
 				blendScores(b, &s.blend, s.rows, x, s.scores)
+				s.boost.apply(s.scores)
 			}
 			e.selectRows(s, fc, a, true, SourcePersonalized)
 		}
@@ -506,6 +514,7 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 		if err := e.explain(m, s, a, p, req.ContextItemID, now); err != nil {
 			return Result{}, fmt.Errorf("explain answer for %q: %w", req.UserID, err)
 		}
+		s.boost.annotate(a)
 	}
 	if len(a.items) > 0 {
 		res.Source = a.items[0].Source // a fallback may have answered alone
@@ -700,18 +709,21 @@ func (e *Engine) Similar(ctx context.Context, req SimilarRequest) (Result, error
 		res.ModelVersion = m.Version()
 		if row, ok := m.Index(req.ItemID); ok {
 			res.Source = SourceSimilar
-			if !e.search(m, s, itemindex.Query{X: m.Vector(row), Cosine: true, Norm: m.Norm(row)}) {
+			s.boost.plan(fc.boosts(), nil, m.NumItems())
+			if s.boost.applies() || !e.search(m, s, itemindex.Query{X: m.Vector(row), Cosine: true, Norm: m.Norm(row)}) {
 				release, err := e.score(ctx, m, m.Vector(row), s)
 				if err != nil {
 					return Result{}, fmt.Errorf("score items similar to %q: %w", req.ItemID, err)
 				}
 				defer release()
 				m.CosineFromDots(row, s.scores)
+				s.boost.apply(s.scores)
 			}
 			e.selectRows(s, fc, a, false, SourceSimilar)
 			for i := range a.items {
 				a.items[i].Reason = Reason{Kind: ReasonSimilar, ItemID: req.ItemID}
 			}
+			s.boost.annotate(a)
 		}
 	}
 	e.fillList(fc, a, e.popular.List(), SourcePopular, ReasonPopular, res.Source == SourcePopular, false)
@@ -741,4 +753,12 @@ func (e *Engine) itemAnswer(m *mf.Model, f Filter, count int, exclude ...[]strin
 	}
 	s.answer.reset(count, 0)
 	return s
+}
+
+// orDefault is a request's cap: v when set (negative: none), else def.
+func orDefault(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
 }

@@ -304,12 +304,24 @@ func (s staticPushProfiles) EachSeenUser(context.Context, time.Time, time.Time, 
 // pushed items). It reports users per second of wall time, and per second
 // of the process's CPU time (on a shared machine the wall-clock rate
 // depends on the other load; Push uses up to GOMAXPROCS cores).
+// Models below IndexMinItems are searched through the flat index.
 func BenchmarkPush(b *testing.B) {
+	benchPush(b, 100_000, []int{20, 100}, 0, "")
+	benchPush(b, 100_000, []int{20}, -1, "/index=ivf")
+}
+
+// BenchmarkPushIVF1M is BenchmarkPush at 1M items with the partitioned
+// index (IndexMinItems < 0; building it is not timed).
+func BenchmarkPushIVF1M(b *testing.B) {
+	benchPush(b, 1_000_000, []int{20}, -1, "/index=ivf")
+}
+
+func benchPush(b *testing.B, n int, profiles []int, minItems int, suffix string) {
 	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
-	const n, users = 100_000, 1024
+	const users = 1024
 	m := benchModel(b, n, 64)
-	for _, distinct := range []int{20, 100} {
-		b.Run("items=100000/factors=64/profile="+strconv.Itoa(distinct), func(b *testing.B) {
+	for _, distinct := range profiles {
+		b.Run("items="+strconv.Itoa(n)+"/factors=64/profile="+strconv.Itoa(distinct)+suffix, func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(2, 2))
 			p := profile.Profile{FirstSeen: now.Add(-24 * time.Hour)}
 			for i := 0; i < 200; i++ {
@@ -324,7 +336,7 @@ func BenchmarkPush(b *testing.B) {
 			for i := 0; i < 10; i++ {
 				p.Pushed = append(p.Pushed, profile.Pushed{ItemID: m.ItemID(int32(10 + i)), Time: now})
 			}
-			eng, err := New(Config{Now: func() time.Time { return now }, PushProfiles: staticPushProfiles{p}}, staticProfiles{p}, nil,
+			eng, err := New(Config{Now: func() time.Time { return now }, PushProfiles: staticPushProfiles{p}, IndexMinItems: minItems}, staticProfiles{p}, nil,
 				NewPopular(noPopular{}, 10, slog.New(slog.NewTextHandler(io.Discard, nil))))
 			if err != nil {
 				b.Fatal(err)

@@ -35,6 +35,10 @@ type Reason struct {
 	Contribution float32
 	// Category is the item's category (ReasonNewArrival).
 	Category string
+	// BoostRules name the shop's boost rules that changed the score (at
+	// most 8), BoostAdjustment their total effect, already in the score.
+	BoostRules      []string
+	BoostAdjustment float32
 }
 
 // explain sets the reason of every model-scored item of a: the profile row

@@ -219,15 +219,15 @@ func (e *Engine) explore(s *scratch, fc *reqFilter, a *answer, slots int, aff []
 				if !it.CreatedAt.After(cutoff) {
 					continue // no longer new
 				}
-				c, ok := fc.itemOK(it.ID)
-				if !ok || a.overCap(c, true) {
+				k, ok := fc.itemOK(it.ID)
+				if !ok || a.overCap(k, true) {
 					continue
 				}
-				item := Item{ItemID: it.ID, Source: SourceExploration, Reason: Reason{Kind: ReasonNewArrival, Category: c}}
+				item := Item{ItemID: it.ID, Source: SourceExploration, Reason: Reason{Kind: ReasonNewArrival, Category: k.category}}
 				picks = append(picks, item)
-				// Counted for the cap and kept out of later sources, but
+				// Counted for the caps and kept out of later sources, but
 				// placed in the answer only at the end.
-				a.counts[c]++
+				a.count(k)
 				fc.exclude(it.ID)
 				progress = true
 				break

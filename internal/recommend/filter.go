@@ -69,6 +69,50 @@ type rowState struct {
 	windows    map[int32]window
 	categories []string
 	catIndex   map[string]int32
+	// brand and seller index into names (-1: none); nil when no row has
+	// one.
+	brand, seller []int32
+	names         []string
+	nameIndex     map[string]int32
+	// boosts are the shop's boost rules matched to rows (boost.go); nil
+	// without rules.
+	boosts *rowBoosts
+}
+
+// keysOf returns what the diversity caps count row r by.
+func (st *rowState) keysOf(r int32) itemKeys {
+	k := itemKeys{category: st.categoryOf(r)}
+	if st.brand != nil && st.brand[r] >= 0 {
+		k.brand = st.names[st.brand[r]]
+	}
+	if st.seller != nil && st.seller[r] >= 0 {
+		k.seller = st.names[st.seller[r]]
+	}
+	return k
+}
+
+// setName interns a brand or seller name for column col (allocated, all
+// -1, on first use) at row i.
+func (st *rowState) setName(col *[]int32, i int, name string) {
+	if name == "" {
+		return
+	}
+	if *col == nil {
+		*col = make([]int32, len(st.flags))
+		for j := range *col {
+			(*col)[j] = -1
+		}
+	}
+	if st.nameIndex == nil {
+		st.nameIndex = map[string]int32{}
+	}
+	c, ok := st.nameIndex[name]
+	if !ok {
+		c = int32(len(st.names))
+		st.nameIndex[name] = c
+		st.names = append(st.names, name)
+	}
+	(*col)[i] = c
 }
 
 type window struct{ from, until time.Time }
@@ -210,6 +254,11 @@ func (e *Engine) buildRows(m *mf.Model, cv uint64, rules *catalog.Rules) *rowSta
 			}
 			st.price[i] = it.Price
 		}
+		st.setName(&st.brand, i, it.Brand)
+		st.setName(&st.seller, i, it.Seller)
+	}
+	if useCatalog {
+		st.boosts = buildBoosts(st, rules, func(r int32) (catalog.Item, bool) { return e.catalog.Lookup(m.ItemID(r)) })
 	}
 	return st
 }
@@ -348,6 +397,14 @@ func (fc *reqFilter) rotate(id string) {
 	}
 }
 
+// boosts are the boost rules matched to fc's rows, or nil.
+func (fc *reqFilter) boosts() *rowBoosts {
+	if fc.st == nil {
+		return nil
+	}
+	return fc.st.boosts
+}
+
 // model is the model fc filters rows of, or nil.
 func (fc *reqFilter) model() *mf.Model {
 	if fc.st == nil {
@@ -388,10 +445,10 @@ func (fc *reqFilter) rowOK(r int32) bool {
 }
 
 // itemOK reports whether an item of any source may enter the answer, and
-// returns its category ("" when unknown).
-func (fc *reqFilter) itemOK(id string) (string, bool) {
-	cat, d := fc.verdict(id)
-	return cat, d == Admitted
+// returns what the diversity caps count it by (empty when unknown).
+func (fc *reqFilter) itemOK(id string) (itemKeys, bool) {
+	k, d := fc.verdict(id)
+	return k, d == Admitted
 }
 
 // Verdict says whether an item may enter an answer and, if not, which rule
@@ -411,14 +468,14 @@ const (
 )
 
 // verdict checks an item of any source against the exclusions, the hard
-// rules and the filter, and returns its category ("" when unknown).
-func (fc *reqFilter) verdict(id string) (string, Verdict) {
+// rules and the filter, and returns its cap keys (empty when unknown).
+func (fc *reqFilter) verdict(id string) (itemKeys, Verdict) {
 	if _, ex := fc.excludedIDs[id]; ex {
-		return "", Excluded
+		return itemKeys{}, Excluded
 	}
 	if !fc.allowRotated {
 		if _, rot := fc.rotatedIDs[id]; rot {
-			return "", Rotated
+			return itemKeys{}, Rotated
 		}
 	}
 	var it catalog.Item
@@ -427,27 +484,27 @@ func (fc *reqFilter) verdict(id string) (string, Verdict) {
 		it, found = fc.catalog.Lookup(id)
 	}
 	if fc.rules.Blocked(id, it.Category) {
-		return "", Blocked
+		return itemKeys{}, Blocked
 	}
 	f := fc.f
 	if found {
 		switch {
 		case !it.Available && !f.IncludeUnavailable:
-			return "", Unavailable
+			return itemKeys{}, Unavailable
 		case it.MemberOnly && f.MemberTier == "":
-			return "", MemberOnly
+			return itemKeys{}, MemberOnly
 		case !it.InWindow(fc.now):
-			return "", OutOfWindow
+			return itemKeys{}, OutOfWindow
 		}
 	}
 	if len(f.IncludeCategories) > 0 && (!found || !slices.Contains(f.IncludeCategories, it.Category)) {
-		return "", Filtered
+		return itemKeys{}, Filtered
 	}
 	if found && len(f.ExcludeCategories) > 0 && slices.Contains(f.ExcludeCategories, it.Category) {
-		return "", Filtered
+		return itemKeys{}, Filtered
 	}
 	if pr := f.Price; pr != nil && (!found || !(it.Price > 0) || it.Price < pr.Min || it.Price > pr.Max) {
-		return "", Filtered
+		return itemKeys{}, Filtered
 	}
-	return it.Category, Admitted
+	return itemKeys{it.Category, it.Brand, it.Seller}, Admitted
 }

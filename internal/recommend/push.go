@@ -319,9 +319,19 @@ func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, r
 	}
 	for j, i := range b.users {
 		s := b.slots[j]
+		s.boost.plan(s.filter.boosts(), e.userSegment(ps[i], c.now), n)
 		if si == nil {
 			s.scores, s.searching = b.scores[j*n:(j+1)*n], false
 			blendScores(bl, &b.blend, s.rows, b.xs[j*f:(j+1)*f], s.scores)
+			s.boost.apply(s.scores)
+		} else if s.boost.applies() {
+			// A boost rule may lift any item: every item's score.
+			if len(s.scores) != n {
+				s.scores = make([]float32, n)
+			}
+			s.searching = false
+			m.Scores(b.xs[j*f:(j+1)*f], s.scores)
+			s.boost.apply(s.scores)
 		} else {
 			// One search per user: the index reads a fraction of the
 			// bytes a block product does, and keeps no second copy of
@@ -350,6 +360,7 @@ func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, r
 		if err := e.explain(m, s, a, ps[i], "", c.now); err != nil {
 			return fmt.Errorf("explain answer for %q: %w", ps[i].UserID, err)
 		}
+		s.boost.annotate(a)
 		results[i].Items = slices.Clone(a.items)
 	}
 	return nil

@@ -109,6 +109,9 @@ func (e *Engine) Rank(ctx context.Context, req RankRequest) (RankResult, error) 
 
 	a := &s.answer
 	a.reset(len(req.ItemIDs), 0)
+	if x != nil {
+		s.boost.plan(fc.boosts(), e.userSegment(p, now), m.NumItems())
+	}
 	var rest []string
 	for _, id := range req.ItemIDs {
 		if _, v := fc.verdict(id); v != Admitted {
@@ -123,7 +126,7 @@ func (e *Engine) Rank(ctx context.Context, req RankRequest) (RankResult, error) 
 			rest = append(rest, id)
 			continue
 		}
-		a.items = append(a.items, Item{ItemID: id, Score: score(row), Source: SourcePersonalized})
+		a.items = append(a.items, Item{ItemID: id, Score: s.boost.score(row, score(row)), Source: SourcePersonalized})
 		a.rows = append(a.rows, row)
 	}
 	sortByScore(a)
@@ -136,6 +139,7 @@ func (e *Engine) Rank(ctx context.Context, req RankRequest) (RankResult, error) 
 		if err != nil {
 			return RankResult{}, fmt.Errorf("explain ranking for %q: %w", req.UserID, err)
 		}
+		s.boost.annotate(a)
 	}
 	res.Items = append(slices.Clone(a.items), e.orderUnknown(rest, req.Unknown)...)
 	if res.Items == nil {

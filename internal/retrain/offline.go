@@ -30,6 +30,9 @@ type EvalConfig struct {
 	Ks      []int
 	KNN     eval.KNNOptions
 	Workers int
+	// Served adds the "served" row beside ALS (eval.Options.Served): the
+	// model searched through its partitioned index, forced.
+	Served bool
 	// Job evaluates what the retraining job would publish from the
 	// split's training part (EvaluateJob): the same tuning (TuneBudget),
 	// the same candidates and gate, instead of ALS with Hyper.
@@ -137,7 +140,7 @@ func Evaluate(ctx context.Context, cfg EvalConfig, s *eval.Split) (*eval.Report,
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	return eval.Compare(ctx, s, cfg.Hyper, cfg.KNN, eval.Options{Ks: cfg.Ks, Workers: cfg.Workers})
+	return eval.Compare(ctx, s, cfg.Hyper, cfg.KNN, eval.Options{Ks: cfg.Ks, Workers: cfg.Workers, Served: cfg.Served})
 }
 
 // JobEvaluation is what EvaluateJob measured.

@@ -29,6 +29,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/itemindex"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/sparse"
@@ -44,6 +45,10 @@ type Publisher interface {
 
 // Config is one run of the job.
 type Config struct {
+	// NoIndex leaves the serving index's cells (section "ivf",
+	// internal/itemindex) out of the model; servers then build them at
+	// load when they use them.
+	NoIndex   bool
 	Hyper     mf.Hyperparameters
 	Weighting event.Weighting
 	// AsOf is when the model is built; time decay is measured from it.
@@ -272,6 +277,19 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 	info.Tuning = sel.record()
 	if out.Model, err = final.WithInfo(info); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	if !cfg.NoIndex {
+		// The serving index's cells travel with the model (section "ivf"),
+		// so servers do not run k-means at load.
+		ix, err := itemindex.BuildIVF(out.Model, itemindex.IVFOptions{Seed: uint64(info.Hyper.Seed)})
+		if err != nil {
+			return nil, fmt.Errorf("build the item index: %w", err)
+		}
+		if sec, ok := ix.Section(); ok {
+			if out.Model, err = out.Model.WithSections(sec); err != nil {
+				return nil, fmt.Errorf("build the item index: %w", err)
+			}
+		}
 	}
 	for _, p := range pubs {
 		v, err := p.Publish(ctx, out.Model)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/itemindex"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/redistest"
@@ -107,6 +108,14 @@ func TestTrainOnRedisEventsRoundTrips(t *testing.T) {
 		if loaded.ItemID(i) != out.Model.ItemID(i) || loaded.Vector(i)[0] != out.Model.Vector(i)[0] {
 			t.Fatalf("published model differs at row %d", i)
 		}
+	}
+	// The serving index's cells travel with the model and load.
+	sec, ok := loaded.Section(itemindex.SectionKind)
+	if !ok {
+		t.Fatal("the published model has no ivf section")
+	}
+	if _, err := itemindex.FromSection(loaded, sec); err != nil {
+		t.Errorf("the ivf section does not load: %v", err)
 	}
 }
 

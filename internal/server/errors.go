@@ -67,6 +67,8 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request cancelled")
+	case errors.Is(err, catalog.ErrInvalidRules), errors.Is(err, catalog.ErrUnknownAttribute):
+		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, catalog.ErrRulesFull), errors.Is(err, recommend.ErrNoPushProfiles):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case isUnavailable(err):

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"log/slog"
 	"sort"
 	"time"
 
@@ -30,6 +31,9 @@ type CatalogView interface {
 
 type eventService struct {
 	recsysv1.UnimplementedEventServiceServer
+	log       *slog.Logger
+	attr      Attributor     // may be nil: no attribution
+	outcomes  OutcomeCounter // may be nil
 	profiles  Profiles
 	catalog   CatalogView // may be nil
 	weighting event.Weighting
@@ -48,6 +52,7 @@ func (s *eventService) RecordEvents(ctx context.Context, req *recsysv1.RecordEve
 	if err != nil {
 		return nil, err
 	}
+	attributeEvents(ctx, s.log, s.attr, s.outcomes, evs, req.GetEvents(), res.Fresh)
 	s.metrics.Recorded(evs, res.Duplicates)
 	return &recsysv1.RecordEventsResponse{Accepted: int32(res.Accepted), Duplicates: int32(res.Duplicates)}, nil
 }
@@ -137,6 +142,13 @@ func (s *eventService) DeleteUser(ctx context.Context, req *recsysv1.DeleteUserR
 	n, err := s.profiles.Delete(ctx, req.GetUserId())
 	if err != nil {
 		return nil, err
+	}
+	if s.attr != nil {
+		m, err := s.attr.DeleteUser(ctx, req.GetUserId())
+		if err != nil {
+			return nil, err
+		}
+		n += m
 	}
 	return &recsysv1.DeleteUserResponse{DeletedKeys: int32(n)}, nil
 }

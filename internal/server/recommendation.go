@@ -31,6 +31,7 @@ type recommendationService struct {
 	push    Pusher            // nil: BatchRecommend answers FailedPrecondition
 	degrade *degradation
 	srv     *Server
+	answers *answerRecorder
 }
 
 func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.RecommendRequest) (*recsysv1.RecommendResponse, error) {
@@ -42,6 +43,8 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 		Placement:      req.GetContext().GetPlacement(),
 		Filter:         fromProtoFilter(req.GetFilter()),
 		MaxPerCategory: int(req.GetMaxPerCategory()),
+		MaxPerBrand:    int(req.GetMaxPerBrand()),
+		MaxPerSeller:   int(req.GetMaxPerSeller()),
 	}
 	res, err := s.rec.Recommend(ctx, r)
 	degraded := false
@@ -52,11 +55,13 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 		res, degraded = s.degrade.recommend(ctx, r, err), true
 	}
 	s.degrade.metrics.Answer("Recommend", res.Source)
+	id := newRecommendationID()
+	s.answers.record(id, r.UserID, r.Placement, res)
 	return &recsysv1.RecommendResponse{
 		Items:            toScored(res.Items),
 		ModelVersion:     res.ModelVersion,
 		Source:           toSource(res.Source),
-		RecommendationId: newRecommendationID(),
+		RecommendationId: id,
 		Partial:          res.Partial,
 		Degraded:         degraded,
 	}, nil
@@ -166,6 +171,8 @@ func (s *recommendationService) RankItems(ctx context.Context, req *recsysv1.Ran
 		}
 	}
 	s.degrade.metrics.Answer("RankItems", res.Source)
+	id := newRecommendationID()
+	s.answers.record(id, r.UserID, req.GetContext().GetPlacement(), recommend.Result{Items: res.Items, ModelVersion: res.ModelVersion, Source: res.Source})
 	dropped := make([]*recsysv1.DroppedItem, len(res.Dropped))
 	for i, d := range res.Dropped {
 		dropped[i] = &recsysv1.DroppedItem{ItemId: d.ItemID, Reason: toDropReason(d.Why)}
@@ -175,7 +182,7 @@ func (s *recommendationService) RankItems(ctx context.Context, req *recsysv1.Ran
 		Dropped:          dropped,
 		ModelVersion:     res.ModelVersion,
 		Source:           toSource(res.Source),
-		RecommendationId: newRecommendationID(),
+		RecommendationId: id,
 		Degraded:         degraded,
 	}, nil
 }
@@ -208,7 +215,8 @@ func toReason(r recommend.Reason) *recsysv1.Reason {
 	if r.Kind == recommend.ReasonUnspecified {
 		return nil
 	}
-	out := &recsysv1.Reason{ItemId: r.ItemID, Category: r.Category, Contribution: r.Contribution}
+	out := &recsysv1.Reason{ItemId: r.ItemID, Category: r.Category, Contribution: r.Contribution,
+		BoostRules: r.BoostRules, BoostAdjustment: r.BoostAdjustment}
 	switch r.Kind {
 	case recommend.ReasonProfileItem:
 		out.Kind = recsysv1.ReasonKind_REASON_KIND_PROFILE_ITEM

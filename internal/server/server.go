@@ -105,6 +105,11 @@ type Deps struct {
 	// Pusher answers BatchRecommend (may be nil: it answers
 	// FailedPrecondition).
 	Pusher Pusher
+	// Attribution records the answers of Recommend and RankItems and
+	// attributes later events to them (may be nil: nothing is recorded).
+	Attribution Attributor
+	// Outcomes counts attributed events in the daily metrics (may be nil).
+	Outcomes OutcomeCounter
 	// Metrics counts answers, degraded answers, rate-limit refusals and
 	// events (nil: a private set, not exported; Collectors still returns
 	// it).
@@ -237,8 +242,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	// in-process one the HTTP/JSON gateway calls (see DialInProcess).
 	for _, g := range []*grpc.Server{g, s.inproc} {
 		recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender, bought: d.Bought, push: d.Pusher,
-			degrade: deg, srv: s})
-		recsysv1.RegisterEventServiceServer(g, &eventService{profiles: d.Profiles, catalog: d.CatalogView, weighting: cfg.Weighting,
+			degrade: deg, srv: s, answers: &answerRecorder{attr: d.Attribution, now: cfg.Now}})
+		recsysv1.RegisterEventServiceServer(g, &eventService{log: log, attr: d.Attribution, outcomes: d.Outcomes, profiles: d.Profiles, catalog: d.CatalogView, weighting: cfg.Weighting,
 			segments: cfg.Segments, now: cfg.Now, metrics: m})
 		recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
 		recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models})

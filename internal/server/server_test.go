@@ -22,7 +22,9 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/recsys-dev/recsys/internal/attribution"
 	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/kpi"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/recommend"
@@ -59,6 +61,8 @@ type env struct {
 	trending *recommend.Popular
 	arrivals *recommend.Arrivals
 	srv      *server.Server
+	attr     *attribution.Store // with envOptions.attribution
+	kpi      *kpi.Store         // with envOptions.attribution
 	prefix   string
 	conn     *grpc.ClientConn
 	rec      recsysv1.RecommendationServiceClient
@@ -117,6 +121,8 @@ type envOptions struct {
 	// server adjusts the server's configuration and dependencies before it
 	// is built (auth, limits, codecs).
 	server func(*server.Config, *server.Deps)
+	// attribution records answers and attributes events (env.attr, env.kpi).
+	attribution bool
 }
 
 func newEnvWith(t testing.TB, o envOptions) *env {
@@ -172,6 +178,32 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 		Logger: log, Recommender: eng, Serving: eng, Profiles: store, Catalog: catStore, Rules: catStore, CatalogView: cache,
 		Pusher: eng,
 	}
+	var attr *attribution.Store
+	var counters *kpi.Store
+	if o.attribution {
+		price := func(id string) float64 { it, _ := cache.Lookup(id); return it.Price }
+		if counters, err = kpi.NewStore(rdb, kpi.Config{Prefix: prefix, Now: clk.Now, Price: price}); err != nil {
+			t.Fatal(err)
+		}
+		if attr, err = attribution.NewStore(rdb, attribution.Config{Prefix: prefix, Now: clk.Now},
+			func(ctx context.Context, as []attribution.Answer) {
+				if err := counters.AddAnswers(ctx, as); err != nil {
+					t.Errorf("count answers: %v", err)
+				}
+			}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- attr.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("attribution writer: %v", err)
+			}
+		})
+		deps.Attribution, deps.Outcomes = attr, counters
+	}
 	if o.server != nil {
 		o.server(&cfg, &deps)
 	}
@@ -183,7 +215,7 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 	conn := serve(t, srv)
 	return &env{
 		clock: clk, engine: eng, store: store, cache: cache, rules: rules, trending: trending, arrivals: arrivals,
-		srv: srv, prefix: prefix, conn: conn,
+		srv: srv, prefix: prefix, conn: conn, attr: attr, kpi: counters,
 		rec:     recsysv1.NewRecommendationServiceClient(conn),
 		events:  recsysv1.NewEventServiceClient(conn),
 		catalog: recsysv1.NewCatalogServiceClient(conn),

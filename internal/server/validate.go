@@ -100,8 +100,13 @@ func (v *validator) check(req any) error {
 		if p := r.GetContext().GetPlacement(); len(p) > v.l.MaxIDBytes || !utf8.ValidString(p) {
 			return invalid("context.placement", fmt.Sprintf("must be valid UTF-8 of at most %d bytes", v.l.MaxIDBytes))
 		}
-		if n := r.GetMaxPerCategory(); n < 0 {
-			return invalid("max_per_category", fmt.Sprintf("must be >= 0 (0: the server's default), got %d", n))
+		for _, c := range []struct {
+			field string
+			n     int32
+		}{{"max_per_category", r.GetMaxPerCategory()}, {"max_per_brand", r.GetMaxPerBrand()}, {"max_per_seller", r.GetMaxPerSeller()}} {
+			if c.n < 0 {
+				return invalid(c.field, fmt.Sprintf("must be >= 0 (0: the server's default), got %d", c.n))
+			}
 		}
 		return v.filter("filter.", r.GetFilter())
 	case *recsysv1.SimilarItemsRequest:
@@ -134,6 +139,10 @@ func (v *validator) check(req any) error {
 		return v.blocklist(r.GetItemIds(), r.GetCategories(), true)
 	case *recsysv1.UpsertCategoriesRequest:
 		return v.categories(r.GetCategories())
+	case *recsysv1.DeclareAttributesRequest:
+		return v.declarations(r.GetAttributes())
+	case *recsysv1.SetBoostRulesRequest:
+		return v.boostRules(r)
 	case *recsysv1.UpsertItemsRequest:
 		return v.items(r.GetItems())
 	case *recsysv1.GetItemsRequest:
@@ -273,6 +282,11 @@ func (v *validator) events(evs []*recsysv1.Event) error {
 		default:
 			return invalid(f+"type", fmt.Sprintf("unknown event type %d", int32(t)))
 		}
+		for _, o := range []struct{ name, v string }{{"recommendation_id", e.GetRecommendationId()}, {"placement", e.GetPlacement()}} {
+			if len(o.v) > v.l.MaxIDBytes || !utf8.ValidString(o.v) {
+				return invalid(f+o.name, fmt.Sprintf("must be valid UTF-8 of at most %d bytes", v.l.MaxIDBytes))
+			}
+		}
 		if q := e.GetQuantity(); q < 0 || q > v.l.MaxQuantity {
 			return invalid(f+"quantity", fmt.Sprintf("must be 0..%d, got %d", v.l.MaxQuantity, q))
 		}
@@ -323,6 +337,14 @@ func (v *validator) items(items []*recsysv1.Item) error {
 		}
 		if from, until := it.GetValidFrom(), it.GetValidUntil(); from != nil && until != nil && !until.AsTime().After(from.AsTime()) {
 			return invalid(f+"valid_until", "must be after valid_from")
+		}
+		for j, a := range it.GetAttributes() {
+			if a == nil || a.GetValue() == nil {
+				return invalid(f+"attributes["+strconv.Itoa(j)+"]", "needs a string_value or a number_value")
+			}
+		}
+		if err := catalog.ValidateDescription(fromProtoItem(it)); err != nil {
+			return invalid(f[:len(f)-1], err.Error())
 		}
 	}
 	return nil
@@ -392,6 +414,43 @@ func (v *validator) categories(cats []*recsysv1.Category) error {
 			if x := d.AsDuration(); x < 0 || x > catalog.MaxRepeatableAfter {
 				return invalid(f+"repeatable_after", fmt.Sprintf("must be within 0..%v, got %v", catalog.MaxRepeatableAfter, x))
 			}
+		}
+	}
+	return nil
+}
+
+// declarations checks a DeclareAttributes request.
+func (v *validator) declarations(ds []*recsysv1.AttributeDeclaration) error {
+	if len(ds) == 0 || len(ds) > catalog.MaxDeclarations {
+		return invalid("attributes", fmt.Sprintf("must hold 1 to %d declarations, got %d", catalog.MaxDeclarations, len(ds)))
+	}
+	for i, d := range ds {
+		f := "attributes[" + strconv.Itoa(i) + "]"
+		if err := catalog.ValidAttrName(d.GetName()); err != nil {
+			return invalid(f+".name", err.Error())
+		}
+		if t := d.GetType(); t != recsysv1.AttributeType_ATTRIBUTE_TYPE_STRING && t != recsysv1.AttributeType_ATTRIBUTE_TYPE_NUMBER {
+			return invalid(f+".type", "must be ATTRIBUTE_TYPE_STRING or ATTRIBUTE_TYPE_NUMBER")
+		}
+	}
+	return nil
+}
+
+// boostRules checks what a SetBoostRules request can be checked for without
+// the declarations (the store checks the rest, naming rules[i].field too).
+func (v *validator) boostRules(r *recsysv1.SetBoostRulesRequest) error {
+	if n := len(r.GetRules()); n > catalog.MaxBoostRules {
+		return invalid("rules", fmt.Sprintf("%d rules, at most %d", n, catalog.MaxBoostRules))
+	}
+	for i, rule := range r.GetRules() {
+		if rule == nil {
+			return invalid("rules["+strconv.Itoa(i)+"]", "must not be null")
+		}
+		if rule.GetEffect() == nil {
+			return invalid("rules["+strconv.Itoa(i)+"].effect", "set add or multiply")
+		}
+		if l := rule.GetSegment().GetLifecycle(); recsysv1.Lifecycle_name[int32(l)] == "" {
+			return invalid("rules["+strconv.Itoa(i)+"].segment.lifecycle", fmt.Sprintf("unknown value %d", l))
 		}
 	}
 	return nil

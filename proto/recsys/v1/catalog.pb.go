@@ -23,6 +23,59 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// AttributeType is the type of a custom attribute.
+type AttributeType int32
+
+const (
+	// Not set: invalid.
+	AttributeType_ATTRIBUTE_TYPE_UNSPECIFIED AttributeType = 0
+	// A string, matched by equality.
+	AttributeType_ATTRIBUTE_TYPE_STRING AttributeType = 1
+	// A number, matched by a range.
+	AttributeType_ATTRIBUTE_TYPE_NUMBER AttributeType = 2
+)
+
+// Enum value maps for AttributeType.
+var (
+	AttributeType_name = map[int32]string{
+		0: "ATTRIBUTE_TYPE_UNSPECIFIED",
+		1: "ATTRIBUTE_TYPE_STRING",
+		2: "ATTRIBUTE_TYPE_NUMBER",
+	}
+	AttributeType_value = map[string]int32{
+		"ATTRIBUTE_TYPE_UNSPECIFIED": 0,
+		"ATTRIBUTE_TYPE_STRING":      1,
+		"ATTRIBUTE_TYPE_NUMBER":      2,
+	}
+)
+
+func (x AttributeType) Enum() *AttributeType {
+	p := new(AttributeType)
+	*p = x
+	return p
+}
+
+func (x AttributeType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AttributeType) Descriptor() protoreflect.EnumDescriptor {
+	return file_recsys_v1_catalog_proto_enumTypes[0].Descriptor()
+}
+
+func (AttributeType) Type() protoreflect.EnumType {
+	return &file_recsys_v1_catalog_proto_enumTypes[0]
+}
+
+func (x AttributeType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AttributeType.Descriptor instead.
+func (AttributeType) EnumDescriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{0}
+}
+
 // Item is one catalog entry.
 type Item struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -47,7 +100,27 @@ type Item struct {
 	ValidUntil *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=valid_until,json=validUntil,proto3" json:"valid_until,omitempty"`
 	// Whether the item is only for members: it is recommended only to
 	// requests that carry a member tier (Filter.member_tier).
-	MemberOnly    bool `protobuf:"varint,8,opt,name=member_only,json=memberOnly,proto3" json:"member_only,omitempty"`
+	MemberOnly bool `protobuf:"varint,8,opt,name=member_only,json=memberOnly,proto3" json:"member_only,omitempty"`
+	// The item's title; optional, at most 1024 bytes.
+	Title string `protobuf:"bytes,9,opt,name=title,proto3" json:"title,omitempty"`
+	// The item's brand; optional, at most 256 bytes. Answers can be capped per
+	// brand (RecommendRequest.max_per_brand) and rules can match it.
+	Brand string `protobuf:"bytes,10,opt,name=brand,proto3" json:"brand,omitempty"`
+	// The seller (marketplace vendor); optional, at most 256 bytes. Answers
+	// can be capped per seller and rules can match it.
+	Seller string `protobuf:"bytes,11,opt,name=seller,proto3" json:"seller,omitempty"`
+	// The average customer rating, 0 to 5; meaningful with rating_count > 0.
+	RatingAverage float64 `protobuf:"fixed64,12,opt,name=rating_average,json=ratingAverage,proto3" json:"rating_average,omitempty"`
+	// How many ratings the average is over; >= 0. Rules match the rating
+	// through a Bayesian-smoothed value: (C·m + n·avg) / (C + n), with m the
+	// catalog's mean rating and C = 10 ratings, so a 5.0 from one rating does
+	// not outrank a 4.6 from a thousand.
+	RatingCount int64 `protobuf:"varint,13,opt,name=rating_count,json=ratingCount,proto3" json:"rating_count,omitempty"`
+	// Whether the item is on promotion.
+	Promotion bool `protobuf:"varint,14,opt,name=promotion,proto3" json:"promotion,omitempty"`
+	// Custom attributes the shop declared (DeclareAttributes); at most 32,
+	// names unique, each of its declared type.
+	Attributes    []*Attribute `protobuf:"bytes,15,rep,name=attributes,proto3" json:"attributes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -138,6 +211,826 @@ func (x *Item) GetMemberOnly() bool {
 	return false
 }
 
+func (x *Item) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *Item) GetBrand() string {
+	if x != nil {
+		return x.Brand
+	}
+	return ""
+}
+
+func (x *Item) GetSeller() string {
+	if x != nil {
+		return x.Seller
+	}
+	return ""
+}
+
+func (x *Item) GetRatingAverage() float64 {
+	if x != nil {
+		return x.RatingAverage
+	}
+	return 0
+}
+
+func (x *Item) GetRatingCount() int64 {
+	if x != nil {
+		return x.RatingCount
+	}
+	return 0
+}
+
+func (x *Item) GetPromotion() bool {
+	if x != nil {
+		return x.Promotion
+	}
+	return false
+}
+
+func (x *Item) GetAttributes() []*Attribute {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+// Attribute is one custom attribute value of an item.
+type Attribute struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The declared name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The value, of the attribute's declared type.
+	//
+	// Types that are valid to be assigned to Value:
+	//
+	//	*Attribute_StringValue
+	//	*Attribute_NumberValue
+	Value         isAttribute_Value `protobuf_oneof:"value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Attribute) Reset() {
+	*x = Attribute{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Attribute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Attribute) ProtoMessage() {}
+
+func (x *Attribute) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Attribute.ProtoReflect.Descriptor instead.
+func (*Attribute) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Attribute) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Attribute) GetValue() isAttribute_Value {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *Attribute) GetStringValue() string {
+	if x != nil {
+		if x, ok := x.Value.(*Attribute_StringValue); ok {
+			return x.StringValue
+		}
+	}
+	return ""
+}
+
+func (x *Attribute) GetNumberValue() float64 {
+	if x != nil {
+		if x, ok := x.Value.(*Attribute_NumberValue); ok {
+			return x.NumberValue
+		}
+	}
+	return 0
+}
+
+type isAttribute_Value interface {
+	isAttribute_Value()
+}
+
+type Attribute_StringValue struct {
+	// A string attribute's value, at most 256 bytes.
+	StringValue string `protobuf:"bytes,2,opt,name=string_value,json=stringValue,proto3,oneof"`
+}
+
+type Attribute_NumberValue struct {
+	// A number attribute's value; finite.
+	NumberValue float64 `protobuf:"fixed64,3,opt,name=number_value,json=numberValue,proto3,oneof"`
+}
+
+func (*Attribute_StringValue) isAttribute_Value() {}
+
+func (*Attribute_NumberValue) isAttribute_Value() {}
+
+// AttributeDeclaration declares one custom attribute.
+type AttributeDeclaration struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The name: 1 to 64 bytes of [a-z0-9_], not a built-in attribute name
+	// (category, brand, seller, title, price, rating, promotion).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The type; required.
+	Type          AttributeType `protobuf:"varint,2,opt,name=type,proto3,enum=recsys.v1.AttributeType" json:"type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AttributeDeclaration) Reset() {
+	*x = AttributeDeclaration{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AttributeDeclaration) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AttributeDeclaration) ProtoMessage() {}
+
+func (x *AttributeDeclaration) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AttributeDeclaration.ProtoReflect.Descriptor instead.
+func (*AttributeDeclaration) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AttributeDeclaration) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AttributeDeclaration) GetType() AttributeType {
+	if x != nil {
+		return x.Type
+	}
+	return AttributeType_ATTRIBUTE_TYPE_UNSPECIFIED
+}
+
+// DeclareAttributesRequest carries declarations; 1 to 100 at a time, at
+// most 100 declared in all.
+type DeclareAttributesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The declarations.
+	Attributes    []*AttributeDeclaration `protobuf:"bytes,1,rep,name=attributes,proto3" json:"attributes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeclareAttributesRequest) Reset() {
+	*x = DeclareAttributesRequest{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeclareAttributesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeclareAttributesRequest) ProtoMessage() {}
+
+func (x *DeclareAttributesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeclareAttributesRequest.ProtoReflect.Descriptor instead.
+func (*DeclareAttributesRequest) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *DeclareAttributesRequest) GetAttributes() []*AttributeDeclaration {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+// DeclareAttributesResponse tells how many attributes are declared in all.
+type DeclareAttributesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Declared attributes after the change.
+	Declared      int32 `protobuf:"varint,1,opt,name=declared,proto3" json:"declared,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeclareAttributesResponse) Reset() {
+	*x = DeclareAttributesResponse{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeclareAttributesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeclareAttributesResponse) ProtoMessage() {}
+
+func (x *DeclareAttributesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeclareAttributesResponse.ProtoReflect.Descriptor instead.
+func (*DeclareAttributesResponse) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DeclareAttributesResponse) GetDeclared() int32 {
+	if x != nil {
+		return x.Declared
+	}
+	return 0
+}
+
+// ListAttributesRequest has no fields.
+type ListAttributesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAttributesRequest) Reset() {
+	*x = ListAttributesRequest{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAttributesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAttributesRequest) ProtoMessage() {}
+
+func (x *ListAttributesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAttributesRequest.ProtoReflect.Descriptor instead.
+func (*ListAttributesRequest) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{5}
+}
+
+// ListAttributesResponse carries the declared attributes.
+type ListAttributesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The declarations, sorted by name.
+	Attributes    []*AttributeDeclaration `protobuf:"bytes,1,rep,name=attributes,proto3" json:"attributes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAttributesResponse) Reset() {
+	*x = ListAttributesResponse{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAttributesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAttributesResponse) ProtoMessage() {}
+
+func (x *ListAttributesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAttributesResponse.ProtoReflect.Descriptor instead.
+func (*ListAttributesResponse) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListAttributesResponse) GetAttributes() []*AttributeDeclaration {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+// BoostRule lifts or lowers the score of every matching item in every
+// scored answer (Recommend, BatchRecommend, RankItems, SimilarItems), for
+// the users it applies to. An item matches when its `attribute` has
+// `equals` (string attributes) or lies within [min, max] (number
+// attributes: price, rating, a declared number). The effects of all rules
+// matching an item add up: adjustment = Σ add + max(score, 0) · (Π multiply
+// − 1), clamped to ±SetBoostRulesRequest.max_adjustment; the rules that
+// fired show in the item's Reason.
+type BoostRule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rule's name, shown in reasons; 1 to 64 bytes, unique.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// What the rule matches: "category", "brand", "seller", "promotion"
+	// (equals "true" or "false"), "price", "rating" (the Bayesian-smoothed
+	// rating, see Item.rating_count), or a declared attribute. Empty: every
+	// item (with a segment: a per-segment lift of everything is a no-op for
+	// the order, so a segment alone is usually combined with an attribute).
+	Attribute string `protobuf:"bytes,2,opt,name=attribute,proto3" json:"attribute,omitempty"`
+	// For string attributes: the value to match; required for them.
+	Equals string `protobuf:"bytes,3,opt,name=equals,proto3" json:"equals,omitempty"`
+	// For number attributes: the lowest matching value, inclusive; unset: no
+	// lower bound.
+	Min *float64 `protobuf:"fixed64,4,opt,name=min,proto3,oneof" json:"min,omitempty"`
+	// For number attributes: the highest matching value, inclusive; unset:
+	// no upper bound. At least one bound is required for number attributes.
+	Max *float64 `protobuf:"fixed64,5,opt,name=max,proto3,oneof" json:"max,omitempty"`
+	// Only for users of this segment; unset: every user (and requests
+	// without a user, such as SimilarItems).
+	Segment *RuleSegment `protobuf:"bytes,6,opt,name=segment,proto3" json:"segment,omitempty"`
+	// The effect; exactly one must be set.
+	//
+	// Types that are valid to be assigned to Effect:
+	//
+	//	*BoostRule_Add
+	//	*BoostRule_Multiply
+	Effect        isBoostRule_Effect `protobuf_oneof:"effect"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BoostRule) Reset() {
+	*x = BoostRule{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BoostRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BoostRule) ProtoMessage() {}
+
+func (x *BoostRule) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BoostRule.ProtoReflect.Descriptor instead.
+func (*BoostRule) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *BoostRule) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BoostRule) GetAttribute() string {
+	if x != nil {
+		return x.Attribute
+	}
+	return ""
+}
+
+func (x *BoostRule) GetEquals() string {
+	if x != nil {
+		return x.Equals
+	}
+	return ""
+}
+
+func (x *BoostRule) GetMin() float64 {
+	if x != nil && x.Min != nil {
+		return *x.Min
+	}
+	return 0
+}
+
+func (x *BoostRule) GetMax() float64 {
+	if x != nil && x.Max != nil {
+		return *x.Max
+	}
+	return 0
+}
+
+func (x *BoostRule) GetSegment() *RuleSegment {
+	if x != nil {
+		return x.Segment
+	}
+	return nil
+}
+
+func (x *BoostRule) GetEffect() isBoostRule_Effect {
+	if x != nil {
+		return x.Effect
+	}
+	return nil
+}
+
+func (x *BoostRule) GetAdd() float64 {
+	if x != nil {
+		if x, ok := x.Effect.(*BoostRule_Add); ok {
+			return x.Add
+		}
+	}
+	return 0
+}
+
+func (x *BoostRule) GetMultiply() float64 {
+	if x != nil {
+		if x, ok := x.Effect.(*BoostRule_Multiply); ok {
+			return x.Multiply
+		}
+	}
+	return 0
+}
+
+type isBoostRule_Effect interface {
+	isBoostRule_Effect()
+}
+
+type BoostRule_Add struct {
+	// Added to the score; finite, within ±1000.
+	Add float64 `protobuf:"fixed64,7,opt,name=add,proto3,oneof"`
+}
+
+type BoostRule_Multiply struct {
+	// The score (when positive) is multiplied by this; within (0, 10]:
+	// 1.1 boosts by 10 %, 0.5 buries by half.
+	Multiply float64 `protobuf:"fixed64,8,opt,name=multiply,proto3,oneof"`
+}
+
+func (*BoostRule_Add) isBoostRule_Effect() {}
+
+func (*BoostRule_Multiply) isBoostRule_Effect() {}
+
+// RuleSegment restricts a rule to users of a segment: those matching every
+// condition set (EventService.GetProfile shows a user's segment).
+type RuleSegment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lifecycle stage; unspecified: any.
+	Lifecycle Lifecycle `protobuf:"varint,1,opt,name=lifecycle,proto3,enum=recsys.v1.Lifecycle" json:"lifecycle,omitempty"`
+	// Least purchases per 30 days within the segment window; >= 0.
+	MinPurchasesPer_30D float64 `protobuf:"fixed64,2,opt,name=min_purchases_per_30d,json=minPurchasesPer30d,proto3" json:"min_purchases_per_30d,omitempty"`
+	// Least spend within the segment window; >= 0.
+	MinSpend float64 `protobuf:"fixed64,3,opt,name=min_spend,json=minSpend,proto3" json:"min_spend,omitempty"`
+	// Most spend within the segment window; unset: no maximum. For example
+	// "price-sensitive users": max_spend 50.
+	MaxSpend      *float64 `protobuf:"fixed64,4,opt,name=max_spend,json=maxSpend,proto3,oneof" json:"max_spend,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RuleSegment) Reset() {
+	*x = RuleSegment{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RuleSegment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RuleSegment) ProtoMessage() {}
+
+func (x *RuleSegment) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RuleSegment.ProtoReflect.Descriptor instead.
+func (*RuleSegment) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RuleSegment) GetLifecycle() Lifecycle {
+	if x != nil {
+		return x.Lifecycle
+	}
+	return Lifecycle_LIFECYCLE_UNSPECIFIED
+}
+
+func (x *RuleSegment) GetMinPurchasesPer_30D() float64 {
+	if x != nil {
+		return x.MinPurchasesPer_30D
+	}
+	return 0
+}
+
+func (x *RuleSegment) GetMinSpend() float64 {
+	if x != nil {
+		return x.MinSpend
+	}
+	return 0
+}
+
+func (x *RuleSegment) GetMaxSpend() float64 {
+	if x != nil && x.MaxSpend != nil {
+		return *x.MaxSpend
+	}
+	return 0
+}
+
+// SetBoostRulesRequest carries the whole new rule set.
+type SetBoostRulesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rules; at most 1,000. Empty: no rules.
+	Rules []*BoostRule `protobuf:"bytes,1,rep,name=rules,proto3" json:"rules,omitempty"`
+	// The bound of an item's total adjustment, > 0 and at most 1000; 0: the
+	// default, 1.0 (model scores are predicted preferences, about 0 to 1).
+	MaxAdjustment float64 `protobuf:"fixed64,2,opt,name=max_adjustment,json=maxAdjustment,proto3" json:"max_adjustment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBoostRulesRequest) Reset() {
+	*x = SetBoostRulesRequest{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBoostRulesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBoostRulesRequest) ProtoMessage() {}
+
+func (x *SetBoostRulesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBoostRulesRequest.ProtoReflect.Descriptor instead.
+func (*SetBoostRulesRequest) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SetBoostRulesRequest) GetRules() []*BoostRule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *SetBoostRulesRequest) GetMaxAdjustment() float64 {
+	if x != nil {
+		return x.MaxAdjustment
+	}
+	return 0
+}
+
+// SetBoostRulesResponse describes the rules after the change.
+type SetBoostRulesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many rules are set.
+	RuleCount int32 `protobuf:"varint,1,opt,name=rule_count,json=ruleCount,proto3" json:"rule_count,omitempty"`
+	// The version of the shop rules after the change.
+	Version       int64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetBoostRulesResponse) Reset() {
+	*x = SetBoostRulesResponse{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetBoostRulesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetBoostRulesResponse) ProtoMessage() {}
+
+func (x *SetBoostRulesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetBoostRulesResponse.ProtoReflect.Descriptor instead.
+func (*SetBoostRulesResponse) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *SetBoostRulesResponse) GetRuleCount() int32 {
+	if x != nil {
+		return x.RuleCount
+	}
+	return 0
+}
+
+func (x *SetBoostRulesResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// GetBoostRulesRequest has no fields.
+type GetBoostRulesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBoostRulesRequest) Reset() {
+	*x = GetBoostRulesRequest{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBoostRulesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBoostRulesRequest) ProtoMessage() {}
+
+func (x *GetBoostRulesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBoostRulesRequest.ProtoReflect.Descriptor instead.
+func (*GetBoostRulesRequest) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{11}
+}
+
+// GetBoostRulesResponse carries the boost and bury rules.
+type GetBoostRulesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rules, in the order they were set.
+	Rules []*BoostRule `protobuf:"bytes,1,rep,name=rules,proto3" json:"rules,omitempty"`
+	// The bound of an item's total adjustment.
+	MaxAdjustment float64 `protobuf:"fixed64,2,opt,name=max_adjustment,json=maxAdjustment,proto3" json:"max_adjustment,omitempty"`
+	// The version of the shop rules.
+	Version       int64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBoostRulesResponse) Reset() {
+	*x = GetBoostRulesResponse{}
+	mi := &file_recsys_v1_catalog_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBoostRulesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBoostRulesResponse) ProtoMessage() {}
+
+func (x *GetBoostRulesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_catalog_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBoostRulesResponse.ProtoReflect.Descriptor instead.
+func (*GetBoostRulesResponse) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *GetBoostRulesResponse) GetRules() []*BoostRule {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *GetBoostRulesResponse) GetMaxAdjustment() float64 {
+	if x != nil {
+		return x.MaxAdjustment
+	}
+	return 0
+}
+
+func (x *GetBoostRulesResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 // UpsertItemsRequest carries a batch of items.
 type UpsertItemsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -149,7 +1042,7 @@ type UpsertItemsRequest struct {
 
 func (x *UpsertItemsRequest) Reset() {
 	*x = UpsertItemsRequest{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[1]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -161,7 +1054,7 @@ func (x *UpsertItemsRequest) String() string {
 func (*UpsertItemsRequest) ProtoMessage() {}
 
 func (x *UpsertItemsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[1]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -174,7 +1067,7 @@ func (x *UpsertItemsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertItemsRequest.ProtoReflect.Descriptor instead.
 func (*UpsertItemsRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{1}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpsertItemsRequest) GetItems() []*Item {
@@ -195,7 +1088,7 @@ type UpsertItemsResponse struct {
 
 func (x *UpsertItemsResponse) Reset() {
 	*x = UpsertItemsResponse{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[2]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -207,7 +1100,7 @@ func (x *UpsertItemsResponse) String() string {
 func (*UpsertItemsResponse) ProtoMessage() {}
 
 func (x *UpsertItemsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[2]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -220,7 +1113,7 @@ func (x *UpsertItemsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertItemsResponse.ProtoReflect.Descriptor instead.
 func (*UpsertItemsResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{2}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpsertItemsResponse) GetUpserted() int32 {
@@ -241,7 +1134,7 @@ type GetItemsRequest struct {
 
 func (x *GetItemsRequest) Reset() {
 	*x = GetItemsRequest{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[3]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -253,7 +1146,7 @@ func (x *GetItemsRequest) String() string {
 func (*GetItemsRequest) ProtoMessage() {}
 
 func (x *GetItemsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[3]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -266,7 +1159,7 @@ func (x *GetItemsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetItemsRequest.ProtoReflect.Descriptor instead.
 func (*GetItemsRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{3}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetItemsRequest) GetItemIds() []string {
@@ -287,7 +1180,7 @@ type GetItemsResponse struct {
 
 func (x *GetItemsResponse) Reset() {
 	*x = GetItemsResponse{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[4]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -299,7 +1192,7 @@ func (x *GetItemsResponse) String() string {
 func (*GetItemsResponse) ProtoMessage() {}
 
 func (x *GetItemsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[4]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -312,7 +1205,7 @@ func (x *GetItemsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetItemsResponse.ProtoReflect.Descriptor instead.
 func (*GetItemsResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{4}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetItemsResponse) GetItems() []*Item {
@@ -335,7 +1228,7 @@ type SetBlocklistRequest struct {
 
 func (x *SetBlocklistRequest) Reset() {
 	*x = SetBlocklistRequest{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[5]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -347,7 +1240,7 @@ func (x *SetBlocklistRequest) String() string {
 func (*SetBlocklistRequest) ProtoMessage() {}
 
 func (x *SetBlocklistRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[5]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -360,7 +1253,7 @@ func (x *SetBlocklistRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBlocklistRequest.ProtoReflect.Descriptor instead.
 func (*SetBlocklistRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{5}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetBlocklistRequest) GetItemIds() []string {
@@ -388,7 +1281,7 @@ type SetBlocklistResponse struct {
 
 func (x *SetBlocklistResponse) Reset() {
 	*x = SetBlocklistResponse{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[6]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -400,7 +1293,7 @@ func (x *SetBlocklistResponse) String() string {
 func (*SetBlocklistResponse) ProtoMessage() {}
 
 func (x *SetBlocklistResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[6]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -413,7 +1306,7 @@ func (x *SetBlocklistResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBlocklistResponse.ProtoReflect.Descriptor instead.
 func (*SetBlocklistResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{6}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SetBlocklistResponse) GetBlocklist() *BlocklistSummary {
@@ -436,7 +1329,7 @@ type AddToBlocklistRequest struct {
 
 func (x *AddToBlocklistRequest) Reset() {
 	*x = AddToBlocklistRequest{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[7]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +1341,7 @@ func (x *AddToBlocklistRequest) String() string {
 func (*AddToBlocklistRequest) ProtoMessage() {}
 
 func (x *AddToBlocklistRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[7]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +1354,7 @@ func (x *AddToBlocklistRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddToBlocklistRequest.ProtoReflect.Descriptor instead.
 func (*AddToBlocklistRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{7}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AddToBlocklistRequest) GetItemIds() []string {
@@ -489,7 +1382,7 @@ type AddToBlocklistResponse struct {
 
 func (x *AddToBlocklistResponse) Reset() {
 	*x = AddToBlocklistResponse{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[8]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +1394,7 @@ func (x *AddToBlocklistResponse) String() string {
 func (*AddToBlocklistResponse) ProtoMessage() {}
 
 func (x *AddToBlocklistResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[8]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +1407,7 @@ func (x *AddToBlocklistResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddToBlocklistResponse.ProtoReflect.Descriptor instead.
 func (*AddToBlocklistResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{8}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AddToBlocklistResponse) GetBlocklist() *BlocklistSummary {
@@ -537,7 +1430,7 @@ type RemoveFromBlocklistRequest struct {
 
 func (x *RemoveFromBlocklistRequest) Reset() {
 	*x = RemoveFromBlocklistRequest{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[9]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -549,7 +1442,7 @@ func (x *RemoveFromBlocklistRequest) String() string {
 func (*RemoveFromBlocklistRequest) ProtoMessage() {}
 
 func (x *RemoveFromBlocklistRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[9]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -562,7 +1455,7 @@ func (x *RemoveFromBlocklistRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFromBlocklistRequest.ProtoReflect.Descriptor instead.
 func (*RemoveFromBlocklistRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{9}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RemoveFromBlocklistRequest) GetItemIds() []string {
@@ -590,7 +1483,7 @@ type RemoveFromBlocklistResponse struct {
 
 func (x *RemoveFromBlocklistResponse) Reset() {
 	*x = RemoveFromBlocklistResponse{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[10]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +1495,7 @@ func (x *RemoveFromBlocklistResponse) String() string {
 func (*RemoveFromBlocklistResponse) ProtoMessage() {}
 
 func (x *RemoveFromBlocklistResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[10]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +1508,7 @@ func (x *RemoveFromBlocklistResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveFromBlocklistResponse.ProtoReflect.Descriptor instead.
 func (*RemoveFromBlocklistResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{10}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RemoveFromBlocklistResponse) GetBlocklist() *BlocklistSummary {
@@ -641,7 +1534,7 @@ type BlocklistSummary struct {
 
 func (x *BlocklistSummary) Reset() {
 	*x = BlocklistSummary{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[11]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +1546,7 @@ func (x *BlocklistSummary) String() string {
 func (*BlocklistSummary) ProtoMessage() {}
 
 func (x *BlocklistSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[11]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +1559,7 @@ func (x *BlocklistSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlocklistSummary.ProtoReflect.Descriptor instead.
 func (*BlocklistSummary) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{11}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BlocklistSummary) GetItemCount() int32 {
@@ -699,7 +1592,7 @@ type GetBlocklistRequest struct {
 
 func (x *GetBlocklistRequest) Reset() {
 	*x = GetBlocklistRequest{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[12]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +1604,7 @@ func (x *GetBlocklistRequest) String() string {
 func (*GetBlocklistRequest) ProtoMessage() {}
 
 func (x *GetBlocklistRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[12]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +1617,7 @@ func (x *GetBlocklistRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlocklistRequest.ProtoReflect.Descriptor instead.
 func (*GetBlocklistRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{12}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{24}
 }
 
 // GetBlocklistResponse carries the blocklist.
@@ -742,7 +1635,7 @@ type GetBlocklistResponse struct {
 
 func (x *GetBlocklistResponse) Reset() {
 	*x = GetBlocklistResponse{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[13]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +1647,7 @@ func (x *GetBlocklistResponse) String() string {
 func (*GetBlocklistResponse) ProtoMessage() {}
 
 func (x *GetBlocklistResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[13]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +1660,7 @@ func (x *GetBlocklistResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlocklistResponse.ProtoReflect.Descriptor instead.
 func (*GetBlocklistResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{13}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetBlocklistResponse) GetItemIds() []string {
@@ -807,7 +1700,7 @@ type Category struct {
 
 func (x *Category) Reset() {
 	*x = Category{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[14]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +1712,7 @@ func (x *Category) String() string {
 func (*Category) ProtoMessage() {}
 
 func (x *Category) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[14]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +1725,7 @@ func (x *Category) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Category.ProtoReflect.Descriptor instead.
 func (*Category) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{14}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Category) GetName() string {
@@ -860,7 +1753,7 @@ type UpsertCategoriesRequest struct {
 
 func (x *UpsertCategoriesRequest) Reset() {
 	*x = UpsertCategoriesRequest{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[15]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +1765,7 @@ func (x *UpsertCategoriesRequest) String() string {
 func (*UpsertCategoriesRequest) ProtoMessage() {}
 
 func (x *UpsertCategoriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[15]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +1778,7 @@ func (x *UpsertCategoriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertCategoriesRequest.ProtoReflect.Descriptor instead.
 func (*UpsertCategoriesRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{15}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UpsertCategoriesRequest) GetCategories() []*Category {
@@ -906,7 +1799,7 @@ type UpsertCategoriesResponse struct {
 
 func (x *UpsertCategoriesResponse) Reset() {
 	*x = UpsertCategoriesResponse{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[16]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1811,7 @@ func (x *UpsertCategoriesResponse) String() string {
 func (*UpsertCategoriesResponse) ProtoMessage() {}
 
 func (x *UpsertCategoriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[16]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1824,7 @@ func (x *UpsertCategoriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpsertCategoriesResponse.ProtoReflect.Descriptor instead.
 func (*UpsertCategoriesResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{16}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UpsertCategoriesResponse) GetUpserted() int32 {
@@ -950,7 +1843,7 @@ type ListCategoriesRequest struct {
 
 func (x *ListCategoriesRequest) Reset() {
 	*x = ListCategoriesRequest{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[17]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -962,7 +1855,7 @@ func (x *ListCategoriesRequest) String() string {
 func (*ListCategoriesRequest) ProtoMessage() {}
 
 func (x *ListCategoriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[17]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -975,7 +1868,7 @@ func (x *ListCategoriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCategoriesRequest.ProtoReflect.Descriptor instead.
 func (*ListCategoriesRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{17}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{29}
 }
 
 // ListCategoriesResponse carries every category with settings.
@@ -989,7 +1882,7 @@ type ListCategoriesResponse struct {
 
 func (x *ListCategoriesResponse) Reset() {
 	*x = ListCategoriesResponse{}
-	mi := &file_recsys_v1_catalog_proto_msgTypes[18]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +1894,7 @@ func (x *ListCategoriesResponse) String() string {
 func (*ListCategoriesResponse) ProtoMessage() {}
 
 func (x *ListCategoriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_catalog_proto_msgTypes[18]
+	mi := &file_recsys_v1_catalog_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,7 +1907,7 @@ func (x *ListCategoriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCategoriesResponse.ProtoReflect.Descriptor instead.
 func (*ListCategoriesResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{18}
+	return file_recsys_v1_catalog_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListCategoriesResponse) GetCategories() []*Category {
@@ -1028,7 +1921,7 @@ var File_recsys_v1_catalog_proto protoreflect.FileDescriptor
 
 const file_recsys_v1_catalog_proto_rawDesc = "" +
 	"\n" +
-	"\x17recsys/v1/catalog.proto\x12\trecsys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x02\n" +
+	"\x17recsys/v1/catalog.proto\x12\trecsys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15recsys/v1/event.proto\"\xa5\x04\n" +
 	"\x04Item\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x1a\n" +
 	"\bcategory\x18\x02 \x01(\tR\bcategory\x12\x14\n" +
@@ -1041,7 +1934,67 @@ const file_recsys_v1_catalog_proto_rawDesc = "" +
 	"\vvalid_until\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"validUntil\x12\x1f\n" +
 	"\vmember_only\x18\b \x01(\bR\n" +
-	"memberOnly\";\n" +
+	"memberOnly\x12\x14\n" +
+	"\x05title\x18\t \x01(\tR\x05title\x12\x14\n" +
+	"\x05brand\x18\n" +
+	" \x01(\tR\x05brand\x12\x16\n" +
+	"\x06seller\x18\v \x01(\tR\x06seller\x12%\n" +
+	"\x0erating_average\x18\f \x01(\x01R\rratingAverage\x12!\n" +
+	"\frating_count\x18\r \x01(\x03R\vratingCount\x12\x1c\n" +
+	"\tpromotion\x18\x0e \x01(\bR\tpromotion\x124\n" +
+	"\n" +
+	"attributes\x18\x0f \x03(\v2\x14.recsys.v1.AttributeR\n" +
+	"attributes\"r\n" +
+	"\tAttribute\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
+	"\fstring_value\x18\x02 \x01(\tH\x00R\vstringValue\x12#\n" +
+	"\fnumber_value\x18\x03 \x01(\x01H\x00R\vnumberValueB\a\n" +
+	"\x05value\"X\n" +
+	"\x14AttributeDeclaration\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12,\n" +
+	"\x04type\x18\x02 \x01(\x0e2\x18.recsys.v1.AttributeTypeR\x04type\"[\n" +
+	"\x18DeclareAttributesRequest\x12?\n" +
+	"\n" +
+	"attributes\x18\x01 \x03(\v2\x1f.recsys.v1.AttributeDeclarationR\n" +
+	"attributes\"7\n" +
+	"\x19DeclareAttributesResponse\x12\x1a\n" +
+	"\bdeclared\x18\x01 \x01(\x05R\bdeclared\"\x17\n" +
+	"\x15ListAttributesRequest\"Y\n" +
+	"\x16ListAttributesResponse\x12?\n" +
+	"\n" +
+	"attributes\x18\x01 \x03(\v2\x1f.recsys.v1.AttributeDeclarationR\n" +
+	"attributes\"\x81\x02\n" +
+	"\tBoostRule\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
+	"\tattribute\x18\x02 \x01(\tR\tattribute\x12\x16\n" +
+	"\x06equals\x18\x03 \x01(\tR\x06equals\x12\x15\n" +
+	"\x03min\x18\x04 \x01(\x01H\x01R\x03min\x88\x01\x01\x12\x15\n" +
+	"\x03max\x18\x05 \x01(\x01H\x02R\x03max\x88\x01\x01\x120\n" +
+	"\asegment\x18\x06 \x01(\v2\x16.recsys.v1.RuleSegmentR\asegment\x12\x12\n" +
+	"\x03add\x18\a \x01(\x01H\x00R\x03add\x12\x1c\n" +
+	"\bmultiply\x18\b \x01(\x01H\x00R\bmultiplyB\b\n" +
+	"\x06effectB\x06\n" +
+	"\x04_minB\x06\n" +
+	"\x04_max\"\xc1\x01\n" +
+	"\vRuleSegment\x122\n" +
+	"\tlifecycle\x18\x01 \x01(\x0e2\x14.recsys.v1.LifecycleR\tlifecycle\x121\n" +
+	"\x15min_purchases_per_30d\x18\x02 \x01(\x01R\x12minPurchasesPer30d\x12\x1b\n" +
+	"\tmin_spend\x18\x03 \x01(\x01R\bminSpend\x12 \n" +
+	"\tmax_spend\x18\x04 \x01(\x01H\x00R\bmaxSpend\x88\x01\x01B\f\n" +
+	"\n" +
+	"_max_spend\"i\n" +
+	"\x14SetBoostRulesRequest\x12*\n" +
+	"\x05rules\x18\x01 \x03(\v2\x14.recsys.v1.BoostRuleR\x05rules\x12%\n" +
+	"\x0emax_adjustment\x18\x02 \x01(\x01R\rmaxAdjustment\"P\n" +
+	"\x15SetBoostRulesResponse\x12\x1d\n" +
+	"\n" +
+	"rule_count\x18\x01 \x01(\x05R\truleCount\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x03R\aversion\"\x16\n" +
+	"\x14GetBoostRulesRequest\"\x84\x01\n" +
+	"\x15GetBoostRulesResponse\x12*\n" +
+	"\x05rules\x18\x01 \x03(\v2\x14.recsys.v1.BoostRuleR\x05rules\x12%\n" +
+	"\x0emax_adjustment\x18\x02 \x01(\x01R\rmaxAdjustment\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\";\n" +
 	"\x12UpsertItemsRequest\x12%\n" +
 	"\x05items\x18\x01 \x03(\v2\x0f.recsys.v1.ItemR\x05items\"1\n" +
 	"\x13UpsertItemsResponse\x12\x1a\n" +
@@ -1096,7 +2049,11 @@ const file_recsys_v1_catalog_proto_rawDesc = "" +
 	"\x16ListCategoriesResponse\x123\n" +
 	"\n" +
 	"categories\x18\x01 \x03(\v2\x13.recsys.v1.CategoryR\n" +
-	"categories2\xb6\x05\n" +
+	"categories*e\n" +
+	"\rAttributeType\x12\x1e\n" +
+	"\x1aATTRIBUTE_TYPE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15ATTRIBUTE_TYPE_STRING\x10\x01\x12\x19\n" +
+	"\x15ATTRIBUTE_TYPE_NUMBER\x10\x022\x95\b\n" +
 	"\x0eCatalogService\x12L\n" +
 	"\vUpsertItems\x12\x1d.recsys.v1.UpsertItemsRequest\x1a\x1e.recsys.v1.UpsertItemsResponse\x12C\n" +
 	"\bGetItems\x12\x1a.recsys.v1.GetItemsRequest\x1a\x1b.recsys.v1.GetItemsResponse\x12O\n" +
@@ -1105,7 +2062,11 @@ const file_recsys_v1_catalog_proto_rawDesc = "" +
 	"\x13RemoveFromBlocklist\x12%.recsys.v1.RemoveFromBlocklistRequest\x1a&.recsys.v1.RemoveFromBlocklistResponse\x12O\n" +
 	"\fGetBlocklist\x12\x1e.recsys.v1.GetBlocklistRequest\x1a\x1f.recsys.v1.GetBlocklistResponse\x12[\n" +
 	"\x10UpsertCategories\x12\".recsys.v1.UpsertCategoriesRequest\x1a#.recsys.v1.UpsertCategoriesResponse\x12U\n" +
-	"\x0eListCategories\x12 .recsys.v1.ListCategoriesRequest\x1a!.recsys.v1.ListCategoriesResponseB7Z5github.com/recsys-dev/recsys/proto/recsys/v1;recsysv1b\x06proto3"
+	"\x0eListCategories\x12 .recsys.v1.ListCategoriesRequest\x1a!.recsys.v1.ListCategoriesResponse\x12^\n" +
+	"\x11DeclareAttributes\x12#.recsys.v1.DeclareAttributesRequest\x1a$.recsys.v1.DeclareAttributesResponse\x12U\n" +
+	"\x0eListAttributes\x12 .recsys.v1.ListAttributesRequest\x1a!.recsys.v1.ListAttributesResponse\x12R\n" +
+	"\rSetBoostRules\x12\x1f.recsys.v1.SetBoostRulesRequest\x1a .recsys.v1.SetBoostRulesResponse\x12R\n" +
+	"\rGetBoostRules\x12\x1f.recsys.v1.GetBoostRulesRequest\x1a .recsys.v1.GetBoostRulesResponseB7Z5github.com/recsys-dev/recsys/proto/recsys/v1;recsysv1b\x06proto3"
 
 var (
 	file_recsys_v1_catalog_proto_rawDescOnce sync.Once
@@ -1119,63 +2080,94 @@ func file_recsys_v1_catalog_proto_rawDescGZIP() []byte {
 	return file_recsys_v1_catalog_proto_rawDescData
 }
 
-var file_recsys_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_recsys_v1_catalog_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_recsys_v1_catalog_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_recsys_v1_catalog_proto_goTypes = []any{
-	(*Item)(nil),                        // 0: recsys.v1.Item
-	(*UpsertItemsRequest)(nil),          // 1: recsys.v1.UpsertItemsRequest
-	(*UpsertItemsResponse)(nil),         // 2: recsys.v1.UpsertItemsResponse
-	(*GetItemsRequest)(nil),             // 3: recsys.v1.GetItemsRequest
-	(*GetItemsResponse)(nil),            // 4: recsys.v1.GetItemsResponse
-	(*SetBlocklistRequest)(nil),         // 5: recsys.v1.SetBlocklistRequest
-	(*SetBlocklistResponse)(nil),        // 6: recsys.v1.SetBlocklistResponse
-	(*AddToBlocklistRequest)(nil),       // 7: recsys.v1.AddToBlocklistRequest
-	(*AddToBlocklistResponse)(nil),      // 8: recsys.v1.AddToBlocklistResponse
-	(*RemoveFromBlocklistRequest)(nil),  // 9: recsys.v1.RemoveFromBlocklistRequest
-	(*RemoveFromBlocklistResponse)(nil), // 10: recsys.v1.RemoveFromBlocklistResponse
-	(*BlocklistSummary)(nil),            // 11: recsys.v1.BlocklistSummary
-	(*GetBlocklistRequest)(nil),         // 12: recsys.v1.GetBlocklistRequest
-	(*GetBlocklistResponse)(nil),        // 13: recsys.v1.GetBlocklistResponse
-	(*Category)(nil),                    // 14: recsys.v1.Category
-	(*UpsertCategoriesRequest)(nil),     // 15: recsys.v1.UpsertCategoriesRequest
-	(*UpsertCategoriesResponse)(nil),    // 16: recsys.v1.UpsertCategoriesResponse
-	(*ListCategoriesRequest)(nil),       // 17: recsys.v1.ListCategoriesRequest
-	(*ListCategoriesResponse)(nil),      // 18: recsys.v1.ListCategoriesResponse
-	(*timestamppb.Timestamp)(nil),       // 19: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),         // 20: google.protobuf.Duration
+	(AttributeType)(0),                  // 0: recsys.v1.AttributeType
+	(*Item)(nil),                        // 1: recsys.v1.Item
+	(*Attribute)(nil),                   // 2: recsys.v1.Attribute
+	(*AttributeDeclaration)(nil),        // 3: recsys.v1.AttributeDeclaration
+	(*DeclareAttributesRequest)(nil),    // 4: recsys.v1.DeclareAttributesRequest
+	(*DeclareAttributesResponse)(nil),   // 5: recsys.v1.DeclareAttributesResponse
+	(*ListAttributesRequest)(nil),       // 6: recsys.v1.ListAttributesRequest
+	(*ListAttributesResponse)(nil),      // 7: recsys.v1.ListAttributesResponse
+	(*BoostRule)(nil),                   // 8: recsys.v1.BoostRule
+	(*RuleSegment)(nil),                 // 9: recsys.v1.RuleSegment
+	(*SetBoostRulesRequest)(nil),        // 10: recsys.v1.SetBoostRulesRequest
+	(*SetBoostRulesResponse)(nil),       // 11: recsys.v1.SetBoostRulesResponse
+	(*GetBoostRulesRequest)(nil),        // 12: recsys.v1.GetBoostRulesRequest
+	(*GetBoostRulesResponse)(nil),       // 13: recsys.v1.GetBoostRulesResponse
+	(*UpsertItemsRequest)(nil),          // 14: recsys.v1.UpsertItemsRequest
+	(*UpsertItemsResponse)(nil),         // 15: recsys.v1.UpsertItemsResponse
+	(*GetItemsRequest)(nil),             // 16: recsys.v1.GetItemsRequest
+	(*GetItemsResponse)(nil),            // 17: recsys.v1.GetItemsResponse
+	(*SetBlocklistRequest)(nil),         // 18: recsys.v1.SetBlocklistRequest
+	(*SetBlocklistResponse)(nil),        // 19: recsys.v1.SetBlocklistResponse
+	(*AddToBlocklistRequest)(nil),       // 20: recsys.v1.AddToBlocklistRequest
+	(*AddToBlocklistResponse)(nil),      // 21: recsys.v1.AddToBlocklistResponse
+	(*RemoveFromBlocklistRequest)(nil),  // 22: recsys.v1.RemoveFromBlocklistRequest
+	(*RemoveFromBlocklistResponse)(nil), // 23: recsys.v1.RemoveFromBlocklistResponse
+	(*BlocklistSummary)(nil),            // 24: recsys.v1.BlocklistSummary
+	(*GetBlocklistRequest)(nil),         // 25: recsys.v1.GetBlocklistRequest
+	(*GetBlocklistResponse)(nil),        // 26: recsys.v1.GetBlocklistResponse
+	(*Category)(nil),                    // 27: recsys.v1.Category
+	(*UpsertCategoriesRequest)(nil),     // 28: recsys.v1.UpsertCategoriesRequest
+	(*UpsertCategoriesResponse)(nil),    // 29: recsys.v1.UpsertCategoriesResponse
+	(*ListCategoriesRequest)(nil),       // 30: recsys.v1.ListCategoriesRequest
+	(*ListCategoriesResponse)(nil),      // 31: recsys.v1.ListCategoriesResponse
+	(*timestamppb.Timestamp)(nil),       // 32: google.protobuf.Timestamp
+	(Lifecycle)(0),                      // 33: recsys.v1.Lifecycle
+	(*durationpb.Duration)(nil),         // 34: google.protobuf.Duration
 }
 var file_recsys_v1_catalog_proto_depIdxs = []int32{
-	19, // 0: recsys.v1.Item.created_at:type_name -> google.protobuf.Timestamp
-	19, // 1: recsys.v1.Item.valid_from:type_name -> google.protobuf.Timestamp
-	19, // 2: recsys.v1.Item.valid_until:type_name -> google.protobuf.Timestamp
-	0,  // 3: recsys.v1.UpsertItemsRequest.items:type_name -> recsys.v1.Item
-	0,  // 4: recsys.v1.GetItemsResponse.items:type_name -> recsys.v1.Item
-	11, // 5: recsys.v1.SetBlocklistResponse.blocklist:type_name -> recsys.v1.BlocklistSummary
-	11, // 6: recsys.v1.AddToBlocklistResponse.blocklist:type_name -> recsys.v1.BlocklistSummary
-	11, // 7: recsys.v1.RemoveFromBlocklistResponse.blocklist:type_name -> recsys.v1.BlocklistSummary
-	20, // 8: recsys.v1.Category.repeatable_after:type_name -> google.protobuf.Duration
-	14, // 9: recsys.v1.UpsertCategoriesRequest.categories:type_name -> recsys.v1.Category
-	14, // 10: recsys.v1.ListCategoriesResponse.categories:type_name -> recsys.v1.Category
-	1,  // 11: recsys.v1.CatalogService.UpsertItems:input_type -> recsys.v1.UpsertItemsRequest
-	3,  // 12: recsys.v1.CatalogService.GetItems:input_type -> recsys.v1.GetItemsRequest
-	5,  // 13: recsys.v1.CatalogService.SetBlocklist:input_type -> recsys.v1.SetBlocklistRequest
-	7,  // 14: recsys.v1.CatalogService.AddToBlocklist:input_type -> recsys.v1.AddToBlocklistRequest
-	9,  // 15: recsys.v1.CatalogService.RemoveFromBlocklist:input_type -> recsys.v1.RemoveFromBlocklistRequest
-	12, // 16: recsys.v1.CatalogService.GetBlocklist:input_type -> recsys.v1.GetBlocklistRequest
-	15, // 17: recsys.v1.CatalogService.UpsertCategories:input_type -> recsys.v1.UpsertCategoriesRequest
-	17, // 18: recsys.v1.CatalogService.ListCategories:input_type -> recsys.v1.ListCategoriesRequest
-	2,  // 19: recsys.v1.CatalogService.UpsertItems:output_type -> recsys.v1.UpsertItemsResponse
-	4,  // 20: recsys.v1.CatalogService.GetItems:output_type -> recsys.v1.GetItemsResponse
-	6,  // 21: recsys.v1.CatalogService.SetBlocklist:output_type -> recsys.v1.SetBlocklistResponse
-	8,  // 22: recsys.v1.CatalogService.AddToBlocklist:output_type -> recsys.v1.AddToBlocklistResponse
-	10, // 23: recsys.v1.CatalogService.RemoveFromBlocklist:output_type -> recsys.v1.RemoveFromBlocklistResponse
-	13, // 24: recsys.v1.CatalogService.GetBlocklist:output_type -> recsys.v1.GetBlocklistResponse
-	16, // 25: recsys.v1.CatalogService.UpsertCategories:output_type -> recsys.v1.UpsertCategoriesResponse
-	18, // 26: recsys.v1.CatalogService.ListCategories:output_type -> recsys.v1.ListCategoriesResponse
-	19, // [19:27] is the sub-list for method output_type
-	11, // [11:19] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	32, // 0: recsys.v1.Item.created_at:type_name -> google.protobuf.Timestamp
+	32, // 1: recsys.v1.Item.valid_from:type_name -> google.protobuf.Timestamp
+	32, // 2: recsys.v1.Item.valid_until:type_name -> google.protobuf.Timestamp
+	2,  // 3: recsys.v1.Item.attributes:type_name -> recsys.v1.Attribute
+	0,  // 4: recsys.v1.AttributeDeclaration.type:type_name -> recsys.v1.AttributeType
+	3,  // 5: recsys.v1.DeclareAttributesRequest.attributes:type_name -> recsys.v1.AttributeDeclaration
+	3,  // 6: recsys.v1.ListAttributesResponse.attributes:type_name -> recsys.v1.AttributeDeclaration
+	9,  // 7: recsys.v1.BoostRule.segment:type_name -> recsys.v1.RuleSegment
+	33, // 8: recsys.v1.RuleSegment.lifecycle:type_name -> recsys.v1.Lifecycle
+	8,  // 9: recsys.v1.SetBoostRulesRequest.rules:type_name -> recsys.v1.BoostRule
+	8,  // 10: recsys.v1.GetBoostRulesResponse.rules:type_name -> recsys.v1.BoostRule
+	1,  // 11: recsys.v1.UpsertItemsRequest.items:type_name -> recsys.v1.Item
+	1,  // 12: recsys.v1.GetItemsResponse.items:type_name -> recsys.v1.Item
+	24, // 13: recsys.v1.SetBlocklistResponse.blocklist:type_name -> recsys.v1.BlocklistSummary
+	24, // 14: recsys.v1.AddToBlocklistResponse.blocklist:type_name -> recsys.v1.BlocklistSummary
+	24, // 15: recsys.v1.RemoveFromBlocklistResponse.blocklist:type_name -> recsys.v1.BlocklistSummary
+	34, // 16: recsys.v1.Category.repeatable_after:type_name -> google.protobuf.Duration
+	27, // 17: recsys.v1.UpsertCategoriesRequest.categories:type_name -> recsys.v1.Category
+	27, // 18: recsys.v1.ListCategoriesResponse.categories:type_name -> recsys.v1.Category
+	14, // 19: recsys.v1.CatalogService.UpsertItems:input_type -> recsys.v1.UpsertItemsRequest
+	16, // 20: recsys.v1.CatalogService.GetItems:input_type -> recsys.v1.GetItemsRequest
+	18, // 21: recsys.v1.CatalogService.SetBlocklist:input_type -> recsys.v1.SetBlocklistRequest
+	20, // 22: recsys.v1.CatalogService.AddToBlocklist:input_type -> recsys.v1.AddToBlocklistRequest
+	22, // 23: recsys.v1.CatalogService.RemoveFromBlocklist:input_type -> recsys.v1.RemoveFromBlocklistRequest
+	25, // 24: recsys.v1.CatalogService.GetBlocklist:input_type -> recsys.v1.GetBlocklistRequest
+	28, // 25: recsys.v1.CatalogService.UpsertCategories:input_type -> recsys.v1.UpsertCategoriesRequest
+	30, // 26: recsys.v1.CatalogService.ListCategories:input_type -> recsys.v1.ListCategoriesRequest
+	4,  // 27: recsys.v1.CatalogService.DeclareAttributes:input_type -> recsys.v1.DeclareAttributesRequest
+	6,  // 28: recsys.v1.CatalogService.ListAttributes:input_type -> recsys.v1.ListAttributesRequest
+	10, // 29: recsys.v1.CatalogService.SetBoostRules:input_type -> recsys.v1.SetBoostRulesRequest
+	12, // 30: recsys.v1.CatalogService.GetBoostRules:input_type -> recsys.v1.GetBoostRulesRequest
+	15, // 31: recsys.v1.CatalogService.UpsertItems:output_type -> recsys.v1.UpsertItemsResponse
+	17, // 32: recsys.v1.CatalogService.GetItems:output_type -> recsys.v1.GetItemsResponse
+	19, // 33: recsys.v1.CatalogService.SetBlocklist:output_type -> recsys.v1.SetBlocklistResponse
+	21, // 34: recsys.v1.CatalogService.AddToBlocklist:output_type -> recsys.v1.AddToBlocklistResponse
+	23, // 35: recsys.v1.CatalogService.RemoveFromBlocklist:output_type -> recsys.v1.RemoveFromBlocklistResponse
+	26, // 36: recsys.v1.CatalogService.GetBlocklist:output_type -> recsys.v1.GetBlocklistResponse
+	29, // 37: recsys.v1.CatalogService.UpsertCategories:output_type -> recsys.v1.UpsertCategoriesResponse
+	31, // 38: recsys.v1.CatalogService.ListCategories:output_type -> recsys.v1.ListCategoriesResponse
+	5,  // 39: recsys.v1.CatalogService.DeclareAttributes:output_type -> recsys.v1.DeclareAttributesResponse
+	7,  // 40: recsys.v1.CatalogService.ListAttributes:output_type -> recsys.v1.ListAttributesResponse
+	11, // 41: recsys.v1.CatalogService.SetBoostRules:output_type -> recsys.v1.SetBoostRulesResponse
+	13, // 42: recsys.v1.CatalogService.GetBoostRules:output_type -> recsys.v1.GetBoostRulesResponse
+	31, // [31:43] is the sub-list for method output_type
+	19, // [19:31] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_recsys_v1_catalog_proto_init() }
@@ -1183,18 +2175,29 @@ func file_recsys_v1_catalog_proto_init() {
 	if File_recsys_v1_catalog_proto != nil {
 		return
 	}
+	file_recsys_v1_event_proto_init()
+	file_recsys_v1_catalog_proto_msgTypes[1].OneofWrappers = []any{
+		(*Attribute_StringValue)(nil),
+		(*Attribute_NumberValue)(nil),
+	}
+	file_recsys_v1_catalog_proto_msgTypes[7].OneofWrappers = []any{
+		(*BoostRule_Add)(nil),
+		(*BoostRule_Multiply)(nil),
+	}
+	file_recsys_v1_catalog_proto_msgTypes[8].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_v1_catalog_proto_rawDesc), len(file_recsys_v1_catalog_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   19,
+			NumEnums:      1,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_recsys_v1_catalog_proto_goTypes,
 		DependencyIndexes: file_recsys_v1_catalog_proto_depIdxs,
+		EnumInfos:         file_recsys_v1_catalog_proto_enumTypes,
 		MessageInfos:      file_recsys_v1_catalog_proto_msgTypes,
 	}.Build()
 	File_recsys_v1_catalog_proto = out.File

@@ -27,6 +27,10 @@ const (
 	CatalogService_GetBlocklist_FullMethodName        = "/recsys.v1.CatalogService/GetBlocklist"
 	CatalogService_UpsertCategories_FullMethodName    = "/recsys.v1.CatalogService/UpsertCategories"
 	CatalogService_ListCategories_FullMethodName      = "/recsys.v1.CatalogService/ListCategories"
+	CatalogService_DeclareAttributes_FullMethodName   = "/recsys.v1.CatalogService/DeclareAttributes"
+	CatalogService_ListAttributes_FullMethodName      = "/recsys.v1.CatalogService/ListAttributes"
+	CatalogService_SetBoostRules_FullMethodName       = "/recsys.v1.CatalogService/SetBoostRules"
+	CatalogService_GetBoostRules_FullMethodName       = "/recsys.v1.CatalogService/GetBoostRules"
 )
 
 // CatalogServiceClient is the client API for CatalogService service.
@@ -59,6 +63,20 @@ type CatalogServiceClient interface {
 	UpsertCategories(ctx context.Context, in *UpsertCategoriesRequest, opts ...grpc.CallOption) (*UpsertCategoriesResponse, error)
 	// ListCategories returns every category that has settings.
 	ListCategories(ctx context.Context, in *ListCategoriesRequest, opts ...grpc.CallOption) (*ListCategoriesResponse, error)
+	// DeclareAttributes declares custom item attributes (name and type) that
+	// items may then carry in Item.attributes and boost rules may match.
+	// Declaring a name again with another type is InvalidArgument.
+	DeclareAttributes(ctx context.Context, in *DeclareAttributesRequest, opts ...grpc.CallOption) (*DeclareAttributesResponse, error)
+	// ListAttributes returns the declared custom attributes.
+	ListAttributes(ctx context.Context, in *ListAttributesRequest, opts ...grpc.CallOption) (*ListAttributesResponse, error)
+	// SetBoostRules replaces the shop's boost and bury rules: data that lifts
+	// or lowers the scores of matching items (by brand, seller, category,
+	// promotion, rating, price or a declared attribute; optionally only for
+	// users of a segment). Every running server applies a change within a
+	// second.
+	SetBoostRules(ctx context.Context, in *SetBoostRulesRequest, opts ...grpc.CallOption) (*SetBoostRulesResponse, error)
+	// GetBoostRules returns the shop's boost and bury rules.
+	GetBoostRules(ctx context.Context, in *GetBoostRulesRequest, opts ...grpc.CallOption) (*GetBoostRulesResponse, error)
 }
 
 type catalogServiceClient struct {
@@ -149,6 +167,46 @@ func (c *catalogServiceClient) ListCategories(ctx context.Context, in *ListCateg
 	return out, nil
 }
 
+func (c *catalogServiceClient) DeclareAttributes(ctx context.Context, in *DeclareAttributesRequest, opts ...grpc.CallOption) (*DeclareAttributesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeclareAttributesResponse)
+	err := c.cc.Invoke(ctx, CatalogService_DeclareAttributes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) ListAttributes(ctx context.Context, in *ListAttributesRequest, opts ...grpc.CallOption) (*ListAttributesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAttributesResponse)
+	err := c.cc.Invoke(ctx, CatalogService_ListAttributes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) SetBoostRules(ctx context.Context, in *SetBoostRulesRequest, opts ...grpc.CallOption) (*SetBoostRulesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetBoostRulesResponse)
+	err := c.cc.Invoke(ctx, CatalogService_SetBoostRules_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *catalogServiceClient) GetBoostRules(ctx context.Context, in *GetBoostRulesRequest, opts ...grpc.CallOption) (*GetBoostRulesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBoostRulesResponse)
+	err := c.cc.Invoke(ctx, CatalogService_GetBoostRules_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CatalogServiceServer is the server API for CatalogService service.
 // All implementations must embed UnimplementedCatalogServiceServer
 // for forward compatibility.
@@ -179,6 +237,20 @@ type CatalogServiceServer interface {
 	UpsertCategories(context.Context, *UpsertCategoriesRequest) (*UpsertCategoriesResponse, error)
 	// ListCategories returns every category that has settings.
 	ListCategories(context.Context, *ListCategoriesRequest) (*ListCategoriesResponse, error)
+	// DeclareAttributes declares custom item attributes (name and type) that
+	// items may then carry in Item.attributes and boost rules may match.
+	// Declaring a name again with another type is InvalidArgument.
+	DeclareAttributes(context.Context, *DeclareAttributesRequest) (*DeclareAttributesResponse, error)
+	// ListAttributes returns the declared custom attributes.
+	ListAttributes(context.Context, *ListAttributesRequest) (*ListAttributesResponse, error)
+	// SetBoostRules replaces the shop's boost and bury rules: data that lifts
+	// or lowers the scores of matching items (by brand, seller, category,
+	// promotion, rating, price or a declared attribute; optionally only for
+	// users of a segment). Every running server applies a change within a
+	// second.
+	SetBoostRules(context.Context, *SetBoostRulesRequest) (*SetBoostRulesResponse, error)
+	// GetBoostRules returns the shop's boost and bury rules.
+	GetBoostRules(context.Context, *GetBoostRulesRequest) (*GetBoostRulesResponse, error)
 	mustEmbedUnimplementedCatalogServiceServer()
 }
 
@@ -212,6 +284,18 @@ func (UnimplementedCatalogServiceServer) UpsertCategories(context.Context, *Upse
 }
 func (UnimplementedCatalogServiceServer) ListCategories(context.Context, *ListCategoriesRequest) (*ListCategoriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListCategories not implemented")
+}
+func (UnimplementedCatalogServiceServer) DeclareAttributes(context.Context, *DeclareAttributesRequest) (*DeclareAttributesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeclareAttributes not implemented")
+}
+func (UnimplementedCatalogServiceServer) ListAttributes(context.Context, *ListAttributesRequest) (*ListAttributesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAttributes not implemented")
+}
+func (UnimplementedCatalogServiceServer) SetBoostRules(context.Context, *SetBoostRulesRequest) (*SetBoostRulesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetBoostRules not implemented")
+}
+func (UnimplementedCatalogServiceServer) GetBoostRules(context.Context, *GetBoostRulesRequest) (*GetBoostRulesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBoostRules not implemented")
 }
 func (UnimplementedCatalogServiceServer) mustEmbedUnimplementedCatalogServiceServer() {}
 func (UnimplementedCatalogServiceServer) testEmbeddedByValue()                        {}
@@ -378,6 +462,78 @@ func _CatalogService_ListCategories_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CatalogService_DeclareAttributes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeclareAttributesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).DeclareAttributes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_DeclareAttributes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).DeclareAttributes(ctx, req.(*DeclareAttributesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_ListAttributes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAttributesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).ListAttributes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_ListAttributes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).ListAttributes(ctx, req.(*ListAttributesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_SetBoostRules_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetBoostRulesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).SetBoostRules(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_SetBoostRules_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).SetBoostRules(ctx, req.(*SetBoostRulesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CatalogService_GetBoostRules_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBoostRulesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).GetBoostRules(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_GetBoostRules_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).GetBoostRules(ctx, req.(*GetBoostRulesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CatalogService_ServiceDesc is the grpc.ServiceDesc for CatalogService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -416,6 +572,22 @@ var CatalogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListCategories",
 			Handler:    _CatalogService_ListCategories_Handler,
+		},
+		{
+			MethodName: "DeclareAttributes",
+			Handler:    _CatalogService_DeclareAttributes_Handler,
+		},
+		{
+			MethodName: "ListAttributes",
+			Handler:    _CatalogService_ListAttributes_Handler,
+		},
+		{
+			MethodName: "SetBoostRules",
+			Handler:    _CatalogService_SetBoostRules_Handler,
+		},
+		{
+			MethodName: "GetBoostRules",
+			Handler:    _CatalogService_GetBoostRules_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -182,7 +182,21 @@ type Event struct {
 	Quantity int32 `protobuf:"varint,6,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	// The weight of an EVENT_TYPE_CUSTOM event, greater than 0. Must be 0 for
 	// the other types, whose weights the server configures.
-	Weight        float32 `protobuf:"fixed32,7,opt,name=weight,proto3" json:"weight,omitempty"`
+	Weight float32 `protobuf:"fixed32,7,opt,name=weight,proto3" json:"weight,omitempty"`
+	// The `recommendation_id` of the answer that showed the item, when the
+	// page knows it (a product page opened from a recommendation carries it
+	// along). A VIEW, ADD_TO_CART or PURCHASE of an item that was in that
+	// answer to this user within the attribution window (7 days by default)
+	// counts for the answer. Empty: the event counts for the most recent
+	// answer that showed the item to the user within the window (last touch).
+	// An unknown, expired or another user's id is accepted and the event
+	// counts as unattributed, never an error. Each (answer, item, event type)
+	// counts once. At most 256 bytes of valid UTF-8.
+	RecommendationId string `protobuf:"bytes,8,opt,name=recommendation_id,json=recommendationId,proto3" json:"recommendation_id,omitempty"`
+	// The placement of the answer the event came from (RequestContext
+	// placement), if the page knows it; informational: the answer's own
+	// placement is what attribution counts. At most 256 bytes of valid UTF-8.
+	Placement     string `protobuf:"bytes,9,opt,name=placement,proto3" json:"placement,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -264,6 +278,20 @@ func (x *Event) GetWeight() float32 {
 		return x.Weight
 	}
 	return 0
+}
+
+func (x *Event) GetRecommendationId() string {
+	if x != nil {
+		return x.RecommendationId
+	}
+	return ""
+}
+
+func (x *Event) GetPlacement() string {
+	if x != nil {
+		return x.Placement
+	}
+	return ""
 }
 
 // RecordEventsRequest carries a batch of events, possibly of many users.
@@ -985,7 +1013,7 @@ var File_recsys_v1_event_proto protoreflect.FileDescriptor
 
 const file_recsys_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x15recsys/v1/event.proto\x12\trecsys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xec\x01\n" +
+	"\x15recsys/v1/event.proto\x12\trecsys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x02\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x17\n" +
@@ -993,7 +1021,9 @@ const file_recsys_v1_event_proto_rawDesc = "" +
 	"\x04type\x18\x04 \x01(\x0e2\x14.recsys.v1.EventTypeR\x04type\x128\n" +
 	"\ttimestamp\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\ttimestamp\x12\x1a\n" +
 	"\bquantity\x18\x06 \x01(\x05R\bquantity\x12\x16\n" +
-	"\x06weight\x18\a \x01(\x02R\x06weight\"?\n" +
+	"\x06weight\x18\a \x01(\x02R\x06weight\x12+\n" +
+	"\x11recommendation_id\x18\b \x01(\tR\x10recommendationId\x12\x1c\n" +
+	"\tplacement\x18\t \x01(\tR\tplacement\"?\n" +
 	"\x13RecordEventsRequest\x12(\n" +
 	"\x06events\x18\x01 \x03(\v2\x10.recsys.v1.EventR\x06events\"R\n" +
 	"\x14RecordEventsResponse\x12\x1a\n" +

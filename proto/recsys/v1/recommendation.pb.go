@@ -664,8 +664,14 @@ type RecommendRequest struct {
 	// capped. The cap is soft: when too few items remain within it, the best
 	// items over the cap fill the answer after the popular fallback.
 	MaxPerCategory int32 `protobuf:"varint,6,opt,name=max_per_category,json=maxPerCategory,proto3" json:"max_per_category,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// At most this many items of one brand (Item.brand), like
+	// max_per_category: 0 the server's default, soft, items without a brand
+	// never capped.
+	MaxPerBrand int32 `protobuf:"varint,7,opt,name=max_per_brand,json=maxPerBrand,proto3" json:"max_per_brand,omitempty"`
+	// At most this many items of one seller (Item.seller), likewise.
+	MaxPerSeller  int32 `protobuf:"varint,8,opt,name=max_per_seller,json=maxPerSeller,proto3" json:"max_per_seller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RecommendRequest) Reset() {
@@ -736,6 +742,20 @@ func (x *RecommendRequest) GetFilter() *Filter {
 func (x *RecommendRequest) GetMaxPerCategory() int32 {
 	if x != nil {
 		return x.MaxPerCategory
+	}
+	return 0
+}
+
+func (x *RecommendRequest) GetMaxPerBrand() int32 {
+	if x != nil {
+		return x.MaxPerBrand
+	}
+	return 0
+}
+
+func (x *RecommendRequest) GetMaxPerSeller() int32 {
+	if x != nil {
+		return x.MaxPerSeller
 	}
 	return 0
 }
@@ -932,7 +952,12 @@ type RecommendResponse struct {
 	// request's context item), purchased items are not excluded, and catalog
 	// availability and popularity may be from before the outage. The answer
 	// is still valid to show. Field 15 keeps the low numbers for new features.
-	Degraded      bool `protobuf:"varint,15,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	Degraded bool `protobuf:"varint,15,opt,name=degraded,proto3" json:"degraded,omitempty"`
+	// The experiment the user is in on this placement (ExperimentService);
+	// empty when none.
+	Experiment string `protobuf:"bytes,6,opt,name=experiment,proto3" json:"experiment,omitempty"`
+	// The user's arm of `experiment`.
+	Arm           string `protobuf:"bytes,7,opt,name=arm,proto3" json:"arm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1007,6 +1032,20 @@ func (x *RecommendResponse) GetDegraded() bool {
 		return x.Degraded
 	}
 	return false
+}
+
+func (x *RecommendResponse) GetExperiment() string {
+	if x != nil {
+		return x.Experiment
+	}
+	return ""
+}
+
+func (x *RecommendResponse) GetArm() string {
+	if x != nil {
+		return x.Arm
+	}
+	return ""
 }
 
 // SimilarItemsRequest asks for items similar to one item.
@@ -1449,9 +1488,15 @@ type Reason struct {
 	Contribution float32 `protobuf:"fixed32,4,opt,name=contribution,proto3" json:"contribution,omitempty"`
 	// REASON_KIND_NEW_ARRIVAL: the item's category, in which the user has
 	// affinity.
-	Category      string `protobuf:"bytes,5,opt,name=category,proto3" json:"category,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Category string `protobuf:"bytes,5,opt,name=category,proto3" json:"category,omitempty"`
+	// The shop's boost and bury rules that changed this item's score, by
+	// name (at most 8; CatalogService.SetBoostRules).
+	BoostRules []string `protobuf:"bytes,6,rep,name=boost_rules,json=boostRules,proto3" json:"boost_rules,omitempty"`
+	// The total adjustment those rules made to the score (already included
+	// in the item's score).
+	BoostAdjustment float32 `protobuf:"fixed32,7,opt,name=boost_adjustment,json=boostAdjustment,proto3" json:"boost_adjustment,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Reason) Reset() {
@@ -1517,6 +1562,20 @@ func (x *Reason) GetCategory() string {
 		return x.Category
 	}
 	return ""
+}
+
+func (x *Reason) GetBoostRules() []string {
+	if x != nil {
+		return x.BoostRules
+	}
+	return nil
+}
+
+func (x *Reason) GetBoostAdjustment() float32 {
+	if x != nil {
+		return x.BoostAdjustment
+	}
+	return 0
 }
 
 // BatchRecommendRequest selects the users of a push campaign and how to
@@ -1818,14 +1877,16 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\bdegraded\x18\x06 \x01(\bR\bdegraded\"U\n" +
 	"\vDroppedItem\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12-\n" +
-	"\x06reason\x18\x02 \x01(\x0e2\x15.recsys.v1.DropReasonR\x06reason\"\xf5\x01\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x15.recsys.v1.DropReasonR\x06reason\"\xbf\x02\n" +
 	"\x10RecommendRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12(\n" +
 	"\x10exclude_item_ids\x18\x03 \x03(\tR\x0eexcludeItemIds\x123\n" +
 	"\acontext\x18\x04 \x01(\v2\x19.recsys.v1.RequestContextR\acontext\x12)\n" +
 	"\x06filter\x18\x05 \x01(\v2\x11.recsys.v1.FilterR\x06filter\x12(\n" +
-	"\x10max_per_category\x18\x06 \x01(\x05R\x0emaxPerCategory\"\xd1\x02\n" +
+	"\x10max_per_category\x18\x06 \x01(\x05R\x0emaxPerCategory\x12\"\n" +
+	"\rmax_per_brand\x18\a \x01(\x05R\vmaxPerBrand\x12$\n" +
+	"\x0emax_per_seller\x18\b \x01(\x05R\fmaxPerSeller\"\xd1\x02\n" +
 	"\x06Filter\x12-\n" +
 	"\x12include_categories\x18\x01 \x03(\tR\x11includeCategories\x12-\n" +
 	"\x12exclude_categories\x18\x02 \x03(\tR\x11excludeCategories\x12 \n" +
@@ -1841,14 +1902,18 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"_max_price\"V\n" +
 	"\x0eRequestContext\x12\x1c\n" +
 	"\tplacement\x18\x01 \x01(\tR\tplacement\x12&\n" +
-	"\x0fcontext_item_id\x18\x02 \x01(\tR\rcontextItemId\"\xf3\x01\n" +
+	"\x0fcontext_item_id\x18\x02 \x01(\tR\rcontextItemId\"\xa5\x02\n" +
 	"\x11RecommendResponse\x12+\n" +
 	"\x05items\x18\x01 \x03(\v2\x15.recsys.v1.ScoredItemR\x05items\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12)\n" +
 	"\x06source\x18\x03 \x01(\x0e2\x11.recsys.v1.SourceR\x06source\x12+\n" +
 	"\x11recommendation_id\x18\x04 \x01(\tR\x10recommendationId\x12\x18\n" +
 	"\apartial\x18\x05 \x01(\bR\apartial\x12\x1a\n" +
-	"\bdegraded\x18\x0f \x01(\bR\bdegraded\"\x99\x01\n" +
+	"\bdegraded\x18\x0f \x01(\bR\bdegraded\x12\x1e\n" +
+	"\n" +
+	"experiment\x18\x06 \x01(\tR\n" +
+	"experiment\x12\x10\n" +
+	"\x03arm\x18\a \x01(\tR\x03arm\"\x99\x01\n" +
 	"\x13SimilarItemsRequest\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12(\n" +
@@ -1878,14 +1943,17 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x14\n" +
 	"\x05score\x18\x02 \x01(\x02R\x05score\x12)\n" +
 	"\x06source\x18\x03 \x01(\x0e2\x11.recsys.v1.SourceR\x06source\x12)\n" +
-	"\x06reason\x18\x04 \x01(\v2\x11.recsys.v1.ReasonR\x06reason\"\xc1\x01\n" +
+	"\x06reason\x18\x04 \x01(\v2\x11.recsys.v1.ReasonR\x06reason\"\x8d\x02\n" +
 	"\x06Reason\x12)\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x15.recsys.v1.ReasonKindR\x04kind\x12\x17\n" +
 	"\aitem_id\x18\x02 \x01(\tR\x06itemId\x123\n" +
 	"\n" +
 	"event_type\x18\x03 \x01(\x0e2\x14.recsys.v1.EventTypeR\teventType\x12\"\n" +
 	"\fcontribution\x18\x04 \x01(\x02R\fcontribution\x12\x1a\n" +
-	"\bcategory\x18\x05 \x01(\tR\bcategory\"\xeb\x02\n" +
+	"\bcategory\x18\x05 \x01(\tR\bcategory\x12\x1f\n" +
+	"\vboost_rules\x18\x06 \x03(\tR\n" +
+	"boostRules\x12)\n" +
+	"\x10boost_adjustment\x18\a \x01(\x02R\x0fboostAdjustment\"\xeb\x02\n" +
 	"\x15BatchRecommendRequest\x12\x19\n" +
 	"\buser_ids\x18\x01 \x03(\tR\auserIds\x124\n" +
 	"\asegment\x18\x02 \x01(\v2\x1a.recsys.v1.SegmentSelectorR\asegment\x12\x14\n" +

@@ -1,0 +1,446 @@
+// Package attribution links what users do to the answers that showed them
+// the items: it keeps a compact record of every answer (user, items in
+// order, placement, source, model version, experiment arm, time) and
+// matches later views, carts and purchases to it.
+//
+// Records are written off the request path: Enqueue hands an answer to a
+// bounded queue that Run drains in pipelined batches, and drops (and
+// counts) answers when the queue is full, so a slow Redis never slows an
+// answer. A user's records live in two keys of the user's hash slot, at
+// most Config.PerUserCap answers, none older than the attribution window,
+// and expire with it.
+//
+// An event attributes directly, by the recommendation id it carries, or,
+// when it carries none, to the most recent answer that showed the item to
+// the user within the window (last touch). An unknown or expired id, an id
+// of another user's answer (it is not among this user's records) and an id
+// whose answer did not show the item leave the event unattributed. Each
+// (answer, item, event type) counts once: the record keeps marks.
+package attribution
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/redisconn"
+)
+
+// Answer is what the server answered one user.
+type Answer struct {
+	ID           string // the recommendation id
+	UserID       string
+	Placement    string
+	Source       string // the answer's source, e.g. "personalized"
+	ModelVersion string
+	Experiment   string // empty when the user is in no experiment
+	Arm          string
+	Time         time.Time
+	Items        []string // in answer order; position = index + 1
+}
+
+// Dims are the dimensions of an answer that metrics are kept by.
+type Dims struct {
+	Placement, Source, ModelVersion, Experiment, Arm string
+}
+
+// Dims returns the answer's metric dimensions.
+func (a Answer) Dims() Dims {
+	return Dims{Placement: a.Placement, Source: a.Source, ModelVersion: a.ModelVersion, Experiment: a.Experiment, Arm: a.Arm}
+}
+
+// Touch is an event to attribute.
+type Touch struct {
+	UserID           string
+	ItemID           string
+	Type             event.Type // View, AddToCart or Purchase; others are ignored
+	Time             time.Time
+	RecommendationID string // empty: last touch
+	Quantity         int32  // 0 means 1
+}
+
+// Hit is an attributed event: the answer it counts for.
+type Hit struct {
+	Touch
+	AnswerID string
+	Position int // 1-based position of the item in the answer
+	Dims     Dims
+	Answered time.Time // when the answer was given
+}
+
+// Result is what Attribute did with a batch of touches.
+type Result struct {
+	Hits         []Hit // counted now, once per (answer, item, type)
+	Unattributed int   // no answer of the user within the window showed the item
+	Repeated     int   // the (answer, item, type) had been counted before
+}
+
+// Config tunes a Store; zero fields take the defaults.
+type Config struct {
+	Prefix string // key prefix, the profile store's
+	// Window is how long after an answer an event still counts for it,
+	// and how long records are kept. Default 7 days.
+	Window time.Duration
+	// PerUserCap bounds the answers kept per user (the newest). Default 100.
+	PerUserCap int
+	// MaxItems bounds the items kept per answer (the first). Default 100.
+	MaxItems int
+	// QueueSize bounds the answers waiting to be written; default 8192.
+	QueueSize int
+	// Skew is how far an answer may lie after the event's time and still
+	// count (clocks of shop and server differ). Default 5 minutes.
+	Skew time.Duration
+	Now  func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.Window <= 0 {
+		c.Window = 7 * 24 * time.Hour
+	}
+	if c.PerUserCap <= 0 {
+		c.PerUserCap = 100
+	}
+	if c.MaxItems <= 0 {
+		c.MaxItems = 100
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 8192
+	}
+	if c.Skew <= 0 {
+		c.Skew = 5 * time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Written is told about every batch of answer records written, to count
+// them (answers, items shown) in the metrics.
+type Written func(ctx context.Context, answers []Answer)
+
+// Store keeps answer records in Redis. It is safe for concurrent use.
+type Store struct {
+	rdb     redis.UniversalClient
+	cfg     Config
+	queue   chan queued
+	written Written
+	dropped atomic.Int64
+	failed  atomic.Int64
+}
+
+// queued is an answer to write, or a flush marker (done set).
+type queued struct {
+	a    Answer
+	done chan struct{}
+}
+
+// NewStore returns a Store; written (may be nil) is called after each
+// batch of records is written.
+func NewStore(rdb redis.UniversalClient, cfg Config, written Written) (*Store, error) {
+	if rdb == nil {
+		return nil, errors.New("attribution store: nil redis client")
+	}
+	cfg = cfg.withDefaults()
+	return &Store{rdb: rdb, cfg: cfg, queue: make(chan queued, cfg.QueueSize), written: written}, nil
+}
+
+// Config returns the configuration in effect.
+func (s *Store) Config() Config { return s.cfg }
+
+// Dropped is how many answers Enqueue dropped because the queue was full.
+func (s *Store) Dropped() int64 { return s.dropped.Load() }
+
+// Failed is how many answer records could not be written (Redis errors).
+func (s *Store) Failed() int64 { return s.failed.Load() }
+
+// Enqueue hands an answer to the writer without waiting. It reports false
+// (and counts a drop) when the queue is full. Answers without a user or
+// without items are not kept.
+func (s *Store) Enqueue(a Answer) bool {
+	if a.UserID == "" || len(a.Items) == 0 || a.ID == "" {
+		return true
+	}
+	select {
+	case s.queue <- queued{a: a}:
+		return true
+	default:
+		s.dropped.Add(1)
+		return false
+	}
+}
+
+// Flush waits until every answer enqueued before it has been written (or
+// failed), or ctx ends. It needs Run running.
+func (s *Store) Flush(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case s.queue <- queued{done: done}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// maxBatch bounds the records written in one pipeline.
+const maxBatch = 256
+
+// Run writes enqueued answers until ctx ends, in batches of what has
+// queued up (one pipelined round trip each). Errors are counted (Failed),
+// not returned: records are best effort.
+func (s *Store) Run(ctx context.Context) error {
+	batch := make([]Answer, 0, maxBatch)
+	var flushes []chan struct{}
+	for {
+		var q queued
+		select {
+		case <-ctx.Done():
+			return nil
+		case q = <-s.queue:
+		}
+		batch, flushes = batch[:0], flushes[:0]
+		add := func(q queued) {
+			if q.done != nil {
+				flushes = append(flushes, q.done)
+			} else {
+				batch = append(batch, q.a)
+			}
+		}
+		add(q)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case q = <-s.queue:
+				add(q)
+			default:
+				break more
+			}
+		}
+		if len(batch) > 0 {
+			s.write(ctx, batch)
+		}
+		for _, d := range flushes {
+			close(d)
+		}
+	}
+}
+
+func (s *Store) write(ctx context.Context, batch []Answer) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	calls := make([]*redisconn.ScriptCall, len(batch))
+	var buf []byte
+	for i, a := range batch {
+		buf = encodeRecord(buf[:0], a, s.cfg.MaxItems)
+		k := s.keys(a.UserID)
+		t := a.Time.UnixMilli()
+		calls[i] = &redisconn.ScriptCall{Script: recordScript, Keys: []string{k.idx, k.rec}, Args: []any{
+			a.ID, t, string(buf), s.cfg.PerUserCap, s.cfg.Now().Add(-s.cfg.Window).UnixMilli(), s.cfg.Window.Milliseconds(),
+		}}
+	}
+	redisconn.RunScripts(ctx, s.rdb, calls...)
+	ok := batch[:0:0]
+	for i, c := range calls {
+		if c.Cmd.Err() != nil {
+			s.failed.Add(1)
+			continue
+		}
+		ok = append(ok, batch[i])
+	}
+	if s.written != nil && len(ok) > 0 {
+		s.written(ctx, ok)
+	}
+}
+
+type keys struct{ idx, rec string }
+
+// keys are tagged by the user like the profile's, with suffixes no profile
+// key uses.
+func (s *Store) keys(userID string) keys {
+	base := s.cfg.Prefix + ":u:{" + profile.EscapeTag(userID) + "}:"
+	return keys{idx: base + "ans", rec: base + "ansrec"}
+}
+
+// UserKeys lists the keys a user's records live in (for DeleteUser).
+func (s *Store) UserKeys(userID string) []string {
+	k := s.keys(userID)
+	return []string{k.idx, k.rec}
+}
+
+// DeleteUser removes a user's answer records and reports how many keys
+// existed.
+func (s *Store) DeleteUser(ctx context.Context, userID string) (int, error) {
+	n, err := s.rdb.Del(ctx, s.UserKeys(userID)...).Result()
+	if err != nil {
+		return 0, fmt.Errorf("delete answer records of %q: %w", userID, err)
+	}
+	return int(n), nil
+}
+
+// Attributable reports whether events of type t are attributed.
+func Attributable(t event.Type) bool {
+	return t == event.View || t == event.AddToCart || t == event.Purchase
+}
+
+// Attribute matches touches to the answers of their users, marks what it
+// counts, and returns the hits; one script per user, in one pipelined round
+// trip. Touches of other types are ignored. On an error nothing is
+// returned; the marks of the users whose script ran stay (so a retry does
+// not count twice what was counted).
+func (s *Store) Attribute(ctx context.Context, touches []Touch) (Result, error) {
+	type userTouches struct {
+		id  string
+		idx []int
+	}
+	var users []userTouches
+	index := map[string]int{}
+	for i, t := range touches {
+		if !Attributable(t.Type) {
+			continue
+		}
+		u, ok := index[t.UserID]
+		if !ok {
+			u = len(users)
+			index[t.UserID] = u
+			users = append(users, userTouches{id: t.UserID})
+		}
+		users[u].idx = append(users[u].idx, i)
+	}
+	if len(users) == 0 {
+		return Result{}, nil
+	}
+	calls := make([]*redisconn.ScriptCall, len(users))
+	for u, ut := range users {
+		k := s.keys(ut.id)
+		args := make([]any, 0, 2+4*len(ut.idx))
+		args = append(args, s.cfg.Window.Milliseconds(), s.cfg.Skew.Milliseconds())
+		for _, i := range ut.idx {
+			t := touches[i]
+			at := t.Time
+			if at.IsZero() {
+				at = s.cfg.Now()
+			}
+			args = append(args, t.RecommendationID, t.ItemID, typeCode(t.Type), at.UnixMilli())
+		}
+		calls[u] = &redisconn.ScriptCall{Script: attributeScript, Keys: []string{k.idx, k.rec}, Args: args}
+	}
+	redisconn.RunScripts(ctx, s.rdb, calls...)
+	var res Result
+	var errs []error
+	for u, c := range calls {
+		out, err := c.Cmd.Slice()
+		if err == nil && len(out) != 3*len(users[u].idx) {
+			err = fmt.Errorf("script returned %d values for %d events", len(out), len(users[u].idx))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("attribute events of user %q: %w", users[u].id, err))
+			continue
+		}
+		for j, i := range users[u].idx {
+			id, _ := out[3*j].(string)
+			pos, _ := out[3*j+1].(int64)
+			head, _ := out[3*j+2].(string)
+			switch {
+			case id == "" || pos == 0:
+				res.Unattributed++
+			case pos < 0:
+				res.Repeated++
+			default:
+				d, answered, err := decodeHeader(head)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("answer %q of user %q: %w", id, users[u].id, err))
+					continue
+				}
+				res.Hits = append(res.Hits, Hit{Touch: touches[i], AnswerID: id, Position: int(pos), Dims: d, Answered: answered})
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return Result{}, errors.Join(errs...)
+	}
+	return res, nil
+}
+
+func typeCode(t event.Type) int {
+	switch t {
+	case event.View:
+		return 1
+	case event.AddToCart:
+		return 2
+	}
+	return 3
+}
+
+// encodeRecord appends the record of a: the header (time, then the
+// dimensions), then at most maxItems items, each length-prefixed.
+func encodeRecord(dst []byte, a Answer, maxItems int) []byte {
+	var head []byte
+	head = strconv.AppendInt(head, a.Time.UnixMilli(), 10)
+	for _, f := range []string{a.Placement, a.Source, a.ModelVersion, a.Experiment, a.Arm} {
+		head = append(head, ' ')
+		head = appendLP(head, f)
+	}
+	dst = strconv.AppendInt(dst, int64(len(head)), 10)
+	dst = append(dst, ':')
+	dst = append(dst, head...)
+	for i, it := range a.Items {
+		if i == maxItems {
+			break
+		}
+		dst = appendLP(dst, it)
+	}
+	return dst
+}
+
+func appendLP(dst []byte, s string) []byte {
+	dst = strconv.AppendInt(dst, int64(len(s)), 10)
+	dst = append(dst, ':')
+	return append(dst, s...)
+}
+
+// decodeHeader reads what encodeRecord wrote as the header.
+func decodeHeader(h string) (Dims, time.Time, error) {
+	sp := strings.IndexByte(h, ' ')
+	if sp < 0 {
+		return Dims{}, time.Time{}, errors.New("malformed answer record")
+	}
+	ms, err := strconv.ParseInt(h[:sp], 10, 64)
+	if err != nil {
+		return Dims{}, time.Time{}, errors.New("malformed answer time")
+	}
+	rest := h[sp:]
+	var f [5]string
+	for i := range f {
+		if len(rest) == 0 || rest[0] != ' ' {
+			return Dims{}, time.Time{}, errors.New("malformed answer record")
+		}
+		rest = rest[1:]
+		c := strings.IndexByte(rest, ':')
+		if c < 0 {
+			return Dims{}, time.Time{}, errors.New("malformed answer record")
+		}
+		n, err := strconv.Atoi(rest[:c])
+		if err != nil || n < 0 || c+1+n > len(rest) {
+			return Dims{}, time.Time{}, errors.New("malformed answer record")
+		}
+		f[i], rest = rest[c+1:c+1+n], rest[c+1+n:]
+		if !utf8.ValidString(f[i]) {
+			return Dims{}, time.Time{}, errors.New("malformed answer record")
+		}
+	}
+	return Dims{Placement: f[0], Source: f[1], ModelVersion: f[2], Experiment: f[3], Arm: f[4]}, time.UnixMilli(ms).UTC(), nil
+}

@@ -1,0 +1,210 @@
+package attribution_test
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/recsys-dev/recsys/internal/attribution"
+	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/redistest"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+// newStore starts a store with its writer; written collects what it wrote.
+func newStore(t *testing.T, cfg attribution.Config) (*attribution.Store, *[]attribution.Answer) {
+	t.Helper()
+	rdb := redistest.Client(t)
+	cfg.Prefix = redistest.Prefix(t, rdb)
+	var mu sync.Mutex
+	var written []attribution.Answer
+	s, err := attribution.NewStore(rdb, cfg, func(_ context.Context, as []attribution.Answer) {
+		mu.Lock()
+		written = append(written, as...)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return s, &written
+}
+
+func put(t *testing.T, s *attribution.Store, as ...attribution.Answer) {
+	t.Helper()
+	for _, a := range as {
+		if !s.Enqueue(a) {
+			t.Fatalf("answer %s dropped", a.ID)
+		}
+	}
+	if err := s.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var t0 = time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+
+func TestAttribute(t *testing.T) {
+	t.Parallel()
+	clk := &clock{t: t0}
+	s, written := newStore(t, attribution.Config{Now: clk.Now})
+	put(t, s,
+		attribution.Answer{ID: "r1", UserID: "u1", Placement: "home", Source: "personalized", ModelVersion: "v1",
+			Time: t0, Items: []string{"a", "b", "c"}},
+		attribution.Answer{ID: "r2", UserID: "u1", Placement: "cart", Source: "popular", ModelVersion: "v1",
+			Time: t0.Add(time.Hour), Items: []string{"c", "d"}},
+		attribution.Answer{ID: "r3", UserID: "u2", Placement: "home", Source: "personalized", Time: t0, Items: []string{"a"}},
+	)
+	if len(*written) != 3 {
+		t.Fatalf("written %d answers, want 3", len(*written))
+	}
+	at := t0.Add(2 * time.Hour)
+	type hit struct {
+		answer string
+		pos    int
+		place  string
+	}
+	tests := []struct {
+		name  string
+		touch attribution.Touch
+		want  *hit // nil: not counted
+	}{
+		{"direct id", attribution.Touch{UserID: "u1", ItemID: "c", Type: event.View, Time: at, RecommendationID: "r1"}, &hit{"r1", 3, "home"}},
+		{"direct id again is counted once", attribution.Touch{UserID: "u1", ItemID: "c", Type: event.View, Time: at, RecommendationID: "r1"}, nil},
+		{"same item other type counts", attribution.Touch{UserID: "u1", ItemID: "c", Type: event.Purchase, Time: at, RecommendationID: "r1"}, &hit{"r1", 3, "home"}},
+		{"last touch picks the newest answer showing the item", attribution.Touch{UserID: "u1", ItemID: "c", Type: event.AddToCart, Time: at}, &hit{"r2", 1, "cart"}},
+		{"last touch older answer", attribution.Touch{UserID: "u1", ItemID: "b", Type: event.View, Time: at}, &hit{"r1", 2, "home"}},
+		{"item not in the answer", attribution.Touch{UserID: "u1", ItemID: "d", Type: event.View, Time: at, RecommendationID: "r1"}, nil},
+		{"unknown id", attribution.Touch{UserID: "u1", ItemID: "a", Type: event.View, Time: at, RecommendationID: "nope"}, nil},
+		{"another user's id", attribution.Touch{UserID: "u2", ItemID: "b", Type: event.View, Time: at, RecommendationID: "r1"}, nil},
+		{"another user's item", attribution.Touch{UserID: "u2", ItemID: "d", Type: event.View, Time: at}, nil},
+		{"after the window", attribution.Touch{UserID: "u1", ItemID: "a", Type: event.View, Time: t0.Add(8 * 24 * time.Hour), RecommendationID: "r1"}, nil},
+		{"before the answer", attribution.Touch{UserID: "u1", ItemID: "a", Type: event.View, Time: t0.Add(-time.Hour)}, nil},
+		{"impressions are not attributed", attribution.Touch{UserID: "u1", ItemID: "a", Type: event.Impression, Time: at}, nil},
+		{"u2 last touch", attribution.Touch{UserID: "u2", ItemID: "a", Type: event.Purchase, Time: at, Quantity: 2}, &hit{"r3", 1, "home"}},
+	}
+	for _, tt := range tests {
+		res, err := s.Attribute(context.Background(), []attribution.Touch{tt.touch})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if tt.want == nil {
+			if len(res.Hits) != 0 {
+				t.Errorf("%s: got hits %+v, want none", tt.name, res.Hits)
+			}
+			continue
+		}
+		if len(res.Hits) != 1 {
+			t.Errorf("%s: got %d hits (%+v), want 1", tt.name, len(res.Hits), res)
+			continue
+		}
+		h := res.Hits[0]
+		if got := (hit{h.AnswerID, h.Position, h.Dims.Placement}); got != *tt.want {
+			t.Errorf("%s: got %+v, want %+v", tt.name, got, *tt.want)
+		}
+	}
+}
+
+func TestAttributeBatchCountsEachOnce(t *testing.T) {
+	t.Parallel()
+	clk := &clock{t: t0}
+	s, _ := newStore(t, attribution.Config{Now: clk.Now})
+	put(t, s, attribution.Answer{ID: "r1", UserID: "u", Time: t0, Items: []string{"x", "y"}, Arm: "B", Experiment: "e"})
+	at := t0.Add(time.Minute)
+	res, err := s.Attribute(context.Background(), []attribution.Touch{
+		{UserID: "u", ItemID: "x", Type: event.Purchase, Time: at},
+		{UserID: "u", ItemID: "x", Type: event.Purchase, Time: at, RecommendationID: "r1"},
+		{UserID: "u", ItemID: "y", Type: event.Purchase, Time: at},
+		{UserID: "v", ItemID: "y", Type: event.Purchase, Time: at},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Hits) != 2 || res.Repeated != 1 || res.Unattributed != 1 {
+		t.Fatalf("got %d hits, %d repeated, %d unattributed; want 2, 1, 1", len(res.Hits), res.Repeated, res.Unattributed)
+	}
+	if d := res.Hits[0].Dims; d.Experiment != "e" || d.Arm != "B" {
+		t.Errorf("dims %+v lost the arm", d)
+	}
+}
+
+func TestPerUserCapAndDelete(t *testing.T) {
+	t.Parallel()
+	clk := &clock{t: t0}
+	s, _ := newStore(t, attribution.Config{Now: clk.Now, PerUserCap: 3})
+	for i := range 5 {
+		put(t, s, attribution.Answer{ID: "r" + strconv.Itoa(i), UserID: "u", Time: t0.Add(time.Duration(i) * time.Second),
+			Items: []string{"i" + strconv.Itoa(i)}})
+	}
+	at := t0.Add(time.Minute)
+	var touches []attribution.Touch
+	for i := range 5 {
+		touches = append(touches, attribution.Touch{UserID: "u", ItemID: "i" + strconv.Itoa(i), Type: event.View, Time: at})
+	}
+	res, err := s.Attribute(context.Background(), touches)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Hits) != 3 || res.Hits[0].AnswerID != "r2" {
+		t.Fatalf("got %+v, want the newest 3 answers r2..r4", res.Hits)
+	}
+	n, err := s.DeleteUser(context.Background(), "u")
+	if err != nil || n != 2 {
+		t.Fatalf("DeleteUser = %d, %v; want 2 keys", n, err)
+	}
+	res, err = s.Attribute(context.Background(), []attribution.Touch{{UserID: "u", ItemID: "i4", Type: event.Purchase, Time: at}})
+	if err != nil || len(res.Hits) != 0 {
+		t.Fatalf("after delete got %+v, %v; want nothing", res, err)
+	}
+}
+
+func TestEnqueueDropsWhenFull(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Client(t)
+	s, err := attribution.NewStore(rdb, attribution.Config{Prefix: redistest.Prefix(t, rdb), QueueSize: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No writer runs: the queue fills.
+	a := attribution.Answer{ID: "r", UserID: "u", Items: []string{"x"}, Time: t0}
+	got := []bool{s.Enqueue(a), s.Enqueue(a), s.Enqueue(a)}
+	if !got[0] || !got[1] || got[2] || s.Dropped() != 1 {
+		t.Fatalf("Enqueue = %v, dropped %d; want true, true, false and 1 drop", got, s.Dropped())
+	}
+}
+
+func TestItemIDsWithSeparators(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, attribution.Config{Now: (&clock{t: t0}).Now})
+	odd := []string{"1:a", "a", "2:xy", ":", "é 3:"}
+	put(t, s, attribution.Answer{ID: "r", UserID: "u}", Placement: "p 1:x", Time: t0, Items: odd})
+	for i, it := range odd {
+		res, err := s.Attribute(context.Background(), []attribution.Touch{{UserID: "u}", ItemID: it, Type: event.View, Time: t0}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Hits) != 1 || res.Hits[0].Position != i+1 || res.Hits[0].Dims.Placement != "p 1:x" {
+			t.Errorf("item %q: got %+v, want position %d", it, res.Hits, i+1)
+		}
+	}
+	res, err := s.Attribute(context.Background(), []attribution.Touch{{UserID: "u}", ItemID: "x", Type: event.View, Time: t0}})
+	if err != nil || len(res.Hits) != 0 {
+		t.Errorf("item x matched inside another id: %+v, %v", res, err)
+	}
+}

@@ -1,0 +1,151 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/recsys-dev/recsys/internal/itemindex"
+	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/topk"
+)
+
+// ServedName is the report's name of the served path.
+const ServedName = "served"
+
+// RecallVsExact is the metric name of the served path's recall against the
+// exact scan: the share of the exact top Depth (known items left out) that
+// the index search returns.
+func RecallVsExact(depth int) string { return fmt.Sprintf("recall_vs_exact@%d", depth) }
+
+// Served ranks as the server does with its partitioned index forced
+// (recsysd --index-min-items 0): each case's vector is folded in as ALS
+// does, the index is searched for the Depth best items the case does not
+// know, and only those are ranked (with their exact scores); every other
+// item scores −Inf. It measures, besides the report's metrics, how many of
+// the exact scan's top Depth the search returns.
+type Served struct {
+	model *mf.Model
+	ix    *itemindex.Index
+	depth int
+	probe int
+	pool  sync.Pool // *servedScratch
+
+	hits, total atomic.Int64
+}
+
+type servedScratch struct {
+	ws     mf.Workspace
+	w      []float64
+	search itemindex.Search
+	got    []topk.Entry
+	exact  []float32
+	heap   topk.Heap
+}
+
+// NewServed searches model through ix (probe cells as the server's
+// --index-probe, 0: the default) for the depth best items of each case.
+func NewServed(model *mf.Model, ix *itemindex.Index, depth, probe int) *Served {
+	return &Served{model: model, ix: ix, depth: depth, probe: probe}
+}
+
+// Name is "served".
+func (s *Served) Name() string { return ServedName }
+
+// Recall is the share of the exact top Depth the searches returned so far.
+func (s *Served) Recall() float64 {
+	if t := s.total.Load(); t > 0 {
+		return float64(s.hits.Load()) / float64(t)
+	}
+	return math.NaN()
+}
+
+// Scores implements Recommender.
+func (s *Served) Scores(cases []Case, out []float32) error {
+	n := s.model.NumItems()
+	sc, _ := s.pool.Get().(*servedScratch)
+	if sc == nil {
+		sc = &servedScratch{}
+	}
+	defer s.pool.Put(sc)
+	if cap(sc.exact) < n {
+		sc.exact = make([]float32, n)
+	}
+	exact := sc.exact[:n]
+	for c, cs := range cases {
+		row := out[c*n : (c+1)*n]
+		for i := range row {
+			row[i] = float32(math.Inf(-1))
+		}
+		sc.w = sc.w[:0]
+		for _, w := range cs.KnownWeights {
+			sc.w = append(sc.w, float64(w))
+		}
+		x, err := s.model.FoldIn(&sc.ws, cs.Known, sc.w)
+		if err != nil {
+			return fmt.Errorf("served: fold in a user with %d items: %w", len(cs.Known), err)
+		}
+		known := cs.Known // sorted
+		admit := func(r int32) bool {
+			lo, hi := 0, len(known)
+			for lo < hi {
+				m := (lo + hi) / 2
+				if known[m] < r {
+					lo = m + 1
+				} else {
+					hi = m
+				}
+			}
+			return lo == len(known) || known[lo] != r
+		}
+		if err := s.ix.Start(&sc.search, itemindex.Query{X: x, Probe: s.probe}); err != nil {
+			return fmt.Errorf("served: %w", err)
+		}
+		sc.got = sc.search.Top(s.depth, nil, admit, sc.got[:0])
+		for _, e := range sc.got {
+			row[e.Row] = e.Score
+		}
+		// The exact scan's top Depth, for the recall.
+		s.model.Scores(x, exact)
+		sc.heap.Reset(s.depth)
+		for i, v := range exact {
+			if sc.heap.Accepts(v) && admit(int32(i)) {
+				sc.heap.Push(int32(i), v)
+			}
+		}
+		want := sc.heap.Len()
+		hits := 0
+		for _, w := range sc.heap.Sorted(sc.got[:0]) {
+			if row[w.Row] != float32(math.Inf(-1)) { // the search returned it
+				hits++
+			}
+		}
+		s.hits.Add(int64(hits))
+		s.total.Add(int64(want))
+	}
+	return nil
+}
+
+// ServedRow evaluates the served path of model on s (the index built with
+// defaults and forced, as a server with --index-min-items 0 would) and
+// returns its row, with RecallVsExact(depth) added; depth is the largest K.
+func ServedRow(ctx context.Context, s *Split, model *mf.Model, probe int, opt Options) (ModelResult, error) {
+	opt, err := opt.withDefaults(s.Matrix.Cols)
+	if err != nil {
+		return ModelResult{}, err
+	}
+	ix, err := itemindex.ForModel(model)
+	if err != nil {
+		return ModelResult{}, fmt.Errorf("served: %w", err)
+	}
+	depth := opt.Ks[len(opt.Ks)-1]
+	rec := NewServed(model, ix, depth, probe)
+	res, err := Evaluate(ctx, s, rec, opt)
+	if err != nil {
+		return ModelResult{}, err
+	}
+	res.Metrics[RecallVsExact(depth)] = rec.Recall()
+	return res, nil
+}

@@ -1,0 +1,80 @@
+package modelreport
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/html"
+
+	"github.com/recsys-dev/recsys/internal/eval"
+)
+
+func report() *eval.Report {
+	return &eval.Report{Split: "last event per user", Cases: 120, Models: []eval.ModelResult{
+		{Name: "als", Metrics: map[string]float64{"ndcg@5": 0.21, "ndcg@10": 0.26, "recall@5": 0.3, "recall@10": 0.42, "coverage@10": 0.6}},
+		{Name: "popularity", Metrics: map[string]float64{"ndcg@5": 0.08, "ndcg@10": 0.1, "recall@5": 0.12, "recall@10": 0.2, "coverage@10": 0.02}},
+		{Name: "item-knn <b>", Metrics: map[string]float64{"ndcg@5": 0.15, "ndcg@10": 0.19, "recall@5": 0.22, "recall@10": 0.31, "coverage@10": 0.4}},
+	}}
+}
+
+// The report parses as HTML, has a chart per metric with a series per model
+// (baselines included), the gate's decision, escapes model names and loads
+// nothing from elsewhere.
+func TestWrite(t *testing.T) {
+	var b bytes.Buffer
+	if err := Write(&b, Input{Title: "v1", Report: report(), Gate: "passed: ndcg@10 0.26 >= popularity 0.10"}); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := html.Parse(bytes.NewReader(b.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string][]string{} // data-metric -> data-model of its series
+	var metric string
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode {
+			attr := map[string]string{}
+			for _, a := range n.Attr {
+				attr[a.Key] = a.Val
+			}
+			if n.Data == "svg" {
+				metric = attr["data-metric"]
+			}
+			if attr["class"] == "series" {
+				series[metric] = append(series[metric], attr["data-model"])
+			}
+			for _, k := range []string{"src", "href"} {
+				if v, ok := attr[k]; ok {
+					t.Errorf("<%s %s=%q>: the report must be self-contained", n.Data, k, v)
+				}
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	want := []string{"als", "popularity", "item-knn <b>"}
+	for _, m := range []string{"ndcg", "recall", "coverage@10"} {
+		if got := strings.Join(series[m], ","); got != strings.Join(want, ",") {
+			t.Errorf("chart %s has series %q, want %q", m, got, want)
+		}
+	}
+	out := b.String()
+	if strings.Contains(out, "item-knn <b>") {
+		t.Error("a model name is not escaped")
+	}
+	if !strings.Contains(out, "Quality gate:</b> passed") {
+		t.Error("the gate's decision is missing")
+	}
+}
+
+func TestWriteRefusesAnEmptyReport(t *testing.T) {
+	for _, r := range []*eval.Report{nil, {}} {
+		if err := Write(&bytes.Buffer{}, Input{Report: r}); err == nil {
+			t.Errorf("Write(%v) = nil error", r)
+		}
+	}
+}
