@@ -112,10 +112,14 @@ func (r *Blend) Scores(cases []Case, out []float32) error {
 type BlendOptions struct {
 	Build blend.BuildOptions
 	// Users caps the validation users the grid is evaluated on (a seeded
-	// sample; default 3000).
+	// sample; default 10000: with fewer, the noise of the choice is as
+	// large as the differences between neighbouring weights).
 	Users int
 	// K is the cut-off of the NDCG the weights maximize (default 20).
-	K       int
+	K int
+	// Base holds the depths and decays the grid keeps fixed (zero:
+	// blend.DefaultParams).
+	Base    blend.Params
 	Seed    uint64
 	Workers int
 }
@@ -155,8 +159,8 @@ func (s *BlendSearch) Best(neighbors, transitions, recency bool) BlendTrial {
 
 // The grid FitBlend searches.
 var (
-	blendNeighbor   = []float32{0, 0.05, 0.1, 0.25, 0.5, 1, 2, 4}
-	blendTransition = []float32{0, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8}
+	blendNeighbor   = []float32{0, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8}
+	blendTransition = []float32{0, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16}
 	blendRecency    = []float32{0, 1, 4}
 )
 
@@ -167,7 +171,7 @@ var (
 // opt.Users validation users with one fold-in per user and recency value.
 func FitBlend(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOptions) (*BlendSearch, error) {
 	if opt.Users <= 0 {
-		opt.Users = 3000
+		opt.Users = 10000
 	}
 	if opt.K <= 0 {
 		opt.K = 20
@@ -176,6 +180,9 @@ func FitBlend(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOpti
 		opt.Workers = runtime.GOMAXPROCS(0)
 	}
 	opt.Build.Workers = opt.Workers
+	if opt.Base == (blend.Params{}) {
+		opt.Base = blend.DefaultParams()
+	}
 	v, err := LeaveLastOut(s.Train)
 	if err != nil {
 		return nil, fmt.Errorf("blend validation split: %w", err)
@@ -184,6 +191,12 @@ func FitBlend(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOpti
 	if err != nil {
 		return nil, fmt.Errorf("blend validation model: %w", err)
 	}
+	return searchBlend(ctx, v, model, opt)
+}
+
+// searchBlend evaluates the weight grid on the validation split v with
+// model trained on v.Matrix.
+func searchBlend(ctx context.Context, v *Split, model *mf.Model, opt BlendOptions) (*BlendSearch, error) {
 	seqs := Sequences(v.Train)
 	items := v.Matrix.Cols
 	nb, err := blend.Neighbors(ctx, seqs, items, opt.Build)
@@ -210,7 +223,7 @@ func FitBlend(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOpti
 	// One probe blend per recency value accumulates both terms.
 	probes := make([]*blend.Blend, len(blendRecency))
 	for k, beta := range blendRecency {
-		p := blend.DefaultParams()
+		p := opt.Base
 		p.Neighbor, p.Transition, p.Recency = 1, 1, beta
 		if probes[k], err = blend.New(model, nb, tr, p); err != nil {
 			return nil, err
@@ -284,7 +297,7 @@ func FitBlend(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOpti
 	res := &BlendSearch{K: opt.K, Users: len(cases)}
 	for k, beta := range blendRecency {
 		for g, w := range grid {
-			p := blend.DefaultParams()
+			p := opt.Base
 			p.Neighbor, p.Transition, p.Recency = w.Neighbor, w.Transition, beta
 			t := BlendTrial{Params: p}
 			for c := range cases {

@@ -127,11 +127,10 @@ func TestCoalescedAnswersAreEachCallersOwn(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	st := c.Stats()
-	t.Logf("%+v (%d callers cancelled)", st, cancelled.Load())
-	if st.InBlocks == 0 {
-		t.Errorf("no request was scored in a block: %+v", st)
-	}
+	// How many requests met in blocks depends on the scheduler (a fast
+	// machine may score every one alone); the block path itself is tested
+	// deterministically in internal/coalesce.
+	t.Logf("%+v (%d callers cancelled)", c.Stats(), cancelled.Load())
 }
 
 // BenchmarkRecommendConcurrent is Recommend (BenchmarkRecommend's user
