@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/recsys-dev/recsys/client"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
@@ -108,41 +111,51 @@ func runRecommend(ctx context.Context, x *invocation) error {
 	return x.printJSON(res)
 }
 
+// itemAnswer holds the flags of the answers about items (SimilarItems,
+// BoughtTogether): count, exclusions and the filter.
+type itemAnswer struct {
+	f       filterFlags
+	count   *int
+	exclude *string
+}
+
+func newItemAnswer(x *invocation) *itemAnswer {
+	a := &itemAnswer{
+		count:   x.fs.Int("count", 10, "items to return"),
+		exclude: x.fs.String("exclude", "", "comma-separated item ids to leave out"),
+	}
+	a.f.register(x.fs, false)
+	return a
+}
+
 func runSimilar(ctx context.Context, x *invocation) error {
-	var f filterFlags
-	count := x.fs.Int("count", 10, "items to return")
-	exclude := x.fs.String("exclude", "", "comma-separated item ids to leave out")
-	f.register(x.fs, false)
+	a := newItemAnswer(x)
 	args, err := x.exactly(1)
 	if err != nil {
 		return err
 	}
-	filter, err := f.proto()
-	if err != nil {
-		return err
-	}
-	c, err := x.client()
-	if err != nil {
-		return err
-	}
-	res, err := c.Recommendations.SimilarItems(ctx, &recsysv1.SimilarItemsRequest{ItemId: args[0], Count: int32(*count),
-		ExcludeItemIds: splitList(*exclude), Filter: filter})
-	if err != nil {
-		return err
-	}
-	return x.printJSON(res)
+	return a.run(ctx, x, func(c *client.Client, count int32, exclude []string, filter *recsysv1.Filter) (proto.Message, error) {
+		return c.Recommendations.SimilarItems(ctx, &recsysv1.SimilarItemsRequest{ItemId: args[0], Count: count,
+			ExcludeItemIds: exclude, Filter: filter})
+	})
 }
 
 func runBoughtTogether(ctx context.Context, x *invocation) error {
-	var f filterFlags
-	count := x.fs.Int("count", 10, "items to return")
-	exclude := x.fs.String("exclude", "", "comma-separated item ids to leave out")
-	f.register(x.fs, false)
+	a := newItemAnswer(x)
 	items, err := x.atLeast(1)
 	if err != nil {
 		return err
 	}
-	filter, err := f.proto()
+	return a.run(ctx, x, func(c *client.Client, count int32, exclude []string, filter *recsysv1.Filter) (proto.Message, error) {
+		return c.Recommendations.BoughtTogether(ctx, &recsysv1.BoughtTogetherRequest{ItemIds: items, Count: count,
+			ExcludeItemIds: exclude, Filter: filter})
+	})
+}
+
+// run builds the filter, connects, calls and prints the answer as JSON.
+func (a *itemAnswer) run(ctx context.Context, x *invocation,
+	call func(c *client.Client, count int32, exclude []string, filter *recsysv1.Filter) (proto.Message, error)) error {
+	filter, err := a.f.proto()
 	if err != nil {
 		return err
 	}
@@ -150,8 +163,7 @@ func runBoughtTogether(ctx context.Context, x *invocation) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.Recommendations.BoughtTogether(ctx, &recsysv1.BoughtTogetherRequest{ItemIds: items, Count: int32(*count),
-		ExcludeItemIds: splitList(*exclude), Filter: filter})
+	res, err := call(c, int32(*a.count), splitList(*a.exclude), filter)
 	if err != nil {
 		return err
 	}
