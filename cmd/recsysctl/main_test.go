@@ -58,6 +58,10 @@ func TestCommandsAgainstRecsysd(t *testing.T) {
 		"u1,i1,view,2026-11-01T10:00:00Z\nu2,i1,purchase,2026-11-01T10:00:00Z\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	boosts := filepath.Join(t.TempDir(), "boosts.json")
+	if err := os.WriteFile(boosts, []byte(`{"rules":[{"name":"high margin","attribute":"margin","min":0.3,"add":0.2}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -70,6 +74,9 @@ func TestCommandsAgainstRecsysd(t *testing.T) {
 		{"address from the environment", map[string]string{"RECSYS_ADDR": addr}, []string{"model", "get"}, "{"},
 		{"flag wins over the environment", map[string]string{"RECSYS_ADDR": "127.0.0.1:1"}, []string{"--addr", addr, "categories", "list"}, "{"},
 		{"import", nil, []string{"events", "import", events, "--addr", addr}, `"accepted": 2`},
+		{"declare an attribute", nil, []string{"attributes", "declare", "margin:number", "--addr", addr}, `"declared": 1`},
+		{"boost rules from a file", nil, []string{"boosts", "set", boosts, "--addr", addr}, `"ruleCount": 1`},
+		{"boost rules back", nil, []string{"boosts", "get", "--addr", addr}, `"high margin"`},
 		{"push as JSON lines", nil, []string{"push", "--users", "u1,u2", "--addr", addr}, `"userId":"u1"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

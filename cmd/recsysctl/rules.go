@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"strings"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -108,5 +111,62 @@ func runModelList(ctx context.Context, x *invocation) error {
 func runModelActivate(ctx context.Context, x *invocation) error {
 	return unary(ctx, x, 1, func(c *client.Client, args []string) (proto.Message, error) {
 		return c.Models.ActivateModel(ctx, &recsysv1.ActivateModelRequest{Version: args[0]})
+	})
+}
+
+func runAttributesList(ctx context.Context, x *invocation) error {
+	return unary(ctx, x, 0, func(c *client.Client, _ []string) (proto.Message, error) {
+		return c.Catalog.ListAttributes(ctx, &recsysv1.ListAttributesRequest{})
+	})
+}
+
+// runAttributesDeclare declares NAME:TYPE pairs (TYPE string or number).
+func runAttributesDeclare(ctx context.Context, x *invocation) error {
+	pairs, err := x.atLeast(1)
+	if err != nil {
+		return err
+	}
+	req := &recsysv1.DeclareAttributesRequest{}
+	for _, p := range pairs {
+		name, typ, _ := strings.Cut(p, ":")
+		t, ok := map[string]recsysv1.AttributeType{
+			"string": recsysv1.AttributeType_ATTRIBUTE_TYPE_STRING, "number": recsysv1.AttributeType_ATTRIBUTE_TYPE_NUMBER,
+		}[typ]
+		if !ok {
+			return x.usageError("%q: want NAME:string or NAME:number", p)
+		}
+		req.Attributes = append(req.Attributes, &recsysv1.AttributeDeclaration{Name: name, Type: t})
+	}
+	c, err := x.client()
+	if err != nil {
+		return err
+	}
+	res, err := c.Catalog.DeclareAttributes(ctx, req)
+	if err != nil {
+		return err
+	}
+	return x.printJSON(res)
+}
+
+func runBoostsGet(ctx context.Context, x *invocation) error {
+	return unary(ctx, x, 0, func(c *client.Client, _ []string) (proto.Message, error) {
+		return c.Catalog.GetBoostRules(ctx, &recsysv1.GetBoostRulesRequest{})
+	})
+}
+
+// runBoostsSet replaces the boost rules with FILE, a SetBoostRulesRequest
+// as JSON ({"rules":[...],"maxAdjustment":...}), the shape `boosts get`
+// prints.
+func runBoostsSet(ctx context.Context, x *invocation) error {
+	return unary(ctx, x, 1, func(c *client.Client, args []string) (proto.Message, error) {
+		b, err := os.ReadFile(args[0])
+		if err != nil {
+			return nil, err
+		}
+		req := &recsysv1.SetBoostRulesRequest{}
+		if err := protojson.Unmarshal(b, req); err != nil {
+			return nil, fmt.Errorf("%s: not a SetBoostRulesRequest in JSON: %w", args[0], err)
+		}
+		return c.Catalog.SetBoostRules(ctx, req)
 	})
 }
