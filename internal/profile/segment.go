@@ -99,6 +99,13 @@ type Segment struct {
 	PerMonth  float64
 }
 
+// Meets reports whether s is at lifecycle stage l (LifecycleUnknown: any
+// stage) with at least minPerMonth purchases per 30 days and minSpend spend
+// in the window: the conditions push segments and boost rules select by.
+func (s Segment) Meets(l Lifecycle, minPerMonth, minSpend float64) bool {
+	return (l == LifecycleUnknown || s.Lifecycle == l) && s.PerMonth >= minPerMonth && s.Spend >= minSpend
+}
+
 // Segment computes the user's segment as of now with the thresholds of c
 // (defaults filled in by the caller).
 func (p Profile) Segment(c SegmentConfig, now time.Time) Segment {

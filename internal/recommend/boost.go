@@ -55,8 +55,8 @@ func buildBoosts(st *rowState, rules *catalog.Rules, lookup func(int32) (catalog
 			byNumber[r.Attribute] = append(byNumber[r.Attribute], uint16(i))
 		default:
 			k := key{r.Attribute, r.Equals}
-			if _, seen := byValue[k]; !seen {
-				stringAttrs = appendUnique(stringAttrs, r.Attribute)
+			if !slices.Contains(stringAttrs, r.Attribute) {
+				stringAttrs = append(stringAttrs, r.Attribute)
 			}
 			byValue[k] = append(byValue[k], uint16(i))
 		}
@@ -103,15 +103,6 @@ func buildBoosts(st *rowState, rules *catalog.Rules, lookup func(int32) (catalog
 	return b
 }
 
-func appendUnique(s []string, v string) []string {
-	for _, x := range s {
-		if x == v {
-			return s
-		}
-	}
-	return append(s, v)
-}
-
 // boostPlan is one request's view of the rules: which apply to its user.
 type boostPlan struct {
 	b        *rowBoosts
@@ -125,8 +116,9 @@ type boostPlan struct {
 	numItems int
 }
 
-// plan prepares p for a request of a user in segment seg (nil: no user).
-func (p *boostPlan) plan(b *rowBoosts, seg *profile.Segment, n int) {
+// plan prepares p for a request; seg gives the user's segment (nil: no
+// user) and is called only when some rule has a segment.
+func (p *boostPlan) plan(b *rowBoosts, seg func() *profile.Segment, n int) {
 	p.clearAdj()
 	p.b, p.any, p.anyGlob, p.numItems = b, false, false, n
 	if b == nil {
@@ -136,8 +128,13 @@ func (p *boostPlan) plan(b *rowBoosts, seg *profile.Segment, n int) {
 		p.active = make([]bool, len(b.set.Rules))
 	}
 	p.active = p.active[:len(b.set.Rules)]
+	var user *profile.Segment
+	userKnown := false
 	for i := range b.set.Rules {
-		p.active[i] = !b.segment[i] || (seg != nil && inSegment(b.set.Rules[i].Segment, *seg))
+		if b.segment[i] && !userKnown && seg != nil {
+			user, userKnown = seg(), true
+		}
+		p.active[i] = !b.segment[i] || (user != nil && inSegment(b.set.Rules[i].Segment, *user))
 		p.any = p.any || p.active[i]
 	}
 	for _, ri := range b.global {
@@ -171,9 +168,7 @@ func (p *boostPlan) clearAdj() {
 }
 
 func inSegment(s *catalog.RuleSegment, seg profile.Segment) bool {
-	return (s.Lifecycle == 0 || profile.Lifecycle(s.Lifecycle) == seg.Lifecycle) &&
-		seg.PerMonth >= s.MinPerMonth && seg.Spend >= s.MinSpend &&
-		(s.MaxSpend == nil || seg.Spend <= *s.MaxSpend)
+	return seg.Meets(profile.Lifecycle(s.Lifecycle), s.MinPerMonth, s.MinSpend) && (s.MaxSpend == nil || seg.Spend <= *s.MaxSpend)
 }
 
 // adjustment is the total effect of the active rules ris (and the active
@@ -294,8 +289,11 @@ func (p *boostPlan) annotate(a *answer) {
 	}
 }
 
-// userSegment is the segment boost rules test a user against.
-func (e *Engine) userSegment(p profile.Profile, now time.Time) *profile.Segment {
-	seg := p.Segment(e.cfg.Segments, now)
-	return &seg
+// userSegment returns the segment boost rules test a user against,
+// computed when asked (only rules with a segment ask).
+func (e *Engine) userSegment(p profile.Profile, now time.Time) func() *profile.Segment {
+	return func() *profile.Segment {
+		seg := p.Segment(e.cfg.Segments, now)
+		return &seg
+	}
 }

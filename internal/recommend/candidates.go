@@ -57,12 +57,16 @@ func (e *Engine) indexFor(m *mf.Model) *servingIndex {
 // scoreDot prepares s for selecting m's rows by y·x: a search of the index,
 // or, without one, every row's score in s.scores.
 func (e *Engine) scoreDot(m *mf.Model, s *scratch, x []float32) {
-	e.prepare(m, s, itemindex.Query{X: x}, func() {
-		if len(s.scores) != m.NumItems() { // a Push slot without a score block
-			s.scores = make([]float32, m.NumItems())
-		}
-		m.Scores(x, s.scores)
-	})
+	e.prepare(m, s, itemindex.Query{X: x}, func() { scanDot(m, s, x) })
+}
+
+// scanDot puts every row's score y·x in s.scores, without the index.
+func scanDot(m *mf.Model, s *scratch, x []float32) {
+	if len(s.scores) != m.NumItems() { // a Push slot without a score block
+		s.scores = make([]float32, m.NumItems())
+	}
+	s.searching = false
+	m.Scores(x, s.scores)
 }
 
 // prepare starts a search of q, or, without an index (or for a query it

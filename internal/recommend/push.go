@@ -146,9 +146,7 @@ func (e *Engine) Push(ctx context.Context, req PushRequest, emit func(PushResult
 			return false
 		}
 		seg := p.Segment(e.cfg.Segments, c.now)
-		ok := seg.Lifecycle != profile.LifecycleUnknown &&
-			(sel.Lifecycle == profile.LifecycleUnknown || seg.Lifecycle == sel.Lifecycle) &&
-			seg.PerMonth >= sel.MinPerMonth && seg.Spend >= sel.MinSpend
+		ok := seg.Lifecycle != profile.LifecycleUnknown && seg.Meets(sel.Lifecycle, sel.MinPerMonth, sel.MinSpend)
 		if ok {
 			selected++
 		}
@@ -326,11 +324,7 @@ func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, r
 			s.boost.apply(s.scores)
 		} else if s.boost.applies() {
 			// A boost rule may lift any item: every item's score.
-			if len(s.scores) != n {
-				s.scores = make([]float32, n)
-			}
-			s.searching = false
-			m.Scores(b.xs[j*f:(j+1)*f], s.scores)
+			scanDot(m, s, b.xs[j*f:(j+1)*f])
 			s.boost.apply(s.scores)
 		} else {
 			// One search per user: the index reads a fraction of the

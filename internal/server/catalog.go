@@ -266,6 +266,9 @@ func (s *catalogService) GetBoostRules(ctx context.Context, _ *recsysv1.GetBoost
 }
 
 func fromProtoRule(r *recsysv1.BoostRule) catalog.BoostRule {
+	if r == nil {
+		return catalog.BoostRule{} // refused by the store, which names rules[i].name
+	}
 	out := catalog.BoostRule{Name: r.GetName(), Attribute: r.GetAttribute(), Equals: r.GetEquals()}
 	if r.Min != nil {
 		out.Min = new(r.GetMin())

@@ -143,8 +143,6 @@ func (v *validator) check(req any) error {
 		return v.categories(r.GetCategories())
 	case *recsysv1.DeclareAttributesRequest:
 		return v.declarations(r.GetAttributes())
-	case *recsysv1.SetBoostRulesRequest:
-		return v.boostRules(r)
 	case *recsysv1.UpsertItemsRequest:
 		return v.items(r.GetItems())
 	case *recsysv1.GetItemsRequest:
@@ -437,26 +435,6 @@ func (v *validator) declarations(ds []*recsysv1.AttributeDeclaration) error {
 		}
 		if t := d.GetType(); t != recsysv1.AttributeType_ATTRIBUTE_TYPE_STRING && t != recsysv1.AttributeType_ATTRIBUTE_TYPE_NUMBER {
 			return invalid(f+".type", "must be ATTRIBUTE_TYPE_STRING or ATTRIBUTE_TYPE_NUMBER")
-		}
-	}
-	return nil
-}
-
-// boostRules checks what a SetBoostRules request can be checked for without
-// the declarations (the store checks the rest, naming rules[i].field too).
-func (v *validator) boostRules(r *recsysv1.SetBoostRulesRequest) error {
-	if n := len(r.GetRules()); n > catalog.MaxBoostRules {
-		return invalid("rules", fmt.Sprintf("%d rules, at most %d", n, catalog.MaxBoostRules))
-	}
-	for i, rule := range r.GetRules() {
-		if rule == nil {
-			return invalid("rules["+strconv.Itoa(i)+"]", "must not be null")
-		}
-		if rule.GetEffect() == nil {
-			return invalid("rules["+strconv.Itoa(i)+"].effect", "set add or multiply")
-		}
-		if l := rule.GetSegment().GetLifecycle(); recsysv1.Lifecycle_name[int32(l)] == "" {
-			return invalid("rules["+strconv.Itoa(i)+"].segment.lifecycle", fmt.Sprintf("unknown value %d", l))
 		}
 	}
 	return nil
