@@ -28,6 +28,23 @@ func spansOf(exp *tracetest.InMemoryExporter, id trace.TraceID) map[string][]tra
 	return out
 }
 
+// waitSpans returns the spans of trace id once the server span named name
+// has ended: a server span ends after the caller has its answer.
+func waitSpans(t *testing.T, exp *tracetest.InMemoryExporter, id trace.TraceID, name string) map[string][]tracetest.SpanStub {
+	t.Helper()
+	var spans map[string][]tracetest.SpanStub
+	eventually(t, "server span "+name, func() bool {
+		spans = spansOf(exp, id)
+		for _, s := range spans[name] {
+			if s.SpanKind == trace.SpanKindServer {
+				return true
+			}
+		}
+		return false
+	})
+	return spans
+}
+
 // checkRecommendTrace checks that the trace of one personalized Recommend
 // holds the server span, the engine's stages under it and the Redis
 // commands under the profile load.
@@ -129,7 +146,7 @@ func TestTracesOfRecommend(t *testing.T) {
 			t.Fatalf("source %v, want personalized", res.GetSource())
 		}
 		id, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
-		spans := spansOf(exp, id)
+		spans := waitSpans(t, exp, id, "recsys.v1.RecommendationService/Recommend")
 		checkRecommendTrace(t, spans)
 		for _, s := range spans["recsys.v1.RecommendationService/Recommend"] {
 			if s.Parent.SpanID().String() != "b7ad6b7169203331" {
@@ -157,7 +174,8 @@ func TestTracesOfRecommend(t *testing.T) {
 			t.Fatalf("status %d", resp.StatusCode)
 		}
 		id, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
-		spans := spansOf(exp, id)
+		waitSpans(t, exp, id, "POST /recsys.v1.RecommendationService/Recommend")
+		spans := waitSpans(t, exp, id, "recsys.v1.RecommendationService/Recommend")
 		httpSpans := spans["POST /recsys.v1.RecommendationService/Recommend"]
 		if len(httpSpans) != 1 || httpSpans[0].SpanKind != trace.SpanKindServer {
 			t.Fatalf("HTTP server spans %v, want one; spans: %v", httpSpans, names(spans))
