@@ -35,6 +35,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/pushsched"
 	"github.com/recsys-dev/recsys/internal/recommend"
 	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/registry"
@@ -114,6 +115,9 @@ type Config struct {
 	// PushDedupWindow is BatchRecommend's default dedup window (default 7
 	// days).
 	PushDedupWindow time.Duration
+	// Push configures the BatchRecommend scheduler (memory budget,
+	// streams per caller, workers); zero fields: pushsched's defaults.
+	Push pushsched.Config
 	// Attribution tunes the answer records (window, answers kept per
 	// user); Prefix and Now are filled in.
 	Attribution attribution.Config
@@ -232,6 +236,7 @@ type Daemon struct {
 	m        *metrics.Set
 	attr     *attribution.Store
 	kpi      *kpi.Store
+	push     *pushsched.Scheduler
 }
 
 // New builds every part and opens the listeners; Run serves.
@@ -305,6 +310,9 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	default:
 		return nil, fmt.Errorf("cold source must be popular or trending, got %q", cfg.Shop.ColdSource)
 	}
+	if err := cfg.Push.Validate(); err != nil {
+		return nil, err
+	}
 	coalescer, err := coalesce.New(cfg.Coalesce)
 	if err != nil {
 		return nil, err
@@ -328,11 +336,15 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		PushProfiles:    d.store,
 		Segments:        cfg.Segments,
 		PushDedupWindow: cfg.PushDedupWindow,
+		PushWorkers:     cfg.Push.WithDefaults().Workers, // the scheduler's workers hold them
 		Coalescer:       coalescer,
 		IndexMinItems:   cfg.IndexMinItems,
 		IndexProbe:      cfg.IndexProbe,
 		Tracer:          tracer(cfg.TracerProvider),
 	}, recommend.WithLoadBudget(d.store, cfg.ProfileBudget), d.catCache, d.popular); err != nil {
+		return nil, err
+	}
+	if d.push, err = pushsched.New(cfg.Push, d.engine); err != nil {
 		return nil, err
 	}
 	redisRegistry, err := registry.NewRedis(d.rdb, registry.Options{Prefix: cfg.Prefix, Logger: log})
@@ -372,7 +384,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.srv, err = server.New(scfg, server.Deps{
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Models: admin, Fallback: d.engine,
-		Bought: d.engine, Pusher: d.engine, Metrics: d.m, Attribution: d.attr, Outcomes: d.kpi,
+		Bought: d.engine, Pusher: d.push, Metrics: d.m, Attribution: d.attr, Outcomes: d.kpi,
 	}); err != nil {
 		return nil, err
 	}
@@ -393,6 +405,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(d.srv.Collectors()...)
 		reg.MustRegister(d.kpi.Collectors()...)
+		reg.MustRegister(d.push.Collectors()...)
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "recsys_answer_records_dropped_total",
 			Help: "Answer records dropped because the attribution writer's queue was full.",
