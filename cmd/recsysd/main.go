@@ -31,6 +31,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/recommend"
 	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/server"
+	"github.com/recsys-dev/recsys/internal/tracing"
 )
 
 func main() {
@@ -54,6 +55,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	redis.SetLogger(redisconn.NewLogger(log, 10*time.Second)) // go-redis' one process-wide logger
 
+	tp, err := tracing.FromEnv(ctx, getenv, "recsysd")
+	if err != nil {
+		return err
+	}
+	if tp != nil {
+		log.Info("tracing on: exporting spans over OTLP (OTEL_* environment variables)")
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("flush traces", "err", err)
+			}
+		}()
+	}
+	cfg.TracerProvider = tp.TracerProvider()
 	d, err := daemon.New(cfg, log)
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
@@ -39,6 +40,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/server"
+	"github.com/recsys-dev/recsys/internal/tracing"
 )
 
 // Config is everything recsysd can be told.
@@ -132,6 +134,9 @@ type Config struct {
 	// blocks (internal/coalesce); MaxBlock 0 turns it off (the zero
 	// Config, as in tests that do not set it).
 	Coalesce coalesce.Config
+	// TracerProvider, when set, traces RPCs, HTTP requests, Redis commands
+	// and the engine's stages (internal/tracing); nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // ShopConfig holds the shop features of the recommender; zero fields get
@@ -275,6 +280,9 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		return nil, err
 	}
 	d.rdb.AddHook(d.m.RedisHook())
+	if cfg.TracerProvider != nil {
+		d.rdb.AddHook(tracing.RedisHook(cfg.TracerProvider))
+	}
 	catStore := catalog.NewStore(d.rdb, cfg.Prefix)
 	d.catCache = catalog.NewCache(catStore, log)
 	pcfg := cfg.Profile
@@ -335,6 +343,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Coalescer:       coalescer,
 		IndexMinItems:   cfg.IndexMinItems,
 		IndexProbe:      cfg.IndexProbe,
+		Tracer:          tracer(cfg.TracerProvider),
 	}, recommend.WithLoadBudget(d.store, cfg.ProfileBudget), d.catCache, d.popular); err != nil {
 		return nil, err
 	}
@@ -375,6 +384,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	scfg := server.Config{
 		Weighting: cfg.Weighting, Segments: cfg.Segments, Limits: cfg.Limits, Auth: d.auth, TLS: tlsCfg,
 		RateLimits: cfg.RateLimits, DeadlineCaps: cfg.DeadlineCaps, MaxRecvMsgBytes: cfg.MaxRecvMsgBytes,
+		TracerProvider: cfg.TracerProvider,
 	}
 	if cfg.MaxConnectionAge > 0 {
 		scfg.Keepalive = server.DefaultKeepalive()
@@ -435,7 +445,11 @@ func (d *Daemon) listenHTTP(grpcTLS *tls.Config) error {
 	if err != nil {
 		return err
 	}
-	d.web = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	var handler http.Handler = h
+	if d.cfg.TracerProvider != nil {
+		handler = tracing.HTTPHandler(d.cfg.TracerProvider, h)
+	}
+	d.web = &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	if grpcTLS != nil {
 		c := grpcTLS.Clone()
 		c.ClientAuth, c.ClientCAs = tls.NoClientCert, nil
@@ -448,6 +462,14 @@ func (d *Daemon) listenHTTP(grpcTLS *tls.Config) error {
 		d.wlis = tls.NewListener(d.wlis, d.web.TLSConfig)
 	}
 	return nil
+}
+
+// tracer is the engine's tracer from tp; nil when tracing is off.
+func tracer(tp trace.TracerProvider) trace.Tracer {
+	if tp == nil {
+		return nil
+	}
+	return tp.Tracer(tracing.Scope)
 }
 
 // HTTPAddr is the HTTP/JSON API's listen address, or nil when off.
