@@ -188,6 +188,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 		"a stream that does not fit is refused with ResourceExhausted and RetryInfo")
 	fs.IntVar(&c.Push.StreamsPerCaller, "push-streams-per-caller", pushsched.DefaultStreamsPerCaller, "concurrent BatchRecommend streams of one caller (token or certificate name); more: ResourceExhausted with RetryInfo")
 	fs.IntVar(&c.Push.Workers, "push-workers", pushsched.DefaultWorkers, "BatchRecommend scorings running at once across all streams (the cores push may take from product pages)")
+	pushCounts := fs.String("push-default-counts", pushsched.DefaultChannelCounts.String(), "BatchRecommend items per user when the request's count is 0, by channel")
+	fs.DurationVar(&c.Campaigns.TTL, "push-campaign-ttl", pushsched.DefaultCampaignTTL, "how long a push campaign's targeted and held-out users are kept after its last call")
+	fs.Int64Var(&c.Campaigns.MaxMembers, "push-campaign-max-users", pushsched.DefaultCampaignMaxMembers, "users stored per group (targeted, held out) of one push campaign")
 	fs.DurationVar(&c.Attribution.Window, "attribution-window", 7*24*time.Hour, "events count for an answer that showed the item this long before; answer records are kept as long")
 	fs.IntVar(&c.Attribution.PerUserCap, "attribution-answers-per-user", 100, "answer records kept per user (the newest)")
 	fs.IntVar(&c.Coalesce.MaxBlock, "coalesce-max-block", coalesce.DefaultMaxBlock,
@@ -223,6 +226,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 		return c, lo, cli.Usagef("--push-memory-budget must be > 0 MiB, got %d", *pushMiB)
 	}
 	c.Push.MemoryBudget = *pushMiB << 20
+	if c.Push.Counts, err = pushsched.ParseChannelCounts(*pushCounts, pushsched.DefaultChannelCounts); err != nil {
+		return c, lo, err
+	}
 	if *coalesceMiB <= 0 {
 		return c, lo, cli.Usagef("--coalesce-block-mib must be > 0, got %d", *coalesceMiB)
 	}

@@ -118,6 +118,9 @@ type Config struct {
 	// Push configures the BatchRecommend scheduler (memory budget,
 	// streams per caller, workers); zero fields: pushsched's defaults.
 	Push pushsched.Config
+	// Campaigns tunes the store of push campaigns' users (TTL, users per
+	// group); Prefix and Now are filled in.
+	Campaigns pushsched.CampaignConfig
 	// Attribution tunes the answer records (window, answers kept per
 	// user); Prefix and Now are filled in.
 	Attribution attribution.Config
@@ -344,7 +347,13 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}, recommend.WithLoadBudget(d.store, cfg.ProfileBudget), d.catCache, d.popular); err != nil {
 		return nil, err
 	}
-	if d.push, err = pushsched.New(cfg.Push, d.engine); err != nil {
+	ccfg := cfg.Campaigns
+	ccfg.Prefix = cfg.Prefix
+	campaigns, err := pushsched.NewCampaigns(d.rdb, ccfg)
+	if err != nil {
+		return nil, err
+	}
+	if d.push, err = pushsched.New(cfg.Push, d.engine, campaigns); err != nil {
 		return nil, err
 	}
 	redisRegistry, err := registry.NewRedis(d.rdb, registry.Options{Prefix: cfg.Prefix, Logger: log})
