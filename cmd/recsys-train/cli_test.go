@@ -99,4 +99,7 @@ func TestTrainStoresTheReport(t *testing.T) {
 	if !bytes.Contains(html, []byte("<svg")) || !bytes.Contains(html, []byte("Quality gate")) {
 		t.Errorf("the stored report has no chart or no gate decision (%d bytes)", len(html))
 	}
+	if !bytes.Contains(html, []byte(`data-metric="loss"`)) || !bytes.Contains(html, []byte(`data-model="holdout"`)) {
+		t.Error("the stored report has no training loss chart with the holdout fit")
+	}
 }

@@ -430,7 +430,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		writeTrace(stdout, out.Tuning)
 		fmt.Fprintf(stdout, "\ngate: %s\n", out.Gate.Reason)
-		if werr := writeHTMLReport(*reportFile, out.Report, out.Gate.Reason); werr != nil && err == nil {
+		if werr := writeHTMLReport(*reportFile, out.Report, out.Gate.Reason, out.Losses); werr != nil && err == nil {
 			err = werr
 		}
 		for _, v := range out.Versions {
@@ -570,7 +570,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 				return err
 			}
 		}
-		if err := writeHTMLReport(*reportFile, rep, ""); err != nil {
+		if err := writeHTMLReport(*reportFile, rep, "", nil); err != nil {
 			return err
 		}
 		if asJSON {
@@ -590,7 +590,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 			return err
 		}
 	}
-	if err := writeHTMLReport(*reportFile, job.Report, "job's gate on its holdout of the training part: "+job.Gate.Reason); err != nil {
+	if err := writeHTMLReport(*reportFile, job.Report, "job's gate on its holdout of the training part: "+job.Gate.Reason, nil); err != nil {
 		return err
 	}
 	if asJSON {
@@ -808,7 +808,7 @@ func storeReports(ctx context.Context, pubs []retrain.Publisher, out *retrain.Ou
 		return
 	}
 	var buf bytes.Buffer
-	if err := modelreport.Write(&buf, reportInput(out.Report, out.Gate.Reason)); err != nil {
+	if err := modelreport.Write(&buf, reportInput(out.Report, out.Gate.Reason, out.Losses)); err != nil {
 		log.Warn("could not render the report to store with the model", "err", err)
 		return
 	}
@@ -827,12 +827,16 @@ func storeReports(ctx context.Context, pubs []retrain.Publisher, out *retrain.Ou
 }
 
 // reportInput is what the HTML report of rep shows.
-func reportInput(rep *eval.Report, gate string) modelreport.Input {
-	return modelreport.Input{Title: "recsys evaluation: " + rep.Split, Report: rep, Gate: gate}
+func reportInput(rep *eval.Report, gate string, losses []retrain.PhaseLoss) modelreport.Input {
+	in := modelreport.Input{Title: "recsys evaluation: " + rep.Split, Report: rep, Gate: gate}
+	for _, l := range losses {
+		in.Loss = append(in.Loss, modelreport.LossSeries{Name: l.Phase, Values: l.Loss})
+	}
+	return in
 }
 
 // writeHTMLReport writes rep as an HTML report to path ("": nothing).
-func writeHTMLReport(path string, rep *eval.Report, gate string) (err error) {
+func writeHTMLReport(path string, rep *eval.Report, gate string, losses []retrain.PhaseLoss) (err error) {
 	if path == "" || rep == nil {
 		return nil
 	}
@@ -845,5 +849,5 @@ func writeHTMLReport(path string, rep *eval.Report, gate string) (err error) {
 			err = fmt.Errorf("html report: %w", cerr)
 		}
 	}()
-	return modelreport.Write(f, reportInput(rep, gate))
+	return modelreport.Write(f, reportInput(rep, gate, losses))
 }

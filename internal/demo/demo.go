@@ -131,8 +131,11 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	}
 	version := out.Versions[0].Name()
 	var report bytes.Buffer // stored with the model, as recsys-train does (recsysctl model report)
-	if err := modelreport.Write(&report, modelreport.Input{Title: "recsys evaluation: " + out.Report.Split,
-		Report: out.Report, Gate: out.Gate.Reason}); err != nil {
+	in := modelreport.Input{Title: "recsys evaluation: " + out.Report.Split, Report: out.Report, Gate: out.Gate.Reason}
+	for _, l := range out.Losses {
+		in.Loss = append(in.Loss, modelreport.LossSeries{Name: l.Phase, Values: l.Loss})
+	}
+	if err := modelreport.Write(&report, in); err != nil {
 		return err
 	}
 	if err := reg.PutReport(ctx, version, report.Bytes()); err != nil {

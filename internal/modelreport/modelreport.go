@@ -23,6 +23,15 @@ type Input struct {
 	Report *eval.Report
 	// Gate is the quality gate's decision in words; empty: not shown.
 	Gate string
+	// Loss is the training loss per iteration of each fit (a chart with a
+	// line per fit); none: no chart.
+	Loss []LossSeries
+}
+
+// LossSeries is one fit's training loss, per iteration.
+type LossSeries struct {
+	Name   string
+	Values []float64
 }
 
 // chart geometry (SVG user units).
@@ -73,6 +82,9 @@ func Write(w io.Writer, in Input) error {
 	if ks := sortedKeys(byMetric[eval.MetricCoverage]); len(ks) > 0 {
 		k := ks[len(ks)-1]
 		charts = append(charts, Chart{Title: fmt.Sprintf("catalog coverage@%d", k), SVG: barChart(in.Report, eval.Key(eval.MetricCoverage, k))})
+	}
+	if svg, ok := lossChart(in.Loss); ok {
+		charts = append(charts, Chart{Title: "training loss per iteration", SVG: svg})
 	}
 	var table strings.Builder
 	if err := in.Report.WriteTable(&table); err != nil {
@@ -142,6 +154,58 @@ func lineChart(r *eval.Report, metric string, ks []int) template.HTML {
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) // built from numbers and escaped names only
+}
+
+// lossChart draws each fit's loss against the iteration, one polyline per
+// fit; false when there is no finite loss.
+func lossChart(fits []LossSeries) (template.HTML, bool) {
+	maxV, iters := 0.0, 0
+	for _, f := range fits {
+		iters = max(iters, len(f.Values))
+		for _, v := range f.Values {
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				maxV = math.Max(maxV, v)
+			}
+		}
+	}
+	if maxV <= 0 || iters == 0 {
+		return "", false
+	}
+	maxV = niceCeil(maxV)
+	pw, ph := float64(width-left-right), float64(height-top-bottom)
+	x := func(i int) float64 { // i is 0-based; iterations count from 1
+		if iters == 1 {
+			return left + pw/2
+		}
+		return left + pw*float64(i)/float64(iters-1)
+	}
+	y := func(v float64) float64 { return top + ph*(1-v/maxV) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-metric="loss" width="%d" height="%d" viewBox="0 0 %d %d">`,
+		width, height, width, height)
+	axes(&b, maxV)
+	for _, i := range []int{0, iters - 1} {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">%d</text>`, x(i), height-bottom+16, i+1)
+	}
+	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">iteration</text>`, left+pw/2, height-6)
+	for fi, f := range fits {
+		color := palette[fi%len(palette)]
+		var pts []string
+		for i, v := range f.Values {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				continue
+			}
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(i), y(v)))
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, `<polyline class="series" data-model="%s" fill="none" stroke="%s" stroke-width="2" points="%s"/>`,
+			template.HTMLEscapeString(f.Name), color, strings.Join(pts, " "))
+		legend(&b, fi, f.Name, color)
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String()), true
 }
 
 // barChart draws one value per model.

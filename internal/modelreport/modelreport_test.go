@@ -78,3 +78,26 @@ func TestWriteRefusesAnEmptyReport(t *testing.T) {
 		}
 	}
 }
+
+// The loss of every fit is a line of the loss chart; without losses
+// there is no such chart.
+func TestLossChart(t *testing.T) {
+	var b bytes.Buffer
+	if err := Write(&b, Input{Report: report(), Loss: []LossSeries{
+		{Name: "holdout", Values: []float64{900, 400, 300}}, {Name: "final", Values: []float64{1000, 450, 320}}}}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{`data-metric="loss"`, `data-model="holdout"`, `data-model="final"`, "training loss per iteration"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %s", want)
+		}
+	}
+	b.Reset()
+	if err := Write(&b, Input{Report: report()}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), `data-metric="loss"`) {
+		t.Error("a loss chart without losses")
+	}
+}
