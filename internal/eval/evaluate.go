@@ -77,6 +77,39 @@ func (o Options) withDefaults(items int) (Options, error) {
 type ModelResult struct {
 	Name    string
 	Metrics map[string]float64
+	// Activity is the quality by the test users' history size (the
+	// HTML report's activity chart); not part of the JSON form.
+	Activity []ActivityBucket
+}
+
+// ActivityBucket is a model's quality on the test users whose history
+// (the items the recommender was given) has a size within the bucket.
+type ActivityBucket struct {
+	Label        string // "5-19 items"
+	Users        int
+	K            int
+	NDCG, Recall float64
+}
+
+// activityEdges are the lower bounds of the activity buckets' history
+// sizes.
+var activityEdges = []int{0, 5, 20, 100}
+
+func activityBucket(known int) int {
+	b := 0
+	for i, e := range activityEdges {
+		if known >= e {
+			b = i
+		}
+	}
+	return b
+}
+
+func activityLabel(b int) string {
+	if b == len(activityEdges)-1 {
+		return fmt.Sprintf("%d+ items", activityEdges[b])
+	}
+	return fmt.Sprintf("%d-%d items", activityEdges[b], activityEdges[b+1]-1)
 }
 
 // Evaluate ranks all items for every case of s with rec and averages the
@@ -217,6 +250,28 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 		res.Metrics[Key(MetricHR, k)] = sum.hr / n
 		res.Metrics[Key(MetricMAP, k)] = sum.ap / n
 		res.Metrics[Key(MetricCoverage, k)] = float64(covered) / float64(items)
+	}
+	// By activity, at K=10 if evaluated, else the largest cut-off.
+	j := len(opt.Ks) - 1
+	if i := slices.Index(opt.Ks, 10); i >= 0 {
+		j = i
+	}
+	buckets := make([]ActivityBucket, len(activityEdges))
+	for c := range s.Cases {
+		b := &buckets[activityBucket(len(s.Cases[c].Known))]
+		m := perCase[c*nk+j]
+		b.Users++
+		b.NDCG += m.ndcg
+		b.Recall += m.recall
+	}
+	for i, b := range buckets {
+		if b.Users == 0 {
+			continue
+		}
+		b.Label, b.K = activityLabel(i), opt.Ks[j]
+		b.NDCG /= float64(b.Users)
+		b.Recall /= float64(b.Users)
+		res.Activity = append(res.Activity, b)
 	}
 	return res, nil
 }

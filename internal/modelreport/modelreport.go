@@ -83,6 +83,9 @@ func Write(w io.Writer, in Input) error {
 		k := ks[len(ks)-1]
 		charts = append(charts, Chart{Title: fmt.Sprintf("catalog coverage@%d", k), SVG: barChart(in.Report, eval.Key(eval.MetricCoverage, k))})
 	}
+	if svg, title, ok := activityChart(in.Report); ok {
+		charts = append(charts, Chart{Title: title, SVG: svg})
+	}
 	if svg, ok := lossChart(in.Loss); ok {
 		charts = append(charts, Chart{Title: "training loss per iteration", SVG: svg})
 	}
@@ -154,6 +157,53 @@ func lineChart(r *eval.Report, metric string, ks []int) template.HTML {
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) // built from numbers and escaped names only
+}
+
+// activityChart draws NDCG@K by the test users' history size: a group of
+// bars per bucket, a bar per model; false when no model has buckets.
+func activityChart(r *eval.Report) (template.HTML, string, bool) {
+	var labels []string
+	k := 0
+	maxV := 0.0
+	for _, m := range r.Models {
+		for _, b := range m.Activity {
+			if !slices.Contains(labels, b.Label) {
+				labels = append(labels, b.Label)
+			}
+			k = b.K
+			maxV = math.Max(maxV, b.NDCG)
+		}
+	}
+	if len(labels) == 0 {
+		return "", "", false
+	}
+	maxV = niceCeil(maxV)
+	pw, ph := float64(width-left-right), float64(height-top-bottom)
+	group := pw / float64(len(labels))
+	bar := group * 0.8 / float64(len(r.Models))
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-metric="activity" width="%d" height="%d" viewBox="0 0 %d %d">`,
+		width, height, width, height)
+	axes(&b, maxV)
+	for gi, l := range labels {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">%s</text>`,
+			left+group*(float64(gi)+0.5), height-bottom+16, template.HTMLEscapeString(l))
+	}
+	for mi, m := range r.Models {
+		color := palette[mi%len(palette)]
+		fmt.Fprintf(&b, `<g class="series" data-model="%s">`, template.HTMLEscapeString(m.Name))
+		for _, bk := range m.Activity {
+			gi := slices.Index(labels, bk.Label)
+			h := ph * bk.NDCG / maxV
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %d users, ndcg@%d %.4f</title></rect>`,
+				left+group*float64(gi)+group*0.1+bar*float64(mi), top+ph-h, bar, h, color,
+				template.HTMLEscapeString(bk.Label), bk.Users, bk.K, bk.NDCG)
+		}
+		b.WriteString(`</g>`)
+		legend(&b, mi, m.Name, color)
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String()), fmt.Sprintf("ndcg@%d by the test users' history size", k), true
 }
 
 // lossChart draws each fit's loss against the iteration, one polyline per

@@ -101,3 +101,26 @@ func TestLossChart(t *testing.T) {
 		t.Error("a loss chart without losses")
 	}
 }
+
+// Models with activity buckets get the activity chart: a group per
+// bucket, a series per model.
+func TestActivityChart(t *testing.T) {
+	r := report()
+	for i := range r.Models {
+		r.Models[i].Activity = []eval.ActivityBucket{{Label: "0-4 items", Users: 70, K: 10, NDCG: 0.1 * float64(i+1)},
+			{Label: "5-19 items", Users: 50, K: 10, NDCG: 0.2}}
+	}
+	var b bytes.Buffer
+	if err := Write(&b, Input{Report: r}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{`data-metric="activity"`, "ndcg@10 by the test users", "0-4 items", "5-19 items", "70 users"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if got := strings.Count(out, `<g class="series"`); got != len(r.Models) {
+		t.Errorf("%d activity series, want %d", got, len(r.Models))
+	}
+}
