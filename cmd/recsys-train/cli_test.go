@@ -102,7 +102,7 @@ func TestTrainStoresTheReport(t *testing.T) {
 	if !bytes.Contains(html, []byte(`data-metric="loss"`)) || !bytes.Contains(html, []byte(`data-model="holdout"`)) {
 		t.Error("the stored report has no training loss chart with the holdout fit")
 	}
-	if !bytes.Contains(html, []byte(`data-metric="activity"`)) {
-		t.Error("the stored report has no quality-by-activity chart")
+	if !bytes.Contains(html, []byte(`data-metric="activity"`)) || !bytes.Contains(html, []byte(`data-metric="popularity"`)) {
+		t.Error("the stored report has no quality-by-activity or popularity chart")
 	}
 }

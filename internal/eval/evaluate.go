@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/recsys-dev/recsys/internal/sparse"
 	"github.com/recsys-dev/recsys/internal/topk"
 )
 
@@ -80,6 +81,37 @@ type ModelResult struct {
 	// Activity is the quality by the test users' history size (the
 	// HTML report's activity chart); not part of the JSON form.
 	Activity []ActivityBucket
+	// Popularity is the popularity bias of the model's lists (the HTML
+	// report's popularity chart); not part of the JSON form.
+	Popularity PopularityBias
+}
+
+// PopularityBias describes how popular the items a model recommends are,
+// by their popularity percentile in the training data (1: the most
+// popular item, 0: the least; a list drawn at random from the catalog
+// averages 0.5).
+type PopularityBias struct {
+	K int
+	// MeanPercentile is the mean percentile of the items in the top-K
+	// lists; TopDecileShare the share of them among the 10% most popular.
+	MeanPercentile, TopDecileShare float64
+}
+
+// popularityPercentiles is every item's popularity percentile in m: the
+// share of items with fewer users (ties share the lower rank).
+func popularityPercentiles(m *sparse.Matrix) []float64 {
+	counts := make([]int, m.Cols)
+	for _, c := range m.Indices {
+		counts[c]++
+	}
+	sorted := slices.Clone(counts)
+	slices.Sort(sorted)
+	pct := make([]float64, m.Cols)
+	for i, c := range counts {
+		below, _ := slices.BinarySearch(sorted, c)
+		pct[i] = float64(below) / float64(max(m.Cols-1, 1))
+	}
+	return pct
 }
 
 // ActivityBucket is a model's quality on the test users whose history
@@ -134,6 +166,17 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 	// Per-case metrics, summed in case order at the end so the averages do
 	// not depend on scheduling.
 	perCase := make([]listMetrics, len(s.Cases)*nk)
+	// The popularity of each case's list at popK, summed in case order.
+	popK := opt.Ks[len(opt.Ks)-1]
+	if slices.Contains(opt.Ks, 10) {
+		popK = 10
+	}
+	pct := popularityPercentiles(s.Matrix)
+	type popSum struct {
+		pct, top float64
+		n        int
+	}
+	perCasePop := make([]popSum, len(s.Cases))
 	// One item bitmap per worker and cut-off for coverage; ORed at the end.
 	type state struct {
 		out     []float32
@@ -196,6 +239,14 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 					if opt.Rerank == nil {
 						ranks = st.ranker.rank(row, cases[c].Test, cases[c].Known)
 					}
+					ps := &perCasePop[lo+c]
+					for _, i := range st.list[:min(popK, len(st.list))] {
+						ps.pct += pct[i]
+						if pct[i] >= 0.9 {
+							ps.top++
+						}
+						ps.n++
+					}
 					for j, k := range opt.Ks {
 						if opt.Rerank == nil {
 							perCase[(lo+c)*nk+j] = metricsFromRanks(ranks, len(cases[c].Test), k)
@@ -250,6 +301,13 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 		res.Metrics[Key(MetricHR, k)] = sum.hr / n
 		res.Metrics[Key(MetricMAP, k)] = sum.ap / n
 		res.Metrics[Key(MetricCoverage, k)] = float64(covered) / float64(items)
+	}
+	var pop popSum
+	for _, ps := range perCasePop {
+		pop.pct, pop.top, pop.n = pop.pct+ps.pct, pop.top+ps.top, pop.n+ps.n
+	}
+	if pop.n > 0 {
+		res.Popularity = PopularityBias{K: popK, MeanPercentile: pop.pct / float64(pop.n), TopDecileShare: pop.top / float64(pop.n)}
 	}
 	// By activity, at K=10 if evaluated, else the largest cut-off.
 	j := len(opt.Ks) - 1

@@ -182,7 +182,8 @@ func TestEvaluateRerank(t *testing.T) {
 }
 
 // The activity buckets split the test users by history size; their
-// user-weighted average is the overall metric.
+// user-weighted average is the overall metric. The popularity bias is the
+// mean popularity percentile of the listed items.
 func TestEvaluateByActivity(t *testing.T) {
 	s := handSplit(t)
 	// Case 1 gets a history of 5 items (the next bucket).
@@ -208,5 +209,11 @@ func TestEvaluateByActivity(t *testing.T) {
 	}
 	if avg := (got.Activity[0].NDCG + got.Activity[1].NDCG) / 2; math.Abs(avg-got.Metrics["ndcg@3"]) > 1e-9 {
 		t.Errorf("buckets average %v, overall ndcg@3 %v", avg, got.Metrics["ndcg@3"])
+	}
+	// Popularity: items 0 and 5 have a user each, the rest none, so their
+	// percentile is 4/5 and the others' 0. The lists: case 0 ranks 1 2 3
+	// (percentile 0 each), case 1 only item 0 (0.8): mean 0.8/4.
+	if p := got.Popularity; p.K != 3 || math.Abs(p.MeanPercentile-0.2) > 1e-9 || p.TopDecileShare != 0 {
+		t.Errorf("popularity %+v, want K 3, mean percentile 0.2, top decile share 0", p)
 	}
 }

@@ -83,6 +83,9 @@ func Write(w io.Writer, in Input) error {
 		k := ks[len(ks)-1]
 		charts = append(charts, Chart{Title: fmt.Sprintf("catalog coverage@%d", k), SVG: barChart(in.Report, eval.Key(eval.MetricCoverage, k))})
 	}
+	if svg, title, ok := popularityChart(in.Report); ok {
+		charts = append(charts, Chart{Title: title, SVG: svg})
+	}
 	if svg, title, ok := activityChart(in.Report); ok {
 		charts = append(charts, Chart{Title: title, SVG: svg})
 	}
@@ -157,6 +160,45 @@ func lineChart(r *eval.Report, metric string, ks []int) template.HTML {
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) // built from numbers and escaped names only
+}
+
+// popularityChart draws each model's popularity bias: the mean popularity
+// percentile of the items it lists (0.5: as the catalog; popularity is
+// near 1) and the share of them among the 10% most popular; false when
+// no model has it.
+func popularityChart(r *eval.Report) (template.HTML, string, bool) {
+	k := 0
+	for _, m := range r.Models {
+		k = max(k, m.Popularity.K)
+	}
+	if k == 0 {
+		return "", "", false
+	}
+	labels := []string{"mean percentile", "top-10% share"}
+	pw, ph := float64(width-left-right), float64(height-top-bottom)
+	group := pw / float64(len(labels))
+	bar := group * 0.8 / float64(len(r.Models))
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-metric="popularity" width="%d" height="%d" viewBox="0 0 %d %d">`,
+		width, height, width, height)
+	axes(&b, 1)
+	for gi, l := range labels {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">%s</text>`,
+			left+group*(float64(gi)+0.5), height-bottom+16, l)
+	}
+	for mi, m := range r.Models {
+		color := palette[mi%len(palette)]
+		fmt.Fprintf(&b, `<g class="series" data-model="%s">`, template.HTMLEscapeString(m.Name))
+		for gi, v := range []float64{m.Popularity.MeanPercentile, m.Popularity.TopDecileShare} {
+			h := ph * v
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %.3f</title></rect>`,
+				left+group*float64(gi)+group*0.1+bar*float64(mi), top+ph-h, bar, h, color, labels[gi], v)
+		}
+		b.WriteString(`</g>`)
+		legend(&b, mi, m.Name, color)
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String()), fmt.Sprintf("popularity of the recommended items @%d (0.5: as the catalog)", k), true
 }
 
 // activityChart draws NDCG@K by the test users' history size: a group of

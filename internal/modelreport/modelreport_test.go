@@ -124,3 +124,28 @@ func TestActivityChart(t *testing.T) {
 		t.Errorf("%d activity series, want %d", got, len(r.Models))
 	}
 }
+
+// Models with a popularity bias get the popularity chart.
+func TestPopularityChart(t *testing.T) {
+	r := report()
+	for i := range r.Models {
+		r.Models[i].Popularity = eval.PopularityBias{K: 10, MeanPercentile: 0.5 + 0.1*float64(i), TopDecileShare: 0.2}
+	}
+	var b bytes.Buffer
+	if err := Write(&b, Input{Report: r}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{`data-metric="popularity"`, "popularity of the recommended items @10", "mean percentile: 0.600"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	b.Reset()
+	if err := Write(&b, Input{Report: report()}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), `data-metric="popularity"`) {
+		t.Error("a popularity chart without figures")
+	}
+}
