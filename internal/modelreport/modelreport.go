@@ -1,7 +1,9 @@
 // Package modelreport renders an evaluation report (eval.Report: the model
 // and the baselines on one split) as one self-contained HTML file: a chart of
 // each metric against the cut-off K with one line per model, a bar chart of
-// catalog coverage, the numbers as a table, and the gate's decision. Charts
+// catalog coverage, the popularity bias of each model's lists, NDCG by the
+// test users' history size, the training loss per iteration of every fit,
+// the numbers as a table, and the gate's decision. Charts
 // are inline SVG drawn here (no script, no external file, nothing fetched),
 // so the file opens anywhere and can be stored beside the model.
 package modelreport
