@@ -102,7 +102,8 @@ func TestTrainStoresTheReport(t *testing.T) {
 	if !bytes.Contains(html, []byte(`data-metric="loss"`)) || !bytes.Contains(html, []byte(`data-model="holdout"`)) {
 		t.Error("the stored report has no training loss chart with the holdout fit")
 	}
-	if !bytes.Contains(html, []byte(`data-metric="activity"`)) || !bytes.Contains(html, []byte(`data-metric="popularity"`)) {
-		t.Error("the stored report has no quality-by-activity or popularity chart")
+	if !bytes.Contains(html, []byte(`data-metric="activity"`)) || !bytes.Contains(html, []byte(`data-metric="popularity"`)) ||
+		!bytes.Contains(html, []byte(`data-metric="scores"`)) {
+		t.Error("the stored report lacks the activity, popularity or score chart")
 	}
 }

@@ -84,6 +84,40 @@ type ModelResult struct {
 	// Popularity is the popularity bias of the model's lists (the HTML
 	// report's popularity chart); not part of the JSON form.
 	Popularity PopularityBias
+	// Scores is the distribution of the scores of the model's top-K items
+	// (the HTML report's score chart); not part of the JSON form.
+	Scores ScoreHistogram
+}
+
+// ScoreHistogram counts the scores of the top-K items of every list in
+// equal bins over [Min, Max].
+type ScoreHistogram struct {
+	K        int
+	Min, Max float64
+	Counts   []int
+}
+
+// scoreBins is the number of bins of a ScoreHistogram.
+const scoreBins = 20
+
+func histogram(k int, scores []float32) ScoreHistogram {
+	h := ScoreHistogram{K: k, Min: math.Inf(1), Max: math.Inf(-1)}
+	for _, v := range scores {
+		h.Min, h.Max = math.Min(h.Min, float64(v)), math.Max(h.Max, float64(v))
+	}
+	if len(scores) == 0 {
+		return ScoreHistogram{}
+	}
+	h.Counts = make([]int, scoreBins)
+	width := (h.Max - h.Min) / scoreBins
+	for _, v := range scores {
+		b := scoreBins - 1
+		if width > 0 {
+			b = min(int((float64(v)-h.Min)/width), scoreBins-1)
+		}
+		h.Counts[b]++
+	}
+	return h
 }
 
 // PopularityBias describes how popular the items a model recommends are,
@@ -177,6 +211,10 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 		n        int
 	}
 	perCasePop := make([]popSum, len(s.Cases))
+	topScores := make([]float32, len(s.Cases)*popK) // NaN: fewer than popK ranked
+	for i := range topScores {
+		topScores[i] = float32(math.NaN())
+	}
 	// One item bitmap per worker and cut-off for coverage; ORed at the end.
 	type state struct {
 		out     []float32
@@ -227,6 +265,9 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 						}
 					}
 					st.ranked = st.heap.Sorted(st.ranked[:0])
+					for r, e := range st.ranked[:min(popK, len(st.ranked))] {
+						topScores[(lo+c)*popK+r] = e.Score
+					}
 					st.list = st.list[:0]
 					for _, e := range st.ranked {
 						st.list = append(st.list, e.Row)
@@ -309,6 +350,13 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 	if pop.n > 0 {
 		res.Popularity = PopularityBias{K: popK, MeanPercentile: pop.pct / float64(pop.n), TopDecileShare: pop.top / float64(pop.n)}
 	}
+	finite := topScores[:0]
+	for _, v := range topScores {
+		if !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) {
+			finite = append(finite, v)
+		}
+	}
+	res.Scores = histogram(popK, finite)
 	// By activity, at K=10 if evaluated, else the largest cut-off.
 	j := len(opt.Ks) - 1
 	if i := slices.Index(opt.Ks, 10); i >= 0 {

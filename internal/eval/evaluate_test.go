@@ -216,4 +216,16 @@ func TestEvaluateByActivity(t *testing.T) {
 	if p := got.Popularity; p.K != 3 || math.Abs(p.MeanPercentile-0.2) > 1e-9 || p.TopDecileShare != 0 {
 		t.Errorf("popularity %+v, want K 3, mean percentile 0.2, top decile share 0", p)
 	}
+	// Scores of the lists: 8 7 6 (case 0) and 1 (case 1), in 20 bins over
+	// [1, 8] of width 0.35.
+	h := got.Scores
+	wantBins := map[int]int{0: 1, 14: 1, 17: 1, 19: 1}
+	if h.K != 3 || h.Min != 1 || h.Max != 8 || len(h.Counts) != 20 {
+		t.Fatalf("score histogram %+v, want K 3 over [1, 8] in 20 bins", h)
+	}
+	for b, n := range h.Counts {
+		if n != wantBins[b] {
+			t.Errorf("score bin %d: %d, want %d", b, n, wantBins[b])
+		}
+	}
 }

@@ -1,7 +1,8 @@
 // Package modelreport renders an evaluation report (eval.Report: the model
 // and the baselines on one split) as one self-contained HTML file: a chart of
 // each metric against the cut-off K with one line per model, a bar chart of
-// catalog coverage, the popularity bias of each model's lists, NDCG by the
+// catalog coverage, the first model's score distribution, the popularity
+// bias of each model's lists, NDCG by the
 // test users' history size, the training loss per iteration of every fit,
 // the numbers as a table, and the gate's decision. Charts
 // are inline SVG drawn here (no script, no external file, nothing fetched),
@@ -85,6 +86,9 @@ func Write(w io.Writer, in Input) error {
 		k := ks[len(ks)-1]
 		charts = append(charts, Chart{Title: fmt.Sprintf("catalog coverage@%d", k), SVG: barChart(in.Report, eval.Key(eval.MetricCoverage, k))})
 	}
+	if svg, title, ok := scoreChart(in.Report); ok {
+		charts = append(charts, Chart{Title: title, SVG: svg})
+	}
 	if svg, title, ok := popularityChart(in.Report); ok {
 		charts = append(charts, Chart{Title: title, SVG: svg})
 	}
@@ -162,6 +166,43 @@ func lineChart(r *eval.Report, metric string, ks []int) template.HTML {
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) // built from numbers and escaped names only
+}
+
+// scoreChart draws the distribution of the top-K scores of the report's
+// first model (the candidate the job would publish; baselines score on
+// other scales) as a histogram; false when it has none.
+func scoreChart(r *eval.Report) (template.HTML, string, bool) {
+	m := r.Models[0]
+	h := m.Scores
+	total, most := 0, 0
+	for _, n := range h.Counts {
+		total += n
+		most = max(most, n)
+	}
+	if total == 0 {
+		return "", "", false
+	}
+	maxV := niceCeil(float64(most) / float64(total))
+	pw, ph := float64(width-left-right), float64(height-top-bottom)
+	bw := pw / float64(len(h.Counts))
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-metric="scores" width="%d" height="%d" viewBox="0 0 %d %d">`,
+		width, height, width, height)
+	axes(&b, maxV)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" font-size="11">%.3g</text>`, left, height-bottom+16, h.Min)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" font-size="11">%.3g</text>`, width-right, height-bottom+16, h.Max)
+	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">score</text>`, left+pw/2, height-6)
+	fmt.Fprintf(&b, `<g class="series" data-model="%s">`, template.HTMLEscapeString(m.Name))
+	for i, n := range h.Counts {
+		share := float64(n) / float64(total)
+		hh := ph * share / maxV
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%d scores (%.1f%%)</title></rect>`,
+			left+bw*float64(i)+1, top+ph-hh, bw-2, hh, palette[0], n, 100*share)
+	}
+	b.WriteString(`</g>`)
+	legend(&b, 0, m.Name, palette[0])
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String()), fmt.Sprintf("score distribution of %s's top-%d items (share of scores)", m.Name, h.K), true
 }
 
 // popularityChart draws each model's popularity bias: the mean popularity

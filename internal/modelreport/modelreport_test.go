@@ -149,3 +149,19 @@ func TestPopularityChart(t *testing.T) {
 		t.Error("a popularity chart without figures")
 	}
 }
+
+// The first model's top-K scores are drawn as a histogram.
+func TestScoreChart(t *testing.T) {
+	r := report()
+	r.Models[0].Scores = eval.ScoreHistogram{K: 10, Min: 0.1, Max: 0.9, Counts: []int{1, 3, 0, 4}}
+	var b bytes.Buffer
+	if err := Write(&b, Input{Report: r}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{`data-metric="scores"`, "score distribution of als's top-10 items", "4 scores (50.0%)"} {
+		if !strings.Contains(out, html.EscapeString(want)) && !strings.Contains(out, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}
