@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -22,33 +21,51 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/recsys-dev/recsys/internal/cli"
 	"github.com/recsys-dev/recsys/internal/daemon"
-	"github.com/recsys-dev/recsys/internal/envflag"
+	"github.com/recsys-dev/recsys/internal/pushsched"
 	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/server"
+	"github.com/recsys-dev/recsys/internal/tracing"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "recsysd:", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.Exit("recsysd", err, os.Stderr))
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, logOpts, err := parse(args, getenv, stderr)
+	if errors.Is(err, errVersion) {
+		_, err := fmt.Fprintln(stdout, cli.Version("recsysd"))
+		return err
+	}
 	if err != nil {
 		return err
 	}
-	log, err := logOpts.logger(stderr)
+	log, err := cli.NewLogger(stderr, logOpts.level, logOpts.format)
 	if err != nil {
 		return err
 	}
 	redis.SetLogger(redisconn.NewLogger(log, 10*time.Second)) // go-redis' one process-wide logger
 
+	tp, err := tracing.FromEnv(ctx, getenv, "recsysd")
+	if err != nil {
+		return err
+	}
+	if tp != nil {
+		log.Info("tracing on: exporting spans over OTLP (OTEL_* environment variables)")
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("flush traces", "err", err)
+			}
+		}()
+	}
+	cfg.TracerProvider = tp.TracerProvider()
 	d, err := daemon.New(cfg, log)
 	if err != nil {
 		return err
@@ -58,30 +75,55 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 type logOptions struct{ level, format string }
 
-func (o logOptions) logger(w io.Writer) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(o.level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+// errVersion is parse's answer to --version.
+var errVersion = errors.New("--version")
+
+// usage is `recsysd --help`: what it is, every flag, the environment and
+// the exit codes.
+func usage(fs *flag.FlagSet, w io.Writer) func() {
+	return func() {
+		fmt.Fprint(w, `usage: recsysd [flags]
+
+The recommendation server: the gRPC API (recsys.v1) on --grpc-addr, optionally the same API as
+HTTP/JSON on --http-addr, Prometheus metrics on --metrics-addr; profiles in Redis (--redis-addr;
+without it an embedded in-process store, for the demo only), models from the registry, hot-swapped
+as they are published. It listens on 127.0.0.1 unless told otherwise (the image and the Kubernetes
+manifests set :50051 and :9090).
+
+flags:
+`)
+		fs.PrintDefaults()
+		fmt.Fprintln(w)
+		env := flag.NewFlagSet("", flag.ContinueOnError)
+		fs.VisitAll(func(f *flag.Flag) {
+			if f.Name != "version" {
+				env.Var(f.Value, f.Name, f.Usage)
+			}
+		})
+		fmt.Fprint(w, cli.EnvHelp(env, "RECSYS"))
+		fmt.Fprint(w, `
+tracing (OpenTelemetry; off unless an OTLP endpoint is set):
+  OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT   the collector; setting one turns tracing on
+  OTEL_EXPORTER_OTLP_PROTOCOL                                       http/protobuf (default) or grpc
+  OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES                       default service name recsysd
+  OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG                      sampling (default parentbased_always_on)
+  OTEL_SDK_DISABLED=true, OTEL_TRACES_EXPORTER=none                 off even with an endpoint
+
+`)
+		fmt.Fprint(w, cli.ExitCodesHelp)
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	switch o.format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format: want json or text, got %q", o.format)
 }
 
 // options are recsysd's settings: the daemon's Config plus what main parses
 // into it. defaultOptions holds every default, each named once: in
 // daemon.NewConfig and the Default* constants of the packages it configures.
 type options struct {
-	cfg                                   daemon.Config
-	log                                   logOptions
-	corsOrigins, rateLimits, deadlineCaps string
-	indexMin                              int
-	coalesceMiB                           int64
+	cfg                                               daemon.Config
+	log                                               logOptions
+	version                                           bool
+	corsOrigins, rateLimits, deadlineCaps, pushCounts string
+	indexMin                                          int
+	coalesceMiB, pushMiB                              int64
 }
 
 // Defaults of the settings only main has.
@@ -97,6 +139,8 @@ func defaultOptions() options {
 		log:         logOptions{level: defaultLogLevel, format: defaultLogFormat},
 		indexMin:    c.IndexMinItems,
 		coalesceMiB: c.Coalesce.BlockBytes >> 20,
+		pushMiB:     c.Push.MemoryBudget >> 20,
+		pushCounts:  c.Push.Counts.String(),
 	}
 }
 
@@ -106,6 +150,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	c, lo, w := &o.cfg, &o.log, &o.cfg.Weighting
 	fs := flag.NewFlagSet("recsysd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = usage(fs, stderr)
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address (:50051: every interface)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "HTTP address of /metrics (empty: off)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "serve the API as HTTP/JSON here, POST /recsys.v1.<Service>/<Method> (empty: off)")
@@ -164,6 +210,13 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.Segments.Window, "segment-window", c.Segments.Window, "window of a segment's spend and purchase frequency")
 	fs.IntVar(&c.Profile.SeenCap, "segment-index-cap", c.Profile.SeenCap, "users kept in the index segment selection pages through (least recently active dropped)")
 	fs.DurationVar(&c.PushDedupWindow, "push-dedup-window", c.PushDedupWindow, "BatchRecommend leaves out items pushed within this window, unless the request says otherwise")
+	fs.Int64Var(&o.pushMiB, "push-memory-budget", o.pushMiB, "MiB all BatchRecommend streams may hold together (profiles being scored, answers not yet sent); "+
+		"a stream that does not fit is refused with ResourceExhausted and RetryInfo")
+	fs.IntVar(&c.Push.StreamsPerCaller, "push-streams-per-caller", c.Push.StreamsPerCaller, "concurrent BatchRecommend streams of one caller (token or certificate name); more: ResourceExhausted with RetryInfo")
+	fs.IntVar(&c.Push.Workers, "push-workers", c.Push.Workers, "BatchRecommend scorings running at once across all streams (the cores push may take from product pages)")
+	fs.StringVar(&o.pushCounts, "push-default-counts", o.pushCounts, "BatchRecommend items per user when the request's count is 0, by channel")
+	fs.DurationVar(&c.Campaigns.TTL, "push-campaign-ttl", c.Campaigns.TTL, "how long a push campaign's targeted and held-out users are kept after its last call")
+	fs.Int64Var(&c.Campaigns.MaxMembers, "push-campaign-max-users", c.Campaigns.MaxMembers, "users stored per group (targeted, held out) of one push campaign")
 	fs.DurationVar(&c.Attribution.Window, "attribution-window", c.Attribution.Window, "events count for an answer that showed the item this long before; answer records are kept as long")
 	fs.IntVar(&c.Attribution.PerUserCap, "attribution-answers-per-user", c.Attribution.PerUserCap, "answer records kept per user (the newest)")
 	fs.IntVar(&c.Coalesce.MaxBlock, "coalesce-max-block", c.Coalesce.MaxBlock,
@@ -180,26 +233,36 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 	o := defaultOptions()
 	fs := newFlagSet(&o, stderr)
 	c := &o.cfg
-	err := fs.Parse(args)
+	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return *c, o.log, err
 	}
-	if fs.NArg() > 0 {
-		return *c, o.log, fmt.Errorf("unexpected arguments %q", fs.Args())
+	if o.version {
+		return *c, o.log, errVersion
 	}
-	if err := envflag.Fill(fs, "RECSYS", getenv); err != nil {
+	if len(pos) > 0 {
+		return *c, o.log, cli.Usagef("unexpected arguments %q (recsysd takes flags only; --help lists them)", pos)
+	}
+	if err := cli.FillEnv(fs, "RECSYS", getenv); err != nil {
 		return *c, o.log, err
 	}
 	switch {
 	case o.indexMin < 0 || c.IndexProbe < 0:
-		return *c, o.log, fmt.Errorf("--index-min-items and --index-probe must be >= 0")
+		return *c, o.log, cli.Usagef("--index-min-items and --index-probe must be >= 0")
 	case o.indexMin == 0:
 		c.IndexMinItems = -1 // recommend's "every model"
 	default:
 		c.IndexMinItems = o.indexMin
 	}
+	if o.pushMiB <= 0 {
+		return *c, o.log, cli.Usagef("--push-memory-budget must be > 0 MiB, got %d", o.pushMiB)
+	}
+	c.Push.MemoryBudget = o.pushMiB << 20
+	if c.Push.Counts, err = pushsched.ParseChannelCounts(o.pushCounts, pushsched.DefaultChannelCounts); err != nil {
+		return *c, o.log, err
+	}
 	if o.coalesceMiB <= 0 {
-		return *c, o.log, fmt.Errorf("--coalesce-block-mib must be > 0, got %d", o.coalesceMiB)
+		return *c, o.log, cli.Usagef("--coalesce-block-mib must be > 0, got %d", o.coalesceMiB)
 	}
 	c.Coalesce.BlockBytes = o.coalesceMiB << 20
 	for _, origin := range strings.Split(o.corsOrigins, ",") {
@@ -208,10 +271,10 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 		}
 	}
 	if c.RateLimits, err = server.ParseRateLimits(o.rateLimits, server.DefaultRateLimits()); err != nil {
-		return *c, o.log, fmt.Errorf("--rate-limits: %w", err)
+		return *c, o.log, cli.Usagef("--rate-limits: %w", err)
 	}
 	if c.DeadlineCaps, err = parseDurations(o.deadlineCaps); err != nil {
-		return *c, o.log, fmt.Errorf("--deadline-caps: %w", err)
+		return *c, o.log, cli.Usagef("--deadline-caps: %w", err)
 	}
 	return *c, o.log, nil
 }

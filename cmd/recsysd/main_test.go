@@ -105,12 +105,12 @@ func TestRunRefusesBadFlagsBeforeStarting(t *testing.T) {
 		{[]string{"--log-format", "xml"}, "--log-format"},
 		{[]string{"--cold-source", "random", "--grpc-addr", "127.0.0.1:0", "--metrics-addr", ""}, "cold source"},
 	} {
-		err := run(context.Background(), tc.args, func(string) string { return "" }, io.Discard)
+		err := run(context.Background(), tc.args, func(string) string { return "" }, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 			t.Errorf("run(%q) = %v, want an error naming %s", tc.args, err, tc.wantErr)
 		}
 	}
-	if err := run(context.Background(), []string{"--help"}, func(string) string { return "" }, io.Discard); !errors.Is(err, flag.ErrHelp) {
+	if err := run(context.Background(), []string{"--help"}, func(string) string { return "" }, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("run(--help) = %v, want flag.ErrHelp", err)
 	}
 }

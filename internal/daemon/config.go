@@ -8,6 +8,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/pushsched"
 	"github.com/recsys-dev/recsys/internal/recommend"
 	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/server"
@@ -79,6 +80,16 @@ func NewConfig() Config {
 			Window:    profile.DefaultSegmentWindow,
 		},
 		PushDedupWindow: recommend.DefaultPushDedupWindow,
+		Push: pushsched.Config{
+			MemoryBudget:     pushsched.DefaultMemoryBudget,
+			StreamsPerCaller: pushsched.DefaultStreamsPerCaller,
+			Workers:          pushsched.DefaultWorkers,
+			Counts:           pushsched.DefaultChannelCounts,
+		},
+		Campaigns: pushsched.CampaignConfig{
+			TTL:        pushsched.DefaultCampaignTTL,
+			MaxMembers: pushsched.DefaultCampaignMaxMembers,
+		},
 		Attribution: attribution.Config{
 			Window:     attribution.DefaultWindow,
 			PerUserCap: attribution.DefaultPerUserCap,
