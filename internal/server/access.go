@@ -75,6 +75,7 @@ var methodTable = map[string]policy{
 	recsysv1.ExperimentService_UpdateExperiment_FullMethodName: {access.Operator, 5 * time.Second},
 	recsysv1.ExperimentService_StopExperiment_FullMethodName:   {access.Operator, 5 * time.Second},
 	recsysv1.ExperimentService_ListExperiments_FullMethodName:  {access.Operator, 5 * time.Second},
+	recsysv1.ExperimentService_GetReport_FullMethodName:        {access.Operator, 30 * time.Second},
 }
 
 // openServices answer anyone, without credentials or rate limit: health
