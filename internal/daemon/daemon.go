@@ -170,7 +170,7 @@ type ShopConfig struct {
 
 func (c *Config) defaults() {
 	if c.Prefix == "" {
-		c.Prefix = "recsys"
+		c.Prefix = profile.DefaultPrefix
 	}
 	if c.Weighting == (event.Weighting{}) {
 		c.Weighting = event.DefaultWeighting()
@@ -184,24 +184,24 @@ func (c *Config) defaults() {
 		v   *time.Duration
 		def time.Duration
 	}{
-		{&c.DrainTimeout, 20 * time.Second}, {&c.PopularRefresh, 5 * time.Second},
-		{&c.CatalogSync, 500 * time.Millisecond}, {&c.ModelPoll, 5 * time.Second}, {&c.ReadyCheck, time.Second},
-		{&c.Shop.RotateWindow, 24 * time.Hour}, {&c.Shop.NewItemAge, 14 * 24 * time.Hour},
-		{&c.Shop.ArrivalsRefresh, 30 * time.Second}, {&c.Shop.RulesPoll, catalog.DefaultRulesPoll},
-		{&c.TokensReload, 30 * time.Second},
+		{&c.DrainTimeout, DefaultDrainTimeout}, {&c.PopularRefresh, DefaultPopularRefresh},
+		{&c.CatalogSync, DefaultCatalogSync}, {&c.ModelPoll, DefaultModelPoll}, {&c.ReadyCheck, DefaultReadyCheck},
+		{&c.Shop.RotateWindow, recommend.DefaultRotateWindow}, {&c.Shop.NewItemAge, recommend.DefaultNewItemAge},
+		{&c.Shop.ArrivalsRefresh, DefaultArrivalsRefresh}, {&c.Shop.RulesPoll, catalog.DefaultRulesPoll},
+		{&c.TokensReload, DefaultTokensReload},
 	} {
 		if *d.v <= 0 {
 			*d.v = d.def
 		}
 	}
 	if c.Shop.RotateAfter == 0 {
-		c.Shop.RotateAfter = 3
+		c.Shop.RotateAfter = DefaultRotateAfter
 	}
 	if c.Shop.ExploreShare == 0 {
-		c.Shop.ExploreShare = 0.1
+		c.Shop.ExploreShare = DefaultExploreShare
 	}
 	if c.Shop.ColdSource == "" {
-		c.Shop.ColdSource = "popular"
+		c.Shop.ColdSource = DefaultColdSource
 	}
 	// The store keeps what rotation needs, no more.
 	c.Profile.ImpressionWindow = c.Shop.RotateWindow

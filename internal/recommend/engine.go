@@ -165,7 +165,7 @@ type Config struct {
 	// within RotateWindow without a click after them; 0 turns rotation off.
 	// The profile store must keep at least this many impressions per item.
 	RotateAfter  int
-	RotateWindow time.Duration // default 24h
+	RotateWindow time.Duration // default DefaultRotateWindow
 	// ExploreShare is the share of an answer's slots given to new arrivals
 	// (rounded down: 0.1 is 1 of 10); 0 turns exploration off. Needs
 	// Arrivals.
@@ -239,6 +239,10 @@ type Engine struct {
 	rowsRunner atomic.Bool              // RunRowState is keeping rows up to date
 }
 
+// DefaultRotateWindow is the default Config.RotateWindow: impressions of the
+// last day count for rotation.
+const DefaultRotateWindow = 24 * time.Hour
+
 // New returns an engine. cat may be nil (no catalog).
 func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine, error) {
 	if cfg.Weighting == (event.Weighting{}) {
@@ -254,7 +258,7 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 		cfg.Now = time.Now
 	}
 	if cfg.RotateWindow == 0 {
-		cfg.RotateWindow = 24 * time.Hour
+		cfg.RotateWindow = DefaultRotateWindow
 	}
 	if cfg.ColdSource == SourceUnspecified {
 		cfg.ColdSource = SourcePopular

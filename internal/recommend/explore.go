@@ -31,6 +31,12 @@ var (
 	_ PopularityReader = (*profile.Store)(nil)
 )
 
+// Defaults of ArrivalsConfig.
+const (
+	DefaultNewItemAge           = 14 * 24 * time.Hour
+	DefaultNewItemMaxPopularity = 10
+)
+
 // ArrivalsConfig says which items count as new arrivals; zero fields get
 // defaults.
 type ArrivalsConfig struct {
@@ -70,10 +76,10 @@ type arrivalSet struct {
 // NewArrivals returns an empty list; call Refresh or Run to fill it.
 func NewArrivals(cfg ArrivalsConfig, cat CatalogRange, pop PopularityReader, log *slog.Logger) (*Arrivals, error) {
 	if cfg.MaxAge == 0 {
-		cfg.MaxAge = 14 * 24 * time.Hour
+		cfg.MaxAge = DefaultNewItemAge
 	}
 	if cfg.MaxPopularity == 0 {
-		cfg.MaxPopularity = 10
+		cfg.MaxPopularity = DefaultNewItemMaxPopularity
 	}
 	if cfg.MaxCandidates == 0 {
 		cfg.MaxCandidates = 5000

@@ -56,6 +56,9 @@ import (
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
+// DefaultMaxRecvMsgBytes is the default Config.MaxRecvMsgBytes.
+const DefaultMaxRecvMsgBytes = 4 << 20
+
 // Config tunes the edge; zero fields get defaults.
 type Config struct {
 	Limits    Limits
@@ -168,7 +171,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.MaxRecvMsgBytes <= 0 {
-		cfg.MaxRecvMsgBytes = 4 << 20
+		cfg.MaxRecvMsgBytes = DefaultMaxRecvMsgBytes
 	}
 	if cfg.RateLimits == nil {
 		cfg.RateLimits = DefaultRateLimits()
