@@ -30,6 +30,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/embedded"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/experiment"
 	"github.com/recsys-dev/recsys/internal/httpapi"
 	"github.com/recsys-dev/recsys/internal/kpi"
 	"github.com/recsys-dev/recsys/internal/metrics"
@@ -242,6 +243,7 @@ type Daemon struct {
 	// collectors are the metrics /metrics exports (Collectors).
 	collectors []prometheus.Collector
 	push       *pushsched.Scheduler
+	xps        *experiment.Cache
 }
 
 // New builds every part and opens the listeners; Run serves.
@@ -383,6 +385,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	xstore := experiment.NewStore(d.rdb, cfg.Prefix, nil)
+	d.xps = experiment.NewCache(xstore, log)
 	scfg := server.Config{
 		Weighting: cfg.Weighting, Segments: cfg.Segments, Limits: cfg.Limits, Auth: d.auth, TLS: tlsCfg,
 		RateLimits: cfg.RateLimits, DeadlineCaps: cfg.DeadlineCaps, MaxRecvMsgBytes: cfg.MaxRecvMsgBytes,
@@ -396,6 +400,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Models: admin, Fallback: d.engine,
 		Bought: d.engine, Pusher: d.push, Metrics: d.m, Attribution: d.attr, Outcomes: d.kpi,
+		Experiments: xstore, Running: d.xps,
 	}); err != nil {
 		return nil, err
 	}
@@ -573,6 +578,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.popular.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.catCache.Run(gctx, d.cfg.CatalogSync) })
 	g.Go(func() error { return d.rules.Run(gctx, d.cfg.Shop.RulesPoll) })
+	g.Go(func() error { return d.xps.Run(gctx, experiment.DefaultPoll) })
 	g.Go(func() error { return d.engine.RunRowState(gctx, 100*time.Millisecond) })
 	g.Go(func() error { return d.trending.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.arrivals.Run(gctx, d.cfg.Shop.ArrivalsRefresh) })

@@ -133,6 +133,13 @@ type Request struct {
 	// MaxPerBrand and MaxPerSeller cap the items of one brand or seller
 	// likewise.
 	MaxPerBrand, MaxPerSeller int
+	// Serving settings of an experiment arm: NonPersonalized answers as
+	// for a cold user (a non-personalized control); ExploreShare, when
+	// set, replaces Config.ExploreShare; ColdSource, when set, replaces
+	// Config.ColdSource.
+	NonPersonalized bool
+	ExploreShare    *float64
+	ColdSource      Source
 }
 
 // SimilarRequest asks for items similar to one item.
@@ -475,19 +482,22 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	}
 	span.End()
 
-	personal := !p.OptedOut && req.Placement != PlacementTrending
+	personal := !p.OptedOut && req.Placement != PlacementTrending && !req.NonPersonalized
 	a := &s.answer
 	a.reset(req.Count, orDefault(req.MaxPerCategory, e.cfg.MaxPerCategory))
 	a.capBrandsAndSellers(orDefault(req.MaxPerBrand, e.cfg.MaxPerBrand), orDefault(req.MaxPerSeller, e.cfg.MaxPerSeller))
 	var picks []Item
 	if personal {
-		if slots := e.explorationSlots(req.Count); slots > 0 {
+		if slots := e.explorationSlots(req.Count, req.ExploreShare); slots > 0 {
 			picks = e.explore(s, fc, a, slots, e.affinities(s, weights))
 		}
 	}
 	a.want = req.Count - len(picks)
 
 	res := Result{Source: e.cfg.ColdSource}
+	if req.ColdSource == SourcePopular || req.ColdSource == SourceTrending {
+		res.Source = req.ColdSource
+	}
 	if req.Placement == PlacementTrending {
 		res.Source = SourceTrending
 	}

@@ -157,11 +157,15 @@ func (a *Arrivals) Run(ctx context.Context, every time.Duration) error {
 // explorationSlots is how many of count slots go to new arrivals: the
 // configured share, rounded down, so a share of 0.1 is 1 of 10 and none of
 // 9.
-func (e *Engine) explorationSlots(count int) int {
-	if e.cfg.Arrivals == nil || e.cfg.ExploreShare <= 0 {
+func (e *Engine) explorationSlots(count int, override *float64) int {
+	share := e.cfg.ExploreShare
+	if override != nil {
+		share = *override
+	}
+	if e.cfg.Arrivals == nil || !(share > 0) {
 		return 0
 	}
-	return int(math.Floor(float64(count)*e.cfg.ExploreShare + 1e-9))
+	return int(math.Floor(float64(count)*min(share, 1) + 1e-9))
 }
 
 // affinity is one category's share of a profile's weight.
