@@ -163,8 +163,12 @@ func writeTrace(w io.Writer, t *mf.Tuning) {
 	if t == nil {
 		return
 	}
-	fmt.Fprintf(w, "\ntuning: %d trials in %.0fs of a %.0fs budget, %s on a validation split of the training events\n",
-		len(t.Trials), t.UsedSeconds, t.BudgetSeconds, t.Metric)
+	scorer := "MF alone"
+	if t.Scorer == "als+blend" {
+		scorer = "MF with the blend it would serve"
+	}
+	fmt.Fprintf(w, "\ntuning: %d trials in %.0fs of a %.0fs budget, %s of %s on a validation split of the training events\n",
+		len(t.Trials), t.UsedSeconds, t.BudgetSeconds, t.Metric, scorer)
 	fmt.Fprintf(w, "%-4s %-8s %-4s %-8s %-14s %-12s %-8s %-10s %-10s %-8s %s\n", "#", "bracket", "rung", "factors", "regularization", "reg_exponent", "alpha", "confidence", "iterations", "seconds", t.Metric)
 	for i, tr := range t.Trials {
 		h := tr.Hyper
