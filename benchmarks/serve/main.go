@@ -62,6 +62,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/daemon"
 	"github.com/recsys-dev/recsys/internal/loadgen"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/pushsched"
 	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/server"
 	"github.com/recsys-dev/recsys/internal/synth"
@@ -219,6 +220,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		GRPCAddr: "127.0.0.1:0", RedisAddr: addr, Prefix: prefix, InsecureNoAuth: true, RateLimits: limits,
 		ModelPoll: time.Second, DrainTimeout: 5 * time.Second,
 		Coalesce: coalesce.Config{MaxBlock: o.coalesceMaxBlock},
+		// Every stream comes from the one anonymous caller.
+		Push: pushsched.Config{StreamsPerCaller: max(o.pushStreams, pushsched.DefaultStreamsPerCaller)},
 	}, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -404,6 +405,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	started := time.Now()
 	out, err := retrain.Run(ctx, cfg, src, serving, pubs...)
 	recordRun(ctx, recorders, started, out, err, log)
+	storeReports(ctx, pubs, out, log)
 	if out != nil && out.Report != nil {
 		fmt.Fprintln(stdout)
 		if werr := out.Report.WriteTable(stdout); werr != nil && err == nil {
@@ -748,6 +750,38 @@ func recordRun(ctx context.Context, recs []registry.RunRecorder, started time.Ti
 	}
 }
 
+// storeReports stores the HTML report of the run with every version it
+// published (ModelService/GetModelReport serves it). A failure is logged,
+// not returned: the model is published and serves; only its report is
+// missing (GetModelReport then says so).
+func storeReports(ctx context.Context, pubs []retrain.Publisher, out *retrain.Outcome, log *slog.Logger) {
+	if out == nil || out.Report == nil || len(out.Versions) == 0 {
+		return
+	}
+	var buf bytes.Buffer
+	if err := modelreport.Write(&buf, reportInput(out.Report, out.Gate.Reason)); err != nil {
+		log.Warn("could not render the report to store with the model", "err", err)
+		return
+	}
+	for i, v := range out.Versions {
+		if i >= len(pubs) {
+			break
+		}
+		rs, ok := pubs[i].(registry.ReportStore)
+		if !ok {
+			continue
+		}
+		if err := rs.PutReport(ctx, v.Name(), buf.Bytes()); err != nil {
+			log.Warn("could not store the report with the model", "version", v.Name(), "err", err)
+		}
+	}
+}
+
+// reportInput is what the HTML report of rep shows.
+func reportInput(rep *eval.Report, gate string) modelreport.Input {
+	return modelreport.Input{Title: "recsys evaluation: " + rep.Split, Report: rep, Gate: gate}
+}
+
 // writeHTMLReport writes rep as an HTML report to path ("": nothing).
 func writeHTMLReport(path string, rep *eval.Report, gate string) (err error) {
 	if path == "" || rep == nil {
@@ -762,5 +796,5 @@ func writeHTMLReport(path string, rep *eval.Report, gate string) (err error) {
 			err = fmt.Errorf("html report: %w", cerr)
 		}
 	}()
-	return modelreport.Write(f, modelreport.Input{Title: "recsys evaluation: " + rep.Split, Report: rep, Gate: gate})
+	return modelreport.Write(f, reportInput(rep, gate))
 }

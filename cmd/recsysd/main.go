@@ -27,9 +27,11 @@ import (
 	"github.com/recsys-dev/recsys/internal/envflag"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/pushsched"
 	"github.com/recsys-dev/recsys/internal/recommend"
 	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/server"
+	"github.com/recsys-dev/recsys/internal/tracing"
 )
 
 func main() {
@@ -53,6 +55,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	redis.SetLogger(redisconn.NewLogger(log, 10*time.Second)) // go-redis' one process-wide logger
 
+	tp, err := tracing.FromEnv(ctx, getenv, "recsysd")
+	if err != nil {
+		return err
+	}
+	if tp != nil {
+		log.Info("tracing on: exporting spans over OTLP (OTEL_* environment variables)")
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("flush traces", "err", err)
+			}
+		}()
+	}
+	cfg.TracerProvider = tp.TracerProvider()
 	d, err := daemon.New(cfg, log)
 	if err != nil {
 		return err
@@ -141,6 +158,10 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 	fs.DurationVar(&c.Segments.Window, "segment-window", profile.DefaultSegmentWindow, "window of a segment's spend and purchase frequency")
 	fs.IntVar(&c.Profile.SeenCap, "segment-index-cap", profile.DefaultSeenCap, "users kept in the index segment selection pages through (least recently active dropped)")
 	fs.DurationVar(&c.PushDedupWindow, "push-dedup-window", recommend.DefaultPushDedupWindow, "BatchRecommend leaves out items pushed within this window, unless the request says otherwise")
+	pushMiB := fs.Int64("push-memory-budget", pushsched.DefaultMemoryBudget>>20, "MiB all BatchRecommend streams may hold together (profiles being scored, answers not yet sent); "+
+		"a stream that does not fit is refused with ResourceExhausted and RetryInfo")
+	fs.IntVar(&c.Push.StreamsPerCaller, "push-streams-per-caller", pushsched.DefaultStreamsPerCaller, "concurrent BatchRecommend streams of one caller (token or certificate name); more: ResourceExhausted with RetryInfo")
+	fs.IntVar(&c.Push.Workers, "push-workers", pushsched.DefaultWorkers, "BatchRecommend scorings running at once across all streams (the cores push may take from product pages)")
 	fs.DurationVar(&c.Attribution.Window, "attribution-window", 7*24*time.Hour, "events count for an answer that showed the item this long before; answer records are kept as long")
 	fs.IntVar(&c.Attribution.PerUserCap, "attribution-answers-per-user", 100, "answer records kept per user (the newest)")
 	fs.IntVar(&c.Coalesce.MaxBlock, "coalesce-max-block", coalesce.DefaultMaxBlock,
@@ -169,6 +190,10 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 	default:
 		c.IndexMinItems = *indexMin
 	}
+	if *pushMiB <= 0 {
+		return c, lo, fmt.Errorf("--push-memory-budget must be > 0 MiB, got %d", *pushMiB)
+	}
+	c.Push.MemoryBudget = *pushMiB << 20
 	if *coalesceMiB <= 0 {
 		return c, lo, fmt.Errorf("--coalesce-block-mib must be > 0, got %d", *coalesceMiB)
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -49,6 +50,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/tracing"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
@@ -84,6 +86,10 @@ type Config struct {
 	// MaxConcurrentStreams bounds the calls in flight on one connection;
 	// default 1024.
 	MaxConcurrentStreams uint32
+	// TracerProvider, when set, opens a server span per RPC (health
+	// checks excepted) and continues the caller's trace (internal/tracing);
+	// nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Deps are the parts the services use.
@@ -131,6 +137,7 @@ type Server struct {
 	backendUp   atomic.Bool
 	everUp      atomic.Bool
 	canFallback bool
+	tp          trace.TracerProvider // nil: no tracing
 }
 
 // Services lists the names health reports on, besides the overall "".
@@ -228,6 +235,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 			recovery.StreamServerInterceptor(recoverOpt),
 		),
 	}
+	if cfg.TracerProvider != nil {
+		opts = append(opts, grpc.StatsHandler(tracing.GRPCServerHandler(cfg.TracerProvider)))
+	}
 	// inproc has every option and interceptor of g but TLS: its
 	// connections never leave the process (an in-memory pipe).
 	inproc := grpc.NewServer(opts...)
@@ -236,7 +246,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	g := grpc.NewServer(opts...)
 	s := &Server{grpc: g, inproc: inproc, pipe: bufconn.Listen(1 << 20), metrics: rpcMetrics, extra: append(m.Collectors(), codec.unencodable), log: log,
-		canFallback: d.Fallback != nil}
+		canFallback: d.Fallback != nil, tp: cfg.TracerProvider}
 	s.backendUp.Store(true)
 	deg := &degradation{fallback: d.Fallback, log: log, metrics: m, now: cfg.Now}
 	// The services are registered on the network server and on the
@@ -392,8 +402,16 @@ func (s *Server) ServeInProcess() error {
 // do not exist in process: its callers authenticate by token. The HTTP/JSON
 // gateway (internal/httpapi) calls the server this way, so its answers are
 // the gRPC ones by construction rather than by a second copy of the rules.
+//
+// With tracing on, the connection sends the caller's trace context along,
+// so the server spans of its calls join the HTTP request's trace.
 func (s *Server) DialInProcess() (*grpc.ClientConn, error) {
-	return grpc.NewClient("passthrough:///in-process",
+	opts := []grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.pipe.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	}
+	if s.tp != nil {
+		opts = append(opts, grpc.WithStatsHandler(tracing.GRPCClientHandler(s.tp)))
+	}
+	return grpc.NewClient("passthrough:///in-process", opts...)
 }
