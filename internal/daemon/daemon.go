@@ -118,6 +118,9 @@ type Config struct {
 	// Push configures the BatchRecommend scheduler (memory budget,
 	// streams per caller, workers); zero fields: pushsched's defaults.
 	Push pushsched.Config
+	// Campaigns tunes the store of push campaigns' users (TTL, users per
+	// group); Prefix and Now are filled in.
+	Campaigns pushsched.CampaignConfig
 	// Attribution tunes the answer records (window, answers kept per
 	// user); Prefix and Now are filled in.
 	Attribution attribution.Config
@@ -236,7 +239,9 @@ type Daemon struct {
 	m        *metrics.Set
 	attr     *attribution.Store
 	kpi      *kpi.Store
-	push     *pushsched.Scheduler
+	// collectors are the metrics /metrics exports (Collectors).
+	collectors []prometheus.Collector
+	push       *pushsched.Scheduler
 }
 
 // New builds every part and opens the listeners; Run serves.
@@ -344,7 +349,13 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}, recommend.WithLoadBudget(d.store, cfg.ProfileBudget), d.catCache, d.popular); err != nil {
 		return nil, err
 	}
-	if d.push, err = pushsched.New(cfg.Push, d.engine); err != nil {
+	ccfg := cfg.Campaigns
+	ccfg.Prefix = cfg.Prefix
+	campaigns, err := pushsched.NewCampaigns(d.rdb, ccfg)
+	if err != nil {
+		return nil, err
+	}
+	if d.push, err = pushsched.New(cfg.Push, d.engine, campaigns); err != nil {
 		return nil, err
 	}
 	redisRegistry, err := registry.NewRedis(d.rdb, registry.Options{Prefix: cfg.Prefix, Logger: log})
@@ -401,18 +412,22 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 			return nil, err
 		}
 	}
-	if cfg.MetricsAddr != "" {
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(d.srv.Collectors()...)
-		reg.MustRegister(d.kpi.Collectors()...)
-		reg.MustRegister(d.push.Collectors()...)
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+	d.collectors = append(append(append(d.srv.Collectors(), d.kpi.Collectors()...), d.push.Collectors()...),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "recsys_answer_records_dropped_total",
 			Help: "Answer records dropped because the attribution writer's queue was full.",
 		}, func() float64 { return float64(d.attr.Dropped()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "recsys_answer_records_failed_total",
 			Help: "Answer records the attribution writer could not write (Redis errors).",
-		}, func() float64 { return float64(d.attr.Failed()) }))
+		}, func() float64 { return float64(d.attr.Failed()) }),
+		metrics.ServingCollector(func() metrics.ServingFigures {
+			ix, co := d.engine.IndexInfo(), coalescer.Stats()
+			return metrics.ServingFigures{IndexActive: ix.Active, IndexCells: ix.Cells, IndexProbe: ix.Probe, IndexBytes: ix.Bytes,
+				CoalesceAlone: co.Alone, CoalesceBlocks: co.Blocks, CoalesceInBlocks: co.InBlocks, CoalesceAbandoned: co.Abandoned}
+		}))
+	if cfg.MetricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(d.collectors...)
 		reg.MustRegister(collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		mux := http.NewServeMux()
@@ -424,6 +439,11 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}
 	return d, nil
 }
+
+// Collectors are recsysd's own metrics (besides the Go runtime's and the
+// process's), as /metrics exports them; the monitoring test checks the
+// dashboard, the alert rules and the metric reference against them.
+func (d *Daemon) Collectors() []prometheus.Collector { return d.collectors }
 
 // listenHTTP opens the HTTP/JSON API's listener and builds its server.
 func (d *Daemon) listenHTTP(grpcTLS *tls.Config) error {

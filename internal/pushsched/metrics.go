@@ -6,6 +6,7 @@ import (
 
 // metricSet is the scheduler's Prometheus metrics.
 type metricSet struct {
+	answers    *prometheus.CounterVec
 	collectors []prometheus.Collector
 }
 
@@ -15,7 +16,9 @@ func newMetricSet(s *Scheduler) *metricSet {
 	}
 	refused := prometheus.NewDesc("recsys_push_streams_refused_total",
 		"BatchRecommend streams refused with ResourceExhausted, by the limit they hit.", []string{"limit"}, nil)
-	return &metricSet{collectors: []prometheus.Collector{
+	answers := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "recsys_push_answers_total",
+		Help: "BatchRecommend answers sent, by channel and outcome (items, or the empty reason)."}, []string{"channel", "outcome"})
+	return &metricSet{answers: answers, collectors: []prometheus.Collector{answers,
 		gauge("recsys_push_bytes_in_flight", "Bytes reserved from the BatchRecommend memory budget now.",
 			func() float64 { return float64(s.InFlight()) }),
 		gauge("recsys_push_memory_budget_bytes", "The BatchRecommend memory budget (--push-memory-budget).",

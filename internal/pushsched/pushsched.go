@@ -30,6 +30,7 @@ package pushsched
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,9 @@ type Config struct {
 	Workers int
 	// RetryAfter is the delay a refused caller is told to wait.
 	RetryAfter time.Duration
+	// Counts are the default items per user of each channel (a request
+	// with count 0); zero: DefaultChannelCounts.
+	Counts ChannelCounts
 }
 
 // WithDefaults returns c with its zero fields set to the defaults.
@@ -80,6 +84,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RetryAfter == 0 {
 		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.Counts == (ChannelCounts{}) {
+		c.Counts = DefaultChannelCounts
 	}
 	return c
 }
@@ -97,6 +104,11 @@ func (c Config) Validate() error {
 	case c.RetryAfter < 0:
 		return fmt.Errorf("push retry-after must be >= 0, got %v", c.RetryAfter)
 	}
+	for _, n := range []int{c.Counts.AppPush, c.Counts.Email, c.Counts.SMS, c.Counts.Other} {
+		if n < 1 || n > 500 {
+			return fmt.Errorf("push default counts must be 1..500, got %s", c.Counts)
+		}
+	}
 	return nil
 }
 
@@ -107,13 +119,14 @@ type Pusher interface {
 
 var _ Pusher = (*recommend.Engine)(nil)
 
-// Scheduler admits and runs BatchRecommend calls. It is itself a Pusher:
-// the server calls its Push instead of the engine's.
+// Scheduler admits and runs BatchRecommend calls: the server calls its
+// Push instead of the engine's.
 type Scheduler struct {
-	cfg     Config
-	engine  Pusher
-	budget  budget
-	workers chan struct{}
+	cfg       Config
+	engine    Pusher
+	campaigns *Campaigns // nil: calls naming a campaign are refused
+	budget    budget
+	workers   chan struct{}
 
 	mu      sync.Mutex
 	callers map[string]int // open streams per caller
@@ -126,15 +139,15 @@ type Scheduler struct {
 	m                    *metricSet
 }
 
-var _ Pusher = (*Scheduler)(nil)
-
-// New builds a scheduler over the engine's Push.
-func New(cfg Config, engine Pusher) (*Scheduler, error) {
+// New builds a scheduler over the engine's Push; campaigns stores the
+// users of campaigns (nil: calls naming a campaign fail with
+// ErrNoCampaigns).
+func New(cfg Config, engine Pusher, campaigns *Campaigns) (*Scheduler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	s := &Scheduler{cfg: cfg, engine: engine, workers: make(chan struct{}, cfg.Workers), callers: map[string]int{}, changed: make(chan struct{})}
+	s := &Scheduler{cfg: cfg, engine: engine, campaigns: campaigns, workers: make(chan struct{}, cfg.Workers), callers: map[string]int{}, changed: make(chan struct{})}
 	s.budget.size = cfg.MemoryBudget
 	s.m = newMetricSet(s)
 	return s, nil
@@ -306,14 +319,101 @@ func Caller(ctx context.Context) string {
 	return access.Anonymous.Name
 }
 
+// ErrNoCampaigns is returned for a call naming a campaign on a scheduler
+// without a campaign store.
+var ErrNoCampaigns = errors.New("push campaigns are not configured on this server")
+
 // Push admits the call (its caller from ctx) and runs the engine's Push
-// under the scheduler's budget and workers.
-func (s *Scheduler) Push(ctx context.Context, req recommend.PushRequest, emit func(recommend.PushResult) error) error {
+// under the scheduler's budget and workers: with the channel's default
+// count when the request has none, the campaign's holdout, the campaign's
+// users stored as they are answered, and the answers counted per channel.
+func (s *Scheduler) Push(ctx context.Context, r Request, emit func(recommend.PushResult) error) (err error) {
+	req := r.PushRequest
+	if req.Count == 0 {
+		req.Count = s.cfg.Counts.For(r.Channel)
+	}
+	if r.HoldoutShare > 0 && r.Campaign == "" {
+		return errors.New("push: a holdout share without a campaign")
+	}
+	if r.Campaign != "" && s.campaigns == nil {
+		return ErrNoCampaigns
+	}
 	st, err := s.Admit(Caller(ctx), req.Count)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	req.Gate = st
-	return s.engine.Push(ctx, req, emit)
+	var rec *recorder
+	if r.Campaign != "" {
+		if err := s.campaigns.Begin(ctx, r.Campaign, r.HoldoutShare); err != nil {
+			return err
+		}
+		rec = &recorder{c: s.campaigns, campaign: r.Campaign}
+		defer func() {
+			// What was sent is stored even when the call failed after it.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if ferr := rec.flush(fctx); err == nil {
+				err = ferr
+			}
+		}()
+	}
+	if r.HoldoutShare > 0 {
+		campaign, share := r.Campaign, r.HoldoutShare
+		req.Holdout = func(id string) bool { return HeldOut(campaign, id, share) }
+	}
+	channel := r.Channel.String()
+	return s.engine.Push(ctx, req, func(res recommend.PushResult) error {
+		if err := emit(res); err != nil {
+			return err
+		}
+		s.m.answers.WithLabelValues(channel, outcome(res.Empty)).Inc()
+		if rec != nil {
+			return rec.add(ctx, res)
+		}
+		return nil
+	})
+}
+
+// outcomes label the answers metric by empty reason.
+var outcomes = map[recommend.EmptyReason]string{
+	recommend.EmptyNone: "items", recommend.EmptyNoConfidentItems: "no_confident_items",
+	recommend.EmptyOptedOut: "opted_out", recommend.EmptyUnknownUser: "unknown_user",
+	recommend.EmptyNoHistory: "no_history", recommend.EmptyNoModel: "no_model", recommend.EmptyHoldout: "holdout",
+}
+
+func outcome(e recommend.EmptyReason) string {
+	if o, ok := outcomes[e]; ok {
+		return o
+	}
+	return "other"
+}
+
+// recordBatch is the answers a campaign's recorder stores per round trip.
+const recordBatch = 256
+
+// recorder stores a campaign's answered users in batches.
+type recorder struct {
+	c                 *Campaigns
+	campaign          string
+	targeted, heldOut []string
+}
+
+func (r *recorder) add(ctx context.Context, res recommend.PushResult) error {
+	if res.Empty == recommend.EmptyHoldout {
+		r.heldOut = append(r.heldOut, res.UserID)
+	} else {
+		r.targeted = append(r.targeted, res.UserID)
+	}
+	if len(r.targeted)+len(r.heldOut) >= recordBatch {
+		return r.flush(ctx)
+	}
+	return nil
+}
+
+func (r *recorder) flush(ctx context.Context) error {
+	err := r.c.Add(ctx, r.campaign, r.targeted, r.heldOut)
+	r.targeted, r.heldOut = r.targeted[:0], r.heldOut[:0]
+	return err
 }

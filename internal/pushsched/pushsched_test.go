@@ -11,7 +11,7 @@ import (
 
 func newTestScheduler(t *testing.T, cfg Config) *Scheduler {
 	t.Helper()
-	s, err := New(cfg, nopPusher{})
+	s, err := New(cfg, nopPusher{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,6 +53,12 @@ type PushRequest struct {
 	Filter         Filter
 	Exclude        []string
 	MaxPerCategory int // 0: Config's default; negative: none
+	// MaxPerBrand and MaxPerSeller cap an answer's items per brand and
+	// per seller (hard, like the category cap); 0: Config's defaults.
+	MaxPerBrand, MaxPerSeller int
+	// Holdout, when set, says which users are held out of the campaign:
+	// they are answered EmptyHoldout, whatever their profile.
+	Holdout func(userID string) bool
 	// Gate schedules the call's memory and scoring (a BatchRecommend
 	// scheduler's stream); nil: no budget, Config.PushWorkers goroutines.
 	Gate PushGate
@@ -103,6 +109,7 @@ const (
 	EmptyUnknownUser                  // never seen (or forgotten)
 	EmptyNoHistory                    // no profile item the model knows
 	EmptyNoModel                      // no model loaded
+	EmptyHoldout                      // held out of the campaign (PushRequest.Holdout)
 )
 
 // PushResult is the answer for one user.
@@ -258,6 +265,8 @@ func (e *Engine) pushAnswers(ctx context.Context, c *pushCall, ps []profile.Prof
 	for i, p := range ps {
 		results[i] = PushResult{UserID: p.UserID, ModelVersion: version}
 		switch {
+		case c.req.Holdout != nil && c.req.Holdout(p.UserID):
+			results[i].Empty = EmptyHoldout
 		case p.OptedOut:
 			results[i].Empty = EmptyOptedOut
 		case p.FirstSeen.IsZero() && len(p.History) == 0 && len(p.Purchased) == 0:
@@ -364,6 +373,7 @@ func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, r
 		}
 		a := &s.answer
 		a.reset(req.Count, c.capN)
+		a.capBrandsAndSellers(orDefault(req.MaxPerBrand, e.cfg.MaxPerBrand), orDefault(req.MaxPerSeller, e.cfg.MaxPerSeller))
 		e.selectRows(s, &s.filter, a, true, SourcePersonalized)
 		if req.HasMinScore {
 			// Items arrive best first: cut at the first one below.

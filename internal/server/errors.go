@@ -78,7 +78,8 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		return status.Error(codes.Canceled, "request cancelled")
 	case errors.Is(err, catalog.ErrInvalidRules), errors.Is(err, catalog.ErrUnknownAttribute):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, catalog.ErrRulesFull), errors.Is(err, recommend.ErrNoPushProfiles):
+	case errors.Is(err, catalog.ErrRulesFull), errors.Is(err, recommend.ErrNoPushProfiles),
+		errors.Is(err, pushsched.ErrCampaignMismatch), errors.Is(err, pushsched.ErrNoCampaigns):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case isUnavailable(err):
 		log.WarnContext(ctx, "backend unavailable", "method", method, "err", err)

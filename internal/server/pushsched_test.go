@@ -32,10 +32,10 @@ func schedEnv(t *testing.T, cfg pushsched.Config, auth bool, engine pushsched.Pu
 		c.RateLimits = server.RateLimits{}
 		p := engine
 		if p == nil {
-			p = d.Pusher.(pushsched.Pusher)
+			p = d.Recommender.(*recommend.Engine)
 		}
 		var err error
-		if sched, err = pushsched.New(cfg, p); err != nil {
+		if sched, err = pushsched.New(cfg, p, nil); err != nil {
 			t.Fatal(err)
 		}
 		d.Pusher = sched

@@ -1,7 +1,9 @@
 // Package server is the gRPC edge of recsysd: it registers the v1 services,
 // grpc.health.v1 and reflection, and builds the interceptor chain. In order:
 //
-//	metrics, logging               every call, as the caller saw it
+//	metrics, logging               every call, as the caller saw it (a failed call at
+//	                               INFO or above, a successful one at DEBUG, with the
+//	                               caller and the recommendation id: calllog.go)
 //	auth (selector)                who calls (token or client certificate), may it call this method
 //	rate limit (selector)          a token bucket per caller
 //	deadline cap                   bounds the context by the method's maximum
@@ -200,7 +202,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 	codec := newRequestCodec()
 	az := &authorizer{authn: cfg.Auth, log: log}
 	limiter := newRateLimiter(cfg.RateLimits, cfg.Now, m)
-	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(callLogLevel),
+		logging.WithFieldsFromContext(callLogFields)}
+	notesStart, notesStartStream := callNotes()
+	notesFill, notesFillStream := noteCall()
 	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
@@ -215,8 +220,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 		grpc.ChainUnaryInterceptor(
 			codec.takeDecodeError(), // bookkeeping only; must see every call first
 			rpcMetrics.UnaryServerInterceptor(),
+			notesStart,
 			logging.UnaryServerInterceptor(interceptorLogger(log), logOpts...),
 			selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(az.authenticate), guarded),
+			notesFill,
 			selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(limiter), guarded),
 			caps.unary(),
 			errorMapping(log),
@@ -226,8 +233,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 		),
 		grpc.ChainStreamInterceptor(
 			rpcMetrics.StreamServerInterceptor(),
+			notesStartStream,
 			logging.StreamServerInterceptor(interceptorLogger(log), logOpts...),
 			selector.StreamServerInterceptor(auth.StreamServerInterceptor(az.authenticate), guarded),
+			notesFillStream,
 			selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(limiter), guarded),
 			caps.stream(),
 			streamErrorMapping(log),
