@@ -142,7 +142,7 @@ func TestRunScoresTrialsByTheBlend(t *testing.T) {
 	// first rung try most of the bracket's settings.
 	b32 := base()
 	b32.Factors = 32
-	cfg := Config{Budget: 60 * time.Second, Base: b32, Workers: 2, Seed: 1, Now: tick(time.Second)}
+	cfg := Config{Budget: 30 * time.Second, Base: b32, Workers: 2, Seed: 1, Now: tick(time.Second)}
 	plain, err := Run(context.Background(), walkData(), cfg)
 	if err != nil {
 		t.Fatal(err)
