@@ -32,6 +32,7 @@ type recommendationService struct {
 	degrade *degradation
 	srv     *Server
 	answers *answerRecorder
+	running RunningExperiments // may be nil: no experiments
 }
 
 func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.RecommendRequest) (*recsysv1.RecommendResponse, error) {
@@ -46,6 +47,10 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 		MaxPerBrand:    int(req.GetMaxPerBrand()),
 		MaxPerSeller:   int(req.GetMaxPerSeller()),
 	}
+	xp, arm, inXP := armFor(s.running, r.Placement, r.UserID)
+	if inXP {
+		applyArm(&r, arm)
+	}
 	res, err := s.rec.Recommend(ctx, r)
 	degraded := false
 	if err != nil {
@@ -56,15 +61,19 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 	}
 	s.degrade.metrics.Answer("Recommend", res.Source)
 	id := newRecommendationID()
-	s.answers.record(id, r.UserID, r.Placement, res)
-	return &recsysv1.RecommendResponse{
+	out := &recsysv1.RecommendResponse{
 		Items:            toScored(res.Items),
 		ModelVersion:     res.ModelVersion,
 		Source:           toSource(res.Source),
 		RecommendationId: id,
 		Partial:          res.Partial,
 		Degraded:         degraded,
-	}, nil
+	}
+	if inXP {
+		out.Experiment, out.Arm = xp.Name, arm.Name
+	}
+	s.answers.record(id, r.UserID, r.Placement, out.Experiment, out.Arm, res)
+	return out, nil
 }
 
 // fromProtoFilter converts a validated filter; nil is the zero Filter.
@@ -172,7 +181,7 @@ func (s *recommendationService) RankItems(ctx context.Context, req *recsysv1.Ran
 	}
 	s.degrade.metrics.Answer("RankItems", res.Source)
 	id := newRecommendationID()
-	s.answers.record(id, r.UserID, req.GetContext().GetPlacement(), recommend.Result{Items: res.Items, ModelVersion: res.ModelVersion, Source: res.Source})
+	s.answers.record(id, r.UserID, req.GetContext().GetPlacement(), "", "", recommend.Result{Items: res.Items, ModelVersion: res.ModelVersion, Source: res.Source})
 	dropped := make([]*recsysv1.DroppedItem, len(res.Dropped))
 	for i, d := range res.Dropped {
 		dropped[i] = &recsysv1.DroppedItem{ItemId: d.ItemID, Reason: toDropReason(d.Why)}
