@@ -15,10 +15,10 @@ import (
 	"github.com/recsys-dev/recsys/internal/flagdoc"
 )
 
-// TestREADMEFlagTable keeps the README's recsysd flag table and the flags
+// TestFlagTableDocumented keeps the recsysd flag table (docs/operations.md) and the flags
 // in step: names and defaults.
-func TestREADMEFlagTable(t *testing.T) {
-	doc, err := os.ReadFile("../../README.md")
+func TestFlagTableDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestREADMEFlagTable(t *testing.T) {
 	}
 	o := defaultOptions()
 	for _, p := range flagdoc.Compare(newFlagSet(&o, io.Discard), rows) {
-		t.Error("README.md:", p)
+		t.Error("docs/operations.md:", p)
 	}
 }
 
