@@ -46,9 +46,9 @@ func TestExperimentCommands(t *testing.T) {
 		t.Errorf("stop: %v", stopped)
 	}
 	for _, bad := range [][]string{
-		{"experiment", "create", "x", "--placement", "home", "--addr", addr},                           // no arms
+		{"experiment", "create", "x", "--placement", "home", "--addr", addr},                            // no arms
 		{"experiment", "create", "x", "--placement", "home", "--arms", "a:1:shiny,b:1", "--addr", addr}, // unknown option
-		{"experiment", "create", "x", "--arms", "a:1,b:1", "--addr", addr},                             // no placement: the server says which field
+		{"experiment", "create", "x", "--arms", "a:1,b:1", "--addr", addr},                              // no placement: the server says which field
 		{"report", "--from", "yesterday", "--addr", addr},
 	} {
 		if r := recsysctl(nil, bad...); r.code == 0 {
