@@ -378,8 +378,9 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}
 	acfg := cfg.Attribution
 	acfg.Prefix = cfg.Prefix
+	outcomes := experiment.Outcomes{KPI: d.kpi, Tally: experiment.NewTally(d.rdb, cfg.Prefix)}
 	if d.attr, err = attribution.NewStore(d.rdb, acfg, func(ctx context.Context, as []attribution.Answer) {
-		if err := d.kpi.AddAnswers(ctx, as); err != nil {
+		if err := outcomes.Answers(ctx, as); err != nil {
 			log.Warn("count answers", "err", err)
 		}
 	}); err != nil {
@@ -399,8 +400,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.srv, err = server.New(scfg, server.Deps{
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Models: admin, Fallback: d.engine,
-		Bought: d.engine, Pusher: d.push, Metrics: d.m, Attribution: d.attr, Outcomes: d.kpi,
-		Experiments: xstore, Running: d.xps,
+		Bought: d.engine, Pusher: d.push, Metrics: d.m, Attribution: d.attr, Outcomes: outcomes,
+		Experiments: xstore, Running: d.xps, Counters: d.kpi, Tally: outcomes.Tally,
 	}); err != nil {
 		return nil, err
 	}
