@@ -65,8 +65,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/recsys-dev/recsys/internal/coalesce"
@@ -640,8 +642,8 @@ func importEvents(ctx context.Context, conn *grpc.ClientConn, o options) (int64,
 						})
 					}
 				}
-				if _, err := ec.RecordEvents(gctx, &recsysv1.RecordEventsRequest{Events: evs}); err != nil {
-					return fmt.Errorf("RecordEvents: %w", err)
+				if err := recordWithRetry(gctx, ec, &recsysv1.RecordEventsRequest{Events: evs}); err != nil {
+					return err
 				}
 				sent.Add(int64(len(evs)))
 			}
@@ -651,6 +653,37 @@ func importEvents(ctx context.Context, conn *grpc.ClientConn, o options) (int64,
 	err = g.Wait()
 	return sent.Load(), err
 }
+
+// recordWithRetry sends one batch, retrying a transient failure (a busy
+// machine's Redis missing recsysd's 1 s timeouts answers Unavailable) up
+// to importRetries times with backoff: the events' ids make a retry
+// idempotent, and one slow moment must not abort a run of many minutes.
+func recordWithRetry(ctx context.Context, ec recsysv1.EventServiceClient, req *recsysv1.RecordEventsRequest) error {
+	wait := 200 * time.Millisecond
+	for i := 0; ; i++ {
+		_, err := ec.RecordEvents(ctx, req)
+		switch status.Code(err) {
+		case codes.OK:
+			return nil
+		case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+			if i < importRetries {
+				break
+			}
+			fallthrough
+		default:
+			return fmt.Errorf("RecordEvents (after %d retries): %w", i, err)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// importRetries bounds recordWithRetry: about a minute of backoff.
+const importRetries = 15
 
 // recommendData is ghz's request list (used round-robin): n Recommend
 // requests of users drawn Zipf(1).
