@@ -662,15 +662,10 @@ func recordWithRetry(ctx context.Context, ec recsysv1.EventServiceClient, req *r
 	wait := 200 * time.Millisecond
 	for i := 0; ; i++ {
 		_, err := ec.RecordEvents(ctx, req)
-		switch status.Code(err) {
-		case codes.OK:
+		if err == nil {
 			return nil
-		case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
-			if i < importRetries {
-				break
-			}
-			fallthrough
-		default:
+		}
+		if !transient(err) || i == importRetries {
 			return fmt.Errorf("RecordEvents (after %d retries): %w", i, err)
 		}
 		select {
@@ -680,6 +675,16 @@ func recordWithRetry(ctx context.Context, ec recsysv1.EventServiceClient, req *r
 		}
 		wait = min(2*wait, 5*time.Second)
 	}
+}
+
+// transient reports whether err is worth a retry: the server or its Redis
+// was busy, not the request wrong.
+func transient(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		return true
+	}
+	return false
 }
 
 // importRetries bounds recordWithRetry: about a minute of backoff.
@@ -786,7 +791,7 @@ func withPush(ctx context.Context, conn *grpc.ClientConn, o options) (Row, error
 	rc := recsysv1.NewRecommendationServiceClient(conn)
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var answered atomic.Int64
+	var answered, retried atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, o.pushStreams)
 	start := time.Now()
@@ -796,16 +801,35 @@ func withPush(ctx context.Context, conn *grpc.ClientConn, o options) (Row, error
 			ids[i] = synth.UserID((s*o.pushUsers + i) % o.users)
 		}
 		wg.Go(func() {
+			// A stream that fails for a busy server (Unavailable, …) is
+			// counted and started again after a pause; any other error
+			// ends the run.
+			failed := func(err error) bool {
+				if pctx.Err() != nil {
+					return false
+				}
+				if !transient(err) {
+					errs <- err
+					return true
+				}
+				retried.Add(1)
+				select {
+				case <-time.After(200 * time.Millisecond):
+				case <-pctx.Done():
+				}
+				return false
+			}
 			for pctx.Err() == nil { // keep draining until the measured phase ends
 				st, err := rc.BatchRecommend(pctx, &recsysv1.BatchRecommendRequest{UserIds: ids, Count: 20})
 				if err != nil {
-					errs <- err
-					return
+					if failed(err) {
+						return
+					}
+					continue
 				}
 				for {
 					if _, err := st.Recv(); err != nil {
-						if !errors.Is(err, io.EOF) && pctx.Err() == nil {
-							errs <- err
+						if !errors.Is(err, io.EOF) && failed(err) {
 							return
 						}
 						break
@@ -825,5 +849,8 @@ func withPush(ctx context.Context, conn *grpc.ClientConn, o options) (Row, error
 	default:
 	}
 	row.Note = fmt.Sprintf("push %.0f users/s", float64(answered.Load())/elapsed)
+	if n := retried.Load(); n > 0 {
+		row.Note += fmt.Sprintf(", %d push streams restarted after a transient error", n)
+	}
 	return row, err
 }
