@@ -2,6 +2,7 @@ package profile
 
 import (
 	"math"
+	"reflect"
 	"testing"
 	"time"
 
@@ -99,7 +100,7 @@ func FuzzParseStreamEvent(f *testing.F) {
 			t.Fatalf("time: got %v, want %v", again.Time, got.Time)
 		}
 		again.Time, got.Time = time.Time{}, time.Time{}
-		if again != got || !(gw == aw || (gw != gw && aw != aw)) {
+		if !reflect.DeepEqual(again, got) || !(gw == aw || (gw != gw && aw != aw)) {
 			t.Fatalf("round trip: got %+v weight %v, want %+v weight %v", again, aw, got, gw)
 		}
 	})

@@ -176,7 +176,7 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 	cfg := server.Config{Now: clk.Now}
 	deps := server.Deps{
 		Logger: log, Recommender: eng, Serving: eng, Profiles: store, Catalog: catStore, Rules: catStore, CatalogView: cache,
-		Pusher: eng,
+		Pusher: eng, Search: catalog.NewSearchIndex(cache, clk.Now),
 	}
 	var attr *attribution.Store
 	var counters *kpi.Store
