@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"encoding/json"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,19 +11,24 @@ import (
 	"strings"
 	"testing"
 
-	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/recsys-dev/recsys/internal/metrics"
+	"github.com/recsys-dev/recsys/internal/daemon"
 )
 
 // exportedNames are the metric names recsysd exports (histograms with their
 // _bucket, _count and _sum series).
 func exportedNames(t *testing.T) map[string]bool {
 	t.Helper()
-	cs := metrics.New(nil).Collectors()
-	cs = append(cs, grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram()))
+	// A recsysd as the command builds it (on the embedded store, not
+	// serving): its collectors are what /metrics exports.
+	d, err := daemon.New(daemon.Config{GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	cs := d.Collectors()
 	fq := regexp.MustCompile(`fqName: "([^"]+)"`)
 	names := map[string]bool{}
 	for _, c := range cs {

@@ -26,6 +26,14 @@
 // the items, count 20. The open-loop generator and the server share this
 // process (ghz is a process of its own). It writes serve.md (a Markdown
 // table) and serve.json to --out.
+//
+// Degraded answers (Recommend answered without the profile store because
+// Redis did not answer within --profile-budget) are fast and would flatter
+// the latencies: every phase counts them (the open-loop generator from the
+// answers, ghz phases from recsysd's recsys_degraded_answers_total, which
+// also gives the causes), and a phase whose degraded share is above
+// --max-degraded-share is flagged in the table and the JSON, and makes the
+// run exit with an error after the results are written.
 package main
 
 import (
@@ -37,13 +45,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,6 +73,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/daemon"
 	"github.com/recsys-dev/recsys/internal/loadgen"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/pushsched"
 	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/server"
 	"github.com/recsys-dev/recsys/internal/synth"
@@ -89,6 +101,7 @@ type options struct {
 	pushStreams, pushUsers               int
 	coalesceMaxBlock                     int
 	seed                                 uint64
+	maxDegraded                          float64
 }
 
 func parse(args []string, stderr io.Writer) (options, error) {
@@ -112,6 +125,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.similarRate, "similar-rate", 500, "open-loop SimilarItems rate")
 	fs.IntVar(&o.coalesceMaxBlock, "coalesce-max-block", coalesce.DefaultMaxBlock, "recsysd --coalesce-max-block (0: off)")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed of the factors, histories and requests")
+	fs.Float64Var(&o.maxDegraded, "max-degraded-share", 0.01, "flag (and fail the run after writing the results) a phase with a larger share of degraded answers")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -152,7 +166,17 @@ type Row struct {
 	Max     float64 `json:"max_ms,omitempty"`
 	Errors  int64   `json:"errors"`
 	Dropped int64   `json:"dropped,omitempty"`
-	Note    string  `json:"note,omitempty"`
+	// OK counts the successful answers, Degraded those of them given
+	// without the profile store; DegradedShare is Degraded/OK.
+	OK            int64   `json:"ok"`
+	Degraded      int64   `json:"degraded"`
+	DegradedShare float64 `json:"degraded_share"`
+	// DegradedCauses is recsysd's count by cause over the phase, warmup
+	// included (recsys_degraded_answers_total).
+	DegradedCauses map[string]int64 `json:"degraded_causes,omitempty"`
+	// Flagged: DegradedShare is above --max-degraded-share.
+	Flagged bool   `json:"flagged,omitempty"`
+	Note    string `json:"note,omitempty"`
 }
 
 // Result is the whole run.
@@ -164,6 +188,7 @@ type Result struct {
 	GOMAXPROCS            int
 	CoalesceMaxBlock      int
 	LoadAvg               string
+	MaxDegradedShare      float64
 	Rows                  []Row
 }
 
@@ -216,9 +241,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	d, err := daemon.New(daemon.Config{
-		GRPCAddr: "127.0.0.1:0", RedisAddr: addr, Prefix: prefix, InsecureNoAuth: true, RateLimits: limits,
+		GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", RedisAddr: addr, Prefix: prefix, InsecureNoAuth: true, RateLimits: limits,
 		ModelPoll: time.Second, DrainTimeout: 5 * time.Second,
 		Coalesce: coalesce.Config{MaxBlock: o.coalesceMaxBlock},
+		// Every stream comes from the one anonymous caller.
+		Push: pushsched.Config{StreamsPerCaller: max(o.pushStreams, pushsched.DefaultStreamsPerCaller)},
 	}, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return err
@@ -256,7 +283,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("SimilarItems of the last item %s answered from %v: it is not in the served model", synth.ItemID(o.items-1), sim.GetSource())
 	}
 	res := Result{Items: o.items, Users: o.users, Factors: o.factors, ModelItems: info.GetModel().GetItems(),
-		GOMAXPROCS: runtime.GOMAXPROCS(0), CoalesceMaxBlock: o.coalesceMaxBlock}
+		GOMAXPROCS: runtime.GOMAXPROCS(0), CoalesceMaxBlock: o.coalesceMaxBlock, MaxDegradedShare: o.maxDegraded}
 	logf("recsysd on %s serves model %s with %d items", srv, info.GetModel().GetVersion(), res.ModelItems)
 	if res.ModelItems != int64(o.items) {
 		return fmt.Errorf("the served model has %d items, want %d", res.ModelItems, o.items)
@@ -269,11 +296,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	res.ImportSeconds = time.Since(t0).Seconds()
 	logf("imported %d events in %.1fs", res.Events, res.ImportSeconds)
 
+	metricsURL := "http://" + d.MetricsAddr().String() + "/metrics"
+	before, err := degradedByCause(ctx, metricsURL)
+	if err != nil {
+		return err
+	}
 	phase := func(r Row, err error) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", r.Phase, err)
 		}
-		logf("%s: %.0f/s ok, p50 %.2f ms, p99 %.2f ms, errors %d, dropped %d", r.Phase, r.Rate, r.P50, r.P99, r.Errors, r.Dropped)
+		after, err := degradedByCause(ctx, metricsURL)
+		if err != nil {
+			return err
+		}
+		r.DegradedCauses = map[string]int64{}
+		var server int64
+		for cause, n := range after {
+			if dn := n - before[cause]; dn > 0 {
+				r.DegradedCauses[cause] = dn
+				server += dn
+			}
+		}
+		before = after
+		if r.Tool == "ghz" { // ghz does not look into the answers
+			r.Degraded = server
+		}
+		r.flag(o.maxDegraded)
+		logf("%s: %.0f/s ok, p50 %.2f ms, p99 %.2f ms, errors %d, dropped %d, degraded %d (%.2f%%) %v", r.Phase, r.Rate, r.P50, r.P99,
+			r.Errors, r.Dropped, r.Degraded, 100*r.DegradedShare, r.DegradedCauses)
 		res.Rows = append(res.Rows, r)
 		return nil
 	}
@@ -321,23 +371,108 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+	if flagged := res.flagged(); len(flagged) > 0 {
+		return fmt.Errorf("%d phase(s) answered more than %.1f%% degraded (results written): %s", len(flagged), 100*o.maxDegraded, strings.Join(flagged, "; "))
+	}
 	return nil
+}
+
+// flag sets DegradedShare and Flagged, and says so in the note.
+func (r *Row) flag(maxShare float64) {
+	r.DegradedShare = 0
+	if r.OK > 0 {
+		r.DegradedShare = float64(r.Degraded) / float64(r.OK)
+	}
+	r.Flagged = r.DegradedShare > maxShare
+	if r.Flagged {
+		r.Note = strings.TrimSpace(fmt.Sprintf("**DEGRADED %.1f%% > %.1f%%** %s", 100*r.DegradedShare, 100*maxShare, r.Note))
+	}
+}
+
+// flagged lists the flagged phases.
+func (r Result) flagged() []string {
+	var out []string
+	for _, x := range r.Rows {
+		if x.Flagged {
+			out = append(out, fmt.Sprintf("%s at %s: %d of %d (%.1f%%)", x.Phase, x.load(), x.Degraded, x.OK, 100*x.DegradedShare))
+		}
+	}
+	return out
+}
+
+func (x Row) load() string {
+	if x.Conc > 0 {
+		return fmt.Sprintf("-c %d closed", x.Conc)
+	}
+	return fmt.Sprintf("%.0f/s open", x.Offered)
+}
+
+// degradedByCause reads recsysd's recsys_degraded_answers_total, summed
+// over the methods, by cause.
+func degradedByCause(ctx context.Context, url string) (map[string]int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("read recsysd's metrics: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read recsysd's metrics: %w", err)
+	}
+	return parseDegraded(string(body))
+}
+
+// parseDegraded sums the samples of recsys_degraded_answers_total in a
+// Prometheus text exposition by their cause label.
+func parseDegraded(text string) (map[string]int64, error) {
+	out := map[string]int64{}
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(line, "recsys_degraded_answers_total{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			return nil, fmt.Errorf("metrics line %q", line)
+		}
+		cause := ""
+		for _, l := range strings.Split(labels, ",") {
+			if v, ok := strings.CutPrefix(l, `cause="`); ok {
+				cause = strings.TrimSuffix(v, `"`)
+			}
+		}
+		n, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil || cause == "" {
+			return nil, fmt.Errorf("metrics line %q", line)
+		}
+		out[cause] += int64(n)
+	}
+	return out, nil
 }
 
 func (r Result) markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Model: %d items (served: %d) × %d factors; %d users, %d events imported in %.0fs; GOMAXPROCS %d; "+
-		"--coalesce-max-block %d; load average at the end %s.\n\n", r.Items, r.ModelItems, r.Factors, r.Users, r.Events,
-		r.ImportSeconds, r.GOMAXPROCS, r.CoalesceMaxBlock, r.LoadAvg)
-	b.WriteString("| phase | tool | load | ok/s | p50 ms | p95 ms | p99 ms | errors | dropped | note |\n")
-	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---|\n")
+		"--coalesce-max-block %d; load average at the end %s. Degraded: answers given without the profile store "+
+		"(share of the OK answers; flagged above %.1f%%), by cause from recsysd's metrics.\n\n", r.Items, r.ModelItems, r.Factors, r.Users, r.Events,
+		r.ImportSeconds, r.GOMAXPROCS, r.CoalesceMaxBlock, r.LoadAvg, 100*r.MaxDegradedShare)
+	b.WriteString("| phase | tool | load | ok/s | p50 ms | p95 ms | p99 ms | errors | dropped | degraded | note |\n")
+	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, x := range r.Rows {
-		load := fmt.Sprintf("%.0f/s open", x.Offered)
-		if x.Conc > 0 {
-			load = fmt.Sprintf("-c %d closed", x.Conc)
+		deg := fmt.Sprintf("%d (%.2f%%)", x.Degraded, 100*x.DegradedShare)
+		if len(x.DegradedCauses) > 0 {
+			causes := slices.Sorted(maps.Keys(x.DegradedCauses))
+			for i, c := range causes {
+				causes[i] = fmt.Sprintf("%s %d", c, x.DegradedCauses[c])
+			}
+			deg += " " + strings.Join(causes, ", ")
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %d | %d | %s |\n",
-			x.Phase, x.Tool, load, x.Rate, x.P50, x.P95, x.P99, x.Errors, x.Dropped, x.Note)
+		fmt.Fprintf(&b, "| %s | %s | %s | %.0f | %.2f | %.2f | %.2f | %d | %d | %s | %s |\n",
+			x.Phase, x.Tool, x.load(), x.Rate, x.P50, x.P95, x.P99, x.Errors, x.Dropped, deg, x.Note)
 	}
 	return b.String()
 }
@@ -569,6 +704,7 @@ func ghzRun(ctx context.Context, o options, srv, phase, method string, data []an
 		return row, fmt.Errorf("ghz output: %w", err)
 	}
 	ok := r.StatusCodes["OK"]
+	row.OK = ok
 	row.Errors = r.Count - ok
 	if row.Errors > 0 {
 		// Calls cut off by the end of the run (-z) count here too.
@@ -607,7 +743,7 @@ func openLoop(ctx context.Context, conn *grpc.ClientConn, o options, phase strin
 	}
 	k := rep.Total
 	row.Rate, row.P50, row.P95, row.P99, row.Max = k.OKQPS, k.Latency.P50, k.Latency.P95, k.Latency.P99, k.Latency.Max
-	row.Errors, row.Dropped = k.Errors, k.Dropped
+	row.Errors, row.Dropped, row.OK, row.Degraded = k.Errors, k.Dropped, k.OK, k.Degraded
 	return row, nil
 }
 

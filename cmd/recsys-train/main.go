@@ -21,6 +21,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -39,9 +40,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recsys-dev/recsys/internal/als"
+	"github.com/recsys-dev/recsys/internal/cli"
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/dataset"
-	"github.com/recsys-dev/recsys/internal/envflag"
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
@@ -73,7 +74,9 @@ func exitCode(err error, stderr io.Writer) int {
 	case err == nil:
 		return exitOK
 	case errors.Is(err, flag.ErrHelp):
-		return exitUsage
+		return exitOK
+	case cli.ExitCode(err) == cli.ExitUsage:
+		return cli.Exit("recsys-train", err, stderr)
 	case errors.As(err, new(usageError)):
 		fmt.Fprintln(stderr, "recsys-train:", err)
 		return exitUsage
@@ -182,18 +185,7 @@ func writeTrace(w io.Writer, t *mf.Tuning) {
 }
 
 func (o *options) logger(w io.Writer) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return nil, usageError{"--log-level: " + err.Error()}
-	}
-	h := &slog.HandlerOptions{Level: lvl}
-	switch o.logFormat {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, h)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, h)), nil
-	}
-	return nil, usageError{"--log-format: want text or json"}
+	return cli.NewLogger(w, o.logLevel, o.logFormat)
 }
 
 // redis returns the client of --redis-addr: a cluster client for several
@@ -264,22 +256,48 @@ func parseFloats(s string) ([]float64, error) {
 	return out, nil
 }
 
+// parseFlags parses the flags of a subcommand (before or after one
+// another; there are no positional arguments) and fills the ones left
+// unset from RECSYS_* variables.
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	if err := fs.Parse(args); err != nil {
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+	if len(pos) > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments %q (flags only; --help lists them)", pos)}
 	}
-	if err := envflag.Fill(fs, "RECSYS", getenv); err != nil {
-		return usageError{err.Error()}
+	return cli.FillEnv(fs, "RECSYS", getenv)
+}
+
+// subcommands are recsys-train's, for the help pages.
+const subcommands = `commands:
+  recsys-train [train] [flags]   read the events, tune, fit, gate and publish (the CronJob)
+  recsys-train eval [flags]      what the job would publish, next to popularity and item-kNN on one split
+  recsys-train tune [flags]      the job's hyperparameter search alone (or a grid search), with its trace
+  recsys-train --version         the build
+`
+
+// usage makes the help page of a subcommand: what it does, its flags, the
+// other subcommands, the environment and the exit codes.
+func usage(fs *flag.FlagSet, w io.Writer, what string) func() {
+	return func() {
+		fmt.Fprintf(w, "usage: %s [flags]\n\n%s\n\n%s\nflags (RECSYS_<FLAG> fills a flag the command line leaves unset):\n",
+			fs.Name(), what, subcommands)
+		fs.PrintDefaults()
+		fmt.Fprintln(w)
+		fmt.Fprint(w, cli.EnvHelp(fs, "RECSYS"))
+		fmt.Fprintln(w)
+		fmt.Fprint(w, cli.ExitCodesHelp)
 	}
-	return nil
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
 		switch args[0] {
+		case "--version", "-version":
+			_, err := fmt.Fprintln(stdout, cli.Version("recsys-train"))
+			return err
 		case "eval":
 			return runEval(ctx, args[1:], getenv, stdout, stderr)
 		case "tune":
@@ -300,6 +318,9 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	var dryRun, publishRedis bool
 	fs := flag.NewFlagSet("recsys-train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = usage(fs, stderr, "Reads the event history (the Redis stream of --redis-addr, or --input files), tunes ALS within\n"+
+		"--tune-budget, fits the candidates, evaluates them against the serving model, popularity and item-kNN,\n"+
+		"and publishes the best with its HTML report if it passes the quality gate.")
 	o.register(fs)
 	fs.StringVar(&modelsDir, "models-dir", "", "publish to this directory (and serve from it with recsysd --models-dir)")
 	fs.BoolVar(&publishRedis, "publish-redis", true, "with --redis-addr: publish to the Redis registry every recsysd watches")
@@ -322,7 +343,8 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
-	log, err := o.logger(stderr)
+	bar := newTrainBar(stderr, o.hyper.Iterations)
+	log, err := o.logger(bar.logWriter(stderr))
 	if err != nil {
 		return err
 	}
@@ -398,10 +420,11 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 	}
-	cfg.Progress = progressBar(stderr, o.hyper.Iterations)
+	cfg.Progress = bar.progress()
 	started := time.Now()
 	out, err := retrain.Run(ctx, cfg, src, serving, pubs...)
 	recordRun(ctx, recorders, started, out, err, log)
+	storeReports(ctx, pubs, out, log)
 	if out != nil && out.Report != nil {
 		fmt.Fprintln(stdout)
 		if werr := out.Report.WriteTable(stdout); werr != nil && err == nil {
@@ -409,7 +432,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		writeTrace(stdout, out.Tuning)
 		fmt.Fprintf(stdout, "\ngate: %s\n", out.Gate.Reason)
-		if werr := writeHTMLReport(*reportFile, out.Report, out.Gate.Reason); werr != nil && err == nil {
+		if werr := writeHTMLReport(*reportFile, out.Report, out.Gate.Reason, out.Losses); werr != nil && err == nil {
 			err = werr
 		}
 		for _, v := range out.Versions {
@@ -519,6 +542,8 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	var asJSON, ablation bool
 	fs := flag.NewFlagSet("recsys-train eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = usage(fs, stderr, "Evaluates, with full ranking over all items, what the job would publish (or the model the\n"+
+		"model flags describe) next to popularity and item-kNN on one split; publishes nothing.")
 	c.register(fs)
 	fs.StringVar(&trainFile, "train", "", "a pre-split training file (with --test)")
 	fs.StringVar(&testFile, "test", "", "a pre-split test file (with --train)")
@@ -547,7 +572,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 				return err
 			}
 		}
-		if err := writeHTMLReport(*reportFile, rep, ""); err != nil {
+		if err := writeHTMLReport(*reportFile, rep, "", nil); err != nil {
 			return err
 		}
 		if asJSON {
@@ -567,7 +592,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 			return err
 		}
 	}
-	if err := writeHTMLReport(*reportFile, job.Report, "job's gate on its holdout of the training part: "+job.Gate.Reason); err != nil {
+	if err := writeHTMLReport(*reportFile, job.Report, "job's gate on its holdout of the training part: "+job.Gate.Reason, nil); err != nil {
 		return err
 	}
 	if asJSON {
@@ -616,6 +641,8 @@ func runTune(ctx context.Context, args []string, getenv func(string) string, std
 	var asJSON bool
 	fs := flag.NewFlagSet("recsys-train tune", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = usage(fs, stderr, "Runs the job's hyperparameter search (or a grid search with the --*-grid flags) and prints its\n"+
+		"trace and the chosen settings; publishes nothing.")
 	c.register(fs)
 	fs.StringVar(&factors, "factors-grid", "32,64,128", "factor counts to try")
 	fs.StringVar(&iters, "iterations-grid", "", "iteration counts to try (default: --iterations)")
@@ -691,24 +718,52 @@ func runTune(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
-// progressBar draws one line per iteration on stderr when it is a terminal.
-func progressBar(stderr io.Writer, total int) func(string, als.IterationStats) {
-	f, ok := stderr.(*os.File)
-	if !ok {
+// trainBar is the iteration bar of each fit on a terminal (cli.Progress);
+// nil when stderr is not a terminal, where the per-iteration log lines
+// (loss, seconds, ETA) are the progress. Log lines go through logWriter,
+// which clears the bar first, so the two never run together.
+type trainBar struct {
+	w     io.Writer
+	total int
+	phase string
+	p     *cli.Progress
+}
+
+func newTrainBar(stderr io.Writer, total int) *trainBar {
+	if !cli.IsTerminal(stderr) {
 		return nil
 	}
-	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+	b := &trainBar{w: stderr, total: total}
+	b.p = cli.NewProgress(stderr, "iterations", int64(total))
+	return b
+}
+
+// logWriter is where log lines go: through the bar on a terminal.
+func (b *trainBar) logWriter(stderr io.Writer) io.Writer {
+	if b == nil {
+		return stderr
+	}
+	return b.p.LogWriter()
+}
+
+// progress is retrain's per-iteration callback; a new phase (another fit)
+// starts a new bar.
+func (b *trainBar) progress() func(string, als.IterationStats) {
+	if b == nil {
 		return nil
 	}
 	return func(phase string, s als.IterationStats) {
-		const width = 30
-		done := width * s.Iteration / max(total, 1)
-		eta := time.Duration(total-s.Iteration) * s.Duration
-		fmt.Fprintf(f, "\r%-8s [%s%s] %d/%d  ETA %s ", phase, strings.Repeat("#", done), strings.Repeat(".", width-done),
-			s.Iteration, total, eta.Round(time.Second))
-		if s.Iteration >= total {
-			fmt.Fprintln(f)
+		if phase != b.phase {
+			b.phase = phase
+			b.p.Clear()
+			b.p.Reset()
 		}
+		detail := fmt.Sprintf("%s, %s/iteration", phase, s.Duration.Round(time.Millisecond))
+		if s.Iteration >= b.total {
+			b.p.Done(int64(s.Iteration), detail)
+			return
+		}
+		b.p.Update(int64(s.Iteration), detail)
 	}
 }
 
@@ -746,8 +801,44 @@ func recordRun(ctx context.Context, recs []registry.RunRecorder, started time.Ti
 	}
 }
 
+// storeReports stores the HTML report of the run with every version it
+// published (ModelService/GetModelReport serves it). A failure is logged,
+// not returned: the model is published and serves; only its report is
+// missing (GetModelReport then says so).
+func storeReports(ctx context.Context, pubs []retrain.Publisher, out *retrain.Outcome, log *slog.Logger) {
+	if out == nil || out.Report == nil || len(out.Versions) == 0 {
+		return
+	}
+	var buf bytes.Buffer
+	if err := modelreport.Write(&buf, reportInput(out.Report, out.Gate.Reason, out.Losses)); err != nil {
+		log.Warn("could not render the report to store with the model", "err", err)
+		return
+	}
+	for i, v := range out.Versions {
+		if i >= len(pubs) {
+			break
+		}
+		rs, ok := pubs[i].(registry.ReportStore)
+		if !ok {
+			continue
+		}
+		if err := rs.PutReport(ctx, v.Name(), buf.Bytes()); err != nil {
+			log.Warn("could not store the report with the model", "version", v.Name(), "err", err)
+		}
+	}
+}
+
+// reportInput is what the HTML report of rep shows.
+func reportInput(rep *eval.Report, gate string, losses []retrain.PhaseLoss) modelreport.Input {
+	in := modelreport.Input{Title: "recsys evaluation: " + rep.Split, Report: rep, Gate: gate}
+	for _, l := range losses {
+		in.Loss = append(in.Loss, modelreport.LossSeries{Name: l.Phase, Values: l.Loss})
+	}
+	return in
+}
+
 // writeHTMLReport writes rep as an HTML report to path ("": nothing).
-func writeHTMLReport(path string, rep *eval.Report, gate string) (err error) {
+func writeHTMLReport(path string, rep *eval.Report, gate string, losses []retrain.PhaseLoss) (err error) {
 	if path == "" || rep == nil {
 		return nil
 	}
@@ -760,5 +851,5 @@ func writeHTMLReport(path string, rep *eval.Report, gate string) (err error) {
 			err = fmt.Errorf("html report: %w", cerr)
 		}
 	}()
-	return modelreport.Write(f, modelreport.Input{Title: "recsys evaluation: " + rep.Split, Report: rep, Gate: gate})
+	return modelreport.Write(f, reportInput(rep, gate, losses))
 }

@@ -55,6 +55,7 @@ var commands = []command{
 	{name: "model get", summary: "the serving model", run: runModelGet},
 	{name: "model list", summary: "published versions, newest first", run: runModelList},
 	{name: "model activate", args: "VERSION", summary: "serve a kept version (rollback)", run: runModelActivate},
+	{name: "model report", args: "[VERSION]", summary: "the HTML evaluation report stored with a version (default: the serving one); -o FILE", run: runModelReport},
 	{name: "generate", summary: "write a synthetic shop as events (and catalog) CSV", local: true, run: runGenerate},
 	{name: "token new", args: "ROLES NAME", summary: "a fresh token and its line for recsysd's --tokens-file", local: true, run: runTokenNew},
 	{name: "demo", summary: "the whole product on the embedded store, in about a minute", local: true, run: runDemo},

@@ -62,6 +62,7 @@ func runDemo(ctx context.Context, x *invocation) error {
 	fs.IntVar(&c.Factors, "factors", 32, "latent factors")
 	fs.IntVar(&c.Iterations, "iterations", 12, "ALS iterations")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", "127.0.0.1:0", "where the demo's recsysd listens")
+	fs.StringVar(&c.HTTPAddr, "http-addr", "", "also serve the API as HTTP/JSON here (127.0.0.1:8080 for the README's curl examples)")
 	fs.BoolVar(&c.KeepServing, "keep-serving", false, "keep recsysd running after the demo (Ctrl-C to stop)")
 	if _, err := x.exactly(0); err != nil {
 		return err

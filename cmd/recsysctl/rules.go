@@ -154,19 +154,19 @@ func runBoostsGet(ctx context.Context, x *invocation) error {
 	})
 }
 
-// runBoostsSet replaces the boost rules with FILE, a SetBoostRulesRequest
-// as JSON ({"rules":[...],"maxAdjustment":...}), the shape `boosts get`
-// prints.
+// runBoostsSet replaces the boost rules with FILE, JSON of the shape
+// `boosts get` prints ({"rules":[...],"maxAdjustment":...}; its "version"
+// is the stored rules' and is ignored).
 func runBoostsSet(ctx context.Context, x *invocation) error {
 	return unary(ctx, x, 1, func(c *client.Client, args []string) (proto.Message, error) {
 		b, err := os.ReadFile(args[0])
 		if err != nil {
 			return nil, err
 		}
-		req := &recsysv1.SetBoostRulesRequest{}
-		if err := protojson.Unmarshal(b, req); err != nil {
-			return nil, fmt.Errorf("%s: not a SetBoostRulesRequest in JSON: %w", args[0], err)
+		got := &recsysv1.GetBoostRulesResponse{}
+		if err := protojson.Unmarshal(b, got); err != nil {
+			return nil, fmt.Errorf("%s: not boost rules in JSON ({\"rules\":[...],\"maxAdjustment\":1}): %w", args[0], err)
 		}
-		return c.Catalog.SetBoostRules(ctx, req)
+		return c.Catalog.SetBoostRules(ctx, &recsysv1.SetBoostRulesRequest{Rules: got.GetRules(), MaxAdjustment: got.GetMaxAdjustment()})
 	})
 }

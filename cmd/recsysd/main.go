@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -22,37 +21,55 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/recsys-dev/recsys/internal/cli"
 	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/daemon"
-	"github.com/recsys-dev/recsys/internal/envflag"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/pushsched"
 	"github.com/recsys-dev/recsys/internal/recommend"
 	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/server"
+	"github.com/recsys-dev/recsys/internal/tracing"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "recsysd:", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.Exit("recsysd", err, os.Stderr))
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, logOpts, err := parse(args, getenv, stderr)
+	if errors.Is(err, errVersion) {
+		_, err := fmt.Fprintln(stdout, cli.Version("recsysd"))
+		return err
+	}
 	if err != nil {
 		return err
 	}
-	log, err := logOpts.logger(stderr)
+	log, err := cli.NewLogger(stderr, logOpts.level, logOpts.format)
 	if err != nil {
 		return err
 	}
 	redis.SetLogger(redisconn.NewLogger(log, 10*time.Second)) // go-redis' one process-wide logger
 
+	tp, err := tracing.FromEnv(ctx, getenv, "recsysd")
+	if err != nil {
+		return err
+	}
+	if tp != nil {
+		log.Info("tracing on: exporting spans over OTLP (OTEL_* environment variables)")
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tp.Shutdown(sctx); err != nil {
+				log.Warn("flush traces", "err", err)
+			}
+		}()
+	}
+	cfg.TracerProvider = tp.TracerProvider()
 	d, err := daemon.New(cfg, log)
 	if err != nil {
 		return err
@@ -62,19 +79,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 type logOptions struct{ level, format string }
 
-func (o logOptions) logger(w io.Writer) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(o.level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+// errVersion is parse's answer to --version.
+var errVersion = errors.New("--version")
+
+// usage is `recsysd --help`: what it is, every flag, the environment and
+// the exit codes.
+func usage(fs *flag.FlagSet, w io.Writer) func() {
+	return func() {
+		fmt.Fprint(w, `usage: recsysd [flags]
+
+The recommendation server: the gRPC API (recsys.v1) on --grpc-addr, optionally the same API as
+HTTP/JSON on --http-addr, Prometheus metrics on --metrics-addr; profiles in Redis (--redis-addr;
+without it an embedded in-process store, for the demo only), models from the registry, hot-swapped
+as they are published. It listens on 127.0.0.1 unless told otherwise (the image and the Kubernetes
+manifests set :50051 and :9090).
+
+flags:
+`)
+		fs.PrintDefaults()
+		fmt.Fprintln(w)
+		env := flag.NewFlagSet("", flag.ContinueOnError)
+		fs.VisitAll(func(f *flag.Flag) {
+			if f.Name != "version" {
+				env.Var(f.Value, f.Name, f.Usage)
+			}
+		})
+		fmt.Fprint(w, cli.EnvHelp(env, "RECSYS"))
+		fmt.Fprint(w, `
+tracing (OpenTelemetry; off unless an OTLP endpoint is set):
+  OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT   the collector; setting one turns tracing on
+  OTEL_EXPORTER_OTLP_PROTOCOL                                       http/protobuf (default) or grpc
+  OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES                       default service name recsysd
+  OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG                      sampling (default parentbased_always_on)
+  OTEL_SDK_DISABLED=true, OTEL_TRACES_EXPORTER=none                 off even with an endpoint
+
+`)
+		fmt.Fprint(w, cli.ExitCodesHelp)
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	switch o.format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("--log-format: want json or text, got %q", o.format)
 }
 
 func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.Config, logOptions, error) {
@@ -83,6 +124,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 	w := event.DefaultWeighting()
 	fs := flag.NewFlagSet("recsysd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = usage(fs, stderr)
+	version := fs.Bool("version", false, "print the version and exit")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address (:50051: every interface)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "127.0.0.1:9090", "HTTP address of /metrics (empty: off)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "", "serve the API as HTTP/JSON here, POST /recsys.v1.<Service>/<Method> (empty: off)")
@@ -144,6 +187,13 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 	fs.DurationVar(&c.Segments.Window, "segment-window", profile.DefaultSegmentWindow, "window of a segment's spend and purchase frequency")
 	fs.IntVar(&c.Profile.SeenCap, "segment-index-cap", profile.DefaultSeenCap, "users kept in the index segment selection pages through (least recently active dropped)")
 	fs.DurationVar(&c.PushDedupWindow, "push-dedup-window", recommend.DefaultPushDedupWindow, "BatchRecommend leaves out items pushed within this window, unless the request says otherwise")
+	pushMiB := fs.Int64("push-memory-budget", pushsched.DefaultMemoryBudget>>20, "MiB all BatchRecommend streams may hold together (profiles being scored, answers not yet sent); "+
+		"a stream that does not fit is refused with ResourceExhausted and RetryInfo")
+	fs.IntVar(&c.Push.StreamsPerCaller, "push-streams-per-caller", pushsched.DefaultStreamsPerCaller, "concurrent BatchRecommend streams of one caller (token or certificate name); more: ResourceExhausted with RetryInfo")
+	fs.IntVar(&c.Push.Workers, "push-workers", pushsched.DefaultWorkers, "BatchRecommend scorings running at once across all streams (the cores push may take from product pages)")
+	pushCounts := fs.String("push-default-counts", pushsched.DefaultChannelCounts.String(), "BatchRecommend items per user when the request's count is 0, by channel")
+	fs.DurationVar(&c.Campaigns.TTL, "push-campaign-ttl", pushsched.DefaultCampaignTTL, "how long a push campaign's targeted and held-out users are kept after its last call")
+	fs.Int64Var(&c.Campaigns.MaxMembers, "push-campaign-max-users", pushsched.DefaultCampaignMaxMembers, "users stored per group (targeted, held out) of one push campaign")
 	fs.DurationVar(&c.Attribution.Window, "attribution-window", 7*24*time.Hour, "events count for an answer that showed the item this long before; answer records are kept as long")
 	fs.IntVar(&c.Attribution.PerUserCap, "attribution-answers-per-user", 100, "answer records kept per user (the newest)")
 	fs.IntVar(&c.Coalesce.MaxBlock, "coalesce-max-block", coalesce.DefaultMaxBlock,
@@ -153,27 +203,37 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 		"smaller ones by scanning 8-bit codes with exact re-ranking (same answers as the float32 scan); 0: the index for every model")
 	fs.IntVar(&c.IndexProbe, "index-probe", 0, "partitions of the index a search probes unless their bounds prove the answer earlier, "+
 		"more when filters reject candidates (0: a quarter of them; half gives recall@20 of about 0.95 against the exact scan on ml-100k and Beauty; the number of partitions or more: exact)")
-	err := fs.Parse(args)
+	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return c, lo, err
 	}
-	if fs.NArg() > 0 {
-		return c, lo, fmt.Errorf("unexpected arguments %q", fs.Args())
+	if *version {
+		return c, lo, errVersion
 	}
-	if err := envflag.Fill(fs, "RECSYS", getenv); err != nil {
+	if len(pos) > 0 {
+		return c, lo, cli.Usagef("unexpected arguments %q (recsysd takes flags only; --help lists them)", pos)
+	}
+	if err := cli.FillEnv(fs, "RECSYS", getenv); err != nil {
 		return c, lo, err
 	}
 	c.Weighting = w
 	switch {
 	case *indexMin < 0 || c.IndexProbe < 0:
-		return c, lo, fmt.Errorf("--index-min-items and --index-probe must be >= 0")
+		return c, lo, cli.Usagef("--index-min-items and --index-probe must be >= 0")
 	case *indexMin == 0:
 		c.IndexMinItems = -1 // recommend's "every model"
 	default:
 		c.IndexMinItems = *indexMin
 	}
+	if *pushMiB <= 0 {
+		return c, lo, cli.Usagef("--push-memory-budget must be > 0 MiB, got %d", *pushMiB)
+	}
+	c.Push.MemoryBudget = *pushMiB << 20
+	if c.Push.Counts, err = pushsched.ParseChannelCounts(*pushCounts, pushsched.DefaultChannelCounts); err != nil {
+		return c, lo, err
+	}
 	if *coalesceMiB <= 0 {
-		return c, lo, fmt.Errorf("--coalesce-block-mib must be > 0, got %d", *coalesceMiB)
+		return c, lo, cli.Usagef("--coalesce-block-mib must be > 0, got %d", *coalesceMiB)
 	}
 	c.Coalesce.BlockBytes = *coalesceMiB << 20
 	for _, o := range strings.Split(*corsOrigins, ",") {
@@ -182,10 +242,10 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (daemon.
 		}
 	}
 	if c.RateLimits, err = server.ParseRateLimits(*rateLimits, server.DefaultRateLimits()); err != nil {
-		return c, lo, fmt.Errorf("--rate-limits: %w", err)
+		return c, lo, cli.Usagef("--rate-limits: %w", err)
 	}
 	if c.DeadlineCaps, err = parseDurations(*deadlineCaps); err != nil {
-		return c, lo, fmt.Errorf("--deadline-caps: %w", err)
+		return c, lo, cli.Usagef("--deadline-caps: %w", err)
 	}
 	return c, lo, nil
 }

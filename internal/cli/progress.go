@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -24,7 +25,8 @@ type Progress struct {
 	now      func() time.Time
 	start    time.Time
 	last     time.Time
-	drawn    bool // a bar is on the terminal's current line
+	drawn    bool       // a bar is on the terminal's current line
+	mu       sync.Mutex // Update, Done, Clear and LogWriter's writes
 }
 
 // NewProgress reports progress of counting what (a plural noun) up to
@@ -50,6 +52,8 @@ func IsTerminal(w io.Writer) bool {
 
 // Update reports done units so far; detail is appended ("3 rejected").
 func (p *Progress) Update(done int64, detail string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	now := p.now()
 	if p.tty {
 		if now.Sub(p.last) < 100*time.Millisecond && p.drawn {
@@ -69,6 +73,8 @@ func (p *Progress) Update(done int64, detail string) {
 
 // Done writes the final state and ends the line.
 func (p *Progress) Done(done int64, detail string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	now := p.now()
 	if p.tty {
 		fmt.Fprintf(p.w, "\r%s\x1b[K\n", p.line(done, detail, now, true))
@@ -82,6 +88,12 @@ func (p *Progress) Done(done int64, detail string) {
 // written there; the next Update draws it again. Off a terminal it does
 // nothing: lines never share a line.
 func (p *Progress) Clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clear()
+}
+
+func (p *Progress) clear() {
 	if p.tty && p.drawn {
 		fmt.Fprint(p.w, "\r\x1b[K")
 		p.drawn = false
@@ -114,4 +126,13 @@ func (p *Progress) line(done int64, detail string, now time.Time, bar bool) stri
 		b.WriteString(", " + detail)
 	}
 	return b.String()
+}
+
+// Reset starts counting again from now, for the next run of the same work
+// (another fit of as many iterations): the rate and ETA start afresh.
+func (p *Progress) Reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.now()
+	p.start, p.last = t, t
 }

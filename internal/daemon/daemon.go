@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
@@ -34,10 +35,12 @@ import (
 	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/pushsched"
 	"github.com/recsys-dev/recsys/internal/recommend"
 	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/server"
+	"github.com/recsys-dev/recsys/internal/tracing"
 )
 
 // Config is everything recsysd can be told.
@@ -112,6 +115,12 @@ type Config struct {
 	// PushDedupWindow is BatchRecommend's default dedup window (default 7
 	// days).
 	PushDedupWindow time.Duration
+	// Push configures the BatchRecommend scheduler (memory budget,
+	// streams per caller, workers); zero fields: pushsched's defaults.
+	Push pushsched.Config
+	// Campaigns tunes the store of push campaigns' users (TTL, users per
+	// group); Prefix and Now are filled in.
+	Campaigns pushsched.CampaignConfig
 	// Attribution tunes the answer records (window, answers kept per
 	// user); Prefix and Now are filled in.
 	Attribution attribution.Config
@@ -125,6 +134,9 @@ type Config struct {
 	// blocks (internal/coalesce); MaxBlock 0 turns it off (the zero
 	// Config, as in tests that do not set it).
 	Coalesce coalesce.Config
+	// TracerProvider, when set, traces RPCs, HTTP requests, Redis commands
+	// and the engine's stages (internal/tracing); nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // ShopConfig holds the shop features of the recommender; zero fields get
@@ -227,6 +239,9 @@ type Daemon struct {
 	m        *metrics.Set
 	attr     *attribution.Store
 	kpi      *kpi.Store
+	// collectors are the metrics /metrics exports (Collectors).
+	collectors []prometheus.Collector
+	push       *pushsched.Scheduler
 }
 
 // New builds every part and opens the listeners; Run serves.
@@ -267,6 +282,9 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		return nil, err
 	}
 	d.rdb.AddHook(d.m.RedisHook())
+	if cfg.TracerProvider != nil {
+		d.rdb.AddHook(tracing.RedisHook(cfg.TracerProvider))
+	}
 	catStore := catalog.NewStore(d.rdb, cfg.Prefix)
 	d.catCache = catalog.NewCache(catStore, log)
 	pcfg := cfg.Profile
@@ -297,6 +315,9 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	default:
 		return nil, fmt.Errorf("cold source must be popular or trending, got %q", cfg.Shop.ColdSource)
 	}
+	if err := cfg.Push.Validate(); err != nil {
+		return nil, err
+	}
 	coalescer, err := coalesce.New(cfg.Coalesce)
 	if err != nil {
 		return nil, err
@@ -320,10 +341,21 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		PushProfiles:    d.store,
 		Segments:        cfg.Segments,
 		PushDedupWindow: cfg.PushDedupWindow,
+		PushWorkers:     cfg.Push.WithDefaults().Workers, // the scheduler's workers hold them
 		Coalescer:       coalescer,
 		IndexMinItems:   cfg.IndexMinItems,
 		IndexProbe:      cfg.IndexProbe,
+		Tracer:          tracer(cfg.TracerProvider),
 	}, recommend.WithLoadBudget(d.store, cfg.ProfileBudget), d.catCache, d.popular); err != nil {
+		return nil, err
+	}
+	ccfg := cfg.Campaigns
+	ccfg.Prefix = cfg.Prefix
+	campaigns, err := pushsched.NewCampaigns(d.rdb, ccfg)
+	if err != nil {
+		return nil, err
+	}
+	if d.push, err = pushsched.New(cfg.Push, d.engine, campaigns); err != nil {
 		return nil, err
 	}
 	redisRegistry, err := registry.NewRedis(d.rdb, registry.Options{Prefix: cfg.Prefix, Logger: log})
@@ -354,6 +386,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	scfg := server.Config{
 		Weighting: cfg.Weighting, Segments: cfg.Segments, Limits: cfg.Limits, Auth: d.auth, TLS: tlsCfg,
 		RateLimits: cfg.RateLimits, DeadlineCaps: cfg.DeadlineCaps, MaxRecvMsgBytes: cfg.MaxRecvMsgBytes,
+		TracerProvider: cfg.TracerProvider,
 	}
 	if cfg.MaxConnectionAge > 0 {
 		scfg.Keepalive = server.DefaultKeepalive()
@@ -362,7 +395,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.srv, err = server.New(scfg, server.Deps{
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Search: catalog.NewSearchIndex(d.catCache, nil), Models: admin, Fallback: d.engine,
-		Bought: d.engine, Pusher: d.engine, Metrics: d.m, Attribution: d.attr, Outcomes: d.kpi,
+		Bought: d.engine, Pusher: d.push, Metrics: d.m, Attribution: d.attr, Outcomes: d.kpi,
 	}); err != nil {
 		return nil, err
 	}
@@ -379,17 +412,22 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 			return nil, err
 		}
 	}
-	if cfg.MetricsAddr != "" {
-		reg := prometheus.NewRegistry()
-		reg.MustRegister(d.srv.Collectors()...)
-		reg.MustRegister(d.kpi.Collectors()...)
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+	d.collectors = append(append(append(d.srv.Collectors(), d.kpi.Collectors()...), d.push.Collectors()...),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "recsys_answer_records_dropped_total",
 			Help: "Answer records dropped because the attribution writer's queue was full.",
 		}, func() float64 { return float64(d.attr.Dropped()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "recsys_answer_records_failed_total",
 			Help: "Answer records the attribution writer could not write (Redis errors).",
-		}, func() float64 { return float64(d.attr.Failed()) }))
+		}, func() float64 { return float64(d.attr.Failed()) }),
+		metrics.ServingCollector(func() metrics.ServingFigures {
+			ix, co := d.engine.IndexInfo(), coalescer.Stats()
+			return metrics.ServingFigures{IndexActive: ix.Active, IndexCells: ix.Cells, IndexProbe: ix.Probe, IndexBytes: ix.Bytes,
+				CoalesceAlone: co.Alone, CoalesceBlocks: co.Blocks, CoalesceInBlocks: co.InBlocks, CoalesceAbandoned: co.Abandoned}
+		}))
+	if cfg.MetricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(d.collectors...)
 		reg.MustRegister(collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		mux := http.NewServeMux()
@@ -402,6 +440,11 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	return d, nil
 }
 
+// Collectors are recsysd's own metrics (besides the Go runtime's and the
+// process's), as /metrics exports them; the monitoring test checks the
+// dashboard, the alert rules and the metric reference against them.
+func (d *Daemon) Collectors() []prometheus.Collector { return d.collectors }
+
 // listenHTTP opens the HTTP/JSON API's listener and builds its server.
 func (d *Daemon) listenHTTP(grpcTLS *tls.Config) error {
 	var err error
@@ -413,7 +456,11 @@ func (d *Daemon) listenHTTP(grpcTLS *tls.Config) error {
 	if err != nil {
 		return err
 	}
-	d.web = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
+	var handler http.Handler = h
+	if d.cfg.TracerProvider != nil {
+		handler = tracing.HTTPHandler(d.cfg.TracerProvider, h)
+	}
+	d.web = &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	if grpcTLS != nil {
 		c := grpcTLS.Clone()
 		c.ClientAuth, c.ClientCAs = tls.NoClientCert, nil
@@ -426,6 +473,14 @@ func (d *Daemon) listenHTTP(grpcTLS *tls.Config) error {
 		d.wlis = tls.NewListener(d.wlis, d.web.TLSConfig)
 	}
 	return nil
+}
+
+// tracer is the engine's tracer from tp; nil when tracing is off.
+func tracer(tp trace.TracerProvider) trace.Tracer {
+	if tp == nil {
+		return nil
+	}
+	return tp.Tracer(tracing.Scope)
 }
 
 // HTTPAddr is the HTTP/JSON API's listen address, or nil when off.

@@ -179,6 +179,28 @@ func shorten(s string) string {
 // when f is empty) and calls fn with every event, in file order. A gzip
 // file is decompressed transparently.
 func ReadFile(ctx context.Context, path string, f Format, opts Options, fn func(event.Event) error) (st Stats, err error) {
+	return ReadFileAt(ctx, path, f, opts, func(e event.Event, _ Position) error { return fn(e) })
+}
+
+// Position places an event in its input: the 1-based line, or for JSON
+// inputs (Line 0) the byte offset its value follows.
+type Position struct {
+	Line   int64
+	Offset int64
+}
+
+// String is "LINE" or "after byte OFFSET", the way row errors place a row.
+func (p Position) String() string {
+	if p.Line > 0 {
+		return strconv.FormatInt(p.Line, 10)
+	}
+	return "after byte " + strconv.FormatInt(p.Offset, 10)
+}
+
+// ReadFileAt is ReadFile handing fn every event's position too, so that a
+// caller can name the row of an event it later finds at fault (an import
+// whose server refuses one event of a batch).
+func ReadFileAt(ctx context.Context, path string, f Format, opts Options, fn func(event.Event, Position) error) (st Stats, err error) {
 	file, err := os.Open(path)
 	if err != nil {
 		return Stats{}, fmt.Errorf("read data set: %w", err)
@@ -191,7 +213,7 @@ func ReadFile(ctx context.Context, path string, f Format, opts Options, fn func(
 	if opts.Name == "" {
 		opts.Name = path
 	}
-	return Read(ctx, file, f, opts, fn)
+	return ReadAt(ctx, file, f, opts, fn)
 }
 
 // Detect opens the file at path and tells its format from its first bytes
@@ -268,6 +290,14 @@ func peek(br *bufio.Reader) ([]byte, error) {
 // error, which Read returns wrapped with the position of the row. The Stats
 // cover what was read until then.
 func Read(ctx context.Context, r io.Reader, f Format, opts Options, fn func(event.Event) error) (Stats, error) {
+	if fn == nil {
+		return ReadAt(ctx, r, f, opts, nil)
+	}
+	return ReadAt(ctx, r, f, opts, func(e event.Event, _ Position) error { return fn(e) })
+}
+
+// ReadAt is Read handing fn every event's position too (see ReadFileAt).
+func ReadAt(ctx context.Context, r io.Reader, f Format, opts Options, fn func(event.Event, Position) error) (Stats, error) {
 	if opts.Name == "" {
 		opts.Name = "input"
 	}
@@ -310,7 +340,7 @@ func Read(ctx context.Context, r io.Reader, f Format, opts Options, fn func(even
 type reader struct {
 	ctx   context.Context
 	opts  Options
-	fn    func(event.Event) error
+	fn    func(event.Event, Position) error
 	ids   *ids
 	stats Stats
 }
@@ -361,7 +391,7 @@ func (r *reader) emit(e event.Event, line, offset int64) error {
 		e.ID = r.ids.derive(&e)
 	}
 	r.stats.Events++
-	if err := r.fn(e); err != nil {
+	if err := r.fn(e, Position{Line: line, Offset: offset}); err != nil {
 		if line > 0 {
 			return fmt.Errorf("%s:%d: %w", r.opts.Name, line, err)
 		}

@@ -6,6 +6,7 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/dataset"
 	"github.com/recsys-dev/recsys/internal/ingest"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/modelreport"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/retrain"
@@ -39,7 +41,12 @@ type Config struct {
 	Seed                 uint64
 	Factors, Iterations  int
 	GRPCAddr             string
-	KeepServing          bool
+	// HTTPAddr, when set, also serves the API as HTTP/JSON there.
+	HTTPAddr    string
+	KeepServing bool
+	// Serving, when set, is told the gRPC and HTTP addresses (HTTP empty
+	// when off) once the demo is done and the server keeps serving.
+	Serving func(grpcAddr, httpAddr string)
 }
 
 // Run runs the demo, printing its story on stdout.
@@ -49,7 +56,7 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	// 1. A recsysd with the production wiring, on the embedded store.
-	d, err := daemon.New(daemon.Config{GRPCAddr: c.GRPCAddr, ModelPoll: time.Second, PopularRefresh: time.Second}, log)
+	d, err := daemon.New(daemon.Config{GRPCAddr: c.GRPCAddr, HTTPAddr: c.HTTPAddr, ModelPoll: time.Second, PopularRefresh: time.Second}, log)
 	if err != nil {
 		return err
 	}
@@ -123,6 +130,17 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("retrain: %w", err)
 	}
 	version := out.Versions[0].Name()
+	var report bytes.Buffer // stored with the model, as recsys-train does (recsysctl model report)
+	in := modelreport.Input{Title: "recsys evaluation: " + out.Report.Split, Report: out.Report, Gate: out.Gate.Reason}
+	for _, l := range out.Losses {
+		in.Loss = append(in.Loss, modelreport.LossSeries{Name: l.Phase, Values: l.Loss})
+	}
+	if err := modelreport.Write(&report, in); err != nil {
+		return err
+	}
+	if err := reg.PutReport(ctx, version, report.Bytes()); err != nil {
+		return err
+	}
 	say("== trained implicit ALS (%d factors, %d iterations) on %d events in %.1fs and published %s",
 		c.Factors, c.Iterations, out.Events, time.Since(trainStart).Seconds(), version)
 	if err := waitModel(ctx, api, version); err != nil {
@@ -193,6 +211,14 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 	if c.KeepServing {
 		say("\nrecsysd keeps serving on %s; try:\n  go run ./cmd/recsysctl --addr %s recommend %s\n  grpcurl -plaintext %s list\nCtrl-C to stop.",
 			d.Addr(), d.Addr(), user, d.Addr())
+		httpAddr := ""
+		if a := d.HTTPAddr(); a != nil {
+			httpAddr = a.String()
+			say("HTTP/JSON on http://%s (POST /recsys.v1.<Service>/<Method>)", httpAddr)
+		}
+		if c.Serving != nil {
+			c.Serving(d.Addr().String(), httpAddr)
+		}
 		<-ctx.Done()
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/recsys-dev/recsys/internal/sparse"
 	"github.com/recsys-dev/recsys/internal/topk"
 )
 
@@ -77,6 +78,104 @@ func (o Options) withDefaults(items int) (Options, error) {
 type ModelResult struct {
 	Name    string
 	Metrics map[string]float64
+	// Activity is the quality by the test users' history size (the
+	// HTML report's activity chart); not part of the JSON form.
+	Activity []ActivityBucket
+	// Popularity is the popularity bias of the model's lists (the HTML
+	// report's popularity chart); not part of the JSON form.
+	Popularity PopularityBias
+	// Scores is the distribution of the scores of the model's top-K items
+	// (the HTML report's score chart); not part of the JSON form.
+	Scores ScoreHistogram
+}
+
+// ScoreHistogram counts the scores of the top-K items of every list in
+// equal bins over [Min, Max].
+type ScoreHistogram struct {
+	K        int
+	Min, Max float64
+	Counts   []int
+}
+
+// scoreBins is the number of bins of a ScoreHistogram.
+const scoreBins = 20
+
+func histogram(k int, scores []float32) ScoreHistogram {
+	h := ScoreHistogram{K: k, Min: math.Inf(1), Max: math.Inf(-1)}
+	for _, v := range scores {
+		h.Min, h.Max = math.Min(h.Min, float64(v)), math.Max(h.Max, float64(v))
+	}
+	if len(scores) == 0 {
+		return ScoreHistogram{}
+	}
+	h.Counts = make([]int, scoreBins)
+	width := (h.Max - h.Min) / scoreBins
+	for _, v := range scores {
+		b := scoreBins - 1
+		if width > 0 {
+			b = min(int((float64(v)-h.Min)/width), scoreBins-1)
+		}
+		h.Counts[b]++
+	}
+	return h
+}
+
+// PopularityBias describes how popular the items a model recommends are,
+// by their popularity percentile in the training data (1: the most
+// popular item, 0: the least; a list drawn at random from the catalog
+// averages 0.5).
+type PopularityBias struct {
+	K int
+	// MeanPercentile is the mean percentile of the items in the top-K
+	// lists; TopDecileShare the share of them among the 10% most popular.
+	MeanPercentile, TopDecileShare float64
+}
+
+// popularityPercentiles is every item's popularity percentile in m: the
+// share of items with fewer users (ties share the lower rank).
+func popularityPercentiles(m *sparse.Matrix) []float64 {
+	counts := make([]int, m.Cols)
+	for _, c := range m.Indices {
+		counts[c]++
+	}
+	sorted := slices.Clone(counts)
+	slices.Sort(sorted)
+	pct := make([]float64, m.Cols)
+	for i, c := range counts {
+		below, _ := slices.BinarySearch(sorted, c)
+		pct[i] = float64(below) / float64(max(m.Cols-1, 1))
+	}
+	return pct
+}
+
+// ActivityBucket is a model's quality on the test users whose history
+// (the items the recommender was given) has a size within the bucket.
+type ActivityBucket struct {
+	Label        string // "5-19 items"
+	Users        int
+	K            int
+	NDCG, Recall float64
+}
+
+// activityEdges are the lower bounds of the activity buckets' history
+// sizes.
+var activityEdges = []int{0, 5, 20, 100}
+
+func activityBucket(known int) int {
+	b := 0
+	for i, e := range activityEdges {
+		if known >= e {
+			b = i
+		}
+	}
+	return b
+}
+
+func activityLabel(b int) string {
+	if b == len(activityEdges)-1 {
+		return fmt.Sprintf("%d+ items", activityEdges[b])
+	}
+	return fmt.Sprintf("%d-%d items", activityEdges[b], activityEdges[b+1]-1)
 }
 
 // Evaluate ranks all items for every case of s with rec and averages the
@@ -101,6 +200,21 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 	// Per-case metrics, summed in case order at the end so the averages do
 	// not depend on scheduling.
 	perCase := make([]listMetrics, len(s.Cases)*nk)
+	// The popularity of each case's list at popK, summed in case order.
+	popK := opt.Ks[len(opt.Ks)-1]
+	if slices.Contains(opt.Ks, 10) {
+		popK = 10
+	}
+	pct := popularityPercentiles(s.Matrix)
+	type popSum struct {
+		pct, top float64
+		n        int
+	}
+	perCasePop := make([]popSum, len(s.Cases))
+	topScores := make([]float32, len(s.Cases)*popK) // NaN: fewer than popK ranked
+	for i := range topScores {
+		topScores[i] = float32(math.NaN())
+	}
 	// One item bitmap per worker and cut-off for coverage; ORed at the end.
 	type state struct {
 		out     []float32
@@ -151,6 +265,9 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 						}
 					}
 					st.ranked = st.heap.Sorted(st.ranked[:0])
+					for r, e := range st.ranked[:min(popK, len(st.ranked))] {
+						topScores[(lo+c)*popK+r] = e.Score
+					}
 					st.list = st.list[:0]
 					for _, e := range st.ranked {
 						st.list = append(st.list, e.Row)
@@ -162,6 +279,14 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 					var ranks []int
 					if opt.Rerank == nil {
 						ranks = st.ranker.rank(row, cases[c].Test, cases[c].Known)
+					}
+					ps := &perCasePop[lo+c]
+					for _, i := range st.list[:min(popK, len(st.list))] {
+						ps.pct += pct[i]
+						if pct[i] >= 0.9 {
+							ps.top++
+						}
+						ps.n++
 					}
 					for j, k := range opt.Ks {
 						if opt.Rerank == nil {
@@ -217,6 +342,42 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 		res.Metrics[Key(MetricHR, k)] = sum.hr / n
 		res.Metrics[Key(MetricMAP, k)] = sum.ap / n
 		res.Metrics[Key(MetricCoverage, k)] = float64(covered) / float64(items)
+	}
+	var pop popSum
+	for _, ps := range perCasePop {
+		pop.pct, pop.top, pop.n = pop.pct+ps.pct, pop.top+ps.top, pop.n+ps.n
+	}
+	if pop.n > 0 {
+		res.Popularity = PopularityBias{K: popK, MeanPercentile: pop.pct / float64(pop.n), TopDecileShare: pop.top / float64(pop.n)}
+	}
+	finite := topScores[:0]
+	for _, v := range topScores {
+		if !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) {
+			finite = append(finite, v)
+		}
+	}
+	res.Scores = histogram(popK, finite)
+	// By activity, at K=10 if evaluated, else the largest cut-off.
+	j := len(opt.Ks) - 1
+	if i := slices.Index(opt.Ks, 10); i >= 0 {
+		j = i
+	}
+	buckets := make([]ActivityBucket, len(activityEdges))
+	for c := range s.Cases {
+		b := &buckets[activityBucket(len(s.Cases[c].Known))]
+		m := perCase[c*nk+j]
+		b.Users++
+		b.NDCG += m.ndcg
+		b.Recall += m.recall
+	}
+	for i, b := range buckets {
+		if b.Users == 0 {
+			continue
+		}
+		b.Label, b.K = activityLabel(i), opt.Ks[j]
+		b.NDCG /= float64(b.Users)
+		b.Recall /= float64(b.Users)
+		res.Activity = append(res.Activity, b)
 	}
 	return res, nil
 }

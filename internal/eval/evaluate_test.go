@@ -180,3 +180,52 @@ func TestEvaluateRerank(t *testing.T) {
 		t.Errorf("ndcg@2 after rerank = %v, want 0.5", got)
 	}
 }
+
+// The activity buckets split the test users by history size; their
+// user-weighted average is the overall metric. The popularity bias is the
+// mean popularity percentile of the listed items.
+func TestEvaluateByActivity(t *testing.T) {
+	s := handSplit(t)
+	// Case 1 gets a history of 5 items (the next bucket).
+	s.Cases[1].Known = []int32{1, 2, 5, 3, 4}
+	s.Cases[1].KnownWeights = []float32{1, 1, 1, 1, 1}
+	s.Cases[1].Test = []int32{0}
+	rec := &fixedScores{scores: [][]float32{{9, 8, 7, 6, 5, 4}, {1, 2, 3, 4, 5, 6}}}
+	got, err := Evaluate(context.Background(), s, rec, Options{Ks: []int{3}, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Case 0 (1 known): test {3} at rank 3 → ndcg 0.5. Case 1 (5 known):
+	// only item 0 is left, the test item → ndcg 1.
+	want := []ActivityBucket{{Label: "0-4 items", Users: 1, K: 3, NDCG: 0.5, Recall: 1}, {Label: "5-19 items", Users: 1, K: 3, NDCG: 1, Recall: 1}}
+	if len(got.Activity) != len(want) {
+		t.Fatalf("buckets %+v, want %+v", got.Activity, want)
+	}
+	for i, w := range want {
+		g := got.Activity[i]
+		if g.Label != w.Label || g.Users != w.Users || g.K != w.K || math.Abs(g.NDCG-w.NDCG) > 1e-6 || math.Abs(g.Recall-w.Recall) > 1e-6 {
+			t.Errorf("bucket %d: %+v, want %+v", i, g, w)
+		}
+	}
+	if avg := (got.Activity[0].NDCG + got.Activity[1].NDCG) / 2; math.Abs(avg-got.Metrics["ndcg@3"]) > 1e-9 {
+		t.Errorf("buckets average %v, overall ndcg@3 %v", avg, got.Metrics["ndcg@3"])
+	}
+	// Popularity: items 0 and 5 have a user each, the rest none, so their
+	// percentile is 4/5 and the others' 0. The lists: case 0 ranks 1 2 3
+	// (percentile 0 each), case 1 only item 0 (0.8): mean 0.8/4.
+	if p := got.Popularity; p.K != 3 || math.Abs(p.MeanPercentile-0.2) > 1e-9 || p.TopDecileShare != 0 {
+		t.Errorf("popularity %+v, want K 3, mean percentile 0.2, top decile share 0", p)
+	}
+	// Scores of the lists: 8 7 6 (case 0) and 1 (case 1), in 20 bins over
+	// [1, 8] of width 0.35.
+	h := got.Scores
+	wantBins := map[int]int{0: 1, 14: 1, 17: 1, 19: 1}
+	if h.K != 3 || h.Min != 1 || h.Max != 8 || len(h.Counts) != 20 {
+		t.Fatalf("score histogram %+v, want K 3 over [1, 8] in 20 bins", h)
+	}
+	for b, n := range h.Counts {
+		if n != wantBins[b] {
+			t.Errorf("score bin %d: %d, want %d", b, n, wantBins[b])
+		}
+	}
+}

@@ -2,10 +2,12 @@ package ingest_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +73,7 @@ func TestImportEvents(t *testing.T) {
 		t.Fatalf("got %+v, want 5 rows, 3 sent and accepted, 2 rejected with reasons", st)
 	}
 	joined := strings.Join(st.Errors, "\n")
-	if !strings.Contains(joined, "like") || !strings.Contains(joined, "events[") || !strings.Contains(joined, "timestamp") {
+	if !strings.Contains(joined, "like") || !strings.Contains(joined, "events.csv:5:") || !strings.Contains(joined, "timestamp") {
 		t.Errorf("rejection reasons %q do not name the row and the field", joined)
 	}
 	again, err := ingest.ImportEvents(ctx, c, path, "", 5*time.Second, io.Discard)
@@ -111,7 +113,70 @@ func TestImportCatalog(t *testing.T) {
 		t.Errorf("got %v", got)
 	}
 	bad := writeFile(t, "bad.csv", "item_id,price\ni1,cheap\n")
-	if _, err := ingest.ImportCatalog(ctx, c, bad, 5*time.Second, io.Discard); err == nil || !strings.Contains(err.Error(), "bad.csv:2: price") {
-		t.Errorf("bad price: got %v, want an error naming file, line and field", err)
+	st, err = ingest.ImportCatalog(ctx, c, bad, 5*time.Second, io.Discard)
+	if err != nil || st.Rejected != 1 || len(st.Errors) != 1 || !strings.Contains(st.Errors[0], "bad.csv:2: price") {
+		t.Errorf("bad price: got %+v, %v; want one rejected row naming file, line and field", st, err)
+	}
+}
+
+// TestImportsSkipBadRows: hostile rows anywhere in a file (invalid UTF-8, a
+// 1 MB id, a value the server refuses, a category the client cannot encode)
+// are each skipped and reported with their own line, every good row around
+// them is sent, and the report stays small.
+func TestImportsSkipBadRows(t *testing.T) {
+	c := startDaemon(t)
+	ctx := context.Background()
+	huge := strings.Repeat("u", 1<<20)
+	future := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	var ev strings.Builder
+	ev.WriteString("user_id,item_id,event_type,timestamp\n")
+	badLines := map[int]string{701: "u1,i271\xff,view,1761991200", 900: huge + ",i1,view,1761991200", 1200: "u1,i1,view," + future}
+	const rows = 1500
+	for line := 2; line < rows+2; line++ {
+		if row, ok := badLines[line]; ok {
+			ev.WriteString(row + "\n")
+			continue
+		}
+		fmt.Fprintf(&ev, "u%d,i%d,view,%d\n", line%50, line%30, 1761991200+line)
+	}
+	st, err := ingest.ImportEvents(ctx, c, writeFile(t, "events.csv", ev.String()), "", 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatalf("import: %v (%+v)", err, st)
+	}
+	if st.Rows != rows || st.Sent != rows-3 || st.Accepted != rows-3 || st.Rejected != 3 {
+		t.Fatalf("got %+v, want %d rows, %d sent and accepted, 3 rejected", st, rows, rows-3)
+	}
+	for line := range badLines {
+		if !slices.ContainsFunc(st.Errors, func(e string) bool { return strings.Contains(e, fmt.Sprintf("events.csv:%d:", line)) }) {
+			t.Errorf("no error names line %d: %q", line, st.Errors)
+		}
+	}
+	checkSmall(t, st)
+
+	cat := "item_id,category\nc1,shoes\nc2,bad\xffcat\n" + huge + ",hats\nc3,hats\n\"c4,x\nc5,shoes\n"
+	st, err = ingest.ImportCatalog(ctx, c, writeFile(t, "catalog.csv", cat), 5*time.Second, io.Discard)
+	if err != nil {
+		t.Fatalf("catalog import: %v (%+v)", err, st)
+	}
+	if st.Sent != 2 || st.Accepted != 2 || st.Rejected != 3 {
+		t.Fatalf("got %+v, want c1 and c3 sent, 3 rejected", st)
+	}
+	for _, want := range []string{"catalog.csv:3: item \"c2\" cannot be encoded (client-side", "catalog.csv:4: item_id", "catalog.csv:6:"} {
+		if !slices.ContainsFunc(st.Errors, func(e string) bool { return strings.Contains(e, want) }) {
+			t.Errorf("no error contains %q: %q", want, st.Errors)
+		}
+	}
+	checkSmall(t, st)
+}
+
+// checkSmall fails when the printed summary echoes a long value whole.
+func checkSmall(t *testing.T, st ingest.ImportStats) {
+	t.Helper()
+	var out strings.Builder
+	if err := ingest.PrintStats(&out, st); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() > 4<<10 {
+		t.Errorf("summary of %d bytes: a value was echoed whole", out.Len())
 	}
 }

@@ -2,9 +2,11 @@ package loadgen_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,6 +120,9 @@ func checkCounts(t *testing.T, r loadgen.Report) {
 	t.Helper()
 	var sum loadgen.KindReport
 	for _, k := range append(r.Kinds, r.Total) {
+		if k.Degraded < 0 || k.Degraded > k.OK {
+			t.Errorf("%s: %d degraded of %d OK answers", k.Kind, k.Degraded, k.OK)
+		}
 		if k.Issued != k.OK+k.Errors+k.Dropped {
 			t.Errorf("%s: issued %d != ok %d + errors %d + dropped %d", k.Kind, k.Issued, k.OK, k.Errors, k.Dropped)
 		}
@@ -285,5 +290,68 @@ func TestRunConfigErrors(t *testing.T) {
 	}
 	if _, err := loadgen.Run(t.Context(), nil, good, nil); err == nil || !strings.Contains(err.Error(), "no connection") {
 		t.Errorf("no connections: got %v", err)
+	}
+}
+
+// degradingConn answers every call itself: Recommend and SimilarItems
+// answers alternate between normal and degraded.
+type degradingConn struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *degradingConn) Invoke(_ context.Context, _ string, _, reply any, _ ...grpc.CallOption) error {
+	c.mu.Lock()
+	c.n++
+	degraded := c.n%2 == 0
+	c.mu.Unlock()
+	switch r := reply.(type) {
+	case *recsysv1.RecommendResponse:
+		r.Degraded = degraded
+	case *recsysv1.SimilarItemsResponse:
+		r.Degraded = degraded
+	}
+	return nil
+}
+
+func (c *degradingConn) NewStream(context.Context, *grpc.StreamDesc, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+	return nil, errors.New("no streams")
+}
+
+// TestRunCountsDegraded: OK answers marked degraded are counted per kind
+// (and in the total), never for events, and are still OK answers.
+func TestRunCountsDegraded(t *testing.T) {
+	conn := &degradingConn{}
+	cfg := loadgen.Config{
+		Rate: 2000, Duration: 200 * time.Millisecond, MaxInFlight: 1000, Users: testUsers, Items: testItems,
+		Mix: loadgen.Mix{loadgen.Recommend: 1, loadgen.Similar: 1}, EventsPerBatch: 1, Count: 5, Seed: 4,
+	}
+	final, err := loadgen.Run(t.Context(), []grpc.ClientConnInterface{conn}, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkCounts(t, final)
+	var sum int64
+	for _, k := range final.Kinds {
+		sum += k.Degraded
+		switch k.Kind {
+		case loadgen.Events.String():
+			if k.Degraded != 0 {
+				t.Errorf("events: %d degraded", k.Degraded)
+			}
+		default:
+			if k.OK == 0 || k.Degraded == 0 || k.Degraded == k.OK {
+				t.Errorf("%s: %d degraded of %d OK, want some but not all", k.Kind, k.Degraded, k.OK)
+			}
+		}
+	}
+	// Every other answer of the conn is degraded; the measured part is
+	// a window of them, so the share is a half give or take one per kind.
+	if tot := final.Total; tot.Degraded != sum || tot.Degraded < tot.OK/2-2 || tot.Degraded > tot.OK/2+2 {
+		t.Errorf("total: %d degraded of %d OK (kinds sum to %d), want about half", tot.Degraded, tot.OK, sum)
+	}
+	var b strings.Builder
+	if err := loadgen.WriteText(&b, final); err != nil || !strings.Contains(b.String(), "degraded") {
+		t.Errorf("WriteText: %v, no degraded column:\n%s", err, b.String())
 	}
 }

@@ -33,6 +33,9 @@ type KindReport struct {
 	OK      int64 `json:"ok"`
 	Errors  int64 `json:"errors"`
 	Dropped int64 `json:"dropped"`
+	// Degraded counts the OK answers marked degraded (answered without the
+	// profile store: Redis down or slower than the profile budget).
+	Degraded int64 `json:"degraded"`
 	// QPS is the rate of answers (OK and errors) over the interval; OKQPS
 	// only the successful ones.
 	QPS        float64          `json:"qps"`
@@ -60,7 +63,7 @@ func latencyOf(h *Histogram) Latency {
 }
 
 func kindReport(name string, s *kindStats, interval time.Duration) KindReport {
-	kr := KindReport{Kind: name, Issued: s.issued, OK: s.ok, Dropped: s.dropped, Latency: latencyOf(&s.hist)}
+	kr := KindReport{Kind: name, Issued: s.issued, OK: s.ok, Dropped: s.dropped, Degraded: s.degraded, Latency: latencyOf(&s.hist)}
 	for c, n := range s.errs {
 		kr.Errors += n
 		if kr.ErrorCodes == nil {
@@ -95,11 +98,11 @@ func WriteText(w io.Writer, r Report) error {
 	var b strings.Builder
 	b.WriteString(title + "\n")
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "kind\tissued\tok\terrors\tdropped\tqps\tp50 ms\tp95 ms\tp99 ms\tmax ms\t")
+	fmt.Fprintln(tw, "kind\tissued\tok\tdegraded\terrors\tdropped\tqps\tp50 ms\tp95 ms\tp99 ms\tmax ms\t")
 	for _, k := range append(slices.Clone(r.Kinds), r.Total) {
 		l := k.Latency
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t\n",
-			k.Kind, k.Issued, k.OK, k.Errors, k.Dropped, k.QPS, l.P50, l.P95, l.P99, l.Max)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t\n",
+			k.Kind, k.Issued, k.OK, k.Degraded, k.Errors, k.Dropped, k.QPS, l.P50, l.P95, l.P99, l.Max)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

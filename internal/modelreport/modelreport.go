@@ -1,7 +1,10 @@
 // Package modelreport renders an evaluation report (eval.Report: the model
 // and the baselines on one split) as one self-contained HTML file: a chart of
 // each metric against the cut-off K with one line per model, a bar chart of
-// catalog coverage, the numbers as a table, and the gate's decision. Charts
+// catalog coverage, the first model's score distribution, the popularity
+// bias of each model's lists, NDCG by the
+// test users' history size, the training loss per iteration of every fit,
+// the numbers as a table, and the gate's decision. Charts
 // are inline SVG drawn here (no script, no external file, nothing fetched),
 // so the file opens anywhere and can be stored beside the model.
 package modelreport
@@ -23,6 +26,15 @@ type Input struct {
 	Report *eval.Report
 	// Gate is the quality gate's decision in words; empty: not shown.
 	Gate string
+	// Loss is the training loss per iteration of each fit (a chart with a
+	// line per fit); none: no chart.
+	Loss []LossSeries
+}
+
+// LossSeries is one fit's training loss, per iteration.
+type LossSeries struct {
+	Name   string
+	Values []float64
 }
 
 // chart geometry (SVG user units).
@@ -73,6 +85,18 @@ func Write(w io.Writer, in Input) error {
 	if ks := sortedKeys(byMetric[eval.MetricCoverage]); len(ks) > 0 {
 		k := ks[len(ks)-1]
 		charts = append(charts, Chart{Title: fmt.Sprintf("catalog coverage@%d", k), SVG: barChart(in.Report, eval.Key(eval.MetricCoverage, k))})
+	}
+	if svg, title, ok := scoreChart(in.Report); ok {
+		charts = append(charts, Chart{Title: title, SVG: svg})
+	}
+	if svg, title, ok := popularityChart(in.Report); ok {
+		charts = append(charts, Chart{Title: title, SVG: svg})
+	}
+	if svg, title, ok := activityChart(in.Report); ok {
+		charts = append(charts, Chart{Title: title, SVG: svg})
+	}
+	if svg, ok := lossChart(in.Loss); ok {
+		charts = append(charts, Chart{Title: "training loss per iteration", SVG: svg})
 	}
 	var table strings.Builder
 	if err := in.Report.WriteTable(&table); err != nil {
@@ -142,6 +166,181 @@ func lineChart(r *eval.Report, metric string, ks []int) template.HTML {
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) // built from numbers and escaped names only
+}
+
+// scoreChart draws the distribution of the top-K scores of the report's
+// first model (the candidate the job would publish; baselines score on
+// other scales) as a histogram; false when it has none.
+func scoreChart(r *eval.Report) (template.HTML, string, bool) {
+	m := r.Models[0]
+	h := m.Scores
+	total, most := 0, 0
+	for _, n := range h.Counts {
+		total += n
+		most = max(most, n)
+	}
+	if total == 0 {
+		return "", "", false
+	}
+	maxV := niceCeil(float64(most) / float64(total))
+	pw, ph := float64(width-left-right), float64(height-top-bottom)
+	bw := pw / float64(len(h.Counts))
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-metric="scores" width="%d" height="%d" viewBox="0 0 %d %d">`,
+		width, height, width, height)
+	axes(&b, maxV)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" font-size="11">%.3g</text>`, left, height-bottom+16, h.Min)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" font-size="11">%.3g</text>`, width-right, height-bottom+16, h.Max)
+	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">score</text>`, left+pw/2, height-6)
+	fmt.Fprintf(&b, `<g class="series" data-model="%s">`, template.HTMLEscapeString(m.Name))
+	for i, n := range h.Counts {
+		share := float64(n) / float64(total)
+		hh := ph * share / maxV
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%d scores (%.1f%%)</title></rect>`,
+			left+bw*float64(i)+1, top+ph-hh, bw-2, hh, palette[0], n, 100*share)
+	}
+	b.WriteString(`</g>`)
+	legend(&b, 0, m.Name, palette[0])
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String()), fmt.Sprintf("score distribution of %s's top-%d items (share of scores)", m.Name, h.K), true
+}
+
+// popularityChart draws each model's popularity bias: the mean popularity
+// percentile of the items it lists (0.5: as the catalog; popularity is
+// near 1) and the share of them among the 10% most popular; false when
+// no model has it.
+func popularityChart(r *eval.Report) (template.HTML, string, bool) {
+	k := 0
+	for _, m := range r.Models {
+		k = max(k, m.Popularity.K)
+	}
+	if k == 0 {
+		return "", "", false
+	}
+	labels := []string{"mean percentile", "top-10% share"}
+	pw, ph := float64(width-left-right), float64(height-top-bottom)
+	group := pw / float64(len(labels))
+	bar := group * 0.8 / float64(len(r.Models))
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-metric="popularity" width="%d" height="%d" viewBox="0 0 %d %d">`,
+		width, height, width, height)
+	axes(&b, 1)
+	for gi, l := range labels {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">%s</text>`,
+			left+group*(float64(gi)+0.5), height-bottom+16, l)
+	}
+	for mi, m := range r.Models {
+		color := palette[mi%len(palette)]
+		fmt.Fprintf(&b, `<g class="series" data-model="%s">`, template.HTMLEscapeString(m.Name))
+		for gi, v := range []float64{m.Popularity.MeanPercentile, m.Popularity.TopDecileShare} {
+			h := ph * v
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %.3f</title></rect>`,
+				left+group*float64(gi)+group*0.1+bar*float64(mi), top+ph-h, bar, h, color, labels[gi], v)
+		}
+		b.WriteString(`</g>`)
+		legend(&b, mi, m.Name, color)
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String()), fmt.Sprintf("popularity of the recommended items @%d (0.5: as the catalog)", k), true
+}
+
+// activityChart draws NDCG@K by the test users' history size: a group of
+// bars per bucket, a bar per model; false when no model has buckets.
+func activityChart(r *eval.Report) (template.HTML, string, bool) {
+	var labels []string
+	k := 0
+	maxV := 0.0
+	for _, m := range r.Models {
+		for _, b := range m.Activity {
+			if !slices.Contains(labels, b.Label) {
+				labels = append(labels, b.Label)
+			}
+			k = b.K
+			maxV = math.Max(maxV, b.NDCG)
+		}
+	}
+	if len(labels) == 0 {
+		return "", "", false
+	}
+	maxV = niceCeil(maxV)
+	pw, ph := float64(width-left-right), float64(height-top-bottom)
+	group := pw / float64(len(labels))
+	bar := group * 0.8 / float64(len(r.Models))
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-metric="activity" width="%d" height="%d" viewBox="0 0 %d %d">`,
+		width, height, width, height)
+	axes(&b, maxV)
+	for gi, l := range labels {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">%s</text>`,
+			left+group*(float64(gi)+0.5), height-bottom+16, template.HTMLEscapeString(l))
+	}
+	for mi, m := range r.Models {
+		color := palette[mi%len(palette)]
+		fmt.Fprintf(&b, `<g class="series" data-model="%s">`, template.HTMLEscapeString(m.Name))
+		for _, bk := range m.Activity {
+			gi := slices.Index(labels, bk.Label)
+			h := ph * bk.NDCG / maxV
+			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %d users, ndcg@%d %.4f</title></rect>`,
+				left+group*float64(gi)+group*0.1+bar*float64(mi), top+ph-h, bar, h, color,
+				template.HTMLEscapeString(bk.Label), bk.Users, bk.K, bk.NDCG)
+		}
+		b.WriteString(`</g>`)
+		legend(&b, mi, m.Name, color)
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String()), fmt.Sprintf("ndcg@%d by the test users' history size", k), true
+}
+
+// lossChart draws each fit's loss against the iteration, one polyline per
+// fit; false when there is no finite loss.
+func lossChart(fits []LossSeries) (template.HTML, bool) {
+	maxV, iters := 0.0, 0
+	for _, f := range fits {
+		iters = max(iters, len(f.Values))
+		for _, v := range f.Values {
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				maxV = math.Max(maxV, v)
+			}
+		}
+	}
+	if maxV <= 0 || iters == 0 {
+		return "", false
+	}
+	maxV = niceCeil(maxV)
+	pw, ph := float64(width-left-right), float64(height-top-bottom)
+	x := func(i int) float64 { // i is 0-based; iterations count from 1
+		if iters == 1 {
+			return left + pw/2
+		}
+		return left + pw*float64(i)/float64(iters-1)
+	}
+	y := func(v float64) float64 { return top + ph*(1-v/maxV) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-metric="loss" width="%d" height="%d" viewBox="0 0 %d %d">`,
+		width, height, width, height)
+	axes(&b, maxV)
+	for _, i := range []int{0, iters - 1} {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">%d</text>`, x(i), height-bottom+16, i+1)
+	}
+	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">iteration</text>`, left+pw/2, height-6)
+	for fi, f := range fits {
+		color := palette[fi%len(palette)]
+		var pts []string
+		for i, v := range f.Values {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				continue
+			}
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(i), y(v)))
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, `<polyline class="series" data-model="%s" fill="none" stroke="%s" stroke-width="2" points="%s"/>`,
+			template.HTMLEscapeString(f.Name), color, strings.Join(pts, " "))
+		legend(&b, fi, f.Name, color)
+	}
+	b.WriteString(`</svg>`)
+	return template.HTML(b.String()), true
 }
 
 // barChart draws one value per model.

@@ -78,3 +78,90 @@ func TestWriteRefusesAnEmptyReport(t *testing.T) {
 		}
 	}
 }
+
+// The loss of every fit is a line of the loss chart; without losses
+// there is no such chart.
+func TestLossChart(t *testing.T) {
+	var b bytes.Buffer
+	if err := Write(&b, Input{Report: report(), Loss: []LossSeries{
+		{Name: "holdout", Values: []float64{900, 400, 300}}, {Name: "final", Values: []float64{1000, 450, 320}}}}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{`data-metric="loss"`, `data-model="holdout"`, `data-model="final"`, "training loss per iteration"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %s", want)
+		}
+	}
+	b.Reset()
+	if err := Write(&b, Input{Report: report()}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), `data-metric="loss"`) {
+		t.Error("a loss chart without losses")
+	}
+}
+
+// Models with activity buckets get the activity chart: a group per
+// bucket, a series per model.
+func TestActivityChart(t *testing.T) {
+	r := report()
+	for i := range r.Models {
+		r.Models[i].Activity = []eval.ActivityBucket{{Label: "0-4 items", Users: 70, K: 10, NDCG: 0.1 * float64(i+1)},
+			{Label: "5-19 items", Users: 50, K: 10, NDCG: 0.2}}
+	}
+	var b bytes.Buffer
+	if err := Write(&b, Input{Report: r}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{`data-metric="activity"`, "ndcg@10 by the test users", "0-4 items", "5-19 items", "70 users"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	if got := strings.Count(out, `<g class="series"`); got != len(r.Models) {
+		t.Errorf("%d activity series, want %d", got, len(r.Models))
+	}
+}
+
+// Models with a popularity bias get the popularity chart.
+func TestPopularityChart(t *testing.T) {
+	r := report()
+	for i := range r.Models {
+		r.Models[i].Popularity = eval.PopularityBias{K: 10, MeanPercentile: 0.5 + 0.1*float64(i), TopDecileShare: 0.2}
+	}
+	var b bytes.Buffer
+	if err := Write(&b, Input{Report: r}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{`data-metric="popularity"`, "popularity of the recommended items @10", "mean percentile: 0.600"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+	b.Reset()
+	if err := Write(&b, Input{Report: report()}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), `data-metric="popularity"`) {
+		t.Error("a popularity chart without figures")
+	}
+}
+
+// The first model's top-K scores are drawn as a histogram.
+func TestScoreChart(t *testing.T) {
+	r := report()
+	r.Models[0].Scores = eval.ScoreHistogram{K: 10, Min: 0.1, Max: 0.9, Counts: []int{1, 3, 0, 4}}
+	var b bytes.Buffer
+	if err := Write(&b, Input{Report: r}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{`data-metric="scores"`, "score distribution of als's top-10 items", "4 scores (50.0%)"} {
+		if !strings.Contains(out, html.EscapeString(want)) && !strings.Contains(out, want) {
+			t.Errorf("report lacks %q", want)
+		}
+	}
+}

@@ -33,6 +33,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/coalesce"
@@ -206,6 +209,10 @@ type Config struct {
 	Coalescer *coalesce.Coalescer
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Tracer opens the spans of a request's stages (profile load, filter,
+	// fold-in, scoring, selection) under the RPC's span; nil: none, at no
+	// cost (see span).
+	Tracer trace.Tracer
 }
 
 // ErrNoModel is returned by operations that need a model when none is loaded.
@@ -441,11 +448,14 @@ func (e *Engine) putScratch(s *scratch) { e.scratch.Put(s) }
 // when even that is fewer than req.Count.
 func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	m := e.model.Load()
-	p, err := e.profiles.Load(ctx, req.UserID)
+	lctx, span := e.span(ctx, "recommend.profile_load")
+	p, err := e.profiles.Load(lctx, req.UserID)
+	endSpan(span, err)
 	if err != nil {
 		return Result{}, fmt.Errorf("load profile of %q: %w", req.UserID, err)
 	}
 	now := e.cfg.Now()
+	_, span = e.span(ctx, "recommend.filter")
 	s := e.requestScratch(m, req.Filter, now)
 	defer e.putScratch(s)
 	fc := &s.filter
@@ -457,6 +467,11 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 		fc.exclude(req.ContextItemID)
 	}
 	weights := e.excludeForUser(s, fc, p)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("recsys.profile.items", len(weights)),
+			attribute.Int("recsys.profile.purchased", len(p.Purchased)), attribute.Bool("recsys.profile.opted_out", p.OptedOut))
+	}
+	span.End()
 
 	personal := !p.OptedOut && req.Placement != PlacementTrending
 	a := &s.answer
@@ -480,7 +495,12 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	folded := false
 	if personal && m != nil {
 		b := e.blendFor(m)
+		_, span := e.span(ctx, "recommend.fold_in")
 		x, err := e.foldIn(m, b, s, weights, req)
+		if span.IsRecording() {
+			span.SetAttributes(attribute.Int("recsys.fold_in.rows", len(s.rows)), attribute.Bool("recsys.fold_in.blend", b != nil))
+		}
+		endSpan(span, err)
 		if err != nil {
 			return Result{}, fmt.Errorf("fold in user %q: %w", req.UserID, err)
 		}
@@ -489,19 +509,30 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 			// The index search (candidates.go) for an MF model; a
 			// blended one, or one with boost rules for this user, scores
 			// every item (a rule may lift any of them).
+			sctx, span := e.span(ctx, "recommend.score")
 			s.boost.plan(fc.boosts(), e.userSegment(p, now), m.NumItems())
+			method := "index"
 			if b != nil || s.boost.applies() || !e.search(m, s, itemindex.Query{X: x}) {
-				release, err := e.score(ctx, m, x, s)
+				method = "full_scan"
+				release, err := e.score(sctx, m, x, s)
 				if err != nil {
+					endSpan(span, err)
 					return Result{}, fmt.Errorf("score items for %q: %w", req.UserID, err)
 				}
 				defer release()
 				blendScores(b, &s.blend, s.rows, x, s.scores)
 				s.boost.apply(s.scores)
 			}
+			if span.IsRecording() {
+				span.SetAttributes(attribute.String("recsys.score.method", method), attribute.Int("recsys.model.items", m.NumItems()))
+			}
+			span.End()
+			_, span = e.span(ctx, "recommend.select")
 			e.selectRows(s, fc, a, true, SourcePersonalized)
+			span.End()
 		}
 	}
+	_, span = e.span(ctx, "recommend.fill")
 	if res.Source == SourceTrending {
 		e.fillList(fc, a, e.trendingList(), SourceTrending, ReasonTrending, true, true)
 	}
@@ -512,6 +543,7 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 		fc.allowRotated = true
 		e.fillRelaxed(s, fc, a, res.Source)
 	}
+	span.End()
 	if folded {
 		if err := e.explain(m, s, a, p, req.ContextItemID, now); err != nil {
 			return Result{}, fmt.Errorf("explain answer for %q: %w", req.UserID, err)
@@ -736,17 +768,22 @@ func (e *Engine) Similar(ctx context.Context, req SimilarRequest) (Result, error
 		res.ModelVersion = m.Version()
 		if row, ok := m.Index(req.ItemID); ok {
 			res.Source = SourceSimilar
+			sctx, span := e.span(ctx, "recommend.score")
 			s.boost.plan(fc.boosts(), nil, m.NumItems())
 			if s.boost.applies() || !e.search(m, s, itemindex.Query{X: m.Vector(row), Cosine: true, Norm: m.Norm(row)}) {
-				release, err := e.score(ctx, m, m.Vector(row), s)
+				release, err := e.score(sctx, m, m.Vector(row), s)
 				if err != nil {
+					endSpan(span, err)
 					return Result{}, fmt.Errorf("score items similar to %q: %w", req.ItemID, err)
 				}
 				defer release()
 				m.CosineFromDots(row, s.scores)
 				s.boost.apply(s.scores)
 			}
+			span.End()
+			_, span = e.span(ctx, "recommend.select")
 			e.selectRows(s, fc, a, false, SourceSimilar)
+			span.End()
 			for i := range a.items {
 				a.items[i].Reason = Reason{Kind: ReasonSimilar, ItemID: req.ItemID}
 			}

@@ -18,6 +18,17 @@ var ErrProfileBudget = errors.New("profile load over its budget")
 // wrapping ErrProfileBudget, so the caller can answer without the profile
 // (Fallback) while it still has time, instead of waiting for a slow store
 // until its own deadline.
+//
+// The budget bounds the caller's wait, not the load itself: the load runs
+// under the caller's context without the budget's deadline (and without
+// its cancellation, bounded by budgetLoadLimit instead) and, when the
+// budget is over first, finishes on its own. Putting the budget's deadline
+// on the load would put it on the Redis socket: go-redis closes a
+// connection whose command hit a deadline, every later load then dials a
+// new one under what is left of its own budget, and on a saturated CPU
+// those dials time out ("dial tcp: i/o timeout") until go-redis' dial
+// circuit opens and fails every new connection for a second, which answered
+// thousands of Recommend calls degraded in the serving benchmark.
 func WithLoadBudget(p Profiles, budget time.Duration) Profiles {
 	if budget <= 0 {
 		return p
@@ -25,23 +36,51 @@ func WithLoadBudget(p Profiles, budget time.Duration) Profiles {
 	return budgetProfiles{p: p, budget: budget}
 }
 
+// budgetLoadLimit bounds a load that its caller stopped waiting for (over
+// the budget, or cancelled): longer than any healthy store takes, so the
+// connection it holds goes back to the pool instead of being closed.
+const budgetLoadLimit = 5 * time.Second
+
 type budgetProfiles struct {
 	p      Profiles
 	budget time.Duration
 }
 
+type loaded struct {
+	p   profile.Profile
+	err error
+}
+
 func (b budgetProfiles) Load(ctx context.Context, userID string) (profile.Profile, error) {
-	end := time.Now().Add(b.budget)
-	bctx, cancel := context.WithDeadline(ctx, end)
-	defer cancel()
-	p, err := b.p.Load(bctx, userID)
-	// The clock, not bctx.Err(): go-redis puts the deadline on the socket,
-	// whose timeout can return before the context's timer has fired, and
-	// that load was still cut by the budget.
-	if err != nil && !time.Now().Before(end) && ctx.Err() == nil {
-		return p, fmt.Errorf("%w (%v): %w", ErrProfileBudget, b.budget, err)
+	if err := ctx.Err(); err != nil {
+		return profile.Profile{}, err
 	}
-	return p, err
+	timer := time.NewTimer(b.budget)
+	defer timer.Stop()
+	done := make(chan loaded, 1) // buffered: an abandoned load never blocks
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budgetLoadLimit)
+	if d, ok := ctx.Deadline(); ok && time.Until(d) > budgetLoadLimit {
+		lctx, cancel = context.WithDeadline(context.WithoutCancel(ctx), d)
+	}
+	go func() {
+		defer cancel()
+		p, err := b.p.Load(lctx, userID)
+		done <- loaded{p, err}
+	}()
+	select {
+	case r := <-done:
+		return r.p, r.err
+	case <-timer.C:
+		// A load that finished at the same time is still used.
+		select {
+		case r := <-done:
+			return r.p, r.err
+		default:
+		}
+		return profile.Profile{}, fmt.Errorf("load profile of %q: %w (%v)", userID, ErrProfileBudget, b.budget)
+	case <-ctx.Done():
+		return profile.Profile{}, fmt.Errorf("load profile of %q: %w", userID, ctx.Err())
+	}
 }
 
 // Fallback answers req from what the process holds, without the profile

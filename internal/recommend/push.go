@@ -53,7 +53,40 @@ type PushRequest struct {
 	Filter         Filter
 	Exclude        []string
 	MaxPerCategory int // 0: Config's default; negative: none
+	// MaxPerBrand and MaxPerSeller cap an answer's items per brand and
+	// per seller (hard, like the category cap); 0: Config's defaults.
+	MaxPerBrand, MaxPerSeller int
+	// Holdout, when set, says which users are held out of the campaign:
+	// they are answered EmptyHoldout, whatever their profile.
+	Holdout func(userID string) bool
+	// Gate schedules the call's memory and scoring (a BatchRecommend
+	// scheduler's stream); nil: no budget, Config.PushWorkers goroutines.
+	Gate PushGate
 }
+
+// PushGate is what a Push call's memory and CPU are scheduled by
+// (implemented by *pushsched.Stream).
+type PushGate interface {
+	// Reserve waits until at least lo bytes of the memory budget are
+	// free, reserves up to hi of them and returns how many (or ctx's
+	// error).
+	Reserve(ctx context.Context, lo, hi int64) (int64, error)
+	// TryReserve reserves n more bytes if they are free now.
+	TryReserve(n int64) bool
+	// Release returns n reserved bytes.
+	Release(n int64)
+	// Work runs fn on one of the push workers, waiting for a free one.
+	Work(ctx context.Context, fn func() error) error
+}
+
+// noGate is the gate of a call without a scheduler: no budget, no workers
+// beyond the engine's own.
+type noGate struct{}
+
+func (noGate) Reserve(_ context.Context, _, hi int64) (int64, error) { return hi, nil }
+func (noGate) TryReserve(int64) bool                                 { return true }
+func (noGate) Release(int64)                                         {}
+func (noGate) Work(_ context.Context, fn func() error) error         { return fn() }
 
 // SegmentSelector chooses the users of a segment.
 type SegmentSelector struct {
@@ -76,6 +109,7 @@ const (
 	EmptyUnknownUser                  // never seen (or forgotten)
 	EmptyNoHistory                    // no profile item the model knows
 	EmptyNoModel                      // no model loaded
+	EmptyHoldout                      // held out of the campaign (PushRequest.Holdout)
 )
 
 // PushResult is the answer for one user.
@@ -100,12 +134,13 @@ var errEnough = errors.New("enough users")
 // as filler; in addition it leaves out items pushed to the user within the
 // dedup window and items scoring below the minimum.
 //
-// Users are loaded pushLoadBlock at a time in one round trip, folded in one
-// by one and scored pushScoreBlock at a time with one matrix product
-// (mf.Model.ScoresBlock), the score blocks of a load block on up to
-// Config.PushWorkers goroutines; memory is bounded by the engine's
-// Config.PushWorkers score buffers (pushScoreBlock × items each), shared by
-// all calls, whatever the number of users and of concurrent calls.
+// Users are answered in rounds (pushRound): up to pushLoadBlock profiles
+// loaded in one round trip, folded in one by one and scored pushScoreBlock
+// at a time with one matrix product (mf.Model.ScoresBlock), the score
+// blocks on up to Config.PushWorkers goroutines, each inside req.Gate's
+// Work; the round's memory is reserved from req.Gate's budget. Score
+// buffers are the engine's Config.PushWorkers (pushScoreBlock × items
+// each), shared by all calls, whatever the number of users and of calls.
 // The model is loaded once: every answer of a call comes from the same
 // snapshot. Push stops at the first error of ctx, the store or emit, and
 // returns it.
@@ -118,25 +153,17 @@ func (e *Engine) Push(ctx context.Context, req PushRequest, emit func(PushResult
 	}
 	c := e.newPushCall(req)
 	run := func(ids []string, keep func(profile.Profile) bool) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		ps, err := e.cfg.PushProfiles.LoadMany(ctx, ids)
-		if err != nil {
-			return fmt.Errorf("load %d profiles: %w", len(ids), err)
-		}
-		if keep != nil {
-			ps = slices.DeleteFunc(ps, func(p profile.Profile) bool { return !keep(p) })
-		}
-		return e.pushBlock(ctx, c, ps, emit)
-	}
-	if req.Segment == nil {
-		for start := 0; start < len(req.UserIDs); start += pushLoadBlock {
-			if err := run(req.UserIDs[start:min(start+pushLoadBlock, len(req.UserIDs))], nil); err != nil {
+		for len(ids) > 0 {
+			n, err := e.pushRound(ctx, c, ids, keep, emit)
+			if err != nil {
 				return err
 			}
+			ids = ids[n:]
 		}
 		return nil
+	}
+	if req.Segment == nil {
+		return run(req.UserIDs, nil)
 	}
 	sel := *req.Segment
 	since, until := e.activityRange(sel.Lifecycle, c.now)
@@ -202,6 +229,11 @@ type pushCall struct {
 	capN       int       // per-category cap
 	dedupSince time.Time // items pushed since then are left out
 	blend      *blend.Blend
+	gate       PushGate
+	// profileEst is the bytes a round reserves per profile before loading
+	// it (adapted to what the call's rounds measured); answerEst bounds
+	// one user's answer.
+	profileEst, answerEst int64
 }
 
 func (e *Engine) newPushCall(req PushRequest) *pushCall {
@@ -214,11 +246,16 @@ func (e *Engine) newPushCall(req PushRequest) *pushCall {
 		c.capN = e.cfg.MaxPerCategory
 	}
 	c.dedupSince = c.now.Add(-req.DedupWindow)
+	c.gate = req.Gate
+	if c.gate == nil {
+		c.gate = noGate{}
+	}
+	c.profileEst, c.answerEst = initialProfileBytes, answerBytes(max(req.Count, 1))
 	return c
 }
 
-// pushBlock answers the users of ps, in order.
-func (e *Engine) pushBlock(ctx context.Context, c *pushCall, ps []profile.Profile, emit func(PushResult) error) error {
+// pushAnswers answers the users of ps, in order.
+func (e *Engine) pushAnswers(ctx context.Context, c *pushCall, ps []profile.Profile) ([]PushResult, error) {
 	m := c.m
 	version := ""
 	if m != nil {
@@ -228,6 +265,8 @@ func (e *Engine) pushBlock(ctx context.Context, c *pushCall, ps []profile.Profil
 	for i, p := range ps {
 		results[i] = PushResult{UserID: p.UserID, ModelVersion: version}
 		switch {
+		case c.req.Holdout != nil && c.req.Holdout(p.UserID):
+			results[i].Empty = EmptyHoldout
 		case p.OptedOut:
 			results[i].Empty = EmptyOptedOut
 		case p.FirstSeen.IsZero() && len(p.History) == 0 && len(p.Purchased) == 0:
@@ -240,32 +279,31 @@ func (e *Engine) pushBlock(ctx context.Context, c *pushCall, ps []profile.Profil
 		// The score blocks are independent: they run on up to PushWorkers
 		// goroutines, each with buffers from the engine's shared set (so
 		// concurrent calls share PushWorkers buffers and cores).
+		// With a scheduler's gate, a block runs only on one of its
+		// workers (shared by every call).
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(e.cfg.PushWorkers)
 		for start := 0; start < len(ps); start += pushScoreBlock {
 			end := min(start+pushScoreBlock, len(ps))
 			g.Go(func() error {
-				var b *pushBuffers
-				select {
-				case b = <-e.pushFree:
-				case <-gctx.Done():
-					return gctx.Err()
-				}
-				defer e.putPushBuffers(b)
-				b.fit(m.NumItems(), m.Factors())
-				return e.scoreBlock(c, b, ps[start:end], results[start:end])
+				return c.gate.Work(gctx, func() error {
+					var b *pushBuffers
+					select {
+					case b = <-e.pushFree:
+					case <-gctx.Done():
+						return gctx.Err()
+					}
+					defer e.putPushBuffers(b)
+					b.fit(m.NumItems(), m.Factors())
+					return e.scoreBlock(c, b, ps[start:end], results[start:end])
+				})
 			})
 		}
 		if err := g.Wait(); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	for _, r := range results {
-		if err := emit(r); err != nil {
-			return err
-		}
-	}
-	return nil
+	return results, nil
 }
 
 // scoreBlock fills the results of up to pushScoreBlock users whose Empty is
@@ -335,6 +373,7 @@ func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, r
 		}
 		a := &s.answer
 		a.reset(req.Count, c.capN)
+		a.capBrandsAndSellers(orDefault(req.MaxPerBrand, e.cfg.MaxPerBrand), orDefault(req.MaxPerSeller, e.cfg.MaxPerSeller))
 		e.selectRows(s, &s.filter, a, true, SourcePersonalized)
 		if req.HasMinScore {
 			// Items arrive best first: cut at the first one below.

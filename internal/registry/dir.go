@@ -21,6 +21,7 @@ import (
 //
 //	<dir>/<version>.rsm   the artifact (mf.Write), readable by mf.Read as is
 //	<dir>/<version>.json  the version's metadata, written after the artifact
+//	<dir>/<version>.report.html  the HTML evaluation report (report.go), if stored
 //	<dir>/CURRENT         the current version's name and a newline
 //	<dir>/.tmp-*          files being written; renamed into place when complete
 //
@@ -401,8 +402,10 @@ func (d *Dir) pruneErr(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		if err := os.Remove(d.file(v + artifactExt)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
+		for _, ext := range []string{artifactExt, reportExt} {
+			if err := os.Remove(d.file(v + ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
 		}
 	}
 

@@ -21,6 +21,7 @@ import (
 //
 //	B:v:<version>:chunk:<i>  STRING  artifact bytes [i·ChunkSize, (i+1)·ChunkSize)
 //	B:v:<version>:meta       HASH    info, chunks, chunk_size, size, crc32c, published_at
+//	B:v:<version>:report     STRING  the HTML evaluation report (report.go), if stored
 //	B:versions               ZSET    complete versions, scored by publish time (unix ms)
 //	B:current                STRING  the version servers serve
 //	B:announce               channel the new current version, published on every flip
@@ -415,7 +416,7 @@ func (r *Redis) Subscribe(ctx context.Context) (<-chan string, error) {
 }
 
 var pruneScript = redis.NewScript(`
--- KEYS[1] current, KEYS[2] versions, KEYS[3] meta, KEYS[4..] chunks; ARGV[1] version
+-- KEYS[1] current, KEYS[2] versions, KEYS[3] meta, KEYS[4] report, KEYS[5..] chunks; ARGV[1] version
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return 0
 end
@@ -449,7 +450,7 @@ func (r *Redis) pruneErr(ctx context.Context) error {
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return fmt.Errorf("version %s: %w", v, err)
 		}
-		keys := append([]string{r.currentKey(), r.versionsKey(), r.metaKey(v)}, r.chunkKeys(v, n)...)
+		keys := append([]string{r.currentKey(), r.versionsKey(), r.metaKey(v), r.reportKey(v)}, r.chunkKeys(v, n)...)
 		if err := pruneScript.Run(ctx, r.rdb, keys, v).Err(); err != nil {
 			return fmt.Errorf("version %s: %w", v, err)
 		}

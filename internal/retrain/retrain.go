@@ -24,6 +24,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/als"
@@ -107,6 +108,7 @@ type Config struct {
 	Blend bool
 
 	servingGiven bool
+	losses       *lossLog // Run's record of every fit's loss (Outcome.Losses)
 }
 
 // ListWriter stores bought-together lists (implemented by *cooccur.Store).
@@ -175,6 +177,48 @@ type Outcome struct {
 	Lists    int                // bought-together lists written
 	// Tuning is the hyperparameter search (nil when TuneBudget is 0).
 	Tuning *mf.Tuning
+	// Losses are the training loss per iteration of every ALS fit of the
+	// run (the holdout fit, the candidates' refits), in order: the HTML
+	// report's loss chart.
+	Losses []PhaseLoss
+}
+
+// PhaseLoss is the training loss of one fit, per iteration.
+type PhaseLoss struct {
+	Phase string
+	Loss  []float64
+}
+
+// lossLog collects the losses of a run's fits.
+type lossLog struct {
+	mu   sync.Mutex
+	fits []PhaseLoss
+}
+
+// start begins a fit's record and returns its index (-1 without a log).
+func (l *lossLog) start(phase string) int {
+	if l == nil {
+		return -1
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fits = append(l.fits, PhaseLoss{Phase: phase})
+	return len(l.fits) - 1
+}
+
+func (l *lossLog) add(i int, loss float64) {
+	if l == nil || i < 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fits[i].Loss = append(l.fits[i].Loss, loss)
+}
+
+func (l *lossLog) snapshot() []PhaseLoss {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.fits)
 }
 
 // badIDLogs is how many skipped events are logged one by one.
@@ -233,6 +277,8 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 	log := cfg.Logger
 	out := &Outcome{}
 	cfg.servingGiven = serving != nil
+	cfg.losses = &lossLog{}
+	defer func() { out.Losses = cfg.losses.snapshot() }()
 
 	start := cfg.Now()
 	col := eval.NewCollector(cfg.Weighting, cfg.AsOf)
@@ -364,9 +410,11 @@ func (c *Config) train(ctx context.Context, phase string, m *sparse.Matrix) (*mf
 	total := c.Hyper.Iterations
 	c.Logger.Info("training", "phase", phase, "users", m.Rows, "items", m.Cols, "interactions", m.NNZ(),
 		"factors", c.Hyper.Factors, "iterations", total)
+	fit := c.losses.start(phase)
 	res, err := als.Train(ctx, m, als.Config{
 		Hyperparameters: c.Hyper, Workers: c.Workers, ComputeLoss: true,
 		Progress: func(s als.IterationStats) {
+			c.losses.add(fit, s.Loss)
 			eta := time.Duration(total-s.Iteration) * s.Duration
 			c.Logger.Info("iteration", "phase", phase, "iteration", s.Iteration, "of", total, "loss", s.Loss,
 				"seconds", s.Duration.Seconds(), "eta_seconds", eta.Round(time.Second).Seconds())

@@ -69,6 +69,7 @@ var methodTable = map[string]policy{
 	recsysv1.ModelService_GetModel_FullMethodName:              {access.Operator, 5 * time.Second},
 	recsysv1.ModelService_ListModels_FullMethodName:            {access.Operator, 10 * time.Second},
 	recsysv1.ModelService_ActivateModel_FullMethodName:         {access.Operator, 10 * time.Second},
+	recsysv1.ModelService_GetModelReport_FullMethodName:        {access.Operator, 10 * time.Second},
 }
 
 // openServices answer anyone, without credentials or rate limit: health

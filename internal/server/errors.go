@@ -8,13 +8,17 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/pushsched"
 	"github.com/recsys-dev/recsys/internal/recommend"
 )
 
@@ -58,7 +62,12 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 	}
 	var ia *invalidArgument
 	var pub *public
+	var over *pushsched.LimitError
 	switch {
+	case errors.As(err, &over):
+		return retryLater(over.Error(), over.RetryAfter)
+	case errors.Is(err, pushsched.ErrTooLarge):
+		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.As(err, &ia):
 		return status.Error(codes.InvalidArgument, ia.Error())
 	case errors.As(err, &pub):
@@ -69,7 +78,8 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		return status.Error(codes.Canceled, "request cancelled")
 	case errors.Is(err, catalog.ErrInvalidRules), errors.Is(err, catalog.ErrUnknownAttribute):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, catalog.ErrRulesFull), errors.Is(err, recommend.ErrNoPushProfiles):
+	case errors.Is(err, catalog.ErrRulesFull), errors.Is(err, recommend.ErrNoPushProfiles),
+		errors.Is(err, pushsched.ErrCampaignMismatch), errors.Is(err, pushsched.ErrNoCampaigns):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case isUnavailable(err):
 		log.WarnContext(ctx, "backend unavailable", "method", method, "err", err)
@@ -77,6 +87,16 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 	}
 	log.ErrorContext(ctx, "internal error", "method", method, "err", err)
 	return status.Error(codes.Internal, "internal error")
+}
+
+// retryLater is ResourceExhausted with a RetryInfo detail saying when to
+// retry.
+func retryLater(msg string, after time.Duration) error {
+	st := status.New(codes.ResourceExhausted, msg)
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(after)}); err == nil {
+		return d.Err()
+	}
+	return st.Err()
 }
 
 // isUnavailable recognizes a Redis (or network) outage, as opposed to a bug.

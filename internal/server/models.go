@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -62,6 +63,45 @@ func (s *modelService) ActivateModel(ctx context.Context, req *recsysv1.Activate
 	info := toProtoModel(v.Info)
 	info.Current = true
 	return &recsysv1.ActivateModelResponse{Model: info}, nil
+}
+
+// ModelReports reads the HTML reports stored with versions (implemented by
+// *registry.Redis and *registry.Dir); a ModelRegistry without it answers
+// GetModelReport with FailedPrecondition.
+type ModelReports interface {
+	Report(ctx context.Context, version string) ([]byte, error)
+}
+
+var _ ModelReports = registry.ReportStore(nil)
+
+// GetModelReport returns the report stored with a version (by default the
+// serving one).
+func (s *modelService) GetModelReport(ctx context.Context, req *recsysv1.GetModelReportRequest) (*recsysv1.GetModelReportResponse, error) {
+	reports, ok := s.registry.(ModelReports)
+	if !ok {
+		return nil, PreconditionError(errors.New("this server's model registry keeps no reports"))
+	}
+	version := req.GetVersion()
+	if version == "" {
+		m := s.serving.Model()
+		if m == nil {
+			return nil, PreconditionError(errors.New("no model is serving; name a version"))
+		}
+		version = m.Version()
+	}
+	html, err := reports.Report(ctx, version)
+	switch {
+	case errors.Is(err, registry.ErrUnknownVersion):
+		return nil, NotFoundError(fmt.Errorf("version %q: %w", version, err))
+	case errors.Is(err, registry.ErrNoReport):
+		return nil, NotFoundError(fmt.Errorf("version %q: %w (it was published without recsys-train's report)", version, err))
+	case err != nil:
+		return nil, err
+	}
+	if !utf8.Valid(html) {
+		return nil, fmt.Errorf("report of %s is not UTF-8", version)
+	}
+	return &recsysv1.GetModelReportResponse{Version: version, Html: string(html)}, nil
 }
 
 func (s *modelService) GetModel(ctx context.Context, _ *recsysv1.GetModelRequest) (*recsysv1.GetModelResponse, error) {

@@ -5,21 +5,30 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"google.golang.org/grpc"
 
 	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/pushsched"
 	"github.com/recsys-dev/recsys/internal/recommend"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
 // Pusher picks the items of push campaigns (implemented by
-// *recommend.Engine).
+// *pushsched.Scheduler, over the engine).
 type Pusher interface {
-	Push(ctx context.Context, req recommend.PushRequest, emit func(recommend.PushResult) error) error
+	Push(ctx context.Context, req pushsched.Request, emit func(recommend.PushResult) error) error
 }
 
-var _ Pusher = (*recommend.Engine)(nil)
+var _ Pusher = (*pushsched.Scheduler)(nil)
+
+// maxCampaignID bounds BatchRecommendRequest.campaign_id (bytes).
+const maxCampaignID = 128
+
+// maxHoldoutShare bounds BatchRecommendRequest.holdout_share: a holdout
+// larger than the pushed group measures little more and costs sends.
+const maxHoldoutShare = 0.5
 
 // maxSegmentUsers bounds SegmentSelector.max_users.
 const maxSegmentUsers = 1_000_000
@@ -37,6 +46,8 @@ func (s *recommendationService) BatchRecommend(req *recsysv1.BatchRecommendReque
 		Filter:         fromProtoFilter(req.GetFilter()),
 		Exclude:        req.GetExcludeItemIds(),
 		MaxPerCategory: int(req.GetMaxPerCategory()),
+		MaxPerBrand:    int(req.GetMaxPerBrand()),
+		MaxPerSeller:   int(req.GetMaxPerSeller()),
 	}
 	if sel := req.GetSegment(); sel != nil {
 		r.Segment = &recommend.SegmentSelector{
@@ -46,7 +57,9 @@ func (s *recommendationService) BatchRecommend(req *recsysv1.BatchRecommendReque
 			MaxUsers:    int(sel.GetMaxUsers()),
 		}
 	}
-	return s.push.Push(stream.Context(), r, func(res recommend.PushResult) error {
+	pr := pushsched.Request{PushRequest: r, Channel: pushsched.Channel(req.GetChannel()), // the numbers match
+		Campaign: req.GetCampaignId(), HoldoutShare: req.GetHoldoutShare()}
+	return s.push.Push(stream.Context(), pr, func(res recommend.PushResult) error {
 		return stream.Send(&recsysv1.BatchRecommendResponse{
 			UserId:           res.UserID,
 			Items:            toScored(res.Items),
@@ -68,8 +81,30 @@ func (v *validator) batchRecommend(r *recsysv1.BatchRecommendRequest) error {
 	if err := v.ids("user_ids", r.GetUserIds(), v.l.MaxPushUsers, false); err != nil {
 		return err
 	}
-	if err := v.count(r.GetCount()); err != nil {
-		return err
+	if c := r.GetCount(); c != 0 { // 0: the channel's default
+		if err := v.count(c); err != nil {
+			return err
+		}
+	}
+	switch ch := r.GetChannel(); ch {
+	case recsysv1.PushChannel_PUSH_CHANNEL_UNSPECIFIED, recsysv1.PushChannel_PUSH_CHANNEL_APP_PUSH,
+		recsysv1.PushChannel_PUSH_CHANNEL_EMAIL, recsysv1.PushChannel_PUSH_CHANNEL_SMS, recsysv1.PushChannel_PUSH_CHANNEL_OTHER:
+	default:
+		return invalid("channel", fmt.Sprintf("unknown value %d", int32(ch)))
+	}
+	if id := r.GetCampaignId(); len(id) > maxCampaignID || strings.TrimSpace(id) != id {
+		return invalid("campaign_id", fmt.Sprintf("must be at most %d bytes without leading or trailing white space, got %d bytes", maxCampaignID, len(id)))
+	}
+	if h := r.GetHoldoutShare(); math.IsNaN(h) || h < 0 || h > maxHoldoutShare {
+		return invalid("holdout_share", fmt.Sprintf("must be within 0..%v, got %v", maxHoldoutShare, h))
+	} else if h > 0 && r.GetCampaignId() == "" {
+		return invalid("holdout_share", "needs campaign_id (the holdout is drawn per campaign)")
+	}
+	if n := r.GetMaxPerBrand(); n < 0 {
+		return invalid("max_per_brand", fmt.Sprintf("must be >= 0 (0: the server's default), got %d", n))
+	}
+	if n := r.GetMaxPerSeller(); n < 0 {
+		return invalid("max_per_seller", fmt.Sprintf("must be >= 0 (0: the server's default), got %d", n))
 	}
 	if r.MinScore != nil {
 		if m := float64(r.GetMinScore()); math.IsNaN(m) || math.IsInf(m, 0) {

@@ -1,7 +1,9 @@
 // Package server is the gRPC edge of recsysd: it registers the v1 services,
 // grpc.health.v1 and reflection, and builds the interceptor chain. In order:
 //
-//	metrics, logging               every call, as the caller saw it
+//	metrics, logging               every call, as the caller saw it (a failed call at
+//	                               INFO or above, a successful one at DEBUG, with the
+//	                               caller and the recommendation id: calllog.go)
 //	auth (selector)                who calls (token or client certificate), may it call this method
 //	rate limit (selector)          a token bucket per caller
 //	deadline cap                   bounds the context by the method's maximum
@@ -34,6 +36,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/selector"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -49,6 +52,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/tracing"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
@@ -84,6 +88,10 @@ type Config struct {
 	// MaxConcurrentStreams bounds the calls in flight on one connection;
 	// default 1024.
 	MaxConcurrentStreams uint32
+	// TracerProvider, when set, opens a server span per RPC (health
+	// checks excepted) and continues the caller's trace (internal/tracing);
+	// nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Deps are the parts the services use.
@@ -134,6 +142,7 @@ type Server struct {
 	backendUp   atomic.Bool
 	everUp      atomic.Bool
 	canFallback bool
+	tp          trace.TracerProvider // nil: no tracing
 }
 
 // Services lists the names health reports on, besides the overall "".
@@ -196,7 +205,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 	codec := newRequestCodec()
 	az := &authorizer{authn: cfg.Auth, log: log}
 	limiter := newRateLimiter(cfg.RateLimits, cfg.Now, m)
-	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(callLogLevel),
+		logging.WithFieldsFromContext(callLogFields)}
+	notesStart, notesStartStream := callNotes()
+	notesFill, notesFillStream := noteCall()
 	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
@@ -211,8 +223,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 		grpc.ChainUnaryInterceptor(
 			codec.takeDecodeError(), // bookkeeping only; must see every call first
 			rpcMetrics.UnaryServerInterceptor(),
+			notesStart,
 			logging.UnaryServerInterceptor(interceptorLogger(log), logOpts...),
 			selector.UnaryServerInterceptor(auth.UnaryServerInterceptor(az.authenticate), guarded),
+			notesFill,
 			selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(limiter), guarded),
 			caps.unary(),
 			errorMapping(log),
@@ -222,14 +236,19 @@ func New(cfg Config, d Deps) (*Server, error) {
 		),
 		grpc.ChainStreamInterceptor(
 			rpcMetrics.StreamServerInterceptor(),
+			notesStartStream,
 			logging.StreamServerInterceptor(interceptorLogger(log), logOpts...),
 			selector.StreamServerInterceptor(auth.StreamServerInterceptor(az.authenticate), guarded),
+			notesFillStream,
 			selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(limiter), guarded),
 			caps.stream(),
 			streamErrorMapping(log),
 			streamValidation(codec, v),
 			recovery.StreamServerInterceptor(recoverOpt),
 		),
+	}
+	if cfg.TracerProvider != nil {
+		opts = append(opts, grpc.StatsHandler(tracing.GRPCServerHandler(cfg.TracerProvider)))
 	}
 	// inproc has every option and interceptor of g but TLS: its
 	// connections never leave the process (an in-memory pipe).
@@ -239,7 +258,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	g := grpc.NewServer(opts...)
 	s := &Server{grpc: g, inproc: inproc, pipe: bufconn.Listen(1 << 20), metrics: rpcMetrics, extra: append(m.Collectors(), codec.unencodable), log: log,
-		canFallback: d.Fallback != nil}
+		canFallback: d.Fallback != nil, tp: cfg.TracerProvider}
 	s.backendUp.Store(true)
 	deg := &degradation{fallback: d.Fallback, log: log, metrics: m, now: cfg.Now}
 	// The services are registered on the network server and on the
@@ -395,8 +414,16 @@ func (s *Server) ServeInProcess() error {
 // do not exist in process: its callers authenticate by token. The HTTP/JSON
 // gateway (internal/httpapi) calls the server this way, so its answers are
 // the gRPC ones by construction rather than by a second copy of the rules.
+//
+// With tracing on, the connection sends the caller's trace context along,
+// so the server spans of its calls join the HTTP request's trace.
 func (s *Server) DialInProcess() (*grpc.ClientConn, error) {
-	return grpc.NewClient("passthrough:///in-process",
+	opts := []grpc.DialOption{
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return s.pipe.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	}
+	if s.tp != nil {
+		opts = append(opts, grpc.WithStatsHandler(tracing.GRPCClientHandler(s.tp)))
+	}
+	return grpc.NewClient("passthrough:///in-process", opts...)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/kpi"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/pushsched"
 	"github.com/recsys-dev/recsys/internal/recommend"
 	"github.com/recsys-dev/recsys/internal/redistest"
 	"github.com/recsys-dev/recsys/internal/server"
@@ -53,23 +54,25 @@ func (c *clock) Advance(d time.Duration) {
 
 // env is one server on a real Redis with its clients.
 type env struct {
-	clock    *clock
-	engine   *recommend.Engine
-	store    *profile.Store
-	cache    *catalog.Cache
-	rules    *catalog.RulesCache
-	trending *recommend.Popular
-	arrivals *recommend.Arrivals
-	srv      *server.Server
-	attr     *attribution.Store // with envOptions.attribution
-	kpi      *kpi.Store         // with envOptions.attribution
-	prefix   string
-	conn     *grpc.ClientConn
-	rec      recsysv1.RecommendationServiceClient
-	events   recsysv1.EventServiceClient
-	catalog  recsysv1.CatalogServiceClient
-	models   recsysv1.ModelServiceClient
-	health   healthpb.HealthClient
+	clock     *clock
+	engine    *recommend.Engine
+	store     *profile.Store
+	cache     *catalog.Cache
+	rules     *catalog.RulesCache
+	trending  *recommend.Popular
+	arrivals  *recommend.Arrivals
+	srv       *server.Server
+	campaigns *pushsched.Campaigns
+	push      *pushsched.Scheduler // the server's, unless envOptions.server replaced it
+	attr      *attribution.Store   // with envOptions.attribution
+	kpi       *kpi.Store           // with envOptions.attribution
+	prefix    string
+	conn      *grpc.ClientConn
+	rec       recsysv1.RecommendationServiceClient
+	events    recsysv1.EventServiceClient
+	catalog   recsysv1.CatalogServiceClient
+	models    recsysv1.ModelServiceClient
+	health    healthpb.HealthClient
 }
 
 // plantedModel has two clusters of items: "a0".."a9" point one way, "b0".."b9"
@@ -174,9 +177,17 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 		eng.SetModel(plantedModel(t, "v1"))
 	}
 	cfg := server.Config{Now: clk.Now}
+	campaigns, err := pushsched.NewCampaigns(rdb, pushsched.CampaignConfig{Prefix: prefix, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pusher, err := pushsched.New(pushsched.Config{StreamsPerCaller: 64}, eng, campaigns)
+	if err != nil {
+		t.Fatal(err)
+	}
 	deps := server.Deps{
 		Logger: log, Recommender: eng, Serving: eng, Profiles: store, Catalog: catStore, Rules: catStore, CatalogView: cache,
-		Pusher: eng, Search: catalog.NewSearchIndex(cache, clk.Now),
+		Pusher: pusher, Search: catalog.NewSearchIndex(cache, clk.Now),
 	}
 	var attr *attribution.Store
 	var counters *kpi.Store
@@ -215,7 +226,7 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 	conn := serve(t, srv)
 	return &env{
 		clock: clk, engine: eng, store: store, cache: cache, rules: rules, trending: trending, arrivals: arrivals,
-		srv: srv, prefix: prefix, conn: conn, attr: attr, kpi: counters,
+		srv: srv, prefix: prefix, conn: conn, attr: attr, kpi: counters, campaigns: campaigns, push: pusher,
 		rec:     recsysv1.NewRecommendationServiceClient(conn),
 		events:  recsysv1.NewEventServiceClient(conn),
 		catalog: recsysv1.NewCatalogServiceClient(conn),

@@ -154,6 +154,10 @@ func (v *validator) check(req any) error {
 		if len(r.GetVersion()) > v.l.MaxIDBytes || !utf8.ValidString(r.GetVersion()) {
 			return invalid("version", "not a valid version string")
 		}
+	case *recsysv1.GetModelReportRequest:
+		if len(r.GetVersion()) > v.l.MaxIDBytes || !utf8.ValidString(r.GetVersion()) {
+			return invalid("version", "not a valid version string")
+		}
 	}
 	return nil
 }

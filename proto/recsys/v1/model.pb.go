@@ -391,6 +391,108 @@ func (x *ActivateModelResponse) GetModel() *ModelInfo {
 	return nil
 }
 
+// GetModelReportRequest names the version whose report to return.
+type GetModelReportRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A kept version; empty: the version this server serves.
+	Version       string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetModelReportRequest) Reset() {
+	*x = GetModelReportRequest{}
+	mi := &file_recsys_v1_model_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetModelReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetModelReportRequest) ProtoMessage() {}
+
+func (x *GetModelReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_model_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetModelReportRequest.ProtoReflect.Descriptor instead.
+func (*GetModelReportRequest) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_model_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetModelReportRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+// GetModelReportResponse carries the report.
+type GetModelReportResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version the report belongs to.
+	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The report: one self-contained HTML document (inline SVG charts, no
+	// script, nothing fetched), UTF-8.
+	Html          string `protobuf:"bytes,2,opt,name=html,proto3" json:"html,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetModelReportResponse) Reset() {
+	*x = GetModelReportResponse{}
+	mi := &file_recsys_v1_model_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetModelReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetModelReportResponse) ProtoMessage() {}
+
+func (x *GetModelReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_model_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetModelReportResponse.ProtoReflect.Descriptor instead.
+func (*GetModelReportResponse) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_model_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetModelReportResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *GetModelReportResponse) GetHtml() string {
+	if x != nil {
+		return x.Html
+	}
+	return ""
+}
+
 var File_recsys_v1_model_proto protoreflect.FileDescriptor
 
 const file_recsys_v1_model_proto_rawDesc = "" +
@@ -421,12 +523,18 @@ const file_recsys_v1_model_proto_rawDesc = "" +
 	"\x14ActivateModelRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\"C\n" +
 	"\x15ActivateModelResponse\x12*\n" +
-	"\x05model\x18\x01 \x01(\v2\x14.recsys.v1.ModelInfoR\x05model2\xf2\x01\n" +
+	"\x05model\x18\x01 \x01(\v2\x14.recsys.v1.ModelInfoR\x05model\"1\n" +
+	"\x15GetModelReportRequest\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\"F\n" +
+	"\x16GetModelReportResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x12\n" +
+	"\x04html\x18\x02 \x01(\tR\x04html2\xc9\x02\n" +
 	"\fModelService\x12C\n" +
 	"\bGetModel\x12\x1a.recsys.v1.GetModelRequest\x1a\x1b.recsys.v1.GetModelResponse\x12I\n" +
 	"\n" +
 	"ListModels\x12\x1c.recsys.v1.ListModelsRequest\x1a\x1d.recsys.v1.ListModelsResponse\x12R\n" +
-	"\rActivateModel\x12\x1f.recsys.v1.ActivateModelRequest\x1a .recsys.v1.ActivateModelResponseB7Z5github.com/recsys-dev/recsys/proto/recsys/v1;recsysv1b\x06proto3"
+	"\rActivateModel\x12\x1f.recsys.v1.ActivateModelRequest\x1a .recsys.v1.ActivateModelResponse\x12U\n" +
+	"\x0eGetModelReport\x12 .recsys.v1.GetModelReportRequest\x1a!.recsys.v1.GetModelReportResponseB7Z5github.com/recsys-dev/recsys/proto/recsys/v1;recsysv1b\x06proto3"
 
 var (
 	file_recsys_v1_model_proto_rawDescOnce sync.Once
@@ -440,37 +548,41 @@ func file_recsys_v1_model_proto_rawDescGZIP() []byte {
 	return file_recsys_v1_model_proto_rawDescData
 }
 
-var file_recsys_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_recsys_v1_model_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_recsys_v1_model_proto_goTypes = []any{
-	(*ModelInfo)(nil),             // 0: recsys.v1.ModelInfo
-	(*GetModelRequest)(nil),       // 1: recsys.v1.GetModelRequest
-	(*GetModelResponse)(nil),      // 2: recsys.v1.GetModelResponse
-	(*ListModelsRequest)(nil),     // 3: recsys.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),    // 4: recsys.v1.ListModelsResponse
-	(*ActivateModelRequest)(nil),  // 5: recsys.v1.ActivateModelRequest
-	(*ActivateModelResponse)(nil), // 6: recsys.v1.ActivateModelResponse
-	nil,                           // 7: recsys.v1.ModelInfo.HyperparametersEntry
-	nil,                           // 8: recsys.v1.ModelInfo.MetricsEntry
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*ModelInfo)(nil),              // 0: recsys.v1.ModelInfo
+	(*GetModelRequest)(nil),        // 1: recsys.v1.GetModelRequest
+	(*GetModelResponse)(nil),       // 2: recsys.v1.GetModelResponse
+	(*ListModelsRequest)(nil),      // 3: recsys.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),     // 4: recsys.v1.ListModelsResponse
+	(*ActivateModelRequest)(nil),   // 5: recsys.v1.ActivateModelRequest
+	(*ActivateModelResponse)(nil),  // 6: recsys.v1.ActivateModelResponse
+	(*GetModelReportRequest)(nil),  // 7: recsys.v1.GetModelReportRequest
+	(*GetModelReportResponse)(nil), // 8: recsys.v1.GetModelReportResponse
+	nil,                            // 9: recsys.v1.ModelInfo.HyperparametersEntry
+	nil,                            // 10: recsys.v1.ModelInfo.MetricsEntry
+	(*timestamppb.Timestamp)(nil),  // 11: google.protobuf.Timestamp
 }
 var file_recsys_v1_model_proto_depIdxs = []int32{
-	9, // 0: recsys.v1.ModelInfo.trained_at:type_name -> google.protobuf.Timestamp
-	7, // 1: recsys.v1.ModelInfo.hyperparameters:type_name -> recsys.v1.ModelInfo.HyperparametersEntry
-	8, // 2: recsys.v1.ModelInfo.metrics:type_name -> recsys.v1.ModelInfo.MetricsEntry
-	0, // 3: recsys.v1.GetModelResponse.model:type_name -> recsys.v1.ModelInfo
-	0, // 4: recsys.v1.ListModelsResponse.models:type_name -> recsys.v1.ModelInfo
-	0, // 5: recsys.v1.ActivateModelResponse.model:type_name -> recsys.v1.ModelInfo
-	1, // 6: recsys.v1.ModelService.GetModel:input_type -> recsys.v1.GetModelRequest
-	3, // 7: recsys.v1.ModelService.ListModels:input_type -> recsys.v1.ListModelsRequest
-	5, // 8: recsys.v1.ModelService.ActivateModel:input_type -> recsys.v1.ActivateModelRequest
-	2, // 9: recsys.v1.ModelService.GetModel:output_type -> recsys.v1.GetModelResponse
-	4, // 10: recsys.v1.ModelService.ListModels:output_type -> recsys.v1.ListModelsResponse
-	6, // 11: recsys.v1.ModelService.ActivateModel:output_type -> recsys.v1.ActivateModelResponse
-	9, // [9:12] is the sub-list for method output_type
-	6, // [6:9] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	11, // 0: recsys.v1.ModelInfo.trained_at:type_name -> google.protobuf.Timestamp
+	9,  // 1: recsys.v1.ModelInfo.hyperparameters:type_name -> recsys.v1.ModelInfo.HyperparametersEntry
+	10, // 2: recsys.v1.ModelInfo.metrics:type_name -> recsys.v1.ModelInfo.MetricsEntry
+	0,  // 3: recsys.v1.GetModelResponse.model:type_name -> recsys.v1.ModelInfo
+	0,  // 4: recsys.v1.ListModelsResponse.models:type_name -> recsys.v1.ModelInfo
+	0,  // 5: recsys.v1.ActivateModelResponse.model:type_name -> recsys.v1.ModelInfo
+	1,  // 6: recsys.v1.ModelService.GetModel:input_type -> recsys.v1.GetModelRequest
+	3,  // 7: recsys.v1.ModelService.ListModels:input_type -> recsys.v1.ListModelsRequest
+	5,  // 8: recsys.v1.ModelService.ActivateModel:input_type -> recsys.v1.ActivateModelRequest
+	7,  // 9: recsys.v1.ModelService.GetModelReport:input_type -> recsys.v1.GetModelReportRequest
+	2,  // 10: recsys.v1.ModelService.GetModel:output_type -> recsys.v1.GetModelResponse
+	4,  // 11: recsys.v1.ModelService.ListModels:output_type -> recsys.v1.ListModelsResponse
+	6,  // 12: recsys.v1.ModelService.ActivateModel:output_type -> recsys.v1.ActivateModelResponse
+	8,  // 13: recsys.v1.ModelService.GetModelReport:output_type -> recsys.v1.GetModelReportResponse
+	10, // [10:14] is the sub-list for method output_type
+	6,  // [6:10] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_recsys_v1_model_proto_init() }
@@ -484,7 +596,7 @@ func file_recsys_v1_model_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_v1_model_proto_rawDesc), len(file_recsys_v1_model_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

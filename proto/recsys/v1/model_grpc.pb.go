@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ModelService_GetModel_FullMethodName      = "/recsys.v1.ModelService/GetModel"
-	ModelService_ListModels_FullMethodName    = "/recsys.v1.ModelService/ListModels"
-	ModelService_ActivateModel_FullMethodName = "/recsys.v1.ModelService/ActivateModel"
+	ModelService_GetModel_FullMethodName       = "/recsys.v1.ModelService/GetModel"
+	ModelService_ListModels_FullMethodName     = "/recsys.v1.ModelService/ListModels"
+	ModelService_ActivateModel_FullMethodName  = "/recsys.v1.ModelService/ActivateModel"
+	ModelService_GetModelReport_FullMethodName = "/recsys.v1.ModelService/GetModelReport"
 )
 
 // ModelServiceClient is the client API for ModelService service.
@@ -38,6 +39,10 @@ type ModelServiceClient interface {
 	// ActivateModel makes a published version the current one on every server
 	// (for example to roll back). The version must still be kept.
 	ActivateModel(ctx context.Context, in *ActivateModelRequest, opts ...grpc.CallOption) (*ActivateModelResponse, error)
+	// GetModelReport returns the HTML evaluation report recsys-train stored
+	// with a version: quality curves of the model and its baselines, coverage,
+	// the quality gate's decision (operator role).
+	GetModelReport(ctx context.Context, in *GetModelReportRequest, opts ...grpc.CallOption) (*GetModelReportResponse, error)
 }
 
 type modelServiceClient struct {
@@ -78,6 +83,16 @@ func (c *modelServiceClient) ActivateModel(ctx context.Context, in *ActivateMode
 	return out, nil
 }
 
+func (c *modelServiceClient) GetModelReport(ctx context.Context, in *GetModelReportRequest, opts ...grpc.CallOption) (*GetModelReportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetModelReportResponse)
+	err := c.cc.Invoke(ctx, ModelService_GetModelReport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ModelServiceServer is the server API for ModelService service.
 // All implementations must embed UnimplementedModelServiceServer
 // for forward compatibility.
@@ -92,6 +107,10 @@ type ModelServiceServer interface {
 	// ActivateModel makes a published version the current one on every server
 	// (for example to roll back). The version must still be kept.
 	ActivateModel(context.Context, *ActivateModelRequest) (*ActivateModelResponse, error)
+	// GetModelReport returns the HTML evaluation report recsys-train stored
+	// with a version: quality curves of the model and its baselines, coverage,
+	// the quality gate's decision (operator role).
+	GetModelReport(context.Context, *GetModelReportRequest) (*GetModelReportResponse, error)
 	mustEmbedUnimplementedModelServiceServer()
 }
 
@@ -110,6 +129,9 @@ func (UnimplementedModelServiceServer) ListModels(context.Context, *ListModelsRe
 }
 func (UnimplementedModelServiceServer) ActivateModel(context.Context, *ActivateModelRequest) (*ActivateModelResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ActivateModel not implemented")
+}
+func (UnimplementedModelServiceServer) GetModelReport(context.Context, *GetModelReportRequest) (*GetModelReportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetModelReport not implemented")
 }
 func (UnimplementedModelServiceServer) mustEmbedUnimplementedModelServiceServer() {}
 func (UnimplementedModelServiceServer) testEmbeddedByValue()                      {}
@@ -186,6 +208,24 @@ func _ModelService_ActivateModel_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ModelService_GetModelReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetModelReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ModelServiceServer).GetModelReport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ModelService_GetModelReport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ModelServiceServer).GetModelReport(ctx, req.(*GetModelReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ModelService_ServiceDesc is the grpc.ServiceDesc for ModelService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -204,6 +244,10 @@ var ModelService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ActivateModel",
 			Handler:    _ModelService_ActivateModel_Handler,
+		},
+		{
+			MethodName: "GetModelReport",
+			Handler:    _ModelService_GetModelReport_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

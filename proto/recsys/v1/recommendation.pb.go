@@ -344,6 +344,67 @@ func (Source) EnumDescriptor() ([]byte, []int) {
 	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{4}
 }
 
+// PushChannel is where a push campaign's items are sent.
+type PushChannel int32
+
+const (
+	// Not said; counted as PUSH_CHANNEL_OTHER.
+	PushChannel_PUSH_CHANNEL_UNSPECIFIED PushChannel = 0
+	// A mobile app notification.
+	PushChannel_PUSH_CHANNEL_APP_PUSH PushChannel = 1
+	// An e-mail.
+	PushChannel_PUSH_CHANNEL_EMAIL PushChannel = 2
+	// A text message.
+	PushChannel_PUSH_CHANNEL_SMS PushChannel = 3
+	// Any other channel.
+	PushChannel_PUSH_CHANNEL_OTHER PushChannel = 4
+)
+
+// Enum value maps for PushChannel.
+var (
+	PushChannel_name = map[int32]string{
+		0: "PUSH_CHANNEL_UNSPECIFIED",
+		1: "PUSH_CHANNEL_APP_PUSH",
+		2: "PUSH_CHANNEL_EMAIL",
+		3: "PUSH_CHANNEL_SMS",
+		4: "PUSH_CHANNEL_OTHER",
+	}
+	PushChannel_value = map[string]int32{
+		"PUSH_CHANNEL_UNSPECIFIED": 0,
+		"PUSH_CHANNEL_APP_PUSH":    1,
+		"PUSH_CHANNEL_EMAIL":       2,
+		"PUSH_CHANNEL_SMS":         3,
+		"PUSH_CHANNEL_OTHER":       4,
+	}
+)
+
+func (x PushChannel) Enum() *PushChannel {
+	p := new(PushChannel)
+	*p = x
+	return p
+}
+
+func (x PushChannel) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PushChannel) Descriptor() protoreflect.EnumDescriptor {
+	return file_recsys_v1_recommendation_proto_enumTypes[5].Descriptor()
+}
+
+func (PushChannel) Type() protoreflect.EnumType {
+	return &file_recsys_v1_recommendation_proto_enumTypes[5]
+}
+
+func (x PushChannel) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PushChannel.Descriptor instead.
+func (PushChannel) EnumDescriptor() ([]byte, []int) {
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{5}
+}
+
 // PushEmptyReason says why a user gets nothing.
 type PushEmptyReason int32
 
@@ -361,6 +422,9 @@ const (
 	PushEmptyReason_PUSH_EMPTY_REASON_NO_HISTORY PushEmptyReason = 4
 	// The server has no model loaded.
 	PushEmptyReason_PUSH_EMPTY_REASON_NO_MODEL PushEmptyReason = 5
+	// The user is in the campaign's holdout (`holdout_share`): nothing is
+	// sent, so the campaign's effect can be measured against them.
+	PushEmptyReason_PUSH_EMPTY_REASON_HOLDOUT PushEmptyReason = 6
 )
 
 // Enum value maps for PushEmptyReason.
@@ -372,6 +436,7 @@ var (
 		3: "PUSH_EMPTY_REASON_UNKNOWN_USER",
 		4: "PUSH_EMPTY_REASON_NO_HISTORY",
 		5: "PUSH_EMPTY_REASON_NO_MODEL",
+		6: "PUSH_EMPTY_REASON_HOLDOUT",
 	}
 	PushEmptyReason_value = map[string]int32{
 		"PUSH_EMPTY_REASON_UNSPECIFIED":        0,
@@ -380,6 +445,7 @@ var (
 		"PUSH_EMPTY_REASON_UNKNOWN_USER":       3,
 		"PUSH_EMPTY_REASON_NO_HISTORY":         4,
 		"PUSH_EMPTY_REASON_NO_MODEL":           5,
+		"PUSH_EMPTY_REASON_HOLDOUT":            6,
 	}
 )
 
@@ -394,11 +460,11 @@ func (x PushEmptyReason) String() string {
 }
 
 func (PushEmptyReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_recsys_v1_recommendation_proto_enumTypes[5].Descriptor()
+	return file_recsys_v1_recommendation_proto_enumTypes[6].Descriptor()
 }
 
 func (PushEmptyReason) Type() protoreflect.EnumType {
-	return &file_recsys_v1_recommendation_proto_enumTypes[5]
+	return &file_recsys_v1_recommendation_proto_enumTypes[6]
 }
 
 func (x PushEmptyReason) Number() protoreflect.EnumNumber {
@@ -407,7 +473,7 @@ func (x PushEmptyReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PushEmptyReason.Descriptor instead.
 func (PushEmptyReason) EnumDescriptor() ([]byte, []int) {
-	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{5}
+	return file_recsys_v1_recommendation_proto_rawDescGZIP(), []int{6}
 }
 
 // RankItemsRequest asks for a caller's candidate items ordered for one user.
@@ -1589,7 +1655,8 @@ type BatchRecommendRequest struct {
 	// The users of a segment (EventService.GetProfile shows a user's
 	// segment), enumerated from the server's index of recently active users.
 	Segment *SegmentSelector `protobuf:"bytes,2,opt,name=segment,proto3" json:"segment,omitempty"`
-	// Items per user, 1 to 500.
+	// Items per user, 1 to 500; 0: the server's default for `channel`
+	// (`--push-count-*`).
 	Count int32 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
 	// The least model score an item needs to be sent; unset: no minimum.
 	// The score is the model's, yᵢᵀx (the same as Recommend's personalized
@@ -1609,8 +1676,30 @@ type BatchRecommendRequest struct {
 	// default; must not be negative. Unlike Recommend, items over the cap
 	// are never used to fill the answer.
 	MaxPerCategory int32 `protobuf:"varint,8,opt,name=max_per_category,json=maxPerCategory,proto3" json:"max_per_category,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The campaign this call belongs to (at most 128 bytes of valid UTF-8):
+	// with it, who was targeted and who was held out is stored for the
+	// campaign's report. Several calls may share one campaign (a long list
+	// sent in parts); they must then share `holdout_share`.
+	CampaignId string `protobuf:"bytes,9,opt,name=campaign_id,json=campaignId,proto3" json:"campaign_id,omitempty"`
+	// The share of the campaign's users held out, in [0, 0.5]: they are
+	// answered with no items and PUSH_EMPTY_REASON_HOLDOUT, so their later
+	// visits and purchases can be compared with those of the users pushed
+	// to. A user is held out by a hash of `campaign_id` and the user id:
+	// the same user in the same campaign always lands on the same side.
+	// Needs `campaign_id`.
+	HoldoutShare float64 `protobuf:"fixed64,10,opt,name=holdout_share,json=holdoutShare,proto3" json:"holdout_share,omitempty"`
+	// Where the items will be sent: sets the default `count` and labels the
+	// push metrics.
+	Channel PushChannel `protobuf:"varint,11,opt,name=channel,proto3,enum=recsys.v1.PushChannel" json:"channel,omitempty"`
+	// At most this many items of one brand (Item.brand) per user; 0: the
+	// server's default; must not be negative. Like `max_per_category`, a
+	// hard cap.
+	MaxPerBrand int32 `protobuf:"varint,12,opt,name=max_per_brand,json=maxPerBrand,proto3" json:"max_per_brand,omitempty"`
+	// At most this many items of one seller (Item.seller) per user,
+	// likewise.
+	MaxPerSeller  int32 `protobuf:"varint,13,opt,name=max_per_seller,json=maxPerSeller,proto3" json:"max_per_seller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BatchRecommendRequest) Reset() {
@@ -1695,6 +1784,41 @@ func (x *BatchRecommendRequest) GetExcludeItemIds() []string {
 func (x *BatchRecommendRequest) GetMaxPerCategory() int32 {
 	if x != nil {
 		return x.MaxPerCategory
+	}
+	return 0
+}
+
+func (x *BatchRecommendRequest) GetCampaignId() string {
+	if x != nil {
+		return x.CampaignId
+	}
+	return ""
+}
+
+func (x *BatchRecommendRequest) GetHoldoutShare() float64 {
+	if x != nil {
+		return x.HoldoutShare
+	}
+	return 0
+}
+
+func (x *BatchRecommendRequest) GetChannel() PushChannel {
+	if x != nil {
+		return x.Channel
+	}
+	return PushChannel_PUSH_CHANNEL_UNSPECIFIED
+}
+
+func (x *BatchRecommendRequest) GetMaxPerBrand() int32 {
+	if x != nil {
+		return x.MaxPerBrand
+	}
+	return 0
+}
+
+func (x *BatchRecommendRequest) GetMaxPerSeller() int32 {
+	if x != nil {
+		return x.MaxPerSeller
 	}
 	return 0
 }
@@ -1953,7 +2077,7 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\bcategory\x18\x05 \x01(\tR\bcategory\x12\x1f\n" +
 	"\vboost_rules\x18\x06 \x03(\tR\n" +
 	"boostRules\x12)\n" +
-	"\x10boost_adjustment\x18\a \x01(\x02R\x0fboostAdjustment\"\xeb\x02\n" +
+	"\x10boost_adjustment\x18\a \x01(\x02R\x0fboostAdjustment\"\xad\x04\n" +
 	"\x15BatchRecommendRequest\x12\x19\n" +
 	"\buser_ids\x18\x01 \x03(\tR\auserIds\x124\n" +
 	"\asegment\x18\x02 \x01(\v2\x1a.recsys.v1.SegmentSelectorR\asegment\x12\x14\n" +
@@ -1962,7 +2086,14 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\fdedup_window\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\vdedupWindow\x12)\n" +
 	"\x06filter\x18\x06 \x01(\v2\x11.recsys.v1.FilterR\x06filter\x12(\n" +
 	"\x10exclude_item_ids\x18\a \x03(\tR\x0eexcludeItemIds\x12(\n" +
-	"\x10max_per_category\x18\b \x01(\x05R\x0emaxPerCategoryB\f\n" +
+	"\x10max_per_category\x18\b \x01(\x05R\x0emaxPerCategory\x12\x1f\n" +
+	"\vcampaign_id\x18\t \x01(\tR\n" +
+	"campaignId\x12#\n" +
+	"\rholdout_share\x18\n" +
+	" \x01(\x01R\fholdoutShare\x120\n" +
+	"\achannel\x18\v \x01(\x0e2\x16.recsys.v1.PushChannelR\achannel\x12\"\n" +
+	"\rmax_per_brand\x18\f \x01(\x05R\vmaxPerBrand\x12$\n" +
+	"\x0emax_per_seller\x18\r \x01(\x05R\fmaxPerSellerB\f\n" +
 	"\n" +
 	"_min_score\"\xb2\x01\n" +
 	"\x0fSegmentSelector\x122\n" +
@@ -2009,14 +2140,21 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\x0fSOURCE_TRENDING\x10\x04\x12\x16\n" +
 	"\x12SOURCE_EXPLORATION\x10\x05\x12\x1a\n" +
 	"\x16SOURCE_BOUGHT_TOGETHER\x10\x06\x12\x17\n" +
-	"\x13SOURCE_CALLER_ORDER\x10\a*\xe5\x01\n" +
+	"\x13SOURCE_CALLER_ORDER\x10\a*\x8c\x01\n" +
+	"\vPushChannel\x12\x1c\n" +
+	"\x18PUSH_CHANNEL_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15PUSH_CHANNEL_APP_PUSH\x10\x01\x12\x16\n" +
+	"\x12PUSH_CHANNEL_EMAIL\x10\x02\x12\x14\n" +
+	"\x10PUSH_CHANNEL_SMS\x10\x03\x12\x16\n" +
+	"\x12PUSH_CHANNEL_OTHER\x10\x04*\x84\x02\n" +
 	"\x0fPushEmptyReason\x12!\n" +
 	"\x1dPUSH_EMPTY_REASON_UNSPECIFIED\x10\x00\x12(\n" +
 	"$PUSH_EMPTY_REASON_NO_CONFIDENT_ITEMS\x10\x01\x12\x1f\n" +
 	"\x1bPUSH_EMPTY_REASON_OPTED_OUT\x10\x02\x12\"\n" +
 	"\x1ePUSH_EMPTY_REASON_UNKNOWN_USER\x10\x03\x12 \n" +
 	"\x1cPUSH_EMPTY_REASON_NO_HISTORY\x10\x04\x12\x1e\n" +
-	"\x1aPUSH_EMPTY_REASON_NO_MODEL\x10\x052\xa8\x03\n" +
+	"\x1aPUSH_EMPTY_REASON_NO_MODEL\x10\x05\x12\x1d\n" +
+	"\x19PUSH_EMPTY_REASON_HOLDOUT\x10\x062\xa8\x03\n" +
 	"\x15RecommendationService\x12F\n" +
 	"\tRecommend\x12\x1b.recsys.v1.RecommendRequest\x1a\x1c.recsys.v1.RecommendResponse\x12O\n" +
 	"\fSimilarItems\x12\x1e.recsys.v1.SimilarItemsRequest\x1a\x1f.recsys.v1.SimilarItemsResponse\x12U\n" +
@@ -2036,7 +2174,7 @@ func file_recsys_v1_recommendation_proto_rawDescGZIP() []byte {
 	return file_recsys_v1_recommendation_proto_rawDescData
 }
 
-var file_recsys_v1_recommendation_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_recsys_v1_recommendation_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
 var file_recsys_v1_recommendation_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_recsys_v1_recommendation_proto_goTypes = []any{
 	(UnknownOrder)(0),              // 0: recsys.v1.UnknownOrder
@@ -2044,71 +2182,73 @@ var file_recsys_v1_recommendation_proto_goTypes = []any{
 	(Availability)(0),              // 2: recsys.v1.Availability
 	(ReasonKind)(0),                // 3: recsys.v1.ReasonKind
 	(Source)(0),                    // 4: recsys.v1.Source
-	(PushEmptyReason)(0),           // 5: recsys.v1.PushEmptyReason
-	(*RankItemsRequest)(nil),       // 6: recsys.v1.RankItemsRequest
-	(*RankItemsResponse)(nil),      // 7: recsys.v1.RankItemsResponse
-	(*DroppedItem)(nil),            // 8: recsys.v1.DroppedItem
-	(*RecommendRequest)(nil),       // 9: recsys.v1.RecommendRequest
-	(*Filter)(nil),                 // 10: recsys.v1.Filter
-	(*RequestContext)(nil),         // 11: recsys.v1.RequestContext
-	(*RecommendResponse)(nil),      // 12: recsys.v1.RecommendResponse
-	(*SimilarItemsRequest)(nil),    // 13: recsys.v1.SimilarItemsRequest
-	(*SimilarItemsResponse)(nil),   // 14: recsys.v1.SimilarItemsResponse
-	(*BoughtTogetherRequest)(nil),  // 15: recsys.v1.BoughtTogetherRequest
-	(*BoughtTogetherResponse)(nil), // 16: recsys.v1.BoughtTogetherResponse
-	(*ScoredItem)(nil),             // 17: recsys.v1.ScoredItem
-	(*Reason)(nil),                 // 18: recsys.v1.Reason
-	(*BatchRecommendRequest)(nil),  // 19: recsys.v1.BatchRecommendRequest
-	(*SegmentSelector)(nil),        // 20: recsys.v1.SegmentSelector
-	(*BatchRecommendResponse)(nil), // 21: recsys.v1.BatchRecommendResponse
-	(EventType)(0),                 // 22: recsys.v1.EventType
-	(*durationpb.Duration)(nil),    // 23: google.protobuf.Duration
-	(Lifecycle)(0),                 // 24: recsys.v1.Lifecycle
+	(PushChannel)(0),               // 5: recsys.v1.PushChannel
+	(PushEmptyReason)(0),           // 6: recsys.v1.PushEmptyReason
+	(*RankItemsRequest)(nil),       // 7: recsys.v1.RankItemsRequest
+	(*RankItemsResponse)(nil),      // 8: recsys.v1.RankItemsResponse
+	(*DroppedItem)(nil),            // 9: recsys.v1.DroppedItem
+	(*RecommendRequest)(nil),       // 10: recsys.v1.RecommendRequest
+	(*Filter)(nil),                 // 11: recsys.v1.Filter
+	(*RequestContext)(nil),         // 12: recsys.v1.RequestContext
+	(*RecommendResponse)(nil),      // 13: recsys.v1.RecommendResponse
+	(*SimilarItemsRequest)(nil),    // 14: recsys.v1.SimilarItemsRequest
+	(*SimilarItemsResponse)(nil),   // 15: recsys.v1.SimilarItemsResponse
+	(*BoughtTogetherRequest)(nil),  // 16: recsys.v1.BoughtTogetherRequest
+	(*BoughtTogetherResponse)(nil), // 17: recsys.v1.BoughtTogetherResponse
+	(*ScoredItem)(nil),             // 18: recsys.v1.ScoredItem
+	(*Reason)(nil),                 // 19: recsys.v1.Reason
+	(*BatchRecommendRequest)(nil),  // 20: recsys.v1.BatchRecommendRequest
+	(*SegmentSelector)(nil),        // 21: recsys.v1.SegmentSelector
+	(*BatchRecommendResponse)(nil), // 22: recsys.v1.BatchRecommendResponse
+	(EventType)(0),                 // 23: recsys.v1.EventType
+	(*durationpb.Duration)(nil),    // 24: google.protobuf.Duration
+	(Lifecycle)(0),                 // 25: recsys.v1.Lifecycle
 }
 var file_recsys_v1_recommendation_proto_depIdxs = []int32{
-	11, // 0: recsys.v1.RankItemsRequest.context:type_name -> recsys.v1.RequestContext
-	10, // 1: recsys.v1.RankItemsRequest.filter:type_name -> recsys.v1.Filter
+	12, // 0: recsys.v1.RankItemsRequest.context:type_name -> recsys.v1.RequestContext
+	11, // 1: recsys.v1.RankItemsRequest.filter:type_name -> recsys.v1.Filter
 	0,  // 2: recsys.v1.RankItemsRequest.unknown_order:type_name -> recsys.v1.UnknownOrder
-	17, // 3: recsys.v1.RankItemsResponse.items:type_name -> recsys.v1.ScoredItem
-	8,  // 4: recsys.v1.RankItemsResponse.dropped:type_name -> recsys.v1.DroppedItem
+	18, // 3: recsys.v1.RankItemsResponse.items:type_name -> recsys.v1.ScoredItem
+	9,  // 4: recsys.v1.RankItemsResponse.dropped:type_name -> recsys.v1.DroppedItem
 	4,  // 5: recsys.v1.RankItemsResponse.source:type_name -> recsys.v1.Source
 	1,  // 6: recsys.v1.DroppedItem.reason:type_name -> recsys.v1.DropReason
-	11, // 7: recsys.v1.RecommendRequest.context:type_name -> recsys.v1.RequestContext
-	10, // 8: recsys.v1.RecommendRequest.filter:type_name -> recsys.v1.Filter
+	12, // 7: recsys.v1.RecommendRequest.context:type_name -> recsys.v1.RequestContext
+	11, // 8: recsys.v1.RecommendRequest.filter:type_name -> recsys.v1.Filter
 	2,  // 9: recsys.v1.Filter.availability:type_name -> recsys.v1.Availability
-	17, // 10: recsys.v1.RecommendResponse.items:type_name -> recsys.v1.ScoredItem
+	18, // 10: recsys.v1.RecommendResponse.items:type_name -> recsys.v1.ScoredItem
 	4,  // 11: recsys.v1.RecommendResponse.source:type_name -> recsys.v1.Source
-	10, // 12: recsys.v1.SimilarItemsRequest.filter:type_name -> recsys.v1.Filter
-	17, // 13: recsys.v1.SimilarItemsResponse.items:type_name -> recsys.v1.ScoredItem
+	11, // 12: recsys.v1.SimilarItemsRequest.filter:type_name -> recsys.v1.Filter
+	18, // 13: recsys.v1.SimilarItemsResponse.items:type_name -> recsys.v1.ScoredItem
 	4,  // 14: recsys.v1.SimilarItemsResponse.source:type_name -> recsys.v1.Source
-	10, // 15: recsys.v1.BoughtTogetherRequest.filter:type_name -> recsys.v1.Filter
-	17, // 16: recsys.v1.BoughtTogetherResponse.items:type_name -> recsys.v1.ScoredItem
+	11, // 15: recsys.v1.BoughtTogetherRequest.filter:type_name -> recsys.v1.Filter
+	18, // 16: recsys.v1.BoughtTogetherResponse.items:type_name -> recsys.v1.ScoredItem
 	4,  // 17: recsys.v1.BoughtTogetherResponse.source:type_name -> recsys.v1.Source
 	4,  // 18: recsys.v1.ScoredItem.source:type_name -> recsys.v1.Source
-	18, // 19: recsys.v1.ScoredItem.reason:type_name -> recsys.v1.Reason
+	19, // 19: recsys.v1.ScoredItem.reason:type_name -> recsys.v1.Reason
 	3,  // 20: recsys.v1.Reason.kind:type_name -> recsys.v1.ReasonKind
-	22, // 21: recsys.v1.Reason.event_type:type_name -> recsys.v1.EventType
-	20, // 22: recsys.v1.BatchRecommendRequest.segment:type_name -> recsys.v1.SegmentSelector
-	23, // 23: recsys.v1.BatchRecommendRequest.dedup_window:type_name -> google.protobuf.Duration
-	10, // 24: recsys.v1.BatchRecommendRequest.filter:type_name -> recsys.v1.Filter
-	24, // 25: recsys.v1.SegmentSelector.lifecycle:type_name -> recsys.v1.Lifecycle
-	17, // 26: recsys.v1.BatchRecommendResponse.items:type_name -> recsys.v1.ScoredItem
-	5,  // 27: recsys.v1.BatchRecommendResponse.empty_reason:type_name -> recsys.v1.PushEmptyReason
-	9,  // 28: recsys.v1.RecommendationService.Recommend:input_type -> recsys.v1.RecommendRequest
-	13, // 29: recsys.v1.RecommendationService.SimilarItems:input_type -> recsys.v1.SimilarItemsRequest
-	15, // 30: recsys.v1.RecommendationService.BoughtTogether:input_type -> recsys.v1.BoughtTogetherRequest
-	19, // 31: recsys.v1.RecommendationService.BatchRecommend:input_type -> recsys.v1.BatchRecommendRequest
-	6,  // 32: recsys.v1.RecommendationService.RankItems:input_type -> recsys.v1.RankItemsRequest
-	12, // 33: recsys.v1.RecommendationService.Recommend:output_type -> recsys.v1.RecommendResponse
-	14, // 34: recsys.v1.RecommendationService.SimilarItems:output_type -> recsys.v1.SimilarItemsResponse
-	16, // 35: recsys.v1.RecommendationService.BoughtTogether:output_type -> recsys.v1.BoughtTogetherResponse
-	21, // 36: recsys.v1.RecommendationService.BatchRecommend:output_type -> recsys.v1.BatchRecommendResponse
-	7,  // 37: recsys.v1.RecommendationService.RankItems:output_type -> recsys.v1.RankItemsResponse
-	33, // [33:38] is the sub-list for method output_type
-	28, // [28:33] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	23, // 21: recsys.v1.Reason.event_type:type_name -> recsys.v1.EventType
+	21, // 22: recsys.v1.BatchRecommendRequest.segment:type_name -> recsys.v1.SegmentSelector
+	24, // 23: recsys.v1.BatchRecommendRequest.dedup_window:type_name -> google.protobuf.Duration
+	11, // 24: recsys.v1.BatchRecommendRequest.filter:type_name -> recsys.v1.Filter
+	5,  // 25: recsys.v1.BatchRecommendRequest.channel:type_name -> recsys.v1.PushChannel
+	25, // 26: recsys.v1.SegmentSelector.lifecycle:type_name -> recsys.v1.Lifecycle
+	18, // 27: recsys.v1.BatchRecommendResponse.items:type_name -> recsys.v1.ScoredItem
+	6,  // 28: recsys.v1.BatchRecommendResponse.empty_reason:type_name -> recsys.v1.PushEmptyReason
+	10, // 29: recsys.v1.RecommendationService.Recommend:input_type -> recsys.v1.RecommendRequest
+	14, // 30: recsys.v1.RecommendationService.SimilarItems:input_type -> recsys.v1.SimilarItemsRequest
+	16, // 31: recsys.v1.RecommendationService.BoughtTogether:input_type -> recsys.v1.BoughtTogetherRequest
+	20, // 32: recsys.v1.RecommendationService.BatchRecommend:input_type -> recsys.v1.BatchRecommendRequest
+	7,  // 33: recsys.v1.RecommendationService.RankItems:input_type -> recsys.v1.RankItemsRequest
+	13, // 34: recsys.v1.RecommendationService.Recommend:output_type -> recsys.v1.RecommendResponse
+	15, // 35: recsys.v1.RecommendationService.SimilarItems:output_type -> recsys.v1.SimilarItemsResponse
+	17, // 36: recsys.v1.RecommendationService.BoughtTogether:output_type -> recsys.v1.BoughtTogetherResponse
+	22, // 37: recsys.v1.RecommendationService.BatchRecommend:output_type -> recsys.v1.BatchRecommendResponse
+	8,  // 38: recsys.v1.RecommendationService.RankItems:output_type -> recsys.v1.RankItemsResponse
+	34, // [34:39] is the sub-list for method output_type
+	29, // [29:34] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_recsys_v1_recommendation_proto_init() }
@@ -2124,7 +2264,7 @@ func file_recsys_v1_recommendation_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_v1_recommendation_proto_rawDesc), len(file_recsys_v1_recommendation_proto_rawDesc)),
-			NumEnums:      6,
+			NumEnums:      7,
 			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -89,8 +89,13 @@ type RecommendationServiceClient interface {
 	// message with no items and an `empty_reason`. Items below `min_score`,
 	// and items pushed to the user (EVENT_TYPE_PUSH) within `dedup_window`,
 	// are left out, under the same hard rules, filter and exclusions as
-	// Recommend. The call records nothing: the push sender records
-	// EVENT_TYPE_PUSH events for what it actually sends.
+	// Recommend. The call records no events (with `campaign_id`, only who
+	// was targeted and held out): the push sender records EVENT_TYPE_PUSH
+	// events for what it actually sends.
+	//
+	// A caller may hold a few streams at once, and all streams share a
+	// memory budget: a stream over either limit is refused with
+	// RESOURCE_EXHAUSTED and a google.rpc.RetryInfo detail.
 	//
 	// The server caps a call at 10 minutes; a caller should set its own
 	// deadline and keep reading the stream: a call whose client stops reading
@@ -242,8 +247,13 @@ type RecommendationServiceServer interface {
 	// message with no items and an `empty_reason`. Items below `min_score`,
 	// and items pushed to the user (EVENT_TYPE_PUSH) within `dedup_window`,
 	// are left out, under the same hard rules, filter and exclusions as
-	// Recommend. The call records nothing: the push sender records
-	// EVENT_TYPE_PUSH events for what it actually sends.
+	// Recommend. The call records no events (with `campaign_id`, only who
+	// was targeted and held out): the push sender records EVENT_TYPE_PUSH
+	// events for what it actually sends.
+	//
+	// A caller may hold a few streams at once, and all streams share a
+	// memory budget: a stream over either limit is refused with
+	// RESOURCE_EXHAUSTED and a google.rpc.RetryInfo detail.
 	//
 	// The server caps a call at 10 minutes; a caller should set its own
 	// deadline and keep reading the stream: a call whose client stops reading

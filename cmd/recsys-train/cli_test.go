@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/recsys-dev/recsys/internal/ingest"
+	"github.com/recsys-dev/recsys/internal/registry"
+	"github.com/recsys-dev/recsys/internal/retrain"
+	"github.com/recsys-dev/recsys/internal/synth"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func recsysTrain(env map[string]string, args ...string) result {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errOut)
+	return result{exitCode(err, &errOut), out.String(), errOut.String()}
+}
+
+// Help pages, --version and usage errors, for the job and its subcommands.
+func TestCommandLine(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		env        map[string]string
+		code       int
+		wantStdout string
+		wantStderr []string
+	}{
+		{"help", []string{"--help"}, nil, exitOK, "", []string{"usage: recsys-train [flags]", "recsys-train eval", "RECSYS_REDIS_ADDR", "exit codes:", "3  recsys-train"}},
+		{"eval help", []string{"eval", "-h"}, nil, exitOK, "", []string{"usage: recsys-train eval", "-split", "RECSYS_SPLIT", "exit codes:"}},
+		{"tune help", []string{"tune", "--help"}, nil, exitOK, "", []string{"usage: recsys-train tune", "-trials", "exit codes:"}},
+		{"version", []string{"--version"}, nil, exitOK, "recsys-train ", nil},
+		{"unknown flag", []string{"--factor", "8"}, nil, exitUsage, "", []string{"flag provided but not defined: -factor"}},
+		{"argument", []string{"eval", "data.csv"}, nil, exitUsage, "", []string{"unexpected arguments"}},
+		{"bad environment value", []string{"--dry-run", "--input", "x.csv"}, map[string]string{"RECSYS_ITERATIONS": "many"}, exitUsage, "", []string{"RECSYS_ITERATIONS"}},
+		{"bad log level", []string{"--dry-run", "--input", "x.csv", "--log-level", "loud"}, nil, exitUsage, "", []string{"--log-level"}},
+		{"nothing to read", []string{"--dry-run"}, nil, exitUsage, "", []string{"--input"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := recsysTrain(tc.env, tc.args...)
+			if r.code != tc.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", r.code, tc.code, r.stderr)
+			}
+			if !strings.Contains(r.stdout, tc.wantStdout) {
+				t.Errorf("stdout %q lacks %q", r.stdout, tc.wantStdout)
+			}
+			for _, w := range tc.wantStderr {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, r.stderr)
+				}
+			}
+		})
+	}
+	if got := exitCode(fmt.Errorf("gate: %w", retrain.ErrRefused), &bytes.Buffer{}); got != exitRefused {
+		t.Errorf("a refused model exits %d, want %d", got, exitRefused)
+	}
+}
+
+// A run publishes the model with its HTML report to the registry (what
+// GetModelReport serves); off a terminal, progress is log lines, never
+// carriage returns.
+func TestTrainStoresTheReport(t *testing.T) {
+	dir := t.TempDir()
+	events := filepath.Join(dir, "events.csv")
+	if _, err := ingest.Generate(context.Background(), synth.Config{Users: 300, Items: 200, Events: 12000, Seed: 3},
+		events, "", &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	models := filepath.Join(dir, "models")
+	r := recsysTrain(nil, "--input", events, "--models-dir", models, "--tune-budget", "0", "--factors", "8",
+		"--iterations", "4", "--skip-knn", "--log-format", "json")
+	if r.code != exitOK {
+		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stderr, "\r") {
+		t.Error("progress off a terminal has carriage returns")
+	}
+	reg, err := registry.NewDir(models, registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := reg.Current(context.Background())
+	if err != nil || v == "" {
+		t.Fatalf("current version %q, %v", v, err)
+	}
+	html, err := reg.Report(context.Background(), v)
+	if err != nil {
+		t.Fatalf("report of %s: %v", v, err)
+	}
+	if !bytes.Contains(html, []byte("<svg")) || !bytes.Contains(html, []byte("Quality gate")) {
+		t.Errorf("the stored report has no chart or no gate decision (%d bytes)", len(html))
+	}
+	if !bytes.Contains(html, []byte(`data-metric="loss"`)) || !bytes.Contains(html, []byte(`data-model="holdout"`)) {
+		t.Error("the stored report has no training loss chart with the holdout fit")
+	}
+	if !bytes.Contains(html, []byte(`data-metric="activity"`)) || !bytes.Contains(html, []byte(`data-metric="popularity"`)) ||
+		!bytes.Contains(html, []byte(`data-metric="scores"`)) {
+		t.Error("the stored report lacks the activity, popularity or score chart")
+	}
+}
