@@ -139,9 +139,10 @@ type Event struct {
 	// Category is the category a NotInterested event with an empty ItemID
 	// dismisses.
 	Category string
-	// Matches are what a Search event's query matched in the catalog, as
-	// SearchMatch keys; the query itself is not kept.
-	Matches []string
+	// Matches are what a Search event's query matched in the catalog:
+	// SearchMatch keys, newline-separated (a string keeps Event
+	// comparable); the query itself is not kept.
+	Matches string
 }
 
 // SearchMatch is the key a search affinity is stored under: the attribute
@@ -159,14 +160,14 @@ func CutSearchMatch(key string) (attribute, value string, ok bool) {
 // A model records the Weighting it was trained with (its JSON form is part of
 // the model artifact's header), and the server folds in with the model's.
 type Weighting struct {
-	View      float64       `json:"view"`      // weight of a VIEW
-	AddToCart float64       `json:"cart"`      // weight of an ADD_TO_CART
-	Purchase  float64       `json:"purchase"`  // weight of a PURCHASE
-	Wishlist  float64       `json:"wishlist"`  // weight of a WISHLIST
+	View      float64 `json:"view"`     // weight of a VIEW
+	AddToCart float64 `json:"cart"`     // weight of an ADD_TO_CART
+	Purchase  float64 `json:"purchase"` // weight of a PURCHASE
+	Wishlist  float64 `json:"wishlist"` // weight of a WISHLIST
 	// Rating is the weight of a 5-star RATING; a rating r above
 	// NeutralRating weighs Rating × (r − 3)/2, the others 0.
-	Rating float64 `json:"rating"`
-	HalfLife  time.Duration `json:"half_life"` // age at which an event counts half (nanoseconds in JSON); 0 disables decay
+	Rating   float64       `json:"rating"`
+	HalfLife time.Duration `json:"half_life"` // age at which an event counts half (nanoseconds in JSON); 0 disables decay
 	// MaxQuantity caps the quantity multiplier so one bulk order does not
 	// drown a profile.
 	MaxQuantity int32 `json:"max_quantity"`

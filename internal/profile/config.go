@@ -72,7 +72,8 @@ type Config struct {
 	// NotInterestedTTL is how long a dismissal (event.NotInterested, or a
 	// rating at or below event.LowRating) holds, default 90 days; it is
 	// also the TTL of the user's dismissal key. DismissCap bounds the
-	// dismissals kept per user (the oldest forgotten), default 500.
+	// dismissals kept per user (the oldest forgotten), default 500. The key
+	// expires after min(NotInterestedTTL, UserTTL).
 	NotInterestedTTL time.Duration
 	DismissCap       int
 	// SearchCap bounds the search affinities kept per user (the weakest

@@ -295,7 +295,7 @@ func (b *batch) userCalls(s *Store) []*redisconn.ScriptCall {
 		strconv.FormatInt(b.now.Add(-cfg.UserTTL).UnixMilli()-1, 10),
 		strconv.Itoa(-(cfg.DismissCap + 1)),
 		strconv.FormatInt(b.now.Add(-cfg.NotInterestedTTL).UnixMilli(), 10),
-		msDur(cfg.NotInterestedTTL),
+		msDur(min(cfg.NotInterestedTTL, cfg.UserTTL)),
 		strconv.Itoa(-(cfg.SearchCap + 1)),
 	}
 	var buf []byte
@@ -325,7 +325,7 @@ func (b *batch) userCalls(s *Store) []*redisconn.ScriptCall {
 					kind = "6"
 				}
 			case event.Search:
-				kind, value = "7", strings.Join(e.Matches, "\n")
+				kind, value = "7", e.Matches
 			}
 			if kind == "7" {
 				member = dedupMember(e.UserID, e.ID) // deduplicated, but no history entry

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -59,9 +60,11 @@ func (s *eventService) RecordEvents(ctx context.Context, req *recsysv1.RecordEve
 		if evs[i].Type == event.Search && s.search != nil {
 			// The query is matched here and dropped: only its matches
 			// reach the store.
+			var keys []string
 			for _, m := range s.search.Match(e.GetQuery()) {
-				evs[i].Matches = append(evs[i].Matches, event.SearchMatch(m.Attribute, m.Value))
+				keys = append(keys, event.SearchMatch(m.Attribute, m.Value))
 			}
+			evs[i].Matches = strings.Join(keys, "\n")
 		}
 	}
 	res, err := s.profiles.Record(ctx, evs)

@@ -101,12 +101,12 @@ type Deps struct {
 	Serving     ServingModel
 	Profiles    Profiles
 	Catalog     CatalogStore
-	Rules       ShopRules     // may be nil: the blocklist and category RPCs answer FailedPrecondition
-	CatalogView CatalogView   // may be nil
+	Rules       ShopRules   // may be nil: the blocklist and category RPCs answer FailedPrecondition
+	CatalogView CatalogView // may be nil
 	// Search matches the queries of SEARCH events against the catalog (may
 	// be nil: searches match nothing).
 	Search SearchMatcher
-	Models      ModelRegistry // may be nil: ListModels/ActivateModel answer FailedPrecondition
+	Models ModelRegistry // may be nil: ListModels/ActivateModel answer FailedPrecondition
 	// Fallback answers Recommend when the profile store fails (may be nil:
 	// Recommend then fails with Unavailable like the other RPCs).
 	Fallback Fallback
