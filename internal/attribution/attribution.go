@@ -84,6 +84,12 @@ type Result struct {
 	Repeated     int   // the (answer, item, type) had been counted before
 }
 
+// Defaults of Config.
+const (
+	DefaultWindow     = 7 * 24 * time.Hour
+	DefaultPerUserCap = 100
+)
+
 // Config tunes a Store; zero fields take the defaults.
 type Config struct {
 	Prefix string // key prefix, the profile store's
@@ -104,10 +110,10 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.Window <= 0 {
-		c.Window = 7 * 24 * time.Hour
+		c.Window = DefaultWindow
 	}
 	if c.PerUserCap <= 0 {
-		c.PerUserCap = 100
+		c.PerUserCap = DefaultPerUserCap
 	}
 	if c.MaxItems <= 0 {
 		c.MaxItems = 100

@@ -30,6 +30,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/embedded"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/experiment"
 	"github.com/recsys-dev/recsys/internal/httpapi"
 	"github.com/recsys-dev/recsys/internal/kpi"
 	"github.com/recsys-dev/recsys/internal/metrics"
@@ -170,7 +171,7 @@ type ShopConfig struct {
 
 func (c *Config) defaults() {
 	if c.Prefix == "" {
-		c.Prefix = "recsys"
+		c.Prefix = profile.DefaultPrefix
 	}
 	if c.Weighting == (event.Weighting{}) {
 		c.Weighting = event.DefaultWeighting()
@@ -184,24 +185,24 @@ func (c *Config) defaults() {
 		v   *time.Duration
 		def time.Duration
 	}{
-		{&c.DrainTimeout, 20 * time.Second}, {&c.PopularRefresh, 5 * time.Second},
-		{&c.CatalogSync, 500 * time.Millisecond}, {&c.ModelPoll, 5 * time.Second}, {&c.ReadyCheck, time.Second},
-		{&c.Shop.RotateWindow, 24 * time.Hour}, {&c.Shop.NewItemAge, 14 * 24 * time.Hour},
-		{&c.Shop.ArrivalsRefresh, 30 * time.Second}, {&c.Shop.RulesPoll, catalog.DefaultRulesPoll},
-		{&c.TokensReload, 30 * time.Second},
+		{&c.DrainTimeout, DefaultDrainTimeout}, {&c.PopularRefresh, DefaultPopularRefresh},
+		{&c.CatalogSync, DefaultCatalogSync}, {&c.ModelPoll, DefaultModelPoll}, {&c.ReadyCheck, DefaultReadyCheck},
+		{&c.Shop.RotateWindow, recommend.DefaultRotateWindow}, {&c.Shop.NewItemAge, recommend.DefaultNewItemAge},
+		{&c.Shop.ArrivalsRefresh, DefaultArrivalsRefresh}, {&c.Shop.RulesPoll, catalog.DefaultRulesPoll},
+		{&c.TokensReload, DefaultTokensReload},
 	} {
 		if *d.v <= 0 {
 			*d.v = d.def
 		}
 	}
 	if c.Shop.RotateAfter == 0 {
-		c.Shop.RotateAfter = 3
+		c.Shop.RotateAfter = DefaultRotateAfter
 	}
 	if c.Shop.ExploreShare == 0 {
-		c.Shop.ExploreShare = 0.1
+		c.Shop.ExploreShare = DefaultExploreShare
 	}
 	if c.Shop.ColdSource == "" {
-		c.Shop.ColdSource = "popular"
+		c.Shop.ColdSource = DefaultColdSource
 	}
 	// The store keeps what rotation needs, no more.
 	c.Profile.ImpressionWindow = c.Shop.RotateWindow
@@ -242,6 +243,7 @@ type Daemon struct {
 	// collectors are the metrics /metrics exports (Collectors).
 	collectors []prometheus.Collector
 	push       *pushsched.Scheduler
+	xps        *experiment.Cache
 }
 
 // New builds every part and opens the listeners; Run serves.
@@ -383,6 +385,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	xstore := experiment.NewStore(d.rdb, cfg.Prefix, nil)
+	d.xps = experiment.NewCache(xstore, log)
 	scfg := server.Config{
 		Weighting: cfg.Weighting, Segments: cfg.Segments, Limits: cfg.Limits, Auth: d.auth, TLS: tlsCfg,
 		RateLimits: cfg.RateLimits, DeadlineCaps: cfg.DeadlineCaps, MaxRecvMsgBytes: cfg.MaxRecvMsgBytes,
@@ -396,6 +400,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Search: catalog.NewSearchIndex(d.catCache, nil), Models: admin, Fallback: d.engine,
 		Bought: d.engine, Pusher: d.push, Metrics: d.m, Attribution: d.attr, Outcomes: d.kpi,
+		Experiments: xstore, Running: d.xps,
 	}); err != nil {
 		return nil, err
 	}
@@ -573,6 +578,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.popular.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.catCache.Run(gctx, d.cfg.CatalogSync) })
 	g.Go(func() error { return d.rules.Run(gctx, d.cfg.Shop.RulesPoll) })
+	g.Go(func() error { return d.xps.Run(gctx, experiment.DefaultPoll) })
 	g.Go(func() error { return d.engine.RunRowState(gctx, 100*time.Millisecond) })
 	g.Go(func() error { return d.trending.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.arrivals.Run(gctx, d.cfg.Shop.ArrivalsRefresh) })

@@ -7,7 +7,7 @@
 // than a 10 KB one. The one exception is the derived event id (below), which
 // remembers 8 bytes of hash per row while a file without ids is read.
 //
-// Supported formats (see "Input data" in README.md for the full mapping):
+// Supported formats (see "Input data" in docs/training.md for the full mapping):
 //
 //   - CSV: the project's events CSV, header user_id,item_id,event_type,timestamp
 //     in any order, optional event_id and quantity, other columns ignored.

@@ -6,8 +6,9 @@
 // for the arm by weight), so every replica, before and after a restart,
 // puts a user in the same arm without any shared state. Definitions live
 // in one Redis hash with a version counter; each replica's Cache polls the
-// counter (default every 500 ms) and reloads on change, so a created or
-// stopped experiment reaches every replica within a second.
+// counter (default every 250 ms, like the blocklist) and reloads on
+// change, so a created, changed or stopped experiment reaches every
+// replica within a second.
 package experiment
 
 import (
@@ -20,6 +21,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -32,7 +34,18 @@ type Arm struct {
 	Weight         uint32 `json:"weight"`
 	Popular        bool   `json:"popular,omitempty"`          // non-personalized control
 	MaxPerCategory int    `json:"max_per_category,omitempty"` // > 0: diversity cap
+	// ExploreShare, when set, replaces the server's exploration share.
+	ExploreShare *float64 `json:"explore_share,omitempty"`
+	// ColdSource, when set ("popular" or "trending"), replaces what the
+	// server gives users without a personalized answer.
+	ColdSource string `json:"cold_source,omitempty"`
 }
+
+// The cold sources an arm may name.
+const (
+	ColdPopular  = "popular"
+	ColdTrending = "trending"
+)
 
 // Experiment splits a placement's users into arms.
 type Experiment struct {
@@ -117,6 +130,10 @@ func (e Experiment) Normalize() (Experiment, error) {
 			return bad(f+"weight", fmt.Sprintf("must be 1 to %d", MaxWeight))
 		case a.MaxPerCategory < 0 || a.MaxPerCategory > 500:
 			return bad(f+"max_per_category", "must be 0 to 500")
+		case a.ExploreShare != nil && !(*a.ExploreShare >= 0 && *a.ExploreShare <= 1):
+			return bad(f+"explore_share", "must be 0 to 1")
+		case a.ColdSource != "" && a.ColdSource != ColdPopular && a.ColdSource != ColdTrending:
+			return bad(f+"cold_source", "must be popular or trending")
 		}
 		seen[a.Name] = true
 	}
@@ -314,6 +331,57 @@ func (s *Store) Stop(ctx context.Context, name string) (Experiment, error) {
 	return e, nil
 }
 
+// Update replaces the traffic share, the arms' weights and settings and
+// the control arm of a running experiment; the name, placement, salt,
+// creation time and the arms' names stay.
+func (s *Store) Update(ctx context.Context, e Experiment) (Experiment, error) {
+	old, err := s.Get(ctx, e.Name)
+	if err != nil {
+		return Experiment{}, err
+	}
+	if !old.Running() {
+		return Experiment{}, fmt.Errorf("%w: experiment %q is stopped", ErrConflict, e.Name)
+	}
+	e.Placement, e.Salt = old.Placement, old.Salt
+	if e, err = e.Normalize(); err != nil {
+		return Experiment{}, err
+	}
+	if len(e.Arms) != len(old.Arms) {
+		return Experiment{}, &InvalidError{"arms", "must name the same arms as before (stop the experiment and start a new one to change them)"}
+	}
+	for i, a := range e.Arms {
+		if a.Name != old.Arms[i].Name {
+			return Experiment{}, &InvalidError{fmt.Sprintf("arms[%d].name", i), fmt.Sprintf("must be %q as before", old.Arms[i].Name)}
+		}
+	}
+	e.Created, e.Stopped = old.Created, time.Time{}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return Experiment{}, err
+	}
+	res, err := updateScript.Run(ctx, s.rdb, []string{s.defs, s.version}, e.Name, string(b)).Text()
+	if err != nil {
+		return Experiment{}, fmt.Errorf("update experiment %q: %w", e.Name, err)
+	}
+	if res != "ok" {
+		return Experiment{}, fmt.Errorf("%w: experiment %q was stopped or removed meanwhile", ErrConflict, e.Name)
+	}
+	return e, nil
+}
+
+// updateScript replaces a definition that is still running. KEYS: defs,
+// version. ARGV: name, json.
+var updateScript = redis.NewScript(`
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return 'gone' end
+local e = cjson.decode(v)
+local running = e['stopped'] == nil or e['stopped'] == '' or e['stopped'] == '0001-01-01T00:00:00Z'
+if not running then return 'stopped' end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('INCR', KEYS[2])
+return 'ok'
+`)
+
 // Get returns one experiment.
 func (s *Store) Get(ctx context.Context, name string) (Experiment, error) {
 	v, err := s.rdb.HGet(ctx, s.defs, name).Result()
@@ -335,8 +403,13 @@ type Cache struct {
 	store   *Store
 	log     *slog.Logger
 	running atomic.Pointer[map[string]Experiment]
+	mu      sync.Mutex // serializes Sync
 	version int64
 }
+
+// DefaultPoll is how often Run polls the version by default: a change
+// reaches every replica within about this long (the blocklist's pace).
+const DefaultPoll = 250 * time.Millisecond
 
 // NewCache returns an empty cache; Run or Sync fill it.
 func NewCache(store *Store, log *slog.Logger) *Cache {
@@ -354,6 +427,8 @@ func (c *Cache) For(placement string) (Experiment, bool) {
 
 // Sync reloads the definitions when their version changed.
 func (c *Cache) Sync(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	v, err := c.store.Version(ctx)
 	if err != nil {
 		return fmt.Errorf("experiment version: %w", err)
@@ -379,7 +454,7 @@ func (c *Cache) Sync(ctx context.Context) error {
 // Run syncs every poll until ctx ends; errors are logged and retried.
 func (c *Cache) Run(ctx context.Context, poll time.Duration) error {
 	if poll <= 0 {
-		poll = 500 * time.Millisecond
+		poll = DefaultPoll
 	}
 	t := time.NewTicker(poll)
 	defer t.Stop()

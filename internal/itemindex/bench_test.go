@@ -45,16 +45,17 @@ func BenchmarkSearch(b *testing.B) {
 			b.Fatal(err)
 		}
 		for _, c := range []struct {
-			name string
-			ix   *Index
-		}{{"quant", flat}, {"ivf", ivf}} {
+			name     string
+			ix       *Index
+			noExtend bool
+		}{{"quant", flat, false}, {"ivf", ivf, false}, {"ivf-noextend", ivf, true}} {
 			b.Run(fmt.Sprintf("n=%d/%s", n, c.name), func(b *testing.B) {
 				b.ReportAllocs()
 				var s Search
 				var out []topk.Entry
 				i := 0
 				for b.Loop() {
-					if err := c.ix.Start(&s, Query{X: queries[i%len(queries)]}); err != nil {
+					if err := c.ix.Start(&s, Query{X: queries[i%len(queries)], NoExtend: c.noExtend}); err != nil {
 						b.Fatal(err)
 					}
 					out = s.Top(20, nil, nil, out[:0])

@@ -58,6 +58,9 @@ type Index struct {
 	unit      []float32 // cells × f: c/‖c‖
 	uradius   []float32 // per cell: max ‖ŷ − ĉ‖ over non-zero rows
 	hasZero   []bool    // the cell holds a zero row (cosine 0)
+	// qradius and quradius are the radiusQuantile quantiles of the same
+	// distances: the "likely" bound that extends a probe (see Top).
+	qradius, quradius []float32
 
 	kernel kernelKind
 }
@@ -108,7 +111,11 @@ func (ix *Index) cellBounds() {
 	ix.unit = make([]float32, cells*f)
 	ix.uradius = make([]float32, cells)
 	ix.hasZero = make([]bool, cells)
+	ix.qradius = make([]float32, cells)
+	ix.quradius = make([]float32, cells)
+	var ds, uds []float64
 	for c := range cells {
+		ds, uds = ds[:0], uds[:0]
 		cen := ix.centroids[c*f : (c+1)*f]
 		unit := ix.unit[c*f : (c+1)*f]
 		var cn float64
@@ -135,8 +142,10 @@ func (ix *Index) cellBounds() {
 				}
 			}
 			r = max(r, d)
+			ds = append(ds, d)
 			if nr > 0 {
 				ur = max(ur, ud)
+				uds = append(uds, ud)
 			} else {
 				ix.hasZero[c] = true
 			}
@@ -144,7 +153,21 @@ func (ix *Index) cellBounds() {
 		// Rounded up a little: the bounds must hold despite float error.
 		ix.radius[c] = float32(math.Sqrt(r)*(1+1e-5) + 1e-6)
 		ix.uradius[c] = float32(math.Sqrt(ur)*(1+1e-5) + 1e-6)
+		ix.qradius[c] = float32(math.Sqrt(quantile(ds, radiusQuantile)))
+		ix.quradius[c] = float32(math.Sqrt(quantile(uds, radiusQuantile)))
 	}
+}
+
+// radiusQuantile is the share of a cell's rows within its likely radius.
+const radiusQuantile = 0.9
+
+// quantile is the q-quantile of xs (sorts xs), 0 for none.
+func quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	slices.Sort(xs)
+	return xs[min(len(xs)-1, int(q*float64(len(xs))))]
 }
 
 // row is the model row at position p.
@@ -172,6 +195,12 @@ func (ix *Index) Bytes() int64 {
 // caller does not say: a quarter of them, at least one.
 func (ix *Index) DefaultProbe() int { return max(1, ix.Cells()/4) }
 
+// ExtendFactor bounds the adaptive part of a probe: past its Probe cells a
+// search goes on, up to ExtendFactor × Probe cells, through the cells whose
+// likely bound (centroid score plus the radius that holds 90 % of the
+// cell's rows) still reaches the k-th score found.
+const ExtendFactor = 2
+
 // Query describes one search.
 type Query struct {
 	// X is the query vector (len Factors, finite).
@@ -181,8 +210,11 @@ type Query struct {
 	Cosine bool
 	Norm   float32
 	// Probe is how many cells are probed when they do not prove the answer
-	// earlier; 0: DefaultProbe; at least Cells: every cell (exact).
-	Probe int
+	// earlier; 0: DefaultProbe; at least Cells: every cell (exact). Past
+	// it, up to ExtendFactor × Probe cells are probed while their likely
+	// bound reaches the k-th score (NoExtend: never).
+	Probe    int
+	NoExtend bool
 }
 
 // Search is one request's search state; reuse it across requests (its
@@ -199,10 +231,12 @@ type Search struct {
 	raw     []int32   // kernel output of one chunk
 	order   []int32   // cells in probe order
 	cbound  []float32 // upper bound of each cell of order
+	qbound  []float32 // likely bound of each cell of order
 	scanned []bool    // per order index
 	nScan   int       // cells scanned
 	cursor  int       // cells of order visited (scanned or skipped by bound)
 	probe   int
+	extend  int // the adaptive probe's cap
 
 	heap  topk.Heap
 	cands []topk.Entry
@@ -234,7 +268,7 @@ func (ix *Index) Start(s *Search, q Query) error {
 	if cap(s.raw) < chunk {
 		s.raw = make([]int32, chunk)
 	}
-	s.order, s.cbound = s.order[:0], s.cbound[:0]
+	s.order, s.cbound, s.qbound = s.order[:0], s.cbound[:0], s.qbound[:0]
 	s.scanned = slices.Grow(s.scanned[:0], cells)[:cells]
 	clear(s.scanned)
 	s.nScan, s.cursor = 0, 0
@@ -243,6 +277,10 @@ func (ix *Index) Start(s *Search, q Query) error {
 		s.probe = ix.DefaultProbe()
 	}
 	s.probe = min(s.probe, cells)
+	s.extend = s.probe
+	if !q.NoExtend {
+		s.extend = min(ExtendFactor*s.probe, cells)
+	}
 	ix.orderCells(s)
 	return nil
 }
@@ -272,9 +310,10 @@ func (ix *Index) orderCells(s *Search) {
 	qn := s.q.norm
 	round := float64(f+8) * 0x1p-23
 	type cell struct {
-		c     int32
-		score float64
-		bound float32
+		c      int32
+		score  float64
+		bound  float32
+		likely float32
 	}
 	cells := make([]cell, 0, ix.Cells()) // small: √n cells
 	for c := range ix.Cells() {
@@ -287,20 +326,22 @@ func (ix *Index) orderCells(s *Search) {
 			dot += float64(v) * float64(cen[j])
 			udot += float64(v) * float64(unit[j])
 		}
-		var score, bound float64
+		var score, bound, likely float64
 		if !s.cosine {
 			score = dot
 			bound = dot + float64(ix.radius[c])*qn + round*ix.maxNorm*qn
+			likely = dot + float64(ix.qradius[c])*qn
 		} else {
 			if s.qnorm > 0 {
 				score = udot / float64(s.qnorm)
 			}
 			bound = score + float64(ix.uradius[c]) + round*2 + 0x1p-20
+			likely = score + float64(ix.quradius[c])
 			if ix.hasZero[c] {
 				bound = max(bound, 0)
 			}
 		}
-		cells = append(cells, cell{int32(c), score, float32(bound * (1 + 1e-6))})
+		cells = append(cells, cell{int32(c), score, float32(bound * (1 + 1e-6)), float32(likely)})
 	}
 	slices.SortFunc(cells, func(a, b cell) int {
 		switch {
@@ -314,9 +355,11 @@ func (ix *Index) orderCells(s *Search) {
 	for _, c := range cells {
 		s.order = append(s.order, c.c)
 		s.cbound = append(s.cbound, c.bound)
+		s.qbound = append(s.qbound, c.likely)
 	}
 	s.scanned = s.scanned[:len(cells)]
 	s.probe = min(s.probe, len(cells))
+	s.extend = min(s.extend, len(cells))
 }
 
 // scan scores the rows of the cell at order index oi from the codes.
@@ -372,8 +415,9 @@ func (s *Search) exact(r int32) float32 {
 // and that rank strictly below after (nil: no bound; ranking is by score,
 // then by the lower row), best first, with their exact scores. Within the
 // cells it scans the answer is the exact one; it probes cells until the
-// probe budget is spent or the cells' bounds prove the answer exact, and
-// beyond the budget while fewer than k rows were found.
+// probe budget is spent or the cells' bounds prove the answer exact, then,
+// up to the adaptive cap, the cells whose likely bound reaches the k-th
+// score, and beyond the budget while fewer than k rows were found.
 func (s *Search) Top(k int, after *topk.Entry, admit func(row int32) bool, dst []topk.Entry) []topk.Entry {
 	if k <= 0 || len(s.order) == 0 {
 		return dst
@@ -386,6 +430,9 @@ func (s *Search) Top(k int, after *topk.Entry, admit func(row int32) bool, dst [
 		if full {
 			kth, _ := s.res.Worst()
 			if s.cursor >= s.probe {
+				if s.extendProbe(kth.Score) {
+					continue
+				}
 				break
 			}
 			s.visit(max(1, s.nScan), kth.Score)
@@ -411,6 +458,24 @@ func (s *Search) visit(n int, kth float32) {
 		s.scan(oi)
 		done++
 	}
+}
+
+// extendProbe scans, up to the adaptive cap, the next cells (a few per
+// round: each round re-selects over every scanned row) whose likely and
+// proven bounds reach kth, and reports whether it scanned any.
+func (s *Search) extendProbe(kth float32) bool {
+	n := max(1, s.nScan/4)
+	done := 0
+	for s.cursor < s.extend && done < n {
+		oi := s.cursor
+		s.cursor++
+		if s.scanned[oi] || s.cbound[oi] < kth || s.qbound[oi] < kth {
+			continue
+		}
+		s.scan(oi)
+		done++
+	}
+	return done > 0
 }
 
 // expand scans n more unscanned cells in probe order, whatever their bound

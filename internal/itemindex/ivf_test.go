@@ -140,3 +140,70 @@ func TestIVFSectionRoundTrip(t *testing.T) {
 		t.Fatalf("ForModel: %v, %v cells", err, built)
 	}
 }
+
+// shopFactors are the serving benchmark's factors: category centres with
+// noise a third of their spread, so cells overlap as a trained model's do.
+func shopFactors(rng *rand.Rand, n, f, clusters int) []float32 {
+	centres := make([]float64, clusters*f)
+	for i := range centres {
+		centres[i] = rng.NormFloat64() * 0.3
+	}
+	y := make([]float32, n*f)
+	for i := range n {
+		c := i % clusters
+		for j := range f {
+			y[i*f+j] = float32(centres[c*f+j] + rng.NormFloat64()*0.1)
+		}
+	}
+	return y
+}
+
+// The adaptive probe: on queries between two item groups (a user with two
+// interests, which the first cells do not cover), going on past the probe
+// through the cells whose likely bound reaches the k-th score finds more
+// of the exact top k than stopping at the probe, and never scans more than
+// ExtendFactor × the probe's cells (no filter here).
+func TestIVFAdaptiveProbe(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	const n, f, k = 20000, 32, 20
+	m := newModel(t, f, shopFactors(rng, n, f, 100))
+	ix, err := BuildIVF(m, IVFOptions{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := 2 // of 141 cells: the two nearest groups, not always the right ones
+	recall := func(noExtend bool) float64 {
+		qrng := rand.New(rand.NewPCG(7, 7))
+		var s Search
+		x := make([]float32, f)
+		hits, total := 0, 0
+		for range 100 {
+			a, b := m.Vector(int32(qrng.IntN(n))), m.Vector(int32(qrng.IntN(n)))
+			for j := range x {
+				x[j] = a[j] + b[j]
+			}
+			if err := ix.Start(&s, Query{X: x, Probe: probe, NoExtend: noExtend}); err != nil {
+				t.Fatal(err)
+			}
+			got := s.Top(k, nil, nil, nil)
+			if limit := min(ix.Cells(), ExtendFactor*probe); s.nScan > limit {
+				t.Fatalf("scanned %d cells, the adaptive cap is %d", s.nScan, limit)
+			}
+			if noExtend && s.nScan > probe {
+				t.Fatalf("scanned %d cells without the extension, probe %d", s.nScan, probe)
+			}
+			for _, w := range bruteTop(m, x, -1, k, nil, nil) {
+				total++
+				if slices.Contains(got, w) {
+					hits++
+				}
+			}
+		}
+		return float64(hits) / float64(total)
+	}
+	fixed, adaptive := recall(true), recall(false)
+	t.Logf("recall@%d, probe %d of %d cells: fixed %.3f, adaptive %.3f", k, probe, ix.Cells(), fixed, adaptive)
+	if adaptive <= fixed {
+		t.Errorf("recall@%d: adaptive %.3f, not above the fixed probe's %.3f", k, adaptive, fixed)
+	}
+}

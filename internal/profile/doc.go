@@ -27,7 +27,7 @@
 // Every per-user key gets PEXPIRE UserTTL on every write, except the dedup
 // set, which gets min(DedupWindow, UserTTL): once a user has not written for
 // DedupWindow every id in it is stale, and it is the largest of the four
-// (see "Bytes per user" in README.md); the impression hash, which
+// (see "Bytes per user" in docs/storage.md); the impression hash, which
 // gets min(ImpressionWindow, UserTTL) whenever an impression is written; the
 // push set, min(PushWindow, UserTTL) whenever a push is written; and the
 // order set, UserTTL whenever a purchase is written. A batch of pushes

@@ -133,6 +133,13 @@ type Request struct {
 	// MaxPerBrand and MaxPerSeller cap the items of one brand or seller
 	// likewise.
 	MaxPerBrand, MaxPerSeller int
+	// Serving settings of an experiment arm: NonPersonalized answers as
+	// for a cold user (a non-personalized control); ExploreShare, when
+	// set, replaces Config.ExploreShare; ColdSource, when set, replaces
+	// Config.ColdSource.
+	NonPersonalized bool
+	ExploreShare    *float64
+	ColdSource      Source
 }
 
 // SimilarRequest asks for items similar to one item.
@@ -165,7 +172,7 @@ type Config struct {
 	// within RotateWindow without a click after them; 0 turns rotation off.
 	// The profile store must keep at least this many impressions per item.
 	RotateAfter  int
-	RotateWindow time.Duration // default 24h
+	RotateWindow time.Duration // default DefaultRotateWindow
 	// ExploreShare is the share of an answer's slots given to new arrivals
 	// (rounded down: 0.1 is 1 of 10); 0 turns exploration off. Needs
 	// Arrivals.
@@ -239,6 +246,10 @@ type Engine struct {
 	rowsRunner atomic.Bool              // RunRowState is keeping rows up to date
 }
 
+// DefaultRotateWindow is the default Config.RotateWindow: impressions of the
+// last day count for rotation.
+const DefaultRotateWindow = 24 * time.Hour
+
 // New returns an engine. cat may be nil (no catalog).
 func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine, error) {
 	if cfg.Weighting == (event.Weighting{}) {
@@ -254,7 +265,7 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 		cfg.Now = time.Now
 	}
 	if cfg.RotateWindow == 0 {
-		cfg.RotateWindow = 24 * time.Hour
+		cfg.RotateWindow = DefaultRotateWindow
 	}
 	if cfg.ColdSource == SourceUnspecified {
 		cfg.ColdSource = SourcePopular
@@ -473,19 +484,22 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	}
 	span.End()
 
-	personal := !p.OptedOut && req.Placement != PlacementTrending
+	personal := !p.OptedOut && req.Placement != PlacementTrending && !req.NonPersonalized
 	a := &s.answer
 	a.reset(req.Count, orDefault(req.MaxPerCategory, e.cfg.MaxPerCategory))
 	a.capBrandsAndSellers(orDefault(req.MaxPerBrand, e.cfg.MaxPerBrand), orDefault(req.MaxPerSeller, e.cfg.MaxPerSeller))
 	var picks []Item
 	if personal {
-		if slots := e.explorationSlots(req.Count); slots > 0 {
+		if slots := e.explorationSlots(req.Count, req.ExploreShare); slots > 0 {
 			picks = e.explore(s, fc, a, slots, e.affinities(s, weights, p.Searches))
 		}
 	}
 	a.want = req.Count - len(picks)
 
 	res := Result{Source: e.cfg.ColdSource}
+	if req.ColdSource == SourcePopular || req.ColdSource == SourceTrending {
+		res.Source = req.ColdSource
+	}
 	if req.Placement == PlacementTrending {
 		res.Source = SourceTrending
 	}

@@ -31,6 +31,12 @@ var (
 	_ PopularityReader = (*profile.Store)(nil)
 )
 
+// Defaults of ArrivalsConfig.
+const (
+	DefaultNewItemAge           = 14 * 24 * time.Hour
+	DefaultNewItemMaxPopularity = 10
+)
+
 // ArrivalsConfig says which items count as new arrivals; zero fields get
 // defaults.
 type ArrivalsConfig struct {
@@ -70,10 +76,10 @@ type arrivalSet struct {
 // NewArrivals returns an empty list; call Refresh or Run to fill it.
 func NewArrivals(cfg ArrivalsConfig, cat CatalogRange, pop PopularityReader, log *slog.Logger) (*Arrivals, error) {
 	if cfg.MaxAge == 0 {
-		cfg.MaxAge = 14 * 24 * time.Hour
+		cfg.MaxAge = DefaultNewItemAge
 	}
 	if cfg.MaxPopularity == 0 {
-		cfg.MaxPopularity = 10
+		cfg.MaxPopularity = DefaultNewItemMaxPopularity
 	}
 	if cfg.MaxCandidates == 0 {
 		cfg.MaxCandidates = 5000
@@ -151,11 +157,15 @@ func (a *Arrivals) Run(ctx context.Context, every time.Duration) error {
 // explorationSlots is how many of count slots go to new arrivals: the
 // configured share, rounded down, so a share of 0.1 is 1 of 10 and none of
 // 9.
-func (e *Engine) explorationSlots(count int) int {
-	if e.cfg.Arrivals == nil || e.cfg.ExploreShare <= 0 {
+func (e *Engine) explorationSlots(count int, override *float64) int {
+	share := e.cfg.ExploreShare
+	if override != nil {
+		share = *override
+	}
+	if e.cfg.Arrivals == nil || !(share > 0) {
 		return 0
 	}
-	return int(math.Floor(float64(count)*e.cfg.ExploreShare + 1e-9))
+	return int(math.Floor(float64(count)*min(share, 1) + 1e-9))
 }
 
 // affinity is one category's share of a profile's weight.

@@ -234,6 +234,8 @@ type pushCall struct {
 	// it (adapted to what the call's rounds measured); answerEst bounds
 	// one user's answer.
 	profileEst, answerEst int64
+	// roundUsers is the next round's most users (nextRoundUsers).
+	roundUsers int
 }
 
 func (e *Engine) newPushCall(req PushRequest) *pushCall {
@@ -251,6 +253,7 @@ func (e *Engine) newPushCall(req PushRequest) *pushCall {
 		c.gate = noGate{}
 	}
 	c.profileEst, c.answerEst = initialProfileBytes, answerBytes(max(req.Count, 1))
+	c.roundUsers = pushScoreBlock // doubles while the reader keeps up
 	return c
 }
 

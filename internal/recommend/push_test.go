@@ -80,13 +80,14 @@ func TestPushStopsWhenCancelledMidStream(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
-	// The block being answered is finished (its results are emitted in
-	// one go); the next is never loaded.
+	// The round being answered is finished (its results are emitted in
+	// one go; a call's first round is pushScoreBlock users); the next is
+	// never loaded.
 	if got := pp.loads.Load(); got != 1 {
 		t.Errorf("%d blocks loaded after cancelling in the first, want 1", got)
 	}
-	if emitted != pushLoadBlock {
-		t.Errorf("%d answers emitted, want the first block's %d", emitted, pushLoadBlock)
+	if emitted != pushScoreBlock {
+		t.Errorf("%d answers emitted, want the first round's %d", emitted, pushScoreBlock)
 	}
 }
 

@@ -3,6 +3,7 @@ package recommend
 import (
 	"context"
 	"fmt"
+	"time"
 	"unsafe"
 
 	"github.com/recsys-dev/recsys/internal/profile"
@@ -54,7 +55,8 @@ func profileBytes(p profile.Profile) int64 {
 }
 
 // pushRound answers a prefix of ids, as many users as the gate's budget
-// affords now (at most pushLoadBlock), and returns how many ids it used.
+// affords now (at most c.roundUsers, paced by the reader: nextRoundUsers),
+// and returns how many ids it used.
 //
 // It reserves the round's bytes before loading (profiles at the call's
 // estimate, answers at their bound), waiting while the budget is full;
@@ -68,8 +70,9 @@ func (e *Engine) pushRound(ctx context.Context, c *pushCall, ids []string, keep 
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	start := time.Now() // real time, not Config.Now: it paces the reader
 	perUser := c.profileEst + c.answerEst
-	want := min(len(ids), pushLoadBlock)
+	want := min(len(ids), c.roundUsers)
 	held, err := c.gate.Reserve(ctx, perUser, int64(want)*perUser)
 	if err != nil {
 		return 0, fmt.Errorf("reserve push memory: %w", err)
@@ -152,6 +155,7 @@ func (e *Engine) pushRound(ctx context.Context, c *pushCall, ids []string, keep 
 	clear(ps)
 	c.gate.Release(held - answers)
 	held = answers
+	computed := time.Now()
 	for i := range results {
 		if err := emit(results[i]); err != nil {
 			return 0, err
@@ -161,5 +165,20 @@ func (e *Engine) pushRound(ctx context.Context, c *pushCall, ids []string, keep 
 		c.gate.Release(n)
 		held -= n
 	}
+	c.roundUsers = nextRoundUsers(k, computed.Sub(start), time.Since(computed))
 	return k, nil
+}
+
+// nextRoundUsers sizes the next round by how the last one went: a round
+// of k users took compute to answer and send to hand to gRPC. While the
+// reader keeps up (send no longer than compute) rounds double up to
+// pushLoadBlock; when it does not, the next round holds as many users as
+// the reader took in one compute time (at least one), so a slow reader's
+// stream computes no further ahead of it than one round's work.
+func nextRoundUsers(k int, compute, send time.Duration) int {
+	if send <= compute {
+		return min(2*max(k, 1), pushLoadBlock)
+	}
+	n := int(float64(k) * float64(compute) / float64(send))
+	return max(1, min(n, pushLoadBlock))
 }

@@ -70,6 +70,12 @@ var methodTable = map[string]policy{
 	recsysv1.ModelService_ListModels_FullMethodName:            {access.Operator, 10 * time.Second},
 	recsysv1.ModelService_ActivateModel_FullMethodName:         {access.Operator, 10 * time.Second},
 	recsysv1.ModelService_GetModelReport_FullMethodName:        {access.Operator, 10 * time.Second},
+	// Experiments: definitions and reports.
+	recsysv1.ExperimentService_CreateExperiment_FullMethodName: {access.Operator, 5 * time.Second},
+	recsysv1.ExperimentService_UpdateExperiment_FullMethodName: {access.Operator, 5 * time.Second},
+	recsysv1.ExperimentService_StopExperiment_FullMethodName:   {access.Operator, 5 * time.Second},
+	recsysv1.ExperimentService_ListExperiments_FullMethodName:  {access.Operator, 5 * time.Second},
+	recsysv1.ExperimentService_GetReport_FullMethodName:        {access.Operator, 30 * time.Second},
 }
 
 // openServices answer anyone, without credentials or rate limit: health

@@ -233,3 +233,43 @@ func TestParseRateLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestExplanationsByRole: a page gets what it renders ("because you viewed
+// X": the reason's kind and history item id), not the user's event types
+// or score contributions; the operator gets the whole explanation.
+func TestExplanationsByRole(t *testing.T) {
+	e := newEnvWith(t, envOptions{model: true, server: func(c *server.Config, _ *server.Deps) {
+		c.Auth = access.NewAuthenticator(testTokens(t), false)
+	}})
+	ctx := context.Background()
+	now := e.clock.Now()
+	if _, err := e.events.RecordEvents(ctx, &recsysv1.RecordEventsRequest{Events: []*recsysv1.Event{
+		ev("u", "a1", view, now.Add(-time.Hour)), ev("u", "a2", cart, now), ev("u", "b4", view, now),
+	}}, as("tok-operator")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		caller string
+		full   bool
+	}{{"pages", false}, {"both", false}, {"operator", true}} {
+		t.Run(tc.caller, func(t *testing.T) {
+			res, err := e.rec.Recommend(ctx, &recsysv1.RecommendRequest{UserId: "u", Count: 5}, as(testCallers[tc.caller].token))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.GetItems()) == 0 {
+				t.Fatal("no items")
+			}
+			for _, it := range res.GetItems() {
+				r := it.GetReason()
+				if r.GetKind() != recsysv1.ReasonKind_REASON_KIND_PROFILE_ITEM || r.GetItemId() == "" {
+					t.Fatalf("%s: reason %v, want a profile item named", it.GetItemId(), r)
+				}
+				gotFull := r.GetEventType() != recsysv1.EventType_EVENT_TYPE_UNSPECIFIED || r.GetContribution() != 0
+				if gotFull != tc.full {
+					t.Errorf("%s: reason %v; want event type and contribution: %v", it.GetItemId(), r, tc.full)
+				}
+			}
+		})
+	}
+}

@@ -34,7 +34,8 @@ type answerRecorder struct {
 }
 
 // record enqueues the answer to a user (nothing without a user or items).
-func (r *answerRecorder) record(id, userID, placement string, res recommend.Result) {
+// xp and arm are the user's experiment and arm ("" outside experiments).
+func (r *answerRecorder) record(id, userID, placement, xp, arm string, res recommend.Result) {
 	if r == nil || r.attr == nil || userID == "" || len(res.Items) == 0 {
 		return
 	}
@@ -44,7 +45,7 @@ func (r *answerRecorder) record(id, userID, placement string, res recommend.Resu
 	}
 	r.attr.Enqueue(attribution.Answer{
 		ID: id, UserID: userID, Placement: placement, Source: sourceName(toSource(res.Source)),
-		ModelVersion: res.ModelVersion, Time: r.now(), Items: items,
+		ModelVersion: res.ModelVersion, Experiment: xp, Arm: arm, Time: r.now(), Items: items,
 	})
 }
 

@@ -59,10 +59,11 @@ func (s *recommendationService) BatchRecommend(req *recsysv1.BatchRecommendReque
 	}
 	pr := pushsched.Request{PushRequest: r, Channel: pushsched.Channel(req.GetChannel()), // the numbers match
 		Campaign: req.GetCampaignId(), HoldoutShare: req.GetHoldoutShare()}
+	full := fullReasons(stream.Context())
 	return s.push.Push(stream.Context(), pr, func(res recommend.PushResult) error {
 		return stream.Send(&recsysv1.BatchRecommendResponse{
 			UserId:           res.UserID,
-			Items:            toScored(res.Items),
+			Items:            toScored(res.Items, full),
 			EmptyReason:      recsysv1.PushEmptyReason(res.Empty), // the numbers match
 			ModelVersion:     res.ModelVersion,
 			RecommendationId: newRecommendationID(),

@@ -251,3 +251,83 @@ func TestBatchRecommendWorkers(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchRecommendChaosSlowStreams is the short chaos run of issue 13:
+// 100 streams read slowly (one message from each in turn), a third of them
+// are cancelled midway, and the budget's own accounting never exceeds it;
+// the others get every answer, and everything is released at the end.
+func TestBatchRecommendChaosSlowStreams(t *testing.T) {
+	const (
+		budget   = 16 << 20
+		streams  = 100
+		users    = 150
+		cancelAt = 40
+	)
+	e, sched := schedEnv(t, pushsched.Config{MemoryBudget: budget, StreamsPerCaller: streams, Workers: 2}, false, nil, nil)
+	pushUsers(t, e)
+	ids := make([]string, users)
+	for i := range ids {
+		ids[i] = []string{"alice", "bob", "ghost"}[i%3]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	type stream struct {
+		st     grpc.ServerStreamingClient[recsysv1.BatchRecommendResponse]
+		cancel context.CancelFunc
+		got    int
+		done   bool
+	}
+	ss := make([]*stream, streams)
+	for i := range ss {
+		sctx, scancel := context.WithCancel(ctx)
+		st, err := e.rec.BatchRecommend(sctx, &recsysv1.BatchRecommendRequest{UserIds: ids, Count: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ss[i] = &stream{st: st, cancel: scancel}
+	}
+	var peakSeen int64
+	for open := streams; open > 0; {
+		open = 0
+		for i, s := range ss {
+			if s.done {
+				continue
+			}
+			if i%3 == 0 && s.got == cancelAt {
+				s.cancel()
+				s.done = true
+				continue
+			}
+			m, err := s.st.Recv()
+			if errors.Is(err, io.EOF) && s.got == users {
+				s.done = true
+				continue
+			}
+			if err != nil {
+				t.Fatalf("stream %d after %d messages: %v", i, s.got, err)
+			}
+			if m.GetUserId() != ids[s.got] {
+				t.Fatalf("stream %d message %d: user %q, want %q", i, s.got, m.GetUserId(), ids[s.got])
+			}
+			s.got++
+			open++
+			if n := sched.InFlight(); n > budget {
+				t.Fatalf("%d bytes in flight, budget %d", n, budget)
+			} else {
+				peakSeen = max(peakSeen, n)
+			}
+		}
+	}
+	for _, s := range ss {
+		s.cancel()
+	}
+	if err := sched.WaitOpen(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if p := sched.PeakInFlight(); p > budget || p < peakSeen || peakSeen == 0 {
+		t.Errorf("peak in flight %d (seen %d), budget %d", p, peakSeen, budget)
+	}
+	if n := sched.InFlight(); n != 0 {
+		t.Errorf("%d bytes still reserved after the chaos", n)
+	}
+}

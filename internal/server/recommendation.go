@@ -7,6 +7,7 @@ import (
 	"errors"
 	"math"
 
+	"github.com/recsys-dev/recsys/internal/access"
 	"github.com/recsys-dev/recsys/internal/recommend"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
@@ -32,6 +33,7 @@ type recommendationService struct {
 	degrade *degradation
 	srv     *Server
 	answers *answerRecorder
+	running RunningExperiments // may be nil: no experiments
 }
 
 func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.RecommendRequest) (*recsysv1.RecommendResponse, error) {
@@ -46,6 +48,10 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 		MaxPerBrand:    int(req.GetMaxPerBrand()),
 		MaxPerSeller:   int(req.GetMaxPerSeller()),
 	}
+	xp, arm, inXP := armFor(s.running, r.Placement, r.UserID)
+	if inXP {
+		applyArm(&r, arm)
+	}
 	res, err := s.rec.Recommend(ctx, r)
 	degraded := false
 	if err != nil {
@@ -56,15 +62,19 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 	}
 	s.degrade.metrics.Answer("Recommend", res.Source)
 	id := newRecommendationID()
-	s.answers.record(id, r.UserID, r.Placement, res)
-	return &recsysv1.RecommendResponse{
-		Items:            toScored(res.Items),
+	out := &recsysv1.RecommendResponse{
+		Items:            toScored(res.Items, fullReasons(ctx)),
 		ModelVersion:     res.ModelVersion,
 		Source:           toSource(res.Source),
 		RecommendationId: id,
 		Partial:          res.Partial,
 		Degraded:         degraded,
-	}, nil
+	}
+	if inXP {
+		out.Experiment, out.Arm = xp.Name, arm.Name
+	}
+	s.answers.record(id, r.UserID, r.Placement, out.Experiment, out.Arm, res)
+	return out, nil
 }
 
 // fromProtoFilter converts a validated filter; nil is the zero Filter.
@@ -100,7 +110,7 @@ func (s *recommendationService) SimilarItems(ctx context.Context, req *recsysv1.
 	}
 	s.degrade.metrics.Answer("SimilarItems", res.Source)
 	return &recsysv1.SimilarItemsResponse{
-		Items:            toScored(res.Items),
+		Items:            toScored(res.Items, fullReasons(ctx)),
 		ModelVersion:     res.ModelVersion,
 		Source:           toSource(res.Source),
 		RecommendationId: newRecommendationID(),
@@ -136,7 +146,7 @@ func (s *recommendationService) BoughtTogether(ctx context.Context, req *recsysv
 	}
 	s.degrade.metrics.Answer("BoughtTogether", res.Source)
 	return &recsysv1.BoughtTogetherResponse{
-		Items:            toScored(res.Items),
+		Items:            toScored(res.Items, fullReasons(ctx)),
 		ModelVersion:     res.ModelVersion,
 		Source:           toSource(res.Source),
 		RecommendationId: newRecommendationID(),
@@ -172,13 +182,13 @@ func (s *recommendationService) RankItems(ctx context.Context, req *recsysv1.Ran
 	}
 	s.degrade.metrics.Answer("RankItems", res.Source)
 	id := newRecommendationID()
-	s.answers.record(id, r.UserID, req.GetContext().GetPlacement(), recommend.Result{Items: res.Items, ModelVersion: res.ModelVersion, Source: res.Source})
+	s.answers.record(id, r.UserID, req.GetContext().GetPlacement(), "", "", recommend.Result{Items: res.Items, ModelVersion: res.ModelVersion, Source: res.Source})
 	dropped := make([]*recsysv1.DroppedItem, len(res.Dropped))
 	for i, d := range res.Dropped {
 		dropped[i] = &recsysv1.DroppedItem{ItemId: d.ItemID, Reason: toDropReason(d.Why)}
 	}
 	return &recsysv1.RankItemsResponse{
-		Items:            toScored(res.Items),
+		Items:            toScored(res.Items, fullReasons(ctx)),
 		Dropped:          dropped,
 		ModelVersion:     res.ModelVersion,
 		Source:           toSource(res.Source),
@@ -203,24 +213,41 @@ func toDropReason(v recommend.Verdict) recsysv1.DropReason {
 	return recsysv1.DropReason_DROP_REASON_UNSPECIFIED
 }
 
-func toScored(items []recommend.Item) []*recsysv1.ScoredItem {
+// fullReasons tells whether the caller may see an explanation whole: the
+// event type and score contribution describe the user's history, which
+// only the operator role may read (GetProfile is operator-only too). Other
+// callers get what a page renders ("because you viewed X"): the reason's
+// kind, item id, category and the shop's rules. A server without
+// authentication shows everything.
+func fullReasons(ctx context.Context) bool {
+	c, ok := access.FromContext(ctx)
+	return !ok || c.Roles&access.Operator != 0
+}
+
+func toScored(items []recommend.Item, full bool) []*recsysv1.ScoredItem {
 	out := make([]*recsysv1.ScoredItem, len(items))
 	for i, it := range items {
-		out[i] = &recsysv1.ScoredItem{ItemId: it.ItemID, Score: it.Score, Source: toSource(it.Source), Reason: toReason(it.Reason)}
+		out[i] = &recsysv1.ScoredItem{ItemId: it.ItemID, Score: it.Score, Source: toSource(it.Source), Reason: toReason(it.Reason, full)}
 	}
 	return out
 }
 
-func toReason(r recommend.Reason) *recsysv1.Reason {
+// toReason converts r; without full it leaves out the event type and the
+// contribution (see fullReasons).
+func toReason(r recommend.Reason, full bool) *recsysv1.Reason {
 	if r.Kind == recommend.ReasonUnspecified {
 		return nil
 	}
-	out := &recsysv1.Reason{ItemId: r.ItemID, Category: r.Category, Contribution: r.Contribution,
-		BoostRules: r.BoostRules, BoostAdjustment: r.BoostAdjustment}
+	out := &recsysv1.Reason{ItemId: r.ItemID, Category: r.Category, BoostRules: r.BoostRules, BoostAdjustment: r.BoostAdjustment}
+	if full {
+		out.Contribution = r.Contribution
+	}
 	switch r.Kind {
 	case recommend.ReasonProfileItem:
 		out.Kind = recsysv1.ReasonKind_REASON_KIND_PROFILE_ITEM
-		out.EventType = recsysv1.EventType(r.EventType) // the numbers match
+		if full {
+			out.EventType = recsysv1.EventType(r.EventType) // the numbers match
+		}
 	case recommend.ReasonPopular:
 		out.Kind = recsysv1.ReasonKind_REASON_KIND_POPULAR
 	case recommend.ReasonTrending:

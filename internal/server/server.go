@@ -56,6 +56,9 @@ import (
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
+// DefaultMaxRecvMsgBytes is the default Config.MaxRecvMsgBytes.
+const DefaultMaxRecvMsgBytes = 4 << 20
+
 // Config tunes the edge; zero fields get defaults.
 type Config struct {
 	Limits    Limits
@@ -121,6 +124,11 @@ type Deps struct {
 	Attribution Attributor
 	// Outcomes counts attributed events in the daily metrics (may be nil).
 	Outcomes OutcomeCounter
+	// Experiments keeps the experiment definitions and Running the
+	// replica's copy of the running ones (may be nil: ExperimentService
+	// answers FailedPrecondition and nobody is in an experiment).
+	Experiments ExperimentStore
+	Running     RunningExperiments
 	// Metrics counts answers, degraded answers, rate-limit refusals and
 	// events (nil: a private set, not exported; Collectors still returns
 	// it).
@@ -151,6 +159,7 @@ var Services = []string{
 	recsysv1.EventService_ServiceDesc.ServiceName,
 	recsysv1.CatalogService_ServiceDesc.ServiceName,
 	recsysv1.ModelService_ServiceDesc.ServiceName,
+	recsysv1.ExperimentService_ServiceDesc.ServiceName,
 }
 
 // LivenessService is the health name that is SERVING while the process
@@ -171,7 +180,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.MaxRecvMsgBytes <= 0 {
-		cfg.MaxRecvMsgBytes = 4 << 20
+		cfg.MaxRecvMsgBytes = DefaultMaxRecvMsgBytes
 	}
 	if cfg.RateLimits == nil {
 		cfg.RateLimits = DefaultRateLimits()
@@ -265,11 +274,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 	// in-process one the HTTP/JSON gateway calls (see DialInProcess).
 	for _, g := range []*grpc.Server{g, s.inproc} {
 		recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender, bought: d.Bought, push: d.Pusher,
-			degrade: deg, srv: s, answers: &answerRecorder{attr: d.Attribution, now: cfg.Now}})
+			degrade: deg, srv: s, answers: &answerRecorder{attr: d.Attribution, now: cfg.Now}, running: d.Running})
 		recsysv1.RegisterEventServiceServer(g, &eventService{log: log, attr: d.Attribution, outcomes: d.Outcomes, profiles: d.Profiles, catalog: d.CatalogView, search: d.Search, weighting: cfg.Weighting,
 			segments: cfg.Segments, now: cfg.Now, metrics: m})
 		recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
 		recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models})
+		recsysv1.RegisterExperimentServiceServer(g, &experimentService{store: d.Experiments, running: d.Running})
 	}
 
 	s.health = health.NewServer()
@@ -321,7 +331,7 @@ func (s *Server) SetServing(ok bool) {
 // setBackend applies a readiness check's result to health. What each name
 // reports is what the server can still do without Redis:
 //
-//   - EventService, CatalogService, ModelService follow Redis: they cannot
+//   - EventService, CatalogService, ModelService, ExperimentService follow Redis: they cannot
 //     store or read anything without it.
 //   - RecommendationService and the overall "" (what load balancers and
 //     Kubernetes readiness ask) stay SERVING during an outage once the
@@ -339,6 +349,7 @@ func (s *Server) setBackend(ok bool) {
 		recsysv1.EventService_ServiceDesc.ServiceName,
 		recsysv1.CatalogService_ServiceDesc.ServiceName,
 		recsysv1.ModelService_ServiceDesc.ServiceName,
+		recsysv1.ExperimentService_ServiceDesc.ServiceName,
 	} {
 		s.setHealth(name, ok)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/attribution"
 	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/experiment"
 	"github.com/recsys-dev/recsys/internal/kpi"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
@@ -66,6 +67,7 @@ type env struct {
 	push      *pushsched.Scheduler // the server's, unless envOptions.server replaced it
 	attr      *attribution.Store   // with envOptions.attribution
 	kpi       *kpi.Store           // with envOptions.attribution
+	xp        recsysv1.ExperimentServiceClient
 	prefix    string
 	conn      *grpc.ClientConn
 	rec       recsysv1.RecommendationServiceClient
@@ -126,6 +128,9 @@ type envOptions struct {
 	server func(*server.Config, *server.Deps)
 	// attribution records answers and attributes events (env.attr, env.kpi).
 	attribution bool
+	// experiments keeps experiments in Redis, each server polling them at
+	// the default pace (env.xp).
+	experiments bool
 }
 
 func newEnvWith(t testing.TB, o envOptions) *env {
@@ -215,6 +220,15 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 		})
 		deps.Attribution, deps.Outcomes = attr, counters
 	}
+	if o.experiments {
+		xs := experiment.NewStore(rdb, prefix, clk.Now)
+		running := experiment.NewCache(xs, log)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- running.Run(ctx, 0) }()
+		t.Cleanup(func() { cancel(); <-done })
+		deps.Experiments, deps.Running = xs, running
+	}
 	if o.server != nil {
 		o.server(&cfg, &deps)
 	}
@@ -232,6 +246,7 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 		catalog: recsysv1.NewCatalogServiceClient(conn),
 		models:  recsysv1.NewModelServiceClient(conn),
 		health:  healthpb.NewHealthClient(conn),
+		xp:      recsysv1.NewExperimentServiceClient(conn),
 	}
 }
 

@@ -32,6 +32,9 @@ type Limits struct {
 	MaxPushUsers int
 }
 
+// DefaultMaxBatch is the default Limits.MaxBatch.
+const DefaultMaxBatch = 1000
+
 func (l Limits) withDefaults() Limits {
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -39,7 +42,7 @@ func (l Limits) withDefaults() Limits {
 		}
 	}
 	def(&l.MaxCount, 500)
-	def(&l.MaxBatch, 1000)
+	def(&l.MaxBatch, DefaultMaxBatch)
 	def(&l.MaxExclude, 1000)
 	def(&l.MaxIDBytes, event.MaxIDBytes)
 	l.MaxIDBytes = min(l.MaxIDBytes, event.MaxIDBytes)

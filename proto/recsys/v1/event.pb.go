@@ -68,9 +68,7 @@ const (
 	// rating weight (recorded in each model like the other weights) times
 	// (rating - 3) / 2; 3 and below weigh 0. A rating at or below 2 moves the
 	// item down for the user (placed after every other item the answer could
-	// hold) until a later rating above 2 or the not-interested TTL. Every
-	// rating also counts in the item's rating signal (the smoothed rating
-	// boost rules use), with the catalog's own average and count.
+	// hold) until a later rating above 2 or the not-interested TTL.
 	EventType_EVENT_TYPE_RATING EventType = 8
 	// The user dismissed an item (`item_id`) or a whole category (`category`
 	// set and `item_id` empty): it is left out of every answer for the user

@@ -208,8 +208,15 @@ type Arm struct {
 	// When > 0, at most this many items per category (the request's own
 	// max_per_category wins when set).
 	MaxPerCategory int32 `protobuf:"varint,4,opt,name=max_per_category,json=maxPerCategory,proto3" json:"max_per_category,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When set, the share of the answer's slots given to new arrivals, 0 to
+	// 1, instead of the server's --explore-share (0 turns exploration off).
+	ExploreShare *float64 `protobuf:"fixed64,5,opt,name=explore_share,json=exploreShare,proto3,oneof" json:"explore_share,omitempty"`
+	// When set (SOURCE_POPULAR or SOURCE_TRENDING), what the arm's users
+	// without a personalized answer get, instead of the server's
+	// --cold-source.
+	ColdSource    Source `protobuf:"varint,6,opt,name=cold_source,json=coldSource,proto3,enum=recsys.v1.Source" json:"cold_source,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Arm) Reset() {
@@ -268,6 +275,20 @@ func (x *Arm) GetMaxPerCategory() int32 {
 		return x.MaxPerCategory
 	}
 	return 0
+}
+
+func (x *Arm) GetExploreShare() float64 {
+	if x != nil && x.ExploreShare != nil {
+		return *x.ExploreShare
+	}
+	return 0
+}
+
+func (x *Arm) GetColdSource() Source {
+	if x != nil {
+		return x.ColdSource
+	}
+	return Source_SOURCE_UNSPECIFIED
 }
 
 // CreateExperimentRequest carries the experiment to start.
@@ -362,6 +383,99 @@ func (x *CreateExperimentResponse) GetExperiment() *Experiment {
 	return nil
 }
 
+// UpdateExperimentRequest carries the changed experiment.
+type UpdateExperimentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The experiment, found by name; output-only fields, the placement and
+	// the salt are ignored.
+	Experiment    *Experiment `protobuf:"bytes,1,opt,name=experiment,proto3" json:"experiment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateExperimentRequest) Reset() {
+	*x = UpdateExperimentRequest{}
+	mi := &file_recsys_v1_experiment_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateExperimentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateExperimentRequest) ProtoMessage() {}
+
+func (x *UpdateExperimentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_experiment_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateExperimentRequest.ProtoReflect.Descriptor instead.
+func (*UpdateExperimentRequest) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *UpdateExperimentRequest) GetExperiment() *Experiment {
+	if x != nil {
+		return x.Experiment
+	}
+	return nil
+}
+
+// UpdateExperimentResponse is the changed experiment.
+type UpdateExperimentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As stored.
+	Experiment    *Experiment `protobuf:"bytes,1,opt,name=experiment,proto3" json:"experiment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateExperimentResponse) Reset() {
+	*x = UpdateExperimentResponse{}
+	mi := &file_recsys_v1_experiment_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateExperimentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateExperimentResponse) ProtoMessage() {}
+
+func (x *UpdateExperimentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_experiment_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateExperimentResponse.ProtoReflect.Descriptor instead.
+func (*UpdateExperimentResponse) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *UpdateExperimentResponse) GetExperiment() *Experiment {
+	if x != nil {
+		return x.Experiment
+	}
+	return nil
+}
+
 // ListExperimentsRequest asks for the experiments.
 type ListExperimentsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -371,7 +485,7 @@ type ListExperimentsRequest struct {
 
 func (x *ListExperimentsRequest) Reset() {
 	*x = ListExperimentsRequest{}
-	mi := &file_recsys_v1_experiment_proto_msgTypes[4]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -383,7 +497,7 @@ func (x *ListExperimentsRequest) String() string {
 func (*ListExperimentsRequest) ProtoMessage() {}
 
 func (x *ListExperimentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_experiment_proto_msgTypes[4]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -396,7 +510,7 @@ func (x *ListExperimentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExperimentsRequest.ProtoReflect.Descriptor instead.
 func (*ListExperimentsRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{4}
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{6}
 }
 
 // ListExperimentsResponse lists the experiments.
@@ -410,7 +524,7 @@ type ListExperimentsResponse struct {
 
 func (x *ListExperimentsResponse) Reset() {
 	*x = ListExperimentsResponse{}
-	mi := &file_recsys_v1_experiment_proto_msgTypes[5]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -422,7 +536,7 @@ func (x *ListExperimentsResponse) String() string {
 func (*ListExperimentsResponse) ProtoMessage() {}
 
 func (x *ListExperimentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_experiment_proto_msgTypes[5]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -435,7 +549,7 @@ func (x *ListExperimentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListExperimentsResponse.ProtoReflect.Descriptor instead.
 func (*ListExperimentsResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{5}
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListExperimentsResponse) GetExperiments() []*Experiment {
@@ -456,7 +570,7 @@ type StopExperimentRequest struct {
 
 func (x *StopExperimentRequest) Reset() {
 	*x = StopExperimentRequest{}
-	mi := &file_recsys_v1_experiment_proto_msgTypes[6]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +582,7 @@ func (x *StopExperimentRequest) String() string {
 func (*StopExperimentRequest) ProtoMessage() {}
 
 func (x *StopExperimentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_experiment_proto_msgTypes[6]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +595,7 @@ func (x *StopExperimentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopExperimentRequest.ProtoReflect.Descriptor instead.
 func (*StopExperimentRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{6}
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StopExperimentRequest) GetName() string {
@@ -502,7 +616,7 @@ type StopExperimentResponse struct {
 
 func (x *StopExperimentResponse) Reset() {
 	*x = StopExperimentResponse{}
-	mi := &file_recsys_v1_experiment_proto_msgTypes[7]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +628,7 @@ func (x *StopExperimentResponse) String() string {
 func (*StopExperimentResponse) ProtoMessage() {}
 
 func (x *StopExperimentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_experiment_proto_msgTypes[7]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +641,7 @@ func (x *StopExperimentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopExperimentResponse.ProtoReflect.Descriptor instead.
 func (*StopExperimentResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{7}
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StopExperimentResponse) GetExperiment() *Experiment {
@@ -553,7 +667,7 @@ type GetReportRequest struct {
 
 func (x *GetReportRequest) Reset() {
 	*x = GetReportRequest{}
-	mi := &file_recsys_v1_experiment_proto_msgTypes[8]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -565,7 +679,7 @@ func (x *GetReportRequest) String() string {
 func (*GetReportRequest) ProtoMessage() {}
 
 func (x *GetReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_experiment_proto_msgTypes[8]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -578,7 +692,7 @@ func (x *GetReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportRequest.ProtoReflect.Descriptor instead.
 func (*GetReportRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{8}
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetReportRequest) GetFromDate() string {
@@ -616,7 +730,7 @@ type GetReportResponse struct {
 
 func (x *GetReportResponse) Reset() {
 	*x = GetReportResponse{}
-	mi := &file_recsys_v1_experiment_proto_msgTypes[9]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +742,7 @@ func (x *GetReportResponse) String() string {
 func (*GetReportResponse) ProtoMessage() {}
 
 func (x *GetReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_experiment_proto_msgTypes[9]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +755,7 @@ func (x *GetReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReportResponse.ProtoReflect.Descriptor instead.
 func (*GetReportResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{9}
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetReportResponse) GetRows() []*ReportRow {
@@ -696,7 +810,7 @@ type ReportRow struct {
 
 func (x *ReportRow) Reset() {
 	*x = ReportRow{}
-	mi := &file_recsys_v1_experiment_proto_msgTypes[10]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +822,7 @@ func (x *ReportRow) String() string {
 func (*ReportRow) ProtoMessage() {}
 
 func (x *ReportRow) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_experiment_proto_msgTypes[10]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +835,7 @@ func (x *ReportRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRow.ProtoReflect.Descriptor instead.
 func (*ReportRow) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{10}
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReportRow) GetPlacement() string {
@@ -863,7 +977,7 @@ type ArmReport struct {
 
 func (x *ArmReport) Reset() {
 	*x = ArmReport{}
-	mi := &file_recsys_v1_experiment_proto_msgTypes[11]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +989,7 @@ func (x *ArmReport) String() string {
 func (*ArmReport) ProtoMessage() {}
 
 func (x *ArmReport) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_experiment_proto_msgTypes[11]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +1002,7 @@ func (x *ArmReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArmReport.ProtoReflect.Descriptor instead.
 func (*ArmReport) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{11}
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ArmReport) GetArm() string {
@@ -1018,7 +1132,7 @@ type Estimate struct {
 
 func (x *Estimate) Reset() {
 	*x = Estimate{}
-	mi := &file_recsys_v1_experiment_proto_msgTypes[12]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +1144,7 @@ func (x *Estimate) String() string {
 func (*Estimate) ProtoMessage() {}
 
 func (x *Estimate) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_experiment_proto_msgTypes[12]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +1157,7 @@ func (x *Estimate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Estimate.ProtoReflect.Descriptor instead.
 func (*Estimate) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{12}
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Estimate) GetValue() float64 {
@@ -1086,7 +1200,7 @@ type Lift struct {
 
 func (x *Lift) Reset() {
 	*x = Lift{}
-	mi := &file_recsys_v1_experiment_proto_msgTypes[13]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1098,7 +1212,7 @@ func (x *Lift) String() string {
 func (*Lift) ProtoMessage() {}
 
 func (x *Lift) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_experiment_proto_msgTypes[13]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1111,7 +1225,7 @@ func (x *Lift) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lift.ProtoReflect.Descriptor instead.
 func (*Lift) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{13}
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Lift) GetRelative() float64 {
@@ -1153,7 +1267,7 @@ var File_recsys_v1_experiment_proto protoreflect.FileDescriptor
 
 const file_recsys_v1_experiment_proto_rawDesc = "" +
 	"\n" +
-	"\x1arecsys/v1/experiment.proto\x12\trecsys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x02\n" +
+	"\x1arecsys/v1/experiment.proto\x12\trecsys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1erecsys/v1/recommendation.proto\"\xe4\x02\n" +
 	"\n" +
 	"Experiment\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
@@ -1167,17 +1281,29 @@ const file_recsys_v1_experiment_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"stopped_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tstoppedAt\"u\n" +
+	"stopped_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tstoppedAt\"\xe5\x01\n" +
 	"\x03Arm\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\rR\x06weight\x12\x18\n" +
 	"\apopular\x18\x03 \x01(\bR\apopular\x12(\n" +
-	"\x10max_per_category\x18\x04 \x01(\x05R\x0emaxPerCategory\"P\n" +
+	"\x10max_per_category\x18\x04 \x01(\x05R\x0emaxPerCategory\x12(\n" +
+	"\rexplore_share\x18\x05 \x01(\x01H\x00R\fexploreShare\x88\x01\x01\x122\n" +
+	"\vcold_source\x18\x06 \x01(\x0e2\x11.recsys.v1.SourceR\n" +
+	"coldSourceB\x10\n" +
+	"\x0e_explore_share\"P\n" +
 	"\x17CreateExperimentRequest\x125\n" +
 	"\n" +
 	"experiment\x18\x01 \x01(\v2\x15.recsys.v1.ExperimentR\n" +
 	"experiment\"Q\n" +
 	"\x18CreateExperimentResponse\x125\n" +
+	"\n" +
+	"experiment\x18\x01 \x01(\v2\x15.recsys.v1.ExperimentR\n" +
+	"experiment\"P\n" +
+	"\x17UpdateExperimentRequest\x125\n" +
+	"\n" +
+	"experiment\x18\x01 \x01(\v2\x15.recsys.v1.ExperimentR\n" +
+	"experiment\"Q\n" +
+	"\x18UpdateExperimentResponse\x125\n" +
 	"\n" +
 	"experiment\x18\x01 \x01(\v2\x15.recsys.v1.ExperimentR\n" +
 	"experiment\"\x18\n" +
@@ -1254,9 +1380,10 @@ const file_recsys_v1_experiment_proto_rawDesc = "" +
 	"\x0fExperimentState\x12 \n" +
 	"\x1cEXPERIMENT_STATE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18EXPERIMENT_STATE_RUNNING\x10\x01\x12\x1c\n" +
-	"\x18EXPERIMENT_STATE_STOPPED\x10\x022\xe9\x02\n" +
+	"\x18EXPERIMENT_STATE_STOPPED\x10\x022\xc6\x03\n" +
 	"\x11ExperimentService\x12[\n" +
-	"\x10CreateExperiment\x12\".recsys.v1.CreateExperimentRequest\x1a#.recsys.v1.CreateExperimentResponse\x12X\n" +
+	"\x10CreateExperiment\x12\".recsys.v1.CreateExperimentRequest\x1a#.recsys.v1.CreateExperimentResponse\x12[\n" +
+	"\x10UpdateExperiment\x12\".recsys.v1.UpdateExperimentRequest\x1a#.recsys.v1.UpdateExperimentResponse\x12X\n" +
 	"\x0fListExperiments\x12!.recsys.v1.ListExperimentsRequest\x1a\".recsys.v1.ListExperimentsResponse\x12U\n" +
 	"\x0eStopExperiment\x12 .recsys.v1.StopExperimentRequest\x1a!.recsys.v1.StopExperimentResponse\x12F\n" +
 	"\tGetReport\x12\x1b.recsys.v1.GetReportRequest\x1a\x1c.recsys.v1.GetReportResponseB7Z5github.com/recsys-dev/recsys/proto/recsys/v1;recsysv1b\x06proto3"
@@ -1274,57 +1401,65 @@ func file_recsys_v1_experiment_proto_rawDescGZIP() []byte {
 }
 
 var file_recsys_v1_experiment_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_recsys_v1_experiment_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_recsys_v1_experiment_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_recsys_v1_experiment_proto_goTypes = []any{
 	(ExperimentState)(0),             // 0: recsys.v1.ExperimentState
 	(*Experiment)(nil),               // 1: recsys.v1.Experiment
 	(*Arm)(nil),                      // 2: recsys.v1.Arm
 	(*CreateExperimentRequest)(nil),  // 3: recsys.v1.CreateExperimentRequest
 	(*CreateExperimentResponse)(nil), // 4: recsys.v1.CreateExperimentResponse
-	(*ListExperimentsRequest)(nil),   // 5: recsys.v1.ListExperimentsRequest
-	(*ListExperimentsResponse)(nil),  // 6: recsys.v1.ListExperimentsResponse
-	(*StopExperimentRequest)(nil),    // 7: recsys.v1.StopExperimentRequest
-	(*StopExperimentResponse)(nil),   // 8: recsys.v1.StopExperimentResponse
-	(*GetReportRequest)(nil),         // 9: recsys.v1.GetReportRequest
-	(*GetReportResponse)(nil),        // 10: recsys.v1.GetReportResponse
-	(*ReportRow)(nil),                // 11: recsys.v1.ReportRow
-	(*ArmReport)(nil),                // 12: recsys.v1.ArmReport
-	(*Estimate)(nil),                 // 13: recsys.v1.Estimate
-	(*Lift)(nil),                     // 14: recsys.v1.Lift
-	(*timestamppb.Timestamp)(nil),    // 15: google.protobuf.Timestamp
+	(*UpdateExperimentRequest)(nil),  // 5: recsys.v1.UpdateExperimentRequest
+	(*UpdateExperimentResponse)(nil), // 6: recsys.v1.UpdateExperimentResponse
+	(*ListExperimentsRequest)(nil),   // 7: recsys.v1.ListExperimentsRequest
+	(*ListExperimentsResponse)(nil),  // 8: recsys.v1.ListExperimentsResponse
+	(*StopExperimentRequest)(nil),    // 9: recsys.v1.StopExperimentRequest
+	(*StopExperimentResponse)(nil),   // 10: recsys.v1.StopExperimentResponse
+	(*GetReportRequest)(nil),         // 11: recsys.v1.GetReportRequest
+	(*GetReportResponse)(nil),        // 12: recsys.v1.GetReportResponse
+	(*ReportRow)(nil),                // 13: recsys.v1.ReportRow
+	(*ArmReport)(nil),                // 14: recsys.v1.ArmReport
+	(*Estimate)(nil),                 // 15: recsys.v1.Estimate
+	(*Lift)(nil),                     // 16: recsys.v1.Lift
+	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
+	(Source)(0),                      // 18: recsys.v1.Source
 }
 var file_recsys_v1_experiment_proto_depIdxs = []int32{
 	2,  // 0: recsys.v1.Experiment.arms:type_name -> recsys.v1.Arm
 	0,  // 1: recsys.v1.Experiment.state:type_name -> recsys.v1.ExperimentState
-	15, // 2: recsys.v1.Experiment.created_at:type_name -> google.protobuf.Timestamp
-	15, // 3: recsys.v1.Experiment.stopped_at:type_name -> google.protobuf.Timestamp
-	1,  // 4: recsys.v1.CreateExperimentRequest.experiment:type_name -> recsys.v1.Experiment
-	1,  // 5: recsys.v1.CreateExperimentResponse.experiment:type_name -> recsys.v1.Experiment
-	1,  // 6: recsys.v1.ListExperimentsResponse.experiments:type_name -> recsys.v1.Experiment
-	1,  // 7: recsys.v1.StopExperimentResponse.experiment:type_name -> recsys.v1.Experiment
-	11, // 8: recsys.v1.GetReportResponse.rows:type_name -> recsys.v1.ReportRow
-	12, // 9: recsys.v1.GetReportResponse.arms:type_name -> recsys.v1.ArmReport
-	13, // 10: recsys.v1.ReportRow.ctr:type_name -> recsys.v1.Estimate
-	13, // 11: recsys.v1.ReportRow.purchases_per_answer:type_name -> recsys.v1.Estimate
-	13, // 12: recsys.v1.ArmReport.conversion:type_name -> recsys.v1.Estimate
-	13, // 13: recsys.v1.ArmReport.ctr:type_name -> recsys.v1.Estimate
-	13, // 14: recsys.v1.ArmReport.revenue_per_user:type_name -> recsys.v1.Estimate
-	13, // 15: recsys.v1.ArmReport.revenue_per_answer:type_name -> recsys.v1.Estimate
-	14, // 16: recsys.v1.ArmReport.conversion_lift:type_name -> recsys.v1.Lift
-	14, // 17: recsys.v1.ArmReport.revenue_per_user_lift:type_name -> recsys.v1.Lift
-	3,  // 18: recsys.v1.ExperimentService.CreateExperiment:input_type -> recsys.v1.CreateExperimentRequest
-	5,  // 19: recsys.v1.ExperimentService.ListExperiments:input_type -> recsys.v1.ListExperimentsRequest
-	7,  // 20: recsys.v1.ExperimentService.StopExperiment:input_type -> recsys.v1.StopExperimentRequest
-	9,  // 21: recsys.v1.ExperimentService.GetReport:input_type -> recsys.v1.GetReportRequest
-	4,  // 22: recsys.v1.ExperimentService.CreateExperiment:output_type -> recsys.v1.CreateExperimentResponse
-	6,  // 23: recsys.v1.ExperimentService.ListExperiments:output_type -> recsys.v1.ListExperimentsResponse
-	8,  // 24: recsys.v1.ExperimentService.StopExperiment:output_type -> recsys.v1.StopExperimentResponse
-	10, // 25: recsys.v1.ExperimentService.GetReport:output_type -> recsys.v1.GetReportResponse
-	22, // [22:26] is the sub-list for method output_type
-	18, // [18:22] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	17, // 2: recsys.v1.Experiment.created_at:type_name -> google.protobuf.Timestamp
+	17, // 3: recsys.v1.Experiment.stopped_at:type_name -> google.protobuf.Timestamp
+	18, // 4: recsys.v1.Arm.cold_source:type_name -> recsys.v1.Source
+	1,  // 5: recsys.v1.CreateExperimentRequest.experiment:type_name -> recsys.v1.Experiment
+	1,  // 6: recsys.v1.CreateExperimentResponse.experiment:type_name -> recsys.v1.Experiment
+	1,  // 7: recsys.v1.UpdateExperimentRequest.experiment:type_name -> recsys.v1.Experiment
+	1,  // 8: recsys.v1.UpdateExperimentResponse.experiment:type_name -> recsys.v1.Experiment
+	1,  // 9: recsys.v1.ListExperimentsResponse.experiments:type_name -> recsys.v1.Experiment
+	1,  // 10: recsys.v1.StopExperimentResponse.experiment:type_name -> recsys.v1.Experiment
+	13, // 11: recsys.v1.GetReportResponse.rows:type_name -> recsys.v1.ReportRow
+	14, // 12: recsys.v1.GetReportResponse.arms:type_name -> recsys.v1.ArmReport
+	15, // 13: recsys.v1.ReportRow.ctr:type_name -> recsys.v1.Estimate
+	15, // 14: recsys.v1.ReportRow.purchases_per_answer:type_name -> recsys.v1.Estimate
+	15, // 15: recsys.v1.ArmReport.conversion:type_name -> recsys.v1.Estimate
+	15, // 16: recsys.v1.ArmReport.ctr:type_name -> recsys.v1.Estimate
+	15, // 17: recsys.v1.ArmReport.revenue_per_user:type_name -> recsys.v1.Estimate
+	15, // 18: recsys.v1.ArmReport.revenue_per_answer:type_name -> recsys.v1.Estimate
+	16, // 19: recsys.v1.ArmReport.conversion_lift:type_name -> recsys.v1.Lift
+	16, // 20: recsys.v1.ArmReport.revenue_per_user_lift:type_name -> recsys.v1.Lift
+	3,  // 21: recsys.v1.ExperimentService.CreateExperiment:input_type -> recsys.v1.CreateExperimentRequest
+	5,  // 22: recsys.v1.ExperimentService.UpdateExperiment:input_type -> recsys.v1.UpdateExperimentRequest
+	7,  // 23: recsys.v1.ExperimentService.ListExperiments:input_type -> recsys.v1.ListExperimentsRequest
+	9,  // 24: recsys.v1.ExperimentService.StopExperiment:input_type -> recsys.v1.StopExperimentRequest
+	11, // 25: recsys.v1.ExperimentService.GetReport:input_type -> recsys.v1.GetReportRequest
+	4,  // 26: recsys.v1.ExperimentService.CreateExperiment:output_type -> recsys.v1.CreateExperimentResponse
+	6,  // 27: recsys.v1.ExperimentService.UpdateExperiment:output_type -> recsys.v1.UpdateExperimentResponse
+	8,  // 28: recsys.v1.ExperimentService.ListExperiments:output_type -> recsys.v1.ListExperimentsResponse
+	10, // 29: recsys.v1.ExperimentService.StopExperiment:output_type -> recsys.v1.StopExperimentResponse
+	12, // 30: recsys.v1.ExperimentService.GetReport:output_type -> recsys.v1.GetReportResponse
+	26, // [26:31] is the sub-list for method output_type
+	21, // [21:26] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_recsys_v1_experiment_proto_init() }
@@ -1332,13 +1467,15 @@ func file_recsys_v1_experiment_proto_init() {
 	if File_recsys_v1_experiment_proto != nil {
 		return
 	}
+	file_recsys_v1_recommendation_proto_init()
+	file_recsys_v1_experiment_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_v1_experiment_proto_rawDesc), len(file_recsys_v1_experiment_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	ExperimentService_CreateExperiment_FullMethodName = "/recsys.v1.ExperimentService/CreateExperiment"
+	ExperimentService_UpdateExperiment_FullMethodName = "/recsys.v1.ExperimentService/UpdateExperiment"
 	ExperimentService_ListExperiments_FullMethodName  = "/recsys.v1.ExperimentService/ListExperiments"
 	ExperimentService_StopExperiment_FullMethodName   = "/recsys.v1.ExperimentService/StopExperiment"
 	ExperimentService_GetReport_FullMethodName        = "/recsys.v1.ExperimentService/GetReport"
@@ -39,6 +40,12 @@ type ExperimentServiceClient interface {
 	// CreateExperiment starts an experiment on one placement. At most one
 	// experiment runs per placement; a name is used once.
 	CreateExperiment(ctx context.Context, in *CreateExperimentRequest, opts ...grpc.CallOption) (*CreateExperimentResponse, error)
+	// UpdateExperiment changes a running experiment: its traffic share, its
+	// arms' weights and serving settings, its control arm. The name, the
+	// placement and the salt stay (users keep their arms while the weights
+	// stay), and arms are neither added nor removed (stop the experiment and
+	// start a new one for that).
+	UpdateExperiment(ctx context.Context, in *UpdateExperimentRequest, opts ...grpc.CallOption) (*UpdateExperimentResponse, error)
 	// ListExperiments returns the experiments, running first.
 	ListExperiments(ctx context.Context, in *ListExperimentsRequest, opts ...grpc.CallOption) (*ListExperimentsResponse, error)
 	// StopExperiment stops an experiment: its users get the normal answers
@@ -62,6 +69,16 @@ func (c *experimentServiceClient) CreateExperiment(ctx context.Context, in *Crea
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateExperimentResponse)
 	err := c.cc.Invoke(ctx, ExperimentService_CreateExperiment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *experimentServiceClient) UpdateExperiment(ctx context.Context, in *UpdateExperimentRequest, opts ...grpc.CallOption) (*UpdateExperimentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateExperimentResponse)
+	err := c.cc.Invoke(ctx, ExperimentService_UpdateExperiment_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -112,6 +129,12 @@ type ExperimentServiceServer interface {
 	// CreateExperiment starts an experiment on one placement. At most one
 	// experiment runs per placement; a name is used once.
 	CreateExperiment(context.Context, *CreateExperimentRequest) (*CreateExperimentResponse, error)
+	// UpdateExperiment changes a running experiment: its traffic share, its
+	// arms' weights and serving settings, its control arm. The name, the
+	// placement and the salt stay (users keep their arms while the weights
+	// stay), and arms are neither added nor removed (stop the experiment and
+	// start a new one for that).
+	UpdateExperiment(context.Context, *UpdateExperimentRequest) (*UpdateExperimentResponse, error)
 	// ListExperiments returns the experiments, running first.
 	ListExperiments(context.Context, *ListExperimentsRequest) (*ListExperimentsResponse, error)
 	// StopExperiment stops an experiment: its users get the normal answers
@@ -133,6 +156,9 @@ type UnimplementedExperimentServiceServer struct{}
 
 func (UnimplementedExperimentServiceServer) CreateExperiment(context.Context, *CreateExperimentRequest) (*CreateExperimentResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateExperiment not implemented")
+}
+func (UnimplementedExperimentServiceServer) UpdateExperiment(context.Context, *UpdateExperimentRequest) (*UpdateExperimentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateExperiment not implemented")
 }
 func (UnimplementedExperimentServiceServer) ListExperiments(context.Context, *ListExperimentsRequest) (*ListExperimentsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListExperiments not implemented")
@@ -178,6 +204,24 @@ func _ExperimentService_CreateExperiment_Handler(srv interface{}, ctx context.Co
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ExperimentServiceServer).CreateExperiment(ctx, req.(*CreateExperimentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ExperimentService_UpdateExperiment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateExperimentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ExperimentServiceServer).UpdateExperiment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ExperimentService_UpdateExperiment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ExperimentServiceServer).UpdateExperiment(ctx, req.(*UpdateExperimentRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -246,6 +290,10 @@ var ExperimentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CreateExperiment",
 			Handler:    _ExperimentService_CreateExperiment_Handler,
+		},
+		{
+			MethodName: "UpdateExperiment",
+			Handler:    _ExperimentService_UpdateExperiment_Handler,
 		},
 		{
 			MethodName: "ListExperiments",

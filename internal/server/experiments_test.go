@@ -1,0 +1,247 @@
+package server_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
+)
+
+func homeExperiment() *recsysv1.Experiment {
+	return &recsysv1.Experiment{Name: "home-1", Placement: "home", TrafficShare: 1, Arms: []*recsysv1.Arm{
+		{Name: "control", Weight: 1, Popular: true},
+		{Name: "model", Weight: 1},
+	}}
+}
+
+// arms asks a server for the arm of each user on the placement.
+func (e *env) arms(t *testing.T, placement string, users []string) []string {
+	t.Helper()
+	out := make([]string, len(users))
+	for i, u := range users {
+		res, err := e.rec.Recommend(context.Background(), &recsysv1.RecommendRequest{UserId: u, Count: 3,
+			Context: &recsysv1.RequestContext{Placement: placement}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (res.GetExperiment() == "") != (res.GetArm() == "") {
+			t.Fatalf("user %s: experiment %q with arm %q", u, res.GetExperiment(), res.GetArm())
+		}
+		out[i] = res.GetExperiment() + "/" + res.GetArm()
+	}
+	return out
+}
+
+// within calls cond until it holds, failing after limit: a change
+// made through one server must reach the other within it.
+func within(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestExperimentsAcrossTwoServers: an experiment created through one
+// server reaches the other within 2 s, both put every user in the same
+// arm, the arms answer differently, changes and stops propagate likewise.
+func TestExperimentsAcrossTwoServers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a := newEnvWith(t, envOptions{model: true, experiments: true, attribution: true})
+	b := newEnvWith(t, envOptions{model: true, experiments: true, prefix: a.prefix, clock: a.clock})
+	a.upsert(t, plantedCatalog(a.clock.Now())...)
+	b.upsert(t, plantedCatalog(a.clock.Now())...)
+	users := make([]string, 60)
+	var evs []*recsysv1.Event
+	for i := range users {
+		users[i] = "u" + strconv.Itoa(i)
+		evs = append(evs, ev(users[i], "a"+strconv.Itoa(i%10), view, a.clock.Now().Add(-time.Hour)))
+	}
+	a.record(t, evs...)
+	for _, e := range []*env{a, b} {
+		if err := e.engine.Popular().Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	created, err := a.xp.CreateExperiment(ctx, &recsysv1.CreateExperimentRequest{Experiment: homeExperiment()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := created.GetExperiment()
+	if got.GetSalt() != "home-1" || got.GetControlArm() != "control" || got.GetState() != recsysv1.ExperimentState_EXPERIMENT_STATE_RUNNING {
+		t.Errorf("created %v: want salt and control defaulted, running", got)
+	}
+	// The creating server answers with it at once; the other within 2 s.
+	onA := a.arms(t, "home", users)
+	within(t, 2*time.Second, "experiment on the second server", func() bool {
+		return strings.HasPrefix(b.arms(t, "home", users[:1])[0], "home-1/")
+	})
+	onB := b.arms(t, "home", users)
+	count := map[string]int{}
+	for i := range users {
+		if onA[i] != onB[i] {
+			t.Fatalf("user %s: arm %s on one server, %s on the other", users[i], onA[i], onB[i])
+		}
+		count[onA[i]]++
+	}
+	if count["home-1/control"] == 0 || count["home-1/model"] == 0 || count["home-1/control"]+count["home-1/model"] != len(users) {
+		t.Fatalf("arms of %d users: %v", len(users), count)
+	}
+	// The answers are counted per arm.
+	if err := a.attr.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := a.kpi.Read(ctx, a.clock.Now(), a.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := map[string]int64{}
+	for _, r := range rows {
+		answers[r.Dims.Experiment+"/"+r.Dims.Arm] += r.Answers
+	}
+	if answers["home-1/control"] != int64(count["home-1/control"]) || answers["home-1/model"] != int64(count["home-1/model"]) {
+		t.Errorf("answers counted per arm %v, want %v", answers, count)
+	}
+	// Other placements are outside the experiment.
+	if other := a.arms(t, "cart", users[:5]); other[0] != "/" {
+		t.Errorf("placement cart: %v, want no experiment", other)
+	}
+	// The control arm answers non-personalized, the model arm personalized.
+	for i, u := range users {
+		res, err := a.rec.Recommend(ctx, &recsysv1.RecommendRequest{UserId: u, Count: 3,
+			Context: &recsysv1.RequestContext{Placement: "home"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := recsysv1.Source_SOURCE_PERSONALIZED
+		if onA[i] == "home-1/control" {
+			want = recsysv1.Source_SOURCE_POPULAR
+		}
+		if res.GetSource() != want {
+			t.Errorf("user %s in %s: source %v, want %v", u, onA[i], res.GetSource(), want)
+		}
+	}
+
+	// A second experiment on the placement is refused; on another it runs.
+	second := homeExperiment()
+	second.Name = "home-2"
+	if _, err := b.xp.CreateExperiment(ctx, &recsysv1.CreateExperimentRequest{Experiment: second}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("second experiment on home: %v, want FailedPrecondition", err)
+	}
+
+	// Update through b: everyone to the model arm (weight 0 is invalid, so
+	// 1 : 10000), seen by a within 2 s.
+	upd := homeExperiment()
+	upd.Arms[0].Weight, upd.Arms[1].Weight = 1, 10000
+	upd.Arms[1].MaxPerCategory = 1
+	if _, err := b.xp.UpdateExperiment(ctx, &recsysv1.UpdateExperimentRequest{Experiment: upd}); err != nil {
+		t.Fatal(err)
+	}
+	within(t, 2*time.Second, "update on the first server", func() bool {
+		n := 0
+		for _, arm := range a.arms(t, "home", users) {
+			if arm == "home-1/model" {
+				n++
+			}
+		}
+		return n >= len(users)-3
+	})
+	// The arm's diversity cap applies: at most one item per category.
+	res, err := a.rec.Recommend(ctx, &recsysv1.RecommendRequest{UserId: users[0], Count: 3,
+		Context: &recsysv1.RequestContext{Placement: "home"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.GetArm() == "model" {
+		seen := map[byte]bool{}
+		for _, id := range ids(res.GetItems()) {
+			if seen[id[0]] {
+				t.Errorf("arm with max_per_category 1 answered %v", ids(res.GetItems()))
+			}
+			seen[id[0]] = true
+		}
+	}
+
+	// Stop through b: a answers outside the experiment within 2 s.
+	stopped, err := b.xp.StopExperiment(ctx, &recsysv1.StopExperimentRequest{Name: "home-1"})
+	if err != nil || stopped.GetExperiment().GetState() != recsysv1.ExperimentState_EXPERIMENT_STATE_STOPPED {
+		t.Fatalf("stop: %v, %v", stopped, err)
+	}
+	within(t, 2*time.Second, "stop on the first server", func() bool { return a.arms(t, "home", users[:1])[0] == "/" })
+	if _, err := a.xp.CreateExperiment(ctx, &recsysv1.CreateExperimentRequest{Experiment: second}); err != nil {
+		t.Errorf("after the stop, a new experiment on home: %v", err)
+	}
+	list, err := a.xp.ListExperiments(ctx, &recsysv1.ListExperimentsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := list.GetExperiments(); len(l) != 2 || l[0].GetName() != "home-2" || l[1].GetState() != recsysv1.ExperimentState_EXPERIMENT_STATE_STOPPED {
+		t.Errorf("list: %v, want home-2 running then home-1 stopped", l)
+	}
+}
+
+func TestExperimentRequestsValidated(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnvWith(t, envOptions{experiments: true})
+	tests := []struct {
+		name  string
+		edit  func(*recsysv1.Experiment)
+		code  codes.Code
+		field string
+	}{
+		{"no name", func(x *recsysv1.Experiment) { x.Name = "" }, codes.InvalidArgument, "experiment.name"},
+		{"no placement", func(x *recsysv1.Experiment) { x.Placement = "" }, codes.InvalidArgument, "experiment.placement"},
+		{"share 0", func(x *recsysv1.Experiment) { x.TrafficShare = 0 }, codes.InvalidArgument, "experiment.traffic_share"},
+		{"one arm", func(x *recsysv1.Experiment) { x.Arms = x.Arms[:1] }, codes.InvalidArgument, "experiment.arms"},
+		{"weight 0", func(x *recsysv1.Experiment) { x.Arms[1].Weight = 0 }, codes.InvalidArgument, "experiment.arms[1].weight"},
+		{"explore share 2", func(x *recsysv1.Experiment) { x.Arms[1].ExploreShare = proto.Float64(2) }, codes.InvalidArgument, "experiment.arms[1].explore_share"},
+		{"cold source similar", func(x *recsysv1.Experiment) { x.Arms[0].ColdSource = recsysv1.Source_SOURCE_SIMILAR }, codes.InvalidArgument, "experiment.arms[0].cold_source"},
+		{"unknown control", func(x *recsysv1.Experiment) { x.ControlArm = "nope" }, codes.InvalidArgument, "experiment.control_arm"},
+	}
+	for _, tt := range tests {
+		x := homeExperiment()
+		tt.edit(x)
+		_, err := e.xp.CreateExperiment(ctx, &recsysv1.CreateExperimentRequest{Experiment: x})
+		if status.Code(err) != tt.code || !strings.HasPrefix(status.Convert(err).Message(), tt.field+":") {
+			t.Errorf("%s: %v, want %v naming %s", tt.name, err, tt.code, tt.field)
+		}
+	}
+	if _, err := e.xp.CreateExperiment(ctx, &recsysv1.CreateExperimentRequest{}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("no experiment: %v", err)
+	}
+	if _, err := e.xp.StopExperiment(ctx, &recsysv1.StopExperimentRequest{Name: "nope"}); status.Code(err) != codes.NotFound {
+		t.Errorf("stop unknown: %v, want NotFound", err)
+	}
+	if _, err := e.xp.StopExperiment(ctx, &recsysv1.StopExperimentRequest{}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("stop without a name: %v, want InvalidArgument", err)
+	}
+	if _, err := e.xp.CreateExperiment(ctx, &recsysv1.CreateExperimentRequest{Experiment: homeExperiment()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.xp.CreateExperiment(ctx, &recsysv1.CreateExperimentRequest{Experiment: homeExperiment()}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("the same name again: %v, want FailedPrecondition", err)
+	}
+	renamed := homeExperiment()
+	renamed.Arms[1].Name = "other"
+	if _, err := e.xp.UpdateExperiment(ctx, &recsysv1.UpdateExperimentRequest{Experiment: renamed}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("update renaming an arm: %v, want InvalidArgument", err)
+	}
+	// A server without experiments says so.
+	plain := newEnv(t, false)
+	if _, err := plain.xp.ListExperiments(ctx, &recsysv1.ListExperimentsRequest{}); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("server without experiments: %v, want FailedPrecondition", err)
+	}
+}
