@@ -102,6 +102,9 @@ func TestTrainStoresTheReport(t *testing.T) {
 	if !bytes.Contains(html, []byte(`data-metric="loss"`)) || !bytes.Contains(html, []byte(`data-model="holdout"`)) {
 		t.Error("the stored report has no training loss chart with the holdout fit")
 	}
+	if !bytes.Contains(html, []byte("peak memory")) || !strings.Contains(r.stdout, "resources: peak memory") {
+		t.Error("the report or the output does not give the job's peak memory")
+	}
 	if !bytes.Contains(html, []byte(`data-metric="activity"`)) || !bytes.Contains(html, []byte(`data-metric="popularity"`)) ||
 		!bytes.Contains(html, []byte(`data-metric="scores"`)) {
 		t.Error("the stored report lacks the activity, popularity or score chart")

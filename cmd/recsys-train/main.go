@@ -168,8 +168,12 @@ func writeTrace(w io.Writer, t *mf.Tuning) {
 	if t == nil {
 		return
 	}
-	fmt.Fprintf(w, "\ntuning: %d trials in %.0fs of a %.0fs budget, %s on a validation split of the training events\n",
-		len(t.Trials), t.UsedSeconds, t.BudgetSeconds, t.Metric)
+	scorer := "MF alone"
+	if t.Scorer == "als+blend" {
+		scorer = "MF with the blend it would serve"
+	}
+	fmt.Fprintf(w, "\ntuning: %d trials in %.0fs of a %.0fs budget, %s of %s on a validation split of the training events\n",
+		len(t.Trials), t.UsedSeconds, t.BudgetSeconds, t.Metric, scorer)
 	fmt.Fprintf(w, "%-4s %-8s %-4s %-8s %-14s %-12s %-8s %-10s %-10s %-8s %s\n", "#", "bracket", "rung", "factors", "regularization", "reg_exponent", "alpha", "confidence", "iterations", "seconds", t.Metric)
 	for i, tr := range t.Trials {
 		h := tr.Hyper
@@ -432,7 +436,8 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		writeTrace(stdout, out.Tuning)
 		fmt.Fprintf(stdout, "\ngate: %s\n", out.Gate.Reason)
-		if werr := writeHTMLReport(*reportFile, out.Report, out.Gate.Reason, out.Losses); werr != nil && err == nil {
+		fmt.Fprintf(stdout, "resources: %s\n", reportInput(out.Report, "", nil, out.Tuning).Resources)
+		if werr := writeHTMLReport(*reportFile, out.Report, out.Gate.Reason, out.Losses, out.Tuning); werr != nil && err == nil {
 			err = werr
 		}
 		for _, v := range out.Versions {
@@ -572,7 +577,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 				return err
 			}
 		}
-		if err := writeHTMLReport(*reportFile, rep, "", nil); err != nil {
+		if err := writeHTMLReport(*reportFile, rep, "", nil, nil); err != nil {
 			return err
 		}
 		if asJSON {
@@ -592,7 +597,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 			return err
 		}
 	}
-	if err := writeHTMLReport(*reportFile, job.Report, "job's gate on its holdout of the training part: "+job.Gate.Reason, nil); err != nil {
+	if err := writeHTMLReport(*reportFile, job.Report, "job's gate on its holdout of the training part: "+job.Gate.Reason, nil, job.Tuning); err != nil {
 		return err
 	}
 	if asJSON {
@@ -605,7 +610,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		if err := json.Unmarshal(b, &v); err != nil {
 			return err
 		}
-		v["gate"], v["tuning"] = job.Gate.Reason, job.Tuning
+		v["gate"], v["tuning"], v["peak_rss_bytes"] = job.Gate.Reason, job.Tuning, peakRSS()
 		return writeJSON(stdout, v)
 	}
 	if err := job.Report.WriteTable(stdout); err != nil {
@@ -613,6 +618,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	writeTrace(stdout, job.Tuning)
 	fmt.Fprintf(stdout, "\njob's gate on its holdout of the training part: %s\n", job.Gate.Reason)
+	fmt.Fprintf(stdout, "resources: %s\n", reportInput(job.Report, "", nil, job.Tuning).Resources)
 	return nil
 }
 
@@ -810,7 +816,7 @@ func storeReports(ctx context.Context, pubs []retrain.Publisher, out *retrain.Ou
 		return
 	}
 	var buf bytes.Buffer
-	if err := modelreport.Write(&buf, reportInput(out.Report, out.Gate.Reason, out.Losses)); err != nil {
+	if err := modelreport.Write(&buf, reportInput(out.Report, out.Gate.Reason, out.Losses, out.Tuning)); err != nil {
 		log.Warn("could not render the report to store with the model", "err", err)
 		return
 	}
@@ -829,8 +835,13 @@ func storeReports(ctx context.Context, pubs []retrain.Publisher, out *retrain.Ou
 }
 
 // reportInput is what the HTML report of rep shows.
-func reportInput(rep *eval.Report, gate string, losses []retrain.PhaseLoss) modelreport.Input {
+func reportInput(rep *eval.Report, gate string, losses []retrain.PhaseLoss, t *mf.Tuning) modelreport.Input {
 	in := modelreport.Input{Title: "recsys evaluation: " + rep.Split, Report: rep, Gate: gate}
+	if t != nil {
+		in.Resources = resources(t.UsedSeconds, t.BudgetSeconds)
+	} else {
+		in.Resources = resources(0, 0)
+	}
 	for _, l := range losses {
 		in.Loss = append(in.Loss, modelreport.LossSeries{Name: l.Phase, Values: l.Loss})
 	}
@@ -838,7 +849,7 @@ func reportInput(rep *eval.Report, gate string, losses []retrain.PhaseLoss) mode
 }
 
 // writeHTMLReport writes rep as an HTML report to path ("": nothing).
-func writeHTMLReport(path string, rep *eval.Report, gate string, losses []retrain.PhaseLoss) (err error) {
+func writeHTMLReport(path string, rep *eval.Report, gate string, losses []retrain.PhaseLoss, t *mf.Tuning) (err error) {
 	if path == "" || rep == nil {
 		return nil
 	}
@@ -851,5 +862,5 @@ func writeHTMLReport(path string, rep *eval.Report, gate string, losses []retrai
 			err = fmt.Errorf("html report: %w", cerr)
 		}
 	}()
-	return modelreport.Write(f, reportInput(rep, gate, losses))
+	return modelreport.Write(f, reportInput(rep, gate, losses, t))
 }

@@ -21,14 +21,29 @@ import (
 type pushFlags struct {
 	users, segment, minScore, exclude string
 	count, perCategory, maxUsers      int
+	perBrand, perSeller               int
 	dedup                             time.Duration
 	minFreq, minSpend                 float64
+	campaign, channel                 string
+	holdout                           float64
+}
+
+// pushChannels are --channel's values.
+var pushChannels = map[string]recsysv1.PushChannel{
+	"": recsysv1.PushChannel_PUSH_CHANNEL_UNSPECIFIED, "app_push": recsysv1.PushChannel_PUSH_CHANNEL_APP_PUSH,
+	"email": recsysv1.PushChannel_PUSH_CHANNEL_EMAIL, "sms": recsysv1.PushChannel_PUSH_CHANNEL_SMS,
+	"other": recsysv1.PushChannel_PUSH_CHANNEL_OTHER,
 }
 
 func (p *pushFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&p.users, "users", "", "comma-separated user ids")
 	fs.StringVar(&p.segment, "segment", "", "select users by segment: new, active, dormant or any")
-	fs.IntVar(&p.count, "count", 5, "items per user")
+	fs.IntVar(&p.count, "count", 5, "items per user (0: the server's default for --channel)")
+	fs.StringVar(&p.channel, "channel", "", "where the items are sent: app_push, email, sms or other")
+	fs.StringVar(&p.campaign, "campaign", "", "the campaign id (its targeted and held-out users are stored)")
+	fs.Float64Var(&p.holdout, "holdout-share", 0, "share of the campaign's users held out (0..0.5; needs --campaign)")
+	fs.IntVar(&p.perBrand, "max-per-brand", 0, "items of one brand per user (0: the server's default)")
+	fs.IntVar(&p.perSeller, "max-per-seller", 0, "items of one seller per user (0: the server's default)")
 	fs.StringVar(&p.minScore, "min-score", "", "least model score of an item (empty: none)")
 	fs.DurationVar(&p.dedup, "dedup-window", 0, "leave out items pushed within this (0: the server's default)")
 	fs.StringVar(&p.exclude, "exclude", "", "comma-separated item ids no user gets")
@@ -43,15 +58,25 @@ func (p *pushFlags) request() (*recsysv1.BatchRecommendRequest, error) {
 	if (p.users == "") == (p.segment == "") {
 		return nil, cli.Usagef("push: give --users or --segment, not both")
 	}
-	if p.count < 1 || p.count > math.MaxInt32 || p.perCategory < 0 || p.perCategory > math.MaxInt32 ||
-		p.maxUsers < 0 || p.maxUsers > math.MaxInt32 {
-		return nil, cli.Usagef("push: --count must be positive, --max-per-category and --max-users not negative")
+	for _, n := range []int{p.count, p.perCategory, p.maxUsers, p.perBrand, p.perSeller} {
+		if n < 0 || n > math.MaxInt32 {
+			return nil, cli.Usagef("push: --count, --max-per-category, --max-per-brand, --max-per-seller and --max-users must not be negative")
+		}
+	}
+	channel, ok := pushChannels[p.channel]
+	if !ok {
+		return nil, cli.Usagef("--channel %q: want app_push, email, sms or other", p.channel)
 	}
 	req := &recsysv1.BatchRecommendRequest{
 		UserIds:        splitList(p.users),
 		Count:          int32(p.count),
 		ExcludeItemIds: splitList(p.exclude),
 		MaxPerCategory: int32(p.perCategory),
+		MaxPerBrand:    int32(p.perBrand),
+		MaxPerSeller:   int32(p.perSeller),
+		Channel:        channel,
+		CampaignId:     p.campaign,
+		HoldoutShare:   p.holdout,
 	}
 	if p.minScore != "" {
 		v, err := strconv.ParseFloat(p.minScore, 32)

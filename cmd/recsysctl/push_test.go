@@ -32,7 +32,12 @@ func TestPushRequest(t *testing.T) {
 		{"both", []string{"--users", "u", "--segment", "new"}, nil, true},
 		{"unknown segment", []string{"--segment", "vip"}, nil, true},
 		{"bad min score", []string{"--users", "u", "--min-score", "high"}, nil, true},
-		{"zero count", []string{"--users", "u", "--count", "0"}, nil, true},
+		{"negative count", []string{"--users", "u", "--count", "-1"}, nil, true},
+		{"campaign", []string{"--users", "u", "--count", "0", "--channel", "email", "--campaign", "spring", "--holdout-share", "0.1",
+			"--max-per-brand", "2", "--max-per-seller", "1"},
+			&recsysv1.BatchRecommendRequest{UserIds: []string{"u"}, Channel: recsysv1.PushChannel_PUSH_CHANNEL_EMAIL,
+				CampaignId: "spring", HoldoutShare: 0.1, MaxPerBrand: 2, MaxPerSeller: 1}, false},
+		{"unknown channel", []string{"--users", "u", "--channel", "fax"}, nil, true},
 	} {
 		fs := flag.NewFlagSet("push", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)

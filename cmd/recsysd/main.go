@@ -154,6 +154,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address (:50051: every interface)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "HTTP address of /metrics (empty: off)")
+	fs.StringVar(&c.MetricsTokenFile, "metrics-token-file", c.MetricsTokenFile, "file holding a bearer token /metrics then requires (empty: /metrics open)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "serve the API as HTTP/JSON here, POST /recsys.v1.<Service>/<Method> (empty: off)")
 	fs.StringVar(&o.corsOrigins, "http-cors-origins", o.corsOrigins, "comma-separated origins allowed to call the HTTP API from a browser (*: any)")
 	fs.StringVar(&c.RedisAddr, "redis-addr", c.RedisAddr, "Redis address, or comma-separated cluster seeds; empty: embedded demo store")

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/topk"
 )
 
 // Section kinds and the payload version of the "blend" section.
@@ -383,7 +384,11 @@ type Weights struct{ Neighbor, Transition float32 }
 // items that score at least as high (ties count against the target). b's
 // decays and depths are used, and b must have nonzero weights so Prepare
 // (called before, with the same s) accumulated both terms. mfScores are the
-// MF scores of every item and sorted the same values in increasing order.
+// MF scores of every item and sorted the same values in increasing order,
+// or only the largest of them: with at least k + len(Touched()) +
+// len(known) + 1 of them, every rank below k is exact and every other rank
+// is k or more (TopScores gives such a slice for much less than a full
+// sort).
 // It is how a trainer evaluates a whole grid of weights for the cost of one
 // fold-in per user: an item no sparse term touched scores an increasing
 // function of its MF score, so those are counted by a binary search in
@@ -421,4 +426,26 @@ func (b *Blend) Ranks(s *Scratch, mfScores, sorted []float32, known []int32, tar
 		}
 		ranks[g] = n
 	}
+}
+
+// TopScores appends to dst, in increasing order, the largest m of scores
+// (all of them when m >= len(scores)): the sorted argument of Ranks. h is
+// a reusable heap.
+func TopScores(dst []float32, scores []float32, m int, h *topk.Heap, buf []topk.Entry) ([]float32, []topk.Entry) {
+	if m >= len(scores) {
+		dst = append(dst, scores...)
+		slices.Sort(dst)
+		return dst, buf
+	}
+	h.Reset(m)
+	for j, v := range scores {
+		if h.Accepts(v) {
+			h.Push(int32(j), v)
+		}
+	}
+	buf = h.Sorted(buf[:0])
+	for k := len(buf) - 1; k >= 0; k-- {
+		dst = append(dst, buf[k].Score)
+	}
+	return dst, buf
 }

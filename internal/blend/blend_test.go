@@ -11,6 +11,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/mf/mftest"
+	"github.com/recsys-dev/recsys/internal/topk"
 )
 
 // seqs builds Sequences from per-user item lists.
@@ -203,12 +204,25 @@ func TestRanksMatchFullScoring(t *testing.T) {
 	probe.Prepare(&s, x, recent)
 	sorted := slices.Clone(mfs)
 	slices.Sort(sorted)
+	// Only the top scores: ranks below k exact, the others k or more.
+	const k = 3
+	top, _ := TopScores(nil, mfs, k+len(s.Touched())+len(known)+1, topk.New(1), nil)
+	if want := sorted[len(sorted)-len(top):]; len(top) >= len(sorted) || !slices.Equal(top, want) {
+		t.Fatalf("top scores %v, want the last %d of %v", top, len(top), sorted)
+	}
 	ranks := make([]int, len(grid))
+	topRanks := make([]int, len(grid))
 	for target := int32(0); target < int32(m.NumItems()); target++ {
 		if slices.Contains(known, target) {
 			continue
 		}
 		probe.Ranks(&s, mfs, sorted, known, target, grid, ranks)
+		probe.Ranks(&s, mfs, top, known, target, grid, topRanks)
+		for g := range grid {
+			if ranks[g] < k && topRanks[g] != ranks[g] || ranks[g] >= k && topRanks[g] < k {
+				t.Fatalf("target %d, weights %+v: rank %d from the top scores, %d from all", target, grid[g], topRanks[g], ranks[g])
+			}
+		}
 		for g, wt := range grid {
 			ms, off, ns, ts := s.coefficients(wt.Neighbor, wt.Transition)
 			sc := func(j int32) float64 {

@@ -7,6 +7,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -48,6 +49,10 @@ import (
 type Config struct {
 	GRPCAddr    string // e.g. ":50051"; "127.0.0.1:0" picks a free port
 	MetricsAddr string // empty: no /metrics
+	// MetricsTokenFile holds a bearer token /metrics then requires
+	// (Authorization: Bearer <token>); empty: /metrics is open. Read once at
+	// start.
+	MetricsTokenFile string
 	// HTTPAddr serves the API as HTTP/JSON (internal/httpapi); empty: off.
 	// It is HTTPS when TLSCert is set (without asking for client
 	// certificates: HTTP callers authenticate by token).
@@ -255,6 +260,13 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if keep := cfg.Profile.WithDefaults().PushWindow; cfg.PushDedupWindow > keep {
 		return nil, fmt.Errorf("push dedup window %v is longer than pushes are kept (%v)", cfg.PushDedupWindow, keep)
 	}
+	// Read before anything is opened, so that a bad file leaks nothing.
+	var metricsToken [sha256.Size]byte
+	if cfg.MetricsTokenFile != "" {
+		if metricsToken, err = readMetricsToken(cfg.MetricsTokenFile); err != nil {
+			return nil, err
+		}
+	}
 	d = &Daemon{cfg: cfg, log: log, m: metrics.New(nil)}
 	built := d // error returns set d to nil
 	defer func() {
@@ -378,8 +390,9 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}
 	acfg := cfg.Attribution
 	acfg.Prefix = cfg.Prefix
+	outcomes := experiment.Outcomes{KPI: d.kpi, Tally: experiment.NewTally(d.rdb, cfg.Prefix)}
 	if d.attr, err = attribution.NewStore(d.rdb, acfg, func(ctx context.Context, as []attribution.Answer) {
-		if err := d.kpi.AddAnswers(ctx, as); err != nil {
+		if err := outcomes.Answers(ctx, as); err != nil {
 			log.Warn("count answers", "err", err)
 		}
 	}); err != nil {
@@ -399,8 +412,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if d.srv, err = server.New(scfg, server.Deps{
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Search: catalog.NewSearchIndex(d.catCache, nil), Models: admin, Fallback: d.engine,
-		Bought: d.engine, Pusher: d.push, Metrics: d.m, Attribution: d.attr, Outcomes: d.kpi,
-		Experiments: xstore, Running: d.xps,
+		Bought: d.engine, Pusher: d.push, Metrics: d.m, Attribution: d.attr, Outcomes: outcomes,
+		Experiments: xstore, Running: d.xps, Counters: d.kpi, Tally: outcomes.Tally,
 	}); err != nil {
 		return nil, err
 	}
@@ -436,7 +449,11 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		reg.MustRegister(collectors.NewGoCollector(),
 			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		var h http.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		if cfg.MetricsTokenFile != "" {
+			h = requireToken(metricsToken, h)
+		}
+		mux.Handle("/metrics", h)
 		d.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		if d.mlis, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
 			return nil, fmt.Errorf("listen on metrics address %q: %w", cfg.MetricsAddr, err)

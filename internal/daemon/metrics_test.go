@@ -3,12 +3,17 @@ package daemon_test
 import (
 	"bufio"
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/recsys-dev/recsys/internal/daemon"
 	"github.com/recsys-dev/recsys/internal/registry"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
@@ -126,5 +131,54 @@ func TestMetricsAnOperatorNeeds(t *testing.T) {
 	}
 	if redisCalls == 0 {
 		t.Error("no Redis command was observed")
+	}
+}
+
+// TestMetricsToken: with --metrics-token-file, /metrics answers only the
+// bearer of that token.
+func TestMetricsToken(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "metrics-token")
+	if err := os.WriteFile(path, []byte("s3cret-metrics\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, func(c *daemon.Config) { c.MetricsTokenFile = path })
+	for _, tc := range []struct {
+		name, header string
+		want         int
+	}{
+		{"no header", "", http.StatusUnauthorized},
+		{"wrong token", "Bearer nope", http.StatusUnauthorized},
+		{"not bearer", "Basic s3cret-metrics", http.StatusUnauthorized},
+		{"the token", "Bearer s3cret-metrics", http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodGet, "http://"+r.d.MetricsAddr().String()+"/metrics", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.header != "" {
+				req.Header.Set("Authorization", tc.header)
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			_ = res.Body.Close()
+			if res.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", res.StatusCode, tc.want)
+			}
+			if tc.want == http.StatusOK && !strings.Contains(string(body), "recsys_") {
+				t.Errorf("no recsys metrics in the answer")
+			}
+		})
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, []byte(" \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := daemon.New(daemon.Config{GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", MetricsTokenFile: empty, InsecureNoAuth: true},
+		slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("empty token file: %v, want refused", err)
 	}
 }

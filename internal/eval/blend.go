@@ -12,6 +12,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/topk"
 )
 
 var _ Recommender = (*Blend)(nil)
@@ -166,10 +167,41 @@ var (
 
 // FitBlend chooses blend weights on a validation split carved from s's
 // training events (each user's last training event held out, as
-// LeaveLastOut does; s's test cases are never read): it trains MF with h on the rest, builds the lists
-// from the rest, and evaluates every point of a weight grid on up to
-// opt.Users validation users with one fold-in per user and recency value.
+// LeaveLastOut does; s's test cases are never read): it trains MF with h on
+// the rest, builds the lists from the rest, and evaluates every point of a
+// weight grid on up to opt.Users validation users with one fold-in per user
+// and recency value.
 func FitBlend(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOptions) (*BlendSearch, error) {
+	v, err := LeaveLastOut(s.Train)
+	if err != nil {
+		return nil, fmt.Errorf("blend validation split: %w", err)
+	}
+	bv, err := NewBlendValidator(ctx, v, opt)
+	if err != nil {
+		return nil, err
+	}
+	model, _, err := TrainALS(ctx, v, h, bv.opt.Workers)
+	if err != nil {
+		return nil, fmt.Errorf("blend validation model: %w", err)
+	}
+	return bv.Search(ctx, model)
+}
+
+// BlendValidator evaluates the blend's weight grid on a validation split
+// for any MF model trained on that split's training part: the lists are
+// built once, so a hyperparameter search can score each of its settings by
+// the blend it would serve (package tune), not by MF alone.
+type BlendValidator struct {
+	v      *Split
+	seqs   blend.Sequences
+	nb, tr *blend.Lists
+	cases  []Case
+	opt    BlendOptions
+}
+
+// NewBlendValidator builds the lists from v's training events and samples
+// up to opt.Users of v's cases. Only v.Train and v.Cases are read.
+func NewBlendValidator(ctx context.Context, v *Split, opt BlendOptions) (*BlendValidator, error) {
 	if opt.Users <= 0 {
 		opt.Users = 10000
 	}
@@ -183,37 +215,42 @@ func FitBlend(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOpti
 	if opt.Base == (blend.Params{}) {
 		opt.Base = blend.DefaultParams()
 	}
-	v, err := LeaveLastOut(s.Train)
-	if err != nil {
-		return nil, fmt.Errorf("blend validation split: %w", err)
+	bv := &BlendValidator{v: v, seqs: Sequences(v.Train), opt: opt}
+	items := v.Train.Items
+	var err error
+	if bv.nb, err = blend.Neighbors(ctx, bv.seqs, items, opt.Build); err != nil {
+		return nil, err
 	}
-	model, _, err := TrainALS(ctx, v, h, opt.Workers)
-	if err != nil {
-		return nil, fmt.Errorf("blend validation model: %w", err)
+	if bv.tr, err = blend.Transitions(ctx, bv.seqs, items, opt.Build); err != nil {
+		return nil, err
 	}
-	return searchBlend(ctx, v, model, opt)
+	bv.cases = v.Cases
+	if len(bv.cases) > opt.Users {
+		bv.cases = slices.Clone(bv.cases)
+		rng := rand.New(rand.NewPCG(opt.Seed, 0xb1e))
+		rng.Shuffle(len(bv.cases), func(i, j int) { bv.cases[i], bv.cases[j] = bv.cases[j], bv.cases[i] })
+		bv.cases = bv.cases[:opt.Users]
+	}
+	return bv, nil
 }
 
-// searchBlend evaluates the weight grid on the validation split v with
-// model trained on v.Matrix.
-func searchBlend(ctx context.Context, v *Split, model *mf.Model, opt BlendOptions) (*BlendSearch, error) {
-	seqs := Sequences(v.Train)
-	items := v.Matrix.Cols
-	nb, err := blend.Neighbors(ctx, seqs, items, opt.Build)
-	if err != nil {
-		return nil, err
+// Cases is the number of validation users a search scores.
+func (bv *BlendValidator) Cases() int { return len(bv.cases) }
+
+// Search evaluates the weight grid with model, which must be trained on
+// the validation split's training part (its items are the split's).
+func (bv *BlendValidator) Search(ctx context.Context, model *mf.Model) (*BlendSearch, error) {
+	if model.NumItems() != bv.v.Train.Items {
+		return nil, fmt.Errorf("blend validation: model has %d items, the split %d", model.NumItems(), bv.v.Train.Items)
 	}
-	tr, err := blend.Transitions(ctx, seqs, items, opt.Build)
-	if err != nil {
-		return nil, err
-	}
-	cases := v.Cases
-	if len(cases) > opt.Users {
-		cases = slices.Clone(cases)
-		rng := rand.New(rand.NewPCG(opt.Seed, 0xb1e))
-		rng.Shuffle(len(cases), func(i, j int) { cases[i], cases[j] = cases[j], cases[i] })
-		cases = cases[:opt.Users]
-	}
+	return searchBlend(ctx, bv.seqs, bv.nb, bv.tr, bv.cases, model, bv.opt)
+}
+
+// searchBlend evaluates the weight grid on cases of a validation split
+// whose training sequences are seqs, with model trained on them.
+func searchBlend(ctx context.Context, seqs blend.Sequences, nb, tr *blend.Lists, cases []Case, model *mf.Model, opt BlendOptions) (*BlendSearch, error) {
+	items := model.NumItems()
+	var err error
 	var grid []blend.Weights
 	for _, wn := range blendNeighbor {
 		for _, wt := range blendTransition {
@@ -242,7 +279,9 @@ func searchBlend(ctx context.Context, v *Split, model *mf.Model, opt BlendOption
 			r := NewBlend("probe", model, probes[0], seqs)
 			sc := r.scratch()
 			scores := make([]float32, items)
-			sorted := make([]float32, items)
+			sorted := make([]float32, 0, items)
+			heap := topk.New(1)
+			var top []topk.Entry
 			ranks := make([]int, len(grid))
 			for ctx.Err() == nil {
 				c := int(next.Add(1) - 1)
@@ -264,9 +303,10 @@ func searchBlend(ctx context.Context, v *Split, model *mf.Model, opt BlendOption
 						return
 					}
 					model.Scores(x, scores)
-					copy(sorted, scores)
-					slices.Sort(sorted)
 					pb.Prepare(&sc.bs, x, sc.recent)
+					// Only ranks below K count: the top MF scores do.
+					m := opt.K + len(sc.bs.Touched()) + len(cs.Known) + 1
+					sorted, top = blend.TopScores(sorted[:0], scores, m, heap, top)
 					for _, t := range cs.Test {
 						if _, bought := slices.BinarySearch(cs.Known, t); bought {
 							continue // a miss, as in Evaluate

@@ -122,6 +122,9 @@ type Tuning struct {
 	Chosen Hyperparameters `json:"chosen"`
 	Metric string          `json:"metric"`
 	Score  float64         `json:"score"`
+	// Scorer is what the trials were scored by: "als" (MF alone) or
+	// "als+blend" (the best point of the blend's validation grid).
+	Scorer string `json:"scorer,omitempty"`
 	// BudgetSeconds is the search's time budget, UsedSeconds what it took.
 	BudgetSeconds float64 `json:"budget_seconds"`
 	UsedSeconds   float64 `json:"used_seconds"`

@@ -26,6 +26,9 @@ type Input struct {
 	Report *eval.Report
 	// Gate is the quality gate's decision in words; empty: not shown.
 	Gate string
+	// Resources says what the run used (peak memory, search time); empty:
+	// not shown.
+	Resources string
 	// Loss is the training loss per iteration of each fit (a chart with a
 	// line per fit); none: no chart.
 	Loss []LossSeries
@@ -407,6 +410,7 @@ figcaption{font-weight:bold}pre{background:#f6f6f6;padding:1em}</style></head>
 <body><h1>{{.Title}}</h1>
 <p>Split: {{.Report.Split}}, {{.Report.Cases}} test users. Every model, baselines included, is evaluated on the same split.</p>
 {{if .Gate}}<p class="gate"><b>Quality gate:</b> {{.Gate}}</p>{{end}}
+{{if .Resources}}<p class="resources"><b>Resources:</b> {{.Resources}}</p>{{end}}
 {{range .Charts}}<figure><figcaption>{{.Title}}</figcaption>{{.SVG}}</figure>
 {{end}}<h2>All numbers</h2><pre>{{.Table}}</pre>
 </body></html>

@@ -3,6 +3,7 @@ package retrain
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/eval"
@@ -39,13 +40,7 @@ func (c *BlendCandidate) Fit(ctx context.Context, in FitInput) (Fitted, error) {
 		if err != nil {
 			return nil, fmt.Errorf("fit the blend: %w", err)
 		}
-		best := search.Best(true, true, true)
-		p := best.Params
-		c.params = &p
-		if in.Logger != nil {
-			in.Logger.Info("blend weights chosen on validation", "neighbors", p.Neighbor, "transitions", p.Transition,
-				"recency", p.Recency, "validation_users", search.Users, fmt.Sprintf("ndcg@%d", search.K), best.NDCG)
-		}
+		c.choose(search, in.Logger)
 	}
 	b, err := eval.BuildBlendFrom(ctx, in.Data, in.MF, *c.params, blend.BuildOptions{Workers: in.Workers})
 	if err != nil {
@@ -56,6 +51,18 @@ func (c *BlendCandidate) Fit(ctx context.Context, in FitInput) (Fitted, error) {
 		return nil, fmt.Errorf("build the blend: %w", err)
 	}
 	return blendFitted{eval.NewBlend(blendName, in.MF, b, eval.Sequences(in.Data)), m}, nil
+}
+
+// choose takes the weights of search's best point.
+func (c *BlendCandidate) choose(search *eval.BlendSearch, log *slog.Logger) {
+	best := search.Best(true, true, true)
+	p := best.Params
+	c.params = &p
+	if log != nil {
+		log.Info("blend weights chosen on validation", "neighbors", p.Neighbor, "transitions", p.Transition,
+			"recency", p.Recency, "validation_users", search.Users, fmt.Sprintf("ndcg@%d", search.K), best.NDCG,
+			fmt.Sprintf("hr@%d", search.K), best.HR)
+	}
 }
 
 type blendFitted struct {

@@ -70,3 +70,32 @@ func TestRunPublishesTheBlendWhenItWins(t *testing.T) {
 		t.Errorf("the model's recorded NDCG@10 %.4f, want the blend's %.4f", got, withBlend.Metrics["ndcg@10"])
 	}
 }
+
+// A tuned job with the blend scores its search by the blend it would
+// serve (the record says so) and publishes the blend on ordered walks.
+func TestTunedRunScoresTheSearchByTheBlend(t *testing.T) {
+	evs := walks(400, 80, 8, 2)
+	pub := &recordingPublisher{}
+	hyper := good
+	hyper.Factors = 8
+	out, err := retrain.Run(context.Background(), retrain.Config{Hyper: hyper, Blend: true, AsOf: evs[len(evs)-1].Time,
+		TuneBudget: 30 * time.Second, TuneClock: tick(time.Second)}, sliceSource(evs), nil, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.published) != 1 {
+		t.Fatalf("%d models published, want 1", len(pub.published))
+	}
+	tun := pub.published[0].Info().Tuning
+	if tun == nil || len(tun.Trials) == 0 || tun.Scorer != "als+blend" || tun.Candidate != "als+blend" {
+		t.Fatalf("tuning record %+v: want trials scored by and a winner of als+blend", tun)
+	}
+	withBlend, _ := out.Report.Model("als+blend")
+	als, _ := out.Report.Model("als")
+	if !(withBlend.Metrics["ndcg@10"] > als.Metrics["ndcg@10"]) {
+		t.Errorf("als+blend NDCG@10 %.4f, MF alone %.4f", withBlend.Metrics["ndcg@10"], als.Metrics["ndcg@10"])
+	}
+	if b, err := blend.FromModel(pub.published[0]); err != nil || b.Params().Transition == 0 {
+		t.Errorf("published blend %v (%v): want a transition weight on ordered walks", b, err)
+	}
+}

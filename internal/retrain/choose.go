@@ -59,13 +59,31 @@ func (c *Config) choose(ctx context.Context, data *eval.Data, serving *mf.Model)
 			}
 			warm = &h
 		}
-		log.Info("tuning", "budget", c.TuneBudget.String(), "warm_start", warm != nil)
-		sel.tuning, err = tune.Search(ctx, split.Train, tune.Config{
+		// With a blend candidate, each setting is scored by the blend it
+		// would serve, and the chosen setting's weight grid is the blend's
+		// (no second validation model).
+		var bc *BlendCandidate
+		for _, cand := range c.Candidates {
+			if b, ok := cand.(*BlendCandidate); ok && b.params == nil {
+				bc = b
+				break
+			}
+		}
+		tc := tune.Config{
 			Budget: c.TuneBudget, Base: c.Hyper, Warm: warm, Metric: eval.Key(eval.MetricNDCG, c.K),
 			Workers: c.Workers, Seed: uint64(c.Hyper.Seed), Progress: c.TuneProgress, Now: c.TuneClock,
-		})
+		}
+		if bc != nil {
+			tc.Blend = &eval.BlendOptions{Seed: uint64(c.Hyper.Seed), Workers: c.Workers}
+		}
+		log.Info("tuning", "budget", c.TuneBudget.String(), "warm_start", warm != nil, "scored_by", map[bool]string{false: "als", true: blendName}[bc != nil])
+		res, err := tune.Run(ctx, split.Train, tc)
 		if err != nil {
 			return nil, fmt.Errorf("tune: %w", err)
+		}
+		sel.tuning = res.Tuning
+		if bc != nil && res.Blend != nil {
+			bc.choose(res.Blend, log)
 		}
 		c.Hyper = sel.tuning.Chosen
 		log.Info("tuned", "trials", len(sel.tuning.Trials), "seconds", sel.tuning.UsedSeconds,

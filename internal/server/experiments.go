@@ -67,6 +67,9 @@ type experimentService struct {
 	recsysv1.UnimplementedExperimentServiceServer
 	store   ExperimentStore    // nil: every RPC answers FailedPrecondition
 	running RunningExperiments // may be nil
+	// counters and tally answer GetReport (nil: FailedPrecondition).
+	counters DailyCounters
+	tally    ArmTallies
 }
 
 var errNoExperiments = PreconditionError(errors.New("this server keeps no experiments"))

@@ -245,3 +245,97 @@ func TestExperimentRequestsValidated(t *testing.T) {
 		t.Errorf("server without experiments: %v, want FailedPrecondition", err)
 	}
 }
+
+// TestGetReportPerArm: users of two arms get answers; the model arm's
+// users buy from them, the control's do not. The report counts users,
+// buyers and revenue per arm by hand and compares the arm with control.
+func TestGetReportPerArm(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnvWith(t, envOptions{model: true, experiments: true, attribution: true})
+	e.upsert(t, plantedCatalog(e.clock.Now())...)
+	if _, err := e.xp.CreateExperiment(ctx, &recsysv1.CreateExperimentRequest{Experiment: homeExperiment()}); err != nil {
+		t.Fatal(err)
+	}
+	price := map[string]float64{}
+	for _, it := range plantedCatalog(e.clock.Now()) {
+		price[it.GetItemId()] = it.GetPrice()
+	}
+	now := e.clock.Now()
+	var evs []*recsysv1.Event
+	for i := range 40 {
+		evs = append(evs, ev("r"+strconv.Itoa(i), "a"+strconv.Itoa(i%10), view, now.Add(-time.Hour)))
+	}
+	e.record(t, evs...)
+	if err := e.engine.Popular().Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	users := map[string]int64{}
+	buyers, revenue := int64(0), 0.0
+	var buys []*recsysv1.Event
+	for i := range 40 {
+		u := "r" + strconv.Itoa(i)
+		res, err := e.rec.Recommend(ctx, &recsysv1.RecommendRequest{UserId: u, Count: 4,
+			Context: &recsysv1.RequestContext{Placement: "home"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		users[res.GetArm()]++
+		if res.GetArm() == "model" {
+			item := res.GetItems()[0].GetItemId()
+			buys = append(buys, withID(ev(u, item, purchase, now), res.GetRecommendationId(), 1))
+			buyers++
+			revenue += price[item]
+		}
+	}
+	if err := e.attr.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.record(t, buys...)
+	day := now.Format(time.DateOnly)
+	rep, err := e.xp.GetReport(ctx, &recsysv1.GetReportRequest{FromDate: day, Experiment: "home-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arms := rep.GetArms()
+	if len(arms) != 2 || arms[0].GetArm() != "control" || !arms[0].GetControl() {
+		t.Fatalf("arms %v: want control first", arms)
+	}
+	c, m := arms[0], arms[1]
+	if c.GetUsers() != users["control"] || m.GetUsers() != users["model"] || c.GetAnswers() != users["control"] {
+		t.Errorf("users control %d, model %d; want %v", c.GetUsers(), m.GetUsers(), users)
+	}
+	if c.GetBuyers() != 0 || m.GetBuyers() != buyers || m.GetPurchases() != buyers || abs(m.GetRevenue()-revenue) > 1e-9 {
+		t.Errorf("model arm: %d buyers, %d purchases, revenue %v; want %d, %d, %v", m.GetBuyers(), m.GetPurchases(), m.GetRevenue(), buyers, buyers, revenue)
+	}
+	if conv := m.GetConversion(); abs(conv.GetValue()-1) > 1e-12 || conv.GetLow() >= 1 {
+		t.Errorf("model conversion %v, want 1 with an interval below it", conv)
+	}
+	if l := m.GetConversionLift(); l.GetDifference() != 1 || l.GetPValue() >= 0.05 {
+		t.Errorf("lift over control %v: want difference 1, significant", l)
+	}
+	if c.GetConversionLift() != nil {
+		t.Errorf("the control has a lift: %v", c.GetConversionLift())
+	}
+	var rowAnswers int64
+	for _, r := range rep.GetRows() {
+		if r.GetExperiment() == "home-1" {
+			rowAnswers += r.GetAnswers()
+		}
+	}
+	if rowAnswers != 40 {
+		t.Errorf("daily rows count %d answers of the experiment, want 40", rowAnswers)
+	}
+	for _, bad := range []*recsysv1.GetReportRequest{
+		{FromDate: "yesterday"},
+		{FromDate: day, ToDate: "2020-01-01"},
+		{FromDate: "2020-01-01", ToDate: "2022-01-01"},
+	} {
+		if _, err := e.xp.GetReport(ctx, bad); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("GetReport(%v): %v, want InvalidArgument", bad, err)
+		}
+	}
+	if _, err := e.xp.GetReport(ctx, &recsysv1.GetReportRequest{FromDate: day, Experiment: "nope"}); status.Code(err) != codes.NotFound {
+		t.Errorf("unknown experiment: %v, want NotFound", err)
+	}
+}

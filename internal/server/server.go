@@ -129,6 +129,10 @@ type Deps struct {
 	// answers FailedPrecondition and nobody is in an experiment).
 	Experiments ExperimentStore
 	Running     RunningExperiments
+	// Counters and Tally answer GetReport: the daily counters and the
+	// experiment users' totals (may be nil).
+	Counters DailyCounters
+	Tally    ArmTallies
 	// Metrics counts answers, degraded answers, rate-limit refusals and
 	// events (nil: a private set, not exported; Collectors still returns
 	// it).
@@ -279,7 +283,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 			segments: cfg.Segments, now: cfg.Now, metrics: m})
 		recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
 		recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models})
-		recsysv1.RegisterExperimentServiceServer(g, &experimentService{store: d.Experiments, running: d.Running})
+		recsysv1.RegisterExperimentServiceServer(g, &experimentService{store: d.Experiments, running: d.Running,
+			counters: d.Counters, tally: d.Tally})
 	}
 
 	s.health = health.NewServer()

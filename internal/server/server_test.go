@@ -201,9 +201,10 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 		if counters, err = kpi.NewStore(rdb, kpi.Config{Prefix: prefix, Now: clk.Now, Price: price}); err != nil {
 			t.Fatal(err)
 		}
+		both := experiment.Outcomes{KPI: counters, Tally: experiment.NewTally(rdb, prefix)}
 		if attr, err = attribution.NewStore(rdb, attribution.Config{Prefix: prefix, Now: clk.Now},
 			func(ctx context.Context, as []attribution.Answer) {
-				if err := counters.AddAnswers(ctx, as); err != nil {
+				if err := both.Answers(ctx, as); err != nil {
 					t.Errorf("count answers: %v", err)
 				}
 			}); err != nil {
@@ -218,7 +219,7 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 				t.Errorf("attribution writer: %v", err)
 			}
 		})
-		deps.Attribution, deps.Outcomes = attr, counters
+		deps.Attribution, deps.Outcomes, deps.Counters, deps.Tally = attr, both, counters, both.Tally
 	}
 	if o.experiments {
 		xs := experiment.NewStore(rdb, prefix, clk.Now)

@@ -51,6 +51,13 @@ type Config struct {
 	MaxCases int
 	Workers  int
 	Seed     uint64
+	// Blend, when set, scores each trial by the order-aware blend it
+	// would serve (eval.BlendValidator: the best point of the blend's
+	// weight grid on the same validation users) instead of by MF alone, so
+	// the search picks the MF settings that work best under the blend. The
+	// metric must then be ndcg@K or hr@K; Blend.K and Blend.Users are set
+	// from it and MaxCases.
+	Blend *eval.BlendOptions
 	// Progress, if set, receives every trial as it ends.
 	Progress func(mf.TuningTrial)
 	// Now is the clock (default time.Now). With another clock a trial
@@ -81,10 +88,29 @@ var priors = []mf.Hyperparameters{
 	{Factors: 128, Regularization: 1, RegExponent: 0.5, Alpha: 5, Confidence: mf.ConfidenceLog},
 }
 
+// Result is a search's outcome.
+type Result struct {
+	// Tuning is the chosen setting and the trace.
+	Tuning *mf.Tuning
+	// Blend is the blend's weight grid on validation for the chosen
+	// setting's model (its best point is the weights to serve); nil unless
+	// Config.Blend was set and the chosen setting finished a trial.
+	Blend *eval.BlendSearch
+}
+
 // Search runs the search on a validation split of train and returns the
 // chosen settings with the trace. The context's cancellation stops it with
 // an error; the budget stops it with a result.
 func Search(ctx context.Context, train *eval.Data, cfg Config) (*mf.Tuning, error) {
+	r, err := Run(ctx, train, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return r.Tuning, nil
+}
+
+// Run is Search with the blend's validation grid of the chosen setting.
+func Run(ctx context.Context, train *eval.Data, cfg Config) (*Result, error) {
 	if cfg.Budget <= 0 {
 		return nil, errors.New("tune: budget must be > 0")
 	}
@@ -94,9 +120,12 @@ func Search(ctx context.Context, train *eval.Data, cfg Config) (*mf.Tuning, erro
 	if cfg.Metric == "" {
 		cfg.Metric = eval.Key(eval.MetricNDCG, 10)
 	}
-	_, k, err := eval.ParseKey(cfg.Metric)
+	name, k, err := eval.ParseKey(cfg.Metric)
 	if err != nil {
 		return nil, fmt.Errorf("tune: %w", err)
+	}
+	if cfg.Blend != nil && name != eval.MetricNDCG && name != eval.MetricHR {
+		return nil, fmt.Errorf("tune: scoring by the blend needs an ndcg@K or hr@K metric, got %q", cfg.Metric)
 	}
 	if cfg.MaxCases <= 0 {
 		cfg.MaxCases = 5000
@@ -120,7 +149,17 @@ func Search(ctx context.Context, train *eval.Data, cfg Config) (*mf.Tuning, erro
 		validation.Cases = validation.Cases[:cfg.MaxCases]
 		slices.SortFunc(validation.Cases, func(a, b eval.Case) int { return cmp.Compare(a.User, b.User) })
 	}
-	s := &search{cfg: cfg, k: k, validation: validation, rng: rng, start: cfg.Now(), cost: map[int]costModel{}}
+	s := &search{cfg: cfg, k: k, metric: name, validation: validation, rng: rng, start: cfg.Now(), cost: map[int]costModel{}}
+	if cfg.Blend != nil {
+		opt := *cfg.Blend
+		opt.K, opt.Users = k, len(validation.Cases)
+		if opt.Workers <= 0 {
+			opt.Workers = cfg.Workers
+		}
+		if s.blend, err = eval.NewBlendValidator(ctx, validation, opt); err != nil {
+			return nil, fmt.Errorf("tune: blend validation: %w", err)
+		}
+	}
 	s.deadline = s.start.Add(cfg.Budget)
 	s.ctx = ctx
 	if realClock { // a trial running over is cancelled at the deadline
@@ -145,7 +184,10 @@ func Search(ctx context.Context, train *eval.Data, cfg Config) (*mf.Tuning, erro
 type search struct {
 	cfg        Config
 	k          int
+	metric     string // the metric's name (ndcg, hr, …)
 	validation *eval.Split
+	blend      *eval.BlendValidator // nil: trials score MF alone
+	searches   []*eval.BlendSearch  // per trial, with blend
 	rng        *rand.Rand
 	ctx        context.Context
 	start      time.Time
@@ -248,9 +290,22 @@ func (s *search) trial(h mf.Hyperparameters, bracket, rung int) mf.TuningTrial {
 	t := mf.TuningTrial{Hyper: h, Bracket: bracket, Rung: rung, Cases: len(s.validation.Cases)}
 	model, _, err := eval.TrainALS(s.ctx, s.validation, h, s.cfg.Workers)
 	trained := s.cfg.Now()
-	var res eval.ModelResult
-	if err == nil {
+	var score float64
+	var bs *eval.BlendSearch
+	switch {
+	case err != nil:
+	case s.blend != nil:
+		if bs, err = s.blend.Search(s.ctx, model); err == nil {
+			best := bs.Best(true, true, true)
+			score = best.NDCG
+			if s.metric == eval.MetricHR {
+				score = best.HR
+			}
+		}
+	default:
+		var res eval.ModelResult
 		res, err = eval.Evaluate(s.ctx, s.validation, eval.NewALS(model, nil), eval.Options{Ks: []int{s.k}, Workers: s.cfg.Workers})
+		score = res.Metrics[s.cfg.Metric]
 	}
 	end := s.cfg.Now()
 	t.Seconds = end.Sub(start).Seconds()
@@ -261,11 +316,12 @@ func (s *search) trial(h mf.Hyperparameters, bracket, rung int) mf.TuningTrial {
 		// Settings that diverge or cannot fold in score nothing.
 		t.Score = 0
 	default:
-		t.Score = res.Metrics[s.cfg.Metric]
+		t.Score = score
 		perIter := trained.Sub(start).Seconds() / float64(max(1, h.Iterations))
 		s.cost[h.Factors] = costModel{perIter: perIter, fixed: end.Sub(trained).Seconds()}
 	}
 	s.trials = append(s.trials, t)
+	s.searches = append(s.searches, bs)
 	if s.cfg.Progress != nil {
 		s.cfg.Progress(t)
 	}
@@ -352,25 +408,38 @@ func (s *search) best() (mf.Hyperparameters, bool) {
 }
 
 func (s *search) bestTrial() (mf.TuningTrial, bool) {
-	var best mf.TuningTrial
-	found := false
-	for _, t := range s.trials {
+	k := s.bestIndex()
+	if k < 0 {
+		return mf.TuningTrial{}, false
+	}
+	return s.trials[k], true
+}
+
+// bestIndex is bestTrial's index in s.trials, -1 if none finished.
+func (s *search) bestIndex() int {
+	best := -1
+	for k, t := range s.trials {
 		if t.Aborted {
 			continue
 		}
-		if !found || t.Rung > best.Rung || (t.Rung == best.Rung && t.Score > best.Score) {
-			best, found = t, true
+		if b := s.trials[max(best, 0)]; best < 0 || t.Rung > b.Rung || (t.Rung == b.Rung && t.Score > b.Score) {
+			best = k
 		}
 	}
-	return best, found
+	return best
 }
 
 // result is the chosen setting at the full iteration count and the trace.
-func (s *search) result() *mf.Tuning {
+func (s *search) result() *Result {
 	out := &mf.Tuning{Metric: s.cfg.Metric, BudgetSeconds: s.cfg.Budget.Seconds(),
-		UsedSeconds: s.cfg.Now().Sub(s.start).Seconds(), Trials: s.trials}
-	if t, ok := s.bestTrial(); ok {
-		out.Chosen, out.Score = t.Hyper, t.Score
+		UsedSeconds: s.cfg.Now().Sub(s.start).Seconds(), Trials: s.trials, Scorer: "als"}
+	res := &Result{Tuning: out}
+	if s.blend != nil {
+		out.Scorer = "als+blend"
+	}
+	if k := s.bestIndex(); k >= 0 {
+		out.Chosen, out.Score = s.trials[k].Hyper, s.trials[k].Score
+		res.Blend = s.searches[k]
 	} else if s.cfg.Warm != nil {
 		out.Chosen = *s.cfg.Warm
 	} else {
@@ -378,7 +447,7 @@ func (s *search) result() *mf.Tuning {
 	}
 	out.Chosen.Iterations = s.cfg.Base.Iterations
 	out.Chosen.Solver, out.Chosen.CGSteps, out.Chosen.Seed = s.cfg.Base.Solver, s.cfg.Base.CGSteps, s.cfg.Base.Seed
-	return out
+	return res
 }
 
 func logUniform(rng *rand.Rand, lo, hi float64) float64 {

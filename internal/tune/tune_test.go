@@ -3,6 +3,8 @@ package tune
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -105,5 +107,93 @@ func TestSearchErrors(t *testing.T) {
 	}
 	if _, err := Search(context.Background(), tinyData(), Config{Budget: time.Minute, Base: base(), Metric: "auc@3"}); err == nil {
 		t.Error("unknown metric accepted")
+	}
+}
+
+// walkData plants an order: every user walks from a random item to its
+// successor (a fixed permutation) with probability 0.7, elsewhere at random.
+// The next item depends on the latest one, which only the blend's
+// transition term sees.
+func walkData() *eval.Data {
+	const users, items, length = 300, 60, 8
+	rng := rand.New(rand.NewPCG(4, 4))
+	succ := rng.Perm(items)
+	d := &eval.Data{Users: users, Items: items, UserIDs: sparsetest.IDs("u", users), ItemIDs: sparsetest.IDs("i", items)}
+	for u := range users {
+		x := rng.IntN(items)
+		for k := range length {
+			d.Append(int32(u), int32(x), 1)
+			d.Time = append(d.Time, int64(k))
+			if rng.Float64() < 0.7 {
+				x = succ[x]
+			} else {
+				x = rng.IntN(items)
+			}
+		}
+	}
+	return d
+}
+
+// With Blend, each trial is scored by the blend it would serve: never
+// below MF alone on the same setting (the grid holds MF alone), far above
+// it where order matters, and the chosen setting's weight grid comes back.
+func TestRunScoresTrialsByTheBlend(t *testing.T) {
+	// Base at 32 factors, so the clock's one second per call lets the
+	// first rung try most of the bracket's settings.
+	b32 := base()
+	b32.Factors = 32
+	cfg := Config{Budget: 30 * time.Second, Base: b32, Workers: 2, Seed: 1, Now: tick(time.Second)}
+	plain, err := Run(context.Background(), walkData(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Now = tick(time.Second)
+	cfg.Blend = &eval.BlendOptions{Seed: 1}
+	blended, err := Run(context.Background(), walkData(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Blend != nil || plain.Tuning.Scorer != "als" || blended.Tuning.Scorer != "als+blend" {
+		t.Errorf("scorers %q / %q, plain blend grid %v: want als, als+blend and no grid without Blend",
+			plain.Tuning.Scorer, blended.Tuning.Scorer, plain.Blend)
+	}
+	// The first rung's settings do not depend on scores: compare them.
+	first := func(r *Result) map[string]float64 {
+		m := map[string]float64{}
+		for _, tr := range r.Tuning.Trials {
+			if tr.Bracket == 0 && tr.Rung == 0 && !tr.Aborted {
+				m[fmt.Sprintf("%+v", tr.Hyper)] = tr.Score
+			}
+		}
+		return m
+	}
+	p, b := first(plain), first(blended)
+	t.Logf("first rung: %d settings, %d trials in all", len(p), len(plain.Tuning.Trials))
+	if len(p) < 3 {
+		t.Fatalf("only %d first-rung trials: %+v", len(p), plain.Tuning.Trials)
+	}
+	for h, ps := range p {
+		bs, ok := b[h]
+		if !ok {
+			t.Errorf("setting %s scored without the blend only", h)
+			continue
+		}
+		if bs < ps {
+			t.Errorf("setting %s: blend score %.4f below MF alone %.4f", h, bs, ps)
+		}
+	}
+	if !(blended.Tuning.Score >= 1.3*plain.Tuning.Score) {
+		t.Errorf("chosen validation ndcg@10 with the blend %.4f, want >= 1.3 × MF alone's %.4f on planted order",
+			blended.Tuning.Score, plain.Tuning.Score)
+	}
+	g := blended.Blend
+	if g == nil || g.K != 10 || len(g.Trials) == 0 {
+		t.Fatalf("chosen setting's grid %+v: want one at K 10", g)
+	}
+	if best := g.Best(true, true, true); best.NDCG != blended.Tuning.Score || best.Params.Transition == 0 {
+		t.Errorf("grid's best %+v, chosen score %v: want the same score, with transitions", best, blended.Tuning.Score)
+	}
+	if _, err := Run(context.Background(), walkData(), Config{Budget: time.Minute, Base: base(), Metric: "recall@10", Blend: &eval.BlendOptions{}}); err == nil {
+		t.Error("blend scoring by recall@10 accepted")
 	}
 }

@@ -1,0 +1,127 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/recsys-dev/recsys/internal/abstat"
+	"github.com/recsys-dev/recsys/internal/attribution"
+	"github.com/recsys-dev/recsys/internal/experiment"
+	"github.com/recsys-dev/recsys/internal/kpi"
+	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
+)
+
+// DailyCounters reads the daily counters (implemented by *kpi.Store).
+type DailyCounters interface {
+	Read(ctx context.Context, from, to time.Time) ([]kpi.Row, error)
+}
+
+// ArmTallies reads an arm's per-user totals (implemented by
+// *experiment.Tally).
+type ArmTallies interface {
+	Arm(ctx context.Context, xp, arm string) (experiment.ArmTotals, error)
+}
+
+func parseDay(field, s string) (time.Time, error) {
+	d, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		return time.Time{}, invalid(field, fmt.Sprintf("must be a date YYYY-MM-DD, got %q", s))
+	}
+	return d, nil
+}
+
+func (s *experimentService) GetReport(ctx context.Context, req *recsysv1.GetReportRequest) (*recsysv1.GetReportResponse, error) {
+	if s.counters == nil {
+		return nil, PreconditionError(fmt.Errorf("this server keeps no daily counters"))
+	}
+	from, err := parseDay("from_date", req.GetFromDate())
+	if err != nil {
+		return nil, err
+	}
+	to := from
+	if req.GetToDate() != "" {
+		if to, err = parseDay("to_date", req.GetToDate()); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case to.Before(from):
+		return nil, invalid("to_date", "must not be before from_date")
+	case to.Sub(from) > 400*24*time.Hour:
+		return nil, invalid("to_date", "must be at most 400 days after from_date")
+	}
+	var xp experiment.Experiment
+	if name := req.GetExperiment(); name != "" {
+		if s.store == nil || s.tally == nil {
+			return nil, errNoExperiments
+		}
+		if xp, err = s.store.Get(ctx, name); err != nil {
+			return nil, experimentError(err)
+		}
+	}
+	rows, err := s.counters.Read(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
+	out := &recsysv1.GetReportResponse{}
+	sums := map[attribution.Dims]*kpi.Counts{}
+	var order []attribution.Dims
+	for _, r := range rows {
+		c, ok := sums[r.Dims]
+		if !ok {
+			c = &kpi.Counts{}
+			sums[r.Dims] = c
+			order = append(order, r.Dims)
+		}
+		c.Add(r.Counts)
+	}
+	for _, d := range order {
+		c := sums[d]
+		out.Rows = append(out.Rows, &recsysv1.ReportRow{
+			Placement: d.Placement, Source: d.Source, ModelVersion: d.ModelVersion, Experiment: d.Experiment, Arm: d.Arm,
+			Answers: c.Answers, ItemsShown: c.ItemsShown, Clicks: c.Clicks, Carts: c.Carts, Purchases: c.Purchases,
+			Revenue: c.Revenue, UserDays: c.Users,
+			Ctr:                toEstimate(abstat.Wilson(min(c.Clicks, c.ItemsShown), c.ItemsShown)),
+			PurchasesPerAnswer: toEstimate(abstat.Wilson(min(c.Purchases, c.Answers), c.Answers)),
+		})
+	}
+	if xp.Name == "" {
+		return out, nil
+	}
+	arms := make([]experiment.ArmTotals, len(xp.Arms))
+	for i, a := range xp.Arms {
+		if arms[i], err = s.tally.Arm(ctx, xp.Name, a.Name); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range experiment.Analyze(arms, xp.ControlArm) {
+		ar := &recsysv1.ArmReport{
+			Arm: r.Name, Control: r.Control, Users: r.Users, Answers: r.Answers, ItemsShown: r.Items,
+			Clicks: r.Clicks, Carts: r.Carts, Purchases: r.Purchases, Revenue: r.Revenue, Buyers: r.Buyers,
+			Conversion: toEstimate(r.Conversion), Ctr: toEstimate(r.CTR),
+			RevenuePerUser: toEstimate(r.RevenuePerUser), RevenuePerAnswer: toEstimate(r.RevenuePerAnswer),
+		}
+		if r.ConversionLift != nil {
+			ar.ConversionLift = toLift(*r.ConversionLift)
+			ar.RevenuePerUserLift = toLift(*r.RevenuePerUserLift)
+		}
+		out.Arms = append(out.Arms, ar)
+	}
+	return out, nil
+}
+
+func toEstimate(i abstat.Interval) *recsysv1.Estimate {
+	return &recsysv1.Estimate{Value: i.Estimate, Low: i.Low, High: i.High}
+}
+
+// toLift converts a comparison; NaN (no control value, too few users)
+// is sent as is (protojson writes "NaN").
+func toLift(c abstat.Comparison) *recsysv1.Lift {
+	l := &recsysv1.Lift{Relative: c.Lift.Estimate, Low: c.Lift.Low, High: c.Lift.High, Difference: c.Diff.Estimate, PValue: c.PValue}
+	if math.IsNaN(l.Difference) {
+		l.Difference = 0
+	}
+	return l
+}
