@@ -45,6 +45,7 @@ type Client struct {
 	Events          recsysv1.EventServiceClient
 	Catalog         recsysv1.CatalogServiceClient
 	Models          recsysv1.ModelServiceClient
+	Experiments     recsysv1.ExperimentServiceClient
 }
 
 // DefaultTimeout is the deadline of a call whose context has none.
@@ -192,6 +193,7 @@ func FromConn(conn *grpc.ClientConn) *Client {
 		Events:          recsysv1.NewEventServiceClient(conn),
 		Catalog:         recsysv1.NewCatalogServiceClient(conn),
 		Models:          recsysv1.NewModelServiceClient(conn),
+		Experiments:     recsysv1.NewExperimentServiceClient(conn),
 	}
 }
 

@@ -65,8 +65,10 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/recsys-dev/recsys/internal/coalesce"
@@ -640,8 +642,8 @@ func importEvents(ctx context.Context, conn *grpc.ClientConn, o options) (int64,
 						})
 					}
 				}
-				if _, err := ec.RecordEvents(gctx, &recsysv1.RecordEventsRequest{Events: evs}); err != nil {
-					return fmt.Errorf("RecordEvents: %w", err)
+				if err := recordWithRetry(gctx, ec, &recsysv1.RecordEventsRequest{Events: evs}); err != nil {
+					return err
 				}
 				sent.Add(int64(len(evs)))
 			}
@@ -651,6 +653,42 @@ func importEvents(ctx context.Context, conn *grpc.ClientConn, o options) (int64,
 	err = g.Wait()
 	return sent.Load(), err
 }
+
+// recordWithRetry sends one batch, retrying a transient failure (a busy
+// machine's Redis missing recsysd's 1 s timeouts answers Unavailable) up
+// to importRetries times with backoff: the events' ids make a retry
+// idempotent, and one slow moment must not abort a run of many minutes.
+func recordWithRetry(ctx context.Context, ec recsysv1.EventServiceClient, req *recsysv1.RecordEventsRequest) error {
+	wait := 200 * time.Millisecond
+	for i := 0; ; i++ {
+		_, err := ec.RecordEvents(ctx, req)
+		if err == nil {
+			return nil
+		}
+		if !transient(err) || i == importRetries {
+			return fmt.Errorf("RecordEvents (after %d retries): %w", i, err)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// transient reports whether err is worth a retry: the server or its Redis
+// was busy, not the request wrong.
+func transient(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted:
+		return true
+	}
+	return false
+}
+
+// importRetries bounds recordWithRetry: about a minute of backoff.
+const importRetries = 15
 
 // recommendData is ghz's request list (used round-robin): n Recommend
 // requests of users drawn Zipf(1).
@@ -753,7 +791,7 @@ func withPush(ctx context.Context, conn *grpc.ClientConn, o options) (Row, error
 	rc := recsysv1.NewRecommendationServiceClient(conn)
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var answered atomic.Int64
+	var answered, retried atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, o.pushStreams)
 	start := time.Now()
@@ -763,16 +801,35 @@ func withPush(ctx context.Context, conn *grpc.ClientConn, o options) (Row, error
 			ids[i] = synth.UserID((s*o.pushUsers + i) % o.users)
 		}
 		wg.Go(func() {
+			// A stream that fails for a busy server (Unavailable, …) is
+			// counted and started again after a pause; any other error
+			// ends the run.
+			failed := func(err error) bool {
+				if pctx.Err() != nil {
+					return false
+				}
+				if !transient(err) {
+					errs <- err
+					return true
+				}
+				retried.Add(1)
+				select {
+				case <-time.After(200 * time.Millisecond):
+				case <-pctx.Done():
+				}
+				return false
+			}
 			for pctx.Err() == nil { // keep draining until the measured phase ends
 				st, err := rc.BatchRecommend(pctx, &recsysv1.BatchRecommendRequest{UserIds: ids, Count: 20})
 				if err != nil {
-					errs <- err
-					return
+					if failed(err) {
+						return
+					}
+					continue
 				}
 				for {
 					if _, err := st.Recv(); err != nil {
-						if !errors.Is(err, io.EOF) && pctx.Err() == nil {
-							errs <- err
+						if !errors.Is(err, io.EOF) && failed(err) {
 							return
 						}
 						break
@@ -792,5 +849,8 @@ func withPush(ctx context.Context, conn *grpc.ClientConn, o options) (Row, error
 	default:
 	}
 	row.Note = fmt.Sprintf("push %.0f users/s", float64(answered.Load())/elapsed)
+	if n := retried.Load(); n > 0 {
+		row.Note += fmt.Sprintf(", %d push streams restarted after a transient error", n)
+	}
 	return row, err
 }

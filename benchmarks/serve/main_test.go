@@ -10,7 +10,12 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/recsys-dev/recsys/internal/redistest"
+	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
 // A small run of the whole benchmark (without ghz, which would be built):
@@ -103,6 +108,45 @@ func TestFlag(t *testing.T) {
 			}
 			if got := len(Result{Rows: []Row{r}}.flagged()); got != map[bool]int{false: 0, true: 1}[tc.wantFlag] {
 				t.Errorf("flagged lists %d phases", got)
+			}
+		})
+	}
+}
+
+// flakyEvents fails RecordEvents with the codes in fail, then answers.
+type flakyEvents struct {
+	recsysv1.EventServiceClient
+	fail  []codes.Code
+	calls int
+}
+
+func (f *flakyEvents) RecordEvents(context.Context, *recsysv1.RecordEventsRequest, ...grpc.CallOption) (*recsysv1.RecordEventsResponse, error) {
+	f.calls++
+	if len(f.fail) > 0 {
+		c := f.fail[0]
+		f.fail = f.fail[1:]
+		return nil, status.Error(c, "injected")
+	}
+	return &recsysv1.RecordEventsResponse{}, nil
+}
+
+func TestRecordWithRetry(t *testing.T) {
+	tests := []struct {
+		name      string
+		fail      []codes.Code
+		wantErr   bool
+		wantCalls int
+	}{
+		{"answers", nil, false, 1},
+		{"transient failures are retried", []codes.Code{codes.Unavailable, codes.DeadlineExceeded}, false, 3},
+		{"a bad request is not", []codes.Code{codes.InvalidArgument}, true, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &flakyEvents{fail: tc.fail}
+			err := recordWithRetry(t.Context(), f, &recsysv1.RecordEventsRequest{})
+			if (err != nil) != tc.wantErr || f.calls != tc.wantCalls {
+				t.Errorf("got %v after %d calls, want error %v after %d", err, f.calls, tc.wantErr, tc.wantCalls)
 			}
 		})
 	}

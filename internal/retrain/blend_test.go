@@ -9,6 +9,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/retrain"
 )
 
@@ -97,5 +98,32 @@ func TestTunedRunScoresTheSearchByTheBlend(t *testing.T) {
 	}
 	if b, err := blend.FromModel(pub.published[0]); err != nil || b.Params().Transition == 0 {
 		t.Errorf("published blend %v (%v): want a transition weight on ordered walks", b, err)
+	}
+}
+
+// Where MF is weak (one factor, one iteration), the pure item-neighbour
+// candidate beats it, and the gate publishes it rather than refusing: a
+// model whose blend is the neighbour term alone, which a server reads back.
+func TestGatePublishesItemNeighborsWhereTheyWin(t *testing.T) {
+	evs := shop(t)
+	pub := &recordingPublisher{}
+	weak := mf.Hyperparameters{Factors: 1, Iterations: 1, Regularization: 0.05, Alpha: 10, Seed: 1}
+	out, err := retrain.Run(context.Background(), retrain.Config{Hyper: weak, AsOf: evs[len(evs)-1].Time,
+		Candidates: []retrain.Candidate{retrain.ALSCandidate{}, retrain.NeighborCandidate{}}}, sliceSource(evs), nil, pub)
+	if err != nil {
+		t.Fatalf("%v (gate: %+v)", err, out.Gate)
+	}
+	nb, ok := out.Report.Model("itemneighbors")
+	als, _ := out.Report.Model("als")
+	knn, _ := out.Report.Model("itemknn")
+	if !ok || !(nb.Metrics["ndcg@10"] > als.Metrics["ndcg@10"]) || !(nb.Metrics["ndcg@10"] >= knn.Metrics["ndcg@10"]) {
+		t.Fatalf("itemneighbors %v, als %v, item-kNN %v: want item neighbours above both", nb.Metrics["ndcg@10"], als.Metrics["ndcg@10"], knn.Metrics["ndcg@10"])
+	}
+	if out.Gate.Candidate != "itemneighbors" || len(pub.published) != 1 {
+		t.Fatalf("gate chose %q, %d published: want itemneighbors published", out.Gate.Candidate, len(pub.published))
+	}
+	b, err := blend.FromModel(pub.published[0])
+	if err != nil || b.Params() != retrain.NeighborParams() {
+		t.Errorf("published blend %+v (%v), want %+v", b, err, retrain.NeighborParams())
 	}
 }

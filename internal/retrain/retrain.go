@@ -104,7 +104,9 @@ type Config struct {
 	// order-aware blend (package blend: item neighbours,
 	// item-to-next-item transitions, recency), weights chosen on a
 	// validation split of the holdout's training events, reported as
-	// "als+blend"; the gate publishes it when it beats MF alone.
+	// "als+blend"; the gate publishes it when it beats MF alone. It also
+	// adds NeighborCandidate ("itemneighbors"), a pure item-neighbour model
+	// served the same way, which the gate publishes where it is best.
 	Blend bool
 
 	servingGiven bool
@@ -158,7 +160,7 @@ func (c *Config) defaults() error {
 	if len(c.Candidates) == 0 {
 		c.Candidates = DefaultCandidates()
 		if c.Blend {
-			c.Candidates = append(c.Candidates, &BlendCandidate{})
+			c.Candidates = append(c.Candidates, &BlendCandidate{}, NeighborCandidate{})
 		}
 	}
 	return nil

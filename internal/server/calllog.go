@@ -109,10 +109,15 @@ func callLogFields(ctx context.Context) logging.Fields {
 }
 
 // callLogLevel is the level of a finished call's line: DEBUG when it
-// succeeded, else the middleware's default for the code.
+// succeeded, INFO when the backend was unavailable (an outage fails every
+// write: the warning about it is outageLog's, rate-limited), else the
+// middleware's default for the code.
 func callLogLevel(code codes.Code) logging.Level {
-	if code == codes.OK {
+	switch code {
+	case codes.OK:
 		return logging.LevelDebug
+	case codes.Unavailable:
+		return logging.LevelInfo
 	}
 	return logging.DefaultServerCodeToLevel(code)
 }

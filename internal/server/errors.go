@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -53,7 +54,7 @@ func (e *public) Unwrap() error { return e.err }
 // defects and deliberate public errors carry their message to the caller;
 // infrastructure failures map to Unavailable or DeadlineExceeded; anything
 // else is Internal with a fixed message, and its cause goes to the log only.
-func toStatus(ctx context.Context, log *slog.Logger, method string, err error) error {
+func toStatus(ctx context.Context, log *slog.Logger, outage *outageLog, method string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -82,7 +83,7 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		errors.Is(err, pushsched.ErrCampaignMismatch), errors.Is(err, pushsched.ErrNoCampaigns):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case isUnavailable(err):
-		log.WarnContext(ctx, "backend unavailable", "method", method, "err", err)
+		outage.warn(ctx, method, err)
 		return status.Error(codes.Unavailable, "storage unavailable, retry later")
 	}
 	log.ErrorContext(ctx, "internal error", "method", method, "err", err)
@@ -124,19 +125,54 @@ func isUnavailable(err error) bool {
 }
 
 // errorMapping is the interceptor that applies toStatus to every unary RPC.
-func errorMapping(log *slog.Logger) grpc.UnaryServerInterceptor {
+func errorMapping(log *slog.Logger, outage *outageLog) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		resp, err := handler(ctx, req)
 		if err != nil {
-			return nil, toStatus(ctx, log, info.FullMethod, err)
+			return nil, toStatus(ctx, log, outage, info.FullMethod, err)
 		}
 		return resp, nil
 	}
 }
 
 // streamErrorMapping applies toStatus to every streaming RPC.
-func streamErrorMapping(log *slog.Logger) grpc.StreamServerInterceptor {
+func streamErrorMapping(log *slog.Logger, outage *outageLog) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		return toStatus(ss.Context(), log, info.FullMethod, handler(srv, ss))
+		return toStatus(ss.Context(), log, outage, info.FullMethod, handler(srv, ss))
 	}
+}
+
+// outageLogEvery is how often an outage is worth a warning line.
+const outageLogEvery = 5 * time.Second
+
+// outageLog rate-limits the warning about calls that failed because the
+// backend is unavailable: during a Redis outage every write fails, and one
+// line per failed call would flood the log. It writes at most one line per
+// outageLogEvery, counting the failures in between in the next line.
+type outageLog struct {
+	log   *slog.Logger
+	now   func() time.Time
+	every time.Duration
+
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+func newOutageLog(log *slog.Logger, now func() time.Time) *outageLog {
+	return &outageLog{log: log, now: now, every: outageLogEvery}
+}
+
+func (o *outageLog) warn(ctx context.Context, method string, err error) {
+	o.mu.Lock()
+	now := o.now()
+	if !o.last.IsZero() && now.Sub(o.last) < o.every {
+		o.suppressed++
+		o.mu.Unlock()
+		return
+	}
+	n := o.suppressed
+	o.last, o.suppressed = now, 0
+	o.mu.Unlock()
+	o.log.WarnContext(ctx, "backend unavailable", "method", method, "err", err, "failed_calls_not_logged_since_last_line", n)
 }

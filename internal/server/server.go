@@ -218,6 +218,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	codec := newRequestCodec()
 	az := &authorizer{authn: cfg.Auth, log: log}
 	limiter := newRateLimiter(cfg.RateLimits, cfg.Now, m)
+	outage := newOutageLog(log, cfg.Now)
 	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(callLogLevel),
 		logging.WithFieldsFromContext(callLogFields)}
 	notesStart, notesStartStream := callNotes()
@@ -242,7 +243,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 			notesFill,
 			selector.UnaryServerInterceptor(ratelimit.UnaryServerInterceptor(limiter), guarded),
 			caps.unary(),
-			errorMapping(log),
+			errorMapping(log, outage),
 			codec.encodeAnswers(),
 			v.unary(),
 			recovery.UnaryServerInterceptor(recoverOpt),
@@ -255,7 +256,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 			notesFillStream,
 			selector.StreamServerInterceptor(ratelimit.StreamServerInterceptor(limiter), guarded),
 			caps.stream(),
-			streamErrorMapping(log),
+			streamErrorMapping(log, outage),
 			streamValidation(codec, v),
 			recovery.StreamServerInterceptor(recoverOpt),
 		),

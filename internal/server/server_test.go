@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -283,12 +284,12 @@ func (e *env) record(t *testing.T, evs ...*recsysv1.Event) *recsysv1.RecordEvent
 	return res
 }
 
-var eventSeq int
+// eventSeq numbers events; parallel tests call ev.
+var eventSeq atomic.Int64
 
 func ev(user, item string, typ recsysv1.EventType, at time.Time) *recsysv1.Event {
-	eventSeq++
 	return &recsysv1.Event{
-		EventId:   "e" + strconv.Itoa(eventSeq),
+		EventId:   "e" + strconv.FormatInt(eventSeq.Add(1), 10),
 		UserId:    user,
 		ItemId:    item,
 		Type:      typ,
