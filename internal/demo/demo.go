@@ -206,6 +206,11 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 		return err
 	}
 	say("gate: %s", out.Gate.Reason)
+
+	// 6. An A/B experiment on the running server, and its report.
+	if err := runExperiment(ctx, api, c.Users, c.Seed, categories, stdout); err != nil {
+		return fmt.Errorf("experiment: %w", err)
+	}
 	say("\n== demo finished in %.0fs", time.Since(started).Seconds())
 
 	if c.KeepServing {

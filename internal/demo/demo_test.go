@@ -19,9 +19,13 @@ func TestDemoRunsEndToEnd(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{"recsysd serving", "loaded through the gRPC API", "published", "hot-swapped to",
-		"recommended for", "(personalized,", "the very next answer", "bought together with", "model  ndcg@10", "popularity", "itemknn", "gate: "} {
+		"recommended for", "(personalized,", "the very next answer", "bought together with", "model  ndcg@10", "popularity", "itemknn", "gate: ",
+		"A/B experiment demo-home", "conversion lift of model over popular"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}
+	}
+	if testing.Verbose() {
+		t.Log(out.String())
 	}
 }

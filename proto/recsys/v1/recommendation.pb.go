@@ -1546,11 +1546,13 @@ type Reason struct {
 	ItemId string `protobuf:"bytes,2,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
 	// REASON_KIND_PROFILE_ITEM: the event type that weighs most in the
 	// user's history of item_id (EVENT_TYPE_VIEW for the context item).
+	// Operator role only (it describes the user's history): unspecified for
+	// other callers.
 	EventType EventType `protobuf:"varint,3,opt,name=event_type,json=eventType,proto3,enum=recsys.v1.EventType" json:"event_type,omitempty"`
 	// REASON_KIND_PROFILE_ITEM: item_id's part of the score. The folded-in
 	// user vector is x = A⁻¹ Σ_j c_j y_j (Hu, Koren, Volinsky 2008, §5), so
 	// a score yᵢᵀx is exactly Σ_j c_j yᵢᵀA⁻¹y_j over the profile items j; this
-	// is the largest term.
+	// is the largest term. Operator role only: 0 for other callers.
 	Contribution float32 `protobuf:"fixed32,4,opt,name=contribution,proto3" json:"contribution,omitempty"`
 	// REASON_KIND_NEW_ARRIVAL: the item's category, in which the user has
 	// affinity.

@@ -1,0 +1,134 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"time"
+
+	"github.com/recsys-dev/recsys/client"
+	"github.com/recsys-dev/recsys/internal/synth"
+	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
+)
+
+// runExperiment runs a small A/B experiment on the "home" placement:
+// popular items (control) against the model. Each simulated shopper clicks
+// a shown item of one of their three favourite categories with
+// probability 0.5 (0.05 for other items) and buys a clicked item with
+// probability 0.3, sending the answer's recommendation_id back as a
+// product page would. The model shows more of a shopper's categories, so
+// its arm should sell more; the report says by how much, with intervals.
+func runExperiment(ctx context.Context, api *client.Client, users int, seed uint64, categories map[string]string, w io.Writer) error {
+	say := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
+	xp := &recsysv1.Experiment{Name: "demo-home", Placement: "home", TrafficShare: 1, Arms: []*recsysv1.Arm{
+		{Name: "popular", Weight: 1, Popular: true}, {Name: "model", Weight: 1},
+	}}
+	if _, err := api.Experiments.CreateExperiment(ctx, &recsysv1.CreateExperimentRequest{Experiment: xp}); err != nil {
+		return err
+	}
+	say("\n== A/B experiment demo-home on placement home: arm popular (control) vs arm model, %d shoppers", users)
+	rng := rand.New(rand.NewPCG(seed, 3))
+	type shown struct {
+		user, recID string
+		items       []string
+	}
+	var answers []shown
+	for i := range users {
+		u := synth.UserID(i)
+		p, err := api.Events.GetProfile(ctx, &recsysv1.GetProfileRequest{UserId: u})
+		if err != nil {
+			return err
+		}
+		fav := map[string]bool{}
+		for j, a := range p.GetProfile().GetCategoryAffinities() {
+			if j < 3 {
+				fav[a.GetCategory()] = true
+			}
+		}
+		res, err := api.Recommendations.Recommend(ctx, &recsysv1.RecommendRequest{UserId: u, Count: 8,
+			Context: &recsysv1.RequestContext{Placement: "home"}})
+		if err != nil {
+			return err
+		}
+		var clicked []string
+		for _, it := range res.GetItems() {
+			p := 0.05
+			if fav[categories[it.GetItemId()]] {
+				p = 0.5
+			}
+			if rng.Float64() < p {
+				clicked = append(clicked, it.GetItemId())
+			}
+		}
+		answers = append(answers, shown{u, res.GetRecommendationId(), clicked})
+	}
+	// The answer records are written off the request path: wait for them
+	// before the shoppers' events arrive.
+	today := time.Now().UTC().Format(time.DateOnly)
+	counted := func() bool {
+		rep, err := api.Experiments.GetReport(ctx, &recsysv1.GetReportRequest{FromDate: today, Experiment: xp.Name})
+		if err != nil {
+			return false
+		}
+		var n int64
+		for _, a := range rep.GetArms() {
+			n += a.GetAnswers()
+		}
+		return n >= int64(users)
+	}
+	if err := poll(ctx, "the experiment's answers", counted); err != nil {
+		return err
+	}
+	var evs []*recsysv1.Event
+	send := func() error {
+		if len(evs) == 0 {
+			return nil
+		}
+		_, err := api.Events.RecordEvents(ctx, &recsysv1.RecordEventsRequest{Events: evs})
+		evs = evs[:0]
+		return err
+	}
+	for _, a := range answers {
+		for k, item := range a.items {
+			evs = append(evs, &recsysv1.Event{EventId: fmt.Sprintf("xp-%s-%d-v", a.user, k), UserId: a.user, ItemId: item,
+				Type: recsysv1.EventType_EVENT_TYPE_VIEW, RecommendationId: a.recID})
+			if rng.Float64() < 0.3 {
+				evs = append(evs, &recsysv1.Event{EventId: fmt.Sprintf("xp-%s-%d-p", a.user, k), UserId: a.user, ItemId: item,
+					Type: recsysv1.EventType_EVENT_TYPE_PURCHASE, Quantity: 1, RecommendationId: a.recID})
+			}
+		}
+		if len(evs) > 500 {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := send(); err != nil {
+		return err
+	}
+	rep, err := api.Experiments.GetReport(ctx, &recsysv1.GetReportRequest{FromDate: today, Experiment: xp.Name})
+	if err != nil {
+		return err
+	}
+	say("== recsysctl report --experiment demo-home (user = unit, 95 %% intervals):")
+	say("   %-8s %6s %6s %7s %-22s %-22s %-24s", "arm", "users", "buyers", "clicks", "CTR", "conversion", "revenue/user")
+	for _, a := range rep.GetArms() {
+		say("   %-8s %6d %6d %7d %-22s %-22s %-24s", a.GetArm(), a.GetUsers(), a.GetBuyers(), a.GetClicks(),
+			interval(a.GetCtr(), 100, "%"), interval(a.GetConversion(), 100, "%"), interval(a.GetRevenuePerUser(), 1, ""))
+	}
+	for _, a := range rep.GetArms() {
+		if l := a.GetConversionLift(); l != nil {
+			say("   conversion lift of %s over %s: %+.0f%% [%+.0f%%, %+.0f%%], p = %.3g", a.GetArm(), rep.GetArms()[0].GetArm(),
+				100*l.GetRelative(), 100*l.GetLow(), 100*l.GetHigh(), l.GetPValue())
+		}
+		if l := a.GetRevenuePerUserLift(); l != nil {
+			say("   revenue per user lift: %+.0f%% [%+.0f%%, %+.0f%%], p = %.3g", 100*l.GetRelative(), 100*l.GetLow(), 100*l.GetHigh(), l.GetPValue())
+		}
+	}
+	return nil
+}
+
+func interval(e *recsysv1.Estimate, scale float64, unit string) string {
+	return fmt.Sprintf("%.1f%s [%.1f, %.1f]", scale*e.GetValue(), unit, scale*e.GetLow(), scale*e.GetHigh())
+}
