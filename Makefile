@@ -53,7 +53,9 @@ bench:
 	./.ci/with-redis.sh $(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 ## bench-serve: the serving benchmark (benchmarks/serve): its own redis-server, a model of
-## ITEMS items, recsysd, ghz and the open-loop generator; minutes, not part of test or ci.
+## ITEMS items, recsysd, ghz and the open-loop generator; minutes (a 100K run about 4 on a quiet
+## machine, 8-9 at load 20), not part of test or ci. Exits non-zero, after writing its results, when a
+## phase answered more than 1 % degraded (SERVE_ARGS="--max-degraded-share 1" only records).
 ITEMS ?= 100000
 SERVE_ARGS ?=
 bench-serve:
