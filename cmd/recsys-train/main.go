@@ -130,6 +130,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.Float64Var(&o.weighting.View, "weight-view", o.weighting.View, "weight of a view (recorded in the model; recsysd folds in with it)")
 	fs.Float64Var(&o.weighting.AddToCart, "weight-cart", o.weighting.AddToCart, "weight of an add-to-cart (recorded in the model; recsysd folds in with it)")
 	fs.Float64Var(&o.weighting.Purchase, "weight-purchase", o.weighting.Purchase, "weight of a purchase (recorded in the model; recsysd folds in with it)")
+	fs.Float64Var(&o.weighting.Wishlist, "weight-wishlist", o.weighting.Wishlist, "weight of an add-to-wishlist (recorded in the model)")
+	fs.Float64Var(&o.weighting.Rating, "weight-rating", o.weighting.Rating, "weight of a 5-star rating; r > 3 weighs it × (r-3)/2 (recorded in the model)")
 	fs.DurationVar(&o.weighting.HalfLife, "half-life", o.weighting.HalfLife, "event weight half-life (must match recsysd)")
 	fs.IntVar(&o.workers, "workers", 0, "goroutines for training and evaluation (0 = all cores)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")

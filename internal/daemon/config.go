@@ -53,6 +53,8 @@ func NewConfig() Config {
 			PurchasedCap: profile.DefaultPurchasedCap,
 			UserTTL:      profile.DefaultUserTTL,
 			SeenCap:      profile.DefaultSeenCap,
+			// How long a NOT_INTERESTED dismissal holds.
+			NotInterestedTTL: profile.DefaultNotInterestedTTL,
 		},
 		Weighting:        w,
 		Limits:           server.Limits{MaxBatch: server.DefaultMaxBatch},

@@ -411,7 +411,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}
 	if d.srv, err = server.New(scfg, server.Deps{
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
-		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Models: admin, Fallback: d.engine,
+		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Search: catalog.NewSearchIndex(d.catCache, nil), Models: admin, Fallback: d.engine,
 		Bought: d.engine, Pusher: d.push, Metrics: d.m, Attribution: d.attr, Outcomes: outcomes,
 		Experiments: xstore, Running: d.xps, Counters: d.kpi, Tally: outcomes.Tally,
 	}); err != nil {

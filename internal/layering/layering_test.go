@@ -95,8 +95,10 @@ func TestRecommendReachesRedisOnlyThroughKnownStores(t *testing.T) {
 
 // TestNothingBelowTheEdgeImportsTheEdge: the gRPC and HTTP edge (server,
 // httpapi) is imported only by what assembles a process: the daemon, the
-// commands and the benchmarks. No package imports a command, and the
-// public client package imports nothing internal.
+// commands and the benchmarks. The edge itself imports no Redis client
+// (it maps storage errors that internal/redisconn classifies). No package
+// imports a command, and the public client package imports nothing
+// internal.
 func TestNothingBelowTheEdgeImportsTheEdge(t *testing.T) {
 	pkgs := list(t)
 	edge := []string{module + "internal/server", module + "internal/httpapi"}
@@ -110,6 +112,8 @@ func TestNothingBelowTheEdgeImportsTheEdge(t *testing.T) {
 				t.Errorf("%s imports the edge %s", p.path, strings.TrimPrefix(imp, module))
 			case strings.HasPrefix(imp, module+"cmd/"):
 				t.Errorf("%s imports the command %s", p.path, strings.TrimPrefix(imp, module))
+			case (p.path == "internal/server" || p.path == "internal/httpapi") && strings.HasPrefix(imp, redisClient):
+				t.Errorf("the edge %s imports the Redis client (storage errors are classified by internal/redisconn)", p.path)
 			case strings.HasPrefix(p.path, "client") && strings.HasPrefix(imp, module+"internal/"):
 				t.Errorf("the public %s imports %s", p.path, strings.TrimPrefix(imp, module))
 			}

@@ -148,7 +148,7 @@ func (s *Set) Limited(role string) { s.RateLimited.WithLabelValues(role).Inc() }
 
 // Recorded counts the events of an accepted RecordEvents call.
 func (s *Set) Recorded(evs []event.Event, duplicates int) {
-	var byType [event.Push + 1]int
+	var byType [event.Wishlist + 1]int
 	for _, e := range evs {
 		if e.Type.Valid() {
 			byType[e.Type]++

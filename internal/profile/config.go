@@ -69,6 +69,16 @@ type Config struct {
 	// segment selection pages through (the least recently active are
 	// dropped), default 1,000,000; users not seen for UserTTL leave it too.
 	SeenCap int
+	// NotInterestedTTL is how long a dismissal (event.NotInterested, or a
+	// rating at or below event.LowRating) holds, default 90 days; it is
+	// also the TTL of the user's dismissal key. DismissCap bounds the
+	// dismissals kept per user (the oldest forgotten), default 500. The key
+	// expires after min(NotInterestedTTL, UserTTL).
+	NotInterestedTTL time.Duration
+	DismissCap       int
+	// SearchCap bounds the search affinities kept per user (the weakest
+	// forgotten), default 100; they live for UserTTL.
+	SearchCap int
 	// Price returns an item's current unit price (0 when unknown); Record
 	// uses it to store a purchase's spend. Nil: spend is always 0.
 	Price     func(itemID string) float64
@@ -100,6 +110,9 @@ const (
 	DefaultPushCap            = 200
 	DefaultOrderCap           = 500
 	DefaultSeenCap            = 1_000_000
+	DefaultNotInterestedTTL   = 90 * 24 * time.Hour
+	DefaultDismissCap         = 500
+	DefaultSearchCap          = 100
 )
 
 // maxPopularityBuckets bounds how many bucket keys Popular unions in one
@@ -178,6 +191,15 @@ func (c Config) WithDefaults() Config {
 	if c.SeenCap == 0 {
 		c.SeenCap = DefaultSeenCap
 	}
+	if c.NotInterestedTTL == 0 {
+		c.NotInterestedTTL = DefaultNotInterestedTTL
+	}
+	if c.DismissCap == 0 {
+		c.DismissCap = DefaultDismissCap
+	}
+	if c.SearchCap == 0 {
+		c.SearchCap = DefaultSearchCap
+	}
 	if c.Weighting == (event.Weighting{}) {
 		c.Weighting = event.DefaultWeighting()
 	}
@@ -209,6 +231,8 @@ func (c Config) Validate() error {
 		{"push cap", int64(c.PushCap)},
 		{"order cap", int64(c.OrderCap)},
 		{"seen cap", int64(c.SeenCap)},
+		{"dismiss cap", int64(c.DismissCap)},
+		{"search cap", int64(c.SearchCap)},
 	} {
 		if f.v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be >= 1, got %d", f.name, f.v))
@@ -224,6 +248,7 @@ func (c Config) Validate() error {
 		{"popularity half-life", c.PopularityHalfLife},
 		{"impression window", c.ImpressionWindow},
 		{"push window", c.PushWindow},
+		{"not-interested TTL", c.NotInterestedTTL},
 	} {
 		// Redis expiries have millisecond resolution.
 		if f.v < time.Millisecond {

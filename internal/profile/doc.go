@@ -19,6 +19,10 @@
 //	                                 within PushWindow
 //	<prefix>:u:{<user>}:ord    ZSET  "<spend>|<event digest>" -> Unix ms, one per purchase event;
 //	                                 OrderCap newest within UserTTL (segment spend and frequency)
+//	<prefix>:u:{<user>}:dis    ZSET  "i:<item>" | "c:<category>" | "r:<item>" (rated low) -> Unix ms;
+//	                                 DismissCap newest within NotInterestedTTL, TTL min(NotInterestedTTL, UserTTL)
+//	<prefix>:u:{<user>}:srch   ZSET  "<attribute>\x00<value>" a search matched -> searches that
+//	                                 matched it; SearchCap strongest, TTL UserTTL
 //
 // Every per-user key gets PEXPIRE UserTTL on every write, except the dedup
 // set, which gets min(DedupWindow, UserTTL): once a user has not written for

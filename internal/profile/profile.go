@@ -53,6 +53,29 @@ type Profile struct {
 	// Config.OrderCap, within UserTTL), for the spend and purchase
 	// frequency of the segment.
 	Orders []Order
+	// Dismissed are the items and categories the user dismissed
+	// (event.NotInterested) and the items they rated at or below
+	// event.LowRating, within Config.NotInterestedTTL, newest first, at
+	// most Config.DismissCap.
+	Dismissed []Dismissal
+	// Searches are what the user's searches matched in the catalog, most
+	// matched first, at most Config.SearchCap.
+	Searches []SearchAffinity
+}
+
+// Dismissal is an item or a category a user does not want to see.
+type Dismissal struct {
+	ItemID    string // empty when a category is dismissed
+	Category  string // empty when an item is dismissed
+	LowRating bool   // the item was rated low, not dismissed: moved down, not left out
+	Time      time.Time
+}
+
+// SearchAffinity is a catalog attribute value ("category", "brand", ...)
+// the user's searches matched, and how many of them did.
+type SearchAffinity struct {
+	Attribute, Value string
+	Count            float64
 }
 
 // Pushed is an item sent to a user and when it was last sent.

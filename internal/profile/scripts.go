@@ -5,16 +5,27 @@ import "github.com/redis/go-redis/v9"
 // userScript applies one user's share of a batch. All its keys carry the
 // user's hash tag, so it runs on one cluster slot.
 //
-// KEYS: hist, buy, meta, eids, imp, push, ord
+// KEYS: hist, buy, meta, eids, imp, push, ord, dis, srch
 // ARGV: now_ms, hist_stop (cap-1), buy_trim (-(cap+1)), ttl_ms,
 //
 //	dedup_trim (-(cap+1)), dedup_cutoff_ms (ids remembered at or before it
 //	are forgotten), dedup_ttl_ms, imp_keep (impression times kept per
 //	item), imp_cap (items kept), imp_ttl_ms, push_trim (-(cap+1)),
-//	push_cutoff_ms, push_ttl_ms, ord_trim (-(cap+1)), ord_cutoff_ms, then
-//	6 per event, oldest first: dedup member, time_ms, kind ("0" a click
-//	other than a purchase, "1" a purchase, "2" an impression, "3" a push),
-//	item id, encoded history entry, spend (purchases).
+//	push_cutoff_ms, push_ttl_ms, ord_trim (-(cap+1)), ord_cutoff_ms,
+//	dis_trim (-(cap+1)), dis_cutoff_ms, dis_ttl_ms, srch_trim (-(cap+1)),
+//	then 6 per event, oldest first: dedup member, time_ms, kind ("0" a
+//	click other than a purchase, "1" a purchase, "2" an impression, "3" a
+//	push, "4" a dismissal, "5" a rating above the low mark, "6" a low
+//	rating, "7" a search), item id, encoded history entry, value (the
+//	spend of a purchase; the dismissal member of a dismissal or rating;
+//	the newline-separated match keys of a search).
+//
+// The dis zset maps a dismissal ("i:<item>", "c:<category>", "r:<item>"
+// for a low rating) to its time; a rating above the low mark removes the
+// item's "r:" member. The srch zset counts the searches that matched each
+// key. Dismissals skip the dedup set (dismissing again only moves the
+// time); opted-out users' dismissals are kept (they are the user's
+// instruction, not tracking), their ratings and searches are not.
 //
 // Returns one integer per event: 1 if it was new and applied, 0 if its id
 // was already remembered (for an impression: if the item's list already
@@ -37,6 +48,8 @@ import "github.com/redis/go-redis/v9"
 // up to it, and the field when none is left.
 var userScript = redis.NewScript(`
 local hist, buy, meta, eids, imp, push, ord = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local dis, srch = KEYS[8], KEYS[9]
+local disTouched, srchTouched = false, false
 local now = ARGV[1]
 local keep, impCap = tonumber(ARGV[8]), tonumber(ARGV[9])
 local optedOut = redis.call('HGET', meta, 'o') == '1'
@@ -54,11 +67,24 @@ local function readImp(item)
   return v, tonumber(string.sub(v, 1, bar - 1)), ts
 end
 
-for i = 16, #ARGV, 6 do
+for i = 20, #ARGV, 6 do
   local ts, kind, item = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local tsN = tonumber(ts)
   if kind ~= '3' then onlyPush = false end
-  if kind == '3' then
+  if kind == '4' then
+    redis.call('ZADD', dis, ts, ARGV[i + 5])
+    disTouched = true
+    out[#out + 1] = 1
+  elseif kind == '7' then
+    local fresh = redis.call('ZADD', eids, 'NX', now, ARGV[i])
+    if fresh == 1 and not optedOut then
+      for key in string.gmatch(ARGV[i + 5], '[^\n]+') do
+        redis.call('ZINCRBY', srch, 1, key)
+        srchTouched = true
+      end
+    end
+    out[#out + 1] = fresh
+  elseif kind == '3' then
     local fresh = 1
     if not optedOut then
       -- GT keeps the latest push; CH counts a later time as new.
@@ -95,6 +121,12 @@ for i = 16, #ARGV, 6 do
         redis.call('ZADD', ord, ts, ARGV[i + 5] .. '|' .. ARGV[i])
         ordTouched = true
       end
+    end
+    if not optedOut and kind == '6' then
+      redis.call('ZADD', dis, ts, ARGV[i + 5])
+      disTouched = true
+    elseif not optedOut and kind == '5' then
+      redis.call('ZREM', dis, ARGV[i + 5])
     end
     if not optedOut then
       pushed[#pushed + 1] = ARGV[i + 4]
@@ -158,6 +190,15 @@ if pushTouched then
   redis.call('ZREMRANGEBYRANK', push, 0, ARGV[11])
   redis.call('PEXPIRE', push, ARGV[13])
 end
+if disTouched then
+  redis.call('ZREMRANGEBYSCORE', dis, '-inf', '(' .. ARGV[17])
+  redis.call('ZREMRANGEBYRANK', dis, 0, ARGV[16])
+  redis.call('PEXPIRE', dis, ARGV[18])
+end
+if srchTouched then
+  redis.call('ZREMRANGEBYRANK', srch, 0, ARGV[19])
+  redis.call('PEXPIRE', srch, ARGV[4])
+end
 if ordTouched then
   redis.call('ZREMRANGEBYSCORE', ord, '-inf', ARGV[15])
   redis.call('ZREMRANGEBYRANK', ord, 0, ARGV[14])
@@ -180,11 +221,13 @@ return out
 // fields of meta, keeping only the purchases and the dedup set (what
 // purchase exclusion and idempotency need).
 //
-// KEYS: hist, buy, meta, eids, imp, push, ord
+// KEYS: hist, buy, meta, eids, imp, push, ord, dis, srch
 // ARGV: "1" (opt out) or "0" (opt in), ttl_ms
+//
+// The dismissals stay: they are the user's instruction, not tracking.
 var optOutScript = redis.NewScript(`
 if ARGV[1] == '1' then
-  redis.call('DEL', KEYS[1], KEYS[5], KEYS[6], KEYS[7])
+  redis.call('DEL', KEYS[1], KEYS[5], KEYS[6], KEYS[7], KEYS[9])
   redis.call('HDEL', KEYS[3], 'f', 'l', 'p')
   redis.call('HSET', KEYS[3], 'o', '1')
   redis.call('PEXPIRE', KEYS[3], ARGV[2])

@@ -75,6 +75,8 @@ const (
 	suffixImpress   = "imp"
 	suffixPush      = "push"
 	suffixOrders    = "ord"
+	suffixDismissed = "dis"
+	suffixSearch    = "srch"
 )
 
 // Fields of the meta hash.
@@ -85,7 +87,7 @@ const (
 	metaOptedOut  = "o"
 )
 
-type userKeys struct{ hist, buy, meta, eids, imp, push, ord string }
+type userKeys struct{ hist, buy, meta, eids, imp, push, ord, dis, srch string }
 
 func (s *Store) keysOf(userID string) userKeys {
 	base := s.cfg.Prefix + ":u:{" + userTagEscaper.Replace(userID) + "}:"
@@ -97,12 +99,22 @@ func (s *Store) keysOf(userID string) userKeys {
 		imp:  base + suffixImpress,
 		push: base + suffixPush,
 		ord:  base + suffixOrders,
+		dis:  base + suffixDismissed,
+		srch: base + suffixSearch,
 	}
 }
 
 func (k userKeys) all() []string {
-	return []string{k.hist, k.buy, k.meta, k.eids, k.imp, k.push, k.ord}
+	return []string{k.hist, k.buy, k.meta, k.eids, k.imp, k.push, k.ord, k.dis, k.srch}
 }
+
+// Members of the dismissal set: a dismissed item, a dismissed category, an
+// item rated at or below event.LowRating.
+const (
+	dismissItem     = "i:"
+	dismissCategory = "c:"
+	dismissLowRated = "r:"
+)
 
 // UserKeys lists every key name a user can have. They share one hash tag.
 func (s *Store) UserKeys(userID string) []string {
@@ -179,12 +191,23 @@ func (s *Store) Record(ctx context.Context, events []event.Event) (RecordResult,
 }
 
 func validateEvent(e event.Event) error {
-	for _, f := range []struct{ name, v string }{{"event id", e.ID}, {"user id", e.UserID}, {"item id", e.ItemID}} {
+	ids := []struct{ name, v string }{{"event id", e.ID}, {"user id", e.UserID}}
+	// A search has no item; a dismissal has an item or a category.
+	if e.Type != event.Search && (e.Type != event.NotInterested || e.ItemID != "") {
+		ids = append(ids, struct{ name, v string }{"item id", e.ItemID})
+	}
+	for _, f := range ids {
 		if err := event.CheckID(f.v); err != nil {
 			return fmt.Errorf("%s %w", f.name, err)
 		}
 	}
 	switch {
+	case e.Type == event.Search && e.ItemID != "":
+		return errors.New("a search has no item id")
+	case e.Type == event.NotInterested && e.ItemID == "" && e.Category == "":
+		return errors.New("a not-interested event needs an item id or a category")
+	case e.Type == event.Rating && !(e.Weight >= event.MinRating && e.Weight <= event.MaxRating):
+		return fmt.Errorf("a rating must be %d to %d, got %v", event.MinRating, event.MaxRating, e.Weight)
 	case !e.Type.Valid():
 		return fmt.Errorf("unknown event type %d", e.Type)
 	case e.Quantity < 0:
@@ -270,6 +293,10 @@ func (b *batch) userCalls(s *Store) []*redisconn.ScriptCall {
 		msDur(min(cfg.PushWindow, cfg.UserTTL)),
 		strconv.Itoa(-(cfg.OrderCap + 1)),
 		strconv.FormatInt(b.now.Add(-cfg.UserTTL).UnixMilli()-1, 10),
+		strconv.Itoa(-(cfg.DismissCap + 1)),
+		strconv.FormatInt(b.now.Add(-cfg.NotInterestedTTL).UnixMilli(), 10),
+		msDur(min(cfg.NotInterestedTTL, cfg.UserTTL)),
+		strconv.Itoa(-(cfg.SearchCap + 1)),
 	}
 	var buf []byte
 	for _, u := range b.users {
@@ -286,8 +313,23 @@ func (b *batch) userCalls(s *Store) []*redisconn.ScriptCall {
 				kind = "2" // neither history nor the dedup set: no entry, no member
 			case event.Push:
 				kind = "3" // the same
+			case event.NotInterested:
+				// No dedup needed: dismissing again only moves the time.
+				kind, value = "4", dismissItem+e.ItemID
+				if e.ItemID == "" {
+					value = dismissCategory + e.Category
+				}
+			case event.Rating:
+				kind, value = "5", dismissLowRated+e.ItemID // a click that also sets or clears a low rating
+				if e.Weight <= event.LowRating {
+					kind = "6"
+				}
+			case event.Search:
+				kind, value = "7", e.Matches
 			}
-			if kind == "0" || kind == "1" {
+			if kind == "7" {
+				member = dedupMember(e.UserID, e.ID) // deduplicated, but no history entry
+			} else if kind != "2" && kind != "3" && kind != "4" {
 				buf = appendEntry(buf[:0], e)
 				member, entry = dedupMember(e.UserID, e.ID), string(buf)
 			}
@@ -314,7 +356,7 @@ func (b *batch) globalCall(s *Store) *redisconn.ScriptCall {
 	bucketIndex := make(map[int64]int) // bucket start -> index in KEYS after the first four
 	evArgs := make([]any, 0, 10*len(b.all))
 	for _, e := range b.all {
-		if e.Type == event.Impression || e.Type == event.Push {
+		if !e.Type.Streamed() {
 			continue
 		}
 		idx := 0
@@ -435,6 +477,7 @@ type loadCmds struct {
 	hist      *redis.StringSliceCmd
 	buy, push *redis.ZSliceCmd
 	ord       *redis.ZSliceCmd
+	dis, srch *redis.ZSliceCmd
 	meta      *redis.SliceCmd
 	imp       *redis.MapStringStringCmd
 }
@@ -449,6 +492,11 @@ func (s *Store) queueLoad(ctx context.Context, pipe redis.Pipeliner, userID stri
 		imp:    pipe.HGetAll(ctx, k.imp),
 		push:   pipe.ZRevRangeWithScores(ctx, k.push, 0, -1),
 		ord:    pipe.ZRevRangeWithScores(ctx, k.ord, 0, -1),
+		// Expired dismissals are trimmed on the next write; skip them
+		// until then.
+		dis: pipe.ZRevRangeByScoreWithScores(ctx, k.dis, &redis.ZRangeBy{
+			Min: strconv.FormatInt(s.cfg.Now().Add(-s.cfg.NotInterestedTTL).UnixMilli(), 10), Max: "+inf"}),
+		srch: pipe.ZRevRangeWithScores(ctx, k.srch, 0, -1),
 	}
 }
 
@@ -492,6 +540,28 @@ func (q loadCmds) profile() (Profile, error) {
 			}
 			p.Orders = append(p.Orders, Order{Time: time.UnixMilli(int64(z.Score)).UTC(), Spend: spend})
 		}
+	}
+	for _, z := range q.dis.Val() {
+		m := z.Member.(string)
+		d := Dismissal{Time: time.UnixMilli(int64(z.Score)).UTC()}
+		switch {
+		case strings.HasPrefix(m, dismissItem):
+			d.ItemID = m[len(dismissItem):]
+		case strings.HasPrefix(m, dismissCategory):
+			d.Category = m[len(dismissCategory):]
+		case strings.HasPrefix(m, dismissLowRated):
+			d.ItemID, d.LowRating = m[len(dismissLowRated):], true
+		default:
+			return Profile{}, fmt.Errorf("load profile of %q: malformed dismissal %q", userID, m)
+		}
+		p.Dismissed = append(p.Dismissed, d)
+	}
+	for _, z := range q.srch.Val() {
+		attr, value, ok := event.CutSearchMatch(z.Member.(string))
+		if !ok {
+			return Profile{}, fmt.Errorf("load profile of %q: malformed search affinity %q", userID, z.Member)
+		}
+		p.Searches = append(p.Searches, SearchAffinity{Attribute: attr, Value: value, Count: z.Score})
 	}
 	vals := meta.Val()
 	for i, dst := range []*time.Time{&p.FirstSeen, &p.LastSeen} {

@@ -402,7 +402,9 @@ func TestUserKeysHaveTTL(t *testing.T) {
 	const u = "carol"
 	record(t, s, event.Event{ID: "1", UserID: u, ItemID: "i", Type: event.Purchase},
 		event.Event{ID: "1i", UserID: u, ItemID: "k", Type: event.Impression},
-		event.Event{ID: "1p", UserID: u, ItemID: "k", Type: event.Push})
+		event.Event{ID: "1p", UserID: u, ItemID: "k", Type: event.Push},
+		event.Event{ID: "1n", UserID: u, ItemID: "n", Type: event.NotInterested},
+		event.Event{ID: "1s", UserID: u, Type: event.Search, Matches: event.SearchMatch("brand", "b")})
 	keys := s.UserKeys(u)
 	wantTTL := func(k string) time.Duration {
 		switch k {
@@ -412,6 +414,8 @@ func TestUserKeysHaveTTL(t *testing.T) {
 			return s.Config().ImpressionWindow
 		case s.keysOf(u).push:
 			return min(s.Config().PushWindow, ttl)
+		case s.keysOf(u).dis:
+			return min(s.Config().NotInterestedTTL, ttl)
 		}
 		return ttl
 	}
@@ -431,7 +435,9 @@ func TestUserKeysHaveTTL(t *testing.T) {
 	record(t, s, event.Event{ID: "2", UserID: u, ItemID: "j", Type: event.View},
 		event.Event{ID: "2i", UserID: u, ItemID: "k", Type: event.Impression, Time: t0.Add(time.Second)},
 		event.Event{ID: "2p", UserID: u, ItemID: "k", Type: event.Push, Time: t0.Add(time.Second)},
-		event.Event{ID: "2b", UserID: u, ItemID: "m", Type: event.Purchase, Time: t0.Add(time.Second)})
+		event.Event{ID: "2b", UserID: u, ItemID: "m", Type: event.Purchase, Time: t0.Add(time.Second)},
+		event.Event{ID: "2n", UserID: u, ItemID: "n", Type: event.NotInterested, Time: t0.Add(time.Second)},
+		event.Event{ID: "2s", UserID: u, Type: event.Search, Matches: event.SearchMatch("brand", "b")})
 	for _, k := range keys {
 		if got, want := c.PTTL(ctx, k).Val(), wantTTL(k); got <= want-time.Minute {
 			t.Errorf("PTTL %s after a new event: got %v, want refreshed to about %v", k, got, want)
@@ -443,7 +449,7 @@ func TestUserKeysHaveTTL(t *testing.T) {
 	}
 	record(t, s, event.Event{ID: "2", UserID: u, ItemID: "j", Type: event.View})
 	for _, k := range keys {
-		if k == s.keysOf(u).imp || k == s.keysOf(u).push || k == s.keysOf(u).ord {
+		if k == s.keysOf(u).imp || k == s.keysOf(u).push || k == s.keysOf(u).ord || k == s.keysOf(u).dis || k == s.keysOf(u).srch {
 			continue
 		}
 		if got, want := c.PTTL(ctx, k).Val(), wantTTL(k); got <= want-time.Minute {
@@ -740,8 +746,8 @@ func TestUserKeysShareOneHashTag(t *testing.T) {
 	seen := map[string]string{}
 	for _, u := range []string{"alice", "}x", "x}", "a}b{c}", "%7D", "}", "{", "%", "%25"} {
 		keys := s.UserKeys(u)
-		if len(keys) != 7 {
-			t.Fatalf("UserKeys(%q): got %d keys, want 7", u, len(keys))
+		if len(keys) != 9 {
+			t.Fatalf("UserKeys(%q): got %d keys, want 9", u, len(keys))
 		}
 		tag := hashTag(keys[0])
 		for _, k := range keys {

@@ -362,7 +362,9 @@ func (e *Engine) blendFor(m *mf.Model) *blend.Blend {
 func (e *Engine) weighting(m *mf.Model) event.Weighting {
 	if m != nil {
 		if w := m.Info().Weighting; w != nil {
-			return *w
+			// A model from before wishlist and rating events weighs them
+			// with the defaults.
+			return w.WithNewDefaults()
 		}
 	}
 	return e.cfg.Weighting
@@ -489,7 +491,7 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	var picks []Item
 	if personal {
 		if slots := e.explorationSlots(req.Count, req.ExploreShare); slots > 0 {
-			picks = e.explore(s, fc, a, slots, e.affinities(s, weights))
+			picks = e.explore(s, fc, a, slots, e.affinities(s, weights, p.Searches))
 		}
 	}
 	a.want = req.Count - len(picks)
@@ -628,6 +630,9 @@ func (e *Engine) foldIn(m *mf.Model, b *blend.Blend, s *scratch, weights []profi
 	contextSeen := false
 	s.recent = s.recent[:0]
 	for _, w := range weights {
+		if w.Weight <= 0 {
+			continue // rated 3 or lower: no interest to fold in
+		}
 		row, ok := m.Index(w.ItemID)
 		if !ok {
 			continue // an item newer than the model
@@ -687,6 +692,7 @@ func blendScores(b *blend.Blend, bs *blend.Scratch, rows []int32, x, out []float
 func (e *Engine) excludeForUser(s *scratch, fc *reqFilter, p profile.Profile) []profile.ItemWeight {
 	e.excludePurchased(s, fc, p)
 	e.rotateImpressions(fc, p)
+	excludeDismissed(fc, p, true)
 	var weights []profile.ItemWeight
 	if !p.OptedOut {
 		weights = p.ItemWeights(e.weighting(fc.model()), fc.now)
@@ -720,6 +726,27 @@ func (e *Engine) excludePurchased(s *scratch, fc *reqFilter, p profile.Profile) 
 			}
 		}
 		fc.exclude(pu.ItemID)
+	}
+}
+
+// excludeDismissed leaves out the items and categories the user dismissed
+// (NOT_INTERESTED) and, with rotateLow, moves the items they rated low down.
+func excludeDismissed(fc *reqFilter, p profile.Profile, rotateLow bool) {
+	var cats []string
+	for _, d := range p.Dismissed {
+		switch {
+		case d.LowRating:
+			if rotateLow {
+				fc.rotate(d.ItemID)
+			}
+		case d.ItemID != "":
+			fc.exclude(d.ItemID)
+		default:
+			cats = append(cats, d.Category)
+		}
+	}
+	if len(cats) > 0 {
+		fc.avoidCategories(cats) // for the whole request: reset restores the filter
 	}
 }
 

@@ -175,10 +175,17 @@ type affinity struct {
 }
 
 // affinities returns the user's categories by weight, heaviest first.
-func (e *Engine) affinities(s *scratch, weights []profile.ItemWeight) []affinity {
+func (e *Engine) affinities(s *scratch, weights []profile.ItemWeight, searches []profile.SearchAffinity) []affinity {
 	s.affinity = s.affinity[:0]
 	if e.catalog == nil || !e.catalog.Known() {
 		return nil
+	}
+	// Each search that matched a category weighs 1 (a view's default
+	// weight).
+	for _, sa := range searches {
+		if sa.Attribute == catalog.AttrCategory && sa.Count > 0 {
+			s.affinity = append(s.affinity, affinity{category: sa.Value, weight: sa.Count})
+		}
 	}
 	for _, w := range weights {
 		it, ok := e.catalog.Lookup(w.ItemID)

@@ -360,11 +360,14 @@ func (fc *reqFilter) reset(st *rowState, cat Catalog, rules *catalog.Rules, f Fi
 }
 
 // exclude keeps an item out of the answer.
-func (fc *reqFilter) exclude(id string) {
-	fc.excludedIDs[id] = struct{}{}
+func (fc *reqFilter) exclude(id string) { fc.mark(fc.excludedIDs, fc.excluded, id) }
+
+// mark records id in ids and, when the model has it, its row in rows.
+func (fc *reqFilter) mark(ids map[string]struct{}, rows bitset, id string) {
+	ids[id] = struct{}{}
 	if fc.st != nil {
 		if r, ok := fc.st.model.Index(id); ok {
-			fc.excluded.set(r)
+			rows.set(r)
 		}
 	}
 }
@@ -388,14 +391,7 @@ func (fc *reqFilter) avoidCategories(cats []string) (restore func()) {
 }
 
 // rotate marks an item rotated down.
-func (fc *reqFilter) rotate(id string) {
-	fc.rotatedIDs[id] = struct{}{}
-	if fc.st != nil {
-		if r, ok := fc.st.model.Index(id); ok {
-			fc.rotated.set(r)
-		}
-	}
-}
+func (fc *reqFilter) rotate(id string) { fc.mark(fc.rotatedIDs, fc.rotated, id) }
 
 // boosts are the boost rules matched to fc's rows, or nil.
 func (fc *reqFilter) boosts() *rowBoosts {

@@ -78,6 +78,9 @@ func (e *Engine) Rank(ctx context.Context, req RankRequest) (RankResult, error) 
 	s := e.requestScratch(m, req.Filter, now)
 	defer e.putScratch(s)
 	fc := &s.filter
+	// What the user dismissed is dropped (Excluded, or Filtered for a
+	// dismissed category); a low rating only lowers the item's score.
+	excludeDismissed(fc, p, false)
 
 	res := RankResult{Source: SourceCallerOrder, Dropped: []Dropped{}}
 	if req.Unknown == ByPopularity {

@@ -83,14 +83,7 @@ func (d *Dir) step(s string) error {
 // Publish stores m as a new version and makes it current: Stage, then
 // Activate. Watchers pick it up at their next poll.
 func (d *Dir) Publish(ctx context.Context, m *mf.Model) (Version, error) {
-	v, err := d.stage(ctx, m)
-	if err != nil {
-		return Version{}, err
-	}
-	if err := d.step(stepStaged); err != nil {
-		return Version{}, fmt.Errorf("publish %s: %w", v.Name(), err)
-	}
-	return d.Activate(ctx, v.Name())
+	return publish(ctx, d, m)
 }
 
 // Stage stores m as a new, complete version without making it current.

@@ -96,14 +96,7 @@ func (r *Redis) step(s string) error {
 // Publish stores m as a new version and makes it current: Stage, then
 // Activate. Servers watching the registry switch to it within seconds.
 func (r *Redis) Publish(ctx context.Context, m *mf.Model) (Version, error) {
-	v, err := r.stage(ctx, m)
-	if err != nil {
-		return Version{}, err
-	}
-	if err := r.step(stepStaged); err != nil {
-		return Version{}, fmt.Errorf("publish %s: %w", v.Name(), err)
-	}
-	return r.Activate(ctx, v.Name())
+	return publish(ctx, r, m)
 }
 
 // Stage stores m as a new, complete version without making it current, so a

@@ -18,6 +18,7 @@
 package registry
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -229,4 +230,24 @@ func parseCRC(s string) (uint32, error) {
 		return 0, fmt.Errorf("crc32c %q is not 8 hex digits", s)
 	}
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]), nil
+}
+
+// stager is what publish needs of a registry (Dir, Redis).
+type stager interface {
+	stage(ctx context.Context, m *mf.Model) (Version, error)
+	step(s string) error
+	Activate(ctx context.Context, version string) (Version, error)
+}
+
+// publish is the Publish of every registry: stage m as a new version, then
+// activate it (the test hook runs between the two).
+func publish(ctx context.Context, r stager, m *mf.Model) (Version, error) {
+	v, err := r.stage(ctx, m)
+	if err != nil {
+		return Version{}, err
+	}
+	if err := r.step(stepStaged); err != nil {
+		return Version{}, fmt.Errorf("publish %s: %w", v.Name(), err)
+	}
+	return r.Activate(ctx, v.Name())
 }

@@ -3,15 +3,10 @@ package server
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
-	"net"
-	"os"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -21,6 +16,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/pushsched"
 	"github.com/recsys-dev/recsys/internal/recommend"
+	"github.com/recsys-dev/recsys/internal/redisconn"
 )
 
 // invalidArgument is a request defect naming the field at fault.
@@ -100,29 +96,9 @@ func retryLater(msg string, after time.Duration) error {
 	return st.Err()
 }
 
-// isUnavailable recognizes a Redis (or network) outage, as opposed to a bug.
-func isUnavailable(err error) bool {
-	if errors.Is(err, redis.ErrClosed) || errors.Is(err, redis.ErrPoolTimeout) {
-		return true
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return true
-	}
-	// io.EOF: Redis closed the connection mid-command (it was killed or
-	// restarted); no file is read on a request path, so EOF here is always
-	// the network.
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrDeadlineExceeded) ||
-		redis.HasErrorPrefix(err, "LOADING") || redis.HasErrorPrefix(err, "CLUSTERDOWN") ||
-		redis.HasErrorPrefix(err, "TRYAGAIN") || redis.HasErrorPrefix(err, "MASTERDOWN") ||
-		redis.HasErrorPrefix(err, "READONLY") // a write reached a master that a failover just demoted
-}
+// isUnavailable recognizes a storage (or network) outage, as opposed to a
+// bug; the storage's client package classifies its errors.
+func isUnavailable(err error) bool { return redisconn.Unavailable(err) }
 
 // errorMapping is the interceptor that applies toStatus to every unary RPC.
 func errorMapping(log *slog.Logger, outage *outageLog) grpc.UnaryServerInterceptor {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -29,13 +30,22 @@ type CatalogView interface {
 	Lookup(id string) (catalog.Item, bool)
 }
 
+// SearchMatcher matches a search query against the catalog's category
+// names and attribute values (implemented by *catalog.SearchIndex).
+type SearchMatcher interface {
+	Match(query string) []catalog.SearchMatch
+}
+
+var _ SearchMatcher = (*catalog.SearchIndex)(nil)
+
 type eventService struct {
 	recsysv1.UnimplementedEventServiceServer
 	log       *slog.Logger
 	attr      Attributor     // may be nil: no attribution
 	outcomes  OutcomeCounter // may be nil
 	profiles  Profiles
-	catalog   CatalogView // may be nil
+	catalog   CatalogView   // may be nil
+	search    SearchMatcher // may be nil
 	weighting event.Weighting
 	segments  profile.SegmentConfig
 	now       func() time.Time
@@ -49,6 +59,15 @@ func (s *eventService) RecordEvents(ctx context.Context, req *recsysv1.RecordEve
 	evs := make([]event.Event, len(req.GetEvents()))
 	for i, e := range req.GetEvents() {
 		evs[i] = fromProtoEvent(e, now)
+		if evs[i].Type == event.Search && s.search != nil {
+			// The query is matched here and dropped: only its matches
+			// reach the store.
+			var keys []string
+			for _, m := range s.search.Match(e.GetQuery()) {
+				keys = append(keys, event.SearchMatch(m.Attribute, m.Value))
+			}
+			evs[i].Matches = strings.Join(keys, "\n")
+		}
 	}
 	res, err := s.profiles.Record(ctx, evs)
 	if err != nil {
@@ -65,7 +84,7 @@ func fromProtoEvent(e *recsysv1.Event, now time.Time) event.Event {
 	if ts := e.GetTimestamp(); ts != nil {
 		t = ts.AsTime()
 	}
-	return event.Event{
+	ev := event.Event{
 		ID:       e.GetEventId(),
 		UserID:   e.GetUserId(),
 		ItemID:   e.GetItemId(),
@@ -73,7 +92,12 @@ func fromProtoEvent(e *recsysv1.Event, now time.Time) event.Event {
 		Time:     t,
 		Quantity: e.GetQuantity(),
 		Weight:   e.GetWeight(),
+		Category: e.GetCategory(),
 	}
+	if ev.Type == event.Rating {
+		ev.Weight = e.GetRating() // the store carries a rating in the weight
+	}
+	return ev
 }
 
 func (s *eventService) GetProfile(ctx context.Context, req *recsysv1.GetProfileRequest) (*recsysv1.GetProfileResponse, error) {
@@ -129,6 +153,13 @@ func (s *eventService) GetProfile(ctx context.Context, req *recsysv1.GetProfileR
 	}
 	for _, pu := range p.Purchased {
 		out.PurchasedItemIds = append(out.PurchasedItemIds, pu.ItemID)
+	}
+	for _, d := range p.Dismissed {
+		out.Dismissals = append(out.Dismissals, &recsysv1.Dismissal{ItemId: d.ItemID, Category: d.Category,
+			Time: timestamppb.New(d.Time), LowRating: d.LowRating})
+	}
+	for _, a := range p.Searches {
+		out.SearchAffinities = append(out.SearchAffinities, &recsysv1.SearchAffinity{Attribute: a.Attribute, Value: a.Value, Count: a.Count})
 	}
 	return &recsysv1.GetProfileResponse{Profile: out}, nil
 }

@@ -104,9 +104,12 @@ type Deps struct {
 	Serving     ServingModel
 	Profiles    Profiles
 	Catalog     CatalogStore
-	Rules       ShopRules     // may be nil: the blocklist and category RPCs answer FailedPrecondition
-	CatalogView CatalogView   // may be nil
-	Models      ModelRegistry // may be nil: ListModels/ActivateModel answer FailedPrecondition
+	Rules       ShopRules   // may be nil: the blocklist and category RPCs answer FailedPrecondition
+	CatalogView CatalogView // may be nil
+	// Search matches the queries of SEARCH events against the catalog (may
+	// be nil: searches match nothing).
+	Search SearchMatcher
+	Models ModelRegistry // may be nil: ListModels/ActivateModel answer FailedPrecondition
 	// Fallback answers Recommend when the profile store fails (may be nil:
 	// Recommend then fails with Unavailable like the other RPCs).
 	Fallback Fallback
@@ -277,7 +280,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	for _, g := range []*grpc.Server{g, s.inproc} {
 		recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender, bought: d.Bought, push: d.Pusher,
 			degrade: deg, srv: s, answers: &answerRecorder{attr: d.Attribution, now: cfg.Now}, running: d.Running})
-		recsysv1.RegisterEventServiceServer(g, &eventService{log: log, attr: d.Attribution, outcomes: d.Outcomes, profiles: d.Profiles, catalog: d.CatalogView, weighting: cfg.Weighting,
+		recsysv1.RegisterEventServiceServer(g, &eventService{log: log, attr: d.Attribution, outcomes: d.Outcomes, profiles: d.Profiles, catalog: d.CatalogView, search: d.Search, weighting: cfg.Weighting,
 			segments: cfg.Segments, now: cfg.Now, metrics: m, forget: forgetter(d.Experiments, d.Tally)})
 		recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
 		recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models})

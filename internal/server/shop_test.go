@@ -865,7 +865,9 @@ func TestEventTypeNumbersMatchTheAPI(t *testing.T) {
 		api  recsysv1.EventType
 		core event.Type
 	}{{view, event.View}, {cart, event.AddToCart}, {purchase, event.Purchase},
-		{recsysv1.EventType_EVENT_TYPE_CUSTOM, event.Custom}, {impression, event.Impression}} {
+		{recsysv1.EventType_EVENT_TYPE_CUSTOM, event.Custom}, {impression, event.Impression},
+		{recsysv1.EventType_EVENT_TYPE_PUSH, event.Push}, {search, event.Search}, {rating, event.Rating},
+		{notInterested, event.NotInterested}, {wishlist, event.Wishlist}} {
 		if int(tc.api) != int(tc.core) {
 			t.Errorf("%v = %d, event.%v = %d", tc.api, tc.api, tc.core, tc.core)
 		}

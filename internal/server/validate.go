@@ -258,6 +258,9 @@ func (v *validator) batch(field string, n int) error {
 	return nil
 }
 
+// maxQueryBytes bounds a SEARCH event's query.
+const maxQueryBytes = 1024
+
 func (v *validator) events(evs []*recsysv1.Event) error {
 	if err := v.batch("events", len(evs)); err != nil {
 		return err
@@ -274,12 +277,46 @@ func (v *validator) events(evs []*recsysv1.Event) error {
 		if err := v.id(f+"user_id", e.GetUserId()); err != nil {
 			return err
 		}
-		if err := v.id(f+"item_id", e.GetItemId()); err != nil {
-			return err
+		t := e.GetType()
+		switch {
+		case t == recsysv1.EventType_EVENT_TYPE_SEARCH:
+			if e.GetItemId() != "" {
+				return invalid(f+"item_id", "must be empty for EVENT_TYPE_SEARCH")
+			}
+		case t == recsysv1.EventType_EVENT_TYPE_NOT_INTERESTED && e.GetItemId() == "":
+			if c := e.GetCategory(); c == "" || len(c) > v.l.MaxIDBytes || !utf8.ValidString(c) {
+				return invalid(f+"category", fmt.Sprintf("EVENT_TYPE_NOT_INTERESTED needs item_id or a category of valid UTF-8, 1 to %d bytes", v.l.MaxIDBytes))
+			}
+		default:
+			if err := v.id(f+"item_id", e.GetItemId()); err != nil {
+				return err
+			}
 		}
-		switch t := e.GetType(); t {
+		if q := e.GetQuery(); t == recsysv1.EventType_EVENT_TYPE_SEARCH {
+			if q == "" || len(q) > maxQueryBytes || !utf8.ValidString(q) {
+				return invalid(f+"query", fmt.Sprintf("must be valid UTF-8 of 1 to %d bytes for EVENT_TYPE_SEARCH", maxQueryBytes))
+			}
+		} else if q != "" {
+			return invalid(f+"query", "only EVENT_TYPE_SEARCH events carry a query")
+		}
+		if r := e.GetRating(); t == recsysv1.EventType_EVENT_TYPE_RATING {
+			if !(r >= event.MinRating && r <= event.MaxRating) {
+				return invalid(f+"rating", fmt.Sprintf("must be %d to %d for EVENT_TYPE_RATING, got %v", event.MinRating, event.MaxRating, r))
+			}
+		} else if r != 0 {
+			return invalid(f+"rating", "only EVENT_TYPE_RATING events carry a rating")
+		}
+		if t != recsysv1.EventType_EVENT_TYPE_NOT_INTERESTED && e.GetCategory() != "" {
+			return invalid(f+"category", "only EVENT_TYPE_NOT_INTERESTED events carry a category")
+		}
+		if t == recsysv1.EventType_EVENT_TYPE_NOT_INTERESTED && e.GetItemId() != "" && e.GetCategory() != "" {
+			return invalid(f+"category", "EVENT_TYPE_NOT_INTERESTED dismisses an item or a category, not both")
+		}
+		switch t {
 		case recsysv1.EventType_EVENT_TYPE_VIEW, recsysv1.EventType_EVENT_TYPE_ADD_TO_CART, recsysv1.EventType_EVENT_TYPE_PURCHASE,
-			recsysv1.EventType_EVENT_TYPE_IMPRESSION, recsysv1.EventType_EVENT_TYPE_PUSH:
+			recsysv1.EventType_EVENT_TYPE_IMPRESSION, recsysv1.EventType_EVENT_TYPE_PUSH,
+			recsysv1.EventType_EVENT_TYPE_SEARCH, recsysv1.EventType_EVENT_TYPE_RATING,
+			recsysv1.EventType_EVENT_TYPE_NOT_INTERESTED, recsysv1.EventType_EVENT_TYPE_WISHLIST:
 			if e.GetWeight() != 0 {
 				return invalid(f+"weight", "only EVENT_TYPE_CUSTOM events carry a weight")
 			}

@@ -53,27 +53,62 @@ const (
 	// items pushed to the user within its dedup window. Kept per user: the
 	// latest push time of each item, at most 200 items, for 30 days.
 	EventType_EVENT_TYPE_PUSH EventType = 6
+	// The user searched: `query` is required and `item_id` must be empty.
+	// The query's tokens (lowercased words) are matched against the
+	// catalog's category names and string attribute values (brand, seller,
+	// declared string attributes); each matching category or attribute
+	// value gains 1 in the user's search affinities (Profile
+	// search_affinities; at most 100 per user, kept for the user TTL). The
+	// query text itself is not stored anywhere, and the event is not
+	// appended to the training stream. Opted-out users' searches are
+	// dropped.
+	EventType_EVENT_TYPE_SEARCH EventType = 7
+	// The user rated or reviewed the item: `rating` (1 to 5) is required.
+	// A rating above 3 is a signal of interest: its weight is the server's
+	// rating weight (recorded in each model like the other weights) times
+	// (rating - 3) / 2; 3 and below weigh 0. A rating at or below 2 moves the
+	// item down for the user (placed after every other item the answer could
+	// hold) until a later rating above 2 or the not-interested TTL.
+	EventType_EVENT_TYPE_RATING EventType = 8
+	// The user dismissed an item (`item_id`) or a whole category (`category`
+	// set and `item_id` empty): it is left out of every answer for the user
+	// from the next request on, for the server's not-interested TTL
+	// (recsysd --not-interested-ttl, default 90 days). At most 500 dismissals
+	// per user, the oldest forgotten first. Weighs 0; not in the training
+	// stream.
+	EventType_EVENT_TYPE_NOT_INTERESTED EventType = 9
+	// The user added the item to a wishlist: a signal of interest with the
+	// server's wishlist weight (default 2).
+	EventType_EVENT_TYPE_WISHLIST EventType = 10
 )
 
 // Enum value maps for EventType.
 var (
 	EventType_name = map[int32]string{
-		0: "EVENT_TYPE_UNSPECIFIED",
-		1: "EVENT_TYPE_VIEW",
-		2: "EVENT_TYPE_ADD_TO_CART",
-		3: "EVENT_TYPE_PURCHASE",
-		4: "EVENT_TYPE_CUSTOM",
-		5: "EVENT_TYPE_IMPRESSION",
-		6: "EVENT_TYPE_PUSH",
+		0:  "EVENT_TYPE_UNSPECIFIED",
+		1:  "EVENT_TYPE_VIEW",
+		2:  "EVENT_TYPE_ADD_TO_CART",
+		3:  "EVENT_TYPE_PURCHASE",
+		4:  "EVENT_TYPE_CUSTOM",
+		5:  "EVENT_TYPE_IMPRESSION",
+		6:  "EVENT_TYPE_PUSH",
+		7:  "EVENT_TYPE_SEARCH",
+		8:  "EVENT_TYPE_RATING",
+		9:  "EVENT_TYPE_NOT_INTERESTED",
+		10: "EVENT_TYPE_WISHLIST",
 	}
 	EventType_value = map[string]int32{
-		"EVENT_TYPE_UNSPECIFIED": 0,
-		"EVENT_TYPE_VIEW":        1,
-		"EVENT_TYPE_ADD_TO_CART": 2,
-		"EVENT_TYPE_PURCHASE":    3,
-		"EVENT_TYPE_CUSTOM":      4,
-		"EVENT_TYPE_IMPRESSION":  5,
-		"EVENT_TYPE_PUSH":        6,
+		"EVENT_TYPE_UNSPECIFIED":    0,
+		"EVENT_TYPE_VIEW":           1,
+		"EVENT_TYPE_ADD_TO_CART":    2,
+		"EVENT_TYPE_PURCHASE":       3,
+		"EVENT_TYPE_CUSTOM":         4,
+		"EVENT_TYPE_IMPRESSION":     5,
+		"EVENT_TYPE_PUSH":           6,
+		"EVENT_TYPE_SEARCH":         7,
+		"EVENT_TYPE_RATING":         8,
+		"EVENT_TYPE_NOT_INTERESTED": 9,
+		"EVENT_TYPE_WISHLIST":       10,
 	}
 )
 
@@ -196,7 +231,17 @@ type Event struct {
 	// The placement of the answer the event came from (RequestContext
 	// placement), if the page knows it; informational: the answer's own
 	// placement is what attribution counts. At most 256 bytes of valid UTF-8.
-	Placement     string `protobuf:"bytes,9,opt,name=placement,proto3" json:"placement,omitempty"`
+	Placement string `protobuf:"bytes,9,opt,name=placement,proto3" json:"placement,omitempty"`
+	// The search query of an EVENT_TYPE_SEARCH event (required there, empty
+	// for the other types). 1 to 1024 bytes of valid UTF-8. Never stored.
+	Query string `protobuf:"bytes,10,opt,name=query,proto3" json:"query,omitempty"`
+	// The rating of an EVENT_TYPE_RATING event, 1 to 5 (required there, 0
+	// for the other types).
+	Rating float32 `protobuf:"fixed32,11,opt,name=rating,proto3" json:"rating,omitempty"`
+	// The category an EVENT_TYPE_NOT_INTERESTED event dismisses (with an
+	// empty `item_id`); empty for the other types. At most 256 bytes of
+	// valid UTF-8.
+	Category      string `protobuf:"bytes,12,opt,name=category,proto3" json:"category,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -290,6 +335,27 @@ func (x *Event) GetRecommendationId() string {
 func (x *Event) GetPlacement() string {
 	if x != nil {
 		return x.Placement
+	}
+	return ""
+}
+
+func (x *Event) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *Event) GetRating() float32 {
+	if x != nil {
+		return x.Rating
+	}
+	return 0
+}
+
+func (x *Event) GetCategory() string {
+	if x != nil {
+		return x.Category
 	}
 	return ""
 }
@@ -509,9 +575,14 @@ type Profile struct {
 	// Whether the user opted out of personalization (SetOptOut).
 	OptedOut bool `protobuf:"varint,8,opt,name=opted_out,json=optedOut,proto3" json:"opted_out,omitempty"`
 	// The user's segment, computed from the profile when it is read.
-	Segment       *Segment `protobuf:"bytes,9,opt,name=segment,proto3" json:"segment,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Segment *Segment `protobuf:"bytes,9,opt,name=segment,proto3" json:"segment,omitempty"`
+	// What the user dismissed (EVENT_TYPE_NOT_INTERESTED) and the items
+	// they rated 2 or lower, newest first.
+	Dismissals []*Dismissal `protobuf:"bytes,10,rep,name=dismissals,proto3" json:"dismissals,omitempty"`
+	// What the user's searches matched (EVENT_TYPE_SEARCH), heaviest first.
+	SearchAffinities []*SearchAffinity `protobuf:"bytes,11,rep,name=search_affinities,json=searchAffinities,proto3" json:"search_affinities,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Profile) Reset() {
@@ -607,6 +678,161 @@ func (x *Profile) GetSegment() *Segment {
 	return nil
 }
 
+func (x *Profile) GetDismissals() []*Dismissal {
+	if x != nil {
+		return x.Dismissals
+	}
+	return nil
+}
+
+func (x *Profile) GetSearchAffinities() []*SearchAffinity {
+	if x != nil {
+		return x.SearchAffinities
+	}
+	return nil
+}
+
+// Dismissal is an item or a category a user does not want to see.
+type Dismissal struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The dismissed item; empty when a category is dismissed.
+	ItemId string `protobuf:"bytes,1,opt,name=item_id,json=itemId,proto3" json:"item_id,omitempty"`
+	// The dismissed category; empty when an item is dismissed.
+	Category string `protobuf:"bytes,2,opt,name=category,proto3" json:"category,omitempty"`
+	// When it was dismissed (or rated low).
+	Time *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	// Whether a low rating (EVENT_TYPE_RATING at or below 2) rather than
+	// EVENT_TYPE_NOT_INTERESTED put the item here: it is moved down, not
+	// left out.
+	LowRating     bool `protobuf:"varint,4,opt,name=low_rating,json=lowRating,proto3" json:"low_rating,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Dismissal) Reset() {
+	*x = Dismissal{}
+	mi := &file_recsys_v1_event_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Dismissal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Dismissal) ProtoMessage() {}
+
+func (x *Dismissal) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_event_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Dismissal.ProtoReflect.Descriptor instead.
+func (*Dismissal) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_event_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Dismissal) GetItemId() string {
+	if x != nil {
+		return x.ItemId
+	}
+	return ""
+}
+
+func (x *Dismissal) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *Dismissal) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *Dismissal) GetLowRating() bool {
+	if x != nil {
+		return x.LowRating
+	}
+	return false
+}
+
+// SearchAffinity is a category or attribute value the user's searches
+// matched.
+type SearchAffinity struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "category" or the attribute's name ("brand", "seller", a declared
+	// string attribute).
+	Attribute string `protobuf:"bytes,1,opt,name=attribute,proto3" json:"attribute,omitempty"`
+	// The category name or attribute value.
+	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// How many of the user's searches matched it.
+	Count         float64 `protobuf:"fixed64,3,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SearchAffinity) Reset() {
+	*x = SearchAffinity{}
+	mi := &file_recsys_v1_event_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SearchAffinity) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SearchAffinity) ProtoMessage() {}
+
+func (x *SearchAffinity) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_event_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SearchAffinity.ProtoReflect.Descriptor instead.
+func (*SearchAffinity) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_event_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SearchAffinity) GetAttribute() string {
+	if x != nil {
+		return x.Attribute
+	}
+	return ""
+}
+
+func (x *SearchAffinity) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *SearchAffinity) GetCount() float64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 // ProfileItem is one item of a profile.
 type ProfileItem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -625,7 +851,7 @@ type ProfileItem struct {
 
 func (x *ProfileItem) Reset() {
 	*x = ProfileItem{}
-	mi := &file_recsys_v1_event_proto_msgTypes[6]
+	mi := &file_recsys_v1_event_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +863,7 @@ func (x *ProfileItem) String() string {
 func (*ProfileItem) ProtoMessage() {}
 
 func (x *ProfileItem) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_event_proto_msgTypes[6]
+	mi := &file_recsys_v1_event_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +876,7 @@ func (x *ProfileItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProfileItem.ProtoReflect.Descriptor instead.
 func (*ProfileItem) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_event_proto_rawDescGZIP(), []int{6}
+	return file_recsys_v1_event_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ProfileItem) GetItemId() string {
@@ -695,7 +921,7 @@ type CategoryAffinity struct {
 
 func (x *CategoryAffinity) Reset() {
 	*x = CategoryAffinity{}
-	mi := &file_recsys_v1_event_proto_msgTypes[7]
+	mi := &file_recsys_v1_event_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +933,7 @@ func (x *CategoryAffinity) String() string {
 func (*CategoryAffinity) ProtoMessage() {}
 
 func (x *CategoryAffinity) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_event_proto_msgTypes[7]
+	mi := &file_recsys_v1_event_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +946,7 @@ func (x *CategoryAffinity) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CategoryAffinity.ProtoReflect.Descriptor instead.
 func (*CategoryAffinity) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_event_proto_rawDescGZIP(), []int{7}
+	return file_recsys_v1_event_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CategoryAffinity) GetCategory() string {
@@ -748,7 +974,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_recsys_v1_event_proto_msgTypes[8]
+	mi := &file_recsys_v1_event_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +986,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_event_proto_msgTypes[8]
+	mi := &file_recsys_v1_event_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +999,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_event_proto_rawDescGZIP(), []int{8}
+	return file_recsys_v1_event_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteUserRequest) GetUserId() string {
@@ -794,7 +1020,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_recsys_v1_event_proto_msgTypes[9]
+	mi := &file_recsys_v1_event_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +1032,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_event_proto_msgTypes[9]
+	mi := &file_recsys_v1_event_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +1045,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_event_proto_rawDescGZIP(), []int{9}
+	return file_recsys_v1_event_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeleteUserResponse) GetDeletedKeys() int32 {
@@ -842,7 +1068,7 @@ type SetOptOutRequest struct {
 
 func (x *SetOptOutRequest) Reset() {
 	*x = SetOptOutRequest{}
-	mi := &file_recsys_v1_event_proto_msgTypes[10]
+	mi := &file_recsys_v1_event_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +1080,7 @@ func (x *SetOptOutRequest) String() string {
 func (*SetOptOutRequest) ProtoMessage() {}
 
 func (x *SetOptOutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_event_proto_msgTypes[10]
+	mi := &file_recsys_v1_event_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +1093,7 @@ func (x *SetOptOutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOptOutRequest.ProtoReflect.Descriptor instead.
 func (*SetOptOutRequest) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_event_proto_rawDescGZIP(), []int{10}
+	return file_recsys_v1_event_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SetOptOutRequest) GetUserId() string {
@@ -895,7 +1121,7 @@ type SetOptOutResponse struct {
 
 func (x *SetOptOutResponse) Reset() {
 	*x = SetOptOutResponse{}
-	mi := &file_recsys_v1_event_proto_msgTypes[11]
+	mi := &file_recsys_v1_event_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +1133,7 @@ func (x *SetOptOutResponse) String() string {
 func (*SetOptOutResponse) ProtoMessage() {}
 
 func (x *SetOptOutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_event_proto_msgTypes[11]
+	mi := &file_recsys_v1_event_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1146,7 @@ func (x *SetOptOutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOptOutResponse.ProtoReflect.Descriptor instead.
 func (*SetOptOutResponse) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_event_proto_rawDescGZIP(), []int{11}
+	return file_recsys_v1_event_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SetOptOutResponse) GetOptedOut() bool {
@@ -953,7 +1179,7 @@ type Segment struct {
 
 func (x *Segment) Reset() {
 	*x = Segment{}
-	mi := &file_recsys_v1_event_proto_msgTypes[12]
+	mi := &file_recsys_v1_event_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -965,7 +1191,7 @@ func (x *Segment) String() string {
 func (*Segment) ProtoMessage() {}
 
 func (x *Segment) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_event_proto_msgTypes[12]
+	mi := &file_recsys_v1_event_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -978,7 +1204,7 @@ func (x *Segment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Segment.ProtoReflect.Descriptor instead.
 func (*Segment) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_event_proto_rawDescGZIP(), []int{12}
+	return file_recsys_v1_event_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Segment) GetLifecycle() Lifecycle {
@@ -1013,7 +1239,7 @@ var File_recsys_v1_event_proto protoreflect.FileDescriptor
 
 const file_recsys_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x15recsys/v1/event.proto\x12\trecsys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x02\n" +
+	"\x15recsys/v1/event.proto\x12\trecsys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x03\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x17\n" +
@@ -1023,7 +1249,11 @@ const file_recsys_v1_event_proto_rawDesc = "" +
 	"\bquantity\x18\x06 \x01(\x05R\bquantity\x12\x16\n" +
 	"\x06weight\x18\a \x01(\x02R\x06weight\x12+\n" +
 	"\x11recommendation_id\x18\b \x01(\tR\x10recommendationId\x12\x1c\n" +
-	"\tplacement\x18\t \x01(\tR\tplacement\"?\n" +
+	"\tplacement\x18\t \x01(\tR\tplacement\x12\x14\n" +
+	"\x05query\x18\n" +
+	" \x01(\tR\x05query\x12\x16\n" +
+	"\x06rating\x18\v \x01(\x02R\x06rating\x12\x1a\n" +
+	"\bcategory\x18\f \x01(\tR\bcategory\"?\n" +
 	"\x13RecordEventsRequest\x12(\n" +
 	"\x06events\x18\x01 \x03(\v2\x10.recsys.v1.EventR\x06events\"R\n" +
 	"\x14RecordEventsResponse\x12\x1a\n" +
@@ -1034,7 +1264,7 @@ const file_recsys_v1_event_proto_rawDesc = "" +
 	"\x11GetProfileRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"B\n" +
 	"\x12GetProfileResponse\x12,\n" +
-	"\aprofile\x18\x01 \x01(\v2\x12.recsys.v1.ProfileR\aprofile\"\xb2\x03\n" +
+	"\aprofile\x18\x01 \x01(\v2\x12.recsys.v1.ProfileR\aprofile\"\xb0\x04\n" +
 	"\aProfile\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12,\n" +
 	"\x05items\x18\x02 \x03(\v2\x16.recsys.v1.ProfileItemR\x05items\x12%\n" +
@@ -1045,7 +1275,22 @@ const file_recsys_v1_event_proto_rawDesc = "" +
 	"\x13category_affinities\x18\x06 \x03(\v2\x1b.recsys.v1.CategoryAffinityR\x12categoryAffinities\x12,\n" +
 	"\x12purchased_item_ids\x18\a \x03(\tR\x10purchasedItemIds\x12\x1b\n" +
 	"\topted_out\x18\b \x01(\bR\boptedOut\x12,\n" +
-	"\asegment\x18\t \x01(\v2\x12.recsys.v1.SegmentR\asegment\"\xa3\x01\n" +
+	"\asegment\x18\t \x01(\v2\x12.recsys.v1.SegmentR\asegment\x124\n" +
+	"\n" +
+	"dismissals\x18\n" +
+	" \x03(\v2\x14.recsys.v1.DismissalR\n" +
+	"dismissals\x12F\n" +
+	"\x11search_affinities\x18\v \x03(\v2\x19.recsys.v1.SearchAffinityR\x10searchAffinities\"\x8f\x01\n" +
+	"\tDismissal\x12\x17\n" +
+	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x1a\n" +
+	"\bcategory\x18\x02 \x01(\tR\bcategory\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1d\n" +
+	"\n" +
+	"low_rating\x18\x04 \x01(\bR\tlowRating\"Z\n" +
+	"\x0eSearchAffinity\x12\x1c\n" +
+	"\tattribute\x18\x01 \x01(\tR\tattribute\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x01R\x05count\"\xa3\x01\n" +
 	"\vProfileItem\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\x01R\x06weight\x12B\n" +
@@ -1068,7 +1313,7 @@ const file_recsys_v1_event_proto_rawDesc = "" +
 	"\tlifecycle\x18\x01 \x01(\x0e2\x14.recsys.v1.LifecycleR\tlifecycle\x12*\n" +
 	"\x11purchases_per_30d\x18\x02 \x01(\x01R\x0fpurchasesPer30d\x12\x14\n" +
 	"\x05spend\x18\x03 \x01(\x01R\x05spend\x12\x1c\n" +
-	"\tpurchases\x18\x04 \x01(\x03R\tpurchases*\xb8\x01\n" +
+	"\tpurchases\x18\x04 \x01(\x03R\tpurchases*\x9e\x02\n" +
 	"\tEventType\x12\x1a\n" +
 	"\x16EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fEVENT_TYPE_VIEW\x10\x01\x12\x1a\n" +
@@ -1076,7 +1321,12 @@ const file_recsys_v1_event_proto_rawDesc = "" +
 	"\x13EVENT_TYPE_PURCHASE\x10\x03\x12\x15\n" +
 	"\x11EVENT_TYPE_CUSTOM\x10\x04\x12\x19\n" +
 	"\x15EVENT_TYPE_IMPRESSION\x10\x05\x12\x13\n" +
-	"\x0fEVENT_TYPE_PUSH\x10\x06*f\n" +
+	"\x0fEVENT_TYPE_PUSH\x10\x06\x12\x15\n" +
+	"\x11EVENT_TYPE_SEARCH\x10\a\x12\x15\n" +
+	"\x11EVENT_TYPE_RATING\x10\b\x12\x1d\n" +
+	"\x19EVENT_TYPE_NOT_INTERESTED\x10\t\x12\x17\n" +
+	"\x13EVENT_TYPE_WISHLIST\x10\n" +
+	"*f\n" +
 	"\tLifecycle\x12\x19\n" +
 	"\x15LIFECYCLE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rLIFECYCLE_NEW\x10\x01\x12\x14\n" +
@@ -1103,7 +1353,7 @@ func file_recsys_v1_event_proto_rawDescGZIP() []byte {
 }
 
 var file_recsys_v1_event_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_recsys_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_recsys_v1_event_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_recsys_v1_event_proto_goTypes = []any{
 	(EventType)(0),                // 0: recsys.v1.EventType
 	(Lifecycle)(0),                // 1: recsys.v1.Lifecycle
@@ -1113,40 +1363,45 @@ var file_recsys_v1_event_proto_goTypes = []any{
 	(*GetProfileRequest)(nil),     // 5: recsys.v1.GetProfileRequest
 	(*GetProfileResponse)(nil),    // 6: recsys.v1.GetProfileResponse
 	(*Profile)(nil),               // 7: recsys.v1.Profile
-	(*ProfileItem)(nil),           // 8: recsys.v1.ProfileItem
-	(*CategoryAffinity)(nil),      // 9: recsys.v1.CategoryAffinity
-	(*DeleteUserRequest)(nil),     // 10: recsys.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),    // 11: recsys.v1.DeleteUserResponse
-	(*SetOptOutRequest)(nil),      // 12: recsys.v1.SetOptOutRequest
-	(*SetOptOutResponse)(nil),     // 13: recsys.v1.SetOptOutResponse
-	(*Segment)(nil),               // 14: recsys.v1.Segment
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*Dismissal)(nil),             // 8: recsys.v1.Dismissal
+	(*SearchAffinity)(nil),        // 9: recsys.v1.SearchAffinity
+	(*ProfileItem)(nil),           // 10: recsys.v1.ProfileItem
+	(*CategoryAffinity)(nil),      // 11: recsys.v1.CategoryAffinity
+	(*DeleteUserRequest)(nil),     // 12: recsys.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),    // 13: recsys.v1.DeleteUserResponse
+	(*SetOptOutRequest)(nil),      // 14: recsys.v1.SetOptOutRequest
+	(*SetOptOutResponse)(nil),     // 15: recsys.v1.SetOptOutResponse
+	(*Segment)(nil),               // 16: recsys.v1.Segment
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
 }
 var file_recsys_v1_event_proto_depIdxs = []int32{
 	0,  // 0: recsys.v1.Event.type:type_name -> recsys.v1.EventType
-	15, // 1: recsys.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
+	17, // 1: recsys.v1.Event.timestamp:type_name -> google.protobuf.Timestamp
 	2,  // 2: recsys.v1.RecordEventsRequest.events:type_name -> recsys.v1.Event
 	7,  // 3: recsys.v1.GetProfileResponse.profile:type_name -> recsys.v1.Profile
-	8,  // 4: recsys.v1.Profile.items:type_name -> recsys.v1.ProfileItem
-	15, // 5: recsys.v1.Profile.first_seen:type_name -> google.protobuf.Timestamp
-	15, // 6: recsys.v1.Profile.last_seen:type_name -> google.protobuf.Timestamp
-	9,  // 7: recsys.v1.Profile.category_affinities:type_name -> recsys.v1.CategoryAffinity
-	14, // 8: recsys.v1.Profile.segment:type_name -> recsys.v1.Segment
-	15, // 9: recsys.v1.ProfileItem.last_event_time:type_name -> google.protobuf.Timestamp
-	1,  // 10: recsys.v1.Segment.lifecycle:type_name -> recsys.v1.Lifecycle
-	3,  // 11: recsys.v1.EventService.RecordEvents:input_type -> recsys.v1.RecordEventsRequest
-	5,  // 12: recsys.v1.EventService.GetProfile:input_type -> recsys.v1.GetProfileRequest
-	10, // 13: recsys.v1.EventService.DeleteUser:input_type -> recsys.v1.DeleteUserRequest
-	12, // 14: recsys.v1.EventService.SetOptOut:input_type -> recsys.v1.SetOptOutRequest
-	4,  // 15: recsys.v1.EventService.RecordEvents:output_type -> recsys.v1.RecordEventsResponse
-	6,  // 16: recsys.v1.EventService.GetProfile:output_type -> recsys.v1.GetProfileResponse
-	11, // 17: recsys.v1.EventService.DeleteUser:output_type -> recsys.v1.DeleteUserResponse
-	13, // 18: recsys.v1.EventService.SetOptOut:output_type -> recsys.v1.SetOptOutResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	10, // 4: recsys.v1.Profile.items:type_name -> recsys.v1.ProfileItem
+	17, // 5: recsys.v1.Profile.first_seen:type_name -> google.protobuf.Timestamp
+	17, // 6: recsys.v1.Profile.last_seen:type_name -> google.protobuf.Timestamp
+	11, // 7: recsys.v1.Profile.category_affinities:type_name -> recsys.v1.CategoryAffinity
+	16, // 8: recsys.v1.Profile.segment:type_name -> recsys.v1.Segment
+	8,  // 9: recsys.v1.Profile.dismissals:type_name -> recsys.v1.Dismissal
+	9,  // 10: recsys.v1.Profile.search_affinities:type_name -> recsys.v1.SearchAffinity
+	17, // 11: recsys.v1.Dismissal.time:type_name -> google.protobuf.Timestamp
+	17, // 12: recsys.v1.ProfileItem.last_event_time:type_name -> google.protobuf.Timestamp
+	1,  // 13: recsys.v1.Segment.lifecycle:type_name -> recsys.v1.Lifecycle
+	3,  // 14: recsys.v1.EventService.RecordEvents:input_type -> recsys.v1.RecordEventsRequest
+	5,  // 15: recsys.v1.EventService.GetProfile:input_type -> recsys.v1.GetProfileRequest
+	12, // 16: recsys.v1.EventService.DeleteUser:input_type -> recsys.v1.DeleteUserRequest
+	14, // 17: recsys.v1.EventService.SetOptOut:input_type -> recsys.v1.SetOptOutRequest
+	4,  // 18: recsys.v1.EventService.RecordEvents:output_type -> recsys.v1.RecordEventsResponse
+	6,  // 19: recsys.v1.EventService.GetProfile:output_type -> recsys.v1.GetProfileResponse
+	13, // 20: recsys.v1.EventService.DeleteUser:output_type -> recsys.v1.DeleteUserResponse
+	15, // 21: recsys.v1.EventService.SetOptOut:output_type -> recsys.v1.SetOptOutResponse
+	18, // [18:22] is the sub-list for method output_type
+	14, // [14:18] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_recsys_v1_event_proto_init() }
@@ -1160,7 +1415,7 @@ func file_recsys_v1_event_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_v1_event_proto_rawDesc), len(file_recsys_v1_event_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
