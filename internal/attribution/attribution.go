@@ -31,7 +31,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recsys-dev/recsys/internal/event"
-	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/redisconn"
 )
 
@@ -277,7 +276,7 @@ type keys struct{ idx, rec string }
 // keys are tagged by the user like the profile's, with suffixes no profile
 // key uses.
 func (s *Store) keys(userID string) keys {
-	base := s.cfg.Prefix + ":u:{" + profile.EscapeTag(userID) + "}:"
+	base := s.cfg.Prefix + ":u:{" + redisconn.EscapeTag(userID) + "}:"
 	return keys{idx: base + "ans", rec: base + "ansrec"}
 }
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/redisconn"
 )
 
 // Store keeps the lists in Redis, one STRING per item:
@@ -55,7 +55,7 @@ func NewStore(rdb redis.UniversalClient, prefix string) (*Store, error) {
 // Key is the key of an item's list.
 func (s *Store) Key(itemID string) string {
 	// The item id is escaped like a user id (a '}' would end the tag early).
-	return s.prefix + ":bt:{" + profile.EscapeTag(itemID) + "}"
+	return s.prefix + ":bt:{" + redisconn.EscapeTag(itemID) + "}"
 }
 
 // Write stores every list with the given TTL (DefaultTTL when 0), in

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/event"
@@ -116,15 +115,3 @@ func dedupMember(userID, eventID string) string {
 	var sum [sha256.Size]byte
 	return string(h.Sum(sum[:0])[:dedupMemberLen])
 }
-
-// userTagEscaper makes a user id safe to put between the braces of a hash
-// tag: Redis Cluster hashes only the text up to the first '}', so a '}' in
-// the id would end the tag early (and an id starting with '}' would give an
-// empty tag, hashing each key on its own). '%' is escaped too so the mapping
-// stays one-to-one. Ordinary ids are unchanged.
-var userTagEscaper = strings.NewReplacer("%", "%25", "}", "%7D")
-
-// EscapeTag makes an id safe between the braces of a hash tag, one to one
-// (userTagEscaper). Other stores whose keys are tagged by an id (cooccur's
-// per-item lists) use it, so every key of the schema escapes alike.
-func EscapeTag(id string) string { return userTagEscaper.Replace(id) }

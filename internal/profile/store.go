@@ -90,7 +90,7 @@ const (
 type userKeys struct{ hist, buy, meta, eids, imp, push, ord, dis, srch string }
 
 func (s *Store) keysOf(userID string) userKeys {
-	base := s.cfg.Prefix + ":u:{" + userTagEscaper.Replace(userID) + "}:"
+	base := s.cfg.Prefix + ":u:{" + redisconn.EscapeTag(userID) + "}:"
 	return userKeys{
 		hist: base + suffixHistory,
 		buy:  base + suffixPurchased,

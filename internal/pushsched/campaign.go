@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/redisconn"
 )
 
 // HeldOut reports whether a user is in a campaign's holdout: a SHA-256 of
@@ -105,7 +105,7 @@ func NewCampaigns(rdb redis.UniversalClient, cfg CampaignConfig) (*Campaigns, er
 type campaignKeys struct{ meta, targeted, held string }
 
 func (c *Campaigns) keys(campaign string) campaignKeys {
-	base := c.cfg.Prefix + ":{push:" + profile.EscapeTag(campaign) + "}:"
+	base := c.cfg.Prefix + ":{push:" + redisconn.EscapeTag(campaign) + "}:"
 	return campaignKeys{meta: base + "meta", targeted: base + string(Targeted), held: base + string(HeldOutG)}
 }
 
