@@ -50,6 +50,8 @@ type eventService struct {
 	segments  profile.SegmentConfig
 	now       func() time.Time
 	metrics   *metrics.Set
+	// forget removes the user's experiment totals (nil: none kept).
+	forget func(ctx context.Context, userID string) error
 }
 
 func (s *eventService) RecordEvents(ctx context.Context, req *recsysv1.RecordEventsRequest) (*recsysv1.RecordEventsResponse, error) {
@@ -180,6 +182,11 @@ func (s *eventService) DeleteUser(ctx context.Context, req *recsysv1.DeleteUserR
 			return nil, err
 		}
 		n += m
+	}
+	if s.forget != nil {
+		if err := s.forget(ctx, req.GetUserId()); err != nil {
+			return nil, err
+		}
 	}
 	return &recsysv1.DeleteUserResponse{DeletedKeys: int32(n)}, nil
 }

@@ -326,6 +326,18 @@ func TestGetReportPerArm(t *testing.T) {
 	if rowAnswers != 40 {
 		t.Errorf("daily rows count %d answers of the experiment, want 40", rowAnswers)
 	}
+	// DeleteUser removes a buyer's totals from the arm.
+	gone := buys[0].GetUserId()
+	if _, err := e.events.DeleteUser(ctx, &recsysv1.DeleteUserRequest{UserId: gone}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = e.xp.GetReport(ctx, &recsysv1.GetReportRequest{FromDate: day, Experiment: "home-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := rep.GetArms()[1]; m.GetUsers() != users["model"]-1 || m.GetBuyers() != buyers-1 {
+		t.Errorf("after DeleteUser(%s): model arm %d users, %d buyers; want %d, %d", gone, m.GetUsers(), m.GetBuyers(), users["model"]-1, buyers-1)
+	}
 	for _, bad := range []*recsysv1.GetReportRequest{
 		{FromDate: "yesterday"},
 		{FromDate: day, ToDate: "2020-01-01"},

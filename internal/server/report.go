@@ -125,3 +125,25 @@ func toLift(c abstat.Comparison) *recsysv1.Lift {
 	}
 	return l
 }
+
+// userTotals is an ArmTallies that can also forget a user
+// (*experiment.Tally).
+type userTotals interface {
+	DeleteUser(ctx context.Context, userID string, xps []experiment.Experiment) error
+}
+
+// forgetter returns what DeleteUser calls to remove a user's experiment
+// totals, or nil when there are none.
+func forgetter(store ExperimentStore, tally ArmTallies) func(ctx context.Context, userID string) error {
+	t, ok := tally.(userTotals)
+	if store == nil || !ok {
+		return nil
+	}
+	return func(ctx context.Context, userID string) error {
+		xps, err := store.List(ctx)
+		if err != nil {
+			return err
+		}
+		return t.DeleteUser(ctx, userID, xps)
+	}
+}
