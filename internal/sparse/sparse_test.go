@@ -223,7 +223,7 @@ func TestBuilderRejectsBadEventsAndCountsZeroWeights(t *testing.T) {
 	}{
 		{"no user", event.Event{ID: "a", ItemID: "x", Type: event.View}, "empty user id"},
 		{"no item", event.Event{ID: "b", UserID: "u", Type: event.View}, "empty item id"},
-		{"unknown type", event.Event{ID: "c", UserID: "u", ItemID: "x", Type: 9}, "unknown event type"},
+		{"unknown type", event.Event{ID: "c", UserID: "u", ItemID: "x", Type: event.Wishlist + 1}, "unknown event type"},
 		{"unspecified type", event.Event{ID: "d", UserID: "u", ItemID: "x"}, "unknown event type"},
 		{"long id", event.Event{ID: "e", UserID: strings.Repeat("u", MaxIDLength+1), ItemID: "x", Type: event.View}, "at most 256"},
 		{"invalid UTF-8", event.Event{ID: "e", UserID: "u", ItemID: "x\xff", Type: event.View}, "not valid UTF-8"},
