@@ -99,7 +99,7 @@ func TestTrainStoresTheReport(t *testing.T) {
 	if !bytes.Contains(html, []byte("<svg")) || !bytes.Contains(html, []byte("Quality gate")) {
 		t.Errorf("the stored report has no chart or no gate decision (%d bytes)", len(html))
 	}
-	if !bytes.Contains(html, []byte(`data-metric="loss"`)) || !bytes.Contains(html, []byte(`data-model="holdout"`)) {
+	if !bytes.Contains(html, []byte(`data-metric="loss"`)) || !bytes.Contains(html, []byte(`>holdout</text>`)) {
 		t.Error("the stored report has no training loss chart with the holdout fit")
 	}
 	if !bytes.Contains(html, []byte("peak memory")) || !strings.Contains(r.stdout, "resources: peak memory") {

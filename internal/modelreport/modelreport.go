@@ -5,17 +5,27 @@
 // bias of each model's lists, NDCG by the
 // test users' history size, the training loss per iteration of every fit,
 // the numbers as a table, and the gate's decision. Charts
-// are inline SVG drawn here (no script, no external file, nothing fetched),
-// so the file opens anywhere and can be stored beside the model.
+// are drawn with gonum/plot and inlined as SVG (no script, no external file,
+// no embedded font, nothing fetched), so the file opens anywhere and can be
+// stored beside the model.
 package modelreport
 
 import (
+	"bytes"
 	"fmt"
 	"html/template"
+	"image/color"
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgsvg"
 
 	"github.com/recsys-dev/recsys/internal/eval"
 )
@@ -40,20 +50,19 @@ type LossSeries struct {
 	Values []float64
 }
 
-// chart geometry (SVG user units).
-const (
-	width, height = 520, 300
-	left, right   = 56, 130
-	top, bottom   = 20, 40
-)
-
-// palette gives each model a colour, in Report.Models order.
-var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"}
-
-// Chart is one rendered SVG chart.
+// Chart is one rendered SVG chart and the numbers it draws (a header row,
+// then a row per series or bucket), shown as a table under it.
 type Chart struct {
 	Title string
 	SVG   template.HTML
+	Data  [][]string
+}
+
+// figure is a chart before rendering.
+type figure struct {
+	metric, title string
+	p             *plot.Plot
+	data          [][]string
 }
 
 // Write renders in as HTML to w.
@@ -64,6 +73,23 @@ func Write(w io.Writer, in Input) error {
 	if in.Title == "" {
 		in.Title = "Model evaluation"
 	}
+	charts, err := charts(in)
+	if err != nil {
+		return fmt.Errorf("model report: %w", err)
+	}
+	var table strings.Builder
+	if err := in.Report.WriteTable(&table); err != nil {
+		return err
+	}
+	return page.Execute(w, struct {
+		Input
+		Charts []Chart
+		Table  string
+	}{in, charts, table.String()})
+}
+
+// charts draws every chart the report has data for.
+func charts(in Input) ([]Chart, error) {
 	byMetric := map[string]map[int]bool{} // metric -> cut-offs
 	for _, m := range in.Report.Models {
 		for key := range m.Metrics {
@@ -77,40 +103,39 @@ func Write(w io.Writer, in Input) error {
 			byMetric[name][k] = true
 		}
 	}
-	var charts []Chart
+	var figs []func() (*figure, error)
 	for _, name := range []string{eval.MetricNDCG, eval.MetricRecall, eval.MetricHR, eval.MetricMAP, eval.MetricRecallCapped} {
-		ks := sortedKeys(byMetric[name])
-		if len(ks) == 0 {
-			continue
+		if ks := sortedKeys(byMetric[name]); len(ks) > 0 {
+			figs = append(figs, func() (*figure, error) { return metricChart(in.Report, name, ks) })
 		}
-		charts = append(charts, Chart{Title: name + "@K", SVG: lineChart(in.Report, name, ks)})
 	}
 	if ks := sortedKeys(byMetric[eval.MetricCoverage]); len(ks) > 0 {
-		k := ks[len(ks)-1]
-		charts = append(charts, Chart{Title: fmt.Sprintf("catalog coverage@%d", k), SVG: barChart(in.Report, eval.Key(eval.MetricCoverage, k))})
+		figs = append(figs, func() (*figure, error) { return coverageChart(in.Report, eval.Key(eval.MetricCoverage, ks[len(ks)-1])) })
 	}
-	if svg, title, ok := scoreChart(in.Report); ok {
-		charts = append(charts, Chart{Title: title, SVG: svg})
+	for _, c := range []func(*eval.Report) (*figure, error){scoreChart, popularityChart, activityChart} {
+		figs = append(figs, func() (*figure, error) { return c(in.Report) })
 	}
-	if svg, title, ok := popularityChart(in.Report); ok {
-		charts = append(charts, Chart{Title: title, SVG: svg})
+	figs = append(figs, func() (*figure, error) { return lossChart(in.Loss) })
+	var out []Chart
+	for _, f := range figs {
+		fig, err := f()
+		if err != nil || fig == nil {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		svg, err := render(fig.p, fig.metric)
+		if err != nil {
+			return nil, fmt.Errorf("%s chart: %w", fig.metric, err)
+		}
+		out = append(out, Chart{Title: fig.title, SVG: svg, Data: fig.data})
 	}
-	if svg, title, ok := activityChart(in.Report); ok {
-		charts = append(charts, Chart{Title: title, SVG: svg})
-	}
-	if svg, ok := lossChart(in.Loss); ok {
-		charts = append(charts, Chart{Title: "training loss per iteration", SVG: svg})
-	}
-	var table strings.Builder
-	if err := in.Report.WriteTable(&table); err != nil {
-		return err
-	}
-	return page.Execute(w, struct {
-		Input
-		Charts []Chart
-		Table  string
-	}{in, charts, table.String()})
+	return out, nil
 }
+
+// num formats a chart's value for its table.
+func num(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }
 
 func sortedKeys(m map[int]bool) []int {
 	var ks []int
@@ -121,297 +146,260 @@ func sortedKeys(m map[int]bool) []int {
 	return ks
 }
 
-// lineChart draws metric against K, one polyline per model.
-func lineChart(r *eval.Report, metric string, ks []int) template.HTML {
-	maxV := 0.0
-	for _, m := range r.Models {
-		for _, k := range ks {
-			maxV = math.Max(maxV, m.Metrics[eval.Key(metric, k)])
-		}
+// chart size.
+const width, height = 7 * vg.Inch, 4 * vg.Inch
+
+// palette gives each model a colour, in Report.Models order.
+var palette = []color.RGBA{
+	{0x1f, 0x77, 0xb4, 0xff}, {0xd6, 0x27, 0x28, 0xff}, {0x2c, 0xa0, 0x2c, 0xff}, {0xff, 0x7f, 0x0e, 0xff},
+	{0x94, 0x67, 0xbd, 0xff}, {0x8c, 0x56, 0x4b, 0xff}, {0xe3, 0x77, 0xc2, 0xff}, {0x7f, 0x7f, 0x7f, 0xff},
+}
+
+func colorOf(i int) color.Color { return palette[i%len(palette)] }
+
+// newPlot is a plot with the report's common look: labelled axes, a
+// y axis from 0, the legend outside the data at the top right.
+func newPlot(x, y string) *plot.Plot {
+	p := plot.New()
+	p.X.Label.Text, p.Y.Label.Text = x, y
+	p.Y.Min = 0
+	p.Add(plotter.NewGrid())
+	p.Legend.Top = true
+	p.Legend.Left = false
+	return p
+}
+
+// render draws p as an inline SVG element that names its chart by
+// data-metric: gonum/plot's SVG without the XML prolog, which HTML does not
+// take inside a page. The y axis gets headroom for the legend, and the
+// canvas a right margin: the browser's fallback font may be wider than the
+// one gonum/plot measured the last tick label with.
+func render(p *plot.Plot, metric string) (template.HTML, error) {
+	p.Y.Max *= 1.35
+	c := vgsvg.New(width, height)
+	p.Draw(draw.Crop(draw.New(c), 0, -vg.Points(14), 0, 0))
+	var b bytes.Buffer
+	if _, err := c.WriteTo(&b); err != nil {
+		return "", err
 	}
-	maxV = niceCeil(maxV)
-	pw, ph := float64(width-left-right), float64(height-top-bottom)
-	x := func(i int) float64 {
-		if len(ks) == 1 {
-			return left + pw/2
-		}
-		return left + pw*float64(i)/float64(len(ks)-1)
+	s := b.String()
+	i := strings.Index(s, "<svg")
+	if i < 0 {
+		return "", fmt.Errorf("gonum/plot wrote no <svg> element")
 	}
-	y := func(v float64) float64 { return top + ph*(1-v/maxV) }
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-metric="%s" width="%d" height="%d" viewBox="0 0 %d %d">`,
-		metric, width, height, width, height)
-	axes(&b, maxV)
+	s = `<svg class="plot" data-metric="` + template.HTMLEscapeString(metric) + `"` + s[i+len("<svg"):]
+	return template.HTML(s), nil // gonum/plot escapes every text it draws
+}
+
+// metricChart draws metric against K, a line with points per model.
+func metricChart(r *eval.Report, metric string, ks []int) (*figure, error) {
+	f := &figure{metric: metric, title: metric + "@K", p: newPlot("K", metric), data: [][]string{{"model"}}}
+	ticks := make([]plot.Tick, len(ks))
 	for i, k := range ks {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">%d</text>`, x(i), height-bottom+16, k)
+		ticks[i] = plot.Tick{Value: float64(k), Label: strconv.Itoa(k)}
+		f.data[0] = append(f.data[0], eval.Key(metric, k))
 	}
-	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">K</text>`, left+pw/2, height-6)
+	f.p.X.Tick.Marker = plot.ConstantTicks(ticks)
+	f.p.Legend.Left = true // metrics grow with K: the top left is free
 	for mi, m := range r.Models {
-		color := palette[mi%len(palette)]
-		var pts []string
-		for i, k := range ks {
+		var xys plotter.XYs
+		row := []string{m.Name}
+		for _, k := range ks {
 			v, ok := m.Metrics[eval.Key(metric, k)]
-			if !ok || math.IsNaN(v) {
+			if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
+				row = append(row, "")
 				continue
 			}
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(i), y(v)))
+			xys = append(xys, plotter.XY{X: float64(k), Y: v})
+			row = append(row, num(v))
 		}
-		if len(pts) == 0 {
-			continue
+		f.data = append(f.data, row)
+		if err := addLine(f.p, mi, m.Name, xys); err != nil {
+			return nil, err
 		}
-		fmt.Fprintf(&b, `<polyline class="series" data-model="%s" fill="none" stroke="%s" stroke-width="2" points="%s"/>`,
-			template.HTMLEscapeString(m.Name), color, strings.Join(pts, " "))
-		for _, p := range pts {
-			xy := strings.Split(p, ",")
-			fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="3" fill="%s"/>`, xy[0], xy[1], color)
-		}
-		legend(&b, mi, m.Name, color)
 	}
-	b.WriteString(`</svg>`)
-	return template.HTML(b.String()) // built from numbers and escaped names only
+	return f, nil
+}
+
+// addLine adds a line with points in model mi's colour and its legend
+// entry; nothing without points.
+func addLine(p *plot.Plot, mi int, name string, xys plotter.XYs) error {
+	if len(xys) == 0 {
+		return nil
+	}
+	l, s, err := plotter.NewLinePoints(xys)
+	if err != nil {
+		return err
+	}
+	l.Color, l.Width = colorOf(mi), vg.Points(2)
+	s.Color, s.Shape = colorOf(mi), draw.CircleGlyph{}
+	p.Add(l, s)
+	p.Legend.Add(name, l, s)
+	return nil
+}
+
+// bars draws grouped bars: a group per label, a bar per series.
+func bars(p *plot.Plot, labels []string, names []string, values [][]float64) error {
+	w := vg.Points(math.Max(4, math.Min(40, 300/float64(len(labels)*len(names)))))
+	for si, name := range names {
+		b, err := plotter.NewBarChart(plotter.Values(values[si]), w)
+		if err != nil {
+			return err
+		}
+		b.Color, b.LineStyle.Width = colorOf(si), 0
+		b.Offset = w * vg.Length(float64(si)-float64(len(names)-1)/2)
+		p.Add(b)
+		p.Legend.Add(name, b)
+	}
+	p.NominalX(labels...)
+	return nil
+}
+
+// coverageChart draws each model's catalog coverage as a bar.
+func coverageChart(r *eval.Report, key string) (*figure, error) {
+	f := &figure{metric: key, title: "catalog " + key, p: newPlot("", key), data: [][]string{{"model", key}}}
+	names, values := make([]string, len(r.Models)), make([][]float64, len(r.Models))
+	for i, m := range r.Models {
+		names[i], values[i] = m.Name, []float64{m.Metrics[key]}
+		f.data = append(f.data, []string{m.Name, num(m.Metrics[key])})
+	}
+	return f, bars(f.p, []string{key}, names, values)
 }
 
 // scoreChart draws the distribution of the top-K scores of the report's
 // first model (the candidate the job would publish; baselines score on
-// other scales) as a histogram; false when it has none.
-func scoreChart(r *eval.Report) (template.HTML, string, bool) {
+// other scales) as a histogram of shares; nil when it has none.
+func scoreChart(r *eval.Report) (*figure, error) {
 	m := r.Models[0]
 	h := m.Scores
-	total, most := 0, 0
+	total := 0
 	for _, n := range h.Counts {
 		total += n
-		most = max(most, n)
 	}
 	if total == 0 {
-		return "", "", false
+		return nil, nil
 	}
-	maxV := niceCeil(float64(most) / float64(total))
-	pw, ph := float64(width-left-right), float64(height-top-bottom)
-	bw := pw / float64(len(h.Counts))
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-metric="scores" width="%d" height="%d" viewBox="0 0 %d %d">`,
-		width, height, width, height)
-	axes(&b, maxV)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" font-size="11">%.3g</text>`, left, height-bottom+16, h.Min)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="middle" font-size="11">%.3g</text>`, width-right, height-bottom+16, h.Max)
-	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">score</text>`, left+pw/2, height-6)
-	fmt.Fprintf(&b, `<g class="series" data-model="%s">`, template.HTMLEscapeString(m.Name))
+	width := (h.Max - h.Min) / float64(len(h.Counts))
+	if !(width > 0) {
+		width = 1
+	}
+	f := &figure{metric: "scores", p: newPlot("score", "share of scores"), data: [][]string{{"scores from", "to", "count", "share"}},
+		title: fmt.Sprintf("score distribution of %s's top-%d items (share of scores)", m.Name, h.K)}
+	hist := &plotter.Histogram{Width: width, FillColor: colorOf(0)}
 	for i, n := range h.Counts {
+		lo := h.Min + width*float64(i)
 		share := float64(n) / float64(total)
-		hh := ph * share / maxV
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%d scores (%.1f%%)</title></rect>`,
-			left+bw*float64(i)+1, top+ph-hh, bw-2, hh, palette[0], n, 100*share)
+		hist.Bins = append(hist.Bins, plotter.HistogramBin{Min: lo, Max: lo + width, Weight: share})
+		f.data = append(f.data, []string{num(lo), num(lo + width), strconv.Itoa(n), fmt.Sprintf("%.1f%%", 100*share)})
 	}
-	b.WriteString(`</g>`)
-	legend(&b, 0, m.Name, palette[0])
-	b.WriteString(`</svg>`)
-	return template.HTML(b.String()), fmt.Sprintf("score distribution of %s's top-%d items (share of scores)", m.Name, h.K), true
+	f.p.Add(hist)
+	f.p.Legend.Add(m.Name, hist)
+	return f, nil
 }
 
 // popularityChart draws each model's popularity bias: the mean popularity
 // percentile of the items it lists (0.5: as the catalog; popularity is
-// near 1) and the share of them among the 10% most popular; false when
-// no model has it.
-func popularityChart(r *eval.Report) (template.HTML, string, bool) {
+// near 1) and the share of them among the 10% most popular; nil when no
+// model has it.
+func popularityChart(r *eval.Report) (*figure, error) {
 	k := 0
 	for _, m := range r.Models {
 		k = max(k, m.Popularity.K)
 	}
 	if k == 0 {
-		return "", "", false
+		return nil, nil
 	}
 	labels := []string{"mean percentile", "top-10% share"}
-	pw, ph := float64(width-left-right), float64(height-top-bottom)
-	group := pw / float64(len(labels))
-	bar := group * 0.8 / float64(len(r.Models))
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-metric="popularity" width="%d" height="%d" viewBox="0 0 %d %d">`,
-		width, height, width, height)
-	axes(&b, 1)
-	for gi, l := range labels {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">%s</text>`,
-			left+group*(float64(gi)+0.5), height-bottom+16, l)
+	f := &figure{metric: "popularity", p: newPlot("", "share"), data: [][]string{append([]string{"model"}, labels...)},
+		title: fmt.Sprintf("popularity of the recommended items @%d (0.5: as the catalog)", k)}
+	names, values := make([]string, len(r.Models)), make([][]float64, len(r.Models))
+	for i, m := range r.Models {
+		names[i], values[i] = m.Name, []float64{m.Popularity.MeanPercentile, m.Popularity.TopDecileShare}
+		f.data = append(f.data, []string{m.Name, num(values[i][0]), num(values[i][1])})
 	}
-	for mi, m := range r.Models {
-		color := palette[mi%len(palette)]
-		fmt.Fprintf(&b, `<g class="series" data-model="%s">`, template.HTMLEscapeString(m.Name))
-		for gi, v := range []float64{m.Popularity.MeanPercentile, m.Popularity.TopDecileShare} {
-			h := ph * v
-			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %.3f</title></rect>`,
-				left+group*float64(gi)+group*0.1+bar*float64(mi), top+ph-h, bar, h, color, labels[gi], v)
-		}
-		b.WriteString(`</g>`)
-		legend(&b, mi, m.Name, color)
-	}
-	b.WriteString(`</svg>`)
-	return template.HTML(b.String()), fmt.Sprintf("popularity of the recommended items @%d (0.5: as the catalog)", k), true
+	return f, bars(f.p, labels, names, values)
 }
 
 // activityChart draws NDCG@K by the test users' history size: a group of
-// bars per bucket, a bar per model; false when no model has buckets.
-func activityChart(r *eval.Report) (template.HTML, string, bool) {
+// bars per bucket, a bar per model; nil when no model has buckets.
+func activityChart(r *eval.Report) (*figure, error) {
 	var labels []string
 	k := 0
-	maxV := 0.0
 	for _, m := range r.Models {
 		for _, b := range m.Activity {
 			if !slices.Contains(labels, b.Label) {
 				labels = append(labels, b.Label)
 			}
 			k = b.K
-			maxV = math.Max(maxV, b.NDCG)
 		}
 	}
 	if len(labels) == 0 {
-		return "", "", false
+		return nil, nil
 	}
-	maxV = niceCeil(maxV)
-	pw, ph := float64(width-left-right), float64(height-top-bottom)
-	group := pw / float64(len(labels))
-	bar := group * 0.8 / float64(len(r.Models))
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-metric="activity" width="%d" height="%d" viewBox="0 0 %d %d">`,
-		width, height, width, height)
-	axes(&b, maxV)
-	for gi, l := range labels {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">%s</text>`,
-			left+group*(float64(gi)+0.5), height-bottom+16, template.HTMLEscapeString(l))
-	}
-	for mi, m := range r.Models {
-		color := palette[mi%len(palette)]
-		fmt.Fprintf(&b, `<g class="series" data-model="%s">`, template.HTMLEscapeString(m.Name))
-		for _, bk := range m.Activity {
-			gi := slices.Index(labels, bk.Label)
-			h := ph * bk.NDCG / maxV
-			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s: %d users, ndcg@%d %.4f</title></rect>`,
-				left+group*float64(gi)+group*0.1+bar*float64(mi), top+ph-h, bar, h, color,
-				template.HTMLEscapeString(bk.Label), bk.Users, bk.K, bk.NDCG)
+	f := &figure{metric: "activity", p: newPlot("items in the user's history (users)", fmt.Sprintf("ndcg@%d", k)),
+		title: fmt.Sprintf("ndcg@%d by the test users' history size", k), data: [][]string{{"model"}}}
+	names, values := make([]string, len(r.Models)), make([][]float64, len(r.Models))
+	users := make([]int, len(labels))
+	for i, m := range r.Models {
+		names[i], values[i] = m.Name, make([]float64, len(labels))
+		for _, b := range m.Activity {
+			gi := slices.Index(labels, b.Label)
+			values[i][gi] = b.NDCG
+			users[gi] = max(users[gi], b.Users)
 		}
-		b.WriteString(`</g>`)
-		legend(&b, mi, m.Name, color)
 	}
-	b.WriteString(`</svg>`)
-	return template.HTML(b.String()), fmt.Sprintf("ndcg@%d by the test users' history size", k), true
+	shown := make([]string, len(labels))
+	for i, l := range labels {
+		shown[i] = fmt.Sprintf("%s (%d)", l, users[i])
+		f.data[0] = append(f.data[0], fmt.Sprintf("%s, %d users", l, users[i]))
+	}
+	for i, name := range names {
+		row := []string{name}
+		for _, v := range values[i] {
+			row = append(row, num(v))
+		}
+		f.data = append(f.data, row)
+	}
+	return f, bars(f.p, shown, names, values)
 }
 
-// lossChart draws each fit's loss against the iteration, one polyline per
-// fit; false when there is no finite loss.
-func lossChart(fits []LossSeries) (template.HTML, bool) {
-	maxV, iters := 0.0, 0
-	for _, f := range fits {
-		iters = max(iters, len(f.Values))
-		for _, v := range f.Values {
+// lossChart draws each fit's loss against the iteration (from 1), a line
+// per fit; nil when there is no finite loss.
+func lossChart(fits []LossSeries) (*figure, error) {
+	f := &figure{metric: "loss", title: "training loss per iteration", p: newPlot("iteration", "loss"),
+		data: [][]string{{"fit", "iterations", "first loss", "last loss"}}}
+	for fi, s := range fits {
+		var xys plotter.XYs
+		for i, v := range s.Values {
 			if !math.IsNaN(v) && !math.IsInf(v, 0) {
-				maxV = math.Max(maxV, v)
+				xys = append(xys, plotter.XY{X: float64(i + 1), Y: v})
 			}
 		}
-	}
-	if maxV <= 0 || iters == 0 {
-		return "", false
-	}
-	maxV = niceCeil(maxV)
-	pw, ph := float64(width-left-right), float64(height-top-bottom)
-	x := func(i int) float64 { // i is 0-based; iterations count from 1
-		if iters == 1 {
-			return left + pw/2
-		}
-		return left + pw*float64(i)/float64(iters-1)
-	}
-	y := func(v float64) float64 { return top + ph*(1-v/maxV) }
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-metric="loss" width="%d" height="%d" viewBox="0 0 %d %d">`,
-		width, height, width, height)
-	axes(&b, maxV)
-	for _, i := range []int{0, iters - 1} {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">%d</text>`, x(i), height-bottom+16, i+1)
-	}
-	fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle" font-size="11">iteration</text>`, left+pw/2, height-6)
-	for fi, f := range fits {
-		color := palette[fi%len(palette)]
-		var pts []string
-		for i, v := range f.Values {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				continue
-			}
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(i), y(v)))
-		}
-		if len(pts) == 0 {
+		if len(xys) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, `<polyline class="series" data-model="%s" fill="none" stroke="%s" stroke-width="2" points="%s"/>`,
-			template.HTMLEscapeString(f.Name), color, strings.Join(pts, " "))
-		legend(&b, fi, f.Name, color)
-	}
-	b.WriteString(`</svg>`)
-	return template.HTML(b.String()), true
-}
-
-// barChart draws one value per model.
-func barChart(r *eval.Report, key string) template.HTML {
-	maxV := 0.0
-	for _, m := range r.Models {
-		maxV = math.Max(maxV, m.Metrics[key])
-	}
-	maxV = niceCeil(maxV)
-	pw, ph := float64(width-left-right), float64(height-top-bottom)
-	slot := pw / float64(len(r.Models))
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="plot" data-metric="%s" width="%d" height="%d" viewBox="0 0 %d %d">`,
-		template.HTMLEscapeString(key), width, height, width, height)
-	axes(&b, maxV)
-	for mi, m := range r.Models {
-		color := palette[mi%len(palette)]
-		v := m.Metrics[key]
-		h := ph * v / maxV
-		fmt.Fprintf(&b, `<rect class="series" data-model="%s" x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`,
-			template.HTMLEscapeString(m.Name), left+slot*float64(mi)+slot*0.15, top+ph-h, slot*0.7, h, color)
-		legend(&b, mi, m.Name, color)
-	}
-	b.WriteString(`</svg>`)
-	return template.HTML(b.String())
-}
-
-func axes(b *strings.Builder, maxV float64) {
-	ph := float64(height - top - bottom)
-	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>`, left, top, left, height-bottom)
-	fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>`, left, height-bottom, width-right, height-bottom)
-	for i := 0; i <= 4; i++ {
-		v := maxV * float64(i) / 4
-		yy := top + ph*(1-float64(i)/4)
-		fmt.Fprintf(b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#ddd"/>`, left, yy, width-right, yy)
-		fmt.Fprintf(b, `<text x="%d" y="%.1f" text-anchor="end" font-size="11">%.3g</text>`, left-4, yy+4, v)
-	}
-}
-
-func legend(b *strings.Builder, i int, name, color string) {
-	yy := top + 14*i
-	fmt.Fprintf(b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d" font-size="11">%s</text>`,
-		width-right+10, yy, color, width-right+24, yy+9, template.HTMLEscapeString(name))
-}
-
-// niceCeil rounds v up to 1, 2 or 5 times a power of ten (1 for v <= 0).
-func niceCeil(v float64) float64 {
-	if v <= 0 || math.IsNaN(v) || math.IsInf(v, 0) {
-		return 1
-	}
-	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
-		if v <= m*p {
-			return m * p
+		f.data = append(f.data, []string{s.Name, strconv.Itoa(len(s.Values)), num(xys[0].Y), num(xys[len(xys)-1].Y)})
+		if err := addLine(f.p, fi, s.Name, xys); err != nil {
+			return nil, err
 		}
 	}
-	return 10 * p
+	if len(f.data) == 1 {
+		return nil, nil
+	}
+	return f, nil
 }
 
 var page = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
 <style>body{font-family:sans-serif;margin:2em;max-width:1100px}figure{display:inline-block;margin:0 1em 1em 0}
-figcaption{font-weight:bold}pre{background:#f6f6f6;padding:1em}</style></head>
+figcaption{font-weight:bold}pre{background:#f6f6f6;padding:1em}
+table.data{border-collapse:collapse;font-size:small}table.data td,table.data th{border:1px solid #ccc;padding:2px 6px;text-align:right}</style></head>
 <body><h1>{{.Title}}</h1>
 <p>Split: {{.Report.Split}}, {{.Report.Cases}} test users. Every model, baselines included, is evaluated on the same split.</p>
 {{if .Gate}}<p class="gate"><b>Quality gate:</b> {{.Gate}}</p>{{end}}
 {{if .Resources}}<p class="resources"><b>Resources:</b> {{.Resources}}</p>{{end}}
-{{range .Charts}}<figure><figcaption>{{.Title}}</figcaption>{{.SVG}}</figure>
+{{range .Charts}}<figure><figcaption>{{.Title}}</figcaption>{{.SVG}}
+{{with .Data}}<details><summary>numbers</summary><table class="data">{{range $i, $row := .}}<tr>{{range $row}}{{if eq $i 0}}<th>{{.}}</th>{{else}}<td>{{.}}</td>{{end}}{{end}}</tr>{{end}}</table></details>{{end}}</figure>
 {{end}}<h2>All numbers</h2><pre>{{.Table}}</pre>
 </body></html>
 `))

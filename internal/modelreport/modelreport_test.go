@@ -2,6 +2,8 @@ package modelreport
 
 import (
 	"bytes"
+	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,49 +20,102 @@ func report() *eval.Report {
 	}}
 }
 
-// The report parses as HTML, has a chart per metric with a series per model
-// (baselines included), the gate's decision, escapes model names and loads
-// nothing from elsewhere.
-func TestWrite(t *testing.T) {
-	var b bytes.Buffer
-	if err := Write(&b, Input{Title: "v1", Report: report(), Gate: "passed: ndcg@10 0.26 >= popularity 0.10"}); err != nil {
-		t.Fatal(err)
-	}
-	doc, err := html.Parse(bytes.NewReader(b.Bytes()))
+// chart is what a test reads back from one rendered chart: the texts
+// gonum/plot drew in its SVG (legend, axes) and its numbers table.
+type chart struct {
+	texts []string
+	rows  [][]string
+}
+
+// parseCharts parses a report and returns its charts by data-metric,
+// failing the test on anything that would load from elsewhere.
+func parseCharts(t *testing.T, out []byte) map[string]*chart {
+	t.Helper()
+	doc, err := html.Parse(bytes.NewReader(out))
 	if err != nil {
 		t.Fatal(err)
 	}
-	series := map[string][]string{} // data-metric -> data-model of its series
-	var metric string
-	var walk func(n *html.Node)
-	walk = func(n *html.Node) {
+	charts := map[string]*chart{}
+	var cur *chart
+	var walk func(n *html.Node, inText bool)
+	walk = func(n *html.Node, inText bool) {
 		if n.Type == html.ElementNode {
 			attr := map[string]string{}
 			for _, a := range n.Attr {
 				attr[a.Key] = a.Val
 			}
-			if n.Data == "svg" {
-				metric = attr["data-metric"]
-			}
-			if attr["class"] == "series" {
-				series[metric] = append(series[metric], attr["data-model"])
-			}
-			for _, k := range []string{"src", "href"} {
+			for _, k := range []string{"src", "href", "xlink:href"} {
 				if v, ok := attr[k]; ok {
 					t.Errorf("<%s %s=%q>: the report must be self-contained", n.Data, k, v)
 				}
 			}
+			switch n.Data {
+			case "svg":
+				cur = &chart{}
+				charts[attr["data-metric"]] = cur
+			case "text":
+				inText = true
+			case "tr":
+				if cur != nil {
+					var row []string
+					for c := n.FirstChild; c != nil; c = c.NextSibling {
+						if c.FirstChild != nil {
+							row = append(row, c.FirstChild.Data)
+						} else {
+							row = append(row, "")
+						}
+					}
+					cur.rows = append(cur.rows, row)
+				}
+			}
+		}
+		if n.Type == html.TextNode && inText && cur != nil {
+			cur.texts = append(cur.texts, n.Data)
 		}
 		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
+			walk(c, inText)
 		}
 	}
-	walk(doc)
+	walk(doc, false)
+	return charts
+}
+
+// column is the first cell of each row after the header.
+func column(rows [][]string) []string {
+	var out []string
+	for _, r := range rows[1:] {
+		out = append(out, r[0])
+	}
+	return out
+}
+
+// The report parses as HTML, has a chart per metric with a legend entry
+// and a table row per model (baselines included), the gate's decision,
+// escapes model names and loads nothing from elsewhere.
+func TestWrite(t *testing.T) {
+	var b bytes.Buffer
+	if err := Write(&b, Input{Title: "v1", Report: report(), Gate: "passed: ndcg@10 0.26 >= popularity 0.10"}); err != nil {
+		t.Fatal(err)
+	}
+	charts := parseCharts(t, b.Bytes())
 	want := []string{"als", "popularity", "item-knn <b>"}
 	for _, m := range []string{"ndcg", "recall", "coverage@10"} {
-		if got := strings.Join(series[m], ","); got != strings.Join(want, ",") {
-			t.Errorf("chart %s has series %q, want %q", m, got, want)
+		c := charts[m]
+		if c == nil {
+			t.Errorf("no %s chart", m)
+			continue
 		}
+		for _, name := range want {
+			if !slices.Contains(c.texts, name) {
+				t.Errorf("chart %s: no legend entry %q in %q", m, name, c.texts)
+			}
+		}
+		if got := column(c.rows); !slices.Equal(got, want) {
+			t.Errorf("chart %s has rows %q, want %q", m, got, want)
+		}
+	}
+	if got := charts["ndcg"].rows; !slices.Equal(got[0], []string{"model", "ndcg@5", "ndcg@10"}) || !slices.Equal(got[1], []string{"als", "0.2100", "0.2600"}) {
+		t.Errorf("ndcg table = %q", got)
 	}
 	out := b.String()
 	if strings.Contains(out, "item-knn <b>") {
@@ -87,18 +142,27 @@ func TestLossChart(t *testing.T) {
 		{Name: "holdout", Values: []float64{900, 400, 300}}, {Name: "final", Values: []float64{1000, 450, 320}}}}); err != nil {
 		t.Fatal(err)
 	}
-	out := b.String()
-	for _, want := range []string{`data-metric="loss"`, `data-model="holdout"`, `data-model="final"`, "training loss per iteration"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("report lacks %s", want)
+	c := parseCharts(t, b.Bytes())["loss"]
+	if c == nil {
+		t.Fatal("no loss chart")
+	}
+	if got, want := c.rows[1:], [][]string{{"holdout", "3", "900.0000", "300.0000"}, {"final", "3", "1000.0000", "320.0000"}}; !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("loss rows = %q, want %q", got, want)
+	}
+	for _, name := range []string{"holdout", "final", "iteration"} {
+		if !slices.Contains(c.texts, name) {
+			t.Errorf("loss chart lacks the text %q", name)
 		}
 	}
+	if !strings.Contains(b.String(), "training loss per iteration") {
+		t.Error("the loss chart has no caption")
+	}
 	b.Reset()
-	if err := Write(&b, Input{Report: report()}); err != nil {
+	if err := Write(&b, Input{Report: report(), Loss: []LossSeries{{Name: "nan", Values: []float64{math.NaN()}}}}); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(b.String(), `data-metric="loss"`) {
-		t.Error("a loss chart without losses")
+	if parseCharts(t, b.Bytes())["loss"] != nil {
+		t.Error("a loss chart without finite losses")
 	}
 }
 
@@ -114,14 +178,23 @@ func TestActivityChart(t *testing.T) {
 	if err := Write(&b, Input{Report: r}); err != nil {
 		t.Fatal(err)
 	}
-	out := b.String()
-	for _, want := range []string{`data-metric="activity"`, "ndcg@10 by the test users", "0-4 items", "5-19 items", "70 users"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("report lacks %q", want)
-		}
+	if !strings.Contains(b.String(), "ndcg@10 by the test users") {
+		t.Error("the activity chart has no caption")
 	}
-	if got := strings.Count(out, `<g class="series"`); got != len(r.Models) {
-		t.Errorf("%d activity series, want %d", got, len(r.Models))
+	c := parseCharts(t, b.Bytes())["activity"]
+	if c == nil {
+		t.Fatal("no activity chart")
+	}
+	if got, want := c.rows[0], []string{"model", "0-4 items, 70 users", "5-19 items, 50 users"}; !slices.Equal(got, want) {
+		t.Errorf("activity header = %q, want %q", got, want)
+	}
+	if got, want := c.rows[2], []string{"popularity", "0.2000", "0.2000"}; !slices.Equal(got, want) {
+		t.Errorf("activity row = %q, want %q", got, want)
+	}
+	for _, text := range []string{"0-4 items (70)", "5-19 items (50)", "als", "popularity", "item-knn <b>"} {
+		if !slices.Contains(c.texts, text) {
+			t.Errorf("activity chart lacks the text %q in %q", text, c.texts)
+		}
 	}
 }
 
@@ -135,17 +208,21 @@ func TestPopularityChart(t *testing.T) {
 	if err := Write(&b, Input{Report: r}); err != nil {
 		t.Fatal(err)
 	}
-	out := b.String()
-	for _, want := range []string{`data-metric="popularity"`, "popularity of the recommended items @10", "mean percentile: 0.600"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("report lacks %q", want)
-		}
+	if !strings.Contains(b.String(), "popularity of the recommended items @10") {
+		t.Error("the popularity chart has no caption")
+	}
+	c := parseCharts(t, b.Bytes())["popularity"]
+	if c == nil {
+		t.Fatal("no popularity chart")
+	}
+	if got, want := c.rows[2], []string{"popularity", "0.6000", "0.2000"}; !slices.Equal(got, want) {
+		t.Errorf("popularity row = %q, want %q", got, want)
 	}
 	b.Reset()
 	if err := Write(&b, Input{Report: report()}); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(b.String(), `data-metric="popularity"`) {
+	if parseCharts(t, b.Bytes())["popularity"] != nil {
 		t.Error("a popularity chart without figures")
 	}
 }
@@ -158,10 +235,14 @@ func TestScoreChart(t *testing.T) {
 	if err := Write(&b, Input{Report: r}); err != nil {
 		t.Fatal(err)
 	}
-	out := b.String()
-	for _, want := range []string{`data-metric="scores"`, "score distribution of als's top-10 items", "4 scores (50.0%)"} {
-		if !strings.Contains(out, html.EscapeString(want)) && !strings.Contains(out, want) {
-			t.Errorf("report lacks %q", want)
-		}
+	if out := b.String(); !strings.Contains(out, html.EscapeString("score distribution of als's top-10 items")) {
+		t.Error("the score chart has no caption")
+	}
+	c := parseCharts(t, b.Bytes())["scores"]
+	if c == nil {
+		t.Fatal("no score chart")
+	}
+	if got, want := c.rows[4], []string{"0.7000", "0.9000", "4", "50.0%"}; !slices.Equal(got, want) {
+		t.Errorf("last bin = %q, want %q", got, want)
 	}
 }
