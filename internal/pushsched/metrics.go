@@ -18,6 +18,14 @@ func newMetricSet(s *Scheduler) *metricSet {
 		"BatchRecommend streams refused with ResourceExhausted, by the limit they hit.", []string{"limit"}, nil)
 	answers := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "recsys_push_answers_total",
 		Help: "BatchRecommend answers sent, by channel and outcome (items, or the empty reason)."}, []string{"channel", "outcome"})
+	// Every series exists from the start (at 0), so dashboards and alerts
+	// see a channel or an empty reason before its first answer.
+	for c := ChannelAppPush; c <= ChannelOther; c++ {
+		for _, o := range outcomes {
+			answers.WithLabelValues(c.String(), o)
+		}
+		answers.WithLabelValues(c.String(), outcome(-1))
+	}
 	return &metricSet{answers: answers, collectors: []prometheus.Collector{answers,
 		gauge("recsys_push_bytes_in_flight", "Bytes reserved from the BatchRecommend memory budget now.",
 			func() float64 { return float64(s.InFlight()) }),

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/recsys-dev/recsys/internal/recommend"
 )
 
@@ -168,5 +170,18 @@ func TestValidate(t *testing.T) {
 	}
 	if err := (Config{}).Validate(); err != nil {
 		t.Errorf("defaults: %v", err)
+	}
+}
+
+// Every channel × outcome series of the answers counter exists before the
+// first answer, at 0.
+func TestAnswerSeriesExistFromTheStart(t *testing.T) {
+	s := newTestScheduler(t, Config{})
+	got := testutil.CollectAndCount(s.m.answers, "recsys_push_answers_total")
+	if want := 4 * (len(outcomes) + 1); got != want {
+		t.Errorf("%d push answer series at start, want %d (4 channels × %d outcomes and other)", got, want, len(outcomes))
+	}
+	if v := testutil.ToFloat64(s.m.answers.WithLabelValues("email", "holdout")); v != 0 {
+		t.Errorf("email/holdout = %v at start, want 0", v)
 	}
 }
