@@ -60,12 +60,17 @@ func (s *snapshot) lookup(id string) (Item, bool) {
 // NewCache returns an empty cache of s; call Sync (or Run) to fill it.
 // logger may be nil.
 func NewCache(s *Store, logger *slog.Logger) *Cache {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	c := &Cache{store: s, logger: logger}
+	c := &Cache{store: s, logger: orDiscard(logger)}
 	c.snap.Store(&snapshot{})
 	return c
+}
+
+// orDiscard is logger, or a logger that discards when it is nil.
+func orDiscard(logger *slog.Logger) *slog.Logger {
+	if logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return logger
 }
 
 // Lookup returns the item with the given id.

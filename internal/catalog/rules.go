@@ -351,10 +351,7 @@ const DefaultRulesPoll = 250 * time.Millisecond
 
 // NewRulesCache returns an empty cache of s's rules; logger may be nil.
 func NewRulesCache(s *Store, logger *slog.Logger) *RulesCache {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	c := &RulesCache{store: s, logger: logger}
+	c := &RulesCache{store: s, logger: orDiscard(logger)}
 	c.rules.Store(&Rules{})
 	return c
 }
