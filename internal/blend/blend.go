@@ -253,6 +253,13 @@ type Scratch struct {
 	nbSd, trSd   float64
 	nbMean       float64
 	trMean       float64
+
+	// Top's state: the touched items' blended scores (once per Prepare),
+	// its heap and the MF candidates.
+	touchedTop []topk.Entry
+	ready      bool
+	heap       topk.Heap
+	mf         []topk.Entry
 }
 
 func (s *Scratch) size(n int) {
@@ -269,6 +276,7 @@ func (s *Scratch) size(n int) {
 func (b *Blend) Prepare(s *Scratch, x []float32, recent []int32) {
 	s.size(b.items)
 	s.touched = s.touched[:0]
+	s.ready = false
 	p := b.params
 	add := func(l *Lists, depth uint32, decay float32, acc []float32) {
 		if l == nil {
@@ -384,6 +392,7 @@ func (s *Scratch) Release() {
 		s.nb[j], s.tr[j], s.in[j] = 0, 0, false
 	}
 	s.touched = s.touched[:0]
+	s.ready = false
 }
 
 // Weights is one (W_n, W_t) point of a validation grid.

@@ -417,7 +417,11 @@ type scratch struct {
 	search      itemindex.Search
 	searching   bool // selectRows reads search, not scores
 	blend       blend.Scratch
-	recent      []recentRow // fold-in rows with their recency, for the blend
+	// blended, while searching, makes selectRows rank by the blend's score
+	// (blended.Top over search, with blendScratch prepared for the user).
+	blended      *blend.Blend
+	blendScratch *blend.Scratch
+	recent       []recentRow // fold-in rows with their recency, for the blend
 }
 
 // recentRow is a fold-in row and when the user last touched it.
@@ -457,7 +461,7 @@ func (e *Engine) getScratch(n int) *scratch {
 // its next user).
 func (s *scratch) reset() {
 	s.rows, s.weights, s.entries = s.rows[:0], s.weights[:0], s.entries[:0]
-	s.searching = false
+	s.searching, s.blended, s.blendScratch = false, nil, nil
 	if s.purchased == nil || len(s.purchased) > 4096 {
 		s.purchased = make(map[string]struct{})
 	}
@@ -539,13 +543,13 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 		}
 		if folded = x != nil; folded {
 			res.Source = SourcePersonalized
-			// The index search (candidates.go) for an MF model; a
-			// blended one, or one with boost rules for this user, scores
-			// every item (a rule may lift any of them).
+			// The index search (candidates.go), blended when the model
+			// has a blend; boost rules for this user score every item (a
+			// rule may lift any of them).
 			sctx, span := e.span(ctx, "recommend.score")
 			s.boost.plan(fc.boosts(), e.userSegment(p, now), m.NumItems())
 			method := "index"
-			if b != nil || s.boost.applies() || !e.search(m, s, itemindex.Query{X: x}) {
+			if s.boost.applies() || !e.search(m, s, itemindex.Query{X: x}) {
 				method = "full_scan"
 				release, err := e.score(sctx, m, x, s)
 				if err != nil {
@@ -555,6 +559,10 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 				defer release()
 				blendScores(b, &s.blend, s.rows, x, s.scores)
 				s.boost.apply(s.scores)
+			} else if b != nil {
+				method = "index_blend"
+				searchBlend(s, b, &s.blend, x)
+				defer s.blend.Release()
 			}
 			if span.IsRecording() {
 				span.SetAttributes(attribute.String("recsys.score.method", method), attribute.Int("recsys.model.items", m.NumItems()))
