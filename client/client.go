@@ -1,5 +1,5 @@
-// Package client is the Go client of recsysd: one connection with the four
-// v1 services (recommendations, events, catalog, models), bearer-token and
+// Package client is the Go client of recsysd: one connection with the five
+// v1 services (recommendations, events, catalog, models, experiments), bearer-token and
 // TLS credentials, a default deadline per call and retries of calls the
 // server could not take.
 //
@@ -15,9 +15,19 @@
 //	defer c.Close()
 //	res, err := c.Recommendations.Recommend(ctx, &recsysv1.RecommendRequest{UserId: "u1", Count: 10})
 //
-// Every RPC is idempotent (events by their event_id), so a call that failed
-// with Unavailable (no server took it, or the server went away) is retried
-// up to three times with backoff; WithRetries changes that.
+// Retry policy: a call that fails with Unavailable (no server took it, the
+// server went away, or it could not reach Redis) is retried up to three
+// times (WithRetries changes that), after 0.2 s, then about 0.4 s and
+// 0.8 s (randomized, at most 2 s apart), within the call's deadline. Every
+// method of the five v1 services is retried, because each is idempotent:
+// events by their event_id, catalog and rule writes set a state,
+// UpdateExperiment and StopExperiment leave the same definition when
+// repeated. The one exception is ExperimentService.CreateExperiment: a
+// retry of a create the server did carry out would answer
+// FailedPrecondition ("the name is used"), so it is never retried; after
+// Unavailable, ListExperiments tells whether it exists. A stream
+// (BatchRecommend) is retried only until its first answer arrives.
+// Other codes (InvalidArgument, ResourceExhausted, ...) are never retried.
 package client
 
 import (
@@ -27,6 +37,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -231,15 +243,38 @@ func DialOptions(opts ...Option) ([]grpc.DialOption, error) {
 	return append(dial, o.extra...), nil
 }
 
+// notRetried are the methods that are not idempotent: a retry of one the
+// server did carry out would not answer like the first call. Only
+// CreateExperiment is such (a retried success answers FailedPrecondition
+// "the name is used").
+var notRetried = []string{"CreateExperiment"}
+
 // retryConfig is a gRPC service config retrying Unavailable on every
-// method of the v1 services.
+// method of the v1 services but those in notRetried.
 func retryConfig(retries int) string {
+	var names []string
+	for _, sd := range []grpc.ServiceDesc{
+		recsysv1.RecommendationService_ServiceDesc, recsysv1.EventService_ServiceDesc,
+		recsysv1.CatalogService_ServiceDesc, recsysv1.ModelService_ServiceDesc, recsysv1.ExperimentService_ServiceDesc,
+	} {
+		var methods []string
+		for _, m := range sd.Methods {
+			methods = append(methods, m.MethodName)
+		}
+		for _, st := range sd.Streams {
+			methods = append(methods, st.StreamName)
+		}
+		for _, m := range methods {
+			if !slices.Contains(notRetried, m) {
+				// Names are ASCII identifiers: %q is valid JSON.
+				names = append(names, fmt.Sprintf(`{"service": %q, "method": %q}`, sd.ServiceName, m))
+			}
+		}
+	}
 	return fmt.Sprintf(`{"methodConfig": [{
-  "name": [{"service": %q}, {"service": %q}, {"service": %q}, {"service": %q}],
+  "name": [%s],
   "retryPolicy": {"maxAttempts": %d, "initialBackoff": "0.2s", "maxBackoff": "2s",
-    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}`,
-		recsysv1.RecommendationService_ServiceDesc.ServiceName, recsysv1.EventService_ServiceDesc.ServiceName,
-		recsysv1.CatalogService_ServiceDesc.ServiceName, recsysv1.ModelService_ServiceDesc.ServiceName, retries+1)
+    "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}`, strings.Join(names, ", "), retries+1)
 }
 
 func defaultDeadline(d time.Duration) grpc.UnaryClientInterceptor {

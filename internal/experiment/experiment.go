@@ -191,6 +191,9 @@ type Store struct {
 	rdb           redis.UniversalClient
 	defs, version string
 	now           func() time.Time
+	// beforeStopWrite, when set (tests), runs between Stop's read and its
+	// write.
+	beforeStopWrite func()
 }
 
 // MaxExperiments bounds the stored definitions.
@@ -301,35 +304,61 @@ func (s *Store) Create(ctx context.Context, e Experiment) (Experiment, error) {
 }
 
 // Stop stops a running experiment (stopping a stopped one changes
-// nothing).
+// nothing). It reads and writes the definition in one WATCH/MULTI
+// transaction on the definitions' hash: an Update that lands between the
+// read and the write makes the transaction fail, and Stop starts over
+// from the updated definition, so the update is not lost.
 func (s *Store) Stop(ctx context.Context, name string) (Experiment, error) {
-	v, err := s.rdb.HGet(ctx, s.defs, name).Result()
-	if errors.Is(err, redis.Nil) {
-		return Experiment{}, fmt.Errorf("%w: %q", ErrNotFound, name)
+	var out Experiment
+	stop := func(tx *redis.Tx) error {
+		v, err := tx.HGet(ctx, s.defs, name).Result()
+		if errors.Is(err, redis.Nil) {
+			return fmt.Errorf("%w: %q", ErrNotFound, name)
+		}
+		if err != nil {
+			return err
+		}
+		var e Experiment
+		if err := json.Unmarshal([]byte(v), &e); err != nil {
+			return fmt.Errorf("experiment %q: %w", name, err)
+		}
+		if !e.Running() {
+			out = e
+			return nil
+		}
+		e.Stopped = s.now().UTC().Truncate(time.Millisecond)
+		b, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		if s.beforeStopWrite != nil {
+			s.beforeStopWrite()
+		}
+		_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.HSet(ctx, s.defs, name, string(b))
+			pipe.Incr(ctx, s.version)
+			return nil
+		})
+		out = e
+		return err
 	}
-	if err != nil {
-		return Experiment{}, fmt.Errorf("stop experiment %q: %w", name, err)
+	for range maxStopAttempts {
+		err := s.rdb.Watch(ctx, stop, s.defs)
+		switch {
+		case err == nil:
+			return out, nil
+		case errors.Is(err, ErrNotFound):
+			return Experiment{}, err
+		case !errors.Is(err, redis.TxFailedErr):
+			return Experiment{}, fmt.Errorf("stop experiment %q: %w", name, err)
+		}
 	}
-	var e Experiment
-	if err := json.Unmarshal([]byte(v), &e); err != nil {
-		return Experiment{}, fmt.Errorf("experiment %q: %w", name, err)
-	}
-	if !e.Running() {
-		return e, nil
-	}
-	e.Stopped = s.now().UTC().Truncate(time.Millisecond)
-	b, err := json.Marshal(e)
-	if err != nil {
-		return Experiment{}, err
-	}
-	pipe := s.rdb.TxPipeline()
-	pipe.HSet(ctx, s.defs, name, string(b))
-	pipe.Incr(ctx, s.version)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return Experiment{}, fmt.Errorf("stop experiment %q: %w", name, err)
-	}
-	return e, nil
+	return Experiment{}, fmt.Errorf("%w: experiment %q changed %d times while stopping it; try again", ErrConflict, name, maxStopAttempts)
 }
+
+// maxStopAttempts bounds Stop's optimistic retries (each one lost only to
+// a concurrent change of some definition).
+const maxStopAttempts = 10
 
 // Update replaces the traffic share, the arms' weights and settings and
 // the control arm of a running experiment; the name, placement, salt,

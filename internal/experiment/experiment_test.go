@@ -158,3 +158,41 @@ func TestStoreAndCacheAcrossReplicas(t *testing.T) {
 		t.Errorf("List = %+v, %v; want x2 running, then x1 stopped", list, err)
 	}
 }
+
+// An Update that lands between Stop's read and its write is not lost: the
+// stored definition is stopped and carries the updated weights.
+func TestStopDoesNotLoseAConcurrentUpdate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	prefix := redistest.Prefix(t, rdb)
+	s := experiment.NewStore(rdb, prefix, nil)
+	if _, err := s.Create(ctx, abc()); err != nil {
+		t.Fatal(err)
+	}
+	updates := 0
+	s.SetBeforeStopWrite(func() {
+		if updates > 0 {
+			return
+		}
+		updates++
+		changed := abc()
+		changed.Arms[2].Weight = 7
+		if _, err := experiment.NewStore(rdb, prefix, nil).Update(ctx, changed); err != nil {
+			t.Errorf("concurrent update: %v", err)
+		}
+	})
+	got, err := s.Stop(ctx, "x1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := s.Get(ctx, "x1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, e := range map[string]experiment.Experiment{"returned": got, "stored": stored} {
+		if e.Running() || e.Arms[2].Weight != 7 {
+			t.Errorf("%s: running %v, arm C weight %d; want stopped with the update's weight 7", name, e.Running(), e.Arms[2].Weight)
+		}
+	}
+}
