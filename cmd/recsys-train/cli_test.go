@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/recsys-dev/recsys/internal/ingest"
+	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/retrain"
 	"github.com/recsys-dev/recsys/internal/synth"
@@ -108,5 +111,34 @@ func TestTrainStoresTheReport(t *testing.T) {
 	if !bytes.Contains(html, []byte(`data-metric="activity"`)) || !bytes.Contains(html, []byte(`data-metric="popularity"`)) ||
 		!bytes.Contains(html, []byte(`data-metric="scores"`)) {
 		t.Error("the stored report lacks the activity, popularity or score chart")
+	}
+}
+
+// Each tuning trial is logged on its own line, numbered, with the search's
+// elapsed time and budget, durations written as durations.
+func TestTraceLoggerNumbersTrialsAgainstTheBudget(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+	trace := traceLogger(log, 10*time.Minute)
+	trace(mf.TuningTrial{Bracket: 0, Rung: 0, Hyper: mf.Hyperparameters{Factors: 256}, Score: 0.1, Seconds: 1.5})
+	trace(mf.TuningTrial{Bracket: 0, Rung: 1, Hyper: mf.Hyperparameters{Factors: 64}, Seconds: 0.25, Aborted: true})
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d log lines, want one per trial:\n%s", len(lines), buf.String())
+	}
+	for i, want := range [][]string{
+		{"trial=1 ", "factors=256", "took=1.5s", "budget=10m0s", "elapsed="},
+		{"trial=2 ", "factors=64", "took=250ms", "aborted=true", "budget=10m0s"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[i], w) {
+				t.Errorf("line %d lacks %q: %s", i+1, w, lines[i])
+			}
+		}
 	}
 }

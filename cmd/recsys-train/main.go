@@ -153,13 +153,27 @@ func (o *options) tuning(fs *flag.FlagSet) bool {
 	return !set
 }
 
-// traceLogger logs every tuning trial as it ends.
-func traceLogger(log *slog.Logger) func(mf.TuningTrial) {
+// traceLogger logs every tuning trial as it ends, numbered, with the search's
+// elapsed time against its budget (0: no budget), so a piped log shows how far
+// the search is. The search's start is taken as the first trial's start.
+func traceLogger(log *slog.Logger, budget time.Duration) func(mf.TuningTrial) {
+	var n int
+	var start time.Time
 	return func(t mf.TuningTrial) {
+		n++
+		took := time.Duration(t.Seconds * float64(time.Second))
+		if n == 1 {
+			start = time.Now().Add(-took)
+		}
 		h := t.Hyper
-		log.Info("tuning trial", "bracket", t.Bracket, "rung", t.Rung, "factors", h.Factors, "regularization", h.Regularization,
+		attrs := []any{"trial", n, "bracket", t.Bracket, "rung", t.Rung, "factors", h.Factors, "regularization", h.Regularization,
 			"reg_exponent", h.RegExponent, "alpha", h.Alpha, "confidence", h.Confidence, "iterations", h.Iterations,
-			"score", t.Score, "seconds", t.Seconds, "aborted", t.Aborted)
+			"score", t.Score, "took", took.Round(time.Millisecond).String(), "aborted", t.Aborted,
+			"elapsed", time.Since(start).Round(time.Second).String()}
+		if budget > 0 {
+			attrs = append(attrs, "budget", budget.String())
+		}
+		log.Info("tuning trial", attrs...)
 	}
 }
 
@@ -415,7 +429,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 
 	cfg.Hyper, cfg.Weighting, cfg.Workers, cfg.Logger = o.hyper, o.weighting, o.workers, log
 	if o.tuning(fs) {
-		cfg.TuneBudget, cfg.TuneProgress = o.tuneBudget, traceLogger(log)
+		cfg.TuneBudget, cfg.TuneProgress = o.tuneBudget, traceLogger(log, o.tuneBudget)
 	}
 	if o.inputs != "" {
 		// Files may be history: decay from their last event, or years-old
@@ -587,7 +601,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	// No model flags: what the default job would publish, tuned on the
 	// training part, first; then the baselines.
-	c.cfg.Job, c.cfg.TuneBudget, c.cfg.TuneProgress, c.cfg.Logger = true, c.tuneBudget, traceLogger(log), log
+	c.cfg.Job, c.cfg.TuneBudget, c.cfg.TuneProgress, c.cfg.Logger = true, c.tuneBudget, traceLogger(log, c.tuneBudget), log
 	job, err := retrain.EvaluateJob(ctx, c.cfg, split)
 	if err != nil {
 		return err
@@ -691,7 +705,7 @@ func runTune(ctx context.Context, args []string, getenv func(string) string, std
 			return usageError{"--tune-budget must be > 0 (or give a --*-grid flag for a grid search)"}
 		}
 		res, err := tune.Search(ctx, split.Train, tune.Config{Budget: c.tuneBudget, Base: c.hyper, Metric: opt.Metric,
-			Workers: c.workers, Seed: opt.Seed, Progress: traceLogger(log)})
+			Workers: c.workers, Seed: opt.Seed, Progress: traceLogger(log, c.tuneBudget)})
 		if err != nil {
 			return err
 		}
@@ -701,9 +715,13 @@ func runTune(ctx context.Context, args []string, getenv func(string) string, std
 		writeTrace(stdout, res)
 		return nil
 	}
+	var spent time.Duration
 	opt.Progress = func(t eval.Trial) {
-		log.Info("trial", "factors", t.Hyper.Factors, "regularization", t.Hyper.Regularization, "alpha", t.Hyper.Alpha,
-			"reg_exponent", t.Hyper.RegExponent, "iterations", t.Hyper.Iterations, opt.Metric, t.Score, "seconds", t.Duration.Seconds())
+		spent += t.Duration
+		eta := spent / time.Duration(t.N) * time.Duration(t.Of-t.N)
+		log.Info("trial", "trial", fmt.Sprintf("%d/%d", t.N, t.Of), "factors", t.Hyper.Factors, "regularization", t.Hyper.Regularization,
+			"alpha", t.Hyper.Alpha, "reg_exponent", t.Hyper.RegExponent, "iterations", t.Hyper.Iterations, opt.Metric, t.Score,
+			"took", t.Duration.Round(time.Millisecond).String(), "eta", eta.Round(time.Second).String())
 	}
 	trials, err := retrain.Tune(ctx, c.cfg, split, opt)
 	if err != nil {

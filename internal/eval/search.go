@@ -84,6 +84,9 @@ type Trial struct {
 	Metrics  map[string]float64
 	Score    float64 // Metrics[SearchOptions.Metric]
 	Duration time.Duration
+	// N is the trial's place in the search (1-based) and Of the number of
+	// trials the search runs, so progress can say how far it is.
+	N, Of int
 }
 
 // Search trains and evaluates ALS for each chosen grid point on a
@@ -119,7 +122,7 @@ func Search(ctx context.Context, validation *Split, opt SearchOptions) ([]Trial,
 		grid = sub
 	}
 	trials := make([]Trial, 0, len(grid))
-	for _, h := range grid {
+	for i, h := range grid {
 		start := time.Now()
 		model, res, err := TrainALS(ctx, validation, h, opt.Eval.Workers)
 		if err != nil {
@@ -133,7 +136,8 @@ func Search(ctx context.Context, validation *Split, opt SearchOptions) ([]Trial,
 		if err != nil {
 			return nil, fmt.Errorf("search: %w", err)
 		}
-		t := Trial{Hyper: model.Info().Hyper, Metrics: r.Metrics, Score: r.Metrics[opt.Metric], Duration: time.Since(start)}
+		t := Trial{Hyper: model.Info().Hyper, Metrics: r.Metrics, Score: r.Metrics[opt.Metric], Duration: time.Since(start),
+			N: i + 1, Of: len(grid)}
 		trials = append(trials, t)
 		if opt.Progress != nil {
 			opt.Progress(t)

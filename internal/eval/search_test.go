@@ -24,7 +24,12 @@ func TestSearch(t *testing.T) {
 		Space: SearchSpace{Factors: []int{2, 8}, Alpha: []float64{0.5, 2}, Regularization: []float64{0.1, 1}},
 	}
 	var seen int
-	opt.Progress = func(Trial) { seen++ }
+	opt.Progress = func(tr Trial) {
+		seen++
+		if tr.N != seen || tr.Of != 8 {
+			t.Errorf("progress call %d says trial %d of %d, want %d of 8", seen, tr.N, tr.Of, seen)
+		}
+	}
 	trials, err := Search(context.Background(), val, opt)
 	if err != nil {
 		t.Fatal(err)

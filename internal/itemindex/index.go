@@ -395,6 +395,10 @@ func (s *Search) scan(oi int) {
 	s.nScan++
 }
 
+// Exact is the exact score of model row r for the started query, as the
+// answers of Top carry it (a row Top did not return, too).
+func (s *Search) Exact(r int32) float32 { return s.exact(r) }
+
 // exact is the exact score of model row r, computed as mf.Model.Scores
 // (dot) or mf.Model.Cosine (cosine) compute it.
 func (s *Search) exact(r int32) float32 {

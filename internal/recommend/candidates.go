@@ -3,6 +3,7 @@ package recommend
 import (
 	"slices"
 
+	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/itemindex"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/topk"
@@ -54,12 +55,6 @@ func (e *Engine) indexFor(m *mf.Model) *servingIndex {
 	return si
 }
 
-// scoreDot prepares s for selecting m's rows by y·x: a search of the index,
-// or, without one, every row's score in s.scores.
-func (e *Engine) scoreDot(m *mf.Model, s *scratch, x []float32) {
-	e.prepare(m, s, itemindex.Query{X: x}, func() { scanDot(m, s, x) })
-}
-
 // scanDot puts every row's score y·x in s.scores, without the index.
 func scanDot(m *mf.Model, s *scratch, x []float32) {
 	if len(s.scores) != m.NumItems() { // a Push slot without a score block
@@ -90,6 +85,18 @@ func (e *Engine) search(m *mf.Model, s *scratch, q itemindex.Query) bool {
 	return s.searching
 }
 
+var _ blend.MFSearch = (*itemindex.Search)(nil)
+
+// searchBlend makes the started search of s rank by b's blended score for
+// the user whose vector is x and whose fold-in rows are s.rows (newest
+// first): candidates are the index's best by MF score, over-fetched, and
+// every item the neighbour and transition terms touch (blend.Blend.Top).
+// bs is prepared here; the caller releases it after the selection.
+func searchBlend(s *scratch, b *blend.Blend, bs *blend.Scratch, x []float32) {
+	b.Prepare(bs, x, s.rows)
+	s.blended, s.blendScratch = b, bs
+}
+
 // topRows appends the best size rows that admit accepts and that rank below
 // bound (when hasBound), best first: from the index search, or from the
 // scores of every row.
@@ -98,6 +105,9 @@ func topRows(s *scratch, size int, bound topk.Entry, hasBound bool, admit func(i
 		var after *topk.Entry
 		if hasBound {
 			after = &bound
+		}
+		if s.blended != nil {
+			return s.blended.Top(s.blendScratch, &s.search, size, after, admit, s.entries[:0])
 		}
 		return s.search.Top(size, after, admit, s.entries[:0])
 	}

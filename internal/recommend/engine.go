@@ -244,6 +244,9 @@ type Engine struct {
 	rows       atomic.Pointer[rowState] // filter.go
 	rowsMu     sync.Mutex               // serialises rebuilds of rows
 	rowsRunner atomic.Bool              // RunRowState is keeping rows up to date
+
+	content   atomic.Pointer[contentState] // content.go: what the served model was built from
+	contentMu sync.Mutex                   // serialises SetModel and content refreshes
 }
 
 // DefaultRotateWindow is the default Config.RotateWindow: impressions of the
@@ -318,6 +321,22 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 // refused with an error wrapping blend.ErrCorrupt, and the previous model
 // keeps serving.
 func (e *Engine) SetModel(m *mf.Model) error {
+	e.contentMu.Lock()
+	defer e.contentMu.Unlock()
+	prev := e.content.Load()
+	served, err := e.withContent(m) // content.go
+	if err == nil {
+		err = e.install(served)
+	}
+	if err != nil {
+		e.content.Store(prev)
+	}
+	return err
+}
+
+// install makes m, built from the registry's model by SetModel or
+// refreshContent, the serving model. The caller holds contentMu.
+func (e *Engine) install(m *mf.Model) error {
 	var sb *servedBlend
 	if m != nil {
 		b, err := blend.FromModel(m)
@@ -398,7 +417,11 @@ type scratch struct {
 	search      itemindex.Search
 	searching   bool // selectRows reads search, not scores
 	blend       blend.Scratch
-	recent      []recentRow // fold-in rows with their recency, for the blend
+	// blended, while searching, makes selectRows rank by the blend's score
+	// (blended.Top over search, with blendScratch prepared for the user).
+	blended      *blend.Blend
+	blendScratch *blend.Scratch
+	recent       []recentRow // fold-in rows with their recency, for the blend
 }
 
 // recentRow is a fold-in row and when the user last touched it.
@@ -438,7 +461,7 @@ func (e *Engine) getScratch(n int) *scratch {
 // its next user).
 func (s *scratch) reset() {
 	s.rows, s.weights, s.entries = s.rows[:0], s.weights[:0], s.entries[:0]
-	s.searching = false
+	s.searching, s.blended, s.blendScratch = false, nil, nil
 	if s.purchased == nil || len(s.purchased) > 4096 {
 		s.purchased = make(map[string]struct{})
 	}
@@ -458,7 +481,7 @@ func (e *Engine) putScratch(s *scratch) { e.scratch.Put(s) }
 // over the cap; then items rotated down by impressions. Result.Partial says
 // when even that is fewer than req.Count.
 func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
-	m := e.model.Load()
+	m := e.current()
 	lctx, span := e.span(ctx, "recommend.profile_load")
 	p, err := e.profiles.Load(lctx, req.UserID)
 	endSpan(span, err)
@@ -520,13 +543,13 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 		}
 		if folded = x != nil; folded {
 			res.Source = SourcePersonalized
-			// The index search (candidates.go) for an MF model; a
-			// blended one, or one with boost rules for this user, scores
-			// every item (a rule may lift any of them).
+			// The index search (candidates.go), blended when the model
+			// has a blend; boost rules for this user score every item (a
+			// rule may lift any of them).
 			sctx, span := e.span(ctx, "recommend.score")
 			s.boost.plan(fc.boosts(), e.userSegment(p, now), m.NumItems())
 			method := "index"
-			if b != nil || s.boost.applies() || !e.search(m, s, itemindex.Query{X: x}) {
+			if s.boost.applies() || !e.search(m, s, itemindex.Query{X: x}) {
 				method = "full_scan"
 				release, err := e.score(sctx, m, x, s)
 				if err != nil {
@@ -536,6 +559,10 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 				defer release()
 				blendScores(b, &s.blend, s.rows, x, s.scores)
 				s.boost.apply(s.scores)
+			} else if b != nil {
+				method = "index_blend"
+				searchBlend(s, b, &s.blend, x)
+				defer s.blend.Release()
 			}
 			if span.IsRecording() {
 				span.SetAttributes(attribute.String("recsys.score.method", method), attribute.Int("recsys.model.items", m.NumItems()))
@@ -772,7 +799,7 @@ func (e *Engine) Similar(ctx context.Context, req SimilarRequest) (Result, error
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	m := e.model.Load()
+	m := e.current()
 	s := e.itemAnswer(m, req.Filter, req.Count, req.Exclude, []string{req.ItemID})
 	defer e.putScratch(s)
 	fc, a := &s.filter, &s.answer

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/recsys-dev/recsys/internal/blend"
 	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/itemindex"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
 )
@@ -349,9 +350,6 @@ func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, r
 		return nil
 	}
 	si := e.indexFor(m)
-	if bl != nil {
-		si = nil // the blended score of every item (see candidates.go)
-	}
 	if si == nil {
 		b.fitScores(n)
 		m.ScoresBlock(b.xs[:k*f], k, b.scores)
@@ -363,21 +361,28 @@ func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, r
 			s.scores, s.searching = b.scores[j*n:(j+1)*n], false
 			blendScores(bl, &b.blend, s.rows, b.xs[j*f:(j+1)*f], s.scores)
 			s.boost.apply(s.scores)
-		} else if s.boost.applies() {
-			// A boost rule may lift any item: every item's score.
-			scanDot(m, s, b.xs[j*f:(j+1)*f])
+		} else if x := b.xs[j*f : (j+1)*f]; s.boost.applies() || !e.search(m, s, itemindex.Query{X: x}) {
+			// A boost rule may lift any item (and the index refuses a
+			// query that is not finite): every item's score, as
+			// Recommend's.
+			scanDot(m, s, x)
+			blendScores(bl, &b.blend, s.rows, x, s.scores)
 			s.boost.apply(s.scores)
-		} else {
+		} else if bl != nil {
 			// One search per user: the index reads a fraction of the
 			// bytes a block product does, and keeps no second copy of
-			// the factors (ScoresBlock's packed layout).
-			x := b.xs[j*f : (j+1)*f]
-			e.scoreDot(m, s, x) // a query the index refuses is scanned into s.scores
+			// the factors (ScoresBlock's packed layout). A blend ranks
+			// its candidates with the neighbour and transition terms.
+			searchBlend(s, bl, &b.blend, x)
 		}
 		a := &s.answer
 		a.reset(req.Count, c.capN)
 		a.capBrandsAndSellers(orDefault(req.MaxPerBrand, e.cfg.MaxPerBrand), orDefault(req.MaxPerSeller, e.cfg.MaxPerSeller))
 		e.selectRows(s, &s.filter, a, true, SourcePersonalized)
+		if s.blended != nil {
+			b.blend.Release() // the next user's
+			s.blended, s.blendScratch = nil, nil
+		}
 		if req.HasMinScore {
 			// Items arrive best first: cut at the first one below.
 			cut := len(a.items)

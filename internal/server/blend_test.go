@@ -69,12 +69,28 @@ func blendWorld(t *testing.T, w event.Weighting, start time.Time) (*eval.Split, 
 // evaluation scored: Recommend, BatchRecommend and RankItems give the
 // blend's scores (MF fold-in, neighbours, transitions, recency) for a user
 // whose events were recorded through the API.
+// The blend is served through the index: the flat one (the default below
+// --index-min-items) and the partitioned one forced with every cell probed
+// give the exact blend's answers; ExactScan scores every item.
 func TestServedBlendEqualsOffline(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  func(*recommend.Config)
+	}{
+		{"flat-index", func(*recommend.Config) {}},
+		{"ivf-every-cell", func(c *recommend.Config) { c.IndexMinItems, c.IndexProbe = -1, 1<<20 }},
+		{"exact-scan", func(c *recommend.Config) { c.ExactScan = true }},
+	} {
+		t.Run(c.name, func(t *testing.T) { testServedBlendEqualsOffline(t, c.cfg) })
+	}
+}
+
+func testServedBlendEqualsOffline(t *testing.T, cfg func(*recommend.Config)) {
 	w := event.Weighting{View: 1, AddToCart: 3, Purchase: 5, MaxQuantity: 5} // no decay: the same strengths offline and live
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	start := now.Add(-24 * time.Hour)
 	split, model, offline := blendWorld(t, w, start)
-	e := newEnvWith(t, envOptions{clock: &clock{t: now}, engine: func(c *recommend.Config) { c.Weighting = w }})
+	e := newEnvWith(t, envOptions{clock: &clock{t: now}, engine: func(c *recommend.Config) { c.Weighting = w; cfg(c) }})
 	if err := e.engine.SetModel(model); err != nil {
 		t.Fatal(err)
 	}
