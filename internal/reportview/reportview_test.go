@@ -15,7 +15,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files")
 
-func est(v, lo, hi float64) *recsysv1.Estimate { return &recsysv1.Estimate{Value: v, Low: lo, High: hi} }
+func est(v, lo, hi float64) *recsysv1.Estimate {
+	return &recsysv1.Estimate{Value: v, Low: lo, High: hi}
+}
 
 // fixed is a report as GetReport answers it: arm "model" converts and
 // sells significantly more than the control, its CTR is not significantly
