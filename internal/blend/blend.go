@@ -136,13 +136,14 @@ func New(m *mf.Model, neighbors, transitions *Lists, p Params) (*Blend, error) {
 	f := m.Factors()
 	b := &Blend{params: p, neighbors: neighbors, transitions: transitions, items: n, f: f,
 		mean: make([]float64, f), second: m.Gram()}
-	y := m.Matrix()
+	// The MF statistics are the trained rows' (those m.Gram is of).
+	y := m.Matrix()[:m.BaseItems()*f]
 	for off := 0; off+f <= len(y); off += f {
 		for d, v := range y[off : off+f] {
 			b.mean[d] += float64(v)
 		}
 	}
-	inv := 1 / float64(n)
+	inv := 1 / float64(m.BaseItems())
 	for d := range b.mean {
 		b.mean[d] *= inv
 	}
@@ -196,7 +197,16 @@ func FromModel(m *mf.Model) (*Blend, error) {
 		if s.Version != listsVersion {
 			return nil, fmt.Errorf("%w %q: version %d, this server reads %d", ErrCorrupt, kind, s.Version, listsVersion)
 		}
-		return decodeLists(kind, s.Data, m.NumItems())
+		l, err := decodeLists(kind, s.Data, m.BaseItems())
+		if err != nil {
+			return nil, err
+		}
+		// Items the server added after training (mf.Model.WithExtraItems)
+		// have no lists of their own.
+		for range m.NumItems() - m.BaseItems() {
+			l.Ptr = append(l.Ptr, l.Ptr[len(l.Ptr)-1])
+		}
+		return l, nil
 	}
 	nb, err := read(KindNeighbors)
 	if err != nil {
