@@ -569,7 +569,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	reportFile := fs.String("report", "", "also write the report as a self-contained HTML file with charts (model and baselines)")
 	fs.BoolVar(&c.cfg.Blend, "blend", true, "without model flags: the job's blend candidate, as recsys-train --blend")
-	fs.BoolVar(&c.cfg.Served, "served", true, "with model flags: also the served row (the model searched through its partitioned index, forced as recsysd --index-min-items 0) with recall_vs_exact@K against the exact scan")
+	fs.BoolVar(&c.cfg.Served, "served", true, "with model flags: also the served row (the model searched through its partitioned index, forced as recsysd --index-min-items 0) with recall_vs_exact@K against the exact scan; with --blend-ablation also the \"served blend\" row (the full blend served through the index) with its recall against the exact blend; without model flags, the served row of the job's model")
 	fs.BoolVar(&ablation, "blend-ablation", false, "also evaluate the blend rows (MF alone, +neighbours, +transitions, +recency; weights chosen on a validation split of the training events)")
 	log, err := c.parse(fs, args, getenv, stderr)
 	if err != nil {
@@ -639,7 +639,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 // addAblation appends the blend's ablation rows to rep.
 func addAblation(ctx context.Context, c evalCommand, split *eval.Split, rep *eval.Report, log *slog.Logger) error {
 	rows, search, err := eval.BlendAblation(ctx, split, c.cfg.Hyper, eval.BlendOptions{Workers: c.cfg.Workers},
-		eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers})
+		eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers, Served: c.cfg.Served})
 	if err != nil {
 		return fmt.Errorf("blend ablation: %w", err)
 	}

@@ -382,8 +382,9 @@ func BuildBlendFrom(ctx context.Context, d *Data, model *mf.Model, p blend.Param
 // validation split of s's training events, and evaluates the ablation
 // rows on s's test cases: "mf" (MF alone, standardized), "mf+neighbors",
 // "mf+neighbors+transitions" and "mf+neighbors+transitions+recency", each
-// with the weights validation chose for the terms it may use. The search
-// is returned for the report.
+// with the weights validation chose for the terms it may use; with
+// eopt.Served, then the "served blend" row (ServedBlendRow) of the last,
+// with its recall against it. The search is returned for the report.
 func BlendAblation(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOptions, eopt Options) ([]ModelResult, *BlendSearch, error) {
 	search, err := FitBlend(ctx, s, h, opt)
 	if err != nil {
@@ -414,13 +415,22 @@ func BlendAblation(ctx context.Context, s *Split, h mf.Hyperparameters, opt Blen
 		{"mf+neighbors+transitions+recency", true, true, true},
 	}
 	var out []ModelResult
+	var last *Blend
 	for _, row := range rows {
 		p := search.Best(row.n, row.t, row.rec).Params
 		b, err := blend.New(model, nb, tr, p)
 		if err != nil {
 			return nil, nil, err
 		}
-		res, err := Evaluate(ctx, s, NewBlend(row.name, model, b, seqs), eopt)
+		last = NewBlend(row.name, model, b, seqs)
+		res, err := Evaluate(ctx, s, last, eopt)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, res)
+	}
+	if eopt.Served {
+		res, err := ServedBlendRow(ctx, s, last, 0, eopt)
 		if err != nil {
 			return nil, nil, err
 		}
