@@ -48,6 +48,16 @@ func DefaultParams() Params {
 	return Params{RecencyDecay: 0.5, NeighborLast: 10, NeighborDecay: 0.8, TransitionLast: 3, TransitionDecay: 0.5}
 }
 
+// NeighborsOnly are the weights of a pure item-neighbour model: the
+// neighbour term at its maximum weight over the MaxLast newest items,
+// unfaded, so MF only orders the items no neighbour list reaches and
+// breaks ties.
+func NeighborsOnly() Params {
+	p := DefaultParams()
+	p.Neighbor, p.NeighborLast, p.NeighborDecay = 1000, MaxLast, 1
+	return p
+}
+
 // Validate checks the ranges the format allows.
 func (p Params) Validate() error {
 	fin := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
@@ -136,13 +146,14 @@ func New(m *mf.Model, neighbors, transitions *Lists, p Params) (*Blend, error) {
 	f := m.Factors()
 	b := &Blend{params: p, neighbors: neighbors, transitions: transitions, items: n, f: f,
 		mean: make([]float64, f), second: m.Gram()}
-	y := m.Matrix()
+	// The MF statistics are the trained rows' (those m.Gram is of).
+	y := m.Matrix()[:m.BaseItems()*f]
 	for off := 0; off+f <= len(y); off += f {
 		for d, v := range y[off : off+f] {
 			b.mean[d] += float64(v)
 		}
 	}
-	inv := 1 / float64(n)
+	inv := 1 / float64(m.BaseItems())
 	for d := range b.mean {
 		b.mean[d] *= inv
 	}
@@ -196,7 +207,16 @@ func FromModel(m *mf.Model) (*Blend, error) {
 		if s.Version != listsVersion {
 			return nil, fmt.Errorf("%w %q: version %d, this server reads %d", ErrCorrupt, kind, s.Version, listsVersion)
 		}
-		return decodeLists(kind, s.Data, m.NumItems())
+		l, err := decodeLists(kind, s.Data, m.BaseItems())
+		if err != nil {
+			return nil, err
+		}
+		// Items the server added after training (mf.Model.WithExtraItems)
+		// have no lists of their own.
+		for range m.NumItems() - m.BaseItems() {
+			l.Ptr = append(l.Ptr, l.Ptr[len(l.Ptr)-1])
+		}
+		return l, nil
 	}
 	nb, err := read(KindNeighbors)
 	if err != nil {

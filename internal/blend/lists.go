@@ -9,7 +9,6 @@ import (
 	"math"
 	"runtime"
 	"slices"
-	"sync"
 
 	"github.com/recsys-dev/recsys/internal/topk"
 )
@@ -157,64 +156,25 @@ func positions(s Sequences, items int) (ptr []int64, pos []int64, user []int32) 
 // the best k of the touched items (excluding the item itself, weights
 // > 0) become the item's list after norm(i, j, v) is applied.
 func perItem(ctx context.Context, items, k, workers int, fill func(i int32, acc []float64, touched []int32) []int32, norm func(i, j int32, v float64) float64) (*Lists, error) {
-	nbr := make([]int32, items*k)
-	wt := make([]float32, items*k)
-	for i := range nbr {
-		nbr[i] = -1
-	}
-	const chunk = 64
-	nChunks := (items + chunk - 1) / chunk
-	var (
-		mu   sync.Mutex
-		next int
-		wg   sync.WaitGroup
-	)
-	for range workers {
-		wg.Go(func() {
-			acc := make([]float64, items)
-			var touched []int32
-			heap := topk.New(k)
-			var best []topk.Entry
-			for ctx.Err() == nil {
-				mu.Lock()
-				c := next
-				next++
-				mu.Unlock()
-				if c >= nChunks {
-					return
-				}
-				for i := int32(c * chunk); int(i) < min(items, (c+1)*chunk); i++ {
-					touched = fill(i, acc, touched[:0])
-					heap.Reset(k)
-					for _, j := range touched {
-						if j != i && acc[j] > 0 {
-							if v := float32(norm(i, j, acc[j])); v > 0 && !math.IsInf(float64(v), 0) {
-								heap.Push(j, v)
-							}
-						}
-						acc[j] = 0
-					}
-					best = heap.Sorted(best[:0])
-					for r, e := range best {
-						nbr[int(i)*k+r], wt[int(i)*k+r] = e.Row, e.Score
+	l, err := topk.PerRow(ctx, items, k, workers, func() func(int32, *topk.Heap) {
+		acc := make([]float64, items)
+		var touched []int32
+		return func(i int32, heap *topk.Heap) {
+			touched = fill(i, acc, touched[:0])
+			for _, j := range touched {
+				if j != i && acc[j] > 0 {
+					if v := float32(norm(i, j, acc[j])); v > 0 && !math.IsInf(float64(v), 0) {
+						heap.Push(j, v)
 					}
 				}
+				acc[j] = 0
 			}
-		})
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+		}
+	})
+	if err != nil {
 		return nil, err
 	}
-	l := &Lists{Ptr: make([]int64, items+1)}
-	for i := range items {
-		for r := 0; r < k && nbr[i*k+r] >= 0; r++ {
-			l.Item = append(l.Item, nbr[i*k+r])
-			l.Weight = append(l.Weight, wt[i*k+r])
-		}
-		l.Ptr[i+1] = int64(len(l.Item))
-	}
-	return l, nil
+	return &Lists{Ptr: l.Ptr, Item: l.Row, Weight: l.Score}, nil
 }
 
 // Transitions counts, for every item i, the items that follow it within

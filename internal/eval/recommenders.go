@@ -92,75 +92,34 @@ func NewItemKNN(ctx context.Context, m *sparse.Matrix, opt KNNOptions) (*ItemKNN
 		norms[i] = math.Sqrt(s)
 	}
 	k := min(opt.Neighbors, max(m.Cols-1, 0))
-	// Fixed-size neighbour lists (padded with -1) so workers write disjoint
-	// ranges; compacted below.
-	nbr := make([]int32, m.Cols*k)
-	sim := make([]float32, m.Cols*k)
-	for i := range nbr {
-		nbr[i] = -1
-	}
-	const chunk = 64
-	nChunks := (m.Cols + chunk - 1) / chunk
-	var (
-		mu   sync.Mutex
-		next int
-		wg   sync.WaitGroup
-	)
-	for range opt.Workers {
-		wg.Go(func() {
-			acc := make([]float64, m.Cols)
-			var touched []int32
-			heap := topk.New(k)
-			var best []topk.Entry
-			for ctx.Err() == nil {
-				mu.Lock()
-				c := next
-				next++
-				mu.Unlock()
-				if c >= nChunks {
-					return
-				}
-				for i := c * chunk; i < min(m.Cols, (c+1)*chunk); i++ {
-					users, uv := mt.Row(i)
-					for a, u := range users {
-						cols, vals := m.Row(int(u))
-						wu := float64(uv[a])
-						for b, j := range cols {
-							if acc[j] == 0 {
-								touched = append(touched, j)
-							}
-							acc[j] += wu * float64(vals[b])
-						}
+	l, err := topk.PerRow(ctx, m.Cols, k, opt.Workers, func() func(int32, *topk.Heap) {
+		acc := make([]float64, m.Cols)
+		var touched []int32
+		return func(i int32, heap *topk.Heap) {
+			users, uv := mt.Row(int(i))
+			for a, u := range users {
+				cols, vals := m.Row(int(u))
+				wu := float64(uv[a])
+				for b, j := range cols {
+					if acc[j] == 0 {
+						touched = append(touched, j)
 					}
-					heap.Reset(k)
-					for _, j := range touched {
-						if int(j) != i && acc[j] > 0 {
-							heap.Push(j, float32(acc[j]/(norms[i]*norms[j])))
-						}
-						acc[j] = 0
-					}
-					touched = touched[:0]
-					best = heap.Sorted(best[:0])
-					for r, e := range best {
-						nbr[i*k+r], sim[i*k+r] = e.Row, e.Score
-					}
+					acc[j] += wu * float64(vals[b])
 				}
 			}
-		})
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+			for _, j := range touched {
+				if j != i && acc[j] > 0 {
+					heap.Push(j, float32(acc[j]/(norms[i]*norms[j])))
+				}
+				acc[j] = 0
+			}
+			touched = touched[:0]
+		}
+	})
+	if err != nil {
 		return nil, err
 	}
-	knn := &ItemKNN{items: m.Cols, indptr: make([]int64, m.Cols+1)}
-	for i := 0; i < m.Cols; i++ {
-		for r := 0; r < k && nbr[i*k+r] >= 0; r++ {
-			knn.nbr = append(knn.nbr, nbr[i*k+r])
-			knn.sim = append(knn.sim, sim[i*k+r])
-		}
-		knn.indptr[i+1] = int64(len(knn.nbr))
-	}
-	return knn, nil
+	return &ItemKNN{items: m.Cols, indptr: l.Ptr, nbr: l.Row, sim: l.Score}, nil
 }
 
 // Name is "itemknn".

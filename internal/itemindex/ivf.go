@@ -107,6 +107,21 @@ func BuildIVF(m *mf.Model, o IVFOptions) (*Index, error) {
 		rows[next[c]] = int32(r)
 		next[c]++
 	}
+	if extra := m.NumItems() - n; extra > 0 {
+		// Items the server added after training (mf.Model.WithExtraItems)
+		// form one more cell, at their mean, searched like the others.
+		mean := make([]float64, f)
+		for r := n; r < m.NumItems(); r++ {
+			rows = append(rows, int32(r))
+			for d, v := range m.Vector(int32(r)) {
+				mean[d] += float64(v)
+			}
+		}
+		starts = append(starts, int32(m.NumItems()))
+		for _, v := range mean {
+			centroids = append(centroids, float32(v/float64(extra)))
+		}
+	}
 	return build(m, rows, starts, centroids), nil
 }
 
@@ -210,7 +225,7 @@ func FromSection(m *mf.Model, sec mf.Section) (*Index, error) {
 		return nil, fmt.Errorf("%w: %d bytes", ErrSection, len(b))
 	}
 	cells, f, n := int(binary.LittleEndian.Uint32(b)), int(binary.LittleEndian.Uint32(b[4:])), int(binary.LittleEndian.Uint32(b[8:]))
-	if n != m.NumItems() || f != m.Factors() || cells < 1 || cells > n {
+	if n != m.BaseItems() || f != m.Factors() || cells < 1 || cells > n {
 		return nil, fmt.Errorf("%w: %d cells of %d items × %d factors for a model of %d × %d", ErrSection, cells, n, f, m.NumItems(), m.Factors())
 	}
 	if want := 12 + 4*(cells+1) + 4*n + 4*cells*f; len(b) != want {
@@ -245,6 +260,21 @@ func FromSection(m *mf.Model, sec mf.Section) (*Index, error) {
 			return nil, fmt.Errorf("%w: centroid value %v", ErrSection, v)
 		}
 		centroids[i] = v
+	}
+	if extra := m.NumItems() - n; extra > 0 {
+		// Items the server added after training (mf.Model.WithExtraItems)
+		// form one more cell, at their mean, searched like the others.
+		mean := make([]float64, f)
+		for r := n; r < m.NumItems(); r++ {
+			rows = append(rows, int32(r))
+			for d, v := range m.Vector(int32(r)) {
+				mean[d] += float64(v)
+			}
+		}
+		starts = append(starts, int32(m.NumItems()))
+		for _, v := range mean {
+			centroids = append(centroids, float32(v/float64(extra)))
+		}
 	}
 	return build(m, rows, starts, centroids), nil
 }

@@ -162,6 +162,10 @@ type Model struct {
 	sections []Section // sorted by kind; see section.go
 
 	dropped BadIDs // what Read left out of the artifact; zero otherwise
+
+	// base is the number of trained rows when WithExtraItems added more
+	// (0: every row is trained).
+	base int
 }
 
 // BadIDs tells what Read dropped from an artifact because ids broke the one
@@ -324,3 +328,66 @@ func (m *Model) Norm(i int32) float32 { return m.norms[i] }
 // Gram returns YᵀY (f×f, row-major, full), computed when the model was
 // built. Callers must not modify it.
 func (m *Model) Gram() []float64 { return m.gram }
+
+// BaseItems is the number of rows the model was trained with: its first
+// BaseItems rows. Rows after them were added by WithExtraItems (items
+// placed by their attributes, package content).
+func (m *Model) BaseItems() int {
+	if m.base > 0 {
+		return m.base
+	}
+	return len(m.ids)
+}
+
+// WithExtraItems returns a copy of m with rows for more items appended
+// (vectors: len(ids) × Factors, row-major), as the server adds items its
+// model has never seen, placed by their attributes. Fold-in keeps the
+// trained model's Gram matrix, so a user's vector does not change because
+// items were added; sections are shared and keep describing the first
+// BaseItems rows. Extra items of m itself are replaced, not kept. ids must
+// be new, valid and distinct, and the vectors finite.
+func (m *Model) WithExtraItems(ids []string, vectors []float32) (*Model, error) {
+	base := m.BaseItems()
+	f := m.f
+	if len(vectors) != len(ids)*f {
+		return nil, fmt.Errorf("%w: %d values for %d extra items × %d factors", ErrInvalid, len(vectors), len(ids), f)
+	}
+	if base+len(ids) > MaxItems {
+		return nil, fmt.Errorf("%w: %d items, at most %d", ErrInvalid, base+len(ids), MaxItems)
+	}
+	c := *m
+	c.base = base
+	c.ids = make([]string, base, base+len(ids))
+	copy(c.ids, m.ids[:base])
+	c.factors = make([]float32, base*f, (base+len(ids))*f)
+	copy(c.factors, m.factors[:base*f])
+	c.norms = make([]float32, base, base+len(ids))
+	copy(c.norms, m.norms[:base])
+	c.index = make(map[string]int32, base+len(ids))
+	for i, id := range c.ids {
+		c.index[id] = int32(i)
+	}
+	for i, id := range ids {
+		if err := event.CheckID(id); err != nil {
+			return nil, fmt.Errorf("%w: extra item %d: id %v", ErrInvalid, i, err)
+		}
+		if _, dup := c.index[id]; dup {
+			return nil, fmt.Errorf("%w: extra item id %q appears twice or is in the model", ErrInvalid, id)
+		}
+		v := vectors[i*f : (i+1)*f]
+		var s float64
+		for _, x := range v {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				return nil, fmt.Errorf("%w: extra item %q has factor %v", ErrInvalid, id, x)
+			}
+			s += float64(x) * float64(x)
+		}
+		c.index[id] = int32(len(c.ids))
+		c.ids = append(c.ids, id)
+		c.factors = append(c.factors, v...)
+		c.norms = append(c.norms, float32(math.Sqrt(s)))
+	}
+	c.info.Items = int64(len(c.ids))
+	c.packed = &packedFactors{}
+	return &c, nil
+}

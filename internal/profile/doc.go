@@ -23,6 +23,8 @@
 //	                                 DismissCap newest within NotInterestedTTL, TTL min(NotInterestedTTL, UserTTL)
 //	<prefix>:u:{<user>}:srch   ZSET  "<attribute>\x00<value>" a search matched -> searches that
 //	                                 matched it; SearchCap strongest, TTL UserTTL
+//	<prefix>:u:{<user>}:pn     STRING the user's stream pseudonym; TTL max(UserTTL, StreamMaxAge)
+//	<prefix>:pn:{<pseudonym>}  STRING the user id of a pseudonym (its own slot); the same TTL
 //
 // Every per-user key gets PEXPIRE UserTTL on every write, except the dedup
 // set, which gets min(DedupWindow, UserTTL): once a user has not written for
@@ -56,7 +58,8 @@
 //
 // Global, sharing the hash tag {g}:
 //
-//	<prefix>:{g}:events        STREAM  every new event; MAXLEN ~ StreamMaxLen, MINID ~ now-StreamMaxAge
+//	<prefix>:{g}:events        STREAM  every new event, the user named by pseudonym (pseudonym.go);
+//	                                   MAXLEN ~ StreamMaxLen, MINID ~ now-StreamMaxAge
 //	<prefix>:{g}:eids          ZSET    event digest -> Unix ms; GlobalDedupCap newest within DedupWindow
 //	<prefix>:{g}:pop:<start>   ZSET    item -> Σ Weighting.Base of events in the bucket starting
 //	                                   at <start> (Unix seconds); expires when it leaves the window
@@ -71,13 +74,14 @@
 //	                                   opted-out users); SeenCap most recent, entries older than
 //	                                   UserTTL dropped, TTL UserTTL; DeleteUser and opting out
 //	                                   remove the user. Segment selection pages through it.
-//	<prefix>:{g}:deleted       ZSET    user removed by Delete -> Unix ms; the trainer skips their
-//	                                   earlier stream events; bounded by count and stream age
+//	<prefix>:{g}:deleted       ZSET    keyed hash of a user removed by Delete -> Unix ms, for
+//	                                   stream entries from before pseudonyms; bounded by count
+//	                                   and stream age, expires with it (key in :deleted:key)
 //
 // # Idempotency
 //
-// Record runs one script per user and one global script, all in one
-// pipeline. Each script checks every event against its own dedup set
+// Record runs one script per user in one pipeline, then the global script
+// (which needs the pseudonyms the user scripts return) in a second. Each script checks every event against its own dedup set
 // (ZADD NX of a 12-byte digest of user and event id) and applies only the
 // events it has not seen, so a retried batch is acknowledged without effect,
 // and a retry after a partial failure (say the user scripts ran but the

@@ -104,8 +104,8 @@ func TestEmbeddedStoreSupportsCommands(t *testing.T) {
 	if p, err := s.Load(ctx, "u2"); err != nil || !p.OptedOut || p.History != nil || len(p.Purchased) != 1 {
 		t.Errorf("Load of an opted-out user: got %+v, %v", p, err)
 	}
-	if n, err := s.Delete(ctx, "u}1"); err != nil || n != 7 {
-		t.Errorf("Delete: got %d, %v; want 7, nil", n, err)
+	if n, err := s.Delete(ctx, "u}1"); err != nil || n != 8 {
+		t.Errorf("Delete: got %d, %v; want 8, nil", n, err)
 	}
 	for _, k := range s.UserKeys("u}1") {
 		if m.Exists(k) {

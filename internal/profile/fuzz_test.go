@@ -74,7 +74,7 @@ func FuzzParseStreamEvent(f *testing.F) {
 		if int(notString) < len(streamFields) {
 			m[streamFields[notString]] = int64(len(ts))
 		}
-		got, err := parseStreamEvent(m)
+		got, _, err := parseStreamEvent(m) // an entry from before pseudonyms
 		if err != nil {
 			return
 		}
@@ -89,7 +89,7 @@ func FuzzParseStreamEvent(f *testing.F) {
 		for i, v := range vals {
 			m2[streamFields[i]] = v
 		}
-		again, err := parseStreamEvent(m2)
+		again, _, err := parseStreamEvent(m2)
 		if err != nil {
 			t.Fatalf("written back %v, does not parse: %v", m2, err)
 		}

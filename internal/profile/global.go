@@ -175,6 +175,12 @@ const readPage = 1000
 // event's own Time: an incremental reader that moves its window forward
 // never misses a late event. A zero since or until leaves that end open.
 // An error from fn stops the iteration and is returned.
+//
+// Entries name their user by pseudonym; each page's new pseudonyms are
+// resolved in one round trip, and an entry whose pseudonym no longer maps
+// to a user (the user was deleted, or expired) is skipped. Entries written
+// before pseudonyms (with the plain user id) are skipped when the user was
+// deleted after they were recorded (see DeletedUsers).
 func (s *Store) ReadEvents(ctx context.Context, since, until time.Time, fn func(event.Event) error) error {
 	start, end := "-", "+"
 	if !since.IsZero() {
@@ -191,17 +197,29 @@ func (s *Store) ReadEvents(ctx context.Context, since, until time.Time, fn func(
 	if err != nil {
 		return err
 	}
+	users := newResolver(s)
 	for {
 		msgs, err := s.rdb.XRangeN(ctx, s.stream, start, end, readPage).Result()
 		if err != nil {
 			return fmt.Errorf("read event stream from %s: %w", start, err)
 		}
-		for _, m := range msgs {
-			e, err := parseStreamEvent(m.Values)
-			if err != nil {
+		events := make([]event.Event, len(msgs))
+		pns := make([]string, len(msgs))
+		for i, m := range msgs {
+			if events[i], pns[i], err = parseStreamEvent(m.Values); err != nil {
 				return fmt.Errorf("event stream entry %s: %w", m.ID, err)
 			}
-			if deletedAfter(deleted, e.UserID, m.ID) {
+		}
+		if err := users.resolve(ctx, pns); err != nil {
+			return err
+		}
+		for i, m := range msgs {
+			e := events[i]
+			if pns[i] != "" {
+				if e.UserID = users.user[pns[i]]; e.UserID == "" {
+					continue // deleted or expired
+				}
+			} else if deleted.hides(e.UserID, m.ID) {
 				continue
 			}
 			if err := fn(e); err != nil {
@@ -219,16 +237,26 @@ func (s *Store) ReadEvents(ctx context.Context, since, until time.Time, fn func(
 // has all of them in the same order, which lets Redis store the names once
 // per listpack node instead of once per entry.
 const (
-	fieldID       = "i"
-	fieldUser     = "u"
-	fieldItem     = "p"
-	fieldType     = "t"
-	fieldTime     = "s"
-	fieldQuantity = "q"
-	fieldWeight   = "w"
+	fieldID        = "i"
+	fieldPseudonym = "n" // the user's pseudonym (entries written since pseudonyms)
+	fieldUser      = "u" // the user id (entries written before pseudonyms)
+	fieldItem      = "p"
+	fieldType      = "t"
+	fieldTime      = "s"
+	fieldQuantity  = "q"
+	fieldWeight    = "w"
 )
 
-func parseStreamEvent(v map[string]any) (event.Event, error) {
+// parseStreamEvent reads an entry: the event, its UserID empty when the
+// entry names the user by pseudonym (returned), set when it is an entry
+// from before pseudonyms.
+func parseStreamEvent(v map[string]any) (event.Event, string, error) {
+	pn, _ := v[fieldPseudonym].(string)
+	e, err := parseStreamFields(v, pn == "")
+	return e, pn, err
+}
+
+func parseStreamFields(v map[string]any, withUser bool) (event.Event, error) {
 	str := func(k string) (string, error) {
 		s, ok := v[k].(string)
 		if !ok || s == "" {
@@ -244,6 +272,9 @@ func parseStreamEvent(v map[string]any) (event.Event, error) {
 		k   string
 		dst *string
 	}{{fieldID, &e.ID}, {fieldUser, &e.UserID}, {fieldItem, &e.ItemID}, {fieldType, &typ}, {fieldTime, &ts}, {fieldQuantity, &qty}, {fieldWeight, &w}} {
+		if f.k == fieldUser && !withUser {
+			continue
+		}
 		if *f.dst, err = str(f.k); err != nil {
 			errs = append(errs, err)
 		}

@@ -5,7 +5,7 @@ import "github.com/redis/go-redis/v9"
 // userScript applies one user's share of a batch. All its keys carry the
 // user's hash tag, so it runs on one cluster slot.
 //
-// KEYS: hist, buy, meta, eids, imp, push, ord, dis, srch
+// KEYS: hist, buy, meta, eids, imp, push, ord, dis, srch, pn
 // ARGV: now_ms, hist_stop (cap-1), buy_trim (-(cap+1)), ttl_ms,
 //
 //	dedup_trim (-(cap+1)), dedup_cutoff_ms (ids remembered at or before it
@@ -13,7 +13,8 @@ import "github.com/redis/go-redis/v9"
 //	item), imp_cap (items kept), imp_ttl_ms, push_trim (-(cap+1)),
 //	push_cutoff_ms, push_ttl_ms, ord_trim (-(cap+1)), ord_cutoff_ms,
 //	dis_trim (-(cap+1)), dis_cutoff_ms, dis_ttl_ms, srch_trim (-(cap+1)),
-//	then 6 per event, oldest first: dedup member, time_ms, kind ("0" a
+//	pseudonym candidate ("" when the batch has no streamed event),
+//	pseudonym_ttl_ms, then 6 per event, oldest first: dedup member, time_ms, kind ("0" a
 //	click other than a purchase, "1" a purchase, "2" an impression, "3" a
 //	push, "4" a dismissal, "5" a rating above the low mark, "6" a low
 //	rating, "7" a search), item id, encoded history entry, value (the
@@ -27,7 +28,10 @@ import "github.com/redis/go-redis/v9"
 // time); opted-out users' dismissals are kept (they are the user's
 // instruction, not tracking), their ratings and searches are not.
 //
-// Returns one integer per event: 1 if it was new and applied, 0 if its id
+// Returns one integer per event, then the user's stream pseudonym ("" when
+// none is needed: no streamed event, or the user opted out). The pn key
+// keeps the pseudonym; when it has none (a new or deleted user) the
+// candidate becomes it. Each integer is 1 if the event was new and applied, 0 if its id
 // was already remembered (for an impression: if the item's list already
 // holds its time; for a push: if the item's latest push is at or after its
 // time; impressions and pushes do not use the dedup set, which they would
@@ -48,7 +52,7 @@ import "github.com/redis/go-redis/v9"
 // up to it, and the field when none is left.
 var userScript = redis.NewScript(`
 local hist, buy, meta, eids, imp, push, ord = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local dis, srch = KEYS[8], KEYS[9]
+local dis, srch, pnKey = KEYS[8], KEYS[9], KEYS[10]
 local disTouched, srchTouched = false, false
 local now = ARGV[1]
 local keep, impCap = tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -67,7 +71,7 @@ local function readImp(item)
   return v, tonumber(string.sub(v, 1, bar - 1)), ts
 end
 
-for i = 20, #ARGV, 6 do
+for i = 22, #ARGV, 6 do
   local ts, kind, item = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local tsN = tonumber(ts)
   if kind ~= '3' then onlyPush = false end
@@ -213,6 +217,16 @@ if not onlyPush then
   -- do not use the dedup set: a batch of them alone leaves its TTL.)
   redis.call('PEXPIRE', eids, ARGV[7])
 end
+local pn = ''
+if ARGV[20] ~= '' and not optedOut then
+  pn = redis.call('GET', pnKey)
+  if not pn then
+    pn = ARGV[20]
+    redis.call('SET', pnKey, pn)
+  end
+  redis.call('PEXPIRE', pnKey, ARGV[21])
+end
+out[#out + 1] = pn
 return out
 `)
 
@@ -247,9 +261,13 @@ return 1
 //	dedup_trim (-(cap+1)), dedup_cutoff_ms, dedup_ttl_ms, optout_cutoff_ms
 //	(opted-out users, and seen users, not seen since are forgotten),
 //	seen_trim (-(cap+1)), seen_ttl_ms, nb (number of bucket keys), nb
-//	bucket TTLs in ms, then 10 per event: dedup member, bucket index
-//	(1..nb, 0 = not counted), popularity increment, and the stream fields
-//	id, user, item, type, time_ms, quantity, weight.
+//	bucket TTLs in ms, then 11 per event: dedup member, bucket index
+//	(1..nb, 0 = not counted), popularity increment, the event's id, user,
+//	item, type, time_ms, quantity, weight, and the user's pseudonym.
+//
+// The stream entry names the user by the pseudonym only (field n), never
+// by the id; an event whose pseudonym is "" (an opted-out user) is not
+// appended.
 //
 // Returns the number of events that were new.
 //
@@ -269,13 +287,13 @@ local nb = tonumber(ARGV[10])
 local added = 0
 local seenTouched = false
 local id
-for i = 11 + nb, #ARGV, 10 do
+for i = 11 + nb, #ARGV, 11 do
   if redis.call('ZADD', dd, 'NX', now, ARGV[i]) == 1 then
     local b = tonumber(ARGV[i + 1])
     if b > 0 then redis.call('ZINCRBY', KEYS[4 + b], ARGV[i + 2], ARGV[i + 5]) end
     if redis.call('ZSCORE', oo, ARGV[i + 4]) then
       redis.call('ZADD', oo, 'XX', now, ARGV[i + 4])
-    else
+    elseif ARGV[i + 10] ~= '' then
       redis.call('ZADD', seen, 'GT', ARGV[i + 7], ARGV[i + 4])
       seenTouched = true
       if id == nil then
@@ -287,12 +305,12 @@ for i = 11 + nb, #ARGV, 10 do
         end
       end
       local r = redis.pcall('XADD', stream, 'MAXLEN', '~', ARGV[2], id,
-        'i', ARGV[i + 3], 'u', ARGV[i + 4], 'p', ARGV[i + 5], 't', ARGV[i + 6],
+        'i', ARGV[i + 3], 'n', ARGV[i + 10], 'p', ARGV[i + 5], 't', ARGV[i + 6],
         's', ARGV[i + 7], 'q', ARGV[i + 8], 'w', ARGV[i + 9])
       if type(r) == 'table' and r.err then
         id = '*'
         redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], id,
-          'i', ARGV[i + 3], 'u', ARGV[i + 4], 'p', ARGV[i + 5], 't', ARGV[i + 6],
+          'i', ARGV[i + 3], 'n', ARGV[i + 10], 'p', ARGV[i + 5], 't', ARGV[i + 6],
           's', ARGV[i + 7], 'q', ARGV[i + 8], 'w', ARGV[i + 9])
       end
     end

@@ -77,6 +77,7 @@ const (
 	suffixOrders    = "ord"
 	suffixDismissed = "dis"
 	suffixSearch    = "srch"
+	suffixPseudonym = "pn"
 )
 
 // Fields of the meta hash.
@@ -87,7 +88,7 @@ const (
 	metaOptedOut  = "o"
 )
 
-type userKeys struct{ hist, buy, meta, eids, imp, push, ord, dis, srch string }
+type userKeys struct{ hist, buy, meta, eids, imp, push, ord, dis, srch, pn string }
 
 func (s *Store) keysOf(userID string) userKeys {
 	base := s.cfg.Prefix + ":u:{" + redisconn.EscapeTag(userID) + "}:"
@@ -101,11 +102,12 @@ func (s *Store) keysOf(userID string) userKeys {
 		ord:  base + suffixOrders,
 		dis:  base + suffixDismissed,
 		srch: base + suffixSearch,
+		pn:   base + suffixPseudonym,
 	}
 }
 
 func (k userKeys) all() []string {
-	return []string{k.hist, k.buy, k.meta, k.eids, k.imp, k.push, k.ord, k.dis, k.srch}
+	return []string{k.hist, k.buy, k.meta, k.eids, k.imp, k.push, k.ord, k.dis, k.srch, k.pn}
 }
 
 // Members of the dismissal set: a dismissed item, a dismissed category, an
@@ -130,12 +132,14 @@ type RecordResult struct {
 	Fresh                []bool
 }
 
-// Record stores a batch of events, of any number of users, in one pipelined
-// round trip: one script per user applies the user's new events to the
-// profile, and one script appends them to the global stream and popularity
-// counters. Both sides are idempotent by event id on their own, so when a
-// call fails part-way, retrying the same batch completes what is missing
-// without counting anything twice.
+// Record stores a batch of events, of any number of users, in two pipelined
+// round trips: first one script per user applies the user's new events to
+// the profile and returns the user's stream pseudonym, then one script
+// appends the events to the global stream (under the pseudonyms) and the
+// popularity counters, with the pseudonyms' reverse mappings. Both sides
+// are idempotent by event id on their own, so when a call fails part-way,
+// retrying the same batch completes what is missing without counting
+// anything twice.
 //
 // A zero Time means now (the Store's clock). Events must be valid; an
 // invalid one fails the whole call before anything is written. On any other
@@ -152,24 +156,18 @@ func (s *Store) Record(ctx context.Context, events []event.Event) (RecordResult,
 	}
 	b := s.newBatch(events, now)
 	calls := b.userCalls(s)
-	nUsers := len(calls)
-	global := b.globalCall(s)
-	if global != nil {
-		calls = append(calls, global)
-	}
 	redisconn.RunScripts(ctx, s.rdb, calls...)
 
 	res := RecordResult{Fresh: make([]bool, len(events))}
 	var errs []error
-	for u, c := range calls[:nUsers] {
-		flags, err := c.Cmd.Int64Slice()
-		if err == nil && len(flags) != len(b.users[u].events) {
-			err = fmt.Errorf("script returned %d flags for %d events", len(flags), len(b.users[u].events))
-		}
+	pseudonyms := make(map[string]string, len(calls)) // user -> pseudonym, users whose script ran
+	for u, c := range calls {
+		flags, pn, err := parseUserReply(c.Cmd, len(b.users[u].events))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("record events of user %q: %w", b.users[u].id, err))
 			continue
 		}
+		pseudonyms[b.users[u].id] = pn
 		for k, f := range flags {
 			if f == 1 {
 				res.Accepted++
@@ -179,15 +177,45 @@ func (s *Store) Record(ctx context.Context, events []event.Event) (RecordResult,
 			}
 		}
 	}
-	if global != nil {
-		if err := global.Cmd.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("record events in stream and popularity: %w", err))
+	// The stream only gets events whose user's script ran: the pseudonym
+	// comes from it. The others are retried as a whole by the caller.
+	if global := b.globalCall(s, pseudonyms); len(global) > 0 {
+		redisconn.RunScripts(ctx, s.rdb, global...)
+		for _, c := range global {
+			if err := c.Cmd.Err(); err != nil {
+				errs = append(errs, fmt.Errorf("record events in stream and popularity: %w", err))
+				break
+			}
 		}
 	}
 	if len(errs) > 0 {
 		return RecordResult{}, errors.Join(errs...)
 	}
 	return res, nil
+}
+
+// parseUserReply reads userScript's reply: n flags, then the pseudonym.
+func parseUserReply(cmd *redis.Cmd, n int) ([]int64, string, error) {
+	vals, err := cmd.Slice()
+	if err != nil {
+		return nil, "", err
+	}
+	if len(vals) != n+1 {
+		return nil, "", fmt.Errorf("script returned %d values for %d events", len(vals), n)
+	}
+	flags := make([]int64, n)
+	for i := range flags {
+		f, ok := vals[i].(int64)
+		if !ok {
+			return nil, "", fmt.Errorf("script returned %T as flag %d", vals[i], i)
+		}
+		flags[i] = f
+	}
+	pn, ok := vals[n].(string)
+	if !ok {
+		return nil, "", fmt.Errorf("script returned %T as the pseudonym", vals[n])
+	}
+	return flags, pn, nil
 }
 
 func validateEvent(e event.Event) error {
@@ -298,11 +326,17 @@ func (b *batch) userCalls(s *Store) []*redisconn.ScriptCall {
 		msDur(min(cfg.NotInterestedTTL, cfg.UserTTL)),
 		strconv.Itoa(-(cfg.SearchCap + 1)),
 	}
+	pnTTL := msDur(s.pseudonymTTL())
 	var buf []byte
 	for _, u := range b.users {
 		k := s.keysOf(u.id)
-		args := make([]any, 0, len(fixed)+6*len(u.events))
+		args := make([]any, 0, len(fixed)+2+6*len(u.events))
 		args = append(args, fixed...)
+		candidate := ""
+		if slices.ContainsFunc(u.events, func(i int) bool { return b.all[i].Type.Streamed() }) {
+			candidate = newPseudonym()
+		}
+		args = append(args, candidate, pnTTL)
 		for _, i := range u.events {
 			e := b.all[i]
 			kind, member, entry, value := "0", "", "", ""
@@ -340,10 +374,13 @@ func (b *batch) userCalls(s *Store) []*redisconn.ScriptCall {
 	return calls
 }
 
-// globalCall is the batch's global script call, or nil when the batch has
+// globalCall is the batch's global script call followed by the reverse
+// mappings of the pseudonyms it writes, or nothing when the batch has
 // nothing for it: impressions and pushes are per-user state only (they
-// carry no weight, and would multiply the training stream's size).
-func (b *batch) globalCall(s *Store) *redisconn.ScriptCall {
+// carry no weight, and would multiply the training stream's size). Only
+// events of users in pseudonyms (user -> pseudonym, "" for an opted-out
+// user) are included.
+func (b *batch) globalCall(s *Store, pseudonyms map[string]string) []*redisconn.ScriptCall {
 	cfg := s.cfg
 	bucketMs := cfg.PopularityBucket.Milliseconds()
 	nb := bucketCount(cfg.PopularityWindow, cfg.PopularityBucket)
@@ -354,9 +391,10 @@ func (b *batch) globalCall(s *Store) *redisconn.ScriptCall {
 	keys := []string{s.stream, s.globalDedup, s.optOut, s.seen}
 	var bucketTTLs []any
 	bucketIndex := make(map[int64]int) // bucket start -> index in KEYS after the first four
-	evArgs := make([]any, 0, 10*len(b.all))
+	evArgs := make([]any, 0, 11*len(b.all))
 	for _, e := range b.all {
-		if !e.Type.Streamed() {
+		pn, ok := pseudonyms[e.UserID]
+		if !e.Type.Streamed() || !ok {
 			continue
 		}
 		idx := 0
@@ -374,7 +412,7 @@ func (b *batch) globalCall(s *Store) *redisconn.ScriptCall {
 		}
 		evArgs = append(evArgs,
 			dedupMember(e.UserID, e.ID), strconv.Itoa(idx), strconv.FormatFloat(inc, 'g', -1, 64))
-		evArgs = appendStreamValues(evArgs, e)
+		evArgs = append(appendStreamValues(evArgs, e), pn)
 	}
 	if len(evArgs) == 0 {
 		return nil
@@ -398,12 +436,22 @@ func (b *batch) globalCall(s *Store) *redisconn.ScriptCall {
 	)
 	args = append(args, bucketTTLs...)
 	args = append(args, evArgs...)
-	return &redisconn.ScriptCall{Script: globalScript, Keys: keys, Args: args}
+	// The reverse mappings first, so a reader never meets an entry whose
+	// pseudonym is not resolvable yet (on one node; on a cluster the two
+	// are sent to their nodes at once).
+	var calls []*redisconn.ScriptCall
+	ttl := msDur(s.pseudonymTTL())
+	for _, u := range b.users {
+		if pn := pseudonyms[u.id]; pn != "" {
+			calls = append(calls, &redisconn.ScriptCall{Script: reverseScript, Keys: []string{s.reverseKey(pn)}, Args: []any{u.id, ttl}})
+		}
+	}
+	return append(calls, &redisconn.ScriptCall{Script: globalScript, Keys: keys, Args: args})
 }
 
-// appendStreamValues appends the values of e's stream entry, in the order of
-// the fields globalScript writes (fieldID, fieldUser, fieldItem, fieldType,
-// fieldTime, fieldQuantity, fieldWeight); parseStreamEvent reads them back.
+// appendStreamValues appends e's values as globalScript takes them (id,
+// user, item, type, time, quantity, weight); the stream entry gets all but
+// the user, which it names by pseudonym (fieldPseudonym).
 func appendStreamValues(dst []any, e event.Event) []any {
 	return append(dst, e.ID, e.UserID, e.ItemID, strconv.Itoa(int(e.Type)), ms(e.Time),
 		strconv.FormatInt(int64(e.Quantity), 10), strconv.FormatFloat(float64(e.Weight), 'g', -1, 32))
@@ -617,28 +665,6 @@ func decodeImpressions(v string) ([]time.Time, error) {
 		out[i] = time.UnixMilli(n).UTC()
 	}
 	return out, nil
-}
-
-// Delete removes every key of a user and returns how many existed. The
-// user's events already in the global stream stay there until it is trimmed,
-// but Delete records a tombstone (in the same round trip) and ReadEvents
-// skips every event of the user recorded before it, so a deleted user's
-// history never reaches another model.
-func (s *Store) Delete(ctx context.Context, userID string) (int, error) {
-	if userID == "" {
-		return 0, errors.New("delete profile: user id is empty")
-	}
-	// Two slots: the user's keys, and their entries in the global opt-out
-	// and tombstone sets; one round trip.
-	pipe := s.rdb.Pipeline()
-	del := pipe.Del(ctx, s.UserKeys(userID)...)
-	pipe.ZRem(ctx, s.optOut, userID)
-	pipe.ZRem(ctx, s.seen, userID)
-	s.tombstone(ctx, pipe, userID)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, fmt.Errorf("delete profile of %q: %w", userID, err)
-	}
-	return int(del.Val()), nil
 }
 
 // SetOptOut records whether a user opted out of personalization. Opting out

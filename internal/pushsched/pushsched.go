@@ -156,6 +156,15 @@ func New(cfg Config, engine Pusher, campaigns *Campaigns) (*Scheduler, error) {
 // Config returns the configuration in force (defaults filled in).
 func (s *Scheduler) Config() Config { return s.cfg }
 
+// DeleteUser removes a user from the groups of every campaign (see
+// Campaigns.DeleteUser) and returns how many memberships it removed.
+func (s *Scheduler) DeleteUser(ctx context.Context, userID string) (int, error) {
+	if s.campaigns == nil {
+		return 0, nil
+	}
+	return s.campaigns.DeleteUser(ctx, userID)
+}
+
 // InFlight is the bytes reserved from the budget now.
 func (s *Scheduler) InFlight() int64 {
 	s.budget.mu.Lock()

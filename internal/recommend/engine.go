@@ -244,6 +244,9 @@ type Engine struct {
 	rows       atomic.Pointer[rowState] // filter.go
 	rowsMu     sync.Mutex               // serialises rebuilds of rows
 	rowsRunner atomic.Bool              // RunRowState is keeping rows up to date
+
+	content   atomic.Pointer[contentState] // content.go: what the served model was built from
+	contentMu sync.Mutex                   // serialises SetModel and content refreshes
 }
 
 // DefaultRotateWindow is the default Config.RotateWindow: impressions of the
@@ -318,6 +321,22 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 // refused with an error wrapping blend.ErrCorrupt, and the previous model
 // keeps serving.
 func (e *Engine) SetModel(m *mf.Model) error {
+	e.contentMu.Lock()
+	defer e.contentMu.Unlock()
+	prev := e.content.Load()
+	served, err := e.withContent(m) // content.go
+	if err == nil {
+		err = e.install(served)
+	}
+	if err != nil {
+		e.content.Store(prev)
+	}
+	return err
+}
+
+// install makes m, built from the registry's model by SetModel or
+// refreshContent, the serving model. The caller holds contentMu.
+func (e *Engine) install(m *mf.Model) error {
 	var sb *servedBlend
 	if m != nil {
 		b, err := blend.FromModel(m)
@@ -462,7 +481,7 @@ func (e *Engine) putScratch(s *scratch) { e.scratch.Put(s) }
 // over the cap; then items rotated down by impressions. Result.Partial says
 // when even that is fewer than req.Count.
 func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
-	m := e.model.Load()
+	m := e.current()
 	lctx, span := e.span(ctx, "recommend.profile_load")
 	p, err := e.profiles.Load(lctx, req.UserID)
 	endSpan(span, err)
@@ -780,7 +799,7 @@ func (e *Engine) Similar(ctx context.Context, req SimilarRequest) (Result, error
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	m := e.model.Load()
+	m := e.current()
 	s := e.itemAnswer(m, req.Filter, req.Count, req.Exclude, []string{req.ItemID})
 	defer e.putScratch(s)
 	fc, a := &s.filter, &s.answer

@@ -194,6 +194,7 @@ func (e *Engine) RunRowState(ctx context.Context, every time.Duration) error {
 	defer e.rowsRunner.Store(false)
 	// The refresh cannot fail, so nothing is ever logged.
 	return periodic.Run(ctx, "row state refresh", every, slog.New(slog.DiscardHandler), func(context.Context) error {
+		e.refreshContent() // content.go
 		if m := e.model.Load(); m != nil {
 			e.rowsMu.Lock()
 			e.refreshRowsLocked(m)

@@ -66,7 +66,7 @@ type RankResult struct {
 // caller chose these items. The first ExplainedRanks personalized items
 // carry the profile item that contributes most, as in Recommend.
 func (e *Engine) Rank(ctx context.Context, req RankRequest) (RankResult, error) {
-	m := e.model.Load()
+	m := e.current()
 	p := profile.Profile{UserID: req.UserID}
 	if !req.WithoutProfile {
 		var err error

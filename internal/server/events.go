@@ -13,6 +13,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/pushsched"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
@@ -52,6 +53,26 @@ type eventService struct {
 	metrics   *metrics.Set
 	// forget removes the user's experiment totals (nil: none kept).
 	forget func(ctx context.Context, userID string) error
+	// erasers remove what other stores keep about a user (the push
+	// campaigns' groups).
+	erasers []userEraser
+}
+
+// userEraser removes what a store keeps about a user (implemented by *pushsched.Scheduler).
+type userEraser interface {
+	DeleteUser(ctx context.Context, userID string) (int, error)
+}
+
+var _ userEraser = (*pushsched.Scheduler)(nil)
+
+// erasersOf returns the parts of d that keep users besides the profiles,
+// the attribution records and the experiment totals.
+func erasersOf(d Deps) []userEraser {
+	var out []userEraser
+	if e, ok := d.Pusher.(userEraser); ok {
+		out = append(out, e)
+	}
+	return out
 }
 
 func (s *eventService) RecordEvents(ctx context.Context, req *recsysv1.RecordEventsRequest) (*recsysv1.RecordEventsResponse, error) {
@@ -182,6 +203,11 @@ func (s *eventService) DeleteUser(ctx context.Context, req *recsysv1.DeleteUserR
 			return nil, err
 		}
 		n += m
+	}
+	for _, e := range s.erasers { // memberships, not keys: not counted
+		if _, err := e.DeleteUser(ctx, req.GetUserId()); err != nil {
+			return nil, err
+		}
 	}
 	if s.forget != nil {
 		if err := s.forget(ctx, req.GetUserId()); err != nil {

@@ -281,7 +281,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender, bought: d.Bought, push: d.Pusher,
 			degrade: deg, srv: s, answers: &answerRecorder{attr: d.Attribution, now: cfg.Now}, running: d.Running})
 		recsysv1.RegisterEventServiceServer(g, &eventService{log: log, attr: d.Attribution, outcomes: d.Outcomes, profiles: d.Profiles, catalog: d.CatalogView, search: d.Search, weighting: cfg.Weighting,
-			segments: cfg.Segments, now: cfg.Now, metrics: m, forget: forgetter(d.Experiments, d.Tally)})
+			segments: cfg.Segments, now: cfg.Now, metrics: m, forget: forgetter(d.Experiments, d.Tally), erasers: erasersOf(d)})
 		recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
 		recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models})
 		recsysv1.RegisterExperimentServiceServer(g, &experimentService{store: d.Experiments, running: d.Running,

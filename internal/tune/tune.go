@@ -6,13 +6,15 @@
 // frequency-regularization exponent ν and the confidence weighting (linear or
 // log). A bracket trains a set of settings for a few ALS iterations on a
 // validation split, keeps the best third, trains those longer, and so on up
-// to the full iteration count. The first bracket starts from the previous
-// model's chosen settings (warm start) and settings that did well on public
-// data; later brackets sample half around the best setting so far (coarse to
-// fine) and half anywhere. Before each trial its time is estimated from the
-// trials so far; a trial that would overrun the budget is not started, and one
-// that runs over is cancelled at the deadline, so the search ends within the
-// budget.
+// to the full iteration count. The first bracket holds the previous model's
+// chosen settings (warm start) and settings that did well on public data
+// (priors); its first rung trains the widest prior (256 factors) first, then
+// the warm start, then the rest cheapest first. Later brackets sample half
+// around the best setting so far (coarse to fine) and half anywhere. Before
+// each trial its time is estimated from the trials so far; a trial that
+// would overrun the budget is not started (the widest prior's first trial is
+// instead cut at half the budget), and one that runs over is cancelled at the
+// deadline, so the search ends within the budget.
 //
 // The validation split is carved from the data the caller passes (each
 // user's last event is validation, the rest trains): pass the training part
@@ -80,12 +82,32 @@ const (
 	bracketSize          = 9
 )
 
-// priors are settings that won on public data sets (MovieLens, Amazon,
-// Ta-Feng, DIGINETICA in the README): a good region to look at first.
+// priors are settings that won on public data sets: the hand-tuned
+// settings of docs/training.md (MovieLens 100K, Ta-Feng, DIGINETICA), Amazon
+// Beauty's tuned 128-factor setting and the setting the default job chose
+// there: a good region to look at first. Ta-Feng's is the widest (256
+// factors); the first rung always trains it (see widest).
 var priors = []mf.Hyperparameters{
-	{Factors: 128, Regularization: 5, RegExponent: 1, Alpha: 20},
-	{Factors: 64, Regularization: 0.05, RegExponent: 1, Alpha: 1},
-	{Factors: 128, Regularization: 1, RegExponent: 0.5, Alpha: 5, Confidence: mf.ConfidenceLog},
+	{Factors: 32, Regularization: 0.05, RegExponent: 1, Alpha: 1},                               // MovieLens 100K
+	{Factors: 256, Regularization: 10, RegExponent: 0.5, Alpha: 5},                              // Ta-Feng
+	{Factors: 64, Regularization: 1, RegExponent: 0, Alpha: 40},                                 // DIGINETICA
+	{Factors: 128, Regularization: 5, RegExponent: 1, Alpha: 20},                                // Amazon Beauty
+	{Factors: 128, Regularization: 1, RegExponent: 0.5, Alpha: 5, Confidence: mf.ConfidenceLog}, // Beauty, default job
+}
+
+// widest is the prior with the most factors. Extrapolating a narrow
+// trial's time to it (it grows faster than linearly in the factors) would
+// often rule it out under a budget, so it never ran; instead it is the
+// first trial of the first rung, before any narrow one, capped at half the
+// budget (cut there, it is recorded as aborted and the search goes on).
+func widest() mf.Hyperparameters {
+	w := priors[0]
+	for _, p := range priors[1:] {
+		if p.Factors > w.Factors {
+			w = p
+		}
+	}
+	return w
 }
 
 // Result is a search's outcome.
@@ -149,7 +171,8 @@ func Run(ctx context.Context, train *eval.Data, cfg Config) (*Result, error) {
 		validation.Cases = validation.Cases[:cfg.MaxCases]
 		slices.SortFunc(validation.Cases, func(a, b eval.Case) int { return cmp.Compare(a.User, b.User) })
 	}
-	s := &search{cfg: cfg, k: k, metric: name, validation: validation, rng: rng, start: cfg.Now(), cost: map[int]costModel{}}
+	s := &search{cfg: cfg, k: k, metric: name, validation: validation, rng: rng, start: cfg.Now(), cost: map[int]costModel{}, realClock: realClock,
+		maxFactors: factorCap(validation.Train.Items)}
 	if cfg.Blend != nil {
 		opt := *cfg.Blend
 		opt.K, opt.Users = k, len(validation.Cases)
@@ -194,12 +217,29 @@ type search struct {
 	deadline   time.Time
 	trials     []mf.TuningTrial
 	cost       map[int]costModel // by factor count
+	realClock  bool              // trials can be cut by the clock
+	// maxFactors caps the factors proposed (0: no cap): more factors than
+	// items add nothing (the item factors' rank is at most the item count)
+	// and cost time. See factorCap.
+	maxFactors int
 	seen       map[string]bool
 }
 
 // costModel predicts a trial's seconds as perIter·iterations + fixed from
 // the last trial with that factor count.
 type costModel struct{ perIter, fixed float64 }
+
+// factorCap is the largest factor choice not above items (items itself
+// when every choice is).
+func factorCap(items int) int {
+	c := items
+	for _, f := range factorChoices {
+		if f <= items {
+			c = f
+		}
+	}
+	return c
+}
 
 // rungs are the iteration counts of successive halving, ending at Base's.
 func (s *search) rungs() []int {
@@ -211,7 +251,7 @@ func (s *search) rungs() []int {
 // bracket runs one round of successive halving; false when the budget is
 // spent (or nothing was left to try).
 func (s *search) bracket(b int) bool {
-	configs := s.propose(b)
+	configs, pinned := s.propose(b)
 	if len(configs) == 0 {
 		return false
 	}
@@ -223,22 +263,31 @@ func (s *search) bracket(b int) bool {
 		}
 		var done []result
 		// Cheap settings first, so a tight budget still compares many;
-		// the warm start goes first of all.
+		// the first rung of the first bracket starts with the widest prior
+		// and the warm start (propose puts them first).
 		rest := configs
-		if b == 0 && r == 0 && s.cfg.Warm != nil {
-			rest = configs[1:]
+		if r == 0 {
+			rest = configs[pinned:]
 		}
 		slices.SortStableFunc(rest, func(a, b mf.Hyperparameters) int { return cmp.Compare(a.Factors, b.Factors) })
-		for _, h := range configs {
+		for i, h := range configs {
 			h.Iterations = iters
-			if !s.fits(h) {
+			var limit time.Duration
+			if b == 0 && r == 0 && i == 0 { // the widest prior: see widest
+				if !s.cfg.Now().Before(s.deadline) {
+					return false
+				}
+				limit = s.cfg.Budget / 2
+			} else if !s.fits(h) {
 				continue
 			}
-			t := s.trial(h, b, r)
-			if t.Aborted {
+			t := s.trial(h, b, r, limit)
+			if t.Aborted && s.ctx.Err() != nil {
 				return false
 			}
-			done = append(done, result{h, t.Score})
+			if !t.Aborted {
+				done = append(done, result{h, t.Score})
+			}
 		}
 		if len(done) == 0 {
 			return false
@@ -285,17 +334,25 @@ func (s *search) fits(h mf.Hyperparameters) bool {
 }
 
 // trial trains h on the validation split's training part and scores it.
-func (s *search) trial(h mf.Hyperparameters, bracket, rung int) mf.TuningTrial {
+// A limit > 0 cuts it after that long (with the real clock): it is then
+// recorded as aborted, and its time so far as a lower bound of its cost.
+func (s *search) trial(h mf.Hyperparameters, bracket, rung int, limit time.Duration) mf.TuningTrial {
+	ctx := s.ctx
+	if limit > 0 && s.realClock {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, limit)
+		defer cancel()
+	}
 	start := s.cfg.Now()
 	t := mf.TuningTrial{Hyper: h, Bracket: bracket, Rung: rung, Cases: len(s.validation.Cases)}
-	model, _, err := eval.TrainALS(s.ctx, s.validation, h, s.cfg.Workers)
+	model, _, err := eval.TrainALS(ctx, s.validation, h, s.cfg.Workers)
 	trained := s.cfg.Now()
 	var score float64
 	var bs *eval.BlendSearch
 	switch {
 	case err != nil:
 	case s.blend != nil:
-		if bs, err = s.blend.Search(s.ctx, model); err == nil {
+		if bs, err = s.blend.Search(ctx, model); err == nil {
 			best := bs.Best(true, true, true)
 			score = best.NDCG
 			if s.metric == eval.MetricHR {
@@ -304,14 +361,17 @@ func (s *search) trial(h mf.Hyperparameters, bracket, rung int) mf.TuningTrial {
 		}
 	default:
 		var res eval.ModelResult
-		res, err = eval.Evaluate(s.ctx, s.validation, eval.NewALS(model, nil), eval.Options{Ks: []int{s.k}, Workers: s.cfg.Workers})
+		res, err = eval.Evaluate(ctx, s.validation, eval.NewALS(model, nil), eval.Options{Ks: []int{s.k}, Workers: s.cfg.Workers})
 		score = res.Metrics[s.cfg.Metric]
 	}
 	end := s.cfg.Now()
 	t.Seconds = end.Sub(start).Seconds()
 	switch {
-	case err != nil && s.ctx.Err() != nil:
+	case err != nil && ctx.Err() != nil:
 		t.Aborted = true
+		if s.ctx.Err() == nil { // cut by its own limit: at least this slow
+			s.cost[h.Factors] = costModel{perIter: t.Seconds / float64(max(1, h.Iterations))}
+		}
 	case err != nil:
 		// Settings that diverge or cannot fold in score nothing.
 		t.Score = 0
@@ -329,18 +389,21 @@ func (s *search) trial(h mf.Hyperparameters, bracket, rung int) mf.TuningTrial {
 }
 
 // propose returns the settings of bracket b, never one tried in an
-// earlier bracket.
-func (s *search) propose(b int) []mf.Hyperparameters {
+// earlier bracket, and how many of them lead the first rung whatever
+// their cost: in the first bracket the widest prior, then the warm start.
+func (s *search) propose(b int) (out []mf.Hyperparameters, pinned int) {
 	if s.seen == nil {
 		s.seen = map[string]bool{}
 	}
-	var out []mf.Hyperparameters
 	add := func(h mf.Hyperparameters) {
 		base := s.cfg.Base
 		base.Factors, base.Regularization, base.RegExponent, base.Alpha, base.Confidence =
 			h.Factors, h.Regularization, h.RegExponent, h.Alpha, h.Confidence
 		if base.Confidence == "" {
 			base.Confidence = mf.ConfidenceLinear
+		}
+		if s.maxFactors > 0 && base.Factors > s.maxFactors {
+			base.Factors = s.maxFactors
 		}
 		key := fmt.Sprintf("%d/%.3g/%g/%.3g/%s", base.Factors, base.Regularization, base.RegExponent, base.Alpha, base.Confidence)
 		if len(out) >= bracketSize || s.seen[key] || base.Validate() != nil {
@@ -350,9 +413,11 @@ func (s *search) propose(b int) []mf.Hyperparameters {
 		out = append(out, base)
 	}
 	if b == 0 {
+		add(widest())
 		if s.cfg.Warm != nil {
 			add(*s.cfg.Warm)
 		}
+		pinned = len(out)
 		for _, p := range priors {
 			add(p)
 		}
@@ -366,7 +431,7 @@ func (s *search) propose(b int) []mf.Hyperparameters {
 			add(s.random())
 		}
 	}
-	return out
+	return out, pinned
 }
 
 // random draws a setting from the whole space (λ, α log-uniform).

@@ -1,11 +1,13 @@
 package tune
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -63,6 +65,13 @@ func TestSearchStaysWithinBudgetAndRecordsTheTrace(t *testing.T) {
 	}
 	if res.Score <= 0 {
 		t.Errorf("chosen validation score %v", res.Score)
+	}
+	// 80 items: no setting gets more factors than the widest choice
+	// below that.
+	for _, tr := range res.Trials {
+		if tr.Hyper.Factors > 64 {
+			t.Errorf("trial %+v: more factors than the 64 the 80 items allow", tr)
+		}
 	}
 }
 
@@ -195,5 +204,93 @@ func TestRunScoresTrialsByTheBlend(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), walkData(), Config{Budget: time.Minute, Base: base(), Metric: "recall@10", Blend: &eval.BlendOptions{}}); err == nil {
 		t.Error("blend scoring by recall@10 accepted")
+	}
+}
+
+// The hand-tuned settings of docs/training.md are among the priors the
+// first bracket proposes, as the priors' comment says.
+func TestFirstBracketProposesTheHandTunedSettings(t *testing.T) {
+	s := &search{cfg: Config{Base: base()}, rng: rand.New(rand.NewPCG(1, 1))}
+	got, _ := s.propose(0)
+	for name, want := range map[string]mf.Hyperparameters{
+		"MovieLens 100K": {Factors: 32, Regularization: 0.05, RegExponent: 1, Alpha: 1},
+		"Ta-Feng":        {Factors: 256, Regularization: 10, RegExponent: 0.5, Alpha: 5},
+		"DIGINETICA":     {Factors: 64, Regularization: 1, RegExponent: 0, Alpha: 40},
+	} {
+		if !slices.ContainsFunc(got, func(h mf.Hyperparameters) bool { return sameSetting(h, want) }) {
+			t.Errorf("%s's hand-tuned setting %+v not proposed in the first bracket: %+v", name, want, got)
+		}
+	}
+}
+
+// sameSetting compares the searched fields (a proposal carries Base's
+// iterations, solver and seed).
+func sameSetting(a, b mf.Hyperparameters) bool {
+	ca, cb := cmp.Or(a.Confidence, mf.ConfidenceLinear), cmp.Or(b.Confidence, mf.ConfidenceLinear)
+	return a.Factors == b.Factors && a.Regularization == b.Regularization && a.RegExponent == b.RegExponent &&
+		a.Alpha == b.Alpha && ca == cb
+}
+
+func TestFirstBracketProposesTheWidestSetting(t *testing.T) {
+	w := widest()
+	if w.Factors != slices.Max(factorChoices) {
+		t.Fatalf("widest prior %+v: want %d factors", w, slices.Max(factorChoices))
+	}
+	for _, tc := range []struct {
+		name       string
+		warm       *mf.Hyperparameters
+		wantPinned int
+	}{
+		{"no warm start", nil, 1},
+		{"narrow warm start", &mf.Hyperparameters{Factors: 32, Regularization: 0.7, Alpha: 3}, 2},
+		{"warm start is the widest", &w, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &search{cfg: Config{Base: base(), Warm: tc.warm}, rng: rand.New(rand.NewPCG(1, 1))}
+			got, pinned := s.propose(0)
+			if len(got) == 0 || !sameSetting(got[0], w) || pinned != tc.wantPinned {
+				t.Fatalf("first bracket %+v, %d pinned: want the widest prior %+v first, %d pinned", got, pinned, w, tc.wantPinned)
+			}
+			if tc.warm != nil && !sameSetting(got[pinned-1], *tc.warm) {
+				t.Errorf("pinned %+v: want the warm start %+v among them", got[:pinned], *tc.warm)
+			}
+			later, _ := s.propose(1)
+			if slices.ContainsFunc(later, func(h mf.Hyperparameters) bool { return sameSetting(h, w) }) {
+				t.Errorf("second bracket proposes the widest prior again: %+v", later)
+			}
+		})
+	}
+}
+
+// Under a budget too small for the whole first rung (a clock that ticks
+// per call), the widest prior is still trained, first, and the warm start
+// next; without the rule the narrow settings went first and extrapolating
+// their time ruled the 256 factors out.
+func TestFirstRungTrainsTheWidestSetting(t *testing.T) {
+	warm := mf.Hyperparameters{Factors: 32, Regularization: 0.7, RegExponent: 0.5, Alpha: 3, Confidence: mf.ConfidenceLog}
+	// More items than the widest prior's factors (factors are capped at
+	// the item count), few users: cheap at 256 factors.
+	g := sparsetest.Generate(sparsetest.Config{Users: 60, Items: 300, Clusters: 4, PerUser: 12, Zipf: 0.8, Noise: 0.1, Seed: 5})
+	d := &eval.Data{Users: g.Users, Items: g.Items, UserIDs: sparsetest.IDs("u", g.Users), ItemIDs: sparsetest.IDs("i", g.Items),
+		Triples: g.Triples, Time: g.Time}
+	res, err := Search(context.Background(), d, Config{Budget: 12 * time.Second, Base: base(), Warm: &warm, Workers: 2, Now: tick(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := 0
+	for _, tr := range res.Trials {
+		if tr.Bracket == 0 && tr.Rung == 0 {
+			first++
+		}
+	}
+	if len(res.Trials) < 2 || first >= bracketSize {
+		t.Fatalf("trials %+v: want >= 2, and fewer than the %d settings of the first rung (a budget that does not fit them all)", res.Trials, bracketSize)
+	}
+	w := widest()
+	if tr := res.Trials[0]; !sameSetting(tr.Hyper, w) || tr.Bracket != 0 || tr.Rung != 0 || tr.Aborted {
+		t.Errorf("first trial %+v: want the widest prior %+v trained in bracket 0, rung 0", tr, w)
+	}
+	if tr := res.Trials[1]; !sameSetting(tr.Hyper, warm) {
+		t.Errorf("second trial %+v: want the warm start %+v", tr, warm)
 	}
 }
