@@ -28,7 +28,6 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/mf"
 )
 
@@ -80,6 +79,14 @@ func PriceBand(price float64) (int, bool) {
 	return int(math.Floor(2 * math.Log2(price))), true
 }
 
+// Item is what the map reads of an item: the catalog's description
+// (catalog.Item has these fields; this package does not import it, so
+// evaluation and training use it without a Redis client).
+type Item struct {
+	Category, Brand, Seller, Title string
+	Price                          float64
+}
+
 // Feature is one attribute value of an item with its weight in x.
 type Feature struct {
 	Name   string
@@ -89,7 +96,7 @@ type Feature struct {
 // Features returns the features of it: "c:" category, "b:" brand, "s:"
 // seller, "p:" price band (weight 1 each), "t:" title tokens (weight
 // 1/√n each). A name longer than MaxFeatureBytes is left out.
-func Features(it catalog.Item) []Feature {
+func Features(it Item) []Feature {
 	var fs []Feature
 	add := func(prefix, v string, w float32) {
 		if v != "" && len(prefix)+len(v) <= MaxFeatureBytes {
@@ -129,7 +136,7 @@ func (m *Map) Len() int { return len(m.names) }
 // Vector writes it's predicted factors into dst (Factors long) and reports
 // whether any of its features is known to the map; without one dst holds
 // the mean item and ok is false (the item is not placed).
-func (m *Map) Vector(it catalog.Item, dst []float32) (ok bool) {
+func (m *Map) Vector(it Item, dst []float32) (ok bool) {
 	copy(dst, m.mean)
 	for _, ft := range Features(it) {
 		i, known := m.index[ft.Name]

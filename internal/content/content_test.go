@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/mf"
 )
 
@@ -29,12 +28,12 @@ func TestTokens(t *testing.T) {
 
 // planted builds a model whose items' vectors are their brand's direction
 // plus their category's, and the catalog that describes them.
-func planted(t *testing.T) (*mf.Model, map[string]catalog.Item) {
+func planted(t *testing.T) (*mf.Model, map[string]Item) {
 	t.Helper()
 	const f = 4
 	var ids []string
 	var factors []float32
-	cat := map[string]catalog.Item{}
+	cat := map[string]Item{}
 	for i := range 40 {
 		id := "i" + strconv.Itoa(i)
 		brand, category := i%2, (i/2)%2
@@ -43,7 +42,7 @@ func planted(t *testing.T) (*mf.Model, map[string]catalog.Item) {
 		v[2+category] = 0.5
 		ids = append(ids, id)
 		factors = append(factors, v...)
-		cat[id] = catalog.Item{ID: id, Brand: "brand" + strconv.Itoa(brand), Category: "cat" + strconv.Itoa(category),
+		cat[id] = Item{Brand: "brand" + strconv.Itoa(brand), Category: "cat" + strconv.Itoa(category),
 			Title: "thing number " + strconv.Itoa(i)}
 	}
 	m, err := mf.New(mf.Info{Hyper: mf.Hyperparameters{Factors: f, Regularization: 0.1, Alpha: 1}}, ids, factors)
@@ -55,12 +54,12 @@ func planted(t *testing.T) (*mf.Model, map[string]catalog.Item) {
 
 func TestFitPlacesANewItemByItsAttributes(t *testing.T) {
 	m, cat := planted(t)
-	mp, err := Fit(context.Background(), m, func(id string) (catalog.Item, bool) { it, ok := cat[id]; return it, ok }, Options{Lambda: 0.1})
+	mp, err := Fit(context.Background(), m, func(id string) (Item, bool) { it, ok := cat[id]; return it, ok }, Options{Lambda: 0.1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := make([]float32, m.Factors())
-	if !mp.Vector(catalog.Item{ID: "new", Brand: "brand1", Category: "cat0", Title: "a new thing"}, got) {
+	if !mp.Vector(Item{Brand: "brand1", Category: "cat0", Title: "a new thing"}, got) {
 		t.Fatal("a new item of a known brand was not placed")
 	}
 	want := []float32{0, 1, 0.5, 0}
@@ -69,7 +68,7 @@ func TestFitPlacesANewItemByItsAttributes(t *testing.T) {
 			t.Fatalf("vector of a brand1/cat0 item = %v, want about %v", got, want)
 		}
 	}
-	if mp.Vector(catalog.Item{ID: "odd", Brand: "nobody"}, make([]float32, m.Factors())) {
+	if mp.Vector(Item{Brand: "nobody"}, make([]float32, m.Factors())) {
 		t.Error("an item without a known feature was placed")
 	}
 
@@ -79,7 +78,7 @@ func TestFitPlacesANewItemByItsAttributes(t *testing.T) {
 		t.Fatal(err)
 	}
 	again := make([]float32, m.Factors())
-	back.Vector(catalog.Item{Brand: "brand1", Category: "cat0", Title: "a new thing"}, again)
+	back.Vector(Item{Brand: "brand1", Category: "cat0", Title: "a new thing"}, again)
 	if !slices.Equal(again, got) {
 		t.Errorf("decoded map gives %v, the fitted one %v", again, got)
 	}
@@ -87,7 +86,7 @@ func TestFitPlacesANewItemByItsAttributes(t *testing.T) {
 
 func TestDecodeRejectsDamage(t *testing.T) {
 	m, cat := planted(t)
-	mp, err := Fit(context.Background(), m, func(id string) (catalog.Item, bool) { it, ok := cat[id]; return it, ok }, Options{})
+	mp, err := Fit(context.Background(), m, func(id string) (Item, bool) { it, ok := cat[id]; return it, ok }, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

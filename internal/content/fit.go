@@ -8,7 +8,6 @@ import (
 	"math"
 	"slices"
 
-	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/mf"
 )
 
@@ -47,7 +46,7 @@ var ErrNoExamples = errors.New("no model item has attributes")
 // Fit learns the map from the attributes of the model's items (lookup
 // gives an item's catalog entry; items it does not know are left out) to
 // their factors.
-func Fit(ctx context.Context, model *mf.Model, lookup func(id string) (catalog.Item, bool), o Options) (*Map, error) {
+func Fit(ctx context.Context, model *mf.Model, lookup func(id string) (Item, bool), o Options) (*Map, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ func TestPureComputationHasNoRedisClient(t *testing.T) {
 	for _, path := range []string{
 		"internal/mf", "internal/topk", "internal/als", "internal/sparse", "internal/itemindex",
 		"internal/blend", "internal/coalesce", "internal/event", "internal/eval", "internal/tune",
-		"internal/dataset", "internal/abstat", "internal/synth",
+		"internal/dataset", "internal/abstat", "internal/synth", "internal/content",
 	} {
 		p, ok := pkgs[path]
 		if !ok {

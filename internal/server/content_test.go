@@ -5,7 +5,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/content"
 	"github.com/recsys-dev/recsys/internal/itemindex"
 	"github.com/recsys-dev/recsys/internal/mf"
@@ -19,9 +18,9 @@ import (
 func contentModel(t *testing.T, ivf bool) *mf.Model {
 	t.Helper()
 	m := plantedModel(t, "v1")
-	mp, err := content.Fit(context.Background(), m, func(id string) (catalog.Item, bool) {
+	mp, err := content.Fit(context.Background(), m, func(id string) (content.Item, bool) {
 		c := id[:1]
-		return catalog.Item{ID: id, Category: "cat-" + c, Brand: "brand-" + c}, true
+		return content.Item{Category: "cat-" + c, Brand: "brand-" + c}, true
 	}, content.Options{Lambda: 0.1})
 	if err != nil {
 		t.Fatal(err)
