@@ -38,6 +38,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/recsys-dev/recsys/benchmarks/internal/benchredis"
 	"github.com/recsys-dev/recsys/client"
 	"github.com/recsys-dev/recsys/internal/access"
 	"github.com/recsys-dev/recsys/internal/mf"
@@ -104,7 +105,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, time.Now().Format("15:04:05 ")+format+"\n", a...) }
 
 	if o.redisAddr == "" {
-		stopRedis, addr, err := startRedis(ctx)
+		stopRedis, addr, err := benchredis.Start(ctx, "pushmem")
 		if err != nil {
 			return err
 		}
@@ -400,43 +401,4 @@ func deletePrefix(ctx context.Context, rdb *redis.Client, prefix string) error {
 		return rdb.Del(ctx, keys...).Err()
 	}
 	return nil
-}
-
-// startRedis starts a redis-server of its own on a free port (the
-// benchmark's numbers must not depend on other users of a shared one).
-func startRedis(ctx context.Context) (stop func(), addr string, err error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, "", err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	dir, err := os.MkdirTemp("", "pushmem-redis")
-	if err != nil {
-		return nil, "", err
-	}
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, "", fmt.Errorf("start redis-server: %w", err)
-	}
-	stop = func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		_ = os.RemoveAll(dir)
-	}
-	addr = "127.0.0.1:" + strconv.Itoa(port)
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	defer func() { _ = rdb.Close() }()
-	for i := 0; ; i++ {
-		if err = rdb.Ping(ctx).Err(); err == nil {
-			return stop, addr, nil
-		}
-		if i == 100 || ctx.Err() != nil {
-			stop()
-			return nil, "", fmt.Errorf("redis-server on %s: %w", addr, err)
-		}
-		<-time.After(50 * time.Millisecond) // the process has no readiness signal but answering
-	}
 }

@@ -47,7 +47,6 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -71,6 +70,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/recsys-dev/recsys/benchmarks/internal/benchredis"
 	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/daemon"
 	"github.com/recsys-dev/recsys/internal/loadgen"
@@ -203,7 +203,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	addr := o.redisAddr
 	if addr == "" {
-		stopRedis, a, err := startRedis(ctx)
+		stopRedis, a, err := benchredis.Start(ctx, "bench-serve")
 		if err != nil {
 			return err
 		}
@@ -477,44 +477,6 @@ func (r Result) markdown() string {
 			x.Phase, x.Tool, x.load(), x.Rate, x.P50, x.P95, x.P99, x.Errors, x.Dropped, deg, x.Note)
 	}
 	return b.String()
-}
-
-// startRedis starts a redis-server without persistence on a free port.
-func startRedis(ctx context.Context) (stop func(), addr string, err error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, "", err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	dir, err := os.MkdirTemp("", "bench-serve-redis")
-	if err != nil {
-		return nil, "", err
-	}
-	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "",
-		"--appendonly", "no", "--dir", dir)
-	if err := cmd.Start(); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, "", fmt.Errorf("start redis-server: %w", err)
-	}
-	stop = func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		_ = os.RemoveAll(dir)
-	}
-	addr = "127.0.0.1:" + strconv.Itoa(port)
-	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	defer func() { _ = rdb.Close() }()
-	for i := 0; ; i++ {
-		if err = rdb.Ping(ctx).Err(); err == nil {
-			return stop, addr, nil
-		}
-		if i == 100 || ctx.Err() != nil {
-			stop()
-			return nil, "", fmt.Errorf("redis-server on %s: %w", addr, err)
-		}
-		<-time.After(50 * time.Millisecond) // the process has no readiness signal but answering
-	}
 }
 
 // deletePrefix deletes the run's keys from a Redis the benchmark did not

@@ -142,3 +142,22 @@ func TestTraceLoggerNumbersTrialsAgainstTheBudget(t *testing.T) {
 		}
 	}
 }
+
+// eval --blend-ablation adds item neighbours alone and the blend's rows.
+func TestEvalBlendAblationRows(t *testing.T) {
+	events := filepath.Join(t.TempDir(), "events.csv")
+	if _, err := ingest.Generate(context.Background(), synth.Config{Users: 200, Items: 100, Events: 6000, Seed: 4},
+		events, "", &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	r := recsysTrain(nil, "eval", "--input", events, "--factors", "8", "--iterations", "4", "--k", "10",
+		"--blend-ablation", "--served=false", "--log-format", "json")
+	if r.code != exitOK {
+		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, row := range []string{"itemneighbors", "mf+neighbors+transitions+recency"} {
+		if !strings.Contains(r.stdout, row) {
+			t.Errorf("no %s row in:\n%s", row, r.stdout)
+		}
+	}
+}

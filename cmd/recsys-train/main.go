@@ -606,7 +606,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	reportFile := fs.String("report", "", "also write the report as a self-contained HTML file with charts (model and baselines)")
 	fs.BoolVar(&c.cfg.Blend, "blend", true, "without model flags: the job's blend candidate, as recsys-train --blend")
 	fs.BoolVar(&c.cfg.Served, "served", true, "with model flags: also the served row (the model searched through its partitioned index, forced as recsysd --index-min-items 0) with recall_vs_exact@K against the exact scan")
-	fs.BoolVar(&ablation, "blend-ablation", false, "also evaluate the blend rows (MF alone, +neighbours, +transitions, +recency; weights chosen on a validation split of the training events)")
+	fs.BoolVar(&ablation, "blend-ablation", false, "also evaluate the ablation rows: item neighbours alone, then MF alone, +neighbours, +transitions, +recency (without model flags: the job's chosen settings and its blend's validation grid; with them: weights chosen on a validation split of the training events)")
 	log, err := c.parse(fs, args, getenv, stderr)
 	if err != nil {
 		return err
@@ -623,7 +623,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 			return err
 		}
 		if ablation {
-			if err := addAblation(ctx, c, split, rep, log); err != nil {
+			if err := addAblation(ctx, c, split, rep, nil, nil, log); err != nil {
 				return err
 			}
 		}
@@ -643,7 +643,9 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	if ablation {
-		if err := addAblation(ctx, c, split, job.Report, log); err != nil {
+		// The job's MF settings and, when its search scored by the blend,
+		// the grid its weights came from: the rows describe what it publishes.
+		if err := addAblation(ctx, c, split, job.Report, job.MF, job.Blend, log); err != nil {
 			return err
 		}
 	}
@@ -672,17 +674,36 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
-// addAblation appends the blend's ablation rows to rep.
-func addAblation(ctx context.Context, c evalCommand, split *eval.Split, rep *eval.Report, log *slog.Logger) error {
-	rows, search, err := eval.BlendAblation(ctx, split, c.cfg.Hyper, eval.BlendOptions{Workers: c.cfg.Workers},
-		eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers})
-	if err != nil {
-		return fmt.Errorf("blend ablation: %w", err)
+// addAblation appends the blend's ablation rows (eval.AblationRows) to rep:
+// over model (nil: ALS trained with the model flags' settings), with
+// search's weights (nil: fitted on a validation split of the training
+// events).
+func addAblation(ctx context.Context, c evalCommand, split *eval.Split, rep *eval.Report, model *mf.Model, search *eval.BlendSearch, log *slog.Logger) error {
+	h := c.cfg.Hyper
+	if model != nil {
+		h = model.Info().Hyper
 	}
+	opt := eval.BlendOptions{Workers: c.cfg.Workers}
+	var err error
+	if search == nil {
+		if search, err = eval.FitBlend(ctx, split, h, opt); err != nil {
+			return fmt.Errorf("blend ablation: %w", err)
+		}
+	}
+	if model == nil {
+		if model, _, err = eval.TrainALS(ctx, split, h, c.cfg.Workers); err != nil {
+			return fmt.Errorf("blend ablation: %w", err)
+		}
+	}
+	log.Info("blend ablation", "hyperparameters", fmt.Sprintf("%+v", h))
 	for _, k := range []struct{ n, t, r bool }{{true, false, false}, {true, true, false}, {true, true, true}} {
 		b := search.Best(k.n, k.t, k.r)
 		log.Info("blend weights chosen on validation", "neighbors", b.Params.Neighbor, "transitions", b.Params.Transition,
 			"recency", b.Params.Recency, "validation_users", search.Users, fmt.Sprintf("ndcg@%d", search.K), b.NDCG)
+	}
+	rows, err := eval.AblationRows(ctx, split, model, search, opt, eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers})
+	if err != nil {
+		return fmt.Errorf("blend ablation: %w", err)
 	}
 	rep.Models = append(rep.Models, rows...)
 	return nil

@@ -48,6 +48,16 @@ func DefaultParams() Params {
 	return Params{RecencyDecay: 0.5, NeighborLast: 10, NeighborDecay: 0.8, TransitionLast: 3, TransitionDecay: 0.5}
 }
 
+// NeighborsOnly are the weights of a pure item-neighbour model: the
+// neighbour term at its maximum weight over the MaxLast newest items,
+// unfaded, so MF only orders the items no neighbour list reaches and
+// breaks ties.
+func NeighborsOnly() Params {
+	p := DefaultParams()
+	p.Neighbor, p.NeighborLast, p.NeighborDecay = 1000, MaxLast, 1
+	return p
+}
+
 // Validate checks the ranges the format allows.
 func (p Params) Validate() error {
 	fin := func(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }

@@ -379,11 +379,8 @@ func BuildBlendFrom(ctx context.Context, d *Data, model *mf.Model, p blend.Param
 }
 
 // BlendAblation trains MF with h on s, fits the blend weights on a
-// validation split of s's training events, and evaluates the ablation
-// rows on s's test cases: "mf" (MF alone, standardized), "mf+neighbors",
-// "mf+neighbors+transitions" and "mf+neighbors+transitions+recency", each
-// with the weights validation chose for the terms it may use. The search
-// is returned for the report.
+// validation split of s's training events (FitBlend) and evaluates
+// AblationRows on s's test cases. The search is returned for the report.
 func BlendAblation(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOptions, eopt Options) ([]ModelResult, *BlendSearch, error) {
 	search, err := FitBlend(ctx, s, h, opt)
 	if err != nil {
@@ -393,38 +390,54 @@ func BlendAblation(ctx context.Context, s *Split, h mf.Hyperparameters, opt Blen
 	if err != nil {
 		return nil, nil, err
 	}
+	rows, err := AblationRows(ctx, s, model, search, opt, eopt)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rows, search, nil
+}
+
+// AblationRows evaluates, on s's test cases with model (MF trained on
+// s.Matrix), the pure item-neighbour model "itemneighbors"
+// (blend.NeighborsOnly) and the blend's ablation rows: "mf" (MF alone,
+// standardized), "mf+neighbors", "mf+neighbors+transitions" and
+// "mf+neighbors+transitions+recency", each with the weights of search's
+// best point among those that use only its terms. Given the grid the
+// retraining job chose its weights from, the last row is the blend it
+// serves.
+func AblationRows(ctx context.Context, s *Split, model *mf.Model, search *BlendSearch, opt BlendOptions, eopt Options) ([]ModelResult, error) {
 	bopt := opt.Build
 	bopt.Workers = opt.Workers
 	seqs := Sequences(s.Train)
 	nb, err := blend.Neighbors(ctx, seqs, s.Matrix.Cols, bopt)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	tr, err := blend.Transitions(ctx, seqs, s.Matrix.Cols, bopt)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	rows := []struct {
-		name      string
-		n, t, rec bool
+		name string
+		p    blend.Params
 	}{
-		{"mf", false, false, false},
-		{"mf+neighbors", true, false, false},
-		{"mf+neighbors+transitions", true, true, false},
-		{"mf+neighbors+transitions+recency", true, true, true},
+		{"itemneighbors", blend.NeighborsOnly()},
+		{"mf", search.Best(false, false, false).Params},
+		{"mf+neighbors", search.Best(true, false, false).Params},
+		{"mf+neighbors+transitions", search.Best(true, true, false).Params},
+		{"mf+neighbors+transitions+recency", search.Best(true, true, true).Params},
 	}
 	var out []ModelResult
 	for _, row := range rows {
-		p := search.Best(row.n, row.t, row.rec).Params
-		b, err := blend.New(model, nb, tr, p)
+		b, err := blend.New(model, nb, tr, row.p)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		res, err := Evaluate(ctx, s, NewBlend(row.name, model, b, seqs), eopt)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		out = append(out, res)
 	}
-	return out, search, nil
+	return out, nil
 }

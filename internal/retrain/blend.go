@@ -78,8 +78,8 @@ const neighborsName = "itemneighbors"
 // NeighborCandidate is a pure item-neighbour model: each item scores the
 // sum of its cosine similarities (package blend's neighbour lists) to the
 // user's 64 newest items, served through the blend's sections with the
-// neighbour weight at its maximum, so MF only orders items no neighbour
-// list reaches and breaks ties. It lets the gate publish a personal model
+// weights blend.NeighborsOnly, so MF only orders items no neighbour list
+// reaches and breaks ties. It lets the gate publish a personal model
 // where item neighbours beat MF, instead of refusing.
 type NeighborCandidate struct{}
 
@@ -88,16 +88,9 @@ var _ Candidate = NeighborCandidate{}
 // Name is "itemneighbors".
 func (NeighborCandidate) Name() string { return neighborsName }
 
-// NeighborParams are the pure item-neighbour model's blend weights.
-func NeighborParams() blend.Params {
-	p := blend.DefaultParams()
-	p.Neighbor, p.NeighborLast, p.NeighborDecay = 1000, blend.MaxLast, 1
-	return p
-}
-
 // Fit builds the neighbour lists from in.Data over the shared MF model.
 func (NeighborCandidate) Fit(ctx context.Context, in FitInput) (Fitted, error) {
-	b, err := eval.BuildBlendFrom(ctx, in.Data, in.MF, NeighborParams(), blend.BuildOptions{Workers: in.Workers})
+	b, err := eval.BuildBlendFrom(ctx, in.Data, in.MF, blend.NeighborsOnly(), blend.BuildOptions{Workers: in.Workers})
 	if err != nil {
 		return nil, fmt.Errorf("build the item neighbours: %w", err)
 	}

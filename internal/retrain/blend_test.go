@@ -3,11 +3,13 @@ package retrain_test
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/blend"
+	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/retrain"
@@ -123,7 +125,49 @@ func TestGatePublishesItemNeighborsWhereTheyWin(t *testing.T) {
 		t.Fatalf("gate chose %q, %d published: want itemneighbors published", out.Gate.Candidate, len(pub.published))
 	}
 	b, err := blend.FromModel(pub.published[0])
-	if err != nil || b.Params() != retrain.NeighborParams() {
-		t.Errorf("published blend %+v (%v), want %+v", b, err, retrain.NeighborParams())
+	if err != nil || b.Params() != blend.NeighborsOnly() {
+		t.Errorf("published blend %+v (%v), want %+v", b, err, blend.NeighborsOnly())
+	}
+}
+
+// The ablation of the job's evaluation describes what it publishes: over
+// the job's MF model (the settings its search chose) with the grid its
+// blend weights came from, the full row is the job's als+blend row.
+func TestJobAblationDescribesThePublishedBlend(t *testing.T) {
+	evs := walks(300, 80, 8, 3)
+	ctx := context.Background()
+	hyper := good
+	hyper.Factors = 8
+	cfg := retrain.EvalConfig{Hyper: hyper, AsOf: evs[len(evs)-1].Time, Ks: []int{10}, Job: true,
+		TuneBudget: 20 * time.Second, TuneClock: tick(time.Second), Candidates: []retrain.Candidate{&retrain.BlendCandidate{}}}
+	s, err := retrain.MakeSplit(ctx, cfg, sliceSource(evs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := retrain.EvaluateJob(ctx, cfg, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Tuning == nil || job.Blend == nil || job.MF == nil {
+		t.Fatalf("job %+v: want its search, its blend grid and its MF model", job)
+	}
+	if got, want := job.MF.Info().Hyper, job.Tuning.Chosen; got.Factors != want.Factors || got.Regularization != want.Regularization ||
+		got.Alpha != want.Alpha || got.RegExponent != want.RegExponent {
+		t.Errorf("job's MF settings %+v, want the chosen %+v", got, want)
+	}
+	rows, err := eval.AblationRows(ctx, s, job.MF, job.Blend, eval.BlendOptions{}, eval.Options{Ks: []int{10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range rows {
+		names = append(names, r.Name)
+	}
+	if want := []string{"itemneighbors", "mf", "mf+neighbors", "mf+neighbors+transitions", "mf+neighbors+transitions+recency"}; !slices.Equal(names, want) {
+		t.Fatalf("rows %v, want %v", names, want)
+	}
+	served, _ := job.Report.Model("als+blend")
+	if got, want := rows[len(rows)-1].Metrics["ndcg@10"], served.Metrics["ndcg@10"]; got != want || want == 0 {
+		t.Errorf("full ablation row NDCG@10 %v, the job's als+blend %v: want the same non-zero score", got, want)
 	}
 }

@@ -20,6 +20,9 @@ type selection struct {
 	fitted Fitted // winner fitted on the holdout's training part
 	report *eval.Report
 	gate   Gate
+	// blend is the weight grid the blend candidate's weights came from
+	// when the search scored settings by the blend (nil otherwise).
+	blend *eval.BlendSearch
 }
 
 // record is the tuning record stored in the published model.
@@ -84,6 +87,7 @@ func (c *Config) choose(ctx context.Context, data *eval.Data, serving *mf.Model)
 		sel.tuning = res.Tuning
 		if bc != nil && res.Blend != nil {
 			bc.choose(res.Blend, log)
+			sel.blend = res.Blend
 		}
 		c.Hyper = sel.tuning.Chosen
 		log.Info("tuned", "trials", len(sel.tuning.Trials), "seconds", sel.tuning.UsedSeconds,
@@ -167,21 +171,21 @@ func (c *Config) choose(ctx context.Context, data *eval.Data, serving *mf.Model)
 }
 
 // fit trains ALS on data with c.Hyper and fits the candidate on it: the
-// model a passed gate publishes.
-func (c *Config) fit(ctx context.Context, phase string, cand Candidate, data *eval.Data) (Fitted, error) {
+// model a passed gate publishes, and the MF model under it.
+func (c *Config) fit(ctx context.Context, phase string, cand Candidate, data *eval.Data) (Fitted, *mf.Model, error) {
 	full, err := data.Matrix()
 	if err != nil {
-		return nil, fmt.Errorf("build %s matrix: %w", phase, err)
+		return nil, nil, fmt.Errorf("build %s matrix: %w", phase, err)
 	}
 	m, err := c.train(ctx, phase, full)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	f, err := cand.Fit(ctx, FitInput{Data: data, MF: m, Workers: c.Workers, Logger: c.Logger})
 	if err != nil {
-		return nil, fmt.Errorf("fit candidate %s (%s): %w", cand.Name(), phase, err)
+		return nil, nil, fmt.Errorf("fit candidate %s (%s): %w", cand.Name(), phase, err)
 	}
-	return f, nil
+	return f, m, nil
 }
 
 // gate applies the publishing rules to the winning candidate g.Candidate.

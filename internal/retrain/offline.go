@@ -152,6 +152,13 @@ type JobEvaluation struct {
 	// when it did not pass, the job would have published nothing.
 	Gate   Gate
 	Tuning *mf.Tuning
+	// MF is the MF model under the job's model: ALS trained on the
+	// split's training part with the settings the job chose (MF.Info().Hyper).
+	MF *mf.Model
+	// Blend is the validation grid the job chose its blend weights from
+	// (nil when its search did not score settings by the blend):
+	// eval.AblationRows with MF and Blend describes the published blend.
+	Blend *eval.BlendSearch
 }
 
 // EvaluateJob runs the retraining job's choice on s's training part (its
@@ -178,7 +185,7 @@ func EvaluateJob(ctx context.Context, cfg EvalConfig, s *eval.Split) (*JobEvalua
 	if err != nil {
 		jc.Logger.Warn("the job would publish nothing; evaluating its best candidate anyway", "reason", sel.gate.Reason)
 	}
-	fitted, err := jc.fit(ctx, "eval", sel.winner, s.Train)
+	fitted, model, err := jc.fit(ctx, "eval", sel.winner, s.Train)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +197,7 @@ func EvaluateJob(ctx context.Context, cfg EvalConfig, s *eval.Split) (*JobEvalua
 	if err != nil {
 		return nil, err
 	}
-	return &JobEvaluation{Report: rep, Gate: sel.gate, Tuning: sel.tuning}, nil
+	return &JobEvaluation{Report: rep, Gate: sel.gate, Tuning: sel.tuning, MF: model, Blend: sel.blend}, nil
 }
 
 // Tune searches hyperparameters on a validation split carved from s's

@@ -352,7 +352,7 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 	split := sel.split
 	final := sel.fitted.Model()
 	if !cfg.NoRefit {
-		f, err := cfg.fit(ctx, "final", sel.winner, data)
+		f, _, err := cfg.fit(ctx, "final", sel.winner, data)
 		if err != nil {
 			return nil, err
 		}
