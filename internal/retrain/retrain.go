@@ -325,7 +325,7 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 		log.Warn("events with a bad user or item id skipped", "skipped", out.BadIDs, "events", out.Events)
 	}
 	log.Info("events read", "events", out.Events, "users", data.Users, "items", data.Items,
-		"zero_weight", col.Dropped(), "bad_ids", out.BadIDs, "seconds", cfg.Now().Sub(start).Seconds())
+		"zero_weight", col.Dropped(), "bad_ids", out.BadIDs, "took", cfg.Now().Sub(start).Round(time.Millisecond).String())
 	if data.Len() == 0 || data.Users < 2 || data.Items < 2 {
 		return nil, fmt.Errorf("%w: %d events over %d users and %d items", ErrNoData, data.Len(), data.Users, data.Items)
 	}
@@ -442,7 +442,7 @@ func (c *Config) train(ctx context.Context, phase string, m *sparse.Matrix) (*mf
 			c.losses.add(fit, s.Loss)
 			eta := time.Duration(total-s.Iteration) * s.Duration
 			c.Logger.Info("iteration", "phase", phase, "iteration", s.Iteration, "of", total, "loss", s.Loss,
-				"seconds", s.Duration.Seconds(), "eta_seconds", eta.Round(time.Second).Seconds())
+				"took", s.Duration.Round(time.Millisecond).String(), "eta", eta.Round(time.Second).String())
 			if c.Progress != nil {
 				c.Progress(phase, s)
 			}
