@@ -584,7 +584,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	reportFile := fs.String("report", "", "also write the report as a self-contained HTML file with charts (model and baselines)")
 	fs.BoolVar(&c.cfg.Blend, "blend", true, "without model flags: the job's blend candidate, as recsys-train --blend")
-	fs.BoolVar(&c.cfg.Served, "served", true, "with model flags: also the served row (the model searched through its partitioned index, forced as recsysd --index-min-items 0) with recall_vs_exact@K against the exact scan")
+	fs.BoolVar(&c.cfg.Served, "served", true, "also the served row (the model searched through its partitioned index, forced as recsysd --index-min-items 0) with recall_vs_exact@K against the exact scan: of the model flags' model, or of the job's model (\"served blend\" for a blend, against the exact blend); with --blend-ablation also the \"served blend\" row of the full blend")
 	fs.BoolVar(&ablation, "blend-ablation", false, "also evaluate the ablation rows: item neighbours alone, then MF alone, +neighbours, +transitions, +recency (without model flags: the job's chosen settings and its blend's validation grid; with them: weights chosen on a validation split of the training events)")
 	log, err := c.parse(fs, args, getenv, stderr)
 	if err != nil {
@@ -680,7 +680,7 @@ func addAblation(ctx context.Context, c evalCommand, split *eval.Split, rep *eva
 		log.Info("blend weights chosen on validation", "neighbors", b.Params.Neighbor, "transitions", b.Params.Transition,
 			"recency", b.Params.Recency, "validation_users", search.Users, fmt.Sprintf("ndcg@%d", search.K), b.NDCG)
 	}
-	rows, err := eval.AblationRows(ctx, split, model, search, opt, eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers})
+	rows, err := eval.AblationRows(ctx, split, model, search, opt, eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers, Served: c.cfg.Served})
 	if err != nil {
 		return fmt.Errorf("blend ablation: %w", err)
 	}
