@@ -38,7 +38,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recsys-dev/recsys/internal/als"
+	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/cli"
+	"github.com/recsys-dev/recsys/internal/content"
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/dataset"
 	"github.com/recsys-dev/recsys/internal/eval"
@@ -329,6 +331,11 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	fs.BoolVar(&cfg.SkipBaselines, "skip-knn", false, "leave the item-kNN baseline out of the report")
 	fs.BoolVar(&cfg.NoIndex, "no-index", false, "leave the serving index's cells (artifact section ivf) out of the model; recsysd then builds them at load when it uses them")
 	fs.BoolVar(&cfg.Blend, "blend", true, "also fit the order-aware blend (item neighbours, next-item transitions, recency; weights on a validation split) as a candidate; the gate publishes it when it beats MF alone")
+	var itemsFile string
+	var noContent bool
+	fs.StringVar(&itemsFile, "items", "", "item descriptions for the content map (a catalog CSV, or MovieLens u.item); default with --redis-addr: the catalog in Redis")
+	fs.BoolVar(&noContent, "no-content", false, "leave the content map (artifact section content: new items placed by their attributes) out of the model")
+	fs.Float64Var(&cfg.Content.Lambda, "content-lambda", 1, "ridge penalty of the content map")
 	fs.BoolVar(&dryRun, "dry-run", false, "train, evaluate and gate, but publish nothing")
 	reportFile := fs.String("report", "", "also write the evaluation (model, serving model and baselines, the gate's decision) as a self-contained HTML file with charts")
 	var boughtLists bool
@@ -402,6 +409,11 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		cfg.Lists = store
 	}
+	if !noContent {
+		if cfg.Items, err = itemLookup(ctx, itemsFile, rdb, o.prefix, log); err != nil {
+			return err
+		}
+	}
 	if serving != nil {
 		log.Info("serving model to beat", "version", serving.Version(), "items", serving.NumItems())
 	}
@@ -441,6 +453,30 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	return err
+}
+
+// itemLookup returns the item descriptions the content map is fitted on:
+// from file when given, else the catalog in Redis (nil without Redis or
+// when the catalog is empty).
+func itemLookup(ctx context.Context, file string, rdb redis.UniversalClient, prefix string, log *slog.Logger) (func(string) (content.Item, bool), error) {
+	items := map[string]content.Item{}
+	switch {
+	case file != "":
+		if err := dataset.ReadItemsFile(file, func(id string, it content.Item) error { items[id] = it; return nil }); err != nil {
+			return nil, err
+		}
+	case rdb != nil:
+		cache := catalog.NewCache(catalog.NewStore(rdb, prefix), log)
+		if err := cache.Sync(ctx); err != nil {
+			return nil, fmt.Errorf("read the catalog: %w", err)
+		}
+		cache.Range(func(it catalog.Item) bool { items[it.ID] = it.Content(); return true })
+	}
+	if len(items) == 0 {
+		return nil, nil
+	}
+	log.Info("item descriptions for the content map", "items", len(items))
+	return func(id string) (content.Item, bool) { it, ok := items[id]; return it, ok }, nil
 }
 
 // currentModel loads the version a registry serves, or nil when it has none.
