@@ -372,7 +372,9 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		IndexProbe:      cfg.IndexProbe,
 		Tracer:          tracer(cfg.TracerProvider),
 	}
-	profiles := recommend.WithLoadBudget(d.store, cfg.ProfileBudget)
+	// One breaker for the profile loads of every engine (the current
+	// model's and the experiment arms'): they read the same store.
+	profiles := recommend.WithBreaker(recommend.WithLoadBudget(d.store, cfg.ProfileBudget), recommend.BreakerConfig{Log: log})
 	if d.engine, err = recommend.New(ecfg, profiles, d.catCache, d.popular); err != nil {
 		return nil, err
 	}
