@@ -313,6 +313,9 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	fs.BoolVar(&cfg.SkipBaselines, "skip-knn", cfg.SkipBaselines, "leave the item-kNN baseline out of the report")
 	fs.BoolVar(&cfg.NoIndex, "no-index", cfg.NoIndex, "leave the serving index's cells (artifact section ivf) out of the model; recsysd then builds them at load when it uses them")
 	fs.BoolVar(&cfg.Blend, "blend", cfg.Blend, "also fit the order-aware blend (item neighbours, next-item transitions, recency; weights on a validation split) as a candidate; the gate publishes it when it beats MF alone")
+	fs.StringVar(&j.ItemsFile, "items", j.ItemsFile, "item descriptions for the content map (a catalog CSV, or MovieLens u.item); default with --redis-addr: the catalog in Redis")
+	fs.BoolVar(&j.NoContent, "no-content", j.NoContent, "leave the content map (artifact section content: new items placed by their attributes) out of the model")
+	fs.Float64Var(&cfg.Content.Lambda, "content-lambda", cfg.Content.Lambda, "ridge penalty of the content map")
 	fs.BoolVar(&j.DryRun, "dry-run", j.DryRun, "train, evaluate and gate, but publish nothing")
 	reportFile := fs.String("report", "", "also write the evaluation (model, serving model and baselines, the gate's decision) as a self-contained HTML file with charts")
 	fs.BoolVar(&j.BoughtLists, "bought-lists", j.BoughtLists, "with --redis-addr: publish the bought-together lists to Redis after the model")
@@ -462,7 +465,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	reportFile := fs.String("report", "", "also write the report as a self-contained HTML file with charts (model and baselines)")
 	fs.BoolVar(&c.cfg.Blend, "blend", true, "without model flags: the job's blend candidate, as recsys-train --blend")
-	fs.BoolVar(&c.cfg.Served, "served", true, "with model flags: also the served row (the model searched through its partitioned index, forced as recsysd --index-min-items 0) with recall_vs_exact@K against the exact scan")
+	fs.BoolVar(&c.cfg.Served, "served", true, "also the served row (the model searched through its partitioned index, forced as recsysd --index-min-items 0) with recall_vs_exact@K against the exact scan: of the model flags' model, or of the job's model (\"served blend\" for a blend, against the exact blend); with --blend-ablation also the \"served blend\" row of the full blend")
 	fs.BoolVar(&ablation, "blend-ablation", false, "also evaluate the ablation rows: item neighbours alone, then MF alone, +neighbours, +transitions, +recency (without model flags: the job's chosen settings and its blend's validation grid; with them: weights chosen on a validation split of the training events)")
 	log, err := c.parse(fs, args, getenv, stderr)
 	if err != nil {
@@ -558,7 +561,7 @@ func addAblation(ctx context.Context, c evalCommand, split *eval.Split, rep *eva
 		log.Info("blend weights chosen on validation", "neighbors", b.Params.Neighbor, "transitions", b.Params.Transition,
 			"recency", b.Params.Recency, "validation_users", search.Users, fmt.Sprintf("ndcg@%d", search.K), b.NDCG)
 	}
-	rows, err := eval.AblationRows(ctx, split, model, search, opt, eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers})
+	rows, err := eval.AblationRows(ctx, split, model, search, opt, eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers, Served: c.cfg.Served})
 	if err != nil {
 		return fmt.Errorf("blend ablation: %w", err)
 	}

@@ -17,6 +17,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/content"
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/dataset"
 	"github.com/recsys-dev/recsys/internal/eval"
@@ -46,6 +48,9 @@ const (
 	DefaultK              = 10
 	DefaultTolerance      = 0.05
 	DefaultHoldoutLast    = 1
+	// DefaultContentLambda is the content map's ridge penalty (content.Fit's
+	// own default).
+	DefaultContentLambda = 1
 )
 
 // Config is one retraining job.
@@ -71,6 +76,11 @@ type Config struct {
 	// BoughtLists publishes the bought-together lists to Redis (with
 	// RedisAddr).
 	BoughtLists bool
+	// ItemsFile describes the items for the content map (a catalog CSV, or
+	// MovieLens u.item); "" with RedisAddr: the catalog in Redis. NoContent
+	// leaves the content map out of the model.
+	ItemsFile string
+	NoContent bool
 	// DryRun trains, evaluates and gates, but publishes and records
 	// nothing.
 	DryRun bool
@@ -103,6 +113,7 @@ func NewConfig() Config {
 			Blend:      true,
 			CoPurchase: cooccur.Config{Window: cooccur.DefaultWindow, MinSupport: cooccur.DefaultMinSupport, Cap: cooccur.DefaultCap},
 			ListTTL:    cooccur.DefaultTTL,
+			Content:    content.Options{Lambda: DefaultContentLambda},
 		},
 	}
 }
@@ -232,6 +243,11 @@ func Open(ctx context.Context, cfg Config) (_ *Job, err error) {
 		}
 		j.cfg.Retrain.Lists = store
 	}
+	if !cfg.NoContent {
+		if j.cfg.Retrain.Items, err = itemLookup(ctx, cfg.ItemsFile, j.rdb, cfg.Prefix, log); err != nil {
+			return nil, err
+		}
+	}
 	if j.serving != nil {
 		log.Info("serving model to beat", "version", j.serving.Version(), "items", j.serving.NumItems())
 	}
@@ -353,4 +369,28 @@ func ReportInput(rep *eval.Report, gate string, losses []retrain.PhaseLoss, t *m
 		in.Loss = append(in.Loss, modelreport.LossSeries{Name: l.Phase, Values: l.Loss})
 	}
 	return in
+}
+
+// itemLookup returns the item descriptions the content map is fitted on:
+// from file when given, else the catalog in Redis (nil without Redis or
+// when the catalog is empty).
+func itemLookup(ctx context.Context, file string, rdb redis.UniversalClient, prefix string, log *slog.Logger) (func(string) (content.Item, bool), error) {
+	items := map[string]content.Item{}
+	switch {
+	case file != "":
+		if err := dataset.ReadItemsFile(file, func(id string, it content.Item) error { items[id] = it; return nil }); err != nil {
+			return nil, err
+		}
+	case rdb != nil:
+		cache := catalog.NewCache(catalog.NewStore(rdb, prefix), log)
+		if err := cache.Sync(ctx); err != nil {
+			return nil, fmt.Errorf("read the catalog: %w", err)
+		}
+		cache.Range(func(it catalog.Item) bool { items[it.ID] = it.Content(); return true })
+	}
+	if len(items) == 0 {
+		return nil, nil
+	}
+	log.Info("item descriptions for the content map", "items", len(items))
+	return func(id string) (content.Item, bool) { it, ok := items[id]; return it, ok }, nil
 }
