@@ -467,9 +467,14 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	fs.BoolVar(&c.cfg.Blend, "blend", true, "without model flags: the job's blend candidate, as recsys-train --blend")
 	fs.BoolVar(&c.cfg.Served, "served", true, "also the served row (the model searched through its partitioned index, forced as recsysd --index-min-items 0) with recall_vs_exact@K against the exact scan: of the model flags' model, or of the job's model (\"served blend\" for a blend, against the exact blend); with --blend-ablation also the \"served blend\" row of the full blend")
 	fs.BoolVar(&ablation, "blend-ablation", false, "also evaluate the ablation rows: item neighbours alone, then MF alone, +neighbours, +transitions, +recency (without model flags: the job's chosen settings and its blend's validation grid; with them: weights chosen on a validation split of the training events)")
+	var cold coldStartFlags
+	cold.register(fs)
 	log, err := c.parse(fs, args, getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if cold.on {
+		return cold.run(ctx, c, asJSON, stdout, log)
 	}
 	split, err := c.evalSplit(ctx, c.cfg, trainFile, testFile, log)
 	if err != nil {
