@@ -42,8 +42,8 @@ import (
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/modelreport"
-	"github.com/recsys-dev/recsys/internal/trainjob"
 	"github.com/recsys-dev/recsys/internal/retrain"
+	"github.com/recsys-dev/recsys/internal/trainjob"
 	"github.com/recsys-dev/recsys/internal/tune"
 )
 
