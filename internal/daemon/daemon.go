@@ -404,7 +404,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	scfg := server.Config{
 		Weighting: cfg.Weighting, Segments: cfg.Segments, Limits: cfg.Limits, Auth: d.auth, TLS: tlsCfg,
 		RateLimits: cfg.RateLimits, DeadlineCaps: cfg.DeadlineCaps, MaxRecvMsgBytes: cfg.MaxRecvMsgBytes,
-		TracerProvider: cfg.TracerProvider,
+		TracerProvider: cfg.TracerProvider, ModelPoll: cfg.ModelPoll,
 	}
 	if cfg.MaxConnectionAge > 0 {
 		scfg.Keepalive = server.DefaultKeepalive()
