@@ -50,7 +50,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -58,7 +57,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -71,6 +69,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/recsys-dev/recsys/benchmarks/internal/benchredis"
+	"github.com/recsys-dev/recsys/internal/cli"
 	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/daemon"
 	"github.com/recsys-dev/recsys/internal/loadgen"
@@ -82,15 +81,7 @@ import (
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "bench-serve:", err)
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(cli.Exit("bench-serve", cli.Main(run), os.Stderr)) }
 
 // options are the flags.
 type options struct {
@@ -194,7 +185,7 @@ type Result struct {
 	Rows                  []Row
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
 	o, err := parse(args, stderr)
 	if err != nil {
 		return err

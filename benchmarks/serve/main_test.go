@@ -35,7 +35,7 @@ func TestSmallRun(t *testing.T) {
 		// A loaded test machine may answer a few calls degraded; that
 		// the run counts them is what is tested here.
 		"--max-degraded-share", "1",
-	}, &stdout, &stderr)
+	}, os.Getenv, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
