@@ -541,6 +541,10 @@ func (d *Daemon) apply(m *mf.Model) {
 // Addr is the gRPC listen address.
 func (d *Daemon) Addr() net.Addr { return d.lis.Addr() }
 
+// Push is the BatchRecommend scheduler, whose budget accounting (InFlight,
+// PeakInFlight) tests and benchmarks read.
+func (d *Daemon) Push() *pushsched.Scheduler { return d.push }
+
 // HealthAddr is the plaintext health listen address, or nil when off.
 func (d *Daemon) HealthAddr() net.Addr {
 	if d.hlis == nil {
