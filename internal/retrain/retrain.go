@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/als"
+	"github.com/recsys-dev/recsys/internal/content"
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/event"
@@ -108,6 +109,14 @@ type Config struct {
 	// adds NeighborCandidate ("itemneighbors"), a pure item-neighbour model
 	// served the same way, which the gate publishes where it is best.
 	Blend bool
+
+	// Items describes items for the content map (package content: new
+	// items placed by their attributes), fitted on the published model and
+	// carried as its "content" section; nil, or no model item described:
+	// no map.
+	Items func(id string) (content.Item, bool)
+	// Content tunes the content map's fit.
+	Content content.Options
 
 	servingGiven bool
 	losses       *lossLog // Run's record of every fit's loss (Outcome.Losses)
@@ -361,6 +370,20 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 	info.Tuning = sel.record()
 	if out.Model, err = final.WithInfo(info); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	if cfg.Items != nil {
+		mp, err := content.Fit(ctx, out.Model, cfg.Items, cfg.Content)
+		switch {
+		case errors.Is(err, content.ErrNoExamples):
+			log.Info("no content map: the catalog describes none of the model's items")
+		case err != nil:
+			return nil, fmt.Errorf("fit the content map: %w", err)
+		default:
+			if out.Model, err = out.Model.WithSections(mp.Section()); err != nil {
+				return nil, fmt.Errorf("fit the content map: %w", err)
+			}
+			log.Info("content map fitted", "features", mp.Len())
+		}
 	}
 	if !cfg.NoIndex {
 		// The serving index's cells travel with the model (section "ivf"),
