@@ -7,8 +7,10 @@
 // It starts its own redis-server on a free port (or uses --redis-addr),
 // builds a model that really has --items items (item factors generated
 // directly: category centres plus noise, so that similar items exist; a
-// shop generated from events covers only the items that got events) and
-// publishes it to the Redis registry, starts recsysd in this process (the
+// shop generated from events covers only the items that got events) with
+// its IVF index section (as recsys-train publishes it, so recsysd loads
+// the cells instead of running k-means) and publishes it to the Redis
+// registry, starts recsysd in this process (the
 // daemon package, exactly what cmd/recsysd runs: nothing to build, and the
 // benchmark can set any flag's value), imports --events-per-user views per
 // user through the gRPC API, and measures, each phase for --duration:
@@ -18,9 +20,14 @@
 //  2. Recommend closed loop with ghz, the same concurrency;
 //  3. Recommend open loop at each of --rates with internal/loadgen (ghz's
 //     rate mode waits on slow calls and hides tail latency);
-//  4. Recommend open loop at --push-rate alone and while --push-streams
-//     BatchRecommend streams of --push-users users each drain;
-//  5. SimilarItems open loop at --similar-rate.
+//  4. BatchRecommend alone: --push-streams streams of --push-users users
+//     each draining for --duration (push's solo users/s); then Recommend
+//     open loop at --push-rate alone and while the same streams drain (the
+//     note gives push's users/s there and its share of the solo figure);
+//  5. SimilarItems open loop at --similar-rate;
+//  6. with --swaps N: Recommend open loop at --push-rate while the model
+//     is hot-swapped N times (ActivateModel between two published versions
+//     of the same size, each waited for), counting the failed calls.
 //
 // Requests: user_id Zipf(1) over the generated users, item_id Zipf(1) over
 // the items, count 20. The open-loop generator and the server share this
@@ -50,7 +57,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -58,7 +64,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -71,26 +76,21 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/recsys-dev/recsys/benchmarks/internal/benchredis"
+	"github.com/recsys-dev/recsys/internal/cli"
 	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/daemon"
+	"github.com/recsys-dev/recsys/internal/itemindex"
 	"github.com/recsys-dev/recsys/internal/loadgen"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/pushsched"
+	"github.com/recsys-dev/recsys/internal/recommend"
 	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/server"
 	"github.com/recsys-dev/recsys/internal/synth"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "bench-serve:", err)
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(cli.Exit("bench-serve", cli.Main(run), os.Stderr)) }
 
 // options are the flags.
 type options struct {
@@ -102,6 +102,7 @@ type options struct {
 	pushRate, similarRate                float64
 	pushStreams, pushUsers               int
 	coalesceMaxBlock                     int
+	indexMinItems, swaps                 int
 	seed                                 uint64
 	maxDegraded                          float64
 }
@@ -126,6 +127,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.pushUsers, "push-users", 10_000, "users per BatchRecommend stream")
 	fs.Float64Var(&o.similarRate, "similar-rate", 500, "open-loop SimilarItems rate")
 	fs.IntVar(&o.coalesceMaxBlock, "coalesce-max-block", coalesce.DefaultMaxBlock, "recsysd --coalesce-max-block (0: off)")
+	fs.IntVar(&o.indexMinItems, "index-min-items", recommend.DefaultIndexMinItems, "recsysd --index-min-items (0: the index for every model)")
+	fs.IntVar(&o.swaps, "swaps", 4, "hot swaps of the model (ActivateModel) during the last Recommend open-loop phase; 0: no swap phase")
 	fs.Uint64Var(&o.seed, "seed", 1, "random seed of the factors, histories and requests")
 	fs.Float64Var(&o.maxDegraded, "max-degraded-share", 0.01, "flag (and fail the run after writing the results) a phase with a larger share of degraded answers")
 	if err := fs.Parse(args); err != nil {
@@ -151,6 +154,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("--duration must be > 0 and --warmup >= 0")
 	case o.pushStreams < 0 || o.pushUsers < 1 || !(o.pushRate > 0) || !(o.similarRate > 0) || o.ghzConcurrency < 1:
 		return o, fmt.Errorf("--push-streams >= 0, --push-users >= 1, --push-rate, --similar-rate, --ghz-concurrency > 0")
+	case o.swaps < 0 || o.indexMinItems < 0:
+		return o, fmt.Errorf("--swaps and --index-min-items must be >= 0")
 	}
 	return o, nil
 }
@@ -168,6 +173,10 @@ type Row struct {
 	Max     float64 `json:"max_ms,omitempty"`
 	Errors  int64   `json:"errors"`
 	Dropped int64   `json:"dropped,omitempty"`
+	// PushUsers is BatchRecommend's answered users/s (the push phases).
+	PushUsers float64 `json:"push_users_per_s,omitempty"`
+	// Swaps are the model hot swaps done during the phase.
+	Swaps int `json:"swaps,omitempty"`
 	// OK counts the successful answers, Degraded those of them given
 	// without the profile store; DegradedShare is Degraded/OK.
 	OK            int64   `json:"ok"`
@@ -194,7 +203,7 @@ type Result struct {
 	Rows                  []Row
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
 	o, err := parse(args, stderr)
 	if err != nil {
 		return err
@@ -222,20 +231,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}()
 	}
 
-	// The model: every item has factors.
-	t0 := time.Now()
-	m, err := generateModel(o)
-	if err != nil {
-		return err
-	}
+	// The models: every item has factors. With --swaps, a second version
+	// (other factors, the same items) to swap with, published first so
+	// the benchmark's model is the current one.
 	reg, err := registry.NewRedis(rdb, registry.Options{Prefix: prefix})
 	if err != nil {
 		return err
 	}
-	if _, err := reg.Publish(ctx, m); err != nil {
-		return fmt.Errorf("publish model: %w", err)
+	var versions []string
+	seeds := []uint64{o.seed}
+	if o.swaps > 0 {
+		seeds = []uint64{o.seed + 1, o.seed}
 	}
-	logf("model of %d items × %d factors generated and published in %v", m.NumItems(), m.Factors(), time.Since(t0).Round(time.Millisecond))
+	var m *mf.Model
+	for _, seed := range seeds {
+		t0 := time.Now()
+		if m, err = generateModel(o, seed); err != nil {
+			return err
+		}
+		v, err := reg.Publish(ctx, m)
+		if err != nil {
+			return fmt.Errorf("publish model: %w", err)
+		}
+		versions = append(versions, v.Name())
+		logf("model %s of %d items × %d factors generated, indexed and published in %v", v.Name(), m.NumItems(), m.Factors(), time.Since(t0).Round(time.Millisecond))
+	}
 
 	// recsysd, in this process.
 	limits, err := server.ParseRateLimits("pages=0,events=0,push=0,operator=0", server.DefaultRateLimits())
@@ -245,7 +265,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	d, err := daemon.New(daemon.Config{
 		GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", RedisAddr: addr, Prefix: prefix, InsecureNoAuth: true, RateLimits: limits,
 		ModelPoll: time.Second, DrainTimeout: 5 * time.Second,
-		Coalesce: coalesce.Config{MaxBlock: o.coalesceMaxBlock},
+		Coalesce: coalesce.Config{MaxBlock: o.coalesceMaxBlock}, IndexMinItems: indexMinItems(o.indexMinItems),
 		// Every stream comes from the one anonymous caller.
 		Push: pushsched.Config{StreamsPerCaller: max(o.pushStreams, pushsched.DefaultStreamsPerCaller)},
 	}, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -291,7 +311,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("the served model has %d items, want %d", res.ModelItems, o.items)
 	}
 
-	t0 = time.Now()
+	t0 := time.Now()
 	if res.Events, err = importEvents(ctx, conn, o); err != nil {
 		return err
 	}
@@ -320,12 +340,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		before = after
-		if r.Tool == "ghz" { // ghz does not look into the answers
+		if r.Tool != "loadgen" { // ghz and the push phases do not look into the answers
 			r.Degraded = server
 		}
 		r.flag(o.maxDegraded)
-		logf("%s: %.0f/s ok, p50 %.2f ms, p99 %.2f ms, errors %d, dropped %d, degraded %d (%.2f%%) %v", r.Phase, r.Rate, r.P50, r.P99,
-			r.Errors, r.Dropped, r.Degraded, 100*r.DegradedShare, r.DegradedCauses)
+		logf("%s: %.0f/s ok, p50 %.2f ms, p99 %.2f ms, errors %d, dropped %d, degraded %d (%.2f%%) %v %s", r.Phase, r.Rate, r.P50, r.P99,
+			r.Errors, r.Dropped, r.Degraded, 100*r.DegradedShare, r.DegradedCauses, r.Note)
 		res.Rows = append(res.Rows, r)
 		return nil
 	}
@@ -343,15 +363,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if o.pushStreams > 0 {
+		solo, err := pushAlone(ctx, conn, o)
+		if err := phase(solo, err); err != nil {
+			return err
+		}
 		if err := phase(openLoop(ctx, conn, o, "Recommend alone", loadgen.Recommend, o.pushRate)); err != nil {
 			return err
 		}
-		if err := phase(withPush(ctx, conn, o)); err != nil {
+		if err := phase(withPush(ctx, conn, o, solo.PushUsers)); err != nil {
 			return err
 		}
 	}
 	if err := phase(openLoop(ctx, conn, o, "SimilarItems open loop", loadgen.Similar, o.similarRate)); err != nil {
 		return err
+	}
+	if o.swaps > 0 {
+		if err := phase(withSwaps(ctx, conn, o, versions)); err != nil {
+			return err
+		}
 	}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		res.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
@@ -405,6 +434,9 @@ func (r Result) flagged() []string {
 func (x Row) load() string {
 	if x.Conc > 0 {
 		return fmt.Sprintf("-c %d closed", x.Conc)
+	}
+	if x.Offered == 0 {
+		return "streams"
 	}
 	return fmt.Sprintf("%.0f/s open", x.Offered)
 }
@@ -505,9 +537,10 @@ func deletePrefix(ctx context.Context, rdb *redis.Client, prefix string) error {
 // category's centre, so SimilarItems and the histories have structure.
 const categories = 200
 
-// generateModel builds the model directly from generated factors.
-func generateModel(o options) (*mf.Model, error) {
-	rng := rand.New(rand.NewPCG(o.seed, 11))
+// generateModel builds the model directly from generated factors (seed),
+// with its IVF index section.
+func generateModel(o options, seed uint64) (*mf.Model, error) {
+	rng := rand.New(rand.NewPCG(seed, 11))
 	f := o.factors
 	centres := make([]float32, categories*f)
 	for i := range centres {
@@ -526,7 +559,25 @@ func generateModel(o options) (*mf.Model, error) {
 		Users: int64(o.users), Items: int64(o.items), TrainedAt: time.Now().UTC(),
 		Hyper: mf.Hyperparameters{Factors: f, Regularization: 0.1, Alpha: 10, Iterations: 1},
 	}
-	return mf.New(info, ids, factors)
+	m, err := mf.New(info, ids, factors)
+	if err != nil {
+		return nil, err
+	}
+	ix, err := itemindex.BuildIVF(m, itemindex.IVFOptions{Seed: seed})
+	if err != nil {
+		return nil, err
+	}
+	sec, _ := ix.Section()
+	return m.WithSections(sec)
+}
+
+// indexMinItems is daemon.Config's IndexMinItems for the flag's value
+// (0: every model, which the config spells negative).
+func indexMinItems(v int) int {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 func waitServing(ctx context.Context, conn *grpc.ClientConn) error {
@@ -748,8 +799,56 @@ func openLoop(ctx context.Context, conn *grpc.ClientConn, o options, phase strin
 }
 
 // withPush runs Recommend open loop at --push-rate while --push-streams
-// BatchRecommend streams drain; the note has push's users/s.
-func withPush(ctx context.Context, conn *grpc.ClientConn, o options) (Row, error) {
+// BatchRecommend streams drain; the note has push's users/s and their share
+// of solo, push's users/s alone.
+func withPush(ctx context.Context, conn *grpc.ClientConn, o options, solo float64) (Row, error) {
+	var row Row
+	var err error
+	answered, elapsed, retried, perr := drainPush(ctx, conn, o, func() {
+		row, err = openLoop(ctx, conn, o, fmt.Sprintf("Recommend with %d BatchRecommend streams", o.pushStreams), loadgen.Recommend, o.pushRate)
+	})
+	if perr != nil {
+		return row, fmt.Errorf("BatchRecommend: %w", perr)
+	}
+	users := float64(answered) / elapsed
+	row.PushUsers = users
+	row.Note = fmt.Sprintf("push %.0f users/s", users)
+	if solo > 0 {
+		row.Note += fmt.Sprintf(" = %.0f%% of solo", 100*users/solo)
+	}
+	if retried > 0 {
+		row.Note += fmt.Sprintf(", %d push streams restarted after a transient error", retried)
+	}
+	return row, err
+}
+
+// pushAlone lets --push-streams BatchRecommend streams drain alone for
+// --warmup plus --duration: push's solo users/s.
+func pushAlone(ctx context.Context, conn *grpc.ClientConn, o options) (Row, error) {
+	row := Row{Phase: fmt.Sprintf("BatchRecommend alone, %d streams", o.pushStreams), Tool: "grpc"}
+	answered, elapsed, retried, err := drainPush(ctx, conn, o, func() {
+		select {
+		case <-time.After(o.warmup + o.duration):
+		case <-ctx.Done():
+		}
+	})
+	if err != nil {
+		return row, fmt.Errorf("BatchRecommend: %w", err)
+	}
+	users := float64(answered) / elapsed
+	row.PushUsers, row.Rate, row.OK = users, users, answered // an answer is a user
+	row.Note = fmt.Sprintf("push %.0f users/s", users)
+	if retried > 0 {
+		row.Note += fmt.Sprintf(", %d push streams restarted after a transient error", retried)
+	}
+	return row, nil
+}
+
+// drainPush keeps --push-streams BatchRecommend streams of --push-users
+// users draining while during runs and returns the users answered, the
+// seconds they took, the streams restarted after a transient error, and
+// the first other error.
+func drainPush(ctx context.Context, conn *grpc.ClientConn, o options, during func()) (answeredUsers int64, seconds float64, restarted int64, err error) {
 	rc := recsysv1.NewRecommendationServiceClient(conn)
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -801,18 +900,70 @@ func withPush(ctx context.Context, conn *grpc.ClientConn, o options) (Row, error
 			}
 		})
 	}
-	row, err := openLoop(ctx, conn, o, fmt.Sprintf("Recommend with %d BatchRecommend streams", o.pushStreams), loadgen.Recommend, o.pushRate)
+	during()
 	elapsed := time.Since(start).Seconds()
 	cancel()
 	wg.Wait()
 	select {
-	case perr := <-errs:
-		return row, fmt.Errorf("BatchRecommend: %w", perr)
+	case err = <-errs:
 	default:
 	}
-	row.Note = fmt.Sprintf("push %.0f users/s", float64(answered.Load())/elapsed)
-	if n := retried.Load(); n > 0 {
-		row.Note += fmt.Sprintf(", %d push streams restarted after a transient error", n)
+	return answered.Load(), elapsed, retried.Load(), err
+}
+
+// withSwaps runs Recommend open loop at --push-rate while the model is
+// swapped --swaps times between versions (ActivateModel, then waiting
+// until recsysd serves it), spread over the measured time; the errors
+// are the calls that failed.
+func withSwaps(ctx context.Context, conn *grpc.ClientConn, o options, versions []string) (Row, error) {
+	mc := recsysv1.NewModelServiceClient(conn)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := 0
+	swapErr := make(chan error, 1)
+	go func() {
+		defer close(swapErr)
+		gap := o.duration / time.Duration(o.swaps+1)
+		select {
+		case <-time.After(o.warmup):
+		case <-sctx.Done():
+			return
+		}
+		for k := range o.swaps {
+			select {
+			case <-time.After(gap):
+			case <-sctx.Done():
+				return
+			}
+			v := versions[k%len(versions)] // the other version first
+			if _, err := mc.ActivateModel(sctx, &recsysv1.ActivateModelRequest{Version: v}); err != nil {
+				swapErr <- fmt.Errorf("ActivateModel %s: %w", v, err)
+				return
+			}
+			for {
+				r, err := mc.GetModel(sctx, &recsysv1.GetModelRequest{})
+				if err != nil {
+					swapErr <- fmt.Errorf("GetModel: %w", err)
+					return
+				}
+				if r.GetModel().GetVersion() == v {
+					break
+				}
+				select {
+				case <-time.After(20 * time.Millisecond): // polling, as recsysctl model does
+				case <-sctx.Done():
+					return
+				}
+			}
+			done++
+		}
+	}()
+	row, err := openLoop(ctx, conn, o, fmt.Sprintf("Recommend during %d model swaps", o.swaps), loadgen.Recommend, o.pushRate)
+	cancel()
+	if serr := <-swapErr; serr != nil {
+		return row, serr
 	}
+	row.Swaps = done
+	row.Note = fmt.Sprintf("%d of %d swaps done (%d items each), %d failed calls", done, o.swaps, o.items, row.Errors)
 	return row, err
 }

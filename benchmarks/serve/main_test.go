@@ -19,9 +19,10 @@ import (
 )
 
 // A small run of the whole benchmark (without ghz, which would be built):
-// a model of 10,000 items served whole, events imported, every open-loop
-// phase answered without errors and its degraded answers counted, the
-// table and the JSON written. A few seconds.
+// a model of 10,000 items served whole through the forced index, events
+// imported, push alone and under Recommend, every phase answered without
+// errors (the swap phase too) and its degraded answers counted, the table
+// and the JSON written. A few seconds.
 func TestSmallRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a recsysd and drives it for a few seconds")
@@ -31,11 +32,11 @@ func TestSmallRun(t *testing.T) {
 	err := run(context.Background(), []string{
 		"--redis-addr", redistest.Addr(), "--items", "10000", "--users", "300", "--events-per-user", "10",
 		"--duration", "500ms", "--warmup", "100ms", "--rates", "100", "--push-streams", "1", "--push-users", "100",
-		"--push-rate", "50", "--similar-rate", "50", "--ghz", "", "--out", out,
+		"--push-rate", "50", "--similar-rate", "50", "--ghz", "", "--out", out, "--swaps", "2", "--index-min-items", "0",
 		// A loaded test machine may answer a few calls degraded; that
 		// the run counts them is what is tested here.
 		"--max-degraded-share", "1",
-	}, &stdout, &stderr)
+	}, os.Getenv, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
@@ -50,7 +51,8 @@ func TestSmallRun(t *testing.T) {
 	if res.ModelItems != 10000 || res.Events != 3000 {
 		t.Errorf("got a model of %d items and %d events, want 10000 and 3000", res.ModelItems, res.Events)
 	}
-	wantPhases := []string{"Recommend open loop", "Recommend alone", "Recommend with 1 BatchRecommend streams", "SimilarItems open loop"}
+	wantPhases := []string{"Recommend open loop", "BatchRecommend alone, 1 streams", "Recommend alone", "Recommend with 1 BatchRecommend streams",
+		"SimilarItems open loop", "Recommend during 2 model swaps"}
 	if len(res.Rows) != len(wantPhases) {
 		t.Fatalf("got %d phases, want %d: %+v", len(res.Rows), len(wantPhases), res.Rows)
 	}
@@ -61,6 +63,13 @@ func TestSmallRun(t *testing.T) {
 		if r.Degraded < 0 || r.Degraded > r.OK || r.DegradedShare != float64(r.Degraded)/float64(r.OK) || r.Flagged {
 			t.Errorf("phase %d: %d degraded of %d OK, share %v, flagged %v", i, r.Degraded, r.OK, r.DegradedShare, r.Flagged)
 		}
+	}
+	if solo, with := res.Rows[1], res.Rows[3]; solo.PushUsers <= 0 || with.PushUsers <= 0 || !strings.Contains(with.Note, "% of solo") {
+		t.Errorf("push users/s alone %v, with Recommend %v (%q)", solo.PushUsers, with.PushUsers, with.Note)
+	}
+	// Every swap was served; no call failed (checked above).
+	if swaps := res.Rows[5]; swaps.Swaps < 1 {
+		t.Errorf("swap phase: %d swaps done: %+v", swaps.Swaps, swaps)
 	}
 	if !strings.Contains(stdout.String(), "| SimilarItems open loop | loadgen |") || !strings.Contains(stdout.String(), "| degraded |") {
 		t.Errorf("the table lacks the SimilarItems row:\n%s", stdout.String())

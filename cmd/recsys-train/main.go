@@ -30,17 +30,17 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recsys-dev/recsys/internal/als"
+	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/cli"
+	"github.com/recsys-dev/recsys/internal/content"
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/dataset"
 	"github.com/recsys-dev/recsys/internal/eval"
@@ -54,43 +54,24 @@ import (
 	"github.com/recsys-dev/recsys/internal/tune"
 )
 
-// Exit statuses.
+// Exit statuses (internal/cli's).
 const (
-	exitOK      = 0
-	exitFailed  = 1
-	exitUsage   = 2
-	exitRefused = 3
+	exitOK      = cli.ExitOK
+	exitUsage   = cli.ExitUsage
+	exitRefused = cli.ExitGateRefused
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(exitCode(err, os.Stderr))
-}
+func main() { os.Exit(exitCode(cli.Main(run), os.Stderr)) }
 
+// exitCode is cli.Exit's, except that a model the quality gate refused exits
+// 3 ("not published": the serving model stays).
 func exitCode(err error, stderr io.Writer) int {
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.Is(err, flag.ErrHelp):
-		return exitOK
-	case cli.ExitCode(err) == cli.ExitUsage:
-		return cli.Exit("recsys-train", err, stderr)
-	case errors.As(err, new(usageError)):
-		fmt.Fprintln(stderr, "recsys-train:", err)
-		return exitUsage
-	case errors.Is(err, retrain.ErrRefused):
+	if errors.Is(err, retrain.ErrRefused) {
 		fmt.Fprintln(stderr, "recsys-train: not published:", err)
 		return exitRefused
 	}
-	fmt.Fprintln(stderr, "recsys-train:", err)
-	return exitFailed
+	return cli.Exit("recsys-train", err, stderr)
 }
-
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
 
 // options are the flags every subcommand shares.
 type options struct {
@@ -212,7 +193,7 @@ func (o *options) redis() (redis.UniversalClient, error) {
 	c, err := redisconn.New(redisconn.Options{Addr: o.redisAddr, Cluster: o.redisCluster, Password: o.redisPassword,
 		ReadTimeout: o.redisTimeout, WriteTimeout: o.redisTimeout, DialTimeout: 5 * time.Second})
 	if err != nil {
-		return nil, usageError{"--redis-addr: " + err.Error()}
+		return nil, cli.Usagef("--redis-addr: %v", err)
 	}
 	return c, nil
 }
@@ -221,13 +202,13 @@ func (o *options) redis() (redis.UniversalClient, error) {
 func (o *options) source(rdb redis.UniversalClient, log *slog.Logger) (retrain.Source, error) {
 	format, err := dataset.ParseFormat(o.format)
 	if err != nil {
-		return nil, usageError{"--format: " + err.Error()}
+		return nil, cli.Usagef("--format: %v", err)
 	}
 	if o.inputs != "" {
 		return retrain.FileSource(splitList(o.inputs), format, log), nil
 	}
 	if rdb == nil {
-		return nil, usageError{"give --input FILE or --redis-addr ADDR"}
+		return nil, cli.Usagef("give --input FILE or --redis-addr ADDR")
 	}
 	store, err := profile.NewStore(rdb, profile.Config{Prefix: o.prefix, Weighting: o.weighting})
 	if err != nil {
@@ -283,7 +264,7 @@ func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) err
 		return err
 	}
 	if len(pos) > 0 {
-		return usageError{fmt.Sprintf("unexpected arguments %q (flags only; --help lists them)", pos)}
+		return cli.Usagef("unexpected arguments %q (flags only; --help lists them)", pos)
 	}
 	return cli.FillEnv(fs, "RECSYS", getenv)
 }
@@ -350,6 +331,11 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	fs.BoolVar(&cfg.SkipBaselines, "skip-knn", false, "leave the item-kNN baseline out of the report")
 	fs.BoolVar(&cfg.NoIndex, "no-index", false, "leave the serving index's cells (artifact section ivf) out of the model; recsysd then builds them at load when it uses them")
 	fs.BoolVar(&cfg.Blend, "blend", true, "also fit the order-aware blend (item neighbours, next-item transitions, recency; weights on a validation split) as a candidate; the gate publishes it when it beats MF alone")
+	var itemsFile string
+	var noContent bool
+	fs.StringVar(&itemsFile, "items", "", "item descriptions for the content map (a catalog CSV, or MovieLens u.item); default with --redis-addr: the catalog in Redis")
+	fs.BoolVar(&noContent, "no-content", false, "leave the content map (artifact section content: new items placed by their attributes) out of the model")
+	fs.Float64Var(&cfg.Content.Lambda, "content-lambda", 1, "ridge penalty of the content map")
 	fs.BoolVar(&dryRun, "dry-run", false, "train, evaluate and gate, but publish nothing")
 	reportFile := fs.String("report", "", "also write the evaluation (model, serving model and baselines, the gate's decision) as a self-contained HTML file with charts")
 	var boughtLists bool
@@ -405,7 +391,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	if len(pubs) == 0 && !dryRun {
-		return usageError{"nowhere to publish: give --models-dir and/or --redis-addr, or --dry-run"}
+		return cli.Usagef("nowhere to publish: give --models-dir and/or --redis-addr, or --dry-run")
 	}
 	var recorders []registry.RunRecorder
 	for _, p := range pubs {
@@ -422,6 +408,11 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 		cfg.Lists = store
+	}
+	if !noContent {
+		if cfg.Items, err = itemLookup(ctx, itemsFile, rdb, o.prefix, log); err != nil {
+			return err
+		}
 	}
 	if serving != nil {
 		log.Info("serving model to beat", "version", serving.Version(), "items", serving.NumItems())
@@ -462,6 +453,30 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	return err
+}
+
+// itemLookup returns the item descriptions the content map is fitted on:
+// from file when given, else the catalog in Redis (nil without Redis or
+// when the catalog is empty).
+func itemLookup(ctx context.Context, file string, rdb redis.UniversalClient, prefix string, log *slog.Logger) (func(string) (content.Item, bool), error) {
+	items := map[string]content.Item{}
+	switch {
+	case file != "":
+		if err := dataset.ReadItemsFile(file, func(id string, it content.Item) error { items[id] = it; return nil }); err != nil {
+			return nil, err
+		}
+	case rdb != nil:
+		cache := catalog.NewCache(catalog.NewStore(rdb, prefix), log)
+		if err := cache.Sync(ctx); err != nil {
+			return nil, fmt.Errorf("read the catalog: %w", err)
+		}
+		cache.Range(func(it catalog.Item) bool { items[it.ID] = it.Content(); return true })
+	}
+	if len(items) == 0 {
+		return nil, nil
+	}
+	log.Info("item descriptions for the content map", "items", len(items))
+	return func(id string) (content.Item, bool) { it, ok := items[id]; return it, ok }, nil
 }
 
 // currentModel loads the version a registry serves, or nil when it has none.
@@ -507,7 +522,7 @@ func (c *evalCommand) parse(fs *flag.FlagSet, args []string, getenv func(string)
 		return nil, err
 	}
 	if c.cfg.Ks, err = parseInts(c.ks); err != nil {
-		return nil, usageError{"--k: " + err.Error()}
+		return nil, cli.Usagef("--k: %v", err)
 	}
 	c.cfg.Hyper, c.cfg.Weighting, c.cfg.Workers = c.hyper, c.weighting, c.workers
 	return log, nil
@@ -530,11 +545,11 @@ func (o *options) evalSplit(ctx context.Context, cfg retrain.EvalConfig, trainFi
 	cfg.Users.FoldIn = 0.8
 	if trainFile != "" || testFile != "" {
 		if trainFile == "" || testFile == "" || o.inputs != "" {
-			return nil, usageError{"give --train FILE and --test FILE together, without --input"}
+			return nil, cli.Usagef("give --train FILE and --test FILE together, without --input")
 		}
 		format, err := dataset.ParseFormat(o.format)
 		if err != nil {
-			return nil, usageError{"--format: " + err.Error()}
+			return nil, cli.Usagef("--format: %v", err)
 		}
 		return retrain.MakePairSplit(ctx, cfg, retrain.FileSource([]string{trainFile}, format, log),
 			retrain.FileSource([]string{testFile}, format, log))
@@ -569,11 +584,16 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	reportFile := fs.String("report", "", "also write the report as a self-contained HTML file with charts (model and baselines)")
 	fs.BoolVar(&c.cfg.Blend, "blend", true, "without model flags: the job's blend candidate, as recsys-train --blend")
-	fs.BoolVar(&c.cfg.Served, "served", true, "with model flags: also the served row (the model searched through its partitioned index, forced as recsysd --index-min-items 0) with recall_vs_exact@K against the exact scan")
+	fs.BoolVar(&c.cfg.Served, "served", true, "also the served row (the model searched through its partitioned index, forced as recsysd --index-min-items 0) with recall_vs_exact@K against the exact scan: of the model flags' model, or of the job's model (\"served blend\" for a blend, against the exact blend); with --blend-ablation also the \"served blend\" row of the full blend")
 	fs.BoolVar(&ablation, "blend-ablation", false, "also evaluate the ablation rows: item neighbours alone, then MF alone, +neighbours, +transitions, +recency (without model flags: the job's chosen settings and its blend's validation grid; with them: weights chosen on a validation split of the training events)")
+	var cold coldStartFlags
+	cold.register(fs)
 	log, err := c.parse(fs, args, getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if cold.on {
+		return cold.run(ctx, c, asJSON, stdout, log)
 	}
 	split, err := c.evalSplit(ctx, c.cfg, trainFile, testFile, log)
 	if err != nil {
@@ -665,7 +685,7 @@ func addAblation(ctx context.Context, c evalCommand, split *eval.Split, rep *eva
 		log.Info("blend weights chosen on validation", "neighbors", b.Params.Neighbor, "transitions", b.Params.Transition,
 			"recency", b.Params.Recency, "validation_users", search.Users, fmt.Sprintf("ndcg@%d", search.K), b.NDCG)
 	}
-	rows, err := eval.AblationRows(ctx, split, model, search, opt, eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers})
+	rows, err := eval.AblationRows(ctx, split, model, search, opt, eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers, Served: c.cfg.Served})
 	if err != nil {
 		return fmt.Errorf("blend ablation: %w", err)
 	}
@@ -710,7 +730,7 @@ func runTune(ctx context.Context, args []string, getenv func(string) string, std
 		{"--reg-exponent-grid", func() (err error) { sp.RegExponent, err = parseFloats(exps); return }()},
 	} {
 		if g.err != nil {
-			return usageError{g.name + ": " + g.err.Error()}
+			return cli.Usagef("%s: %v", g.name, g.err)
 		}
 	}
 	c.cfg.Split = "time" // tuning always validates on a time holdout of the training events
@@ -723,7 +743,7 @@ func runTune(ctx context.Context, args []string, getenv func(string) string, std
 	if !grid {
 		// The job's budgeted search (package tune) on the training part.
 		if c.tuneBudget <= 0 {
-			return usageError{"--tune-budget must be > 0 (or give a --*-grid flag for a grid search)"}
+			return cli.Usagef("--tune-budget must be > 0 (or give a --*-grid flag for a grid search)")
 		}
 		res, err := tune.Search(ctx, split.Train, tune.Config{Budget: c.tuneBudget, Base: c.hyper, Metric: opt.Metric,
 			Workers: c.workers, Seed: opt.Seed, Progress: traceLogger(log, c.tuneBudget)})

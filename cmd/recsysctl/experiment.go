@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/recsys-dev/recsys/client"
+	"github.com/recsys-dev/recsys/internal/reportview"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
@@ -123,14 +124,27 @@ func runExperimentStop(ctx context.Context, x *invocation) error {
 	})
 }
 
-// runReport prints GetReport as JSON (the daily rows summed over the
-// range, and per arm of --experiment).
+// runReport prints GetReport as tables with verdicts (internal/reportview)
+// or, with --json, as the message's JSON.
 func runReport(ctx context.Context, x *invocation) error {
 	today := time.Now().UTC().Format(time.DateOnly)
 	from := x.fs.String("from", today, "the first UTC day, YYYY-MM-DD")
 	to := x.fs.String("to", "", "the last UTC day (default: --from)")
 	xp := x.fs.String("experiment", "", "an experiment to report per arm")
-	return unary(ctx, x, 0, func(c *client.Client, _ []string) (proto.Message, error) {
-		return c.Experiments.GetReport(ctx, &recsysv1.GetReportRequest{FromDate: *from, ToDate: *to, Experiment: *xp})
-	})
+	asJSON := x.fs.Bool("json", false, "print the GetReport answer as JSON instead of tables")
+	if _, err := x.exactly(0); err != nil {
+		return err
+	}
+	c, err := x.client()
+	if err != nil {
+		return err
+	}
+	rep, err := c.Experiments.GetReport(ctx, &recsysv1.GetReportRequest{FromDate: *from, ToDate: *to, Experiment: *xp})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return x.printJSON(rep)
+	}
+	return reportview.Write(x.stdout, *xp, rep)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -37,9 +38,13 @@ func TestExperimentCommands(t *testing.T) {
 		t.Errorf("list: %v", list)
 	}
 	today := time.Now().UTC().Format(time.DateOnly)
-	rep := decode(recsysctl(nil, "report", "--from", today, "--experiment", "home-1", "--addr", addr))
+	rep := decode(recsysctl(nil, "report", "--json", "--from", today, "--experiment", "home-1", "--addr", addr))
 	if a, _ := rep["arms"].([]any); len(a) != 2 {
 		t.Errorf("report arms: %v", rep)
+	}
+	if r := recsysctl(nil, "report", "--from", today, "--experiment", "home-1", "--addr", addr); r.code != 0 ||
+		!strings.Contains(r.stdout, "Revenue per user") || !strings.Contains(r.stdout, "→ arm diverse vs control: no significant difference") {
+		t.Errorf("report as tables: exit %d, stdout\n%s\nstderr %s", r.code, r.stdout, r.stderr)
 	}
 	stopped := decode(recsysctl(nil, "experiment", "stop", "home-1", "--addr", addr))
 	if s, _ := stopped["experiment"].(map[string]any); s["state"] != "EXPERIMENT_STATE_STOPPED" {

@@ -36,18 +36,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/recsys-dev/recsys/internal/cli"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(cli.Exit("recsysctl", err, os.Stderr))
-}
+func main() { os.Exit(cli.Exit("recsysctl", cli.Main(run), os.Stderr)) }
 
 // run finds the command in args and runs it. Connection flags may come
 // before the command; the command's invocation parses them again with

@@ -66,17 +66,12 @@ func (s Sums) Ratio() Interval {
 	if s.N <= 0 || s.SumY == 0 {
 		return Interval{}
 	}
-	n := float64(s.N)
-	r := s.SumX / s.SumY
-	mx, my := s.SumX/n, s.SumY/n
 	if s.N < 2 {
+		r := s.SumX / s.SumY
 		return Interval{r, r, r}
 	}
-	vx := (s.SumXX - n*mx*mx) / (n - 1)
-	vy := (s.SumYY - n*my*my) / (n - 1)
-	cxy := (s.SumXY - n*mx*my) / (n - 1)
-	v := (vx - 2*r*cxy + r*r*vy) / (my * my * n)
-	se := math.Sqrt(math.Max(0, v))
+	r, v := s.ratioVar()
+	se := math.Sqrt(v)
 	return Interval{r, r - Z95*se, r + Z95*se}
 }
 
@@ -130,6 +125,38 @@ func Welch(treatment, control Sums) Comparison {
 	df := (v1 + v0) * (v1 + v0) / (v1*v1/float64(treatment.N-1) + v0*v0/float64(control.N-1))
 	tq := tQuantile975(df)
 	return Comparison{Diff: Interval{d, d - tq*se, d + tq*se}, Lift: lift(m1, v1, m0, v0), PValue: twoSidedT(d/se, df)}
+}
+
+// Ratios compares ΣX/ΣY of two arms (for example clicks per item shown)
+// with a z-test on the difference of the two delta-method estimates
+// (Ratio's standard errors; the arms' users are independent).
+func Ratios(treatment, control Sums) Comparison {
+	if treatment.N < 2 || control.N < 2 || treatment.SumY == 0 || control.SumY == 0 {
+		return Comparison{Lift: nanInterval(), PValue: math.NaN()}
+	}
+	r1, v1 := treatment.ratioVar()
+	r0, v0 := control.ratioVar()
+	d := r1 - r0
+	se := math.Sqrt(v1 + v0)
+	p := 1.0
+	switch {
+	case se > 0:
+		p = twoSidedNormal(d / se)
+	case d != 0:
+		p = 0
+	}
+	return Comparison{Diff: Interval{d, d - Z95*se, d + Z95*se}, Lift: lift(r1, v1, r0, v0), PValue: p}
+}
+
+// ratioVar is ΣX/ΣY and the delta-method variance of it (N ≥ 2, ΣY ≠ 0).
+func (s Sums) ratioVar() (r, v float64) {
+	n := float64(s.N)
+	r = s.SumX / s.SumY
+	mx, my := s.SumX/n, s.SumY/n
+	vx := (s.SumXX - n*mx*mx) / (n - 1)
+	vy := (s.SumYY - n*my*my) / (n - 1)
+	cxy := (s.SumXY - n*mx*my) / (n - 1)
+	return r, math.Max(0, (vx-2*r*cxy+r*r*vy)/(my*my*n))
 }
 
 // lift is m1/m0 − 1 with the delta-method interval of the ratio of two

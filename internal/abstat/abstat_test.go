@@ -103,3 +103,20 @@ func TestMeanAndRatio(t *testing.T) {
 	near(t, "mean", m.Estimate, 4.0/3, 1e-12)
 	near(t, "mean high", m.High, 4.0/3+Z95*0.881917, 1e-5)
 }
+
+func TestRatios(t *testing.T) {
+	// Treatment as in TestMeanAndRatio: 2/3, variance 0.0648148. Control
+	// (X, Y) (0,2), (1,2), (0,2), (1,2): ratio 1/4; vx = 1/3, vy = 0,
+	// cov = 0; variance (1/3)/(2²·4) = 1/48. se √(0.0648148 + 1/48) =
+	// 0.292657; z = (2/3 − 1/4)/se = 1.423737, p = 0.154523.
+	tr := sumsOf([]float64{1, 0, 3}, []float64{2, 1, 3})
+	co := sumsOf([]float64{0, 1, 0, 1}, []float64{2, 2, 2, 2})
+	c := Ratios(tr, co)
+	near(t, "diff", c.Diff.Estimate, 2.0/3-0.25, 1e-12)
+	near(t, "diff low", c.Diff.Low, 2.0/3-0.25-Z95*0.292657, 1e-5)
+	near(t, "p", c.PValue, 0.154523, 1e-5)
+	near(t, "lift", c.Lift.Estimate, (2.0/3)/0.25-1, 1e-12)
+	if got := Ratios(tr, Sums{N: 3}); !math.IsNaN(got.PValue) || !math.IsNaN(got.Lift.Estimate) {
+		t.Errorf("control without denominator: %+v, want NaN", got)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/recsys-dev/recsys/internal/content"
 )
 
 // AttrType is the type of a custom attribute.
@@ -104,6 +106,20 @@ func ValidAttrName(name string) error {
 func (it Item) described() bool {
 	return it.Title != "" || it.Brand != "" || it.Seller != "" || it.RatingCount != 0 || it.RatingAverage != 0 ||
 		it.Promotion || len(it.Attributes) > 0
+}
+
+// Content is what the content map (package content: new items placed by
+// their attributes) reads of the item; its string attributes are tags
+// "name=value". The trainer and the server both use it, so they describe an
+// item alike.
+func (it Item) Content() content.Item {
+	c := content.Item{Category: it.Category, Brand: it.Brand, Seller: it.Seller, Title: it.Title, Price: it.Price}
+	for _, a := range it.Attributes {
+		if a.Type == AttrString {
+			c.Tags = append(c.Tags, a.Name+"="+a.Str)
+		}
+	}
+	return c
 }
 
 // Attr returns the item's value of a built-in or custom attribute: a string

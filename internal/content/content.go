@@ -1,7 +1,8 @@
 // Package content places items the factor model has never seen by what they
 // are: a ridge regression, learned by the retraining job, from an item's
 // attributes (category, brand, seller, price band, the tokens of its title)
-// to the factor space of the model it is trained with. The server gives
+// (and tags: string attributes, genres) to the factor space of the model it
+// is trained with. The server gives
 // every catalog item the model lacks the vector its attributes predict
 // (Map.Vector), so a new item can be recommended to the users it suits and
 // found similar to its peers from its first minute; once it has events, the
@@ -11,8 +12,8 @@
 // 1 (Map.Section, FromModel; the layout is in models/README.md).
 //
 // How it is fitted: every item of the model is one example; its binary
-// feature vector x (category, brand, seller, price band: 1 each; title
-// tokens: 1/√(number of tokens) each) predicts its factors y as
+// feature vector x (category, brand, seller, price band: 1 each; tags and
+// title tokens: 1/√(their number) each) predicts its factors y as
 // μ + Σ_f x_f·w_f, where μ is the mean item vector; W minimises
 // Σ‖y − μ − xᵀW‖² + λ‖W‖², solved by conjugate gradients on the normal
 // equations (the operator is sparse: O(nnz·F) per step).
@@ -85,7 +86,13 @@ func PriceBand(price float64) (int, bool) {
 type Item struct {
 	Category, Brand, Seller, Title string
 	Price                          float64
+	// Tags are further string values (the catalog's string attributes as
+	// name=value, a film's genres), at most MaxTags of them count.
+	Tags []string
 }
+
+// MaxTags is how many of an item's tags count.
+const MaxTags = 32
 
 // Feature is one attribute value of an item with its weight in x.
 type Feature struct {
@@ -94,8 +101,9 @@ type Feature struct {
 }
 
 // Features returns the features of it: "c:" category, "b:" brand, "s:"
-// seller, "p:" price band (weight 1 each), "t:" title tokens (weight
-// 1/√n each). A name longer than MaxFeatureBytes is left out.
+// seller, "p:" price band (weight 1 each), "a:" tags and "t:" title tokens
+// (weight 1/√n each, n the item's number of tags or tokens). A name longer
+// than MaxFeatureBytes is left out.
 func Features(it Item) []Feature {
 	var fs []Feature
 	add := func(prefix, v string, w float32) {
@@ -108,6 +116,12 @@ func Features(it Item) []Feature {
 	add("s:", it.Seller, 1)
 	if b, ok := PriceBand(it.Price); ok {
 		add("p:", strconv.Itoa(b), 1)
+	}
+	if n := min(len(it.Tags), MaxTags); n > 0 {
+		w := float32(1 / math.Sqrt(float64(n)))
+		for _, t := range it.Tags[:n] {
+			add("a:", t, w)
+		}
 	}
 	if toks := Tokens(it.Title); len(toks) > 0 {
 		w := float32(1 / math.Sqrt(float64(len(toks))))

@@ -360,7 +360,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		IndexMinItems:   cfg.IndexMinItems,
 		IndexProbe:      cfg.IndexProbe,
 		Tracer:          tracer(cfg.TracerProvider),
-	}, recommend.WithLoadBudget(d.store, cfg.ProfileBudget), d.catCache, d.popular); err != nil {
+	}, recommend.WithBreaker(recommend.WithLoadBudget(d.store, cfg.ProfileBudget), recommend.BreakerConfig{Log: log}),
+		d.catCache, d.popular); err != nil {
 		return nil, err
 	}
 	ccfg := cfg.Campaigns

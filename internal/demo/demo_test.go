@@ -20,7 +20,7 @@ func TestDemoRunsEndToEnd(t *testing.T) {
 	}
 	for _, want := range []string{"recsysd serving", "loaded through the gRPC API", "published", "hot-swapped to",
 		"recommended for", "(personalized,", "the very next answer", "bought together with", "model  ndcg@10", "popularity", "itemknn", "gate: ",
-		"A/B experiment demo-home", "conversion lift of model over popular"} {
+		"A/B experiment demo-home", "Conversion (users with an attributed purchase", "→ arm model "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/recsys-dev/recsys/client"
+	"github.com/recsys-dev/recsys/internal/reportview"
 	"github.com/recsys-dev/recsys/internal/synth"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
@@ -111,24 +112,6 @@ func runExperiment(ctx context.Context, api *client.Client, users int, seed uint
 	if err != nil {
 		return err
 	}
-	say("== recsysctl report --experiment demo-home (user = unit, 95 %% intervals):")
-	say("   %-8s %6s %6s %7s %-22s %-22s %-24s", "arm", "users", "buyers", "clicks", "CTR", "conversion", "revenue/user")
-	for _, a := range rep.GetArms() {
-		say("   %-8s %6d %6d %7d %-22s %-22s %-24s", a.GetArm(), a.GetUsers(), a.GetBuyers(), a.GetClicks(),
-			interval(a.GetCtr(), 100, "%"), interval(a.GetConversion(), 100, "%"), interval(a.GetRevenuePerUser(), 1, ""))
-	}
-	for _, a := range rep.GetArms() {
-		if l := a.GetConversionLift(); l != nil {
-			say("   conversion lift of %s over %s: %+.0f%% [%+.0f%%, %+.0f%%], p = %.3g", a.GetArm(), rep.GetArms()[0].GetArm(),
-				100*l.GetRelative(), 100*l.GetLow(), 100*l.GetHigh(), l.GetPValue())
-		}
-		if l := a.GetRevenuePerUserLift(); l != nil {
-			say("   revenue per user lift: %+.0f%% [%+.0f%%, %+.0f%%], p = %.3g", 100*l.GetRelative(), 100*l.GetLow(), 100*l.GetHigh(), l.GetPValue())
-		}
-	}
-	return nil
-}
-
-func interval(e *recsysv1.Estimate, scale float64, unit string) string {
-	return fmt.Sprintf("%.1f%s [%.1f, %.1f]", scale*e.GetValue(), unit, scale*e.GetLow(), scale*e.GetHigh())
+	say("== recsysctl report --experiment demo-home:")
+	return reportview.Write(w, xp.Name, rep)
 }

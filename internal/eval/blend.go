@@ -402,9 +402,10 @@ func BlendAblation(ctx context.Context, s *Split, h mf.Hyperparameters, opt Blen
 // (blend.NeighborsOnly) and the blend's ablation rows: "mf" (MF alone,
 // standardized), "mf+neighbors", "mf+neighbors+transitions" and
 // "mf+neighbors+transitions+recency", each with the weights of search's
-// best point among those that use only its terms. Given the grid the
-// retraining job chose its weights from, the last row is the blend it
-// serves.
+// best point among those that use only its terms; with eopt.Served, then
+// the "served blend" row (ServedBlendRow) of the last, with its recall
+// against it. Given the grid the retraining job chose its weights from,
+// the last row is the blend it serves.
 func AblationRows(ctx context.Context, s *Split, model *mf.Model, search *BlendSearch, opt BlendOptions, eopt Options) ([]ModelResult, error) {
 	bopt := opt.Build
 	bopt.Workers = opt.Workers
@@ -428,12 +429,21 @@ func AblationRows(ctx context.Context, s *Split, model *mf.Model, search *BlendS
 		{"mf+neighbors+transitions+recency", search.Best(true, true, true).Params},
 	}
 	var out []ModelResult
+	var last *Blend
 	for _, row := range rows {
 		b, err := blend.New(model, nb, tr, row.p)
 		if err != nil {
 			return nil, err
 		}
-		res, err := Evaluate(ctx, s, NewBlend(row.name, model, b, seqs), eopt)
+		last = NewBlend(row.name, model, b, seqs)
+		res, err := Evaluate(ctx, s, last, eopt)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res)
+	}
+	if eopt.Served {
+		res, err := ServedBlendRow(ctx, s, last, 0, eopt)
 		if err != nil {
 			return nil, err
 		}

@@ -48,7 +48,8 @@ type Options struct {
 	// the largest K).
 	RerankDepth int
 	// Served adds Compare's "served" row (ServedRow): its MF model searched
-	// through the partitioned index, forced, as recsysd serves it.
+	// through the partitioned index, forced, as recsysd serves it; and
+	// BlendAblation's "served blend" row (ServedBlendRow).
 	Served bool
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -142,6 +143,141 @@ func ServedRow(ctx context.Context, s *Split, model *mf.Model, probe int, opt Op
 	}
 	depth := opt.Ks[len(opt.Ks)-1]
 	rec := NewServed(model, ix, depth, probe)
+	res, err := Evaluate(ctx, s, rec, opt)
+	if err != nil {
+		return ModelResult{}, err
+	}
+	res.Metrics[RecallVsExact(depth)] = rec.Recall()
+	return res, nil
+}
+
+// ServedBlendName is the report's name of the served path of a blend.
+const ServedBlendName = "served blend"
+
+// ServedBlend ranks a blended model as the server does with its
+// partitioned index forced: each case is folded in as Blend does, the
+// index is searched for the best items by MF score (over-fetched) and,
+// with every item the case's neighbour and transition terms touch, they
+// are scored with the full blend (blend.Blend.Top); the Depth best the
+// case does not know are ranked, every other item scores −Inf. It
+// measures, besides the report's metrics, how many of the exact blend's
+// top Depth (every item scored) the served path returns.
+type ServedBlend struct {
+	exact *Blend
+	ix    *itemindex.Index
+	depth int
+	probe int
+	pool  sync.Pool // *servedBlendScratch
+
+	hits, total atomic.Int64
+}
+
+type servedBlendScratch struct {
+	search itemindex.Search
+	got    []topk.Entry
+	exact  []float32
+	heap   topk.Heap
+}
+
+// NewServedBlend searches exact's model through ix (probe cells as the
+// server's --index-probe, 0: the default) for the depth best items of each
+// case by exact's blend.
+func NewServedBlend(exact *Blend, ix *itemindex.Index, depth, probe int) *ServedBlend {
+	return &ServedBlend{exact: exact, ix: ix, depth: depth, probe: probe}
+}
+
+// Name is "served blend".
+func (s *ServedBlend) Name() string { return ServedBlendName }
+
+// Recall is the share of the exact blend's top Depth the served path
+// returned so far.
+func (s *ServedBlend) Recall() float64 {
+	if t := s.total.Load(); t > 0 {
+		return float64(s.hits.Load()) / float64(t)
+	}
+	return math.NaN()
+}
+
+// Scores implements Recommender.
+func (s *ServedBlend) Scores(cases []Case, out []float32) error {
+	r := s.exact
+	n := r.model.NumItems()
+	if len(out) < len(cases)*n {
+		return fmt.Errorf("%s: output holds %d scores, need %d", ServedBlendName, len(out), len(cases)*n)
+	}
+	bsc := r.scratch()
+	defer r.pool.Put(bsc)
+	sc, _ := s.pool.Get().(*servedBlendScratch)
+	if sc == nil {
+		sc = &servedBlendScratch{}
+	}
+	defer s.pool.Put(sc)
+	if cap(sc.exact) < n {
+		sc.exact = make([]float32, n)
+	}
+	exact := sc.exact[:n]
+	for c, cs := range cases {
+		row := out[c*n : (c+1)*n]
+		for i := range row {
+			row[i] = float32(math.Inf(-1))
+		}
+		if err := r.recent(bsc, cs); err != nil {
+			return err
+		}
+		r.b.RecencyWeights(bsc.w)
+		x, err := r.model.FoldIn(&bsc.ws, bsc.recent, bsc.w)
+		if err != nil {
+			return fmt.Errorf("%s: fold in a user with %d items: %w", ServedBlendName, len(bsc.recent), err)
+		}
+		known := cs.Known // sorted
+		admit := func(j int32) bool { _, k := slices.BinarySearch(known, j); return !k }
+		if err := s.ix.Start(&sc.search, itemindex.Query{X: x, Probe: s.probe}); err != nil {
+			return fmt.Errorf("%s: %w", ServedBlendName, err)
+		}
+		r.b.Prepare(&bsc.bs, x, bsc.recent)
+		sc.got = r.b.Top(&bsc.bs, &sc.search, s.depth, nil, admit, sc.got[:0])
+		for _, e := range sc.got {
+			row[e.Row] = e.Score
+		}
+		// The exact blend's top Depth, for the recall.
+		r.model.Scores(x, exact)
+		r.b.Finish(&bsc.bs, exact)
+		bsc.bs.Release()
+		sc.heap.Reset(s.depth)
+		for i, v := range exact {
+			if sc.heap.Accepts(v) && admit(int32(i)) {
+				sc.heap.Push(int32(i), v)
+			}
+		}
+		want := sc.heap.Len()
+		hits := 0
+		for _, w := range sc.heap.Sorted(sc.got[:0]) {
+			if row[w.Row] != float32(math.Inf(-1)) {
+				hits++
+			}
+		}
+		s.hits.Add(int64(hits))
+		s.total.Add(int64(want))
+	}
+	return nil
+}
+
+// ServedBlendRow evaluates the served path of exact's blended model on s
+// (the index built with defaults and forced, as a server with
+// --index-min-items 0 would) and returns its row, with
+// RecallVsExact(depth) against the exact blend added; depth is the
+// largest K.
+func ServedBlendRow(ctx context.Context, s *Split, exact *Blend, probe int, opt Options) (ModelResult, error) {
+	opt, err := opt.withDefaults(s.Matrix.Cols)
+	if err != nil {
+		return ModelResult{}, err
+	}
+	ix, err := itemindex.ForModel(exact.model)
+	if err != nil {
+		return ModelResult{}, fmt.Errorf("%s: %w", ServedBlendName, err)
+	}
+	depth := opt.Ks[len(opt.Ks)-1]
+	rec := NewServedBlend(exact, ix, depth, probe)
 	res, err := Evaluate(ctx, s, rec, opt)
 	if err != nil {
 		return ModelResult{}, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/mf"
 )
 
@@ -45,5 +46,54 @@ func TestServedRow(t *testing.T) {
 		if got, want := exact.Metrics[key], als.Metrics[key]; got != want {
 			t.Errorf("every cell probed: %s = %v, ALS %v", key, got, want)
 		}
+	}
+}
+
+// The served blend (candidates from the index plus the items the sparse
+// terms touch, scored with the full blend) with every cell probed is the
+// exact blend: recall 1 and the same metrics; with the default probe its
+// recall against the exact blend is measured.
+func TestServedBlendRow(t *testing.T) {
+	s, err := SplitByTime(qualityData(), TimeSplit{Fraction: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	model, _, err := TrainALS(ctx, s, mf.Hyperparameters{Factors: 8, Regularization: 0.1, Alpha: 2, Iterations: 10, Seed: 1}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := blend.DefaultParams()
+	p.Neighbor, p.Transition, p.Recency = 0.5, 1, 1
+	b, err := BuildBlend(ctx, s, model, p, blend.BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exact := NewBlend("blend", model, b, Sequences(s.Train))
+	want, err := Evaluate(ctx, s, exact, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := ServedBlendRow(ctx, s, exact, 1<<20, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.Name != ServedBlendName {
+		t.Errorf("row named %q", all.Name)
+	}
+	if got := all.Metrics[RecallVsExact(20)]; got != 1 {
+		t.Errorf("every cell probed: recall_vs_exact@20 = %v, want 1", got)
+	}
+	for _, key := range []string{Key(MetricNDCG, 10), Key(MetricNDCG, 20)} {
+		if got, want := all.Metrics[key], want.Metrics[key]; got != want {
+			t.Errorf("every cell probed: %s = %v, the exact blend %v", key, got, want)
+		}
+	}
+	one, err := ServedBlendRow(ctx, s, exact, 1, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recall := one.Metrics[RecallVsExact(20)]; !(recall > 0 && recall <= 1) {
+		t.Errorf("one cell probed: recall_vs_exact@20 = %v", recall)
 	}
 }

@@ -53,8 +53,9 @@ type ArmResult struct {
 	// totals); RevenuePerUser the mean revenue per user (normal).
 	Conversion, CTR, RevenuePerUser, RevenuePerAnswer abstat.Interval
 	// Against the control (nil for the control): the two-proportion
-	// z-test on converted users and Welch's t-test on revenue per user.
-	ConversionLift, RevenuePerUserLift *abstat.Comparison
+	// z-test on converted users, Welch's t-test on revenue per user and
+	// z-tests on the delta-method intervals of CTR and revenue per answer.
+	ConversionLift, RevenuePerUserLift, CTRLift, RevenuePerAnswerLift *abstat.Comparison
 }
 
 // Analyze reports every arm, the control first, each other arm compared
@@ -82,7 +83,8 @@ func Analyze(arms []ArmTotals, control string) []ArmResult {
 		if i != ci {
 			conv := abstat.TwoProportions(a.Buyers, a.Users, c.Buyers, c.Users)
 			rev := abstat.Welch(a.rpu, c.rpu)
-			r.ConversionLift, r.RevenuePerUserLift = &conv, &rev
+			ctr, rpa := abstat.Ratios(a.ctr, c.ctr), abstat.Ratios(a.rpa, c.rpa)
+			r.ConversionLift, r.RevenuePerUserLift, r.CTRLift, r.RevenuePerAnswerLift = &conv, &rev, &ctr, &rpa
 		}
 		out = append(out, r)
 	}

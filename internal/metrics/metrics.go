@@ -25,6 +25,7 @@ import (
 const (
 	CauseUnavailable = "unavailable"    // Redis down or unreachable
 	CauseBudget      = "profile_budget" // the profile load exceeded --profile-budget
+	CauseBreaker     = "breaker"        // the profile store's breaker was open (recent failures)
 )
 
 // AnswerMethods are the RPCs whose answers are counted by source.
@@ -106,7 +107,7 @@ func New(now func() time.Time) *Set {
 		s.RateLimited.WithLabelValues(r)
 	}
 	for _, m := range DegradableMethods {
-		for _, c := range []string{CauseUnavailable, CauseBudget} {
+		for _, c := range []string{CauseUnavailable, CauseBudget, CauseBreaker} {
 			s.DegradedAnswers.WithLabelValues(m, c)
 		}
 	}

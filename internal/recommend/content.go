@@ -86,17 +86,12 @@ func (e *Engine) placeNew(base *mf.Model, mp *content.Map) ([]string, []float32)
 	vectors := make([]float32, 0, len(items)*f)
 	v := make([]float32, f)
 	for _, it := range items {
-		if mp.Vector(contentItem(it), v) {
+		if mp.Vector(it.Content(), v) {
 			ids = append(ids, it.ID)
 			vectors = append(vectors, v...)
 		}
 	}
 	return ids, vectors
-}
-
-// contentItem is what the content map reads of a catalog item.
-func contentItem(it catalog.Item) content.Item {
-	return content.Item{Category: it.Category, Brand: it.Brand, Seller: it.Seller, Title: it.Title, Price: it.Price}
 }
 
 // contentStale reports whether the catalog changed since the served model

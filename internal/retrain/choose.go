@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/mf"
@@ -94,7 +95,8 @@ func (c *Config) choose(ctx context.Context, data *eval.Data, serving *mf.Model)
 			sel.blend = res.Blend
 		}
 		c.Hyper = sel.tuning.Chosen
-		log.Info("tuned", "trials", len(sel.tuning.Trials), "seconds", sel.tuning.UsedSeconds,
+		log.Info("tuned", "trials", len(sel.tuning.Trials),
+			"took", time.Duration(sel.tuning.UsedSeconds*float64(time.Second)).Round(time.Second).String(),
 			"chosen", fmt.Sprintf("%+v", c.Hyper), "validation_"+sel.tuning.Metric, sel.tuning.Score)
 	}
 	if sel.mf, err = c.train(ctx, "holdout", split.Matrix); err != nil {

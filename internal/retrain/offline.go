@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/eval"
@@ -31,7 +32,8 @@ type EvalConfig struct {
 	KNN     eval.KNNOptions
 	Workers int
 	// Served adds the "served" row beside ALS (eval.Options.Served): the
-	// model searched through its partitioned index, forced.
+	// model searched through its partitioned index, forced; with Job,
+	// the job's model served so ("served blend" for a blend).
 	Served bool
 	// Job evaluates what the retraining job would publish from the
 	// split's training part (EvaluateJob): the same tuning (TuneBudget),
@@ -193,9 +195,23 @@ func EvaluateJob(ctx context.Context, cfg EvalConfig, s *eval.Split) (*JobEvalua
 	if err != nil {
 		return nil, err
 	}
-	rep, err := eval.Run(ctx, s, []eval.Recommender{fitted, eval.NewPopularity(s.Matrix), knn}, eval.Options{Ks: cfg.Ks, Workers: cfg.Workers})
+	eopt := eval.Options{Ks: cfg.Ks, Workers: cfg.Workers}
+	rep, err := eval.Run(ctx, s, []eval.Recommender{fitted, eval.NewPopularity(s.Matrix), knn}, eopt)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Served {
+		// The job's model as recsysd serves it with the index forced.
+		var row eval.ModelResult
+		if bf, ok := fitted.(blendFitted); ok {
+			row, err = eval.ServedBlendRow(ctx, s, bf.Blend, 0, eopt)
+		} else {
+			row, err = eval.ServedRow(ctx, s, fitted.Model(), 0, eopt)
+		}
+		if err != nil {
+			return nil, err
+		}
+		rep.Models = slices.Insert(rep.Models, 1, row) // beside the job's model
 	}
 	return &JobEvaluation{Report: rep, Gate: sel.gate, Tuning: sel.tuning, MF: model, Blend: sel.blend}, nil
 }

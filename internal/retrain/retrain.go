@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/als"
+	"github.com/recsys-dev/recsys/internal/content"
 	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/event"
@@ -108,6 +109,14 @@ type Config struct {
 	// adds NeighborCandidate ("itemneighbors"), a pure item-neighbour model
 	// served the same way, which the gate publishes where it is best.
 	Blend bool
+
+	// Items describes items for the content map (package content: new
+	// items placed by their attributes), fitted on the published model and
+	// carried as its "content" section; nil, or no model item described:
+	// no map.
+	Items func(id string) (content.Item, bool)
+	// Content tunes the content map's fit.
+	Content content.Options
 
 	servingGiven bool
 	losses       *lossLog // Run's record of every fit's loss (Outcome.Losses)
@@ -316,7 +325,7 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 		log.Warn("events with a bad user or item id skipped", "skipped", out.BadIDs, "events", out.Events)
 	}
 	log.Info("events read", "events", out.Events, "users", data.Users, "items", data.Items,
-		"zero_weight", col.Dropped(), "bad_ids", out.BadIDs, "seconds", cfg.Now().Sub(start).Seconds())
+		"zero_weight", col.Dropped(), "bad_ids", out.BadIDs, "took", cfg.Now().Sub(start).Round(time.Millisecond).String())
 	if data.Len() == 0 || data.Users < 2 || data.Items < 2 {
 		return nil, fmt.Errorf("%w: %d events over %d users and %d items", ErrNoData, data.Len(), data.Users, data.Items)
 	}
@@ -361,6 +370,20 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 	info.Tuning = sel.record()
 	if out.Model, err = final.WithInfo(info); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	if cfg.Items != nil {
+		mp, err := content.Fit(ctx, out.Model, cfg.Items, cfg.Content)
+		switch {
+		case errors.Is(err, content.ErrNoExamples):
+			log.Info("no content map: the catalog describes none of the model's items")
+		case err != nil:
+			return nil, fmt.Errorf("fit the content map: %w", err)
+		default:
+			if out.Model, err = out.Model.WithSections(mp.Section()); err != nil {
+				return nil, fmt.Errorf("fit the content map: %w", err)
+			}
+			log.Info("content map fitted", "features", mp.Len())
+		}
 	}
 	if !cfg.NoIndex {
 		// The serving index's cells travel with the model (section "ivf"),
@@ -419,7 +442,7 @@ func (c *Config) train(ctx context.Context, phase string, m *sparse.Matrix) (*mf
 			c.losses.add(fit, s.Loss)
 			eta := time.Duration(total-s.Iteration) * s.Duration
 			c.Logger.Info("iteration", "phase", phase, "iteration", s.Iteration, "of", total, "loss", s.Loss,
-				"seconds", s.Duration.Seconds(), "eta_seconds", eta.Round(time.Second).Seconds())
+				"took", s.Duration.Round(time.Millisecond).String(), "eta", eta.Round(time.Second).String())
 			if c.Progress != nil {
 				c.Progress(phase, s)
 			}

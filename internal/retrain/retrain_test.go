@@ -7,10 +7,12 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/recsys-dev/recsys/internal/content"
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/itemindex"
@@ -427,5 +429,33 @@ func TestMakeSplitDecaysFromTheLatestEvent(t *testing.T) {
 	}
 	if len(s.Train.Val) == 0 {
 		t.Error("no training events")
+	}
+}
+
+// With item descriptions the published model carries a content map that
+// places an item it never saw; without them it has none.
+func TestRunFitsTheContentMap(t *testing.T) {
+	evs := shop(t)
+	good := mf.Hyperparameters{Factors: 8, Iterations: 5, Regularization: 0.05, Alpha: 10, Seed: 1}
+	items := func(id string) (content.Item, bool) {
+		return content.Item{Category: "c" + strconv.Itoa(len(id)%3), Title: "item " + id}, true
+	}
+	for _, c := range []struct {
+		name  string
+		items func(string) (content.Item, bool)
+		want  bool
+	}{{"described", items, true}, {"not described", nil, false}} {
+		out, err := retrain.Run(context.Background(), retrain.Config{Hyper: good, AsOf: evs[len(evs)-1].Time, SkipBaselines: true,
+			Items: c.items}, sliceSource(evs), nil)
+		if err != nil && !errors.Is(err, retrain.ErrRefused) {
+			t.Fatal(err)
+		}
+		mp, err := content.FromModel(out.Model)
+		if got := err == nil; got != c.want {
+			t.Fatalf("%s: content map %v (err %v), want %v", c.name, got, err, c.want)
+		}
+		if c.want && !mp.Vector(content.Item{Category: "c1"}, make([]float32, mp.Factors())) {
+			t.Errorf("%s: a new item of a known category is not placed", c.name)
+		}
 	}
 }

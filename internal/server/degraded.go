@@ -38,20 +38,23 @@ const degradedLogEvery = 10 * time.Second
 
 // canDegrade reports whether a failed Recommend may be answered from the
 // in-process snapshot: the profile load failed for want of Redis (down,
-// unreachable, or over its budget), and the caller is still waiting.
+// unreachable, over its budget, or refused by the open breaker), and the caller is still waiting.
 // Anything else (a bug, corrupt data, the caller's own deadline) stays an
 // error.
 func (d *degradation) canDegrade(ctx context.Context, err error) bool {
 	if d.fallback == nil || ctx.Err() != nil {
 		return false
 	}
-	return errors.Is(err, recommend.ErrProfileBudget) || isUnavailable(err)
+	return errors.Is(err, recommend.ErrProfileBudget) || errors.Is(err, recommend.ErrBreakerOpen) || isUnavailable(err)
 }
 
 // count counts a degraded answer of method after err.
 func (d *degradation) count(method string, err error) {
 	cause := metrics.CauseUnavailable
-	if errors.Is(err, recommend.ErrProfileBudget) {
+	switch {
+	case errors.Is(err, recommend.ErrBreakerOpen):
+		cause = metrics.CauseBreaker
+	case errors.Is(err, recommend.ErrProfileBudget):
 		cause = metrics.CauseBudget
 	}
 	d.metrics.Degraded(method, cause)

@@ -106,6 +106,8 @@ func (s *experimentService) GetReport(ctx context.Context, req *recsysv1.GetRepo
 		if r.ConversionLift != nil {
 			ar.ConversionLift = toLift(*r.ConversionLift)
 			ar.RevenuePerUserLift = toLift(*r.RevenuePerUserLift)
+			ar.CtrLift = toLift(*r.CTRLift)
+			ar.RevenuePerAnswerLift = toLift(*r.RevenuePerAnswerLift)
 		}
 		out.Arms = append(out.Arms, ar)
 	}

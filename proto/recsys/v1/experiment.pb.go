@@ -971,8 +971,13 @@ type ArmReport struct {
 	ConversionLift *Lift `protobuf:"bytes,15,opt,name=conversion_lift,json=conversionLift,proto3" json:"conversion_lift,omitempty"`
 	// Against the control: Welch's t-test on revenue per user.
 	RevenuePerUserLift *Lift `protobuf:"bytes,16,opt,name=revenue_per_user_lift,json=revenuePerUserLift,proto3" json:"revenue_per_user_lift,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Against the control: z-test on the CTRs' delta-method intervals.
+	CtrLift *Lift `protobuf:"bytes,17,opt,name=ctr_lift,json=ctrLift,proto3" json:"ctr_lift,omitempty"`
+	// Against the control: z-test on the revenues per answer's
+	// delta-method intervals.
+	RevenuePerAnswerLift *Lift `protobuf:"bytes,18,opt,name=revenue_per_answer_lift,json=revenuePerAnswerLift,proto3" json:"revenue_per_answer_lift,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *ArmReport) Reset() {
@@ -1113,6 +1118,20 @@ func (x *ArmReport) GetConversionLift() *Lift {
 func (x *ArmReport) GetRevenuePerUserLift() *Lift {
 	if x != nil {
 		return x.RevenuePerUserLift
+	}
+	return nil
+}
+
+func (x *ArmReport) GetCtrLift() *Lift {
+	if x != nil {
+		return x.CtrLift
+	}
+	return nil
+}
+
+func (x *ArmReport) GetRevenuePerAnswerLift() *Lift {
+	if x != nil {
+		return x.RevenuePerAnswerLift
 	}
 	return nil
 }
@@ -1343,7 +1362,7 @@ const file_recsys_v1_experiment_proto_rawDesc = "" +
 	"\arevenue\x18\v \x01(\x01R\arevenue\x12\x1b\n" +
 	"\tuser_days\x18\f \x01(\x03R\buserDays\x12%\n" +
 	"\x03ctr\x18\r \x01(\v2\x13.recsys.v1.EstimateR\x03ctr\x12E\n" +
-	"\x14purchases_per_answer\x18\x0e \x01(\v2\x13.recsys.v1.EstimateR\x12purchasesPerAnswer\"\xe2\x04\n" +
+	"\x14purchases_per_answer\x18\x0e \x01(\v2\x13.recsys.v1.EstimateR\x12purchasesPerAnswer\"\xd6\x05\n" +
 	"\tArmReport\x12\x10\n" +
 	"\x03arm\x18\x01 \x01(\tR\x03arm\x12\x18\n" +
 	"\acontrol\x18\x02 \x01(\bR\acontrol\x12\x14\n" +
@@ -1364,7 +1383,9 @@ const file_recsys_v1_experiment_proto_rawDesc = "" +
 	"\x10revenue_per_user\x18\r \x01(\v2\x13.recsys.v1.EstimateR\x0erevenuePerUser\x12A\n" +
 	"\x12revenue_per_answer\x18\x0e \x01(\v2\x13.recsys.v1.EstimateR\x10revenuePerAnswer\x128\n" +
 	"\x0fconversion_lift\x18\x0f \x01(\v2\x0f.recsys.v1.LiftR\x0econversionLift\x12B\n" +
-	"\x15revenue_per_user_lift\x18\x10 \x01(\v2\x0f.recsys.v1.LiftR\x12revenuePerUserLift\"F\n" +
+	"\x15revenue_per_user_lift\x18\x10 \x01(\v2\x0f.recsys.v1.LiftR\x12revenuePerUserLift\x12*\n" +
+	"\bctr_lift\x18\x11 \x01(\v2\x0f.recsys.v1.LiftR\actrLift\x12F\n" +
+	"\x17revenue_per_answer_lift\x18\x12 \x01(\v2\x0f.recsys.v1.LiftR\x14revenuePerAnswerLift\"F\n" +
 	"\bEstimate\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\x01R\x05value\x12\x10\n" +
 	"\x03low\x18\x02 \x01(\x01R\x03low\x12\x12\n" +
@@ -1445,21 +1466,23 @@ var file_recsys_v1_experiment_proto_depIdxs = []int32{
 	15, // 18: recsys.v1.ArmReport.revenue_per_answer:type_name -> recsys.v1.Estimate
 	16, // 19: recsys.v1.ArmReport.conversion_lift:type_name -> recsys.v1.Lift
 	16, // 20: recsys.v1.ArmReport.revenue_per_user_lift:type_name -> recsys.v1.Lift
-	3,  // 21: recsys.v1.ExperimentService.CreateExperiment:input_type -> recsys.v1.CreateExperimentRequest
-	5,  // 22: recsys.v1.ExperimentService.UpdateExperiment:input_type -> recsys.v1.UpdateExperimentRequest
-	7,  // 23: recsys.v1.ExperimentService.ListExperiments:input_type -> recsys.v1.ListExperimentsRequest
-	9,  // 24: recsys.v1.ExperimentService.StopExperiment:input_type -> recsys.v1.StopExperimentRequest
-	11, // 25: recsys.v1.ExperimentService.GetReport:input_type -> recsys.v1.GetReportRequest
-	4,  // 26: recsys.v1.ExperimentService.CreateExperiment:output_type -> recsys.v1.CreateExperimentResponse
-	6,  // 27: recsys.v1.ExperimentService.UpdateExperiment:output_type -> recsys.v1.UpdateExperimentResponse
-	8,  // 28: recsys.v1.ExperimentService.ListExperiments:output_type -> recsys.v1.ListExperimentsResponse
-	10, // 29: recsys.v1.ExperimentService.StopExperiment:output_type -> recsys.v1.StopExperimentResponse
-	12, // 30: recsys.v1.ExperimentService.GetReport:output_type -> recsys.v1.GetReportResponse
-	26, // [26:31] is the sub-list for method output_type
-	21, // [21:26] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	16, // 21: recsys.v1.ArmReport.ctr_lift:type_name -> recsys.v1.Lift
+	16, // 22: recsys.v1.ArmReport.revenue_per_answer_lift:type_name -> recsys.v1.Lift
+	3,  // 23: recsys.v1.ExperimentService.CreateExperiment:input_type -> recsys.v1.CreateExperimentRequest
+	5,  // 24: recsys.v1.ExperimentService.UpdateExperiment:input_type -> recsys.v1.UpdateExperimentRequest
+	7,  // 25: recsys.v1.ExperimentService.ListExperiments:input_type -> recsys.v1.ListExperimentsRequest
+	9,  // 26: recsys.v1.ExperimentService.StopExperiment:input_type -> recsys.v1.StopExperimentRequest
+	11, // 27: recsys.v1.ExperimentService.GetReport:input_type -> recsys.v1.GetReportRequest
+	4,  // 28: recsys.v1.ExperimentService.CreateExperiment:output_type -> recsys.v1.CreateExperimentResponse
+	6,  // 29: recsys.v1.ExperimentService.UpdateExperiment:output_type -> recsys.v1.UpdateExperimentResponse
+	8,  // 30: recsys.v1.ExperimentService.ListExperiments:output_type -> recsys.v1.ListExperimentsResponse
+	10, // 31: recsys.v1.ExperimentService.StopExperiment:output_type -> recsys.v1.StopExperimentResponse
+	12, // 32: recsys.v1.ExperimentService.GetReport:output_type -> recsys.v1.GetReportResponse
+	28, // [28:33] is the sub-list for method output_type
+	23, // [23:28] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_recsys_v1_experiment_proto_init() }

@@ -1,0 +1,117 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/recsys-dev/recsys/internal/catalog"
+	"github.com/recsys-dev/recsys/internal/metrics"
+	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/recommend"
+	"github.com/recsys-dev/recsys/internal/redisconn"
+	"github.com/recsys-dev/recsys/internal/redistest"
+	"github.com/recsys-dev/recsys/internal/server"
+	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
+)
+
+// TestBreakerAnswersDegradedAtOnce: with Redis paused (connections hang),
+// the first three Recommend calls wait for the profile budget and answer
+// degraded; that opens the breaker, after which answers are degraded at
+// once (counted as cause "breaker", the store not asked) until a probe,
+// 250 ms later on the breaker's clock, finds Redis back and closes it.
+func TestBreakerAnswersDegradedAtOnce(t *testing.T) {
+	rs := redistest.StartServer(t, "")
+	rdb, err := redisconn.New(redisconn.Options{Addr: rs.Addr, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, MaxRetries: -1,
+		DialTimeout: 300 * time.Millisecond, PoolTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := profile.NewStore(rdb, profile.Config{Prefix: "brk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	catStore := catalog.NewStore(rdb, "brk")
+	cache := catalog.NewCache(catStore, log)
+	pop := recommend.NewPopular(store, 100, log)
+	clk := &clock{t: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)}
+	breaker := recommend.WithBreaker(recommend.WithLoadBudget(store, 30*time.Millisecond), recommend.BreakerConfig{Now: clk.Now})
+	eng, err := recommend.New(recommend.Config{}, breaker, cache, pop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.SetModel(plantedModel(t, "v1"))
+	m := metrics.New(nil)
+	srv, err := server.New(server.Config{}, server.Deps{Logger: log, Recommender: eng, Serving: eng, Profiles: store,
+		Catalog: catStore, CatalogView: cache, Fallback: eng, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := serve(t, srv)
+	rec := recsysv1.NewRecommendationServiceClient(conn)
+	events := recsysv1.NewEventServiceClient(conn)
+	ctx := context.Background()
+	if _, err := events.RecordEvents(ctx, &recsysv1.RecordEventsRequest{Events: []*recsysv1.Event{
+		ev("u", "a1", view, time.Now()), ev("v", "c3", purchase, time.Now()),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pop.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	recommendU := func() *recsysv1.RecommendResponse {
+		t.Helper()
+		res, err := rec.Recommend(ctx, &recsysv1.RecommendRequest{UserId: "u", Count: 4})
+		if err != nil {
+			t.Fatalf("Recommend: %v", err)
+		}
+		return res
+	}
+	degraded := func(cause string) float64 {
+		var d dto.Metric
+		if err := m.DegradedAnswers.WithLabelValues("Recommend", cause).Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		return d.GetCounter().GetValue()
+	}
+	if res := recommendU(); res.GetDegraded() {
+		t.Fatalf("Redis up: %v", res)
+	}
+
+	rs.Pause(t)
+	for i := range 3 {
+		if res := recommendU(); !res.GetDegraded() {
+			t.Fatalf("Redis paused, call %d: not degraded", i)
+		}
+	}
+	if !breaker.Open() || degraded(metrics.CauseBudget) != 3 {
+		t.Fatalf("after 3 failures: breaker open %v, degraded over budget %g; want open, 3", breaker.Open(), degraded(metrics.CauseBudget))
+	}
+	for i := range 10 {
+		if res := recommendU(); !res.GetDegraded() || res.GetSource() != recsysv1.Source_SOURCE_POPULAR {
+			t.Fatalf("breaker open, call %d: %v, want a degraded popular answer", i, res)
+		}
+	}
+	if b, budget := degraded(metrics.CauseBreaker), degraded(metrics.CauseBudget); b != 10 || budget != 3 {
+		t.Errorf("breaker open: degraded by breaker %g, over budget %g; want 10 and still 3 (no load waited)", b, budget)
+	}
+
+	rs.Resume(t)
+	// Redis is back, but until the probe time the breaker keeps answering.
+	if res := recommendU(); !res.GetDegraded() || degraded(metrics.CauseBreaker) != 11 {
+		t.Errorf("before the probe time: %v", res)
+	}
+	clk.Advance(250 * time.Millisecond)
+	if res := recommendU(); res.GetDegraded() || res.GetSource() != recsysv1.Source_SOURCE_PERSONALIZED {
+		t.Errorf("probe with Redis back: %v, want personalized", res)
+	}
+	if breaker.Open() {
+		t.Error("breaker still open after a successful probe")
+	}
+}
