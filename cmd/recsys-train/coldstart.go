@@ -44,7 +44,7 @@ func (c *coldStartFlags) run(ctx context.Context, ec evalCommand, asJSON bool, s
 		return err
 	}
 	var rdb redis.UniversalClient
-	if ec.redisAddr != "" {
+	if ec.job.RedisAddr != "" {
 		var err error
 		if rdb, err = ec.redis(); err != nil {
 			return err
@@ -60,7 +60,7 @@ func (c *coldStartFlags) run(ctx context.Context, ec evalCommand, asJSON bool, s
 		return err
 	}
 	res, err := eval.ColdStart(ctx, evs, func(id string) (content.Item, bool) { it, ok := items[id]; return it, ok }, eval.ColdStartOptions{
-		K: c.k, TestFraction: c.fraction, Hyper: ec.hyper, Weighting: ec.weighting, Content: content.Options{Lambda: c.lambda}, Workers: ec.workers,
+		K: c.k, TestFraction: c.fraction, Hyper: ec.job.Retrain.Hyper, Weighting: ec.job.Retrain.Weighting, Content: content.Options{Lambda: c.lambda}, Workers: ec.job.Retrain.Workers,
 	})
 	if err != nil {
 		return err

@@ -21,7 +21,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,19 +37,13 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/recsys-dev/recsys/internal/als"
-	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/cli"
-	"github.com/recsys-dev/recsys/internal/content"
-	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/dataset"
 	"github.com/recsys-dev/recsys/internal/eval"
-	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/modelreport"
-	"github.com/recsys-dev/recsys/internal/profile"
-	"github.com/recsys-dev/recsys/internal/redisconn"
-	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/retrain"
+	"github.com/recsys-dev/recsys/internal/trainjob"
 	"github.com/recsys-dev/recsys/internal/tune"
 )
 
@@ -73,50 +66,62 @@ func exitCode(err error, stderr io.Writer) int {
 	return cli.Exit("recsys-train", err, stderr)
 }
 
-// options are the flags every subcommand shares.
+// options are the flags every subcommand shares: the job's settings
+// (trainjob.NewConfig's defaults), the input files and format as given,
+// and the log's.
 type options struct {
-	inputs, format           string
-	redisAddr, redisPassword string
-	redisCluster             bool
-	redisTimeout             time.Duration
-	prefix                   string
-	since                    time.Duration
-	hyper                    mf.Hyperparameters
-	tuneBudget               time.Duration
-	weighting                event.Weighting
-	workers                  int
-	logLevel, logFormat      string
+	job                 trainjob.Config
+	inputs, format      string
+	logLevel, logFormat string
 }
 
 func (o *options) register(fs *flag.FlagSet) {
-	o.weighting = event.DefaultWeighting()
+	o.job = trainjob.NewConfig()
+	j, r, h, w := &o.job, &o.job.Retrain, &o.job.Retrain.Hyper, &o.job.Retrain.Weighting
 	fs.StringVar(&o.inputs, "input", "", "comma-separated event files (events CSV, MovieLens, sequences, baskets, DIGINETICA)")
 	fs.StringVar(&o.format, "format", "auto", "input format: auto, csv, movielens, sequence, basket, diginetica")
-	fs.StringVar(&o.redisAddr, "redis-addr", "", "Redis to read the event stream from and publish to (comma-separated for a cluster)")
-	fs.StringVar(&o.redisPassword, "redis-password", "", "Redis password")
-	fs.BoolVar(&o.redisCluster, "redis-cluster", false, "treat a single --redis-addr as a Redis Cluster seed")
-	fs.DurationVar(&o.redisTimeout, "redis-timeout", 10*time.Second, "Redis read/write timeout of one command")
-	fs.StringVar(&o.prefix, "prefix", "recsys", "prefix of every Redis key (as recsysd's)")
-	fs.DurationVar(&o.since, "since", 0, "with --redis-addr: only events recorded in this window before now (0 = the whole stream)")
-	fs.IntVar(&o.hyper.Factors, "factors", 64, "latent factors")
-	fs.IntVar(&o.hyper.Iterations, "iterations", 15, "ALS iterations")
-	fs.Float64Var(&o.hyper.Regularization, "regularization", 0.05, "L2 regularization λ")
-	fs.Float64Var(&o.hyper.RegExponent, "reg-exponent", 0, "frequency-scaled regularization exponent ν (λ·n^ν; 0 = constant)")
-	fs.Float64Var(&o.hyper.Alpha, "alpha", 10, "confidence scale α (c = 1 + α·weight)")
-	fs.StringVar(&o.hyper.Confidence, "confidence", "linear", "confidence weighting: linear (1 + α·w) or log (1 + α·log(1 + w))")
-	fs.DurationVar(&o.tuneBudget, "tune-budget", 10*time.Minute, "time for the hyperparameter search on a validation split of the training events (0 = no search: train with the model flags; giving a model flag also turns it off)")
-	fs.StringVar(&o.hyper.Solver, "solver", "cg", "row solver: cg or cholesky")
-	fs.IntVar(&o.hyper.CGSteps, "cg-steps", 3, "conjugate-gradient steps per row")
-	fs.Int64Var(&o.hyper.Seed, "seed", 1, "random seed of the initial factors")
-	fs.Float64Var(&o.weighting.View, "weight-view", o.weighting.View, "weight of a view (recorded in the model; recsysd folds in with it)")
-	fs.Float64Var(&o.weighting.AddToCart, "weight-cart", o.weighting.AddToCart, "weight of an add-to-cart (recorded in the model; recsysd folds in with it)")
-	fs.Float64Var(&o.weighting.Purchase, "weight-purchase", o.weighting.Purchase, "weight of a purchase (recorded in the model; recsysd folds in with it)")
-	fs.Float64Var(&o.weighting.Wishlist, "weight-wishlist", o.weighting.Wishlist, "weight of an add-to-wishlist (recorded in the model)")
-	fs.Float64Var(&o.weighting.Rating, "weight-rating", o.weighting.Rating, "weight of a 5-star rating; r > 3 weighs it × (r-3)/2 (recorded in the model)")
-	fs.DurationVar(&o.weighting.HalfLife, "half-life", o.weighting.HalfLife, "event weight half-life (must match recsysd)")
-	fs.IntVar(&o.workers, "workers", 0, "goroutines for training and evaluation (0 = all cores)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&j.RedisAddr, "redis-addr", j.RedisAddr, "Redis to read the event stream from and publish to (comma-separated for a cluster)")
+	fs.StringVar(&j.RedisPassword, "redis-password", j.RedisPassword, "Redis password")
+	fs.BoolVar(&j.RedisCluster, "redis-cluster", j.RedisCluster, "treat a single --redis-addr as a Redis Cluster seed")
+	fs.DurationVar(&j.RedisTimeout, "redis-timeout", j.RedisTimeout, "Redis read/write timeout of one command")
+	fs.StringVar(&j.Prefix, "prefix", j.Prefix, "prefix of every Redis key (as recsysd's)")
+	fs.DurationVar(&j.Since, "since", j.Since, "with --redis-addr: only events recorded in this window before now (0 = the whole stream)")
+	fs.IntVar(&h.Factors, "factors", h.Factors, "latent factors")
+	fs.IntVar(&h.Iterations, "iterations", h.Iterations, "ALS iterations")
+	fs.Float64Var(&h.Regularization, "regularization", h.Regularization, "L2 regularization λ")
+	fs.Float64Var(&h.RegExponent, "reg-exponent", h.RegExponent, "frequency-scaled regularization exponent ν (λ·n^ν; 0 = constant)")
+	fs.Float64Var(&h.Alpha, "alpha", h.Alpha, "confidence scale α (c = 1 + α·weight)")
+	fs.StringVar(&h.Confidence, "confidence", h.Confidence, "confidence weighting: linear (1 + α·w) or log (1 + α·log(1 + w))")
+	fs.DurationVar(&r.TuneBudget, "tune-budget", r.TuneBudget, "time for the hyperparameter search on a validation split of the training events (0 = no search: train with the model flags; giving a model flag also turns it off)")
+	fs.StringVar(&h.Solver, "solver", h.Solver, "row solver: cg or cholesky")
+	fs.IntVar(&h.CGSteps, "cg-steps", h.CGSteps, "conjugate-gradient steps per row")
+	fs.Int64Var(&h.Seed, "seed", h.Seed, "random seed of the initial factors")
+	fs.Float64Var(&w.View, "weight-view", w.View, "weight of a view (recorded in the model; recsysd folds in with it)")
+	fs.Float64Var(&w.AddToCart, "weight-cart", w.AddToCart, "weight of an add-to-cart (recorded in the model; recsysd folds in with it)")
+	fs.Float64Var(&w.Purchase, "weight-purchase", w.Purchase, "weight of a purchase (recorded in the model; recsysd folds in with it)")
+	fs.Float64Var(&w.Wishlist, "weight-wishlist", w.Wishlist, "weight of an add-to-wishlist (recorded in the model)")
+	fs.Float64Var(&w.Rating, "weight-rating", w.Rating, "weight of a 5-star rating; r > 3 weighs it × (r-3)/2 (recorded in the model)")
+	fs.DurationVar(&w.HalfLife, "half-life", w.HalfLife, "event weight half-life (must match recsysd)")
+	fs.IntVar(&r.Workers, "workers", r.Workers, "goroutines for training and evaluation (0 = all cores)")
+	fs.StringVar(&o.logLevel, "log-level", defaultLogLevel, "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", defaultLogFormat, "text or json")
+}
+
+// The log's defaults.
+const (
+	defaultLogLevel  = "info"
+	defaultLogFormat = "text"
+)
+
+// complete fills the job's inputs and format from their flags.
+func (o *options) complete() error {
+	o.job.Inputs = splitList(o.inputs)
+	format, err := dataset.ParseFormat(o.format)
+	if err != nil {
+		return cli.Usagef("--format: %v", err)
+	}
+	o.job.Format = format
+	return nil
 }
 
 // modelFlags are the hyperparameters the search chooses; setting one by
@@ -126,7 +131,7 @@ var modelFlags = []string{"factors", "regularization", "reg-exponent", "alpha", 
 // tuning reports whether the search runs: a budget and no model flag set
 // (on the command line or by the environment).
 func (o *options) tuning(fs *flag.FlagSet) bool {
-	if o.tuneBudget <= 0 {
+	if o.job.Retrain.TuneBudget <= 0 {
 		return false
 	}
 	set := false
@@ -187,38 +192,18 @@ func (o *options) logger(w io.Writer) (*slog.Logger, error) {
 	return cli.NewLogger(w, o.logLevel, o.logFormat)
 }
 
-// redis returns the client of --redis-addr: a cluster client for several
-// addresses or --redis-cluster, as recsysd chooses (redisconn).
+// redis returns the client of --redis-addr (trainjob.Config.NewRedis).
 func (o *options) redis() (redis.UniversalClient, error) {
-	c, err := redisconn.New(redisconn.Options{Addr: o.redisAddr, Cluster: o.redisCluster, Password: o.redisPassword,
-		ReadTimeout: o.redisTimeout, WriteTimeout: o.redisTimeout, DialTimeout: 5 * time.Second})
-	if err != nil {
-		return nil, cli.Usagef("--redis-addr: %v", err)
-	}
-	return c, nil
+	rdb, err := o.job.NewRedis()
+	return rdb, cli.WithExit(cli.ExitUsage, err)
 }
 
 // source is where the events come from: files, else the Redis stream.
 func (o *options) source(rdb redis.UniversalClient, log *slog.Logger) (retrain.Source, error) {
-	format, err := dataset.ParseFormat(o.format)
-	if err != nil {
-		return nil, cli.Usagef("--format: %v", err)
-	}
-	if o.inputs != "" {
-		return retrain.FileSource(splitList(o.inputs), format, log), nil
-	}
-	if rdb == nil {
+	if len(o.job.Inputs) == 0 && rdb == nil {
 		return nil, cli.Usagef("give --input FILE or --redis-addr ADDR")
 	}
-	store, err := profile.NewStore(rdb, profile.Config{Prefix: o.prefix, Weighting: o.weighting})
-	if err != nil {
-		return nil, err
-	}
-	var since time.Time
-	if o.since > 0 {
-		since = time.Now().Add(-o.since)
-	}
-	return retrain.StreamSource(store, since, time.Time{}), nil
+	return o.job.Source(rdb, log)
 }
 
 func splitList(s string) []string {
@@ -311,129 +296,59 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // runTrain trains, gates and publishes.
 func runTrain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var o options
-	var cfg retrain.Config
-	var modelsDir string
-	var keep int
-	var dryRun, publishRedis bool
 	fs := flag.NewFlagSet("recsys-train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = usage(fs, stderr, "Reads the event history (the Redis stream of --redis-addr, or --input files), tunes ALS within\n"+
 		"--tune-budget, fits the candidates, evaluates them against the serving model, popularity and item-kNN,\n"+
 		"and publishes the best with its HTML report if it passes the quality gate.")
 	o.register(fs)
-	fs.StringVar(&modelsDir, "models-dir", "", "publish to this directory (and serve from it with recsysd --models-dir)")
-	fs.BoolVar(&publishRedis, "publish-redis", true, "with --redis-addr: publish to the Redis registry every recsysd watches")
-	fs.IntVar(&keep, "keep", registry.DefaultKeep, "published versions kept per registry")
-	fs.IntVar(&cfg.K, "k", 10, "cut-off of the gate's metric NDCG@K")
-	fs.Float64Var(&cfg.Tolerance, "tolerance", 0.05, "how far (fraction) below the serving model's NDCG@K the new model may be")
-	fs.IntVar(&cfg.Holdout.LastN, "holdout-last", 1, "events per user held out for the gate")
-	fs.BoolVar(&cfg.NoRefit, "no-refit", false, "publish the model trained without the holdout instead of refitting on all events")
-	fs.BoolVar(&cfg.SkipBaselines, "skip-knn", false, "leave the item-kNN baseline out of the report")
-	fs.BoolVar(&cfg.NoIndex, "no-index", false, "leave the serving index's cells (artifact section ivf) out of the model; recsysd then builds them at load when it uses them")
-	fs.BoolVar(&cfg.Blend, "blend", true, "also fit the order-aware blend (item neighbours, next-item transitions, recency; weights on a validation split) as a candidate; the gate publishes it when it beats MF alone")
-	var itemsFile string
-	var noContent bool
-	fs.StringVar(&itemsFile, "items", "", "item descriptions for the content map (a catalog CSV, or MovieLens u.item); default with --redis-addr: the catalog in Redis")
-	fs.BoolVar(&noContent, "no-content", false, "leave the content map (artifact section content: new items placed by their attributes) out of the model")
-	fs.Float64Var(&cfg.Content.Lambda, "content-lambda", 1, "ridge penalty of the content map")
-	fs.BoolVar(&dryRun, "dry-run", false, "train, evaluate and gate, but publish nothing")
+	j, cfg := &o.job, &o.job.Retrain
+	fs.StringVar(&j.ModelsDir, "models-dir", j.ModelsDir, "publish to this directory (and serve from it with recsysd --models-dir)")
+	fs.BoolVar(&j.PublishRedis, "publish-redis", j.PublishRedis, "with --redis-addr: publish to the Redis registry every recsysd watches")
+	fs.IntVar(&j.Keep, "keep", j.Keep, "published versions kept per registry")
+	fs.IntVar(&cfg.K, "k", cfg.K, "cut-off of the gate's metric NDCG@K")
+	fs.Float64Var(&cfg.Tolerance, "tolerance", cfg.Tolerance, "how far (fraction) below the serving model's NDCG@K the new model may be")
+	fs.IntVar(&cfg.Holdout.LastN, "holdout-last", cfg.Holdout.LastN, "events per user held out for the gate")
+	fs.BoolVar(&cfg.NoRefit, "no-refit", cfg.NoRefit, "publish the model trained without the holdout instead of refitting on all events")
+	fs.BoolVar(&cfg.SkipBaselines, "skip-knn", cfg.SkipBaselines, "leave the item-kNN baseline out of the report")
+	fs.BoolVar(&cfg.NoIndex, "no-index", cfg.NoIndex, "leave the serving index's cells (artifact section ivf) out of the model; recsysd then builds them at load when it uses them")
+	fs.BoolVar(&cfg.Blend, "blend", cfg.Blend, "also fit the order-aware blend (item neighbours, next-item transitions, recency; weights on a validation split) as a candidate; the gate publishes it when it beats MF alone")
+	fs.StringVar(&j.ItemsFile, "items", j.ItemsFile, "item descriptions for the content map (a catalog CSV, or MovieLens u.item); default with --redis-addr: the catalog in Redis")
+	fs.BoolVar(&j.NoContent, "no-content", j.NoContent, "leave the content map (artifact section content: new items placed by their attributes) out of the model")
+	fs.Float64Var(&cfg.Content.Lambda, "content-lambda", cfg.Content.Lambda, "ridge penalty of the content map")
+	fs.BoolVar(&j.DryRun, "dry-run", j.DryRun, "train, evaluate and gate, but publish nothing")
 	reportFile := fs.String("report", "", "also write the evaluation (model, serving model and baselines, the gate's decision) as a self-contained HTML file with charts")
-	var boughtLists bool
-	fs.BoolVar(&boughtLists, "bought-lists", true, "with --redis-addr: publish the bought-together lists to Redis after the model")
-	fs.DurationVar(&cfg.CoPurchase.Window, "bought-window", cooccur.DefaultWindow, "two purchases of one user this close in time count as bought together")
-	fs.IntVar(&cfg.CoPurchase.MinSupport, "bought-min-support", cooccur.DefaultMinSupport, "fewest users who bought a pair together for it to be listed")
-	fs.IntVar(&cfg.CoPurchase.Cap, "bought-cap", cooccur.DefaultCap, "items kept in each item's bought-together list")
-	fs.DurationVar(&cfg.ListTTL, "bought-ttl", cooccur.DefaultTTL, "lifetime of a bought-together list a later run does not rewrite (longer than the retraining cadence)")
+	fs.BoolVar(&j.BoughtLists, "bought-lists", j.BoughtLists, "with --redis-addr: publish the bought-together lists to Redis after the model")
+	fs.DurationVar(&cfg.CoPurchase.Window, "bought-window", cfg.CoPurchase.Window, "two purchases of one user this close in time count as bought together")
+	fs.IntVar(&cfg.CoPurchase.MinSupport, "bought-min-support", cfg.CoPurchase.MinSupport, "fewest users who bought a pair together for it to be listed")
+	fs.IntVar(&cfg.CoPurchase.Cap, "bought-cap", cfg.CoPurchase.Cap, "items kept in each item's bought-together list")
+	fs.DurationVar(&cfg.ListTTL, "bought-ttl", cfg.ListTTL, "lifetime of a bought-together list a later run does not rewrite (longer than the retraining cadence)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
-	bar := newTrainBar(stderr, o.hyper.Iterations)
+	bar := newTrainBar(stderr, cfg.Hyper.Iterations)
 	log, err := o.logger(bar.logWriter(stderr))
 	if err != nil {
 		return err
 	}
-	var rdb redis.UniversalClient
-	if o.redisAddr != "" {
-		var err error
-		if rdb, err = o.redis(); err != nil {
-			return err
-		}
-		defer rdb.Close()
+	if err := o.complete(); err != nil {
+		return err
 	}
-	src, err := o.source(rdb, log)
+	if err := j.Check(); err != nil {
+		return cli.WithExit(cli.ExitUsage, err)
+	}
+	cfg.Logger, cfg.Progress = log, bar.progress()
+	if o.tuning(fs) {
+		cfg.TuneProgress = traceLogger(log, cfg.TuneBudget)
+	} else {
+		cfg.TuneBudget = 0
+	}
+	job, err := trainjob.Open(ctx, *j)
 	if err != nil {
 		return err
 	}
-
-	var pubs []retrain.Publisher
-	var serving *mf.Model
-	regOpts := registry.Options{Prefix: o.prefix, Keep: keep, Logger: log}
-	if rdb != nil && publishRedis {
-		reg, err := registry.NewRedis(rdb, regOpts)
-		if err != nil {
-			return err
-		}
-		pubs = append(pubs, reg)
-		if serving, err = currentModel(ctx, reg); err != nil {
-			return err
-		}
-	}
-	if modelsDir != "" {
-		dir, err := registry.NewDir(modelsDir, regOpts)
-		if err != nil {
-			return err
-		}
-		pubs = append(pubs, dir)
-		if serving == nil {
-			if serving, err = currentModel(ctx, dir); err != nil {
-				return err
-			}
-		}
-	}
-	if len(pubs) == 0 && !dryRun {
-		return cli.Usagef("nowhere to publish: give --models-dir and/or --redis-addr, or --dry-run")
-	}
-	var recorders []registry.RunRecorder
-	for _, p := range pubs {
-		if r, ok := p.(registry.RunRecorder); ok {
-			recorders = append(recorders, r)
-		}
-	}
-	if dryRun {
-		pubs, recorders = nil, nil
-	}
-	if rdb != nil && boughtLists {
-		store, err := cooccur.NewStore(rdb, o.prefix)
-		if err != nil {
-			return err
-		}
-		cfg.Lists = store
-	}
-	if !noContent {
-		if cfg.Items, err = itemLookup(ctx, itemsFile, rdb, o.prefix, log); err != nil {
-			return err
-		}
-	}
-	if serving != nil {
-		log.Info("serving model to beat", "version", serving.Version(), "items", serving.NumItems())
-	}
-
-	cfg.Hyper, cfg.Weighting, cfg.Workers, cfg.Logger = o.hyper, o.weighting, o.workers, log
-	if o.tuning(fs) {
-		cfg.TuneBudget, cfg.TuneProgress = o.tuneBudget, traceLogger(log, o.tuneBudget)
-	}
-	if o.inputs != "" {
-		// Files may be history: decay from their last event, or years-old
-		// data would weigh nothing. A live stream decays from now.
-		if cfg.AsOf, err = retrain.Latest(ctx, src); err != nil {
-			return err
-		}
-	}
-	cfg.Progress = bar.progress()
-	started := time.Now()
-	out, err := retrain.Run(ctx, cfg, src, serving, pubs...)
-	recordRun(ctx, recorders, started, out, err, log)
-	storeReports(ctx, pubs, out, log)
+	defer job.Close()
+	out, err := job.Run(ctx)
 	if out != nil && out.Report != nil {
 		fmt.Fprintln(stdout)
 		if werr := out.Report.WriteTable(stdout); werr != nil && err == nil {
@@ -441,7 +356,7 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		writeTrace(stdout, out.Tuning)
 		fmt.Fprintf(stdout, "\ngate: %s\n", out.Gate.Reason)
-		fmt.Fprintf(stdout, "resources: %s\n", reportInput(out.Report, "", nil, out.Tuning).Resources)
+		fmt.Fprintf(stdout, "resources: %s\n", trainjob.ReportInput(out.Report, "", nil, out.Tuning).Resources)
 		if werr := writeHTMLReport(*reportFile, out.Report, out.Gate.Reason, out.Losses, out.Tuning); werr != nil && err == nil {
 			err = werr
 		}
@@ -453,43 +368,6 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 	return err
-}
-
-// itemLookup returns the item descriptions the content map is fitted on:
-// from file when given, else the catalog in Redis (nil without Redis or
-// when the catalog is empty).
-func itemLookup(ctx context.Context, file string, rdb redis.UniversalClient, prefix string, log *slog.Logger) (func(string) (content.Item, bool), error) {
-	items := map[string]content.Item{}
-	switch {
-	case file != "":
-		if err := dataset.ReadItemsFile(file, func(id string, it content.Item) error { items[id] = it; return nil }); err != nil {
-			return nil, err
-		}
-	case rdb != nil:
-		cache := catalog.NewCache(catalog.NewStore(rdb, prefix), log)
-		if err := cache.Sync(ctx); err != nil {
-			return nil, fmt.Errorf("read the catalog: %w", err)
-		}
-		cache.Range(func(it catalog.Item) bool { items[it.ID] = it.Content(); return true })
-	}
-	if len(items) == 0 {
-		return nil, nil
-	}
-	log.Info("item descriptions for the content map", "items", len(items))
-	return func(id string) (content.Item, bool) { it, ok := items[id]; return it, ok }, nil
-}
-
-// currentModel loads the version a registry serves, or nil when it has none.
-func currentModel(ctx context.Context, src registry.Source) (*mf.Model, error) {
-	v, err := src.Current(ctx)
-	if err != nil || v == "" {
-		return nil, err
-	}
-	m, err := src.Load(ctx, v)
-	if err != nil {
-		return nil, fmt.Errorf("load serving model %s: %w", v, err)
-	}
-	return m, nil
 }
 
 // evalCommand is what eval and tune share: the common options, the
@@ -521,10 +399,13 @@ func (c *evalCommand) parse(fs *flag.FlagSet, args []string, getenv func(string)
 	if err != nil {
 		return nil, err
 	}
+	if err := c.complete(); err != nil {
+		return nil, err
+	}
 	if c.cfg.Ks, err = parseInts(c.ks); err != nil {
 		return nil, cli.Usagef("--k: %v", err)
 	}
-	c.cfg.Hyper, c.cfg.Weighting, c.cfg.Workers = c.hyper, c.weighting, c.workers
+	c.cfg.Hyper, c.cfg.Weighting, c.cfg.Workers = c.job.Retrain.Hyper, c.job.Retrain.Weighting, c.job.Retrain.Workers
 	return log, nil
 }
 
@@ -544,7 +425,7 @@ func (o *options) evalSplit(ctx context.Context, cfg retrain.EvalConfig, trainFi
 	}
 	cfg.Users.FoldIn = 0.8
 	if trainFile != "" || testFile != "" {
-		if trainFile == "" || testFile == "" || o.inputs != "" {
+		if trainFile == "" || testFile == "" || len(o.job.Inputs) > 0 {
 			return nil, cli.Usagef("give --train FILE and --test FILE together, without --input")
 		}
 		format, err := dataset.ParseFormat(o.format)
@@ -555,7 +436,7 @@ func (o *options) evalSplit(ctx context.Context, cfg retrain.EvalConfig, trainFi
 			retrain.FileSource([]string{testFile}, format, log))
 	}
 	var rdb redis.UniversalClient
-	if o.redisAddr != "" {
+	if o.job.RedisAddr != "" {
 		var err error
 		if rdb, err = o.redis(); err != nil {
 			return nil, err
@@ -621,7 +502,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	// No model flags: what the default job would publish, tuned on the
 	// training part, first; then the baselines.
-	c.cfg.Job, c.cfg.TuneBudget, c.cfg.TuneProgress, c.cfg.Logger = true, c.tuneBudget, traceLogger(log, c.tuneBudget), log
+	c.cfg.Job, c.cfg.TuneBudget, c.cfg.TuneProgress, c.cfg.Logger = true, c.job.Retrain.TuneBudget, traceLogger(log, c.job.Retrain.TuneBudget), log
 	job, err := retrain.EvaluateJob(ctx, c.cfg, split)
 	if err != nil {
 		return err
@@ -646,7 +527,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		if err := json.Unmarshal(b, &v); err != nil {
 			return err
 		}
-		v["gate"], v["tuning"], v["peak_rss_bytes"] = job.Gate.Reason, job.Tuning, peakRSS()
+		v["gate"], v["tuning"], v["peak_rss_bytes"] = job.Gate.Reason, job.Tuning, trainjob.PeakRSS()
 		return writeJSON(stdout, v)
 	}
 	if err := job.Report.WriteTable(stdout); err != nil {
@@ -654,7 +535,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	writeTrace(stdout, job.Tuning)
 	fmt.Fprintf(stdout, "\njob's gate on its holdout of the training part: %s\n", job.Gate.Reason)
-	fmt.Fprintf(stdout, "resources: %s\n", reportInput(job.Report, "", nil, job.Tuning).Resources)
+	fmt.Fprintf(stdout, "resources: %s\n", trainjob.ReportInput(job.Report, "", nil, job.Tuning).Resources)
 	return nil
 }
 
@@ -742,11 +623,11 @@ func runTune(ctx context.Context, args []string, getenv func(string) string, std
 	fs.Visit(func(f *flag.Flag) { grid = grid || strings.HasSuffix(f.Name, "-grid") || f.Name == "trials" })
 	if !grid {
 		// The job's budgeted search (package tune) on the training part.
-		if c.tuneBudget <= 0 {
+		if c.job.Retrain.TuneBudget <= 0 {
 			return cli.Usagef("--tune-budget must be > 0 (or give a --*-grid flag for a grid search)")
 		}
-		res, err := tune.Search(ctx, split.Train, tune.Config{Budget: c.tuneBudget, Base: c.hyper, Metric: opt.Metric,
-			Workers: c.workers, Seed: opt.Seed, Progress: traceLogger(log, c.tuneBudget)})
+		res, err := tune.Search(ctx, split.Train, tune.Config{Budget: c.job.Retrain.TuneBudget, Base: c.job.Retrain.Hyper, Metric: opt.Metric,
+			Workers: c.job.Retrain.Workers, Seed: opt.Seed, Progress: traceLogger(log, c.job.Retrain.TuneBudget)})
 		if err != nil {
 			return err
 		}
@@ -832,81 +713,6 @@ func (b *trainBar) progress() func(string, als.IterationStats) {
 	}
 }
 
-// recordRun writes the run's outcome to every registry, so recsysd can
-// export it (and an alert can notice retraining that keeps failing). A
-// failure to record is logged, not returned: the run's own result matters
-// more.
-func recordRun(ctx context.Context, recs []registry.RunRecorder, started time.Time, out *retrain.Outcome, err error, log *slog.Logger) {
-	run := registry.Run{Finished: time.Now(), Outcome: registry.OutcomePublished}
-	run.Duration = run.Finished.Sub(started)
-	switch {
-	case errors.Is(err, retrain.ErrRefused):
-		run.Outcome = registry.OutcomeRefused
-	case err != nil:
-		run.Outcome, run.Reason = registry.OutcomeFailed, err.Error()
-	}
-	if out != nil {
-		if out.Report != nil {
-			run.GateMetric, run.GateValue = out.Gate.Metric, out.Gate.New
-		}
-		if run.Reason == "" {
-			run.Reason = out.Gate.Reason
-		}
-		if err == nil && len(out.Versions) > 0 {
-			run.Version = out.Versions[0].Name()
-		}
-	}
-	// A cancelled run still gets its record, within a short grace.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	for _, r := range recs {
-		if rerr := r.RecordRun(rctx, run); rerr != nil {
-			log.Warn("could not record the retraining run in the registry", "err", rerr)
-		}
-	}
-}
-
-// storeReports stores the HTML report of the run with every version it
-// published (ModelService/GetModelReport serves it). A failure is logged,
-// not returned: the model is published and serves; only its report is
-// missing (GetModelReport then says so).
-func storeReports(ctx context.Context, pubs []retrain.Publisher, out *retrain.Outcome, log *slog.Logger) {
-	if out == nil || out.Report == nil || len(out.Versions) == 0 {
-		return
-	}
-	var buf bytes.Buffer
-	if err := modelreport.Write(&buf, reportInput(out.Report, out.Gate.Reason, out.Losses, out.Tuning)); err != nil {
-		log.Warn("could not render the report to store with the model", "err", err)
-		return
-	}
-	for i, v := range out.Versions {
-		if i >= len(pubs) {
-			break
-		}
-		rs, ok := pubs[i].(registry.ReportStore)
-		if !ok {
-			continue
-		}
-		if err := rs.PutReport(ctx, v.Name(), buf.Bytes()); err != nil {
-			log.Warn("could not store the report with the model", "version", v.Name(), "err", err)
-		}
-	}
-}
-
-// reportInput is what the HTML report of rep shows.
-func reportInput(rep *eval.Report, gate string, losses []retrain.PhaseLoss, t *mf.Tuning) modelreport.Input {
-	in := modelreport.Input{Title: "recsys evaluation: " + rep.Split, Report: rep, Gate: gate}
-	if t != nil {
-		in.Resources = resources(t.UsedSeconds, t.BudgetSeconds)
-	} else {
-		in.Resources = resources(0, 0)
-	}
-	for _, l := range losses {
-		in.Loss = append(in.Loss, modelreport.LossSeries{Name: l.Phase, Values: l.Loss})
-	}
-	return in
-}
-
 // writeHTMLReport writes rep as an HTML report to path ("": nothing).
 func writeHTMLReport(path string, rep *eval.Report, gate string, losses []retrain.PhaseLoss, t *mf.Tuning) (err error) {
 	if path == "" || rep == nil {
@@ -921,5 +727,5 @@ func writeHTMLReport(path string, rep *eval.Report, gate string, losses []retrai
 			err = fmt.Errorf("html report: %w", cerr)
 		}
 	}()
-	return modelreport.Write(f, reportInput(rep, gate, losses, t))
+	return modelreport.Write(f, trainjob.ReportInput(rep, gate, losses, t))
 }

@@ -6,7 +6,6 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,20 +17,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/recsys-dev/recsys/client"
-	"github.com/recsys-dev/recsys/internal/cooccur"
 	"github.com/recsys-dev/recsys/internal/daemon"
 	"github.com/recsys-dev/recsys/internal/dataset"
 	"github.com/recsys-dev/recsys/internal/ingest"
 	"github.com/recsys-dev/recsys/internal/mf"
-	"github.com/recsys-dev/recsys/internal/modelreport"
-	"github.com/recsys-dev/recsys/internal/profile"
-	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/retrain"
 	"github.com/recsys-dev/recsys/internal/synth"
+	"github.com/recsys-dev/recsys/internal/trainjob"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
@@ -107,40 +102,25 @@ func Run(ctx context.Context, c Config, stdout, stderr io.Writer) error {
 
 	// 3. The retraining job reads the event stream, trains, gates and
 	// publishes to the registry the server watches.
-	rdb := redis.NewClient(&redis.Options{Addr: d.RedisAddr()})
-	defer rdb.Close()
-	store, err := profile.NewStore(rdb, profile.Config{})
+	// The same assembly as recsys-train's (package trainjob): the run is
+	// recorded and its HTML report stored with the version it published.
+	job, err := trainjob.Open(ctx, trainjob.Config{
+		RedisAddr: d.RedisAddr(), PublishRedis: true, BoughtLists: true,
+		Retrain: retrain.Config{
+			Hyper:  mf.Hyperparameters{Factors: c.Factors, Iterations: c.Iterations, Regularization: 0.05, Alpha: 10, Seed: 1},
+			Logger: log,
+		},
+	})
 	if err != nil {
 		return err
 	}
-	reg, err := registry.NewRedis(rdb, registry.Options{})
-	if err != nil {
-		return err
-	}
-	lists, err := cooccur.NewStore(rdb, "")
-	if err != nil {
-		return err
-	}
+	defer job.Close()
 	trainStart := time.Now()
-	out, err := retrain.Run(ctx, retrain.Config{
-		Hyper:  mf.Hyperparameters{Factors: c.Factors, Iterations: c.Iterations, Regularization: 0.05, Alpha: 10, Seed: 1},
-		Logger: log, Lists: lists,
-	}, retrain.StreamSource(store, time.Time{}, time.Time{}), nil, reg)
+	out, err := job.Run(ctx)
 	if err != nil {
 		return fmt.Errorf("retrain: %w", err)
 	}
 	version := out.Versions[0].Name()
-	var report bytes.Buffer // stored with the model, as recsys-train does (recsysctl model report)
-	in := modelreport.Input{Title: "recsys evaluation: " + out.Report.Split, Report: out.Report, Gate: out.Gate.Reason}
-	for _, l := range out.Losses {
-		in.Loss = append(in.Loss, modelreport.LossSeries{Name: l.Phase, Values: l.Loss})
-	}
-	if err := modelreport.Write(&report, in); err != nil {
-		return err
-	}
-	if err := reg.PutReport(ctx, version, report.Bytes()); err != nil {
-		return err
-	}
 	say("== trained implicit ALS (%d factors, %d iterations) on %d events in %.1fs and published %s",
 		c.Factors, c.Iterations, out.Events, time.Since(trainStart).Seconds(), version)
 	if err := waitModel(ctx, api, version); err != nil {
