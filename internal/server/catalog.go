@@ -1,9 +1,9 @@
 package server
 
 import (
-	"slices"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"

@@ -1,10 +1,10 @@
 package server
 
 import (
-	"slices"
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
