@@ -553,3 +553,38 @@ func (s *Search) selectScanned(k int, after *topk.Entry, admit func(int32) bool)
 		m *= 4
 	}
 }
+
+// StartBlock starts the searches ss[i] for the queries qs[i] (as Start
+// does, one by one) and then scans, for all of them together, the cells
+// each search's first round scans unconditionally (the first quarter of its
+// probe, in its probe order): cell by cell, for every search that probes
+// the cell, so a cell's codes are read from memory once for the block and
+// stay in cache for the other queries. Top then answers each search
+// exactly as after Start alone: the same rows, scores and order.
+func (ix *Index) StartBlock(ss []*Search, qs []Query) error {
+	if len(ss) != len(qs) {
+		return fmt.Errorf("itemindex: %d searches for %d queries", len(ss), len(qs))
+	}
+	type visit struct{ cell, search, oi int32 }
+	var visits []visit
+	for i, s := range ss {
+		if err := ix.Start(s, qs[i]); err != nil {
+			return err
+		}
+		n := min(max(1, s.probe/4), len(s.order)) // Top's first visit
+		for oi := range n {
+			visits = append(visits, visit{s.order[oi], int32(i), int32(oi)})
+		}
+		s.cursor = n
+	}
+	slices.SortFunc(visits, func(a, b visit) int {
+		if a.cell != b.cell {
+			return int(a.cell - b.cell)
+		}
+		return int(a.search - b.search)
+	})
+	for _, v := range visits {
+		ss[v.search].scan(int(v.oi))
+	}
+	return nil
+}

@@ -216,6 +216,10 @@ type pushBuffers struct {
 	slots  []*scratch // one per user of the block
 	users  []int      // index in the block of each scored user
 	blend  blend.Scratch
+	// searches and queries are the block's index searches started
+	// together (startBlock).
+	searches []*itemindex.Search
+	queries  []itemindex.Query
 }
 
 // pushCall is what every block of one Push call shares: the request, one
@@ -357,11 +361,15 @@ func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, r
 	for j, i := range b.users {
 		s := b.slots[j]
 		s.boost.plan(s.filter.boosts(), e.userSegment(ps[i], c.now), n)
+	}
+	started := si != nil && startBlock(si, b, f)
+	for j, i := range b.users {
+		s := b.slots[j]
 		if si == nil {
 			s.scores, s.searching = b.scores[j*n:(j+1)*n], false
 			blendScores(bl, &b.blend, s.rows, b.xs[j*f:(j+1)*f], s.scores)
 			s.boost.apply(s.scores)
-		} else if x := b.xs[j*f : (j+1)*f]; s.boost.applies() || !e.search(m, s, itemindex.Query{X: x}) {
+		} else if x := b.xs[j*f : (j+1)*f]; s.boost.applies() || !(started || e.search(m, s, itemindex.Query{X: x})) {
 			// A boost rule may lift any item (and the index refuses a
 			// query that is not finite): every item's score, as
 			// Recommend's.
@@ -369,10 +377,11 @@ func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, r
 			blendScores(bl, &b.blend, s.rows, x, s.scores)
 			s.boost.apply(s.scores)
 		} else if bl != nil {
-			// One search per user: the index reads a fraction of the
-			// bytes a block product does, and keeps no second copy of
-			// the factors (ScoresBlock's packed layout). A blend ranks
-			// its candidates with the neighbour and transition terms.
+			// One search per user (started with the block's): the index
+			// reads a fraction of the bytes a block product does, and
+			// keeps no second copy of the factors (ScoresBlock's packed
+			// layout). A blend ranks its candidates with the neighbour
+			// and transition terms.
 			searchBlend(s, bl, &b.blend, x)
 		}
 		a := &s.answer
@@ -405,6 +414,30 @@ func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, r
 		results[i].Items = slices.Clone(a.items)
 	}
 	return nil
+}
+
+// startBlock starts the index searches of the block's users that no boost
+// rule applies to together (itemindex.Index.StartBlock: the cells their
+// first rounds scan are read once for the block) and reports whether it
+// did; false (a query the index refuses) leaves every user to search
+// alone.
+func startBlock(si *servingIndex, b *pushBuffers, f int) bool {
+	b.searches, b.queries = b.searches[:0], b.queries[:0]
+	for j := range b.users {
+		if s := b.slots[j]; !s.boost.applies() {
+			b.searches = append(b.searches, &s.search)
+			b.queries = append(b.queries, itemindex.Query{X: b.xs[j*f : (j+1)*f], Probe: si.probe})
+		}
+	}
+	if si.ix.StartBlock(b.searches, b.queries) != nil {
+		return false
+	}
+	for j := range b.users {
+		if s := b.slots[j]; !s.boost.applies() {
+			s.searching = true
+		}
+	}
+	return true
 }
 
 // fit sizes b for a model of n items and f factors.
