@@ -56,7 +56,7 @@ var commands = []command{
 	{name: "model list", summary: "published versions, newest first", run: runModelList},
 	{name: "model activate", args: "VERSION", summary: "serve a kept version (rollback)", run: runModelActivate},
 	{name: "model report", args: "[VERSION]", summary: "the HTML evaluation report stored with a version (default: the serving one); -o FILE", run: runModelReport},
-	{name: "experiment create", args: "NAME", summary: "start an A/B experiment: --placement, --arms NAME:WEIGHT[:popular|:cap=N|:explore=F|:cold=popular|trending],...", run: runExperimentCreate},
+	{name: "experiment create", args: "NAME", summary: "start an A/B experiment: --placement, --arms NAME:WEIGHT[:popular|:cap=N|:explore=F|:cold=popular|trending|:model=VERSION],...", run: runExperimentCreate},
 	{name: "experiment update", args: "NAME", summary: "change a running experiment's --share, --arms weights and settings, --control", run: runExperimentUpdate},
 	{name: "experiment list", summary: "experiments, running first", run: runExperimentList},
 	{name: "experiment stop", args: "NAME", summary: "stop an experiment (its numbers stay)", run: runExperimentStop},

@@ -15,7 +15,8 @@ import (
 )
 
 // parseArms parses --arms: NAME:WEIGHT followed by options, comma
-// separated: "control:1:popular,model:1:cap=2:explore=0.1:cold=trending".
+// separated: "control:1:popular,model:1:cap=2:explore=0.1:cold=trending",
+// "old:1:model=20261201T000000Z-1a2b3c,new:1".
 func parseArms(s string) ([]*recsysv1.Arm, error) {
 	var out []*recsysv1.Arm
 	for _, spec := range strings.Split(s, ",") {
@@ -45,6 +46,8 @@ func parseArms(s string) ([]*recsysv1.Arm, error) {
 					return nil, fmt.Errorf("arm %q: explore=%q is not a number", spec, v)
 				}
 				a.ExploreShare = proto.Float64(f)
+			case "model":
+				a.ModelVersion = v
 			case "cold":
 				switch v {
 				case "popular":
@@ -55,7 +58,7 @@ func parseArms(s string) ([]*recsysv1.Arm, error) {
 					return nil, fmt.Errorf("arm %q: cold=%q: want popular or trending", spec, v)
 				}
 			default:
-				return nil, fmt.Errorf("arm %q: unknown option %q (popular, cap=N, explore=F, cold=popular|trending)", spec, o)
+				return nil, fmt.Errorf("arm %q: unknown option %q (popular, cap=N, explore=F, cold=popular|trending, model=VERSION)", spec, o)
 			}
 		}
 		out = append(out, a)
@@ -72,7 +75,7 @@ func experimentFlags(x *invocation, create bool) func(name string) (*recsysv1.Ex
 		salt = x.fs.String("salt", "", "mixed into the user hash (default: the name)")
 	}
 	share := x.fs.Float64("share", 1, "the share of the placement's users in the experiment, (0, 1]")
-	arms := x.fs.String("arms", "", "the arms, NAME:WEIGHT[:popular|:cap=N|:explore=F|:cold=popular|trending],... (required)")
+	arms := x.fs.String("arms", "", "the arms, NAME:WEIGHT[:popular|:cap=N|:explore=F|:cold=popular|trending|:model=VERSION],... (required)")
 	control := x.fs.String("control", "", "the control arm (default: the first)")
 	return func(name string) (*recsysv1.Experiment, error) {
 		if *arms == "" {

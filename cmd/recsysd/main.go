@@ -224,6 +224,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.IndexProbe, "index-probe", c.IndexProbe, "partitions of the index a search probes unless their bounds prove the answer earlier, "+
 		"then up to twice as many while their likely bound reaches the k-th score (adaptive), more when filters reject candidates "+
 		"(0: a quarter of them, recall@20 0.945 on ml-100k and 0.959 on Beauty against the exact scan; the number of partitions or more: exact)")
+	fs.IntVar(&c.MaxServingModels, "max-serving-models", c.MaxServingModels, "model versions in memory at once: the current one and those experiment arms name, "+
+		"loaded on demand, the least recently used evicted beyond this (1: arms get the current model)")
 	return fs
 }
 

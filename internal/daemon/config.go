@@ -96,7 +96,8 @@ func NewConfig() Config {
 			Window:     attribution.DefaultWindow,
 			PerUserCap: attribution.DefaultPerUserCap,
 		},
-		IndexMinItems: recommend.DefaultIndexMinItems,
+		IndexMinItems:    recommend.DefaultIndexMinItems,
+		MaxServingModels: DefaultMaxServingModels,
 		Coalesce: coalesce.Config{
 			MaxBlock:   coalesce.DefaultMaxBlock,
 			BlockBytes: coalesce.DefaultBlockMiB << 20,

@@ -36,6 +36,8 @@ import (
 	"github.com/recsys-dev/recsys/internal/kpi"
 	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/modelset"
+	"github.com/recsys-dev/recsys/internal/periodic"
 	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/pushsched"
 	"github.com/recsys-dev/recsys/internal/recommend"
@@ -136,6 +138,11 @@ type Config struct {
 	// (0: a quarter). See recommend.Config.
 	IndexMinItems int
 	IndexProbe    int
+	// MaxServingModels bounds the model versions in memory at once: the
+	// current one plus the versions experiment arms name, loaded on
+	// demand, the least recently used evicted beyond the bound (1: arms
+	// always get the current model). 0: DefaultMaxServingModels.
+	MaxServingModels int
 	// Coalesce gathers concurrent Recommend and SimilarItems scorings into
 	// blocks (internal/coalesce); MaxBlock 0 turns it off (the zero
 	// Config, as in tests that do not set it).
@@ -233,18 +240,22 @@ type Daemon struct {
 	arrivals *recommend.Arrivals
 	engine   *recommend.Engine
 	models   registry.Source
-	srv      *server.Server
-	lis      net.Listener
-	hlis     net.Listener
-	auth     *access.Authenticator
-	metrics  *http.Server
-	mlis     net.Listener
-	web      *http.Server // the HTTP/JSON API, or nil
-	wlis     net.Listener
-	inproc   *grpc.ClientConn // the HTTP API's connection to the server
-	m        *metrics.Set
-	attr     *attribution.Store
-	kpi      *kpi.Store
+	admin    server.ModelRegistry // lists, activates and pins versions
+	// armModels are the engines of the model versions experiment arms
+	// name, next to engine's current one.
+	armModels *modelset.Set[*recommend.Engine]
+	srv       *server.Server
+	lis       net.Listener
+	hlis      net.Listener
+	auth      *access.Authenticator
+	metrics   *http.Server
+	mlis      net.Listener
+	web       *http.Server // the HTTP/JSON API, or nil
+	wlis      net.Listener
+	inproc    *grpc.ClientConn // the HTTP API's connection to the server
+	m         *metrics.Set
+	attr      *attribution.Store
+	kpi       *kpi.Store
 	// collectors are the metrics /metrics exports (Collectors).
 	collectors []prometheus.Collector
 	push       *pushsched.Scheduler
@@ -336,7 +347,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.engine, err = recommend.New(recommend.Config{
+	ecfg := recommend.Config{
 		Weighting:      cfg.Weighting,
 		MaxPerCategory: cfg.Shop.MaxPerCategory,
 		MaxPerBrand:    cfg.Shop.MaxPerBrand,
@@ -360,8 +371,11 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		IndexMinItems:   cfg.IndexMinItems,
 		IndexProbe:      cfg.IndexProbe,
 		Tracer:          tracer(cfg.TracerProvider),
-	}, recommend.WithBreaker(recommend.WithLoadBudget(d.store, cfg.ProfileBudget), recommend.BreakerConfig{Log: log}),
-		d.catCache, d.popular); err != nil {
+	}
+	// One breaker for the profile loads of every engine (the current
+	// model's and the experiment arms'): they read the same store.
+	profiles := recommend.WithBreaker(recommend.WithLoadBudget(d.store, cfg.ProfileBudget), recommend.BreakerConfig{Log: log})
+	if d.engine, err = recommend.New(ecfg, profiles, d.catCache, d.popular); err != nil {
 		return nil, err
 	}
 	ccfg := cfg.Campaigns
@@ -377,7 +391,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	var admin server.ModelRegistry = redisRegistry
+	admin := server.ModelRegistry(redisRegistry)
 	d.models = redisRegistry
 	if cfg.ModelsDir != "" {
 		dir, err := registry.NewDir(cfg.ModelsDir, registry.Options{Logger: log})
@@ -386,6 +400,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		}
 		d.models, admin = dir, dir
 	}
+	d.admin = admin
 	if d.kpi, err = kpi.NewStore(d.rdb, kpi.Config{Prefix: cfg.Prefix, Price: pcfg.Price}); err != nil {
 		return nil, err
 	}
@@ -399,6 +414,31 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	// The engines of the versions experiment arms name: each scores alone
+	// (no coalescing with the current model's requests) and pushes nothing.
+	armCfg := ecfg
+	armCfg.Coalescer, armCfg.PushWorkers = nil, 1
+	if cfg.MaxServingModels == 0 {
+		cfg.MaxServingModels = DefaultMaxServingModels
+	}
+	if cfg.MaxServingModels < 1 {
+		return nil, fmt.Errorf("max serving models must be >= 1, got %d", cfg.MaxServingModels)
+	}
+	d.armModels = modelset.New(cfg.MaxServingModels-1, func(ctx context.Context, version string) (*recommend.Engine, error) {
+		m, err := d.models.Load(ctx, version)
+		if err != nil {
+			return nil, err
+		}
+		e, err := recommend.New(armCfg, profiles, d.catCache, d.popular)
+		if err != nil {
+			return nil, err
+		}
+		if err := e.SetModel(m); err != nil {
+			return nil, err
+		}
+		log.Info("serving an experiment arm's model version", "version", version, "items", m.NumItems())
+		return e, nil
+	})
 	xstore := experiment.NewStore(d.rdb, cfg.Prefix, nil)
 	d.xps = experiment.NewCache(xstore, log)
 	scfg := server.Config{
@@ -414,7 +454,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Search: catalog.NewSearchIndex(d.catCache, nil), Models: admin, Fallback: d.engine,
 		Bought: d.engine, Pusher: d.push, Metrics: d.m, Attribution: d.attr, Outcomes: outcomes,
-		Experiments: xstore, Running: d.xps, Counters: d.kpi, Tally: outcomes.Tally,
+		Experiments: xstore, Running: d.xps, Counters: d.kpi, Tally: outcomes.Tally, ArmModels: armEngines{d.armModels},
 	}); err != nil {
 		return nil, err
 	}
@@ -523,6 +563,18 @@ func (d *Daemon) MetricsAddr() net.Addr {
 }
 
 // apply swaps in a model the watcher loaded.
+// DefaultMaxServingModels is the default Config.MaxServingModels.
+const DefaultMaxServingModels = 3
+
+// armEngines adapts the set of arm engines to server.ArmModels.
+type armEngines struct {
+	set *modelset.Set[*recommend.Engine]
+}
+
+func (a armEngines) Recommender(ctx context.Context, version string) (server.Recommender, error) {
+	return a.set.Get(ctx, version)
+}
+
 func (d *Daemon) apply(m *mf.Model) {
 	if err := d.engine.SetModel(m); err != nil {
 		d.m.ModelLoads.WithLabelValues("error").Inc()
@@ -597,6 +649,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.catCache.Run(gctx, d.cfg.CatalogSync) })
 	g.Go(func() error { return d.rules.Run(gctx, d.cfg.Shop.RulesPoll) })
 	g.Go(func() error { return d.xps.Run(gctx, experiment.DefaultPoll) })
+	g.Go(func() error {
+		// Renew the pins of the running arms' model versions well within
+		// their lease.
+		return periodic.Run(gctx, "pin experiment model versions", server.PinLease/6, d.log, func(ctx context.Context) error {
+			return server.PinVersions(ctx, d.admin, time.Now(), d.xps.Running()...)
+		})
+	})
 	g.Go(func() error { return d.engine.RunRowState(gctx, 100*time.Millisecond) })
 	g.Go(func() error { return d.trending.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.arrivals.Run(gctx, d.cfg.Shop.ArrivalsRefresh) })

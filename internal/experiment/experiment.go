@@ -39,6 +39,9 @@ type Arm struct {
 	// ColdSource, when set ("popular" or "trending"), replaces what the
 	// server gives users without a personalized answer.
 	ColdSource string `json:"cold_source,omitempty"`
+	// ModelVersion, when set, is the published model version that answers
+	// the arm's users instead of the current one.
+	ModelVersion string `json:"model_version,omitempty"`
 }
 
 // The cold sources an arm may name.
@@ -96,6 +99,31 @@ func validName(s string) bool {
 	return true
 }
 
+// validVersion accepts what a model registry can name.
+func validVersion(s string) bool {
+	if s == "" || len(s) > maxNameBytes {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// ModelVersions returns the model versions the arms of the experiment
+// name, each once.
+func (e Experiment) ModelVersions() []string {
+	var out []string
+	for _, a := range e.Arms {
+		if a.ModelVersion != "" && !slices.Contains(out, a.ModelVersion) {
+			out = append(out, a.ModelVersion)
+		}
+	}
+	return out
+}
+
 // Normalize fills the defaults (salt = name, control = first arm) and
 // checks the definition; the error is an *InvalidError.
 func (e Experiment) Normalize() (Experiment, error) {
@@ -134,6 +162,10 @@ func (e Experiment) Normalize() (Experiment, error) {
 			return bad(f+"explore_share", "must be 0 to 1")
 		case a.ColdSource != "" && a.ColdSource != ColdPopular && a.ColdSource != ColdTrending:
 			return bad(f+"cold_source", "must be popular or trending")
+		case a.ModelVersion != "" && !validVersion(a.ModelVersion):
+			return bad(f+"model_version", "must be a model version name: 1 to 64 letters, digits, '-' or '_'")
+		case a.ModelVersion != "" && a.Popular:
+			return bad(f+"model_version", "must be empty for a popular arm")
 		}
 		seen[a.Name] = true
 	}
@@ -452,6 +484,16 @@ func NewCache(store *Store, log *slog.Logger) *Cache {
 func (c *Cache) For(placement string) (Experiment, bool) {
 	e, ok := (*c.running.Load())[placement]
 	return e, ok
+}
+
+// Running returns the running experiments.
+func (c *Cache) Running() []Experiment {
+	m := *c.running.Load()
+	out := make([]Experiment, 0, len(m))
+	for _, e := range m {
+		out = append(out, e)
+	}
+	return out
 }
 
 // Sync reloads the definitions when their version changed.

@@ -24,6 +24,7 @@ import (
 //	B:v:<version>:report     STRING  the HTML evaluation report (report.go), if stored
 //	B:versions               ZSET    complete versions, scored by publish time (unix ms)
 //	B:current                STRING  the version servers serve
+//	B:pins                   ZSET    version → lease end (unix ms): pinned versions are not pruned (Pin)
 //	B:announce               channel the new current version, published on every flip
 //
 // Chunks are written with a TTL of OrphanTTL. The script that writes a
@@ -66,6 +67,7 @@ func NewRedis(rdb redis.UniversalClient, opts Options) (*Redis, error) {
 
 func (r *Redis) currentKey() string      { return r.base + ":current" }
 func (r *Redis) versionsKey() string     { return r.base + ":versions" }
+func (r *Redis) pinsKey() string         { return r.base + ":pins" }
 func (r *Redis) announceChannel() string { return r.base + ":announce" }
 func (r *Redis) metaKey(v string) string { return r.base + ":v:" + v + ":meta" }
 func (r *Redis) chunkKey(v string, i int) string {
@@ -409,19 +411,26 @@ func (r *Redis) Subscribe(ctx context.Context) (<-chan string, error) {
 }
 
 var pruneScript = redis.NewScript(`
--- KEYS[1] current, KEYS[2] versions, KEYS[3] meta, KEYS[4] report, KEYS[5..] chunks; ARGV[1] version
+-- KEYS[1] current, KEYS[2] versions, KEYS[3] pins, KEYS[4] meta, KEYS[5] report, KEYS[6..] chunks;
+-- ARGV[1] version, ARGV[2] now (unix ms)
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return 0
 end
+local pin = redis.call('ZSCORE', KEYS[3], ARGV[1])
+if pin and tonumber(pin) > tonumber(ARGV[2]) then
+  return 0
+end
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[3])
-for i = 4, #KEYS do
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[4])
+for i = 5, #KEYS do
   redis.call('UNLINK', KEYS[i])
 end
 return 1
 `)
 
-// prune deletes the versions beyond the newest Keep, never the current one.
+// prune deletes the versions beyond the newest Keep, never the current one
+// nor a pinned one (Pin).
 // A failure is logged, not returned: the publish it follows has succeeded,
 // and the next publish prunes again.
 func (r *Redis) prune(ctx context.Context) {
@@ -443,10 +452,43 @@ func (r *Redis) pruneErr(ctx context.Context) error {
 		if err != nil && !errors.Is(err, redis.Nil) {
 			return fmt.Errorf("version %s: %w", v, err)
 		}
-		keys := append([]string{r.currentKey(), r.versionsKey(), r.metaKey(v), r.reportKey(v)}, r.chunkKeys(v, n)...)
-		if err := pruneScript.Run(ctx, r.rdb, keys, v).Err(); err != nil {
+		keys := append([]string{r.currentKey(), r.versionsKey(), r.pinsKey(), r.metaKey(v), r.reportKey(v)}, r.chunkKeys(v, n)...)
+		if err := pruneScript.Run(ctx, r.rdb, keys, v, r.opts.Now().UnixMilli()).Err(); err != nil {
 			return fmt.Errorf("version %s: %w", v, err)
 		}
+	}
+	return nil
+}
+
+var pinScript = redis.NewScript(`
+-- KEYS[1] versions, KEYS[2] pins; ARGV[1] version, ARGV[2] lease end, ARGV[3] now (unix ms)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return 0
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+local cur = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not cur or tonumber(cur) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+end
+return 1
+`)
+
+// Pin keeps a complete version from being pruned until the lease ends
+// (a later end extends it; an earlier one changes nothing), however many
+// newer versions are published: servers pin the versions running
+// experiment arms serve. Expired pins are dropped by the next Pin, so the
+// pins never outnumber the versions. An unknown version is
+// ErrUnknownVersion.
+func (r *Redis) Pin(ctx context.Context, version string, until time.Time) error {
+	if err := checkVersion(version); err != nil {
+		return err
+	}
+	ok, err := pinScript.Run(ctx, r.rdb, []string{r.versionsKey(), r.pinsKey()}, version, until.UnixMilli(), r.opts.Now().UnixMilli()).Int()
+	if err != nil {
+		return fmt.Errorf("pin model version %s: %w", version, err)
+	}
+	if ok == 0 {
+		return fmt.Errorf("%w: %s", ErrUnknownVersion, version)
 	}
 	return nil
 }

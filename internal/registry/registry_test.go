@@ -553,8 +553,8 @@ func TestRedisPruneScriptSparesCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := append([]string{reg.currentKey(), reg.versionsKey(), reg.metaKey(v.Name())}, reg.chunkKeys(v.Name(), n)...)
-	got, err := pruneScript.Run(ctx, c, keys, v.Name()).Int()
+	keys := append([]string{reg.currentKey(), reg.versionsKey(), reg.pinsKey(), reg.metaKey(v.Name()), reg.reportKey(v.Name())}, reg.chunkKeys(v.Name(), n)...)
+	got, err := pruneScript.Run(ctx, c, keys, v.Name(), time.Now().UnixMilli()).Int()
 	if err != nil || got != 0 {
 		t.Fatalf("prune script on the current version = %d, %v; want 0", got, err)
 	}
@@ -638,5 +638,48 @@ func TestRedisCommitRefusesExpiredChunks(t *testing.T) {
 	}
 	if vs, err := reg.List(ctx); err != nil || len(vs) != 0 {
 		t.Errorf("List = %v, %v; want no versions", names(vs), err)
+	}
+}
+
+// A pinned version survives publishes that push it out of the newest Keep
+// until its lease ends; the next publish after that prunes it. Pinning an
+// unknown version is ErrUnknownVersion.
+func TestRedisPinnedVersionIsNotPruned(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := redistest.Client(t)
+	clk := newClock()
+	reg, err := NewRedis(c, Options{Prefix: redistest.Prefix(t, c), ChunkSize: 512, Keep: 1, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned, err := reg.Publish(ctx, testModel(t, 30, 4, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Pin(ctx, pinned.Name(), clk.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Pin(ctx, "20990101T000000Z-000000", clk.Now().Add(time.Hour)); !errors.Is(err, ErrUnknownVersion) {
+		t.Errorf("Pin of an unknown version = %v, want ErrUnknownVersion", err)
+	}
+	for seed := range uint64(3) {
+		if _, err := reg.Publish(ctx, testModel(t, 31+int(seed), 4, 2+seed)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, err := reg.Load(ctx, pinned.Name()); err != nil || m.NumItems() != 30 {
+		t.Fatalf("pinned version after 3 newer publishes with keep 1: %v, %v", m, err)
+	}
+	clk.advance(2 * time.Hour)
+	if _, err := reg.Publish(ctx, testModel(t, 40, 4, 9)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Load(ctx, pinned.Name()); !errors.Is(err, ErrUnknownVersion) {
+		t.Errorf("after the lease ended: Load = %v, want ErrUnknownVersion (pruned)", err)
+	}
+	list, err := reg.List(ctx)
+	if err != nil || len(list) != 1 {
+		t.Errorf("List = %v, %v; want only the current version", names(list), err)
 	}
 }

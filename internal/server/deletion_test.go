@@ -103,7 +103,12 @@ func TestDeleteUserLeavesNothingNamingTheUser(t *testing.T) {
 		&recsysv1.Event{EventId: "n1", UserId: user, Type: recsysv1.EventType_EVENT_TYPE_NOT_INTERESTED, Category: "c", Timestamp: ev("", "", view, at(-52*time.Minute)).Timestamp},
 		ev("stays", "a1", view, at(-time.Hour)),
 	)
-	if _, err := e.xp.CreateExperiment(ctx, &recsysv1.CreateExperimentRequest{Experiment: homeExperiment()}); err != nil {
+	// The random id lands in either arm: both answer from the model (a
+	// popular control would have nothing left to show this user, who
+	// touched every item anyone touched).
+	xp := homeExperiment()
+	xp.Arms[0].Popular = false
+	if _, err := e.xp.CreateExperiment(ctx, &recsysv1.CreateExperimentRequest{Experiment: xp}); err != nil {
 		t.Fatal(err)
 	}
 	res, err := e.rec.Recommend(ctx, &recsysv1.RecommendRequest{UserId: user, Count: 5, Context: &recsysv1.RequestContext{Placement: "home"}})

@@ -3,13 +3,17 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/recsys-dev/recsys/internal/experiment"
 	"github.com/recsys-dev/recsys/internal/recommend"
+	"github.com/recsys-dev/recsys/internal/registry"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
@@ -63,10 +67,70 @@ func applyArm(r *recommend.Request, arm experiment.Arm) {
 	}
 }
 
+// ArmModels serves the published model versions experiment arms name,
+// next to the current model (implemented in the daemon by a
+// *modelset.Set of engines).
+type ArmModels interface {
+	Recommender(ctx context.Context, version string) (Recommender, error)
+}
+
+// ModelPinner keeps a published version from being pruned until a time
+// (implemented by *registry.Redis).
+type ModelPinner interface {
+	Pin(ctx context.Context, version string, until time.Time) error
+}
+
+// PinLease is how long CreateExperiment and UpdateExperiment pin the
+// versions their arms name; every replica renews the pins of the running
+// arms well before that (RenewPins), so a stopped experiment's versions
+// may be pruned at most a lease after it stopped.
+const PinLease = time.Hour
+
+// PinVersions pins the model versions of the experiments' arms for a lease
+// (ModelPinner), or, for a registry that cannot pin (a directory), checks
+// that they are published. The error of an unknown version is an
+// *experiment.InvalidError naming the arm.
+func PinVersions(ctx context.Context, models ModelRegistry, now time.Time, xps ...experiment.Experiment) error {
+	if models == nil {
+		return nil
+	}
+	var listed []registry.Version
+	for _, e := range xps {
+		for i, a := range e.Arms {
+			if a.ModelVersion == "" {
+				continue
+			}
+			var err error
+			if p, ok := models.(ModelPinner); ok {
+				err = p.Pin(ctx, a.ModelVersion, now.Add(PinLease))
+			} else {
+				if listed == nil {
+					if listed, err = models.List(ctx); err != nil {
+						return err
+					}
+				}
+				if !slices.ContainsFunc(listed, func(v registry.Version) bool { return v.Name() == a.ModelVersion }) {
+					err = registry.ErrUnknownVersion
+				}
+			}
+			if errors.Is(err, registry.ErrUnknownVersion) {
+				return &experiment.InvalidError{Field: fmt.Sprintf("arms[%d].model_version", i),
+					Reason: fmt.Sprintf("%q is not a published model version (ModelService/ListModels)", a.ModelVersion)}
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 type experimentService struct {
 	recsysv1.UnimplementedExperimentServiceServer
 	store   ExperimentStore    // nil: every RPC answers FailedPrecondition
 	running RunningExperiments // may be nil
+	models  ModelRegistry      // may be nil: arms' model versions are not checked or pinned
+	now     func() time.Time
 	// counters and tally answer GetReport (nil: FailedPrecondition).
 	counters DailyCounters
 	tally    ArmTallies
@@ -104,6 +168,9 @@ func (s *experimentService) CreateExperiment(ctx context.Context, req *recsysv1.
 	if err != nil {
 		return nil, err
 	}
+	if err := PinVersions(ctx, s.models, s.now(), e); err != nil {
+		return nil, experimentError(err)
+	}
 	e, err = s.store.Create(ctx, e)
 	if err != nil {
 		return nil, experimentError(err)
@@ -119,6 +186,9 @@ func (s *experimentService) UpdateExperiment(ctx context.Context, req *recsysv1.
 	e, err := fromProtoExperiment(req.GetExperiment())
 	if err != nil {
 		return nil, err
+	}
+	if err := PinVersions(ctx, s.models, s.now(), e); err != nil {
+		return nil, experimentError(err)
 	}
 	e, err = s.store.Update(ctx, e)
 	if err != nil {
@@ -169,7 +239,8 @@ func fromProtoExperiment(p *recsysv1.Experiment) (experiment.Experiment, error) 
 		ControlArm: p.GetControlArm(),
 	}
 	for i, a := range p.GetArms() {
-		arm := experiment.Arm{Name: a.GetName(), Weight: a.GetWeight(), Popular: a.GetPopular(), MaxPerCategory: int(a.GetMaxPerCategory())}
+		arm := experiment.Arm{Name: a.GetName(), Weight: a.GetWeight(), Popular: a.GetPopular(), MaxPerCategory: int(a.GetMaxPerCategory()),
+			ModelVersion: a.GetModelVersion()}
 		if a.ExploreShare != nil {
 			arm.ExploreShare = proto.Float64(a.GetExploreShare())
 		}
@@ -196,7 +267,7 @@ func toProtoExperiment(e experiment.Experiment) *recsysv1.Experiment {
 		out.State, out.StoppedAt = recsysv1.ExperimentState_EXPERIMENT_STATE_STOPPED, timestamppb.New(e.Stopped)
 	}
 	for _, a := range e.Arms {
-		pa := &recsysv1.Arm{Name: a.Name, Weight: a.Weight, Popular: a.Popular, MaxPerCategory: int32(a.MaxPerCategory)}
+		pa := &recsysv1.Arm{Name: a.Name, Weight: a.Weight, Popular: a.Popular, MaxPerCategory: int32(a.MaxPerCategory), ModelVersion: a.ModelVersion}
 		if a.ExploreShare != nil {
 			pa.ExploreShare = proto.Float64(*a.ExploreShare)
 		}

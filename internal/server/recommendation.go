@@ -5,9 +5,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"math"
+	"sync/atomic"
+	"time"
 
 	"github.com/recsys-dev/recsys/internal/access"
+	"github.com/recsys-dev/recsys/internal/experiment"
 	"github.com/recsys-dev/recsys/internal/recommend"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
@@ -34,6 +38,35 @@ type recommendationService struct {
 	srv     *Server
 	answers *answerRecorder
 	running RunningExperiments // may be nil: no experiments
+	// serving is the current model; armModels the versions arms name
+	// (may be nil: arms get the current model).
+	serving   ServingModel
+	armModels ArmModels
+	log       *slog.Logger
+	armWarned atomic.Int64 // Unix ns of the last warning of recommenderFor
+}
+
+// recommenderFor returns what answers an arm's users: the engine of the
+// model version the arm names, or the current model's (no version, the
+// version is the current one, or it cannot be loaded: the answer then
+// carries the current version, which is what the counters count).
+func (s *recommendationService) recommenderFor(ctx context.Context, arm experiment.Arm) Recommender {
+	v := arm.ModelVersion
+	if v == "" || s.armModels == nil {
+		return s.rec
+	}
+	if m := s.serving.Model(); m != nil && m.Version() == v {
+		return s.rec
+	}
+	rec, err := s.armModels.Recommender(ctx, v)
+	if err != nil {
+		if now := time.Now().UnixNano(); ctx.Err() == nil && now-s.armWarned.Load() > int64(10*time.Second) {
+			s.armWarned.Store(now) // at most one warning per 10 s: a broken version would log per request
+			s.log.WarnContext(ctx, "arm's model version unavailable; answering with the current model", "arm", arm.Name, "version", v, "err", err)
+		}
+		return s.rec
+	}
+	return rec
 }
 
 func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.RecommendRequest) (*recsysv1.RecommendResponse, error) {
@@ -49,10 +82,12 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 		MaxPerSeller:   int(req.GetMaxPerSeller()),
 	}
 	xp, arm, inXP := armFor(s.running, r.Placement, r.UserID)
+	rec := s.rec
 	if inXP {
 		applyArm(&r, arm)
+		rec = s.recommenderFor(ctx, arm)
 	}
-	res, err := s.rec.Recommend(ctx, r)
+	res, err := rec.Recommend(ctx, r)
 	degraded := false
 	if err != nil {
 		if !s.degrade.canDegrade(ctx, err) {

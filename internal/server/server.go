@@ -129,6 +129,9 @@ type Deps struct {
 	// answers FailedPrecondition and nobody is in an experiment).
 	Experiments ExperimentStore
 	Running     RunningExperiments
+	// ArmModels answers the users of arms that name a model version (may
+	// be nil: they get the current model).
+	ArmModels ArmModels
 	// Counters and Tally answer GetReport: the daily counters and the
 	// experiment users' totals (may be nil).
 	Counters DailyCounters
@@ -279,13 +282,14 @@ func New(cfg Config, d Deps) (*Server, error) {
 	// in-process one the HTTP/JSON gateway calls (see DialInProcess).
 	for _, g := range []*grpc.Server{g, s.inproc} {
 		recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender, bought: d.Bought, push: d.Pusher,
-			degrade: deg, srv: s, answers: &answerRecorder{attr: d.Attribution, now: cfg.Now}, running: d.Running})
+			degrade: deg, srv: s, answers: &answerRecorder{attr: d.Attribution, now: cfg.Now}, running: d.Running,
+			serving: d.Serving, armModels: d.ArmModels, log: log})
 		recsysv1.RegisterEventServiceServer(g, &eventService{log: log, attr: d.Attribution, outcomes: d.Outcomes, profiles: d.Profiles, catalog: d.CatalogView, search: d.Search, weighting: cfg.Weighting,
 			segments: cfg.Segments, now: cfg.Now, metrics: m, forget: forgetter(d.Experiments, d.Tally), erasers: erasersOf(d)})
 		recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
 		recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models})
 		recsysv1.RegisterExperimentServiceServer(g, &experimentService{store: d.Experiments, running: d.Running,
-			counters: d.Counters, tally: d.Tally})
+			counters: d.Counters, tally: d.Tally, models: d.Models, now: cfg.Now})
 	}
 
 	s.health = health.NewServer()

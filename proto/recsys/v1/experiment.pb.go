@@ -214,7 +214,14 @@ type Arm struct {
 	// When set (SOURCE_POPULAR or SOURCE_TRENDING), what the arm's users
 	// without a personalized answer get, instead of the server's
 	// --cold-source.
-	ColdSource    Source `protobuf:"varint,6,opt,name=cold_source,json=coldSource,proto3,enum=recsys.v1.Source" json:"cold_source,omitempty"`
+	ColdSource Source `protobuf:"varint,6,opt,name=cold_source,json=coldSource,proto3,enum=recsys.v1.Source" json:"cold_source,omitempty"`
+	// When set, a published model version (ModelService/ListModels) that
+	// answers the arm's users instead of the current one; several versions
+	// serve at once (recsysd --max-serving-models) and a version a running
+	// arm names is pinned in the registry, so it is not pruned. Answers
+	// carry the version that actually scored them (the current one while
+	// the arm's cannot be loaded). Not with popular.
+	ModelVersion  string `protobuf:"bytes,7,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -289,6 +296,13 @@ func (x *Arm) GetColdSource() Source {
 		return x.ColdSource
 	}
 	return Source_SOURCE_UNSPECIFIED
+}
+
+func (x *Arm) GetModelVersion() string {
+	if x != nil {
+		return x.ModelVersion
+	}
+	return ""
 }
 
 // CreateExperimentRequest carries the experiment to start.
@@ -1300,7 +1314,7 @@ const file_recsys_v1_experiment_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
-	"stopped_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tstoppedAt\"\xe5\x01\n" +
+	"stopped_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tstoppedAt\"\x8a\x02\n" +
 	"\x03Arm\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06weight\x18\x02 \x01(\rR\x06weight\x12\x18\n" +
@@ -1308,7 +1322,8 @@ const file_recsys_v1_experiment_proto_rawDesc = "" +
 	"\x10max_per_category\x18\x04 \x01(\x05R\x0emaxPerCategory\x12(\n" +
 	"\rexplore_share\x18\x05 \x01(\x01H\x00R\fexploreShare\x88\x01\x01\x122\n" +
 	"\vcold_source\x18\x06 \x01(\x0e2\x11.recsys.v1.SourceR\n" +
-	"coldSourceB\x10\n" +
+	"coldSource\x12#\n" +
+	"\rmodel_version\x18\a \x01(\tR\fmodelVersionB\x10\n" +
 	"\x0e_explore_share\"P\n" +
 	"\x17CreateExperimentRequest\x125\n" +
 	"\n" +
