@@ -151,6 +151,9 @@ func TestJobAblationDescribesThePublishedBlend(t *testing.T) {
 	if job.Tuning == nil || job.Blend == nil || job.MF == nil {
 		t.Fatalf("job %+v: want its search, its blend grid and its MF model", job)
 	}
+	if job.Tuning.Metric != "ndcg@20" || job.Blend.K != 20 {
+		t.Errorf("search metric %q, blend grid at K %d: want ndcg@20 (at 10 the weights follow noise)", job.Tuning.Metric, job.Blend.K)
+	}
 	if got, want := job.MF.Info().Hyper, job.Tuning.Chosen; got.Factors != want.Factors || got.Regularization != want.Regularization ||
 		got.Alpha != want.Alpha || got.RegExponent != want.RegExponent {
 		t.Errorf("job's MF settings %+v, want the chosen %+v", got, want)

@@ -73,8 +73,12 @@ func (c *Config) choose(ctx context.Context, data *eval.Data, serving *mf.Model)
 				break
 			}
 		}
+		// The search ranks settings, and chooses the blend's weights, by
+		// NDCG at a cut-off of at least 20: at 10 the choice among the
+		// weight grid's points follows noise (on MovieLens 100K, validation
+		// on 943 users chose weights 4% worse on the test part).
 		tc := tune.Config{
-			Budget: c.TuneBudget, Base: c.Hyper, Warm: warm, Metric: eval.Key(eval.MetricNDCG, c.K),
+			Budget: c.TuneBudget, Base: c.Hyper, Warm: warm, Metric: eval.Key(eval.MetricNDCG, max(c.K, 20)),
 			Workers: c.Workers, Seed: uint64(c.Hyper.Seed), Progress: c.TuneProgress, Now: c.TuneClock,
 		}
 		if bc != nil {
