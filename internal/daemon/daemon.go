@@ -444,7 +444,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	scfg := server.Config{
 		Weighting: cfg.Weighting, Segments: cfg.Segments, Limits: cfg.Limits, Auth: d.auth, TLS: tlsCfg,
 		RateLimits: cfg.RateLimits, DeadlineCaps: cfg.DeadlineCaps, MaxRecvMsgBytes: cfg.MaxRecvMsgBytes,
-		TracerProvider: cfg.TracerProvider,
+		TracerProvider: cfg.TracerProvider, ModelPoll: cfg.ModelPoll,
 	}
 	if cfg.MaxConnectionAge > 0 {
 		scfg.Keepalive = server.DefaultKeepalive()
@@ -592,6 +592,10 @@ func (d *Daemon) apply(m *mf.Model) {
 
 // Addr is the gRPC listen address.
 func (d *Daemon) Addr() net.Addr { return d.lis.Addr() }
+
+// Push is the BatchRecommend scheduler, whose budget accounting (InFlight,
+// PeakInFlight) tests and benchmarks read.
+func (d *Daemon) Push() *pushsched.Scheduler { return d.push }
 
 // HealthAddr is the plaintext health listen address, or nil when off.
 func (d *Daemon) HealthAddr() net.Addr {

@@ -52,6 +52,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/tracing"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
@@ -95,6 +96,13 @@ type Config struct {
 	// checks excepted) and continues the caller's trace (internal/tracing);
 	// nil: no tracing.
 	TracerProvider trace.TracerProvider
+	// ModelPoll is how often the replicas read the model registry (their
+	// --model-poll), which ActivateModel reports; default
+	// registry.DefaultPollInterval.
+	ModelPoll time.Duration
+	// ModelSwitchWait bounds how long ActivateModel waits for this
+	// replica to serve the version; default 10 s.
+	ModelSwitchWait time.Duration
 }
 
 // Deps are the parts the services use.
@@ -201,6 +209,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if cfg.MaxConcurrentStreams == 0 {
 		cfg.MaxConcurrentStreams = 1024
 	}
+	if cfg.ModelPoll <= 0 {
+		cfg.ModelPoll = registry.DefaultPollInterval
+	}
+	if cfg.ModelSwitchWait <= 0 {
+		cfg.ModelSwitchWait = DefaultModelSwitchWait
+	}
 	cfg.Segments = cfg.Segments.WithDefaults()
 	if err := cfg.Segments.Validate(); err != nil {
 		return nil, fmt.Errorf("server config: %w", err)
@@ -287,7 +301,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 		recsysv1.RegisterEventServiceServer(g, &eventService{log: log, attr: d.Attribution, outcomes: d.Outcomes, profiles: d.Profiles, catalog: d.CatalogView, search: d.Search, weighting: cfg.Weighting,
 			segments: cfg.Segments, now: cfg.Now, metrics: m, forget: forgetter(d.Experiments, d.Tally), erasers: erasersOf(d)})
 		recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
-		recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models})
+		recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models,
+			switchWait: cfg.ModelSwitchWait, poll: cfg.ModelPoll})
 		recsysv1.RegisterExperimentServiceServer(g, &experimentService{store: d.Experiments, running: d.Running,
 			counters: d.Counters, tally: d.Tally, models: d.Models, now: cfg.Now})
 	}
