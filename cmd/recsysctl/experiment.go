@@ -136,6 +136,7 @@ func runReport(ctx context.Context, x *invocation) error {
 	xp := x.fs.String("experiment", "", "an experiment to report per arm")
 	campaign := x.fs.String("campaign", "", "a push campaign (BatchRecommend campaign_id): its pushed users' visits and purchases against its held-out users'")
 	days := x.fs.Int("campaign-days", 0, "the days after the campaign's start that count, 1 to 90 (default 7)")
+	retention := x.fs.Bool("retention", false, "with --experiment: also retention and repurchase per arm and segment over 30 and 90 days (reads every experiment user's profile)")
 	asJSON := x.fs.Bool("json", false, "print the GetReport answer as JSON instead of tables")
 	if _, err := x.exactly(0); err != nil {
 		return err
@@ -145,7 +146,7 @@ func runReport(ctx context.Context, x *invocation) error {
 		return err
 	}
 	rep, err := c.Experiments.GetReport(ctx, &recsysv1.GetReportRequest{FromDate: *from, ToDate: *to, Experiment: *xp,
-		Campaign: *campaign, CampaignDays: int32(*days)})
+		Campaign: *campaign, CampaignDays: int32(*days), Retention: *retention})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,10 @@
 package experiment
 
-import "github.com/recsys-dev/recsys/internal/abstat"
+import (
+	"time"
+
+	"github.com/recsys-dev/recsys/internal/abstat"
+)
 
 // UserTotals are what one user of an arm was shown and did over the
 // experiment: the unit of analysis (assignment is per user, so a user's
@@ -8,6 +12,9 @@ import "github.com/recsys-dev/recsys/internal/abstat"
 type UserTotals struct {
 	Answers, Items, Clicks, Carts, Purchases int64
 	Revenue                                  float64
+	// First is the time of the user's first answer in the arm (zero when
+	// unknown).
+	First time.Time
 }
 
 // ArmTotals accumulates the sufficient statistics of an arm's users.

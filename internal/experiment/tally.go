@@ -19,10 +19,11 @@ import (
 // Tally keeps each experiment user's totals (answers, items shown,
 // attributed clicks, carts, purchases, revenue), the unit the report
 // analyses. One hash per experiment and arm (tagged by the experiment),
-// field = user id, value = the six totals; at most MaxUsersPerArm users
-// per arm (later users are not counted, Overflow says how many tries),
-// expiring Retention after the last write. About 60 bytes per user and
-// experiment.
+// field = user id, value = the six totals and the Unix second of the
+// user's first answer in the arm (retention and repurchase are counted
+// from it); at most MaxUsersPerArm users per arm (later users are not
+// counted, Overflow says how many tries), expiring Retention after the
+// last write. About 85 bytes per user and experiment (docs/storage.md).
 type Tally struct {
 	rdb       redis.UniversalClient
 	prefix    string
@@ -47,12 +48,14 @@ func (t *Tally) key(experiment, arm string) string {
 
 // tallyScript adds deltas to users' totals. KEYS: the arm's hash. ARGV:
 // max users, ttl ms, then per user: id, answers, items, clicks, carts,
-// purchases, revenue.
+// purchases, revenue, first (Unix s of the answer, 0 for hits). The value
+// is the six totals and the time of the user's first answer in the arm
+// (0 when unknown: a value written before the field existed).
 var tallyScript = redis.NewScript(`
 local skipped = 0
-for j = 3, #ARGV, 7 do
+for j = 3, #ARGV, 8 do
   local v = redis.call('HGET', KEYS[1], ARGV[j])
-  local n = {0, 0, 0, 0, 0, 0}
+  local n = {0, 0, 0, 0, 0, 0, 0}
   if v then
     local i = 1
     for f in string.gmatch(v, '%S+') do n[i] = tonumber(f); i = i + 1 end
@@ -62,7 +65,9 @@ for j = 3, #ARGV, 7 do
   end
   if n then
     for i = 1, 6 do n[i] = n[i] + tonumber(ARGV[j + i]) end
-    redis.call('HSET', KEYS[1], ARGV[j], string.format('%d %d %d %d %d %.17g', n[1], n[2], n[3], n[4], n[5], n[6]))
+    local first = tonumber(ARGV[j + 7])
+    if first > 0 and (n[7] == 0 or first < n[7]) then n[7] = first end
+    redis.call('HSET', KEYS[1], ARGV[j], string.format('%d %d %d %d %d %.17g %d', n[1], n[2], n[3], n[4], n[5], n[6], n[7]))
   end
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -79,7 +84,11 @@ func (t *Tally) apply(ctx context.Context, deltas map[armKey]map[string]*UserTot
 	for k, users := range deltas {
 		args := []any{t.MaxUsers, t.Retention.Milliseconds()}
 		for id, u := range users {
-			args = append(args, id, u.Answers, u.Items, u.Clicks, u.Carts, u.Purchases, strconv.FormatFloat(u.Revenue, 'g', -1, 64))
+			var first int64
+			if !u.First.IsZero() {
+				first = u.First.Unix()
+			}
+			args = append(args, id, u.Answers, u.Items, u.Clicks, u.Carts, u.Purchases, strconv.FormatFloat(u.Revenue, 'g', -1, 64), first)
 		}
 		calls = append(calls, &redisconn.ScriptCall{Script: tallyScript, Keys: []string{t.key(k.xp, k.arm)}, Args: args})
 	}
@@ -117,6 +126,9 @@ func (t *Tally) AddAnswers(ctx context.Context, answers []attribution.Answer) er
 			continue
 		}
 		u := deltaOf(m, a.Experiment, a.Arm, a.UserID)
+		if u.First.IsZero() || a.Time.Before(u.First) {
+			u.First = a.Time
+		}
 		u.Answers++
 		u.Items += int64(len(a.Items))
 	}
@@ -147,6 +159,36 @@ func (t *Tally) AddHits(ctx context.Context, hits []attribution.Hit, revenue fun
 	return t.apply(ctx, m)
 }
 
+// Users calls fn with an arm's users and their totals, a page at a time
+// (HSCAN: a user may come twice).
+func (t *Tally) Users(ctx context.Context, xp, arm string, fn func(ids []string, totals []UserTotals) error) error {
+	key := t.key(xp, arm)
+	var cursor uint64
+	for {
+		kv, next, err := t.rdb.HScan(ctx, key, cursor, "", 1000).Result()
+		if err != nil {
+			return fmt.Errorf("read experiment %q arm %q: %w", xp, arm, err)
+		}
+		ids := make([]string, 0, len(kv)/2)
+		totals := make([]UserTotals, 0, len(kv)/2)
+		for i := 0; i+1 < len(kv); i += 2 {
+			u, err := parseTotals(kv[i+1])
+			if err != nil {
+				return fmt.Errorf("totals of experiment %q arm %q: %w", xp, arm, err)
+			}
+			ids, totals = append(ids, kv[i]), append(totals, u)
+		}
+		if len(ids) > 0 {
+			if err := fn(ids, totals); err != nil {
+				return err
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return nil
+		}
+	}
+}
+
 // Arm reads an arm's user totals (HSCAN, so a large arm does not block
 // Redis) into its sufficient statistics.
 func (t *Tally) Arm(ctx context.Context, xp, arm string) (ArmTotals, error) {
@@ -170,7 +212,7 @@ func (t *Tally) Arm(ctx context.Context, xp, arm string) (ArmTotals, error) {
 
 func parseTotals(v string) (UserTotals, error) {
 	f := strings.Fields(v)
-	if len(f) != 6 {
+	if len(f) != 6 && len(f) != 7 {
 		return UserTotals{}, errors.New("malformed user totals")
 	}
 	var n [5]int64
@@ -185,7 +227,17 @@ func parseTotals(v string) (UserTotals, error) {
 	if err != nil {
 		return UserTotals{}, errors.New("malformed user totals")
 	}
-	return UserTotals{Answers: n[0], Items: n[1], Clicks: n[2], Carts: n[3], Purchases: n[4], Revenue: r}, nil
+	out := UserTotals{Answers: n[0], Items: n[1], Clicks: n[2], Carts: n[3], Purchases: n[4], Revenue: r}
+	if len(f) == 7 {
+		sec, err := strconv.ParseInt(f[6], 10, 64)
+		if err != nil {
+			return UserTotals{}, errors.New("malformed user totals")
+		}
+		if sec > 0 {
+			out.First = time.Unix(sec, 0).UTC()
+		}
+	}
+	return out, nil
 }
 
 // DeleteUser removes a user from the given experiments' arms.

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -100,7 +101,32 @@ func writeArms(b *bytes.Buffer, experiment string, arms []*recsysv1.ArmReport) {
 			}
 		}
 	}
+	writeRetention(b, arms)
 	b.WriteString("\n")
+}
+
+// writeRetention shows the arms' retention and repurchase counts, when
+// the report has them.
+func writeRetention(b *bytes.Buffer, arms []*recsysv1.ArmReport) {
+	if !slices.ContainsFunc(arms, func(a *recsysv1.ArmReport) bool { return len(a.GetRetention()) > 0 }) {
+		return
+	}
+	b.WriteString("\nRetention and repurchase after each user's first answer in the arm (of the users whose window has passed)\n")
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "arm	segment	days	users	window passed	came back	bought	bought again")
+	share := func(k, n int64) string {
+		if n == 0 {
+			return fmt.Sprintf("%d", k)
+		}
+		return fmt.Sprintf("%d (%.1f %%)", k, 100*float64(k)/float64(n))
+	}
+	for _, a := range arms {
+		for _, c := range a.GetRetention() {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", armName(a), c.GetSegment(), c.GetDays(), c.GetUsers(), c.GetMatured(),
+				share(c.GetRetained(), c.GetMatured()), share(c.GetBuyers(), c.GetMatured()), share(c.GetRepurchasers(), c.GetMatured()))
+		}
+	}
+	_ = tw.Flush()
 }
 
 // verdict is the one-line conclusion for an arm against the control.

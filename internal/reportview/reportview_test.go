@@ -37,7 +37,12 @@ func fixed() *recsysv1.GetReportResponse {
 				ConversionLift:       &recsysv1.Lift{Relative: 0.438, Low: 0.05, High: 0.83, Difference: 0.0184, PValue: 0.0223},
 				CtrLift:              &recsysv1.Lift{Relative: 0.09, Low: -0.02, High: 0.2, Difference: 0.0045, PValue: 0.12},
 				RevenuePerUserLift:   &recsysv1.Lift{Relative: 0.48, Low: 0.12, High: 0.84, Difference: 1.2, PValue: 0.00004},
-				RevenuePerAnswerLift: &recsysv1.Lift{Relative: math.NaN(), Low: math.NaN(), High: math.NaN(), Difference: 3.7, PValue: 0.001}},
+				RevenuePerAnswerLift: &recsysv1.Lift{Relative: math.NaN(), Low: math.NaN(), High: math.NaN(), Difference: 3.7, PValue: 0.001},
+				Retention: []*recsysv1.RetentionCounts{
+					{Segment: "new", Days: 30, Users: 700, Matured: 650, Retained: 260, Buyers: 80, Repurchasers: 12},
+					{Segment: "new", Days: 90, Users: 700, Matured: 0},
+					{Segment: "returning", Days: 30, Users: 790, Matured: 790, Retained: 500, Buyers: 140, Repurchasers: 40},
+				}},
 		},
 		Rows: []*recsysv1.ReportRow{
 			{Placement: "home", Source: "popular", ModelVersion: "v1", Experiment: "demo-home", Arm: "popular", Answers: 1500,

@@ -351,3 +351,103 @@ func TestGetReportPerArm(t *testing.T) {
 		t.Errorf("unknown experiment: %v, want NotFound", err)
 	}
 }
+
+// TestRetentionPerArmAndSegment plants what users do after their first
+// answer in an arm: a third come back on day 2 and buy on days 3 and 5
+// (retained, buyers, repurchasers), a third buy within the first hours
+// only (buyers), a third do nothing; half of them were first seen 60 days
+// before (returning), half not (new). 40 days later the 30-day window has
+// passed for everyone and the 90-day window for nobody.
+func TestRetentionPerArmAndSegment(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnvWith(t, envOptions{model: true, experiments: true, attribution: true})
+	e.upsert(t, plantedCatalog(e.clock.Now())...)
+	xp := homeExperiment()
+	xp.Arms[0].Popular = false
+	if _, err := e.xp.CreateExperiment(ctx, &recsysv1.CreateExperimentRequest{Experiment: xp}); err != nil {
+		t.Fatal(err)
+	}
+	t0 := e.clock.Now()
+	// Users never seen get popular items (an empty answer is not recorded).
+	e.record(t, ev("someone", "b5", view, t0.Add(-time.Hour)))
+	if err := e.engine.Popular().Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	type key struct{ arm, segment string }
+	want := map[key]*recsysv1.RetentionCounts{}
+	users := make([]string, 24)
+	arms := make([]string, len(users))
+	for i := range users {
+		users[i] = "ru" + strconv.Itoa(i)
+		segment := "new"
+		if i%2 == 0 {
+			segment = "returning"
+			e.record(t, ev(users[i], "c1", view, t0.Add(-60*24*time.Hour)))
+		}
+		res, err := e.rec.Recommend(ctx, &recsysv1.RecommendRequest{UserId: users[i], Count: 3,
+			Context: &recsysv1.RequestContext{Placement: "home"}})
+		if err != nil || res.GetArm() == "" {
+			t.Fatalf("Recommend %s: %v, %v", users[i], res, err)
+		}
+		arms[i] = res.GetArm()
+		k := key{res.GetArm(), segment}
+		if want[k] == nil {
+			want[k] = &recsysv1.RetentionCounts{Segment: segment, Days: 30}
+		}
+		w := want[k]
+		w.Users++
+		w.Matured++
+		switch i % 3 {
+		case 0:
+			w.Retained++
+			w.Buyers++
+			w.Repurchasers++
+		case 1:
+			w.Buyers++
+		}
+	}
+	if err := e.attr.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(40 * 24 * time.Hour)
+	for i, u := range users {
+		switch i % 3 {
+		case 0:
+			e.record(t, ev(u, "a1", view, t0.Add(2*24*time.Hour)), ev(u, "a1", purchase, t0.Add(3*24*time.Hour)),
+				ev(u, "a2", purchase, t0.Add(5*24*time.Hour)))
+		case 1:
+			e.record(t, ev(u, "a3", purchase, t0.Add(3*time.Hour)))
+		}
+	}
+	rep, err := e.xp.GetReport(ctx, &recsysv1.GetReportRequest{FromDate: t0.Format(time.DateOnly), Experiment: "home-1", Retention: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[key]*recsysv1.RetentionCounts{}
+	for _, a := range rep.GetArms() {
+		for _, c := range a.GetRetention() {
+			switch c.GetDays() {
+			case 30:
+				got[key{a.GetArm(), c.GetSegment()}] = c
+			case 90:
+				if c.GetMatured() != 0 || c.GetUsers() == 0 {
+					t.Errorf("arm %s %s 90 days: %v, want users and none matured", a.GetArm(), c.GetSegment(), c)
+				}
+			default:
+				t.Errorf("arm %s: window of %d days", a.GetArm(), c.GetDays())
+			}
+		}
+	}
+	if len(want) < 3 {
+		t.Fatalf("planted %d arm × segment groups, want at least 3: %v", len(want), arms)
+	}
+	for k, w := range want {
+		if g := got[k]; !proto.Equal(g, w) {
+			t.Errorf("arm %s, %s users, 30 days: got %v, want %v", k.arm, k.segment, g, w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d groups, want %d: %v", len(got), len(want), rep.GetArms())
+	}
+}

@@ -42,6 +42,55 @@ type ProfileBatches interface {
 	LoadMany(ctx context.Context, ids []string) ([]profile.Profile, error)
 }
 
+// ArmUsers pages through an arm's users and their totals (implemented by
+// *experiment.Tally).
+type ArmUsers interface {
+	Users(ctx context.Context, xp, arm string, fn func(ids []string, totals []experiment.UserTotals) error) error
+}
+
+// retention counts every arm's retention and repurchase from its users'
+// profiles.
+func (s *experimentService) retention(ctx context.Context, xp experiment.Experiment) (map[string][]experiment.RetentionCounts, error) {
+	users, ok := s.tally.(ArmUsers)
+	if !ok || s.profiles == nil {
+		return nil, PreconditionError(errors.New("this server cannot read the experiment users' profiles"))
+	}
+	now := s.now()
+	out := map[string][]experiment.RetentionCounts{}
+	for _, a := range xp.Arms {
+		var r experiment.Retention
+		seen := map[string]bool{} // HSCAN may repeat a field
+		err := users.Users(ctx, xp.Name, a.Name, func(ids []string, totals []experiment.UserTotals) error {
+			var fresh []string
+			firsts := map[string]time.Time{}
+			for i, u := range ids {
+				if !seen[u] && !totals[i].First.IsZero() {
+					seen[u] = true
+					fresh = append(fresh, u)
+					firsts[u] = totals[i].First
+				}
+			}
+			for len(fresh) > 0 {
+				n := min(len(fresh), profile.MaxLoadMany)
+				ps, err := s.profiles.LoadMany(ctx, fresh[:n])
+				if err != nil {
+					return err
+				}
+				for i, p := range ps {
+					r.Add(p, firsts[fresh[i]], now)
+				}
+				fresh = fresh[n:]
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		out[a.Name] = r.Counts()
+	}
+	return out, nil
+}
+
 // DefaultCampaignDays is GetReport's default campaign_days.
 const DefaultCampaignDays = 7
 
@@ -187,6 +236,12 @@ func (s *experimentService) GetReport(ctx context.Context, req *recsysv1.GetRepo
 			return nil, err
 		}
 	}
+	var retention map[string][]experiment.RetentionCounts
+	if req.GetRetention() {
+		if retention, err = s.retention(ctx, xp); err != nil {
+			return nil, err
+		}
+	}
 	for _, r := range experiment.Analyze(arms, xp.ControlArm) {
 		ar := &recsysv1.ArmReport{
 			Arm: r.Name, Control: r.Control, Users: r.Users, Answers: r.Answers, ItemsShown: r.Items,
@@ -199,6 +254,10 @@ func (s *experimentService) GetReport(ctx context.Context, req *recsysv1.GetRepo
 			ar.RevenuePerUserLift = toLift(*r.RevenuePerUserLift)
 			ar.CtrLift = toLift(*r.CTRLift)
 			ar.RevenuePerAnswerLift = toLift(*r.RevenuePerAnswerLift)
+		}
+		for _, c := range retention[r.Name] {
+			ar.Retention = append(ar.Retention, &recsysv1.RetentionCounts{Segment: c.Segment, Days: int32(c.Days), Users: c.Users,
+				Matured: c.Matured, Retained: c.Retained, Buyers: c.Buyers, Repurchasers: c.Repurchasers})
 		}
 		out.Arms = append(out.Arms, ar)
 	}

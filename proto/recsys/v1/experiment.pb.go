@@ -681,7 +681,10 @@ type GetReportRequest struct {
 	Campaign string `protobuf:"bytes,4,opt,name=campaign,proto3" json:"campaign,omitempty"`
 	// The days after the campaign's start its report counts, 1 to 90;
 	// default 7.
-	CampaignDays  int32 `protobuf:"varint,5,opt,name=campaign_days,json=campaignDays,proto3" json:"campaign_days,omitempty"`
+	CampaignDays int32 `protobuf:"varint,5,opt,name=campaign_days,json=campaignDays,proto3" json:"campaign_days,omitempty"`
+	// With experiment: also count each arm's retention and repurchase per
+	// segment over 30 and 90 days (reads every experiment user's profile).
+	Retention     bool `protobuf:"varint,6,opt,name=retention,proto3" json:"retention,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -749,6 +752,13 @@ func (x *GetReportRequest) GetCampaignDays() int32 {
 		return x.CampaignDays
 	}
 	return 0
+}
+
+func (x *GetReportRequest) GetRetention() bool {
+	if x != nil {
+		return x.Retention
+	}
+	return false
 }
 
 // GetReportResponse is the report.
@@ -1268,8 +1278,12 @@ type ArmReport struct {
 	// Against the control: z-test on the revenues per answer's
 	// delta-method intervals.
 	RevenuePerAnswerLift *Lift `protobuf:"bytes,18,opt,name=revenue_per_answer_lift,json=revenuePerAnswerLift,proto3" json:"revenue_per_answer_lift,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// With GetReportRequest.retention: per segment ("new": first seen less
+	// than 30 days before the user's first answer in the arm, or never;
+	// "returning": the others) and window (30, 90 days after that answer).
+	Retention     []*RetentionCounts `protobuf:"bytes,19,rep,name=retention,proto3" json:"retention,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ArmReport) Reset() {
@@ -1428,6 +1442,116 @@ func (x *ArmReport) GetRevenuePerAnswerLift() *Lift {
 	return nil
 }
 
+func (x *ArmReport) GetRetention() []*RetentionCounts {
+	if x != nil {
+		return x.Retention
+	}
+	return nil
+}
+
+// RetentionCounts are an arm's users of one segment over one window after
+// each user's first answer in the arm, counted from the profiles the
+// server keeps (the newest 200 events and 500 purchases per user).
+type RetentionCounts struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "new" or "returning".
+	Segment string `protobuf:"bytes,1,opt,name=segment,proto3" json:"segment,omitempty"`
+	// The window: 30 or 90 days.
+	Days int32 `protobuf:"varint,2,opt,name=days,proto3" json:"days,omitempty"`
+	// The segment's users whose first answer in the arm is known.
+	Users int64 `protobuf:"varint,3,opt,name=users,proto3" json:"users,omitempty"`
+	// Those whose whole window has passed; the counts below are of them.
+	Matured int64 `protobuf:"varint,4,opt,name=matured,proto3" json:"matured,omitempty"`
+	// Came back (a view, cart, purchase or custom event) between a day after
+	// the first answer and the window's end.
+	Retained int64 `protobuf:"varint,5,opt,name=retained,proto3" json:"retained,omitempty"`
+	// Bought in the window.
+	Buyers int64 `protobuf:"varint,6,opt,name=buyers,proto3" json:"buyers,omitempty"`
+	// Bought at least twice in the window.
+	Repurchasers  int64 `protobuf:"varint,7,opt,name=repurchasers,proto3" json:"repurchasers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetentionCounts) Reset() {
+	*x = RetentionCounts{}
+	mi := &file_recsys_v1_experiment_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetentionCounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetentionCounts) ProtoMessage() {}
+
+func (x *RetentionCounts) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_experiment_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetentionCounts.ProtoReflect.Descriptor instead.
+func (*RetentionCounts) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RetentionCounts) GetSegment() string {
+	if x != nil {
+		return x.Segment
+	}
+	return ""
+}
+
+func (x *RetentionCounts) GetDays() int32 {
+	if x != nil {
+		return x.Days
+	}
+	return 0
+}
+
+func (x *RetentionCounts) GetUsers() int64 {
+	if x != nil {
+		return x.Users
+	}
+	return 0
+}
+
+func (x *RetentionCounts) GetMatured() int64 {
+	if x != nil {
+		return x.Matured
+	}
+	return 0
+}
+
+func (x *RetentionCounts) GetRetained() int64 {
+	if x != nil {
+		return x.Retained
+	}
+	return 0
+}
+
+func (x *RetentionCounts) GetBuyers() int64 {
+	if x != nil {
+		return x.Buyers
+	}
+	return 0
+}
+
+func (x *RetentionCounts) GetRepurchasers() int64 {
+	if x != nil {
+		return x.Repurchasers
+	}
+	return 0
+}
+
 // Estimate is a value with its 95 % confidence interval.
 type Estimate struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1443,7 +1567,7 @@ type Estimate struct {
 
 func (x *Estimate) Reset() {
 	*x = Estimate{}
-	mi := &file_recsys_v1_experiment_proto_msgTypes[16]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1579,7 @@ func (x *Estimate) String() string {
 func (*Estimate) ProtoMessage() {}
 
 func (x *Estimate) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_experiment_proto_msgTypes[16]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1592,7 @@ func (x *Estimate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Estimate.ProtoReflect.Descriptor instead.
 func (*Estimate) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{16}
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Estimate) GetValue() float64 {
@@ -1511,7 +1635,7 @@ type Lift struct {
 
 func (x *Lift) Reset() {
 	*x = Lift{}
-	mi := &file_recsys_v1_experiment_proto_msgTypes[17]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1523,7 +1647,7 @@ func (x *Lift) String() string {
 func (*Lift) ProtoMessage() {}
 
 func (x *Lift) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_experiment_proto_msgTypes[17]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1536,7 +1660,7 @@ func (x *Lift) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lift.ProtoReflect.Descriptor instead.
 func (*Lift) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{17}
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Lift) GetRelative() float64 {
@@ -1627,7 +1751,7 @@ const file_recsys_v1_experiment_proto_rawDesc = "" +
 	"\x16StopExperimentResponse\x125\n" +
 	"\n" +
 	"experiment\x18\x01 \x01(\v2\x15.recsys.v1.ExperimentR\n" +
-	"experiment\"\xa9\x01\n" +
+	"experiment\"\xc7\x01\n" +
 	"\x10GetReportRequest\x12\x1b\n" +
 	"\tfrom_date\x18\x01 \x01(\tR\bfromDate\x12\x17\n" +
 	"\ato_date\x18\x02 \x01(\tR\x06toDate\x12\x1e\n" +
@@ -1635,7 +1759,8 @@ const file_recsys_v1_experiment_proto_rawDesc = "" +
 	"experiment\x18\x03 \x01(\tR\n" +
 	"experiment\x12\x1a\n" +
 	"\bcampaign\x18\x04 \x01(\tR\bcampaign\x12#\n" +
-	"\rcampaign_days\x18\x05 \x01(\x05R\fcampaignDays\"\x9e\x01\n" +
+	"\rcampaign_days\x18\x05 \x01(\x05R\fcampaignDays\x12\x1c\n" +
+	"\tretention\x18\x06 \x01(\bR\tretention\"\x9e\x01\n" +
 	"\x11GetReportResponse\x12(\n" +
 	"\x04rows\x18\x01 \x03(\v2\x14.recsys.v1.ReportRowR\x04rows\x12(\n" +
 	"\x04arms\x18\x02 \x03(\v2\x14.recsys.v1.ArmReportR\x04arms\x125\n" +
@@ -1685,7 +1810,7 @@ const file_recsys_v1_experiment_proto_rawDesc = "" +
 	"\arevenue\x18\v \x01(\x01R\arevenue\x12\x1b\n" +
 	"\tuser_days\x18\f \x01(\x03R\buserDays\x12%\n" +
 	"\x03ctr\x18\r \x01(\v2\x13.recsys.v1.EstimateR\x03ctr\x12E\n" +
-	"\x14purchases_per_answer\x18\x0e \x01(\v2\x13.recsys.v1.EstimateR\x12purchasesPerAnswer\"\xd6\x05\n" +
+	"\x14purchases_per_answer\x18\x0e \x01(\v2\x13.recsys.v1.EstimateR\x12purchasesPerAnswer\"\x90\x06\n" +
 	"\tArmReport\x12\x10\n" +
 	"\x03arm\x18\x01 \x01(\tR\x03arm\x12\x18\n" +
 	"\acontrol\x18\x02 \x01(\bR\acontrol\x12\x14\n" +
@@ -1708,7 +1833,16 @@ const file_recsys_v1_experiment_proto_rawDesc = "" +
 	"\x0fconversion_lift\x18\x0f \x01(\v2\x0f.recsys.v1.LiftR\x0econversionLift\x12B\n" +
 	"\x15revenue_per_user_lift\x18\x10 \x01(\v2\x0f.recsys.v1.LiftR\x12revenuePerUserLift\x12*\n" +
 	"\bctr_lift\x18\x11 \x01(\v2\x0f.recsys.v1.LiftR\actrLift\x12F\n" +
-	"\x17revenue_per_answer_lift\x18\x12 \x01(\v2\x0f.recsys.v1.LiftR\x14revenuePerAnswerLift\"F\n" +
+	"\x17revenue_per_answer_lift\x18\x12 \x01(\v2\x0f.recsys.v1.LiftR\x14revenuePerAnswerLift\x128\n" +
+	"\tretention\x18\x13 \x03(\v2\x1a.recsys.v1.RetentionCountsR\tretention\"\xc7\x01\n" +
+	"\x0fRetentionCounts\x12\x18\n" +
+	"\asegment\x18\x01 \x01(\tR\asegment\x12\x12\n" +
+	"\x04days\x18\x02 \x01(\x05R\x04days\x12\x14\n" +
+	"\x05users\x18\x03 \x01(\x03R\x05users\x12\x18\n" +
+	"\amatured\x18\x04 \x01(\x03R\amatured\x12\x1a\n" +
+	"\bretained\x18\x05 \x01(\x03R\bretained\x12\x16\n" +
+	"\x06buyers\x18\x06 \x01(\x03R\x06buyers\x12\"\n" +
+	"\frepurchasers\x18\a \x01(\x03R\frepurchasers\"F\n" +
 	"\bEstimate\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\x01R\x05value\x12\x10\n" +
 	"\x03low\x18\x02 \x01(\x01R\x03low\x12\x12\n" +
@@ -1745,7 +1879,7 @@ func file_recsys_v1_experiment_proto_rawDescGZIP() []byte {
 }
 
 var file_recsys_v1_experiment_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_recsys_v1_experiment_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_recsys_v1_experiment_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_recsys_v1_experiment_proto_goTypes = []any{
 	(ExperimentState)(0),             // 0: recsys.v1.ExperimentState
 	(*Experiment)(nil),               // 1: recsys.v1.Experiment
@@ -1764,17 +1898,18 @@ var file_recsys_v1_experiment_proto_goTypes = []any{
 	(*CampaignGroup)(nil),            // 14: recsys.v1.CampaignGroup
 	(*ReportRow)(nil),                // 15: recsys.v1.ReportRow
 	(*ArmReport)(nil),                // 16: recsys.v1.ArmReport
-	(*Estimate)(nil),                 // 17: recsys.v1.Estimate
-	(*Lift)(nil),                     // 18: recsys.v1.Lift
-	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
-	(Source)(0),                      // 20: recsys.v1.Source
+	(*RetentionCounts)(nil),          // 17: recsys.v1.RetentionCounts
+	(*Estimate)(nil),                 // 18: recsys.v1.Estimate
+	(*Lift)(nil),                     // 19: recsys.v1.Lift
+	(*timestamppb.Timestamp)(nil),    // 20: google.protobuf.Timestamp
+	(Source)(0),                      // 21: recsys.v1.Source
 }
 var file_recsys_v1_experiment_proto_depIdxs = []int32{
 	2,  // 0: recsys.v1.Experiment.arms:type_name -> recsys.v1.Arm
 	0,  // 1: recsys.v1.Experiment.state:type_name -> recsys.v1.ExperimentState
-	19, // 2: recsys.v1.Experiment.created_at:type_name -> google.protobuf.Timestamp
-	19, // 3: recsys.v1.Experiment.stopped_at:type_name -> google.protobuf.Timestamp
-	20, // 4: recsys.v1.Arm.cold_source:type_name -> recsys.v1.Source
+	20, // 2: recsys.v1.Experiment.created_at:type_name -> google.protobuf.Timestamp
+	20, // 3: recsys.v1.Experiment.stopped_at:type_name -> google.protobuf.Timestamp
+	21, // 4: recsys.v1.Arm.cold_source:type_name -> recsys.v1.Source
 	1,  // 5: recsys.v1.CreateExperimentRequest.experiment:type_name -> recsys.v1.Experiment
 	1,  // 6: recsys.v1.CreateExperimentResponse.experiment:type_name -> recsys.v1.Experiment
 	1,  // 7: recsys.v1.UpdateExperimentRequest.experiment:type_name -> recsys.v1.Experiment
@@ -1784,42 +1919,43 @@ var file_recsys_v1_experiment_proto_depIdxs = []int32{
 	15, // 11: recsys.v1.GetReportResponse.rows:type_name -> recsys.v1.ReportRow
 	16, // 12: recsys.v1.GetReportResponse.arms:type_name -> recsys.v1.ArmReport
 	13, // 13: recsys.v1.GetReportResponse.campaign:type_name -> recsys.v1.CampaignReport
-	19, // 14: recsys.v1.CampaignReport.started_at:type_name -> google.protobuf.Timestamp
+	20, // 14: recsys.v1.CampaignReport.started_at:type_name -> google.protobuf.Timestamp
 	14, // 15: recsys.v1.CampaignReport.pushed:type_name -> recsys.v1.CampaignGroup
 	14, // 16: recsys.v1.CampaignReport.held_out:type_name -> recsys.v1.CampaignGroup
-	18, // 17: recsys.v1.CampaignReport.visit_lift:type_name -> recsys.v1.Lift
-	18, // 18: recsys.v1.CampaignReport.buyer_lift:type_name -> recsys.v1.Lift
-	18, // 19: recsys.v1.CampaignReport.purchases_per_user_lift:type_name -> recsys.v1.Lift
-	18, // 20: recsys.v1.CampaignReport.revenue_per_user_lift:type_name -> recsys.v1.Lift
-	17, // 21: recsys.v1.CampaignGroup.visit_rate:type_name -> recsys.v1.Estimate
-	17, // 22: recsys.v1.CampaignGroup.buyer_rate:type_name -> recsys.v1.Estimate
-	17, // 23: recsys.v1.CampaignGroup.purchases_per_user:type_name -> recsys.v1.Estimate
-	17, // 24: recsys.v1.CampaignGroup.revenue_per_user:type_name -> recsys.v1.Estimate
-	17, // 25: recsys.v1.ReportRow.ctr:type_name -> recsys.v1.Estimate
-	17, // 26: recsys.v1.ReportRow.purchases_per_answer:type_name -> recsys.v1.Estimate
-	17, // 27: recsys.v1.ArmReport.conversion:type_name -> recsys.v1.Estimate
-	17, // 28: recsys.v1.ArmReport.ctr:type_name -> recsys.v1.Estimate
-	17, // 29: recsys.v1.ArmReport.revenue_per_user:type_name -> recsys.v1.Estimate
-	17, // 30: recsys.v1.ArmReport.revenue_per_answer:type_name -> recsys.v1.Estimate
-	18, // 31: recsys.v1.ArmReport.conversion_lift:type_name -> recsys.v1.Lift
-	18, // 32: recsys.v1.ArmReport.revenue_per_user_lift:type_name -> recsys.v1.Lift
-	18, // 33: recsys.v1.ArmReport.ctr_lift:type_name -> recsys.v1.Lift
-	18, // 34: recsys.v1.ArmReport.revenue_per_answer_lift:type_name -> recsys.v1.Lift
-	3,  // 35: recsys.v1.ExperimentService.CreateExperiment:input_type -> recsys.v1.CreateExperimentRequest
-	5,  // 36: recsys.v1.ExperimentService.UpdateExperiment:input_type -> recsys.v1.UpdateExperimentRequest
-	7,  // 37: recsys.v1.ExperimentService.ListExperiments:input_type -> recsys.v1.ListExperimentsRequest
-	9,  // 38: recsys.v1.ExperimentService.StopExperiment:input_type -> recsys.v1.StopExperimentRequest
-	11, // 39: recsys.v1.ExperimentService.GetReport:input_type -> recsys.v1.GetReportRequest
-	4,  // 40: recsys.v1.ExperimentService.CreateExperiment:output_type -> recsys.v1.CreateExperimentResponse
-	6,  // 41: recsys.v1.ExperimentService.UpdateExperiment:output_type -> recsys.v1.UpdateExperimentResponse
-	8,  // 42: recsys.v1.ExperimentService.ListExperiments:output_type -> recsys.v1.ListExperimentsResponse
-	10, // 43: recsys.v1.ExperimentService.StopExperiment:output_type -> recsys.v1.StopExperimentResponse
-	12, // 44: recsys.v1.ExperimentService.GetReport:output_type -> recsys.v1.GetReportResponse
-	40, // [40:45] is the sub-list for method output_type
-	35, // [35:40] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	19, // 17: recsys.v1.CampaignReport.visit_lift:type_name -> recsys.v1.Lift
+	19, // 18: recsys.v1.CampaignReport.buyer_lift:type_name -> recsys.v1.Lift
+	19, // 19: recsys.v1.CampaignReport.purchases_per_user_lift:type_name -> recsys.v1.Lift
+	19, // 20: recsys.v1.CampaignReport.revenue_per_user_lift:type_name -> recsys.v1.Lift
+	18, // 21: recsys.v1.CampaignGroup.visit_rate:type_name -> recsys.v1.Estimate
+	18, // 22: recsys.v1.CampaignGroup.buyer_rate:type_name -> recsys.v1.Estimate
+	18, // 23: recsys.v1.CampaignGroup.purchases_per_user:type_name -> recsys.v1.Estimate
+	18, // 24: recsys.v1.CampaignGroup.revenue_per_user:type_name -> recsys.v1.Estimate
+	18, // 25: recsys.v1.ReportRow.ctr:type_name -> recsys.v1.Estimate
+	18, // 26: recsys.v1.ReportRow.purchases_per_answer:type_name -> recsys.v1.Estimate
+	18, // 27: recsys.v1.ArmReport.conversion:type_name -> recsys.v1.Estimate
+	18, // 28: recsys.v1.ArmReport.ctr:type_name -> recsys.v1.Estimate
+	18, // 29: recsys.v1.ArmReport.revenue_per_user:type_name -> recsys.v1.Estimate
+	18, // 30: recsys.v1.ArmReport.revenue_per_answer:type_name -> recsys.v1.Estimate
+	19, // 31: recsys.v1.ArmReport.conversion_lift:type_name -> recsys.v1.Lift
+	19, // 32: recsys.v1.ArmReport.revenue_per_user_lift:type_name -> recsys.v1.Lift
+	19, // 33: recsys.v1.ArmReport.ctr_lift:type_name -> recsys.v1.Lift
+	19, // 34: recsys.v1.ArmReport.revenue_per_answer_lift:type_name -> recsys.v1.Lift
+	17, // 35: recsys.v1.ArmReport.retention:type_name -> recsys.v1.RetentionCounts
+	3,  // 36: recsys.v1.ExperimentService.CreateExperiment:input_type -> recsys.v1.CreateExperimentRequest
+	5,  // 37: recsys.v1.ExperimentService.UpdateExperiment:input_type -> recsys.v1.UpdateExperimentRequest
+	7,  // 38: recsys.v1.ExperimentService.ListExperiments:input_type -> recsys.v1.ListExperimentsRequest
+	9,  // 39: recsys.v1.ExperimentService.StopExperiment:input_type -> recsys.v1.StopExperimentRequest
+	11, // 40: recsys.v1.ExperimentService.GetReport:input_type -> recsys.v1.GetReportRequest
+	4,  // 41: recsys.v1.ExperimentService.CreateExperiment:output_type -> recsys.v1.CreateExperimentResponse
+	6,  // 42: recsys.v1.ExperimentService.UpdateExperiment:output_type -> recsys.v1.UpdateExperimentResponse
+	8,  // 43: recsys.v1.ExperimentService.ListExperiments:output_type -> recsys.v1.ListExperimentsResponse
+	10, // 44: recsys.v1.ExperimentService.StopExperiment:output_type -> recsys.v1.StopExperimentResponse
+	12, // 45: recsys.v1.ExperimentService.GetReport:output_type -> recsys.v1.GetReportResponse
+	41, // [41:46] is the sub-list for method output_type
+	36, // [36:41] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_recsys_v1_experiment_proto_init() }
@@ -1835,7 +1971,7 @@ func file_recsys_v1_experiment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_v1_experiment_proto_rawDesc), len(file_recsys_v1_experiment_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -94,7 +94,7 @@ const (
 	// The request's filter (categories, price) leaves it out.
 	DropReason_DROP_REASON_FILTERED DropReason = 5
 	// The catalog lists regions for it, and the request's region is not one
-	// of them (or the request names none).
+	// of them.
 	DropReason_DROP_REASON_NOT_IN_REGION DropReason = 6
 )
 
@@ -954,9 +954,10 @@ type RequestContext struct {
 	// answer only (nothing is stored) and is never returned itself.
 	ContextItemId string `protobuf:"bytes,2,opt,name=context_item_id,json=contextItemId,proto3" json:"context_item_id,omitempty"`
 	// The shopper's region, such as "de" or "us-west": 1..32 bytes of a-z,
-	// 0-9, "-" and "_"; empty: none. Items whose catalog entry lists regions
-	// are recommended only in those; a user without history gets the
-	// region's popular items first.
+	// 0-9, "-" and "_"; empty: unknown (no item is left out for its
+	// regions). Items whose catalog entry lists regions are recommended only
+	// in those; a user without history gets the region's popular items
+	// first.
 	Region        string `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
