@@ -166,6 +166,8 @@ func (r *Regional) Popular(ctx context.Context, region string, n int) ([]ItemSco
 		id, _ := z.Member.(string)
 		out = append(out, ItemScore{ItemID: id, Score: z.Score})
 	}
-	slices.SortFunc(out, func(a, b ItemScore) int { return cmp.Or(cmp.Compare(b.Score, a.Score), cmp.Compare(a.ItemID, b.ItemID)) })
+	slices.SortFunc(out, func(a, b ItemScore) int {
+		return cmp.Or(cmp.Compare(b.Score, a.Score), cmp.Compare(a.ItemID, b.ItemID))
+	})
 	return out[:min(n, len(out))], nil
 }
