@@ -455,6 +455,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Search: catalog.NewSearchIndex(d.catCache, nil), Models: admin, Fallback: d.engine,
 		Bought: d.engine, Pusher: d.push, Metrics: d.m, Attribution: d.attr, Outcomes: outcomes,
 		Experiments: xstore, Running: d.xps, Counters: d.kpi, Tally: outcomes.Tally, ArmModels: armEngines{d.armModels},
+		Campaigns: campaigns,
 	}); err != nil {
 		return nil, err
 	}

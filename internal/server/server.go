@@ -137,6 +137,10 @@ type Deps struct {
 	// answers FailedPrecondition and nobody is in an experiment).
 	Experiments ExperimentStore
 	Running     RunningExperiments
+	// Campaigns are the push campaigns' groups for GetReport's campaign
+	// lift (may be nil; the profiles are read through Profiles, which must
+	// then also be a ProfileBatches).
+	Campaigns CampaignUsers
 	// ArmModels answers the users of arms that name a model version (may
 	// be nil: they get the current model).
 	ArmModels ArmModels
@@ -175,6 +179,12 @@ var Services = []string{
 	recsysv1.CatalogService_ServiceDesc.ServiceName,
 	recsysv1.ModelService_ServiceDesc.ServiceName,
 	recsysv1.ExperimentService_ServiceDesc.ServiceName,
+}
+
+// profileBatches returns p as a ProfileBatches, or nil.
+func profileBatches(p Profiles) ProfileBatches {
+	b, _ := p.(ProfileBatches)
+	return b
 }
 
 // LivenessService is the health name that is SERVING while the process
@@ -304,7 +314,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models,
 			switchWait: cfg.ModelSwitchWait, poll: cfg.ModelPoll})
 		recsysv1.RegisterExperimentServiceServer(g, &experimentService{store: d.Experiments, running: d.Running,
-			counters: d.Counters, tally: d.Tally, models: d.Models, now: cfg.Now})
+			counters: d.Counters, tally: d.Tally, models: d.Models, now: cfg.Now, campaigns: d.Campaigns, profiles: profileBatches(d.Profiles)})
 	}
 
 	s.health = health.NewServer()

@@ -193,7 +193,7 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 	}
 	deps := server.Deps{
 		Logger: log, Recommender: eng, Serving: eng, Profiles: store, Catalog: catStore, Rules: catStore, CatalogView: cache,
-		Pusher: pusher, Search: catalog.NewSearchIndex(cache, clk.Now),
+		Pusher: pusher, Search: catalog.NewSearchIndex(cache, clk.Now), Campaigns: campaigns,
 	}
 	var attr *attribution.Store
 	var counters *kpi.Store
