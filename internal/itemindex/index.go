@@ -241,6 +241,11 @@ type Search struct {
 	heap  topk.Heap
 	cands []topk.Entry
 	res   topk.Heap
+	// Within one Top call (its after and admit fixed), cands are the best
+	// selM approximate rows of the cells marked in selIn: a round adds the
+	// cells scanned since instead of selecting over every scanned row again.
+	selM  int
+	selIn []bool // per order index
 }
 
 // chunk is how many rows a kernel call scores (its output stays in L1).
@@ -426,6 +431,7 @@ func (s *Search) Top(k int, after *topk.Entry, admit func(row int32) bool, dst [
 	if k <= 0 || len(s.order) == 0 {
 		return dst
 	}
+	s.selM = 0 // another after or admit than the last call's
 	if s.nScan == 0 {
 		s.visit(max(1, s.probe/4), float32(math.Inf(-1)))
 	}
@@ -508,14 +514,25 @@ func (s *Search) selectScanned(k int, after *topk.Entry, admit func(int32) bool)
 	if after != nil {
 		cut = after.Score + 2*eps
 	}
-	m := max(2*k+16, 64)
+	m := max(2*k+16, s.selM, 64)
 	for {
 		h := &s.heap
 		h.Reset(m)
+		if s.selM == m {
+			// The best m of the cells selected before, plus the new ones.
+			for _, c := range s.cands {
+				h.Push(c.Row, c.Score)
+			}
+		} else {
+			s.selM = m
+			s.selIn = slices.Grow(s.selIn[:0], len(s.order))[:len(s.order)]
+			clear(s.selIn)
+		}
 		for oi, c := range s.order {
-			if !s.scanned[oi] {
+			if !s.scanned[oi] || s.selIn[oi] {
 				continue
 			}
+			s.selIn[oi] = true
 			p0, p1 := ix.starts[c], ix.starts[c+1]
 			for p, a := range s.approx[p0:p1] {
 				if a > cut || !h.Accepts(a) {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -76,6 +77,7 @@ func fromProtoItem(it *recsysv1.Item) catalog.Item {
 		RatingAverage: it.GetRatingAverage(),
 		RatingCount:   it.GetRatingCount(),
 		Promotion:     it.GetPromotion(),
+		Regions:       slices.Clone(it.GetRegions()),
 	}
 	for _, f := range []struct {
 		ts  *timestamppb.Timestamp
@@ -101,7 +103,7 @@ func fromProtoItem(it *recsysv1.Item) catalog.Item {
 func toProtoItem(it catalog.Item) *recsysv1.Item {
 	p := &recsysv1.Item{ItemId: it.ID, Category: it.Category, Price: it.Price, Available: it.Available, MemberOnly: it.MemberOnly,
 		Title: it.Title, Brand: it.Brand, Seller: it.Seller, RatingAverage: it.RatingAverage, RatingCount: it.RatingCount,
-		Promotion: it.Promotion}
+		Promotion: it.Promotion, Regions: it.Regions}
 	for _, a := range it.Attributes {
 		pa := &recsysv1.Attribute{Name: a.Name}
 		if a.Type == catalog.AttrNumber {
