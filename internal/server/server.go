@@ -107,6 +107,9 @@ type Config struct {
 
 // Deps are the parts the services use.
 type Deps struct {
+	// Regional counts the popularity of events that carry a region
+	// (implemented by *profile.Regional); nil: none.
+	Regional    RegionalCounter
 	Logger      *slog.Logger
 	Recommender Recommender
 	Serving     ServingModel
@@ -308,7 +311,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender, bought: d.Bought, push: d.Pusher,
 			degrade: deg, srv: s, answers: &answerRecorder{attr: d.Attribution, now: cfg.Now}, running: d.Running,
 			serving: d.Serving, armModels: d.ArmModels, log: log})
-		recsysv1.RegisterEventServiceServer(g, &eventService{log: log, attr: d.Attribution, outcomes: d.Outcomes, profiles: d.Profiles, catalog: d.CatalogView, search: d.Search, weighting: cfg.Weighting,
+		recsysv1.RegisterEventServiceServer(g, &eventService{log: log, attr: d.Attribution, outcomes: d.Outcomes, profiles: d.Profiles, catalog: d.CatalogView, search: d.Search, regional: d.Regional, weighting: cfg.Weighting,
 			segments: cfg.Segments, now: cfg.Now, metrics: m, forget: forgetter(d.Experiments, d.Tally), erasers: erasersOf(d)})
 		recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
 		recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models,
