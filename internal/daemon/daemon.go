@@ -321,6 +321,10 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		return nil, err
 	}
 	d.popular = recommend.NewPopular(d.store, 1000, log)
+	regional, err := profile.NewRegional(d.rdb, pcfg.Prefix, profile.RegionalConfig{Weighting: cfg.Weighting})
+	if err != nil {
+		return nil, err
+	}
 	d.rules = catalog.NewRulesCache(catStore, log)
 	d.trending = recommend.NewTrending(d.store, 1000, log)
 	if d.arrivals, err = recommend.NewArrivals(recommend.ArrivalsConfig{
@@ -357,6 +361,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		ExploreShare:   max(cfg.Shop.ExploreShare, 0),
 		Arrivals:       d.arrivals,
 		Trending:       d.trending,
+		Regional:       recommend.NewRegional(regional, 200, nil),
 		ColdSource:     cold,
 		Rules:          d.rules,
 		Bought:         bought,
@@ -451,10 +456,11 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		scfg.Keepalive.MaxConnectionAge = cfg.MaxConnectionAge
 	}
 	if d.srv, err = server.New(scfg, server.Deps{
-		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
+		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store, Regional: regional,
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Search: catalog.NewSearchIndex(d.catCache, nil), Models: admin, Fallback: d.engine,
 		Bought: d.engine, Pusher: d.push, Metrics: d.m, Attribution: d.attr, Outcomes: outcomes,
 		Experiments: xstore, Running: d.xps, Counters: d.kpi, Tally: outcomes.Tally, ArmModels: armEngines{d.armModels},
+		Campaigns: campaigns,
 	}); err != nil {
 		return nil, err
 	}

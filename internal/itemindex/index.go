@@ -230,6 +230,7 @@ type Search struct {
 	approx  []float32 // per position, valid in scanned cells
 	raw     []int32   // kernel output of one chunk
 	order   []int32   // cells in probe order
+	cells   []orderedCell
 	cbound  []float32 // upper bound of each cell of order
 	qbound  []float32 // likely bound of each cell of order
 	scanned []bool    // per order index
@@ -308,19 +309,21 @@ func (ix *Index) errorBound(q *query, cosine bool, qnorm float32) float32 {
 	return float32(e * (1 + 1e-5))
 }
 
+// orderedCell is a cell in a search's probe order.
+type orderedCell struct {
+	c      int32
+	score  float64
+	bound  float32
+	likely float32
+}
+
 // orderCells sorts the non-empty cells by centroid score, best first, and
 // computes their upper bounds.
 func (ix *Index) orderCells(s *Search) {
 	f := ix.f
 	qn := s.q.norm
 	round := float64(f+8) * 0x1p-23
-	type cell struct {
-		c      int32
-		score  float64
-		bound  float32
-		likely float32
-	}
-	cells := make([]cell, 0, ix.Cells()) // small: √n cells
+	cells := s.cells[:0]
 	for c := range ix.Cells() {
 		if ix.starts[c] == ix.starts[c+1] {
 			continue
@@ -346,9 +349,10 @@ func (ix *Index) orderCells(s *Search) {
 				bound = max(bound, 0)
 			}
 		}
-		cells = append(cells, cell{int32(c), score, float32(bound * (1 + 1e-6)), float32(likely)})
+		cells = append(cells, orderedCell{int32(c), score, float32(bound * (1 + 1e-6)), float32(likely)})
 	}
-	slices.SortFunc(cells, func(a, b cell) int {
+	s.cells = cells
+	slices.SortFunc(cells, func(a, b orderedCell) int {
 		switch {
 		case a.score > b.score:
 			return -1

@@ -178,6 +178,9 @@ type Config struct {
 	// Arrivals lists the new items with few interactions; nil: no
 	// exploration.
 	Arrivals *Arrivals
+	// Regional is the per-region popular items a shopper in a region gets
+	// before the global ones (regional.go); nil: none.
+	Regional *Regional
 	// Trending is the trending-items cache; nil: trending answers fall back
 	// to popular items.
 	Trending *Popular
@@ -574,6 +577,9 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	_, span = e.span(ctx, "recommend.fill")
 	if res.Source == SourceTrending {
 		e.fillList(fc, a, e.trendingList(), SourceTrending, ReasonTrending, true, true)
+	}
+	if rl := e.cfg.Regional.List(ctx, req.Filter.Region); len(rl) > 0 {
+		e.fillList(fc, a, rl, SourcePopular, ReasonPopular, res.Source == SourcePopular && len(a.items) == 0, true)
 	}
 	e.fillList(fc, a, e.popular.List(), SourcePopular, ReasonPopular, res.Source == SourcePopular && len(a.items) == 0, true)
 	// Soft rules last: the cap, then rotation.

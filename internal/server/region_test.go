@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -94,5 +95,57 @@ func wantInvalid(t *testing.T, err error, field string) {
 	t.Helper()
 	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), field) {
 		t.Errorf("got %v, want InvalidArgument naming %s", err, field)
+	}
+}
+
+// A shopper without history gets the popular items of their region first
+// (counted from events that carry the region), then the global ones.
+func TestRegionalPopularityForColdUsers(t *testing.T) {
+	e := newEnv(t, true)
+	now := e.clock.Now()
+	var evs []*recsysv1.Event
+	add := func(user, item, region string) {
+		x := ev(user, item, purchase, now)
+		x.Region = region
+		evs = append(evs, x)
+	}
+	for i := range 6 { // globally b-items lead, b1 first
+		add("g"+strconv.Itoa(i), "b1", "")
+		add("g"+strconv.Itoa(i), "b2", "")
+	}
+	add("g9", "b1", "")
+	for i := range 3 {
+		add("d"+strconv.Itoa(i), "c7", "de")
+		add("f"+strconv.Itoa(i), "a4", "fr")
+	}
+	add("d9", "c8", "de")
+	add("h0", "a3", "fr")
+	again := evs[len(evs)-1]
+	add("h1", "a3", "fr")
+	e.record(t, evs...)
+	// A retried event is not counted again: a3 stays behind a4.
+	e.record(t, again)
+	e.record(t, again)
+	if err := e.engine.Popular().Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		region string
+		want   []string
+	}{
+		{"de", []string{"c7", "c8", "b1"}},
+		{"fr", []string{"a4", "a3", "b1"}},
+		{"", []string{"b1", "b2"}},
+		{"it", []string{"b1", "b2"}},
+	} {
+		res := e.recommend(t, &recsysv1.RecommendRequest{UserId: "newcomer", Count: int32(len(c.want)),
+			Context: &recsysv1.RequestContext{Region: c.region}})
+		got := ids(res.GetItems())
+		if c.region == "" || c.region == "it" {
+			slices.Sort(got)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("region %q: got %v, want %v", c.region, got, c.want)
+		}
 	}
 }
