@@ -180,6 +180,11 @@ type Config struct {
 	// Arrivals lists the new items with few interactions; nil: no
 	// exploration.
 	Arrivals *Arrivals
+	// ContentInterval is the least time between two rebuilds of the
+	// served model for items placed by their attributes (content.go) that
+	// RunRowState starts: each costs O(items·factors) (benchmarks/README.md,
+	// "Content placement refresh"). Default 1 s; negative: none.
+	ContentInterval time.Duration
 	// Regional is the per-region popular items a shopper in a region gets
 	// before the global ones (regional.go); nil: none.
 	Regional *Regional
@@ -248,8 +253,9 @@ type Engine struct {
 	rowsMu     sync.Mutex               // serialises rebuilds of rows
 	rowsRunner atomic.Bool              // RunRowState is keeping rows up to date
 
-	content   atomic.Pointer[contentState] // content.go: what the served model was built from
-	contentMu sync.Mutex                   // serialises SetModel and content refreshes
+	content     atomic.Pointer[contentState] // content.go: what the served model was built from
+	contentMu   sync.Mutex                   // serialises SetModel and content refreshes
+	contentLast atomic.Int64                 // unix ns of the last content rebuild
 }
 
 // DefaultRotateWindow is the default Config.RotateWindow: impressions of the
@@ -275,6 +281,9 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 	}
 	if cfg.ColdSource == SourceUnspecified {
 		cfg.ColdSource = SourcePopular
+	}
+	if cfg.ContentInterval == 0 {
+		cfg.ContentInterval = time.Second
 	}
 	if cfg.IndexMinItems == 0 {
 		cfg.IndexMinItems = DefaultIndexMinItems

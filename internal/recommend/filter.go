@@ -200,7 +200,9 @@ func (e *Engine) RunRowState(ctx context.Context, every time.Duration) error {
 	defer e.rowsRunner.Store(false)
 	// The refresh cannot fail, so nothing is ever logged.
 	return periodic.Run(ctx, "row state refresh", every, slog.New(slog.DiscardHandler), func(context.Context) error {
-		e.refreshContent() // content.go
+		if last := e.contentLast.Load(); time.Since(time.Unix(0, last)) >= e.cfg.ContentInterval {
+			e.refreshContent() // content.go
+		}
 		if m := e.model.Load(); m != nil {
 			e.rowsMu.Lock()
 			e.refreshRowsLocked(m)
