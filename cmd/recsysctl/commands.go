@@ -60,7 +60,7 @@ var commands = []command{
 	{name: "experiment update", args: "NAME", summary: "change a running experiment's --share, --arms weights and settings, --control", run: runExperimentUpdate},
 	{name: "experiment list", summary: "experiments, running first", run: runExperimentList},
 	{name: "experiment stop", args: "NAME", summary: "stop an experiment (its numbers stay)", run: runExperimentStop},
-	{name: "report", summary: "what answers led to, --from DATE [--to DATE] [--experiment NAME]: tables per metric and arm with 95 % intervals, lift, p-value and a verdict (--json: the raw answer)", run: runReport},
+	{name: "report", summary: "what answers led to, --from DATE [--to DATE] [--experiment NAME] [--campaign ID]: tables per metric and arm with 95 % intervals, lift, p-value and a verdict (--json: the raw answer)", run: runReport},
 	{name: "generate", summary: "write a synthetic shop as events (and catalog) CSV", local: true, run: runGenerate},
 	{name: "token new", args: "ROLES NAME", summary: "a fresh token and its line for recsysd's --tokens-file", local: true, run: runTokenNew},
 	{name: "demo", summary: "the whole product on the embedded store, in about a minute", local: true, run: runDemo},

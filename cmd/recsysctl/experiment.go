@@ -134,6 +134,8 @@ func runReport(ctx context.Context, x *invocation) error {
 	from := x.fs.String("from", today, "the first UTC day, YYYY-MM-DD")
 	to := x.fs.String("to", "", "the last UTC day (default: --from)")
 	xp := x.fs.String("experiment", "", "an experiment to report per arm")
+	campaign := x.fs.String("campaign", "", "a push campaign (BatchRecommend campaign_id): its pushed users' visits and purchases against its held-out users'")
+	days := x.fs.Int("campaign-days", 0, "the days after the campaign's start that count, 1 to 90 (default 7)")
 	asJSON := x.fs.Bool("json", false, "print the GetReport answer as JSON instead of tables")
 	if _, err := x.exactly(0); err != nil {
 		return err
@@ -142,7 +144,8 @@ func runReport(ctx context.Context, x *invocation) error {
 	if err != nil {
 		return err
 	}
-	rep, err := c.Experiments.GetReport(ctx, &recsysv1.GetReportRequest{FromDate: *from, ToDate: *to, Experiment: *xp})
+	rep, err := c.Experiments.GetReport(ctx, &recsysv1.GetReportRequest{FromDate: *from, ToDate: *to, Experiment: *xp,
+		Campaign: *campaign, CampaignDays: int32(*days)})
 	if err != nil {
 		return err
 	}

@@ -85,6 +85,7 @@ func runRecommend(ctx context.Context, x *invocation) error {
 	exclude := x.fs.String("exclude", "", "comma-separated item ids to leave out")
 	contextItem := x.fs.String("context-item", "", "item the page is about")
 	placement := x.fs.String("placement", "", `slot name on the page ("trending" asks for trending items)`)
+	region := x.fs.String("region", "", "the shopper's region (items sold only elsewhere are left out)")
 	perCategory := x.fs.Int("max-per-category", 0, "at most this many items per category (0: server default)")
 	f.register(x.fs, true)
 	args, err := x.exactly(1)
@@ -97,8 +98,8 @@ func runRecommend(ctx context.Context, x *invocation) error {
 	}
 	req := &recsysv1.RecommendRequest{UserId: args[0], Count: int32(*count), ExcludeItemIds: splitList(*exclude),
 		Filter: filter, MaxPerCategory: int32(*perCategory)}
-	if *contextItem != "" || *placement != "" {
-		req.Context = &recsysv1.RequestContext{ContextItemId: *contextItem, Placement: *placement}
+	if *contextItem != "" || *placement != "" || *region != "" {
+		req.Context = &recsysv1.RequestContext{ContextItemId: *contextItem, Placement: *placement, Region: *region}
 	}
 	c, err := x.client()
 	if err != nil {
@@ -173,6 +174,7 @@ func (a *itemAnswer) run(ctx context.Context, x *invocation,
 func runRank(ctx context.Context, x *invocation) error {
 	var f filterFlags
 	contextItem := x.fs.String("context-item", "", "item the page is about")
+	rankRegion := x.fs.String("region", "", "the shopper's region (items sold only elsewhere are dropped)")
 	popular := x.fs.Bool("unknown-by-popularity", false, "order items the model does not know by popularity (default: as given)")
 	f.register(x.fs, true)
 	args, err := x.atLeast(2)
@@ -184,8 +186,8 @@ func runRank(ctx context.Context, x *invocation) error {
 		return err
 	}
 	req := &recsysv1.RankItemsRequest{UserId: args[0], ItemIds: args[1:], Filter: filter}
-	if *contextItem != "" {
-		req.Context = &recsysv1.RequestContext{ContextItemId: *contextItem}
+	if *contextItem != "" || *rankRegion != "" {
+		req.Context = &recsysv1.RequestContext{ContextItemId: *contextItem, Region: *rankRegion}
 	}
 	if *popular {
 		req.UnknownOrder = recsysv1.UnknownOrder_UNKNOWN_ORDER_POPULARITY

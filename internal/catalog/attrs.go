@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -80,6 +81,32 @@ func BuiltinType(name string) (AttrType, bool) {
 	return AttrUnspecified, false
 }
 
+// Regions: where an item is sold and where a shopper is.
+const (
+	MaxItemRegions  = 64
+	MaxRegionBytes  = 32
+	regionCharsText = "a-z, 0-9, - and _"
+)
+
+// ValidRegion checks a region name: 1..32 bytes of a-z, 0-9, "-" and "_".
+func ValidRegion(r string) error {
+	if r == "" || len(r) > MaxRegionBytes {
+		return fmt.Errorf("region must be 1..%d bytes, got %d", MaxRegionBytes, len(r))
+	}
+	for _, c := range []byte(r) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("region %q: only %s are allowed", r, regionCharsText)
+		}
+	}
+	return nil
+}
+
+// InRegion reports whether the item may be shown in region: items without
+// regions everywhere, the others only in the regions they list.
+func (it Item) InRegion(region string) bool {
+	return len(it.Regions) == 0 || slices.Contains(it.Regions, region)
+}
+
 // ErrUnknownAttribute is returned for an item attribute or rule that names
 // an attribute nobody declared, or uses it with another type.
 var ErrUnknownAttribute = errors.New("undeclared attribute")
@@ -105,7 +132,7 @@ func ValidAttrName(name string) error {
 // item format 1.
 func (it Item) described() bool {
 	return it.Title != "" || it.Brand != "" || it.Seller != "" || it.RatingCount != 0 || it.RatingAverage != 0 ||
-		it.Promotion || len(it.Attributes) > 0
+		it.Promotion || len(it.Attributes) > 0 || len(it.Regions) > 0
 }
 
 // Content is what the content map (package content: new items placed by
@@ -182,6 +209,17 @@ func validateAttrs(it Item) error {
 	case len(it.Attributes) > MaxItemAttributes:
 		return fmt.Errorf("attributes: %d, at most %d", len(it.Attributes), MaxItemAttributes)
 	}
+	if len(it.Regions) > MaxItemRegions {
+		return fmt.Errorf("regions: %d, at most %d", len(it.Regions), MaxItemRegions)
+	}
+	for i, r := range it.Regions {
+		if err := ValidRegion(r); err != nil {
+			return fmt.Errorf("regions[%d]: %w", i, err)
+		}
+		if slices.Contains(it.Regions[:i], r) {
+			return fmt.Errorf("regions[%d]: %q repeated", i, r)
+		}
+	}
 	seen := make(map[string]struct{}, len(it.Attributes))
 	for i, a := range it.Attributes {
 		if _, dup := seen[a.Name]; dup {
@@ -232,6 +270,7 @@ func appendString(b []byte, s string) []byte {
 // Flags of the description.
 const (
 	descPromotion = 0x01
+	descRegions   = 0x02 // the attributes are followed by the item's regions
 )
 
 // appendDescription writes the descriptive fields (format 1):
@@ -253,6 +292,9 @@ func appendDescription(b []byte, it Item) []byte {
 	if it.Promotion {
 		flags |= descPromotion
 	}
+	if len(it.Regions) > 0 {
+		flags |= descRegions
+	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(it.Attributes)))
 	for _, a := range it.Attributes {
@@ -262,6 +304,12 @@ func appendDescription(b []byte, it Item) []byte {
 			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(a.Num))
 		} else {
 			b = appendString(b, a.Str)
+		}
+	}
+	if len(it.Regions) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(it.Regions)))
+		for _, r := range it.Regions {
+			b = appendString(b, r)
 		}
 	}
 	return b
@@ -328,7 +376,8 @@ func (d *decoder) description(it *Item) {
 	it.Title, it.Brand, it.Seller = d.string(), d.string(), d.string()
 	it.RatingAverage = d.float()
 	it.RatingCount = int64(d.uvarint())
-	it.Promotion = d.byte()&descPromotion != 0
+	flags := d.byte()
+	it.Promotion = flags&descPromotion != 0
 	n := d.uvarint()
 	if d.err == nil && n > MaxItemAttributes {
 		d.err = fmt.Errorf("%d attributes", n)
@@ -346,6 +395,15 @@ func (d *decoder) description(it *Item) {
 			}
 		}
 		it.Attributes = append(it.Attributes, a)
+	}
+	if flags&descRegions != 0 {
+		n := d.uvarint()
+		if d.err == nil && (n == 0 || n > MaxItemRegions) {
+			d.err = fmt.Errorf("%d regions", n)
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			it.Regions = append(it.Regions, d.string())
+		}
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%d bytes after the item", len(d.b))

@@ -73,6 +73,9 @@ type Item struct {
 	// Attributes are the item's custom attributes, of declared names and
 	// types, at most MaxItemAttributes, names unique.
 	Attributes []Attribute
+	// Regions, when not empty, are the only regions the item is
+	// recommended in (ValidRegion names, unique, at most MaxItemRegions).
+	Regions []string
 }
 
 // InWindow reports whether t is inside the item's sale window: at or after

@@ -321,6 +321,10 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		return nil, err
 	}
 	d.popular = recommend.NewPopular(d.store, 1000, log)
+	regional, err := profile.NewRegional(d.rdb, pcfg.Prefix, profile.RegionalConfig{Weighting: cfg.Weighting})
+	if err != nil {
+		return nil, err
+	}
 	d.rules = catalog.NewRulesCache(catStore, log)
 	d.trending = recommend.NewTrending(d.store, 1000, log)
 	if d.arrivals, err = recommend.NewArrivals(recommend.ArrivalsConfig{
@@ -357,6 +361,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		ExploreShare:   max(cfg.Shop.ExploreShare, 0),
 		Arrivals:       d.arrivals,
 		Trending:       d.trending,
+		Regional:       recommend.NewRegional(regional, 200, nil),
 		ColdSource:     cold,
 		Rules:          d.rules,
 		Bought:         bought,
@@ -444,17 +449,18 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	scfg := server.Config{
 		Weighting: cfg.Weighting, Segments: cfg.Segments, Limits: cfg.Limits, Auth: d.auth, TLS: tlsCfg,
 		RateLimits: cfg.RateLimits, DeadlineCaps: cfg.DeadlineCaps, MaxRecvMsgBytes: cfg.MaxRecvMsgBytes,
-		TracerProvider: cfg.TracerProvider,
+		TracerProvider: cfg.TracerProvider, ModelPoll: cfg.ModelPoll,
 	}
 	if cfg.MaxConnectionAge > 0 {
 		scfg.Keepalive = server.DefaultKeepalive()
 		scfg.Keepalive.MaxConnectionAge = cfg.MaxConnectionAge
 	}
 	if d.srv, err = server.New(scfg, server.Deps{
-		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store,
+		Logger: log, Recommender: d.engine, Serving: d.engine, Profiles: d.store, Regional: regional,
 		Catalog: catStore, Rules: catStore, CatalogView: d.catCache, Search: catalog.NewSearchIndex(d.catCache, nil), Models: admin, Fallback: d.engine,
 		Bought: d.engine, Pusher: d.push, Metrics: d.m, Attribution: d.attr, Outcomes: outcomes,
 		Experiments: xstore, Running: d.xps, Counters: d.kpi, Tally: outcomes.Tally, ArmModels: armEngines{d.armModels},
+		Campaigns: campaigns,
 	}); err != nil {
 		return nil, err
 	}
@@ -592,6 +598,10 @@ func (d *Daemon) apply(m *mf.Model) {
 
 // Addr is the gRPC listen address.
 func (d *Daemon) Addr() net.Addr { return d.lis.Addr() }
+
+// Push is the BatchRecommend scheduler, whose budget accounting (InFlight,
+// PeakInFlight) tests and benchmarks read.
+func (d *Daemon) Push() *pushsched.Scheduler { return d.push }
 
 // HealthAddr is the plaintext health listen address, or nil when off.
 func (d *Daemon) HealthAddr() net.Addr {

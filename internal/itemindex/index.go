@@ -230,6 +230,7 @@ type Search struct {
 	approx  []float32 // per position, valid in scanned cells
 	raw     []int32   // kernel output of one chunk
 	order   []int32   // cells in probe order
+	cells   []orderedCell
 	cbound  []float32 // upper bound of each cell of order
 	qbound  []float32 // likely bound of each cell of order
 	scanned []bool    // per order index
@@ -241,6 +242,11 @@ type Search struct {
 	heap  topk.Heap
 	cands []topk.Entry
 	res   topk.Heap
+	// Within one Top call (its after and admit fixed), cands are the best
+	// selM approximate rows of the cells marked in selIn: a round adds the
+	// cells scanned since instead of selecting over every scanned row again.
+	selM  int
+	selIn []bool // per order index
 }
 
 // chunk is how many rows a kernel call scores (its output stays in L1).
@@ -303,19 +309,21 @@ func (ix *Index) errorBound(q *query, cosine bool, qnorm float32) float32 {
 	return float32(e * (1 + 1e-5))
 }
 
+// orderedCell is a cell in a search's probe order.
+type orderedCell struct {
+	c      int32
+	score  float64
+	bound  float32
+	likely float32
+}
+
 // orderCells sorts the non-empty cells by centroid score, best first, and
 // computes their upper bounds.
 func (ix *Index) orderCells(s *Search) {
 	f := ix.f
 	qn := s.q.norm
 	round := float64(f+8) * 0x1p-23
-	type cell struct {
-		c      int32
-		score  float64
-		bound  float32
-		likely float32
-	}
-	cells := make([]cell, 0, ix.Cells()) // small: √n cells
+	cells := s.cells[:0]
 	for c := range ix.Cells() {
 		if ix.starts[c] == ix.starts[c+1] {
 			continue
@@ -341,9 +349,10 @@ func (ix *Index) orderCells(s *Search) {
 				bound = max(bound, 0)
 			}
 		}
-		cells = append(cells, cell{int32(c), score, float32(bound * (1 + 1e-6)), float32(likely)})
+		cells = append(cells, orderedCell{int32(c), score, float32(bound * (1 + 1e-6)), float32(likely)})
 	}
-	slices.SortFunc(cells, func(a, b cell) int {
+	s.cells = cells
+	slices.SortFunc(cells, func(a, b orderedCell) int {
 		switch {
 		case a.score > b.score:
 			return -1
@@ -426,6 +435,7 @@ func (s *Search) Top(k int, after *topk.Entry, admit func(row int32) bool, dst [
 	if k <= 0 || len(s.order) == 0 {
 		return dst
 	}
+	s.selM = 0 // another after or admit than the last call's
 	if s.nScan == 0 {
 		s.visit(max(1, s.probe/4), float32(math.Inf(-1)))
 	}
@@ -508,14 +518,25 @@ func (s *Search) selectScanned(k int, after *topk.Entry, admit func(int32) bool)
 	if after != nil {
 		cut = after.Score + 2*eps
 	}
-	m := max(2*k+16, 64)
+	m := max(2*k+16, s.selM, 64)
 	for {
 		h := &s.heap
 		h.Reset(m)
+		if s.selM == m {
+			// The best m of the cells selected before, plus the new ones.
+			for _, c := range s.cands {
+				h.Push(c.Row, c.Score)
+			}
+		} else {
+			s.selM = m
+			s.selIn = slices.Grow(s.selIn[:0], len(s.order))[:len(s.order)]
+			clear(s.selIn)
+		}
 		for oi, c := range s.order {
-			if !s.scanned[oi] {
+			if !s.scanned[oi] || s.selIn[oi] {
 				continue
 			}
+			s.selIn[oi] = true
 			p0, p1 := ix.starts[c], ix.starts[c+1]
 			for p, a := range s.approx[p0:p1] {
 				if a > cut || !h.Accepts(a) {

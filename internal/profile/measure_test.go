@@ -91,6 +91,15 @@ func TestMeasureBytesPerUser(t *testing.T) {
 		total += b
 		t.Logf("%-40s %-9s %6d bytes", key, c.ObjectEncoding(ctx, key).Val(), b)
 	}
+	// The pseudonym's reverse mapping, in its own slot.
+	if pn := c.Get(ctx, k.pn).Val(); pn != "" {
+		rk := s.reverseKey(pn)
+		b := memoryUsage(t, c, rk)
+		total += b
+		t.Logf("%-40s %-9s %6d bytes", rk, c.ObjectEncoding(ctx, rk).Val(), b)
+	} else {
+		t.Fatal("the user has no stream pseudonym")
+	}
 	cfg, _ := c.ConfigGet(ctx, "zset-max-listpack-entries").Result()
 	t.Logf("total per user: %d bytes (zset-max-listpack-entries %s)", total, cfg["zset-max-listpack-entries"])
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/content"
@@ -120,6 +121,7 @@ func (e *Engine) refreshContent() {
 		e.content.Store(&next)
 		return
 	}
+	e.contentLast.Store(time.Now().UnixNano())
 	served, err := e.withContent(st.base)
 	if err != nil {
 		// The base loaded with the same section before: nothing here
@@ -138,3 +140,7 @@ func (e *Engine) current() *mf.Model {
 	}
 	return e.model.Load()
 }
+
+// The daemon's requests never rebuild: RunRowState does, at most every
+// Config.ContentInterval, so a catalog that changes constantly costs at
+// most one rebuild per interval.

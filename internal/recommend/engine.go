@@ -60,8 +60,6 @@ type Catalog interface {
 	Version() uint64
 }
 
-var _ Catalog = (*catalog.Cache)(nil)
-
 // Source names the path that produced an answer.
 type Source int
 
@@ -180,6 +178,14 @@ type Config struct {
 	// Arrivals lists the new items with few interactions; nil: no
 	// exploration.
 	Arrivals *Arrivals
+	// ContentInterval is the least time between two rebuilds of the
+	// served model for items placed by their attributes (content.go) that
+	// RunRowState starts: each costs O(items·factors) (benchmarks/README.md,
+	// "Content placement refresh"). Default 1 s; negative: none.
+	ContentInterval time.Duration
+	// Regional is the per-region popular items a shopper in a region gets
+	// before the global ones (regional.go); nil: none.
+	Regional *Regional
 	// Trending is the trending-items cache; nil: trending answers fall back
 	// to popular items.
 	Trending *Popular
@@ -245,8 +251,9 @@ type Engine struct {
 	rowsMu     sync.Mutex               // serialises rebuilds of rows
 	rowsRunner atomic.Bool              // RunRowState is keeping rows up to date
 
-	content   atomic.Pointer[contentState] // content.go: what the served model was built from
-	contentMu sync.Mutex                   // serialises SetModel and content refreshes
+	content     atomic.Pointer[contentState] // content.go: what the served model was built from
+	contentMu   sync.Mutex                   // serialises SetModel and content refreshes
+	contentLast atomic.Int64                 // unix ns of the last content rebuild
 }
 
 // DefaultRotateWindow is the default Config.RotateWindow: impressions of the
@@ -272,6 +279,9 @@ func New(cfg Config, profiles Profiles, cat Catalog, popular *Popular) (*Engine,
 	}
 	if cfg.ColdSource == SourceUnspecified {
 		cfg.ColdSource = SourcePopular
+	}
+	if cfg.ContentInterval == 0 {
+		cfg.ContentInterval = time.Second
 	}
 	if cfg.IndexMinItems == 0 {
 		cfg.IndexMinItems = DefaultIndexMinItems
@@ -576,6 +586,9 @@ func (e *Engine) Recommend(ctx context.Context, req Request) (Result, error) {
 	_, span = e.span(ctx, "recommend.fill")
 	if res.Source == SourceTrending {
 		e.fillList(fc, a, e.trendingList(), SourceTrending, ReasonTrending, true, true)
+	}
+	if rl := e.cfg.Regional.List(ctx, req.Filter.Region); len(rl) > 0 {
+		e.fillList(fc, a, rl, SourcePopular, ReasonPopular, res.Source == SourcePopular && len(a.items) == 0, true)
 	}
 	e.fillList(fc, a, e.popular.List(), SourcePopular, ReasonPopular, res.Source == SourcePopular && len(a.items) == 0, true)
 	// Soft rules last: the cap, then rotation.

@@ -33,6 +33,10 @@ type Filter struct {
 	MemberTier string
 	// IncludePurchased lets Recommend return items the user bought.
 	IncludePurchased bool
+	// Region is the shopper's region: items the catalog sells only in
+	// other regions are left out. Empty: unknown, no item is left out for
+	// its regions (SimilarItems and BoughtTogether have no region).
+	Region string
 }
 
 // PriceRange is an inclusive price range; Max may be +Inf.
@@ -44,14 +48,13 @@ type Rules interface {
 	Rules() *catalog.Rules
 }
 
-var _ Rules = (*catalog.RulesCache)(nil)
-
 // Per-row flags of the request-independent rules.
 const (
 	rowUnavailable uint8 = 1 << iota // the catalog says not available
 	rowBlocked                       // on the blocklist (by id or category)
 	rowMemberOnly                    // for members only
 	rowWindow                        // has a sale window; check it at request time
+	rowRegional                      // sold only in some regions; check them at request time
 )
 
 // rowState is the per-model-row form of the catalog and the rules, so the
@@ -67,6 +70,7 @@ type rowState struct {
 	category   []int32   // index into categories, -1 for none
 	price      []float64 // 0 when unknown; nil when no row has a price
 	windows    map[int32]window
+	regions    map[int32][]string // of the rowRegional rows
 	categories []string
 	catIndex   map[string]int32
 	// brand and seller index into names (-1: none); nil when no row has
@@ -194,7 +198,9 @@ func (e *Engine) RunRowState(ctx context.Context, every time.Duration) error {
 	defer e.rowsRunner.Store(false)
 	// The refresh cannot fail, so nothing is ever logged.
 	return periodic.Run(ctx, "row state refresh", every, slog.New(slog.DiscardHandler), func(context.Context) error {
-		e.refreshContent() // content.go
+		if last := e.contentLast.Load(); time.Since(time.Unix(0, last)) >= e.cfg.ContentInterval {
+			e.refreshContent() // content.go
+		}
 		if m := e.model.Load(); m != nil {
 			e.rowsMu.Lock()
 			e.refreshRowsLocked(m)
@@ -209,7 +215,7 @@ func (e *Engine) buildRows(m *mf.Model, cv uint64, rules *catalog.Rules) *rowSta
 	st := &rowState{
 		model: m, catalogVersion: cv,
 		flags: make([]uint8, n), category: make([]int32, n),
-		windows: map[int32]window{}, catIndex: map[string]int32{},
+		windows: map[int32]window{}, regions: map[int32][]string{}, catIndex: map[string]int32{},
 	}
 	if rules != nil {
 		st.rulesVersion = rules.Version
@@ -239,6 +245,10 @@ func (e *Engine) buildRows(m *mf.Model, cv uint64, rules *catalog.Rules) *rowSta
 		if it.HasWindow() {
 			st.flags[i] |= rowWindow
 			st.windows[r] = window{it.ValidFrom, it.ValidUntil}
+		}
+		if len(it.Regions) > 0 {
+			st.flags[i] |= rowRegional
+			st.regions[r] = it.Regions
 		}
 		if it.Category != "" {
 			c, ok := st.catIndex[it.Category]
@@ -423,6 +433,9 @@ func (fc *reqFilter) rowOK(r int32) bool {
 	if fl&rowWindow != 0 && !st.windows[r].contains(fc.now) {
 		return false
 	}
+	if fl&rowRegional != 0 && fc.f.Region != "" && !slices.Contains(st.regions[r], fc.f.Region) {
+		return false
+	}
 	if len(fc.f.IncludeCategories) > 0 && !slices.Contains(fc.inc, st.category[r]) {
 		return false
 	}
@@ -462,6 +475,7 @@ const (
 	MemberOnly          // for members only, and the request has no tier
 	OutOfWindow         // outside its sale window
 	Filtered            // the request's filter (categories, price) leaves it out
+	NotInRegion         // sold only in regions other than the request's
 )
 
 // verdict checks an item of any source against the exclusions, the hard
@@ -492,6 +506,8 @@ func (fc *reqFilter) verdict(id string) (itemKeys, Verdict) {
 			return itemKeys{}, MemberOnly
 		case !it.InWindow(fc.now):
 			return itemKeys{}, OutOfWindow
+		case f.Region != "" && !it.InRegion(f.Region):
+			return itemKeys{}, NotInRegion
 		}
 	}
 	if len(f.IncludeCategories) > 0 && (!found || !slices.Contains(f.IncludeCategories, it.Category)) {

@@ -51,6 +51,9 @@ func Write(w io.Writer, experiment string, rep *recsysv1.GetReportResponse) erro
 	if arms := rep.GetArms(); len(arms) > 0 {
 		writeArms(&b, experiment, arms)
 	}
+	if c := rep.GetCampaign(); c != nil {
+		writeCampaign(&b, c)
+	}
 	writeRows(&b, rep.GetRows())
 	// tabwriter pads empty trailing cells; trailing blanks help nobody.
 	lines := strings.Split(b.String(), "\n")
@@ -93,7 +96,7 @@ func writeArms(b *bytes.Buffer, experiment string, arms []*recsysv1.ArmReport) {
 		_ = tw.Flush()
 		for _, a := range arms {
 			if l := m.lift(a); l != nil && !a.GetControl() {
-				fmt.Fprintf(b, "→ %s\n", verdict(m, a.GetArm(), control.GetArm(), l))
+				fmt.Fprintf(b, "→ %s\n", verdict(m, "arm "+a.GetArm(), control.GetArm(), l))
 			}
 		}
 	}
@@ -104,17 +107,65 @@ func writeArms(b *bytes.Buffer, experiment string, arms []*recsysv1.ArmReport) {
 func verdict(m metric, arm, control string, l *recsysv1.Lift) string {
 	p := l.GetPValue()
 	if math.IsNaN(p) || p >= Alpha || l.GetDifference() == 0 {
-		return fmt.Sprintf("arm %s vs %s: no significant difference (%s)", arm, control, pIs(p))
+		return fmt.Sprintf("%s vs %s: no significant difference (%s)", arm, control, pIs(p))
 	}
 	what := m.more
 	if l.GetDifference() < 0 {
 		what = m.less
 	}
 	if math.IsNaN(l.GetRelative()) { // the control's value is 0: no relative lift
-		return fmt.Sprintf("arm %s %s than %s: %+g, %s", arm, what, control, l.GetDifference(), pIs(p))
+		return fmt.Sprintf("%s %s than %s: %+g, %s", arm, what, control, l.GetDifference(), pIs(p))
 	}
-	return fmt.Sprintf("arm %s %s than %s: %s [%s, %s], %s", arm, what, control,
+	return fmt.Sprintf("%s %s than %s: %s [%s, %s], %s", arm, what, control,
 		signedPercent(l.GetRelative()), signedPercent(l.GetLow()), signedPercent(l.GetHigh()), pIs(p))
+}
+
+// campaignMetrics are the rows of the campaign table.
+var campaignMetrics = []struct {
+	name, more, less string
+	percent          bool
+	value            func(*recsysv1.CampaignGroup) *recsysv1.Estimate
+	lift             func(*recsysv1.CampaignReport) *recsysv1.Lift
+}{
+	{"visitors / users", "brought more users back", "brought fewer users back", true,
+		(*recsysv1.CampaignGroup).GetVisitRate, (*recsysv1.CampaignReport).GetVisitLift},
+	{"buyers / users", "made more users buy", "made fewer users buy", true,
+		(*recsysv1.CampaignGroup).GetBuyerRate, (*recsysv1.CampaignReport).GetBuyerLift},
+	{"purchases per user", "sold more", "sold less", false,
+		(*recsysv1.CampaignGroup).GetPurchasesPerUser, (*recsysv1.CampaignReport).GetPurchasesPerUserLift},
+	{"revenue per user", "sold more", "sold less", false,
+		(*recsysv1.CampaignGroup).GetRevenuePerUser, (*recsysv1.CampaignReport).GetRevenuePerUserLift},
+}
+
+func writeCampaign(b *bytes.Buffer, c *recsysv1.CampaignReport) {
+	p, h := c.GetPushed(), c.GetHeldOut()
+	fmt.Fprintf(b, "Push campaign %s: pushed vs held out (%.0f %% held out), visits and purchases within %d days of %s; the user is the unit\n\n",
+		c.GetCampaign(), 100*c.GetHoldoutShare(), c.GetDays(), c.GetStartedAt().AsTime().UTC().Format("2006-01-02 15:04 UTC"))
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "group\tusers\tvisitors\tbuyers\tpurchases\trevenue")
+	for _, g := range []struct {
+		name string
+		g    *recsysv1.CampaignGroup
+	}{{"pushed", p}, {"held out", h}} {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%.2f\n", g.name, g.g.GetUsers(), g.g.GetVisitors(), g.g.GetBuyers(), g.g.GetPurchases(), g.g.GetRevenue())
+	}
+	_ = tw.Flush()
+	b.WriteString("\n")
+	tw = tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "metric\tpushed\theld out\tlift of push\t95 % interval of lift\tp")
+	for _, m := range campaignMetrics {
+		met := metric{percent: m.percent}
+		pe, he, l := m.value(p), m.value(h), m.lift(c)
+		fmt.Fprintf(tw, "%s\t%s [%s, %s]\t%s [%s, %s]\t%s\t[%s, %s]\t%s\n", m.name,
+			met.format(pe.GetValue()), met.format(pe.GetLow()), met.format(pe.GetHigh()),
+			met.format(he.GetValue()), met.format(he.GetLow()), met.format(he.GetHigh()),
+			signedPercent(l.GetRelative()), signedPercent(l.GetLow()), signedPercent(l.GetHigh()), pValue(l.GetPValue()))
+	}
+	_ = tw.Flush()
+	for _, m := range campaignMetrics {
+		fmt.Fprintf(b, "→ %s: %s\n", m.name, verdict(metric{more: m.more, less: m.less}, "the push", "the holdout", m.lift(c)))
+	}
+	b.WriteString("\n")
 }
 
 func writeRows(b *bytes.Buffer, rows []*recsysv1.ReportRow) {

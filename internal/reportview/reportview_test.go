@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/recsys-dev/recsys/internal/reportview"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
@@ -46,6 +49,24 @@ func fixed() *recsysv1.GetReportResponse {
 	}
 }
 
+// fixedCampaign: the push brings more users back and makes more buy;
+// purchases per user do not differ significantly.
+func fixedCampaign() *recsysv1.CampaignReport {
+	return &recsysv1.CampaignReport{
+		Campaign: "winter", HoldoutShare: 0.1, Days: 7, StartedAt: timestamppb.New(time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC)),
+		Pushed: &recsysv1.CampaignGroup{Users: 9000, Visitors: 2700, Buyers: 450, Purchases: 600, Revenue: 18000,
+			VisitRate: est(0.3, 0.29, 0.31), BuyerRate: est(0.05, 0.046, 0.055), PurchasesPerUser: est(0.0667, 0.06, 0.073),
+			RevenuePerUser: est(2, 1.8, 2.2)},
+		HeldOut: &recsysv1.CampaignGroup{Users: 1000, Visitors: 250, Buyers: 35, Purchases: 60, Revenue: 1500,
+			VisitRate: est(0.25, 0.224, 0.278), BuyerRate: est(0.035, 0.025, 0.048), PurchasesPerUser: est(0.06, 0.04, 0.08),
+			RevenuePerUser: est(1.5, 1.1, 1.9)},
+		VisitLift:            &recsysv1.Lift{Relative: 0.2, Low: 0.08, High: 0.32, Difference: 0.05, PValue: 0.0009},
+		BuyerLift:            &recsysv1.Lift{Relative: 0.4286, Low: 0.01, High: 0.85, Difference: 0.015, PValue: 0.034},
+		PurchasesPerUserLift: &recsysv1.Lift{Relative: 0.111, Low: -0.25, High: 0.47, Difference: 0.0067, PValue: 0.55},
+		RevenuePerUserLift:   &recsysv1.Lift{Relative: 0.333, Low: -0.02, High: 0.69, Difference: 0.5, PValue: 0.051},
+	}
+}
+
 func TestWriteGolden(t *testing.T) {
 	for _, tc := range []struct {
 		name, experiment string
@@ -54,6 +75,7 @@ func TestWriteGolden(t *testing.T) {
 		{"experiment", "demo-home", fixed()},
 		{"rows-only", "", &recsysv1.GetReportResponse{Rows: fixed().Rows}},
 		{"empty", "", &recsysv1.GetReportResponse{}},
+		{"campaign", "", &recsysv1.GetReportResponse{Campaign: fixedCampaign()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
@@ -102,5 +124,22 @@ func TestVerdicts(t *testing.T) {
 	}
 	if want := "arm model converted fewer users than popular: -30.0 %"; !strings.Contains(b.String(), want) {
 		t.Errorf("missing %q", want)
+	}
+}
+
+func TestCampaignVerdicts(t *testing.T) {
+	var b bytes.Buffer
+	if err := reportview.Write(&b, "", &recsysv1.GetReportResponse{Campaign: fixedCampaign()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"→ visitors / users: the push brought more users back than the holdout: +20.0 % [+8.0 %, +32.0 %], p=0.0009",
+		"→ buyers / users: the push made more users buy than the holdout: +42.9 % [+1.0 %, +85.0 %], p=0.034",
+		"→ purchases per user: the push vs the holdout: no significant difference (p=0.55)",
+		"→ revenue per user: the push vs the holdout: no significant difference (p=0.051)",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing %q in\n%s", want, b.String())
+		}
 	}
 }

@@ -48,65 +48,95 @@ func (s *selection) record() *mf.Tuning {
 // serving model by more than the tolerance, or it is broken. A refusal
 // returns the selection and an error wrapping ErrRefused.
 func (c *Config) choose(ctx context.Context, data *eval.Data, serving *mf.Model) (*selection, error) {
-	log := c.Logger
 	split, err := eval.SplitByTime(data, c.Holdout)
 	if err != nil {
 		return nil, fmt.Errorf("holdout split: %w", err)
 	}
 	sel := &selection{split: split}
 	if c.TuneBudget > 0 {
-		var warm *mf.Hyperparameters
-		if serving != nil {
-			h := serving.Info().Hyper
-			if t := serving.Info().Tuning; t != nil {
-				h = t.Chosen
-			}
-			warm = &h
+		if err := c.tune(ctx, sel, serving); err != nil {
+			return nil, err
 		}
-		// With a blend candidate, each setting is scored by the blend it
-		// would serve, and the chosen setting's weight grid is the blend's
-		// (no second validation model).
-		var bc *BlendCandidate
-		for _, cand := range c.Candidates {
-			if b, ok := cand.(*BlendCandidate); ok && b.params == nil {
-				bc = b
-				break
-			}
-		}
-		// The search ranks settings, and chooses the blend's weights, by
-		// NDCG at a cut-off of at least 20: at 10 the choice among the
-		// weight grid's points follows noise (on MovieLens 100K, validation
-		// on 943 users chose weights 4% worse on the test part).
-		tc := tune.Config{
-			Budget: c.TuneBudget, Base: c.Hyper, Warm: warm, Metric: eval.Key(eval.MetricNDCG, max(c.K, 20)),
-			Workers: c.Workers, Seed: uint64(c.Hyper.Seed), Progress: c.TuneProgress, Now: c.TuneClock,
-		}
-		if bc != nil {
-			tc.Blend = &eval.BlendOptions{Seed: uint64(c.Hyper.Seed), Workers: c.Workers}
-		}
-		log.Info("tuning", "budget", c.TuneBudget.String(), "warm_start", warm != nil, "scored_by", map[bool]string{false: "als", true: blendName}[bc != nil])
-		res, err := tune.Run(ctx, split.Train, tc)
-		if err != nil {
-			return nil, fmt.Errorf("tune: %w", err)
-		}
-		sel.tuning = res.Tuning
-		if bc != nil && res.Blend != nil {
-			bc.choose(res.Blend, log)
-			sel.blend = res.Blend
-		}
-		c.Hyper = sel.tuning.Chosen
-		log.Info("tuned", "trials", len(sel.tuning.Trials),
-			"took", time.Duration(sel.tuning.UsedSeconds*float64(time.Second)).Round(time.Second).String(),
-			"chosen", fmt.Sprintf("%+v", c.Hyper), "validation_"+sel.tuning.Metric, sel.tuning.Score)
 	}
-	if sel.mf, err = c.train(ctx, "holdout", split.Matrix); err != nil {
+	fitted, recs, err := c.trainCandidates(ctx, sel)
+	if err != nil {
 		return nil, err
+	}
+	refused, err := c.evaluateAndGate(ctx, sel, fitted, recs, data, serving)
+	if refused {
+		return sel, err
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sel, nil
+}
+
+// tune searches the ALS settings on the holdout's training part (package
+// tune), warm-started from the serving model's, and sets c.Hyper to the
+// chosen ones.
+func (c *Config) tune(ctx context.Context, sel *selection, serving *mf.Model) error {
+	log, split := c.Logger, sel.split
+	var warm *mf.Hyperparameters
+	if serving != nil {
+		h := serving.Info().Hyper
+		if t := serving.Info().Tuning; t != nil {
+			h = t.Chosen
+		}
+		warm = &h
+	}
+	// With a blend candidate, each setting is scored by the blend it
+	// would serve, and the chosen setting's weight grid is the blend's
+	// (no second validation model).
+	var bc *BlendCandidate
+	for _, cand := range c.Candidates {
+		if b, ok := cand.(*BlendCandidate); ok && b.params == nil {
+			bc = b
+			break
+		}
+	}
+	// The search ranks settings, and chooses the blend's weights, by
+	// NDCG at a cut-off of at least 20: at 10 the choice among the
+	// weight grid's points follows noise (on MovieLens 100K, validation
+	// on 943 users chose weights 4% worse on the test part).
+	tc := tune.Config{
+		Budget: c.TuneBudget, Base: c.Hyper, Warm: warm, Metric: eval.Key(eval.MetricNDCG, max(c.K, 20)),
+		Workers: c.Workers, Seed: uint64(c.Hyper.Seed), Progress: c.TuneProgress, Now: c.TuneClock,
+	}
+	if bc != nil {
+		tc.Blend = &eval.BlendOptions{Seed: uint64(c.Hyper.Seed), Workers: c.Workers}
+	}
+	log.Info("tuning", "budget", c.TuneBudget.String(), "warm_start", warm != nil, "scored_by", map[bool]string{false: "als", true: blendName}[bc != nil])
+	res, err := tune.Run(ctx, split.Train, tc)
+	if err != nil {
+		return fmt.Errorf("tune: %w", err)
+	}
+	sel.tuning = res.Tuning
+	if bc != nil && res.Blend != nil {
+		bc.choose(res.Blend, log)
+		sel.blend = res.Blend
+	}
+	c.Hyper = sel.tuning.Chosen
+	log.Info("tuned", "trials", len(sel.tuning.Trials),
+		"took", time.Duration(sel.tuning.UsedSeconds*float64(time.Second)).Round(time.Second).String(),
+		"chosen", fmt.Sprintf("%+v", c.Hyper), "validation_"+sel.tuning.Metric, sel.tuning.Score)
+	return nil
+}
+
+// trainCandidates trains ALS on the holdout's training part and fits every
+// candidate on it; recs are the candidates followed by the baselines
+// (popularity, and item-kNN unless SkipBaselines).
+func (c *Config) trainCandidates(ctx context.Context, sel *selection) ([]Fitted, []eval.Recommender, error) {
+	log, split := c.Logger, sel.split
+	var err error
+	if sel.mf, err = c.train(ctx, "holdout", split.Matrix); err != nil {
+		return nil, nil, err
 	}
 	var recs []eval.Recommender
 	fitted := make([]Fitted, len(c.Candidates))
 	for i, cand := range c.Candidates {
 		if fitted[i], err = cand.Fit(ctx, FitInput{Data: split.Train, MF: sel.mf, Workers: c.Workers, Logger: log}); err != nil {
-			return nil, fmt.Errorf("fit candidate %s: %w", cand.Name(), err)
+			return nil, nil, fmt.Errorf("fit candidate %s: %w", cand.Name(), err)
 		}
 		recs = append(recs, fitted[i])
 	}
@@ -114,10 +144,19 @@ func (c *Config) choose(ctx context.Context, data *eval.Data, serving *mf.Model)
 	if !c.SkipBaselines {
 		knn, err := eval.NewItemKNN(ctx, split.Matrix, eval.KNNOptions{Workers: c.Workers})
 		if err != nil {
-			return nil, fmt.Errorf("item-kNN baseline: %w", err)
+			return nil, nil, fmt.Errorf("item-kNN baseline: %w", err)
 		}
 		recs = append(recs, knn)
 	}
+	return fitted, recs, nil
+}
+
+// evaluateAndGate evaluates the fitted candidates and the baselines on the
+// holdout, picks the best candidate, compares it with the serving model on
+// the test users newer than its data, and gates. refused reports that err
+// is the gate's refusal (wrapping ErrRefused), sel then complete.
+func (c *Config) evaluateAndGate(ctx context.Context, sel *selection, fitted []Fitted, recs []eval.Recommender, data *eval.Data, serving *mf.Model) (refused bool, err error) {
+	log, split := c.Logger, sel.split
 	ks := []int{10, 20}
 	if c.K != 10 && c.K != 20 {
 		ks = append(ks, c.K)
@@ -130,10 +169,10 @@ func (c *Config) choose(ctx context.Context, data *eval.Data, serving *mf.Model)
 		sel.winner, sel.fitted = c.Candidates[0], fitted[0]
 		g.Candidate = sel.winner.Name()
 		g.Reason = "new model has degenerate factors: a user cannot be folded in"
-		return sel, fmt.Errorf("%w: %s", ErrRefused, g.Reason)
+		return true, fmt.Errorf("%w: %s", ErrRefused, g.Reason)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("evaluate: %w", err)
+		return false, fmt.Errorf("evaluate: %w", err)
 	}
 	// The best candidate on the holdout (the first of equals).
 	best := 0
@@ -156,7 +195,7 @@ func (c *Config) choose(ctx context.Context, data *eval.Data, serving *mf.Model)
 		if len(fresh.Cases) >= c.MinFreshCases {
 			cmp, err := eval.Run(ctx, fresh, []eval.Recommender{sel.fitted, NewServingRecommender(serving, split.Matrix.ColIDs)}, opts)
 			if err != nil {
-				return nil, fmt.Errorf("compare with the serving model: %w", err)
+				return false, fmt.Errorf("compare with the serving model: %w", err)
 			}
 			n, _ := cmp.Model(sel.winner.Name())
 			s, _ := cmp.Model(servingName)
@@ -171,9 +210,9 @@ func (c *Config) choose(ctx context.Context, data *eval.Data, serving *mf.Model)
 		"itemknn", g.KNN, "serving", g.Serving, "new_on_fresh", g.NewOnFresh, "fresh_cases", g.FreshCases,
 		"passed", g.Passed, "reason", g.Reason)
 	if !g.Passed {
-		return sel, fmt.Errorf("%w: %s", ErrRefused, g.Reason)
+		return true, fmt.Errorf("%w: %s", ErrRefused, g.Reason)
 	}
-	return sel, nil
+	return false, nil
 }
 
 // fit trains ALS on data with c.Hyper and fits the candidate on it: the

@@ -127,8 +127,6 @@ type ListWriter interface {
 	Write(ctx context.Context, lists []cooccur.List, ttl time.Duration) (int, error)
 }
 
-var _ ListWriter = (*cooccur.Store)(nil)
-
 func (c *Config) defaults() error {
 	if c.Weighting == (event.Weighting{}) {
 		c.Weighting = event.DefaultWeighting()
@@ -278,26 +276,70 @@ var ErrRefused = errors.New("quality gate refused the model")
 var ErrNoData = errors.New("not enough events to train")
 
 // Run trains, evaluates and gates a model, then publishes it to every
-// publisher unless the gate refuses it. serving may be nil. With no
+// publisher unless the gate refuses it: read, then split, tune, train and
+// gate (choose), then refit and publish. serving may be nil. With no
 // publishers it is a dry run. A refusal returns the Outcome and an error
 // wrapping ErrRefused.
 func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ...Publisher) (*Outcome, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, fmt.Errorf("retrain config: %w", err)
 	}
-	log := cfg.Logger
 	out := &Outcome{}
 	cfg.servingGiven = serving != nil
 	cfg.losses = &lossLog{}
 	defer func() { out.Losses = cfg.losses.snapshot() }()
 
-	start := cfg.Now()
-	col := eval.NewCollector(cfg.Weighting, cfg.AsOf)
+	data, pairs, err := cfg.read(ctx, src, out, len(pubs) > 0)
+	if err != nil {
+		return nil, err
+	}
+	// Split, tune, train the candidates, gate.
+	sel, err := cfg.choose(ctx, data, serving)
+	if sel != nil {
+		out.Report, out.Gate, out.Tuning = sel.report, sel.gate, sel.tuning
+	}
+	if err != nil {
+		if errors.Is(err, ErrRefused) && sel != nil {
+			out.Model = sel.mf
+			// The bought-together lists do not depend on the model:
+			// refresh them anyway, or a gate that refuses for longer than
+			// their TTL would let every list expire.
+			if pairs != nil {
+				if lerr := cfg.writeLists(ctx, pairs, out); lerr != nil {
+					return out, errors.Join(err, lerr)
+				}
+			}
+			return out, err
+		}
+		return nil, err
+	}
+	if out.Model, err = cfg.refit(ctx, sel, data, out); err != nil {
+		return nil, err
+	}
+	if err := cfg.publish(ctx, pubs, out); err != nil {
+		return out, err
+	}
+	if pairs != nil {
+		if err := cfg.writeLists(ctx, pairs, out); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// read reads the events of src into the training data, skipping (and
+// counting in out) events whose ids break the id rule, and counts the
+// co-purchases for the bought-together lists in the same pass when there
+// is a list store and somewhere to publish (pairs nil otherwise).
+func (c *Config) read(ctx context.Context, src Source, out *Outcome, publishing bool) (*eval.Data, *cooccur.Counter, error) {
+	log := c.Logger
+	start := c.Now()
+	col := eval.NewCollector(c.Weighting, c.AsOf)
 	var pairs *cooccur.Counter
-	if cfg.Lists != nil && len(pubs) > 0 {
+	if c.Lists != nil && publishing {
 		var err error
-		if pairs, err = cooccur.NewCounter(cfg.CoPurchase); err != nil {
-			return nil, fmt.Errorf("retrain config: %w", err)
+		if pairs, err = cooccur.NewCounter(c.CoPurchase); err != nil {
+			return nil, nil, fmt.Errorf("retrain config: %w", err)
 		}
 	}
 	if err := src(ctx, func(e event.Event) error {
@@ -318,41 +360,29 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 		}
 		return col.Add(e)
 	}); err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
+		return nil, nil, fmt.Errorf("read events: %w", err)
 	}
 	data := col.Data()
 	if out.BadIDs > 0 {
 		log.Warn("events with a bad user or item id skipped", "skipped", out.BadIDs, "events", out.Events)
 	}
 	log.Info("events read", "events", out.Events, "users", data.Users, "items", data.Items,
-		"zero_weight", col.Dropped(), "bad_ids", out.BadIDs, "took", cfg.Now().Sub(start).Round(time.Millisecond).String())
+		"zero_weight", col.Dropped(), "bad_ids", out.BadIDs, "took", c.Now().Sub(start).Round(time.Millisecond).String())
 	if data.Len() == 0 || data.Users < 2 || data.Items < 2 {
-		return nil, fmt.Errorf("%w: %d events over %d users and %d items", ErrNoData, data.Len(), data.Users, data.Items)
+		return nil, nil, fmt.Errorf("%w: %d events over %d users and %d items", ErrNoData, data.Len(), data.Users, data.Items)
 	}
+	return data, pairs, nil
+}
 
-	sel, err := cfg.choose(ctx, data, serving)
-	if sel != nil {
-		out.Report, out.Gate, out.Tuning = sel.report, sel.gate, sel.tuning
-	}
-	if err != nil {
-		if errors.Is(err, ErrRefused) && sel != nil {
-			out.Model = sel.mf
-			// The bought-together lists do not depend on the model:
-			// refresh them anyway, or a gate that refuses for longer than
-			// their TTL would let every list expire.
-			if pairs != nil {
-				if lerr := cfg.writeLists(ctx, pairs, out); lerr != nil {
-					return out, errors.Join(err, lerr)
-				}
-			}
-			return out, err
-		}
-		return nil, err
-	}
+// refit retrains the gate's winner on every event (unless NoRefit) and
+// builds the model to publish: its record (metrics, data, tuning) and
+// sections (the content map with Items, the serving index unless NoIndex).
+func (c *Config) refit(ctx context.Context, sel *selection, data *eval.Data, out *Outcome) (*mf.Model, error) {
+	log := c.Logger
 	split := sel.split
 	final := sel.fitted.Model()
-	if !cfg.NoRefit {
-		f, _, err := cfg.fit(ctx, "final", sel.winner, data)
+	if !c.NoRefit {
+		f, _, err := c.fit(ctx, "final", sel.winner, data)
 		if err != nil {
 			return nil, err
 		}
@@ -360,58 +390,60 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 	}
 	won, _ := out.Report.Model(sel.winner.Name())
 	info := final.Info()
-	info.TrainedAt = cfg.Now().UTC()
+	info.TrainedAt = c.Now().UTC()
 	info.Metrics = won.Metrics
 	info.Data = fmt.Sprintf("%d events, holdout %s (%d users)", out.Events, split.Name, len(split.Cases))
 	info.DataUntil = latest(data)
-	if cfg.NoRefit {
+	if c.NoRefit {
 		info.DataUntil = latest(split.Train)
 	}
 	info.Tuning = sel.record()
-	if out.Model, err = final.WithInfo(info); err != nil {
+	model, err := final.WithInfo(info)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
 	}
-	if cfg.Items != nil {
-		mp, err := content.Fit(ctx, out.Model, cfg.Items, cfg.Content)
+	if c.Items != nil {
+		mp, err := content.Fit(ctx, model, c.Items, c.Content)
 		switch {
 		case errors.Is(err, content.ErrNoExamples):
 			log.Info("no content map: the catalog describes none of the model's items")
 		case err != nil:
 			return nil, fmt.Errorf("fit the content map: %w", err)
 		default:
-			if out.Model, err = out.Model.WithSections(mp.Section()); err != nil {
+			if model, err = model.WithSections(mp.Section()); err != nil {
 				return nil, fmt.Errorf("fit the content map: %w", err)
 			}
 			log.Info("content map fitted", "features", mp.Len())
 		}
 	}
-	if !cfg.NoIndex {
+	if !c.NoIndex {
 		// The serving index's cells travel with the model (section "ivf"),
 		// so servers do not run k-means at load.
-		ix, err := itemindex.BuildIVF(out.Model, itemindex.IVFOptions{Seed: uint64(info.Hyper.Seed)})
+		ix, err := itemindex.BuildIVF(model, itemindex.IVFOptions{Seed: uint64(info.Hyper.Seed)})
 		if err != nil {
 			return nil, fmt.Errorf("build the item index: %w", err)
 		}
 		if sec, ok := ix.Section(); ok {
-			if out.Model, err = out.Model.WithSections(sec); err != nil {
+			if model, err = model.WithSections(sec); err != nil {
 				return nil, fmt.Errorf("build the item index: %w", err)
 			}
 		}
 	}
+	return model, nil
+}
+
+// publish publishes out.Model to every publisher, recording the versions
+// in out.
+func (c *Config) publish(ctx context.Context, pubs []Publisher, out *Outcome) error {
 	for _, p := range pubs {
 		v, err := p.Publish(ctx, out.Model)
 		if err != nil {
-			return out, fmt.Errorf("publish: %w", err)
+			return fmt.Errorf("publish: %w", err)
 		}
-		log.Info("published", "version", v.Name(), "items", v.Info.Items, "bytes", v.Size)
+		c.Logger.Info("published", "version", v.Name(), "items", v.Info.Items, "bytes", v.Size)
 		out.Versions = append(out.Versions, v)
 	}
-	if pairs != nil {
-		if err := cfg.writeLists(ctx, pairs, out); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
+	return nil
 }
 
 // writeLists computes the bought-together lists and stores them.

@@ -68,7 +68,7 @@ var methodTable = map[string]policy{
 	recsysv1.CatalogService_GetBoostRules_FullMethodName:       {access.Operator, 5 * time.Second},
 	recsysv1.ModelService_GetModel_FullMethodName:              {access.Operator, 5 * time.Second},
 	recsysv1.ModelService_ListModels_FullMethodName:            {access.Operator, 10 * time.Second},
-	recsysv1.ModelService_ActivateModel_FullMethodName:         {access.Operator, 10 * time.Second},
+	recsysv1.ModelService_ActivateModel_FullMethodName:         {access.Operator, 15 * time.Second}, // waits up to 10 s for the switch
 	recsysv1.ModelService_GetModelReport_FullMethodName:        {access.Operator, 10 * time.Second},
 	// Experiments: definitions and reports.
 	recsysv1.ExperimentService_CreateExperiment_FullMethodName: {access.Operator, 5 * time.Second},

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -29,8 +30,6 @@ type ShopRules interface {
 	SetBoosts(ctx context.Context, set catalog.BoostSet) (int64, error)
 	LoadRules(ctx context.Context) (*catalog.Rules, error)
 }
-
-var _ ShopRules = (*catalog.Store)(nil)
 
 type catalogService struct {
 	recsysv1.UnimplementedCatalogServiceServer
@@ -76,6 +75,7 @@ func fromProtoItem(it *recsysv1.Item) catalog.Item {
 		RatingAverage: it.GetRatingAverage(),
 		RatingCount:   it.GetRatingCount(),
 		Promotion:     it.GetPromotion(),
+		Regions:       slices.Clone(it.GetRegions()),
 	}
 	for _, f := range []struct {
 		ts  *timestamppb.Timestamp
@@ -101,7 +101,7 @@ func fromProtoItem(it *recsysv1.Item) catalog.Item {
 func toProtoItem(it catalog.Item) *recsysv1.Item {
 	p := &recsysv1.Item{ItemId: it.ID, Category: it.Category, Price: it.Price, Available: it.Available, MemberOnly: it.MemberOnly,
 		Title: it.Title, Brand: it.Brand, Seller: it.Seller, RatingAverage: it.RatingAverage, RatingCount: it.RatingCount,
-		Promotion: it.Promotion}
+		Promotion: it.Promotion, Regions: it.Regions}
 	for _, a := range it.Attributes {
 		pa := &recsysv1.Attribute{Name: a.Name}
 		if a.Type == catalog.AttrNumber {

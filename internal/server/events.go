@@ -37,16 +37,15 @@ type SearchMatcher interface {
 	Match(query string) []catalog.SearchMatch
 }
 
-var _ SearchMatcher = (*catalog.SearchIndex)(nil)
-
 type eventService struct {
 	recsysv1.UnimplementedEventServiceServer
 	log       *slog.Logger
 	attr      Attributor     // may be nil: no attribution
 	outcomes  OutcomeCounter // may be nil
 	profiles  Profiles
-	catalog   CatalogView   // may be nil
-	search    SearchMatcher // may be nil
+	catalog   CatalogView     // may be nil
+	search    SearchMatcher   // may be nil
+	regional  RegionalCounter // may be nil
 	weighting event.Weighting
 	segments  profile.SegmentConfig
 	now       func() time.Time
@@ -94,9 +93,41 @@ func (s *eventService) RecordEvents(ctx context.Context, req *recsysv1.RecordEve
 	if err != nil {
 		return nil, err
 	}
+	s.countRegions(ctx, evs, req.GetEvents(), res.Fresh)
 	attributeEvents(ctx, s.log, s.attr, s.outcomes, evs, req.GetEvents(), res.Fresh)
 	s.metrics.Recorded(evs, res.Duplicates)
 	return &recsysv1.RecordEventsResponse{Accepted: int32(res.Accepted), Duplicates: int32(res.Duplicates)}, nil
+}
+
+// RegionalCounter counts the popularity of events per region.
+type RegionalCounter interface {
+	Add(ctx context.Context, evs []event.Event, regions []string, fresh []bool) error
+}
+
+var _ RegionalCounter = (*profile.Regional)(nil)
+
+// countRegions counts the fresh events that carry a region. The events
+// are stored already, so a failure is logged, not returned: a retry would
+// find them duplicates and count nothing.
+func (s *eventService) countRegions(ctx context.Context, evs []event.Event, pevs []*recsysv1.Event, fresh []bool) {
+	if s.regional == nil {
+		return
+	}
+	var regions []string
+	for i, e := range pevs {
+		if r := e.GetRegion(); r != "" {
+			if regions == nil {
+				regions = make([]string, len(pevs))
+			}
+			regions[i] = r
+		}
+	}
+	if regions == nil {
+		return
+	}
+	if err := s.regional.Add(ctx, evs, regions, fresh); err != nil {
+		s.log.WarnContext(ctx, "regional popularity not counted", "events", len(evs), "err", err)
+	}
 }
 
 // fromProtoEvent converts a validated event; an unset timestamp means now.

@@ -131,6 +131,10 @@ type experimentService struct {
 	running RunningExperiments // may be nil
 	models  ModelRegistry      // may be nil: arms' model versions are not checked or pinned
 	now     func() time.Time
+	// campaigns and profiles answer GetReport's campaign (nil: it answers
+	// FailedPrecondition).
+	campaigns CampaignUsers
+	profiles  ProfileBatches
 	// counters and tally answer GetReport (nil: FailedPrecondition).
 	counters DailyCounters
 	tally    ArmTallies

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/recsys-dev/recsys/internal/mf"
@@ -29,7 +31,17 @@ type modelService struct {
 	recsysv1.UnimplementedModelServiceServer
 	serving  ServingModel
 	registry ModelRegistry // may be nil
+	// switchWait bounds ActivateModel's wait for this replica to serve
+	// the version; poll is the replicas' registry polling interval.
+	switchWait, poll time.Duration
 }
+
+// DefaultModelSwitchWait is the default Config.ModelSwitchWait.
+const DefaultModelSwitchWait = 10 * time.Second
+
+// switchCheck is how often ActivateModel looks whether the replica serves
+// the version (a pointer load).
+const switchCheck = 10 * time.Millisecond
 
 var errNoRegistry = PreconditionError(errors.New("this server has no model registry"))
 
@@ -60,9 +72,52 @@ func (s *modelService) ActivateModel(ctx context.Context, req *recsysv1.Activate
 	if err != nil {
 		return nil, err
 	}
+	if err := s.waitServing(ctx, v.Info.Version); err != nil {
+		return nil, err
+	}
 	info := toProtoModel(v.Info)
 	info.Current = true
-	return &recsysv1.ActivateModelResponse{Model: info}, nil
+	how := "the other replicas switch when the registry announces the version (as soon as each has loaded it), " +
+		"or at their next registry poll (every " + s.poll.String() + ") if they missed the announcement"
+	if _, push := s.registry.(registry.Notifier); !push {
+		how = "the other replicas switch at their next registry poll (every " + s.poll.String() + "), as soon as each has loaded the version"
+	}
+	return &recsysv1.ActivateModelResponse{Model: info, Convergence: how, PollInterval: durationpb.New(s.poll)}, nil
+}
+
+// waitServing returns once this replica serves version, or
+// FailedPrecondition after switchWait (or just before the caller's
+// deadline, so the caller hears why).
+func (s *modelService) waitServing(ctx context.Context, version string) error {
+	serves := func() bool {
+		m := s.serving.Model()
+		return m != nil && m.Version() == version
+	}
+	if serves() {
+		return nil
+	}
+	deadline := time.Now().Add(s.switchWait)
+	if d, ok := ctx.Deadline(); ok && d.Add(-100*time.Millisecond).Before(deadline) {
+		deadline = d.Add(-100 * time.Millisecond)
+	}
+	t := time.NewTicker(switchCheck)
+	defer t.Stop()
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		if serves() {
+			return nil
+		}
+	}
+	now := "no model"
+	if m := s.serving.Model(); m != nil {
+		now = m.Version()
+	}
+	return PreconditionError(fmt.Errorf("version %s is current in the registry, but this replica still serves %s after %v "+
+		"(it keeps trying at every registry poll; its log says why it could not load the version)", version, now, s.switchWait))
 }
 
 // ModelReports reads the HTML reports stored with versions (implemented by

@@ -5,7 +5,9 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
@@ -246,5 +248,87 @@ func TestBatchRecommendBrandAndSellerCaps(t *testing.T) {
 				t.Errorf("%d items, want %d: %v", len(got), tc.wantLen, ids(got))
 			}
 		})
+	}
+}
+
+// TestCampaignLiftInTheReport plants visits and purchases after a
+// campaign: every pushed user visits and buys one item twice (two orders),
+// every other held-out user visits, none buys; events before the campaign
+// and after its window do not count. GetReport counts exactly that and
+// finds the buyers' lift significant and the right way round.
+func TestCampaignLiftInTheReport(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, envOptions{model: true, experiments: true, attribution: true})
+	e.upsert(t, plantedCatalog(e.clock.Now())...)
+	ctx := context.Background()
+	const campaign, share = "winter", 0.5
+	users := make([]string, 80)
+	for i := range users {
+		users[i] = "cu" + strconv.Itoa(i)
+	}
+	e.record(t, ev(users[0], "a1", view, e.clock.Now().Add(-time.Hour))) // before the campaign
+	e.mustBatch(t, &recsysv1.BatchRecommendRequest{UserIds: users, Count: 3, CampaignId: campaign, HoldoutShare: share})
+	start := e.clock.Now()
+	e.clock.Advance(10 * 24 * time.Hour)
+	var pushed, held, heldVisitors int64
+	for i, u := range users {
+		at := start.Add(time.Duration(i+1) * time.Minute)
+		if !pushsched.HeldOut(campaign, u, share) {
+			pushed++
+			e.record(t, ev(u, "a2", view, at), ev(u, "a2", purchase, at.Add(time.Second)), ev(u, "a3", purchase, at.Add(2*time.Second)))
+			continue
+		}
+		held++
+		if held%2 == 0 {
+			heldVisitors++
+			e.record(t, ev(u, "b2", view, at))
+		}
+		e.record(t, ev(u, "b3", purchase, start.Add(8*24*time.Hour))) // after the 7-day window
+	}
+	if pushed < 10 || held < 10 {
+		t.Fatalf("%d pushed, %d held out: the planted data needs both sides", pushed, held)
+	}
+	rep, err := e.xp.GetReport(ctx, &recsysv1.GetReportRequest{FromDate: start.Format(time.DateOnly), Campaign: campaign})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rep.GetCampaign()
+	p, h := c.GetPushed(), c.GetHeldOut()
+	if c.GetDays() != 7 || c.GetHoldoutShare() != share || !c.GetStartedAt().AsTime().Equal(start) {
+		t.Errorf("campaign %v: want 7 days from %v at share %v", c, start, share)
+	}
+	for _, tc := range []struct {
+		name      string
+		got, want int64
+	}{
+		{"pushed users", p.GetUsers(), pushed}, {"pushed visitors", p.GetVisitors(), pushed},
+		{"pushed buyers", p.GetBuyers(), pushed}, {"pushed purchases", p.GetPurchases(), 2 * pushed},
+		{"held-out users", h.GetUsers(), held}, {"held-out visitors", h.GetVisitors(), heldVisitors},
+		{"held-out buyers", h.GetBuyers(), 0}, {"held-out purchases", h.GetPurchases(), 0},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %d, want %d", tc.name, tc.got, tc.want)
+		}
+	}
+	if l := c.GetBuyerLift(); l.GetDifference() != 1 || l.GetPValue() > 1e-6 {
+		t.Errorf("buyer lift %v: want a difference of 1 (all vs none), p < 1e-6", l)
+	}
+	if l := c.GetVisitLift(); l.GetDifference() <= 0 || l.GetLow() <= 0 {
+		t.Errorf("visit lift %v: want positive with its interval above 0", l)
+	}
+	if p.GetRevenuePerUser().GetValue() <= 0 {
+		t.Errorf("pushed revenue per user %v: want the planted purchases' prices", p.GetRevenuePerUser())
+	}
+
+	for _, bad := range []*recsysv1.GetReportRequest{
+		{FromDate: "2026-11-01", Campaign: campaign, CampaignDays: 91},
+		{FromDate: "2026-11-01", Campaign: campaign, CampaignDays: -1},
+	} {
+		if _, err := e.xp.GetReport(ctx, bad); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "campaign_days") {
+			t.Errorf("%v: %v, want InvalidArgument naming campaign_days", bad, err)
+		}
+	}
+	if _, err := e.xp.GetReport(ctx, &recsysv1.GetReportRequest{FromDate: "2026-11-01", Campaign: "never"}); status.Code(err) != codes.NotFound {
+		t.Errorf("unknown campaign: %v, want NotFound", err)
 	}
 }

@@ -81,6 +81,7 @@ func (s *recommendationService) Recommend(ctx context.Context, req *recsysv1.Rec
 		MaxPerBrand:    int(req.GetMaxPerBrand()),
 		MaxPerSeller:   int(req.GetMaxPerSeller()),
 	}
+	r.Filter.Region = req.GetContext().GetRegion()
 	xp, arm, inXP := armFor(s.running, r.Placement, r.UserID)
 	rec := s.rec
 	if inXP {
@@ -203,6 +204,7 @@ func (s *recommendationService) RankItems(ctx context.Context, req *recsysv1.Ran
 		r.Unknown = recommend.ByPopularity
 	}
 	r.Filter.IncludePurchased = false // no effect: RankItems drops nothing for a purchase
+	r.Filter.Region = req.GetContext().GetRegion()
 	res, err := s.rec.Rank(ctx, r)
 	degraded := false
 	if err != nil {
@@ -244,6 +246,8 @@ func toDropReason(v recommend.Verdict) recsysv1.DropReason {
 		return recsysv1.DropReason_DROP_REASON_OUT_OF_WINDOW
 	case recommend.Filtered:
 		return recsysv1.DropReason_DROP_REASON_FILTERED
+	case recommend.NotInRegion:
+		return recsysv1.DropReason_DROP_REASON_NOT_IN_REGION
 	}
 	return recsysv1.DropReason_DROP_REASON_UNSPECIFIED
 }

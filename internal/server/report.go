@@ -2,14 +2,19 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/recsys-dev/recsys/internal/abstat"
 	"github.com/recsys-dev/recsys/internal/attribution"
 	"github.com/recsys-dev/recsys/internal/experiment"
 	"github.com/recsys-dev/recsys/internal/kpi"
+	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/pushsched"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
@@ -22,6 +27,80 @@ type DailyCounters interface {
 // *experiment.Tally).
 type ArmTallies interface {
 	Arm(ctx context.Context, xp, arm string) (experiment.ArmTotals, error)
+}
+
+// CampaignUsers reads push campaigns' groups (implemented by
+// *pushsched.Campaigns).
+type CampaignUsers interface {
+	Get(ctx context.Context, campaign string) (pushsched.Campaign, error)
+	Members(ctx context.Context, campaign string, g pushsched.Group, fn func(ids []string) error) error
+}
+
+// ProfileBatches loads profiles a block at a time (implemented by
+// *profile.Store).
+type ProfileBatches interface {
+	LoadMany(ctx context.Context, ids []string) ([]profile.Profile, error)
+}
+
+// DefaultCampaignDays is GetReport's default campaign_days.
+const DefaultCampaignDays = 7
+
+// campaignReport compares a campaign's pushed and held-out users over the
+// days after its first call.
+func (s *experimentService) campaignReport(ctx context.Context, id string, days int) (*recsysv1.CampaignReport, error) {
+	if s.campaigns == nil || s.profiles == nil {
+		return nil, PreconditionError(errors.New("this server keeps no push campaigns"))
+	}
+	c, err := s.campaigns.Get(ctx, id)
+	if errors.Is(err, pushsched.ErrNoCampaign) {
+		return nil, NotFoundError(err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	from := c.First
+	to := from.Add(time.Duration(days) * 24 * time.Hour)
+	var groups [2]experiment.CampaignGroup
+	for i, g := range []pushsched.Group{pushsched.Targeted, pushsched.HeldOutG} {
+		seen := map[string]bool{} // SSCAN may repeat a member
+		err := s.campaigns.Members(ctx, id, g, func(ids []string) error {
+			fresh := ids[:0:0]
+			for _, u := range ids {
+				if !seen[u] {
+					seen[u] = true
+					fresh = append(fresh, u)
+				}
+			}
+			if len(fresh) == 0 {
+				return nil
+			}
+			ps, err := s.profiles.LoadMany(ctx, fresh)
+			if err != nil {
+				return err
+			}
+			for _, p := range ps {
+				groups[i].Add(p, from, to)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	pushed, held := groups[0], groups[1]
+	l := experiment.CompareCampaign(pushed, held)
+	return &recsysv1.CampaignReport{
+		Campaign: id, HoldoutShare: c.HoldoutShare, StartedAt: timestamppb.New(from), Days: int32(days),
+		Pushed: toCampaignGroup(pushed), HeldOut: toCampaignGroup(held),
+		VisitLift: toLift(l.Visits), BuyerLift: toLift(l.Buyers),
+		PurchasesPerUserLift: toLift(l.PurchasesPerUser), RevenuePerUserLift: toLift(l.RevenuePerUser),
+	}, nil
+}
+
+func toCampaignGroup(g experiment.CampaignGroup) *recsysv1.CampaignGroup {
+	return &recsysv1.CampaignGroup{Users: g.Users, Visitors: g.Visitors, Buyers: g.Buyers, Purchases: g.Purchases, Revenue: g.Revenue,
+		VisitRate: toEstimate(g.VisitRate()), BuyerRate: toEstimate(g.BuyerRate()),
+		PurchasesPerUser: toEstimate(g.PurchasesPerUser()), RevenuePerUser: toEstimate(g.RevenuePerUser())}
 }
 
 func parseDay(field, s string) (time.Time, error) {
@@ -52,6 +131,13 @@ func (s *experimentService) GetReport(ctx context.Context, req *recsysv1.GetRepo
 	case to.Sub(from) > 400*24*time.Hour:
 		return nil, invalid("to_date", "must be at most 400 days after from_date")
 	}
+	days := int(req.GetCampaignDays())
+	switch {
+	case req.GetCampaignDays() == 0:
+		days = DefaultCampaignDays
+	case days < 1 || days > 90:
+		return nil, invalid("campaign_days", "must be 1 to 90")
+	}
 	var xp experiment.Experiment
 	if name := req.GetExperiment(); name != "" {
 		if s.store == nil || s.tally == nil {
@@ -66,6 +152,11 @@ func (s *experimentService) GetReport(ctx context.Context, req *recsysv1.GetRepo
 		return nil, err
 	}
 	out := &recsysv1.GetReportResponse{}
+	if id := req.GetCampaign(); id != "" {
+		if out.Campaign, err = s.campaignReport(ctx, id, days); err != nil {
+			return nil, err
+		}
+	}
 	sums := map[attribution.Dims]*kpi.Counts{}
 	var order []attribution.Dims
 	for _, r := range rows {

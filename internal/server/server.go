@@ -52,6 +52,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/metrics"
 	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/tracing"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
@@ -95,10 +96,20 @@ type Config struct {
 	// checks excepted) and continues the caller's trace (internal/tracing);
 	// nil: no tracing.
 	TracerProvider trace.TracerProvider
+	// ModelPoll is how often the replicas read the model registry (their
+	// --model-poll), which ActivateModel reports; default
+	// registry.DefaultPollInterval.
+	ModelPoll time.Duration
+	// ModelSwitchWait bounds how long ActivateModel waits for this
+	// replica to serve the version; default 10 s.
+	ModelSwitchWait time.Duration
 }
 
 // Deps are the parts the services use.
 type Deps struct {
+	// Regional counts the popularity of events that carry a region
+	// (implemented by *profile.Regional); nil: none.
+	Regional    RegionalCounter
 	Logger      *slog.Logger
 	Recommender Recommender
 	Serving     ServingModel
@@ -129,6 +140,10 @@ type Deps struct {
 	// answers FailedPrecondition and nobody is in an experiment).
 	Experiments ExperimentStore
 	Running     RunningExperiments
+	// Campaigns are the push campaigns' groups for GetReport's campaign
+	// lift (may be nil; the profiles are read through Profiles, which must
+	// then also be a ProfileBatches).
+	Campaigns CampaignUsers
 	// ArmModels answers the users of arms that name a model version (may
 	// be nil: they get the current model).
 	ArmModels ArmModels
@@ -169,6 +184,12 @@ var Services = []string{
 	recsysv1.ExperimentService_ServiceDesc.ServiceName,
 }
 
+// profileBatches returns p as a ProfileBatches, or nil.
+func profileBatches(p Profiles) ProfileBatches {
+	b, _ := p.(ProfileBatches)
+	return b
+}
+
 // LivenessService is the health name that is SERVING while the process
 // runs, whatever its backends do: liveness probes ask it, so a Redis outage
 // takes servers out of rotation (readiness) without restarting them.
@@ -200,6 +221,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if cfg.MaxConcurrentStreams == 0 {
 		cfg.MaxConcurrentStreams = 1024
+	}
+	if cfg.ModelPoll <= 0 {
+		cfg.ModelPoll = registry.DefaultPollInterval
+	}
+	if cfg.ModelSwitchWait <= 0 {
+		cfg.ModelSwitchWait = DefaultModelSwitchWait
 	}
 	cfg.Segments = cfg.Segments.WithDefaults()
 	if err := cfg.Segments.Validate(); err != nil {
@@ -284,12 +311,13 @@ func New(cfg Config, d Deps) (*Server, error) {
 		recsysv1.RegisterRecommendationServiceServer(g, &recommendationService{rec: d.Recommender, bought: d.Bought, push: d.Pusher,
 			degrade: deg, srv: s, answers: &answerRecorder{attr: d.Attribution, now: cfg.Now}, running: d.Running,
 			serving: d.Serving, armModels: d.ArmModels, log: log})
-		recsysv1.RegisterEventServiceServer(g, &eventService{log: log, attr: d.Attribution, outcomes: d.Outcomes, profiles: d.Profiles, catalog: d.CatalogView, search: d.Search, weighting: cfg.Weighting,
+		recsysv1.RegisterEventServiceServer(g, &eventService{log: log, attr: d.Attribution, outcomes: d.Outcomes, profiles: d.Profiles, catalog: d.CatalogView, search: d.Search, regional: d.Regional, weighting: cfg.Weighting,
 			segments: cfg.Segments, now: cfg.Now, metrics: m, forget: forgetter(d.Experiments, d.Tally), erasers: erasersOf(d)})
 		recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
-		recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models})
+		recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models,
+			switchWait: cfg.ModelSwitchWait, poll: cfg.ModelPoll})
 		recsysv1.RegisterExperimentServiceServer(g, &experimentService{store: d.Experiments, running: d.Running,
-			counters: d.Counters, tally: d.Tally, models: d.Models, now: cfg.Now})
+			counters: d.Counters, tally: d.Tally, models: d.Models, now: cfg.Now, campaigns: d.Campaigns, profiles: profileBatches(d.Profiles)})
 	}
 
 	s.health = health.NewServer()

@@ -171,7 +171,12 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ecfg := recommend.Config{Now: clk.Now, Rules: rules, Trending: trending, Arrivals: arrivals, PushProfiles: store}
+	regional, err := profile.NewRegional(rdb, prefix, profile.RegionalConfig{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecfg := recommend.Config{Now: clk.Now, Rules: rules, Trending: trending, Arrivals: arrivals, PushProfiles: store,
+		Regional: recommend.NewRegional(regional, 100, clk.Now)}
 	if o.engine != nil {
 		o.engine(&ecfg)
 	}
@@ -193,7 +198,7 @@ func newEnvWith(t testing.TB, o envOptions) *env {
 	}
 	deps := server.Deps{
 		Logger: log, Recommender: eng, Serving: eng, Profiles: store, Catalog: catStore, Rules: catStore, CatalogView: cache,
-		Pusher: pusher, Search: catalog.NewSearchIndex(cache, clk.Now),
+		Pusher: pusher, Search: catalog.NewSearchIndex(cache, clk.Now), Campaigns: campaigns, Regional: regional,
 	}
 	var attr *attribution.Store
 	var counters *kpi.Store

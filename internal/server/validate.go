@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -105,6 +106,9 @@ func (v *validator) check(req any) error {
 		if p := r.GetContext().GetPlacement(); len(p) > v.l.MaxIDBytes || !utf8.ValidString(p) {
 			return invalid("context.placement", fmt.Sprintf("must be valid UTF-8 of at most %d bytes", v.l.MaxIDBytes))
 		}
+		if err := region("context.region", r.GetContext().GetRegion()); err != nil {
+			return err
+		}
 		for _, c := range []struct {
 			field string
 			n     int32
@@ -189,10 +193,24 @@ func (v *validator) rankItems(r *recsysv1.RankItemsRequest) error {
 	if p := r.GetContext().GetPlacement(); len(p) > v.l.MaxIDBytes || !utf8.ValidString(p) {
 		return invalid("context.placement", fmt.Sprintf("must be valid UTF-8 of at most %d bytes", v.l.MaxIDBytes))
 	}
+	if err := region("context.region", r.GetContext().GetRegion()); err != nil {
+		return err
+	}
 	if o := r.GetUnknownOrder(); recsysv1.UnknownOrder_name[int32(o)] == "" {
 		return invalid("unknown_order", fmt.Sprintf("unknown value %d", o))
 	}
 	return v.filter("filter.", r.GetFilter())
+}
+
+// region checks an optional region name.
+func region(field, r string) error {
+	if r == "" {
+		return nil
+	}
+	if err := catalog.ValidRegion(r); err != nil {
+		return invalid(field, err.Error())
+	}
+	return nil
 }
 
 // id checks an id, and also a category or tier name: the same rules.
@@ -275,6 +293,9 @@ func (v *validator) events(evs []*recsysv1.Event) error {
 			return err
 		}
 		if err := v.id(f+"user_id", e.GetUserId()); err != nil {
+			return err
+		}
+		if err := region(f+"region", e.GetRegion()); err != nil {
 			return err
 		}
 		t := e.GetType()
@@ -389,6 +410,17 @@ func (v *validator) items(items []*recsysv1.Item) error {
 		for j, a := range it.GetAttributes() {
 			if a == nil || a.GetValue() == nil {
 				return invalid(f+"attributes["+strconv.Itoa(j)+"]", "needs a string_value or a number_value")
+			}
+		}
+		if n := len(it.GetRegions()); n > catalog.MaxItemRegions {
+			return invalid(f+"regions", fmt.Sprintf("%d regions, at most %d", n, catalog.MaxItemRegions))
+		}
+		for j, r := range it.GetRegions() {
+			if err := catalog.ValidRegion(r); err != nil {
+				return invalid(f+"regions["+strconv.Itoa(j)+"]", err.Error())
+			}
+			if slices.Contains(it.GetRegions()[:j], r) {
+				return invalid(f+"regions["+strconv.Itoa(j)+"]", fmt.Sprintf("%q repeated", r))
 			}
 		}
 		if err := catalog.ValidateDescription(fromProtoItem(it)); err != nil {

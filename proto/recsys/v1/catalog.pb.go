@@ -120,7 +120,10 @@ type Item struct {
 	Promotion bool `protobuf:"varint,14,opt,name=promotion,proto3" json:"promotion,omitempty"`
 	// Custom attributes the shop declared (DeclareAttributes); at most 32,
 	// names unique, each of its declared type.
-	Attributes    []*Attribute `protobuf:"bytes,15,rep,name=attributes,proto3" json:"attributes,omitempty"`
+	Attributes []*Attribute `protobuf:"bytes,15,rep,name=attributes,proto3" json:"attributes,omitempty"`
+	// The regions the item is sold in (RequestContext.region); empty: every
+	// region. At most 64, each 1..32 bytes of a-z, 0-9, "-" and "_", unique.
+	Regions       []string `protobuf:"bytes,16,rep,name=regions,proto3" json:"regions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -256,6 +259,13 @@ func (x *Item) GetPromotion() bool {
 func (x *Item) GetAttributes() []*Attribute {
 	if x != nil {
 		return x.Attributes
+	}
+	return nil
+}
+
+func (x *Item) GetRegions() []string {
+	if x != nil {
+		return x.Regions
 	}
 	return nil
 }
@@ -1921,7 +1931,7 @@ var File_recsys_v1_catalog_proto protoreflect.FileDescriptor
 
 const file_recsys_v1_catalog_proto_rawDesc = "" +
 	"\n" +
-	"\x17recsys/v1/catalog.proto\x12\trecsys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15recsys/v1/event.proto\"\xa5\x04\n" +
+	"\x17recsys/v1/catalog.proto\x12\trecsys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15recsys/v1/event.proto\"\xbf\x04\n" +
 	"\x04Item\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x1a\n" +
 	"\bcategory\x18\x02 \x01(\tR\bcategory\x12\x14\n" +
@@ -1944,7 +1954,8 @@ const file_recsys_v1_catalog_proto_rawDesc = "" +
 	"\tpromotion\x18\x0e \x01(\bR\tpromotion\x124\n" +
 	"\n" +
 	"attributes\x18\x0f \x03(\v2\x14.recsys.v1.AttributeR\n" +
-	"attributes\"r\n" +
+	"attributes\x12\x18\n" +
+	"\aregions\x18\x10 \x03(\tR\aregions\"r\n" +
 	"\tAttribute\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\fstring_value\x18\x02 \x01(\tH\x00R\vstringValue\x12#\n" +

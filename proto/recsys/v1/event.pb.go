@@ -241,7 +241,10 @@ type Event struct {
 	// The category an EVENT_TYPE_NOT_INTERESTED event dismisses (with an
 	// empty `item_id`); empty for the other types. At most 256 bytes of
 	// valid UTF-8.
-	Category      string `protobuf:"bytes,12,opt,name=category,proto3" json:"category,omitempty"`
+	Category string `protobuf:"bytes,12,opt,name=category,proto3" json:"category,omitempty"`
+	// The shopper's region when it happened (as RequestContext.region):
+	// counted in that region's popularity; empty: none.
+	Region        string `protobuf:"bytes,13,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -356,6 +359,13 @@ func (x *Event) GetRating() float32 {
 func (x *Event) GetCategory() string {
 	if x != nil {
 		return x.Category
+	}
+	return ""
+}
+
+func (x *Event) GetRegion() string {
+	if x != nil {
+		return x.Region
 	}
 	return ""
 }
@@ -1239,7 +1249,7 @@ var File_recsys_v1_event_proto protoreflect.FileDescriptor
 
 const file_recsys_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x15recsys/v1/event.proto\x12\trecsys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x03\n" +
+	"\x15recsys/v1/event.proto\x12\trecsys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\x03\n" +
 	"\x05Event\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x17\n" +
@@ -1253,7 +1263,8 @@ const file_recsys_v1_event_proto_rawDesc = "" +
 	"\x05query\x18\n" +
 	" \x01(\tR\x05query\x12\x16\n" +
 	"\x06rating\x18\v \x01(\x02R\x06rating\x12\x1a\n" +
-	"\bcategory\x18\f \x01(\tR\bcategory\"?\n" +
+	"\bcategory\x18\f \x01(\tR\bcategory\x12\x16\n" +
+	"\x06region\x18\r \x01(\tR\x06region\"?\n" +
 	"\x13RecordEventsRequest\x12(\n" +
 	"\x06events\x18\x01 \x03(\v2\x10.recsys.v1.EventR\x06events\"R\n" +
 	"\x14RecordEventsResponse\x12\x1a\n" +

@@ -674,7 +674,14 @@ type GetReportRequest struct {
 	// Default: from_date.
 	ToDate string `protobuf:"bytes,2,opt,name=to_date,json=toDate,proto3" json:"to_date,omitempty"`
 	// An experiment to report per arm (over its whole run); optional.
-	Experiment    string `protobuf:"bytes,3,opt,name=experiment,proto3" json:"experiment,omitempty"`
+	Experiment string `protobuf:"bytes,3,opt,name=experiment,proto3" json:"experiment,omitempty"`
+	// A push campaign (BatchRecommendRequest.campaign_id) to report: the
+	// visits and purchases of its pushed users against its held-out users
+	// within campaign_days of its first call; optional.
+	Campaign string `protobuf:"bytes,4,opt,name=campaign,proto3" json:"campaign,omitempty"`
+	// The days after the campaign's start its report counts, 1 to 90;
+	// default 7.
+	CampaignDays  int32 `protobuf:"varint,5,opt,name=campaign_days,json=campaignDays,proto3" json:"campaign_days,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -730,6 +737,20 @@ func (x *GetReportRequest) GetExperiment() string {
 	return ""
 }
 
+func (x *GetReportRequest) GetCampaign() string {
+	if x != nil {
+		return x.Campaign
+	}
+	return ""
+}
+
+func (x *GetReportRequest) GetCampaignDays() int32 {
+	if x != nil {
+		return x.CampaignDays
+	}
+	return 0
+}
+
 // GetReportResponse is the report.
 type GetReportResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -737,7 +758,9 @@ type GetReportResponse struct {
 	// model version × experiment arm.
 	Rows []*ReportRow `protobuf:"bytes,1,rep,name=rows,proto3" json:"rows,omitempty"`
 	// Per arm of the requested experiment, control first; empty without one.
-	Arms          []*ArmReport `protobuf:"bytes,2,rep,name=arms,proto3" json:"arms,omitempty"`
+	Arms []*ArmReport `protobuf:"bytes,2,rep,name=arms,proto3" json:"arms,omitempty"`
+	// The requested campaign's lift of push over holdout; unset without one.
+	Campaign      *CampaignReport `protobuf:"bytes,3,opt,name=campaign,proto3" json:"campaign,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -786,6 +809,261 @@ func (x *GetReportResponse) GetArms() []*ArmReport {
 	return nil
 }
 
+func (x *GetReportResponse) GetCampaign() *CampaignReport {
+	if x != nil {
+		return x.Campaign
+	}
+	return nil
+}
+
+// CampaignReport compares a push campaign's pushed users with its
+// held-out users over the days after its start: the user is the unit (the
+// holdout is drawn per user), counted from the profiles the server keeps
+// (the newest 200 events and 500 purchases of each user).
+type CampaignReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The campaign id.
+	Campaign string `protobuf:"bytes,1,opt,name=campaign,proto3" json:"campaign,omitempty"`
+	// The share of users it held out.
+	HoldoutShare float64 `protobuf:"fixed64,2,opt,name=holdout_share,json=holdoutShare,proto3" json:"holdout_share,omitempty"`
+	// Its first call: the window starts here.
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// The window's length in days.
+	Days int32 `protobuf:"varint,4,opt,name=days,proto3" json:"days,omitempty"`
+	// The users answered with items (or an empty reason other than HOLDOUT).
+	Pushed *CampaignGroup `protobuf:"bytes,5,opt,name=pushed,proto3" json:"pushed,omitempty"`
+	// The users answered PUSH_EMPTY_REASON_HOLDOUT.
+	HeldOut *CampaignGroup `protobuf:"bytes,6,opt,name=held_out,json=heldOut,proto3" json:"held_out,omitempty"`
+	// Pushed against held out: two-proportion z-test on visitors / users.
+	VisitLift *Lift `protobuf:"bytes,7,opt,name=visit_lift,json=visitLift,proto3" json:"visit_lift,omitempty"`
+	// Two-proportion z-test on buyers / users.
+	BuyerLift *Lift `protobuf:"bytes,8,opt,name=buyer_lift,json=buyerLift,proto3" json:"buyer_lift,omitempty"`
+	// Welch's t-test on purchases per user.
+	PurchasesPerUserLift *Lift `protobuf:"bytes,9,opt,name=purchases_per_user_lift,json=purchasesPerUserLift,proto3" json:"purchases_per_user_lift,omitempty"`
+	// Welch's t-test on revenue per user.
+	RevenuePerUserLift *Lift `protobuf:"bytes,10,opt,name=revenue_per_user_lift,json=revenuePerUserLift,proto3" json:"revenue_per_user_lift,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *CampaignReport) Reset() {
+	*x = CampaignReport{}
+	mi := &file_recsys_v1_experiment_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignReport) ProtoMessage() {}
+
+func (x *CampaignReport) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_experiment_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignReport.ProtoReflect.Descriptor instead.
+func (*CampaignReport) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CampaignReport) GetCampaign() string {
+	if x != nil {
+		return x.Campaign
+	}
+	return ""
+}
+
+func (x *CampaignReport) GetHoldoutShare() float64 {
+	if x != nil {
+		return x.HoldoutShare
+	}
+	return 0
+}
+
+func (x *CampaignReport) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+func (x *CampaignReport) GetDays() int32 {
+	if x != nil {
+		return x.Days
+	}
+	return 0
+}
+
+func (x *CampaignReport) GetPushed() *CampaignGroup {
+	if x != nil {
+		return x.Pushed
+	}
+	return nil
+}
+
+func (x *CampaignReport) GetHeldOut() *CampaignGroup {
+	if x != nil {
+		return x.HeldOut
+	}
+	return nil
+}
+
+func (x *CampaignReport) GetVisitLift() *Lift {
+	if x != nil {
+		return x.VisitLift
+	}
+	return nil
+}
+
+func (x *CampaignReport) GetBuyerLift() *Lift {
+	if x != nil {
+		return x.BuyerLift
+	}
+	return nil
+}
+
+func (x *CampaignReport) GetPurchasesPerUserLift() *Lift {
+	if x != nil {
+		return x.PurchasesPerUserLift
+	}
+	return nil
+}
+
+func (x *CampaignReport) GetRevenuePerUserLift() *Lift {
+	if x != nil {
+		return x.RevenuePerUserLift
+	}
+	return nil
+}
+
+// CampaignGroup is one side of a campaign within the report's window.
+type CampaignGroup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The users stored for the side.
+	Users int64 `protobuf:"varint,1,opt,name=users,proto3" json:"users,omitempty"`
+	// Users with a view, cart, purchase or custom event in the window.
+	Visitors int64 `protobuf:"varint,2,opt,name=visitors,proto3" json:"visitors,omitempty"`
+	// Users with a purchase in the window.
+	Buyers int64 `protobuf:"varint,3,opt,name=buyers,proto3" json:"buyers,omitempty"`
+	// Purchase events in the window.
+	Purchases int64 `protobuf:"varint,4,opt,name=purchases,proto3" json:"purchases,omitempty"`
+	// Their spend (quantity × the catalog price when recorded).
+	Revenue float64 `protobuf:"fixed64,5,opt,name=revenue,proto3" json:"revenue,omitempty"`
+	// visitors / users, Wilson interval.
+	VisitRate *Estimate `protobuf:"bytes,6,opt,name=visit_rate,json=visitRate,proto3" json:"visit_rate,omitempty"`
+	// buyers / users, Wilson interval.
+	BuyerRate *Estimate `protobuf:"bytes,7,opt,name=buyer_rate,json=buyerRate,proto3" json:"buyer_rate,omitempty"`
+	// purchases / users, normal interval.
+	PurchasesPerUser *Estimate `protobuf:"bytes,8,opt,name=purchases_per_user,json=purchasesPerUser,proto3" json:"purchases_per_user,omitempty"`
+	// revenue / users, normal interval.
+	RevenuePerUser *Estimate `protobuf:"bytes,9,opt,name=revenue_per_user,json=revenuePerUser,proto3" json:"revenue_per_user,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CampaignGroup) Reset() {
+	*x = CampaignGroup{}
+	mi := &file_recsys_v1_experiment_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CampaignGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CampaignGroup) ProtoMessage() {}
+
+func (x *CampaignGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_recsys_v1_experiment_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CampaignGroup.ProtoReflect.Descriptor instead.
+func (*CampaignGroup) Descriptor() ([]byte, []int) {
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CampaignGroup) GetUsers() int64 {
+	if x != nil {
+		return x.Users
+	}
+	return 0
+}
+
+func (x *CampaignGroup) GetVisitors() int64 {
+	if x != nil {
+		return x.Visitors
+	}
+	return 0
+}
+
+func (x *CampaignGroup) GetBuyers() int64 {
+	if x != nil {
+		return x.Buyers
+	}
+	return 0
+}
+
+func (x *CampaignGroup) GetPurchases() int64 {
+	if x != nil {
+		return x.Purchases
+	}
+	return 0
+}
+
+func (x *CampaignGroup) GetRevenue() float64 {
+	if x != nil {
+		return x.Revenue
+	}
+	return 0
+}
+
+func (x *CampaignGroup) GetVisitRate() *Estimate {
+	if x != nil {
+		return x.VisitRate
+	}
+	return nil
+}
+
+func (x *CampaignGroup) GetBuyerRate() *Estimate {
+	if x != nil {
+		return x.BuyerRate
+	}
+	return nil
+}
+
+func (x *CampaignGroup) GetPurchasesPerUser() *Estimate {
+	if x != nil {
+		return x.PurchasesPerUser
+	}
+	return nil
+}
+
+func (x *CampaignGroup) GetRevenuePerUser() *Estimate {
+	if x != nil {
+		return x.RevenuePerUser
+	}
+	return nil
+}
+
 // ReportRow is the counters of one dimension combination over the range.
 type ReportRow struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -824,7 +1102,7 @@ type ReportRow struct {
 
 func (x *ReportRow) Reset() {
 	*x = ReportRow{}
-	mi := &file_recsys_v1_experiment_proto_msgTypes[12]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -836,7 +1114,7 @@ func (x *ReportRow) String() string {
 func (*ReportRow) ProtoMessage() {}
 
 func (x *ReportRow) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_experiment_proto_msgTypes[12]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -849,7 +1127,7 @@ func (x *ReportRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportRow.ProtoReflect.Descriptor instead.
 func (*ReportRow) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{12}
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReportRow) GetPlacement() string {
@@ -996,7 +1274,7 @@ type ArmReport struct {
 
 func (x *ArmReport) Reset() {
 	*x = ArmReport{}
-	mi := &file_recsys_v1_experiment_proto_msgTypes[13]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1286,7 @@ func (x *ArmReport) String() string {
 func (*ArmReport) ProtoMessage() {}
 
 func (x *ArmReport) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_experiment_proto_msgTypes[13]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1299,7 @@ func (x *ArmReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArmReport.ProtoReflect.Descriptor instead.
 func (*ArmReport) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{13}
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ArmReport) GetArm() string {
@@ -1165,7 +1443,7 @@ type Estimate struct {
 
 func (x *Estimate) Reset() {
 	*x = Estimate{}
-	mi := &file_recsys_v1_experiment_proto_msgTypes[14]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1177,7 +1455,7 @@ func (x *Estimate) String() string {
 func (*Estimate) ProtoMessage() {}
 
 func (x *Estimate) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_experiment_proto_msgTypes[14]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1190,7 +1468,7 @@ func (x *Estimate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Estimate.ProtoReflect.Descriptor instead.
 func (*Estimate) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{14}
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Estimate) GetValue() float64 {
@@ -1233,7 +1511,7 @@ type Lift struct {
 
 func (x *Lift) Reset() {
 	*x = Lift{}
-	mi := &file_recsys_v1_experiment_proto_msgTypes[15]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1245,7 +1523,7 @@ func (x *Lift) String() string {
 func (*Lift) ProtoMessage() {}
 
 func (x *Lift) ProtoReflect() protoreflect.Message {
-	mi := &file_recsys_v1_experiment_proto_msgTypes[15]
+	mi := &file_recsys_v1_experiment_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1258,7 +1536,7 @@ func (x *Lift) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Lift.ProtoReflect.Descriptor instead.
 func (*Lift) Descriptor() ([]byte, []int) {
-	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{15}
+	return file_recsys_v1_experiment_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Lift) GetRelative() float64 {
@@ -1349,16 +1627,46 @@ const file_recsys_v1_experiment_proto_rawDesc = "" +
 	"\x16StopExperimentResponse\x125\n" +
 	"\n" +
 	"experiment\x18\x01 \x01(\v2\x15.recsys.v1.ExperimentR\n" +
-	"experiment\"h\n" +
+	"experiment\"\xa9\x01\n" +
 	"\x10GetReportRequest\x12\x1b\n" +
 	"\tfrom_date\x18\x01 \x01(\tR\bfromDate\x12\x17\n" +
 	"\ato_date\x18\x02 \x01(\tR\x06toDate\x12\x1e\n" +
 	"\n" +
 	"experiment\x18\x03 \x01(\tR\n" +
-	"experiment\"g\n" +
+	"experiment\x12\x1a\n" +
+	"\bcampaign\x18\x04 \x01(\tR\bcampaign\x12#\n" +
+	"\rcampaign_days\x18\x05 \x01(\x05R\fcampaignDays\"\x9e\x01\n" +
 	"\x11GetReportResponse\x12(\n" +
 	"\x04rows\x18\x01 \x03(\v2\x14.recsys.v1.ReportRowR\x04rows\x12(\n" +
-	"\x04arms\x18\x02 \x03(\v2\x14.recsys.v1.ArmReportR\x04arms\"\xc4\x03\n" +
+	"\x04arms\x18\x02 \x03(\v2\x14.recsys.v1.ArmReportR\x04arms\x125\n" +
+	"\bcampaign\x18\x03 \x01(\v2\x19.recsys.v1.CampaignReportR\bcampaign\"\xf3\x03\n" +
+	"\x0eCampaignReport\x12\x1a\n" +
+	"\bcampaign\x18\x01 \x01(\tR\bcampaign\x12#\n" +
+	"\rholdout_share\x18\x02 \x01(\x01R\fholdoutShare\x129\n" +
+	"\n" +
+	"started_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x12\n" +
+	"\x04days\x18\x04 \x01(\x05R\x04days\x120\n" +
+	"\x06pushed\x18\x05 \x01(\v2\x18.recsys.v1.CampaignGroupR\x06pushed\x123\n" +
+	"\bheld_out\x18\x06 \x01(\v2\x18.recsys.v1.CampaignGroupR\aheldOut\x12.\n" +
+	"\n" +
+	"visit_lift\x18\a \x01(\v2\x0f.recsys.v1.LiftR\tvisitLift\x12.\n" +
+	"\n" +
+	"buyer_lift\x18\b \x01(\v2\x0f.recsys.v1.LiftR\tbuyerLift\x12F\n" +
+	"\x17purchases_per_user_lift\x18\t \x01(\v2\x0f.recsys.v1.LiftR\x14purchasesPerUserLift\x12B\n" +
+	"\x15revenue_per_user_lift\x18\n" +
+	" \x01(\v2\x0f.recsys.v1.LiftR\x12revenuePerUserLift\"\xfb\x02\n" +
+	"\rCampaignGroup\x12\x14\n" +
+	"\x05users\x18\x01 \x01(\x03R\x05users\x12\x1a\n" +
+	"\bvisitors\x18\x02 \x01(\x03R\bvisitors\x12\x16\n" +
+	"\x06buyers\x18\x03 \x01(\x03R\x06buyers\x12\x1c\n" +
+	"\tpurchases\x18\x04 \x01(\x03R\tpurchases\x12\x18\n" +
+	"\arevenue\x18\x05 \x01(\x01R\arevenue\x122\n" +
+	"\n" +
+	"visit_rate\x18\x06 \x01(\v2\x13.recsys.v1.EstimateR\tvisitRate\x122\n" +
+	"\n" +
+	"buyer_rate\x18\a \x01(\v2\x13.recsys.v1.EstimateR\tbuyerRate\x12A\n" +
+	"\x12purchases_per_user\x18\b \x01(\v2\x13.recsys.v1.EstimateR\x10purchasesPerUser\x12=\n" +
+	"\x10revenue_per_user\x18\t \x01(\v2\x13.recsys.v1.EstimateR\x0erevenuePerUser\"\xc4\x03\n" +
 	"\tReportRow\x12\x1c\n" +
 	"\tplacement\x18\x01 \x01(\tR\tplacement\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12#\n" +
@@ -1437,7 +1745,7 @@ func file_recsys_v1_experiment_proto_rawDescGZIP() []byte {
 }
 
 var file_recsys_v1_experiment_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_recsys_v1_experiment_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_recsys_v1_experiment_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_recsys_v1_experiment_proto_goTypes = []any{
 	(ExperimentState)(0),             // 0: recsys.v1.ExperimentState
 	(*Experiment)(nil),               // 1: recsys.v1.Experiment
@@ -1452,52 +1760,66 @@ var file_recsys_v1_experiment_proto_goTypes = []any{
 	(*StopExperimentResponse)(nil),   // 10: recsys.v1.StopExperimentResponse
 	(*GetReportRequest)(nil),         // 11: recsys.v1.GetReportRequest
 	(*GetReportResponse)(nil),        // 12: recsys.v1.GetReportResponse
-	(*ReportRow)(nil),                // 13: recsys.v1.ReportRow
-	(*ArmReport)(nil),                // 14: recsys.v1.ArmReport
-	(*Estimate)(nil),                 // 15: recsys.v1.Estimate
-	(*Lift)(nil),                     // 16: recsys.v1.Lift
-	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
-	(Source)(0),                      // 18: recsys.v1.Source
+	(*CampaignReport)(nil),           // 13: recsys.v1.CampaignReport
+	(*CampaignGroup)(nil),            // 14: recsys.v1.CampaignGroup
+	(*ReportRow)(nil),                // 15: recsys.v1.ReportRow
+	(*ArmReport)(nil),                // 16: recsys.v1.ArmReport
+	(*Estimate)(nil),                 // 17: recsys.v1.Estimate
+	(*Lift)(nil),                     // 18: recsys.v1.Lift
+	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
+	(Source)(0),                      // 20: recsys.v1.Source
 }
 var file_recsys_v1_experiment_proto_depIdxs = []int32{
 	2,  // 0: recsys.v1.Experiment.arms:type_name -> recsys.v1.Arm
 	0,  // 1: recsys.v1.Experiment.state:type_name -> recsys.v1.ExperimentState
-	17, // 2: recsys.v1.Experiment.created_at:type_name -> google.protobuf.Timestamp
-	17, // 3: recsys.v1.Experiment.stopped_at:type_name -> google.protobuf.Timestamp
-	18, // 4: recsys.v1.Arm.cold_source:type_name -> recsys.v1.Source
+	19, // 2: recsys.v1.Experiment.created_at:type_name -> google.protobuf.Timestamp
+	19, // 3: recsys.v1.Experiment.stopped_at:type_name -> google.protobuf.Timestamp
+	20, // 4: recsys.v1.Arm.cold_source:type_name -> recsys.v1.Source
 	1,  // 5: recsys.v1.CreateExperimentRequest.experiment:type_name -> recsys.v1.Experiment
 	1,  // 6: recsys.v1.CreateExperimentResponse.experiment:type_name -> recsys.v1.Experiment
 	1,  // 7: recsys.v1.UpdateExperimentRequest.experiment:type_name -> recsys.v1.Experiment
 	1,  // 8: recsys.v1.UpdateExperimentResponse.experiment:type_name -> recsys.v1.Experiment
 	1,  // 9: recsys.v1.ListExperimentsResponse.experiments:type_name -> recsys.v1.Experiment
 	1,  // 10: recsys.v1.StopExperimentResponse.experiment:type_name -> recsys.v1.Experiment
-	13, // 11: recsys.v1.GetReportResponse.rows:type_name -> recsys.v1.ReportRow
-	14, // 12: recsys.v1.GetReportResponse.arms:type_name -> recsys.v1.ArmReport
-	15, // 13: recsys.v1.ReportRow.ctr:type_name -> recsys.v1.Estimate
-	15, // 14: recsys.v1.ReportRow.purchases_per_answer:type_name -> recsys.v1.Estimate
-	15, // 15: recsys.v1.ArmReport.conversion:type_name -> recsys.v1.Estimate
-	15, // 16: recsys.v1.ArmReport.ctr:type_name -> recsys.v1.Estimate
-	15, // 17: recsys.v1.ArmReport.revenue_per_user:type_name -> recsys.v1.Estimate
-	15, // 18: recsys.v1.ArmReport.revenue_per_answer:type_name -> recsys.v1.Estimate
-	16, // 19: recsys.v1.ArmReport.conversion_lift:type_name -> recsys.v1.Lift
-	16, // 20: recsys.v1.ArmReport.revenue_per_user_lift:type_name -> recsys.v1.Lift
-	16, // 21: recsys.v1.ArmReport.ctr_lift:type_name -> recsys.v1.Lift
-	16, // 22: recsys.v1.ArmReport.revenue_per_answer_lift:type_name -> recsys.v1.Lift
-	3,  // 23: recsys.v1.ExperimentService.CreateExperiment:input_type -> recsys.v1.CreateExperimentRequest
-	5,  // 24: recsys.v1.ExperimentService.UpdateExperiment:input_type -> recsys.v1.UpdateExperimentRequest
-	7,  // 25: recsys.v1.ExperimentService.ListExperiments:input_type -> recsys.v1.ListExperimentsRequest
-	9,  // 26: recsys.v1.ExperimentService.StopExperiment:input_type -> recsys.v1.StopExperimentRequest
-	11, // 27: recsys.v1.ExperimentService.GetReport:input_type -> recsys.v1.GetReportRequest
-	4,  // 28: recsys.v1.ExperimentService.CreateExperiment:output_type -> recsys.v1.CreateExperimentResponse
-	6,  // 29: recsys.v1.ExperimentService.UpdateExperiment:output_type -> recsys.v1.UpdateExperimentResponse
-	8,  // 30: recsys.v1.ExperimentService.ListExperiments:output_type -> recsys.v1.ListExperimentsResponse
-	10, // 31: recsys.v1.ExperimentService.StopExperiment:output_type -> recsys.v1.StopExperimentResponse
-	12, // 32: recsys.v1.ExperimentService.GetReport:output_type -> recsys.v1.GetReportResponse
-	28, // [28:33] is the sub-list for method output_type
-	23, // [23:28] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	15, // 11: recsys.v1.GetReportResponse.rows:type_name -> recsys.v1.ReportRow
+	16, // 12: recsys.v1.GetReportResponse.arms:type_name -> recsys.v1.ArmReport
+	13, // 13: recsys.v1.GetReportResponse.campaign:type_name -> recsys.v1.CampaignReport
+	19, // 14: recsys.v1.CampaignReport.started_at:type_name -> google.protobuf.Timestamp
+	14, // 15: recsys.v1.CampaignReport.pushed:type_name -> recsys.v1.CampaignGroup
+	14, // 16: recsys.v1.CampaignReport.held_out:type_name -> recsys.v1.CampaignGroup
+	18, // 17: recsys.v1.CampaignReport.visit_lift:type_name -> recsys.v1.Lift
+	18, // 18: recsys.v1.CampaignReport.buyer_lift:type_name -> recsys.v1.Lift
+	18, // 19: recsys.v1.CampaignReport.purchases_per_user_lift:type_name -> recsys.v1.Lift
+	18, // 20: recsys.v1.CampaignReport.revenue_per_user_lift:type_name -> recsys.v1.Lift
+	17, // 21: recsys.v1.CampaignGroup.visit_rate:type_name -> recsys.v1.Estimate
+	17, // 22: recsys.v1.CampaignGroup.buyer_rate:type_name -> recsys.v1.Estimate
+	17, // 23: recsys.v1.CampaignGroup.purchases_per_user:type_name -> recsys.v1.Estimate
+	17, // 24: recsys.v1.CampaignGroup.revenue_per_user:type_name -> recsys.v1.Estimate
+	17, // 25: recsys.v1.ReportRow.ctr:type_name -> recsys.v1.Estimate
+	17, // 26: recsys.v1.ReportRow.purchases_per_answer:type_name -> recsys.v1.Estimate
+	17, // 27: recsys.v1.ArmReport.conversion:type_name -> recsys.v1.Estimate
+	17, // 28: recsys.v1.ArmReport.ctr:type_name -> recsys.v1.Estimate
+	17, // 29: recsys.v1.ArmReport.revenue_per_user:type_name -> recsys.v1.Estimate
+	17, // 30: recsys.v1.ArmReport.revenue_per_answer:type_name -> recsys.v1.Estimate
+	18, // 31: recsys.v1.ArmReport.conversion_lift:type_name -> recsys.v1.Lift
+	18, // 32: recsys.v1.ArmReport.revenue_per_user_lift:type_name -> recsys.v1.Lift
+	18, // 33: recsys.v1.ArmReport.ctr_lift:type_name -> recsys.v1.Lift
+	18, // 34: recsys.v1.ArmReport.revenue_per_answer_lift:type_name -> recsys.v1.Lift
+	3,  // 35: recsys.v1.ExperimentService.CreateExperiment:input_type -> recsys.v1.CreateExperimentRequest
+	5,  // 36: recsys.v1.ExperimentService.UpdateExperiment:input_type -> recsys.v1.UpdateExperimentRequest
+	7,  // 37: recsys.v1.ExperimentService.ListExperiments:input_type -> recsys.v1.ListExperimentsRequest
+	9,  // 38: recsys.v1.ExperimentService.StopExperiment:input_type -> recsys.v1.StopExperimentRequest
+	11, // 39: recsys.v1.ExperimentService.GetReport:input_type -> recsys.v1.GetReportRequest
+	4,  // 40: recsys.v1.ExperimentService.CreateExperiment:output_type -> recsys.v1.CreateExperimentResponse
+	6,  // 41: recsys.v1.ExperimentService.UpdateExperiment:output_type -> recsys.v1.UpdateExperimentResponse
+	8,  // 42: recsys.v1.ExperimentService.ListExperiments:output_type -> recsys.v1.ListExperimentsResponse
+	10, // 43: recsys.v1.ExperimentService.StopExperiment:output_type -> recsys.v1.StopExperimentResponse
+	12, // 44: recsys.v1.ExperimentService.GetReport:output_type -> recsys.v1.GetReportResponse
+	40, // [40:45] is the sub-list for method output_type
+	35, // [35:40] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_recsys_v1_experiment_proto_init() }
@@ -1513,7 +1835,7 @@ func file_recsys_v1_experiment_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recsys_v1_experiment_proto_rawDesc), len(file_recsys_v1_experiment_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -9,6 +9,7 @@ package recsysv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -348,8 +349,17 @@ func (x *ActivateModelRequest) GetVersion() string {
 // ActivateModelResponse confirms the switch.
 type ActivateModelResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The version that is now current.
-	Model         *ModelInfo `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// The version that is now current, and that the answering replica serves.
+	Model *ModelInfo `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
+	// How the other replicas converge on the version, in words: they switch
+	// when the registry announces it (Redis pub/sub, as soon as they have
+	// loaded it) or, if they missed the announcement, at their next poll of
+	// the registry.
+	Convergence string `protobuf:"bytes,2,opt,name=convergence,proto3" json:"convergence,omitempty"`
+	// The longest a replica goes without reading the registry (its
+	// --model-poll): every replica that can load the version serves it within
+	// this, plus the time it takes to load the model.
+	PollInterval  *durationpb.Duration `protobuf:"bytes,3,opt,name=poll_interval,json=pollInterval,proto3" json:"poll_interval,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -387,6 +397,20 @@ func (*ActivateModelResponse) Descriptor() ([]byte, []int) {
 func (x *ActivateModelResponse) GetModel() *ModelInfo {
 	if x != nil {
 		return x.Model
+	}
+	return nil
+}
+
+func (x *ActivateModelResponse) GetConvergence() string {
+	if x != nil {
+		return x.Convergence
+	}
+	return ""
+}
+
+func (x *ActivateModelResponse) GetPollInterval() *durationpb.Duration {
+	if x != nil {
+		return x.PollInterval
 	}
 	return nil
 }
@@ -497,7 +521,7 @@ var File_recsys_v1_model_proto protoreflect.FileDescriptor
 
 const file_recsys_v1_model_proto_rawDesc = "" +
 	"\n" +
-	"\x15recsys/v1/model.proto\x12\trecsys.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x03\n" +
+	"\x15recsys/v1/model.proto\x12\trecsys.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x03\n" +
 	"\tModelInfo\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x129\n" +
 	"\n" +
@@ -521,9 +545,11 @@ const file_recsys_v1_model_proto_rawDesc = "" +
 	"\x12ListModelsResponse\x12,\n" +
 	"\x06models\x18\x01 \x03(\v2\x14.recsys.v1.ModelInfoR\x06models\"0\n" +
 	"\x14ActivateModelRequest\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\tR\aversion\"C\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\"\xa5\x01\n" +
 	"\x15ActivateModelResponse\x12*\n" +
-	"\x05model\x18\x01 \x01(\v2\x14.recsys.v1.ModelInfoR\x05model\"1\n" +
+	"\x05model\x18\x01 \x01(\v2\x14.recsys.v1.ModelInfoR\x05model\x12 \n" +
+	"\vconvergence\x18\x02 \x01(\tR\vconvergence\x12>\n" +
+	"\rpoll_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\fpollInterval\"1\n" +
 	"\x15GetModelReportRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\"F\n" +
 	"\x16GetModelReportResponse\x12\x18\n" +
@@ -562,6 +588,7 @@ var file_recsys_v1_model_proto_goTypes = []any{
 	nil,                            // 9: recsys.v1.ModelInfo.HyperparametersEntry
 	nil,                            // 10: recsys.v1.ModelInfo.MetricsEntry
 	(*timestamppb.Timestamp)(nil),  // 11: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 12: google.protobuf.Duration
 }
 var file_recsys_v1_model_proto_depIdxs = []int32{
 	11, // 0: recsys.v1.ModelInfo.trained_at:type_name -> google.protobuf.Timestamp
@@ -570,19 +597,20 @@ var file_recsys_v1_model_proto_depIdxs = []int32{
 	0,  // 3: recsys.v1.GetModelResponse.model:type_name -> recsys.v1.ModelInfo
 	0,  // 4: recsys.v1.ListModelsResponse.models:type_name -> recsys.v1.ModelInfo
 	0,  // 5: recsys.v1.ActivateModelResponse.model:type_name -> recsys.v1.ModelInfo
-	1,  // 6: recsys.v1.ModelService.GetModel:input_type -> recsys.v1.GetModelRequest
-	3,  // 7: recsys.v1.ModelService.ListModels:input_type -> recsys.v1.ListModelsRequest
-	5,  // 8: recsys.v1.ModelService.ActivateModel:input_type -> recsys.v1.ActivateModelRequest
-	7,  // 9: recsys.v1.ModelService.GetModelReport:input_type -> recsys.v1.GetModelReportRequest
-	2,  // 10: recsys.v1.ModelService.GetModel:output_type -> recsys.v1.GetModelResponse
-	4,  // 11: recsys.v1.ModelService.ListModels:output_type -> recsys.v1.ListModelsResponse
-	6,  // 12: recsys.v1.ModelService.ActivateModel:output_type -> recsys.v1.ActivateModelResponse
-	8,  // 13: recsys.v1.ModelService.GetModelReport:output_type -> recsys.v1.GetModelReportResponse
-	10, // [10:14] is the sub-list for method output_type
-	6,  // [6:10] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	12, // 6: recsys.v1.ActivateModelResponse.poll_interval:type_name -> google.protobuf.Duration
+	1,  // 7: recsys.v1.ModelService.GetModel:input_type -> recsys.v1.GetModelRequest
+	3,  // 8: recsys.v1.ModelService.ListModels:input_type -> recsys.v1.ListModelsRequest
+	5,  // 9: recsys.v1.ModelService.ActivateModel:input_type -> recsys.v1.ActivateModelRequest
+	7,  // 10: recsys.v1.ModelService.GetModelReport:input_type -> recsys.v1.GetModelReportRequest
+	2,  // 11: recsys.v1.ModelService.GetModel:output_type -> recsys.v1.GetModelResponse
+	4,  // 12: recsys.v1.ModelService.ListModels:output_type -> recsys.v1.ListModelsResponse
+	6,  // 13: recsys.v1.ModelService.ActivateModel:output_type -> recsys.v1.ActivateModelResponse
+	8,  // 14: recsys.v1.ModelService.GetModelReport:output_type -> recsys.v1.GetModelReportResponse
+	11, // [11:15] is the sub-list for method output_type
+	7,  // [7:11] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_recsys_v1_model_proto_init() }

@@ -37,7 +37,11 @@ type ModelServiceClient interface {
 	// ListModels lists the published versions, newest first.
 	ListModels(ctx context.Context, in *ListModelsRequest, opts ...grpc.CallOption) (*ListModelsResponse, error)
 	// ActivateModel makes a published version the current one on every server
-	// (for example to roll back). The version must still be kept.
+	// (for example to roll back). The version must still be kept. It returns
+	// once the replica that answers serves the version (within 10 s, else
+	// FAILED_PRECONDITION: the version is current in the registry but this
+	// replica could not switch yet); the other replicas converge on their own
+	// (see ActivateModelResponse.convergence).
 	ActivateModel(ctx context.Context, in *ActivateModelRequest, opts ...grpc.CallOption) (*ActivateModelResponse, error)
 	// GetModelReport returns the HTML evaluation report recsys-train stored
 	// with a version: quality curves of the model and its baselines, coverage,
@@ -105,7 +109,11 @@ type ModelServiceServer interface {
 	// ListModels lists the published versions, newest first.
 	ListModels(context.Context, *ListModelsRequest) (*ListModelsResponse, error)
 	// ActivateModel makes a published version the current one on every server
-	// (for example to roll back). The version must still be kept.
+	// (for example to roll back). The version must still be kept. It returns
+	// once the replica that answers serves the version (within 10 s, else
+	// FAILED_PRECONDITION: the version is current in the registry but this
+	// replica could not switch yet); the other replicas converge on their own
+	// (see ActivateModelResponse.convergence).
 	ActivateModel(context.Context, *ActivateModelRequest) (*ActivateModelResponse, error)
 	// GetModelReport returns the HTML evaluation report recsys-train stored
 	// with a version: quality curves of the model and its baselines, coverage,

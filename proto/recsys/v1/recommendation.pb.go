@@ -93,6 +93,9 @@ const (
 	DropReason_DROP_REASON_OUT_OF_WINDOW DropReason = 4
 	// The request's filter (categories, price) leaves it out.
 	DropReason_DROP_REASON_FILTERED DropReason = 5
+	// The catalog lists regions for it, and the request's region is not one
+	// of them (or the request names none).
+	DropReason_DROP_REASON_NOT_IN_REGION DropReason = 6
 )
 
 // Enum value maps for DropReason.
@@ -104,6 +107,7 @@ var (
 		3: "DROP_REASON_MEMBER_ONLY",
 		4: "DROP_REASON_OUT_OF_WINDOW",
 		5: "DROP_REASON_FILTERED",
+		6: "DROP_REASON_NOT_IN_REGION",
 	}
 	DropReason_value = map[string]int32{
 		"DROP_REASON_UNSPECIFIED":   0,
@@ -112,6 +116,7 @@ var (
 		"DROP_REASON_MEMBER_ONLY":   3,
 		"DROP_REASON_OUT_OF_WINDOW": 4,
 		"DROP_REASON_FILTERED":      5,
+		"DROP_REASON_NOT_IN_REGION": 6,
 	}
 )
 
@@ -948,6 +953,11 @@ type RequestContext struct {
 	// The item the page is about, if any. It counts as a fresh view for this
 	// answer only (nothing is stored) and is never returned itself.
 	ContextItemId string `protobuf:"bytes,2,opt,name=context_item_id,json=contextItemId,proto3" json:"context_item_id,omitempty"`
+	// The shopper's region, such as "de" or "us-west": 1..32 bytes of a-z,
+	// 0-9, "-" and "_"; empty: none. Items whose catalog entry lists regions
+	// are recommended only in those; a user without history gets the
+	// region's popular items first.
+	Region        string `protobuf:"bytes,3,opt,name=region,proto3" json:"region,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -992,6 +1002,13 @@ func (x *RequestContext) GetPlacement() string {
 func (x *RequestContext) GetContextItemId() string {
 	if x != nil {
 		return x.ContextItemId
+	}
+	return ""
+}
+
+func (x *RequestContext) GetRegion() string {
+	if x != nil {
+		return x.Region
 	}
 	return ""
 }
@@ -2025,10 +2042,11 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\n" +
 	"_min_priceB\f\n" +
 	"\n" +
-	"_max_price\"V\n" +
+	"_max_price\"n\n" +
 	"\x0eRequestContext\x12\x1c\n" +
 	"\tplacement\x18\x01 \x01(\tR\tplacement\x12&\n" +
-	"\x0fcontext_item_id\x18\x02 \x01(\tR\rcontextItemId\"\xa5\x02\n" +
+	"\x0fcontext_item_id\x18\x02 \x01(\tR\rcontextItemId\x12\x16\n" +
+	"\x06region\x18\x03 \x01(\tR\x06region\"\xa5\x02\n" +
 	"\x11RecommendResponse\x12+\n" +
 	"\x05items\x18\x01 \x03(\v2\x15.recsys.v1.ScoredItemR\x05items\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12)\n" +
@@ -2112,7 +2130,7 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\fUnknownOrder\x12\x1d\n" +
 	"\x19UNKNOWN_ORDER_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12UNKNOWN_ORDER_KEEP\x10\x01\x12\x1c\n" +
-	"\x18UNKNOWN_ORDER_POPULARITY\x10\x02*\xb5\x01\n" +
+	"\x18UNKNOWN_ORDER_POPULARITY\x10\x02*\xd4\x01\n" +
 	"\n" +
 	"DropReason\x12\x1b\n" +
 	"\x17DROP_REASON_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -2120,7 +2138,8 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\x17DROP_REASON_UNAVAILABLE\x10\x02\x12\x1b\n" +
 	"\x17DROP_REASON_MEMBER_ONLY\x10\x03\x12\x1d\n" +
 	"\x19DROP_REASON_OUT_OF_WINDOW\x10\x04\x12\x18\n" +
-	"\x14DROP_REASON_FILTERED\x10\x05*s\n" +
+	"\x14DROP_REASON_FILTERED\x10\x05\x12\x1d\n" +
+	"\x19DROP_REASON_NOT_IN_REGION\x10\x06*s\n" +
 	"\fAvailability\x12\x1c\n" +
 	"\x18AVAILABILITY_UNSPECIFIED\x10\x00\x12\x1f\n" +
 	"\x1bAVAILABILITY_AVAILABLE_ONLY\x10\x01\x12$\n" +
