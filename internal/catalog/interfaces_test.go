@@ -6,9 +6,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/server"
 )
 
-// The interfaces catalog's types are used through, declared by the packages
-// that use them; checked here, beside the implementations, so that no
-// consumer imports catalog for the check alone.
+// Consumers' interfaces (see internal/layering).
 var (
 	_ server.ShopRules     = (*catalog.Store)(nil)
 	_ server.SearchMatcher = (*catalog.SearchIndex)(nil)

@@ -6,9 +6,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/retrain"
 )
 
-// The interfaces cooccur's types are used through, declared by the packages
-// that use them; checked here, beside the implementations, so that no
-// consumer imports cooccur for the check alone.
+// Consumers' interfaces (see internal/layering).
 var (
 	_ recommend.BoughtLists = (*cooccur.Store)(nil)
 	_ retrain.ListWriter    = (*cooccur.Store)(nil)

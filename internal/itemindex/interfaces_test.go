@@ -5,9 +5,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/itemindex"
 )
 
-// The interfaces itemindex's types are used through, declared by the packages
-// that use them; checked here, beside the implementations, so that no
-// consumer imports itemindex for the check alone.
+// Consumers' interfaces (see internal/layering).
 var (
 	_ blend.MFSearch = (*itemindex.Search)(nil)
 )

@@ -6,9 +6,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/retrain"
 )
 
-// The interfaces profile's types are used through, declared by the packages
-// that use them; checked here, beside the implementations, so that no
-// consumer imports profile for the check alone.
+// Consumers' interfaces (see internal/layering).
 var (
 	_ recommend.TrendingSource = (*profile.Store)(nil)
 	_ recommend.PushProfiles   = (*profile.Store)(nil)
