@@ -913,16 +913,18 @@ func drainPush(ctx context.Context, conn *grpc.ClientConn, o options, during fun
 
 // withSwaps runs Recommend open loop at --push-rate while the model is
 // swapped --swaps times between versions (ActivateModel, then waiting
-// until recsysd serves it), spread over the measured time; the errors
-// are the calls that failed.
+// until recsysd serves it), spread over the measured time; the phase lasts
+// at least --duration and until the last swap is served (at most
+// swapBudget more); the errors are the calls that failed.
 func withSwaps(ctx context.Context, conn *grpc.ClientConn, o options, versions []string) (Row, error) {
 	mc := recsysv1.NewModelServiceClient(conn)
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := 0
 	swapErr := make(chan error, 1)
+	swapsDone := make(chan struct{})
 	go func() {
-		defer close(swapErr)
+		defer close(swapsDone)
 		gap := o.duration / time.Duration(o.swaps+1)
 		select {
 		case <-time.After(o.warmup):
@@ -958,12 +960,38 @@ func withSwaps(ctx context.Context, conn *grpc.ClientConn, o options, versions [
 			done++
 		}
 	}()
-	row, err := openLoop(ctx, conn, o, fmt.Sprintf("Recommend during %d model swaps", o.swaps), loadgen.Recommend, o.pushRate)
+	lctx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	go func() {
+		select {
+		case <-time.After(o.warmup + o.duration):
+		case <-lctx.Done():
+			return
+		}
+		select {
+		case <-swapsDone:
+		case <-lctx.Done():
+		}
+		stopLoad()
+	}()
+	lo := o
+	lo.duration += swapBudget // ended by stopLoad
+	row, err := openLoop(lctx, conn, lo, fmt.Sprintf("Recommend during %d model swaps", o.swaps), loadgen.Recommend, o.pushRate)
+	row.Offered = o.pushRate
 	cancel()
-	if serr := <-swapErr; serr != nil {
-		return row, serr
+	<-swapsDone
+	select {
+	case serr := <-swapErr:
+		if ctx.Err() == nil {
+			return row, serr
+		}
+	default:
 	}
 	row.Swaps = done
 	row.Note = fmt.Sprintf("%d of %d swaps done (%d items each), %d failed calls", done, o.swaps, o.items, row.Errors)
 	return row, err
 }
+
+// swapBudget bounds how much longer than --duration the swap phase waits
+// for its last swap.
+const swapBudget = 10 * time.Minute

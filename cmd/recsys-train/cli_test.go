@@ -47,6 +47,13 @@ func TestCommandLine(t *testing.T) {
 		{"bad environment value", []string{"--dry-run", "--input", "x.csv"}, map[string]string{"RECSYS_ITERATIONS": "many"}, exitUsage, "", []string{"RECSYS_ITERATIONS"}},
 		{"bad log level", []string{"--dry-run", "--input", "x.csv", "--log-level", "loud"}, nil, exitUsage, "", []string{"--log-level"}},
 		{"nothing to read", []string{"--dry-run"}, nil, exitUsage, "", []string{"--input"}},
+		{"train subcommand help", []string{"train", "--help"}, nil, exitOK, "", []string{"usage: recsys-train [flags]", "-bought-ttl"}},
+		{"single-dash version", []string{"-version"}, nil, exitOK, "recsys-train ", nil},
+		{"nowhere to publish", []string{"--input", "x.csv"}, nil, exitUsage, "", []string{"nowhere to publish"}},
+		{"bad format", []string{"--dry-run", "--input", "x.csv", "--format", "xml"}, nil, exitUsage, "", []string{"--format"}},
+		{"bad Redis address", []string{"--dry-run", "--redis-addr", ","}, nil, exitUsage, "", []string{"--redis-addr"}},
+		{"environment fills a flag", []string{"--dry-run"}, map[string]string{"RECSYS_INPUT": "missing.csv"}, 1, "", []string{"missing.csv"}},
+		{"eval bad cut-offs", []string{"eval", "--input", "x.csv", "--k", "ten"}, nil, exitUsage, "", []string{"--k"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := recsysTrain(tc.env, tc.args...)

@@ -294,8 +294,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // runTrain trains, gates and publishes.
-func runTrain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var o options
+// trainFlags registers the job's flags on a new flag set, with o.job's
+// fields (trainjob.NewConfig's values) as their defaults; reportFile is
+// --report.
+func trainFlags(o *options, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("recsys-train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = usage(fs, stderr, "Reads the event history (the Redis stream of --redis-addr, or --input files), tunes ALS within\n"+
@@ -323,6 +325,13 @@ func runTrain(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&cfg.CoPurchase.MinSupport, "bought-min-support", cfg.CoPurchase.MinSupport, "fewest users who bought a pair together for it to be listed")
 	fs.IntVar(&cfg.CoPurchase.Cap, "bought-cap", cfg.CoPurchase.Cap, "items kept in each item's bought-together list")
 	fs.DurationVar(&cfg.ListTTL, "bought-ttl", cfg.ListTTL, "lifetime of a bought-together list a later run does not rewrite (longer than the retraining cadence)")
+	return fs, reportFile
+}
+
+func runTrain(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var o options
+	fs, reportFile := trainFlags(&o, stderr)
+	j, cfg := &o.job, &o.job.Retrain
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}

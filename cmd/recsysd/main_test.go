@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"io"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -18,16 +17,12 @@ import (
 // TestFlagTableDocumented keeps the recsysd flag table (docs/operations.md) and the flags
 // in step: names and defaults.
 func TestFlagTableDocumented(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/operations.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := flagdoc.Table(doc, "### recsysd flags")
-	if err != nil {
-		t.Fatal(err)
-	}
 	o := defaultOptions()
-	for _, p := range flagdoc.Compare(newFlagSet(&o, io.Discard), rows) {
+	diffs, err := flagdoc.CompareFile("../../docs/operations.md", "### recsysd flags", newFlagSet(&o, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range diffs {
 		t.Error("docs/operations.md:", p)
 	}
 }

@@ -259,6 +259,7 @@ type Daemon struct {
 	// collectors are the metrics /metrics exports (Collectors).
 	collectors []prometheus.Collector
 	push       *pushsched.Scheduler
+	breaker    *recommend.Breaker // on Recommend's profile loads
 	xps        *experiment.Cache
 }
 
@@ -379,8 +380,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}
 	// One breaker for the profile loads of every engine (the current
 	// model's and the experiment arms'): they read the same store.
-	profiles := recommend.WithBreaker(recommend.WithLoadBudget(d.store, cfg.ProfileBudget), recommend.BreakerConfig{Log: log})
-	if d.engine, err = recommend.New(ecfg, profiles, d.catCache, d.popular); err != nil {
+	d.breaker = recommend.WithBreaker(recommend.WithLoadBudget(d.store, cfg.ProfileBudget), recommend.BreakerConfig{Log: log})
+	if d.engine, err = recommend.New(ecfg, d.breaker, d.catCache, d.popular); err != nil {
 		return nil, err
 	}
 	ccfg := cfg.Campaigns
@@ -434,7 +435,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		if err != nil {
 			return nil, err
 		}
-		e, err := recommend.New(armCfg, profiles, d.catCache, d.popular)
+		e, err := recommend.New(armCfg, d.breaker, d.catCache, d.popular)
 		if err != nil {
 			return nil, err
 		}
@@ -478,6 +479,18 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		}
 	}
 	d.collectors = append(append(append(d.srv.Collectors(), d.kpi.Collectors()...), d.push.Collectors()...),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "recsys_profile_breaker_open",
+			Help: "1 while the profile-store breaker is open (Recommend answers degraded at once), else 0.",
+		}, func() float64 {
+			if d.breaker.Open() {
+				return 1
+			}
+			return 0
+		}), prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "recsys_profile_breaker_opened_total",
+			Help: "Times the profile-store breaker opened.",
+		}, func() float64 { return float64(d.breaker.Opened()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "recsys_answer_records_dropped_total",
 			Help: "Answer records dropped because the attribution writer's queue was full.",

@@ -35,7 +35,8 @@ func largeModel(t *testing.T, n int, seed uint64) *mf.Model {
 	return m
 }
 
-// Hot swaps of a large model (50,000 items, the partitioned index forced)
+// Hot swaps of a large model (50,000 items, 10,000 under the race
+// detector; the partitioned index forced)
 // by ActivateModel while Recommend, SimilarItems and BatchRecommend calls
 // keep coming: every call answers, from one of the two versions, with a
 // full personalized answer; none fails.
@@ -43,7 +44,11 @@ func TestHotSwapOfALargeModelUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("publishes two 50,000-item models (-short)")
 	}
-	const items, users = 50_000, 20
+	const users = 20
+	items := 50_000
+	if raceDetector {
+		items = 10_000 // the race detector makes generating and indexing 5× slower; the swaps are what it checks
+	}
 	r := start(t, func(c *daemon.Config) { c.IndexMinItems = -1 })
 	ctx := context.Background()
 	var evs []*recsysv1.Event

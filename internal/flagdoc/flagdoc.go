@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -139,4 +140,21 @@ func sameDefault(def, text string) bool {
 		return err == nil && a == b
 	}
 	return false
+}
+
+// CompareFile compares fs with the table after heading in the Markdown file
+// at path (see Table and Compare); a file without the table is an error.
+func CompareFile(path, heading string, fs *flag.FlagSet) ([]string, error) {
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := Table(doc, heading)
+	if err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		return nil, fmt.Errorf("%s: no table after %q", path, heading)
+	}
+	return Compare(fs, rows), nil
 }

@@ -2,6 +2,8 @@ package flagdoc
 
 import (
 	"flag"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -88,5 +90,22 @@ func TestCompare(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestCompareFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flags.md")
+	md := "## flags\n\n| flag | default |\n|---|---|\n| `--a` | 3 |\n"
+	if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.Int("a", 4, "")
+	got, err := CompareFile(path, "## flags", fs)
+	if err != nil || len(got) != 1 || !strings.Contains(got[0], "a") {
+		t.Errorf("got %q, %v; want the one wrong default", got, err)
+	}
+	if _, err := CompareFile(path, "## other", fs); err == nil {
+		t.Error("a file without the table is not an error")
 	}
 }

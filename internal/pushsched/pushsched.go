@@ -117,8 +117,6 @@ type Pusher interface {
 	Push(ctx context.Context, req recommend.PushRequest, emit func(recommend.PushResult) error) error
 }
 
-var _ Pusher = (*recommend.Engine)(nil)
-
 // Scheduler admits and runs BatchRecommend calls: the server calls its
 // Push instead of the engine's.
 type Scheduler struct {

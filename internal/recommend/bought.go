@@ -17,8 +17,6 @@ type BoughtLists interface {
 	Read(ctx context.Context, itemIDs []string) ([][]cooccur.Entry, error)
 }
 
-var _ BoughtLists = (*cooccur.Store)(nil)
-
 // BoughtRequest asks for items bought together with one item or a cart.
 type BoughtRequest struct {
 	ItemIDs []string // the cart; never returned

@@ -85,8 +85,6 @@ func (e *Engine) search(m *mf.Model, s *scratch, q itemindex.Query) bool {
 	return s.searching
 }
 
-var _ blend.MFSearch = (*itemindex.Search)(nil)
-
 // searchBlend makes the started search of s rank by b's blended score for
 // the user whose vector is x and whose fold-in rows are s.rows (newest
 // first): candidates are the index's best by MF score, over-fetched, and

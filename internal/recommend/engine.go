@@ -60,8 +60,6 @@ type Catalog interface {
 	Version() uint64
 }
 
-var _ Catalog = (*catalog.Cache)(nil)
-
 // Source names the path that produced an answer.
 type Source int
 

@@ -48,8 +48,6 @@ type Rules interface {
 	Rules() *catalog.Rules
 }
 
-var _ Rules = (*catalog.RulesCache)(nil)
-
 // Per-row flags of the request-independent rules.
 const (
 	rowUnavailable uint8 = 1 << iota // the catalog says not available

@@ -23,8 +23,6 @@ type PushProfiles interface {
 	EachSeenUser(ctx context.Context, since, until time.Time, page int, fn func(ids []string) error) error
 }
 
-var _ PushProfiles = (*profile.Store)(nil)
-
 // ErrNoPushProfiles is returned by Push on an engine configured without
 // PushProfiles.
 var ErrNoPushProfiles = errors.New("batch recommendations are not configured")

@@ -12,8 +12,6 @@ type TrendingSource interface {
 	Trending(ctx context.Context, n int) ([]profile.ItemScore, error)
 }
 
-var _ TrendingSource = (*profile.Store)(nil)
-
 // NewTrending returns an in-process cache of the size most trending items,
 // refreshed like the popular list (Refresh, Run), so trending answers need
 // no Redis round trip.

@@ -127,8 +127,6 @@ type ListWriter interface {
 	Write(ctx context.Context, lists []cooccur.List, ttl time.Duration) (int, error)
 }
 
-var _ ListWriter = (*cooccur.Store)(nil)
-
 func (c *Config) defaults() error {
 	if c.Weighting == (event.Weighting{}) {
 		c.Weighting = event.DefaultWeighting()

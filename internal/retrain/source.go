@@ -8,7 +8,6 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/dataset"
 	"github.com/recsys-dev/recsys/internal/event"
-	"github.com/recsys-dev/recsys/internal/profile"
 )
 
 // FileSource reads events from files in any dataset format (format "" =
@@ -43,8 +42,6 @@ func FileSource(paths []string, format dataset.Format, log *slog.Logger) Source 
 type EventReader interface {
 	ReadEvents(ctx context.Context, since, until time.Time, fn func(event.Event) error) error
 }
-
-var _ EventReader = (*profile.Store)(nil)
 
 // StreamSource reads the events recorded in [since, until) from the Redis
 // event stream; zero bounds are open.

@@ -31,8 +31,6 @@ type ShopRules interface {
 	LoadRules(ctx context.Context) (*catalog.Rules, error)
 }
 
-var _ ShopRules = (*catalog.Store)(nil)
-
 type catalogService struct {
 	recsysv1.UnimplementedCatalogServiceServer
 	store CatalogStore

@@ -37,8 +37,6 @@ type SearchMatcher interface {
 	Match(query string) []catalog.SearchMatch
 }
 
-var _ SearchMatcher = (*catalog.SearchIndex)(nil)
-
 type eventService struct {
 	recsysv1.UnimplementedEventServiceServer
 	log       *slog.Logger

@@ -21,8 +21,6 @@ type Pusher interface {
 	Push(ctx context.Context, req pushsched.Request, emit func(recommend.PushResult) error) error
 }
 
-var _ Pusher = (*pushsched.Scheduler)(nil)
-
 // maxCampaignID bounds BatchRecommendRequest.campaign_id (bytes).
 const maxCampaignID = 128
 
