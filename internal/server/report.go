@@ -120,15 +120,16 @@ func (s *experimentService) campaignReport(ctx context.Context, id string, days 
 					fresh = append(fresh, u)
 				}
 			}
-			if len(fresh) == 0 {
-				return nil
-			}
-			ps, err := s.profiles.LoadMany(ctx, fresh)
-			if err != nil {
-				return err
-			}
-			for _, p := range ps {
-				groups[i].Add(p, from, to)
+			for len(fresh) > 0 { // an SSCAN page may exceed one LoadMany
+				n := min(len(fresh), profile.MaxLoadMany)
+				ps, err := s.profiles.LoadMany(ctx, fresh[:n])
+				if err != nil {
+					return err
+				}
+				for _, p := range ps {
+					groups[i].Add(p, from, to)
+				}
+				fresh = fresh[n:]
 			}
 			return nil
 		})
