@@ -27,6 +27,13 @@ func TestRetryPolicy(t *testing.T) {
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
 		m, _ := grpc.MethodFromServerStream(stream)
+		// Read the request first, as a real handler does: a server that
+		// answers before the client has finished sending races the
+		// client's send, and gRPC then reports that send's io.EOF instead
+		// of the status.
+		if err := stream.RecvMsg(&emptypb.Empty{}); err != nil {
+			return err
+		}
 		mu.Lock()
 		attempts[m]++
 		mu.Unlock()
