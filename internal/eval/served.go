@@ -33,8 +33,7 @@ type Served struct {
 	depth int
 	probe int
 	pool  sync.Pool // *servedScratch
-
-	hits, total atomic.Int64
+	exactRecall
 }
 
 type servedScratch struct {
@@ -54,14 +53,6 @@ func NewServed(model *mf.Model, ix *itemindex.Index, depth, probe int) *Served {
 
 // Name is "served".
 func (s *Served) Name() string { return ServedName }
-
-// Recall is the share of the exact top Depth the searches returned so far.
-func (s *Served) Recall() float64 {
-	if t := s.total.Load(); t > 0 {
-		return float64(s.hits.Load()) / float64(t)
-	}
-	return math.NaN()
-}
 
 // Scores implements Recommender.
 func (s *Served) Scores(cases []Case, out []float32) error {
@@ -88,19 +79,7 @@ func (s *Served) Scores(cases []Case, out []float32) error {
 		if err != nil {
 			return fmt.Errorf("served: fold in a user with %d items: %w", len(cs.Known), err)
 		}
-		known := cs.Known // sorted
-		admit := func(r int32) bool {
-			lo, hi := 0, len(known)
-			for lo < hi {
-				m := (lo + hi) / 2
-				if known[m] < r {
-					lo = m + 1
-				} else {
-					hi = m
-				}
-			}
-			return lo == len(known) || known[lo] != r
-		}
+		admit := unknownTo(cs.Known)
 		if err := s.ix.Start(&sc.search, itemindex.Query{X: x, Probe: s.probe}); err != nil {
 			return fmt.Errorf("served: %w", err)
 		}
@@ -108,23 +87,8 @@ func (s *Served) Scores(cases []Case, out []float32) error {
 		for _, e := range sc.got {
 			row[e.Row] = e.Score
 		}
-		// The exact scan's top Depth, for the recall.
 		s.model.Scores(x, exact)
-		sc.heap.Reset(s.depth)
-		for i, v := range exact {
-			if sc.heap.Accepts(v) && admit(int32(i)) {
-				sc.heap.Push(int32(i), v)
-			}
-		}
-		want := sc.heap.Len()
-		hits := 0
-		for _, w := range sc.heap.Sorted(sc.got[:0]) {
-			if row[w.Row] != float32(math.Inf(-1)) { // the search returned it
-				hits++
-			}
-		}
-		s.hits.Add(int64(hits))
-		s.total.Add(int64(want))
+		sc.got = s.add(exact, row, s.depth, admit, &sc.heap, sc.got)
 	}
 	return nil
 }
@@ -133,22 +97,10 @@ func (s *Served) Scores(cases []Case, out []float32) error {
 // defaults and forced, as a server with --index-min-items 0 would) and
 // returns its row, with RecallVsExact(depth) added; depth is the largest K.
 func ServedRow(ctx context.Context, s *Split, model *mf.Model, probe int, opt Options) (ModelResult, error) {
-	opt, err := opt.withDefaults(s.Matrix.Cols)
-	if err != nil {
-		return ModelResult{}, err
-	}
-	ix, err := itemindex.ForModel(model)
-	if err != nil {
-		return ModelResult{}, fmt.Errorf("served: %w", err)
-	}
-	depth := opt.Ks[len(opt.Ks)-1]
-	rec := NewServed(model, ix, depth, probe)
-	res, err := Evaluate(ctx, s, rec, opt)
-	if err != nil {
-		return ModelResult{}, err
-	}
-	res.Metrics[RecallVsExact(depth)] = rec.Recall()
-	return res, nil
+	return servedRow(ctx, s, model, ServedName, opt, func(ix *itemindex.Index, depth int) (Recommender, *exactRecall) {
+		rec := NewServed(model, ix, depth, probe)
+		return rec, &rec.exactRecall
+	})
 }
 
 // ServedBlendName is the report's name of the served path of a blend.
@@ -168,8 +120,7 @@ type ServedBlend struct {
 	depth int
 	probe int
 	pool  sync.Pool // *servedBlendScratch
-
-	hits, total atomic.Int64
+	exactRecall
 }
 
 type servedBlendScratch struct {
@@ -188,15 +139,6 @@ func NewServedBlend(exact *Blend, ix *itemindex.Index, depth, probe int) *Served
 
 // Name is "served blend".
 func (s *ServedBlend) Name() string { return ServedBlendName }
-
-// Recall is the share of the exact blend's top Depth the served path
-// returned so far.
-func (s *ServedBlend) Recall() float64 {
-	if t := s.total.Load(); t > 0 {
-		return float64(s.hits.Load()) / float64(t)
-	}
-	return math.NaN()
-}
 
 // Scores implements Recommender.
 func (s *ServedBlend) Scores(cases []Case, out []float32) error {
@@ -229,8 +171,7 @@ func (s *ServedBlend) Scores(cases []Case, out []float32) error {
 		if err != nil {
 			return fmt.Errorf("%s: fold in a user with %d items: %w", ServedBlendName, len(bsc.recent), err)
 		}
-		known := cs.Known // sorted
-		admit := func(j int32) bool { _, k := slices.BinarySearch(known, j); return !k }
+		admit := unknownTo(cs.Known)
 		if err := s.ix.Start(&sc.search, itemindex.Query{X: x, Probe: s.probe}); err != nil {
 			return fmt.Errorf("%s: %w", ServedBlendName, err)
 		}
@@ -239,25 +180,10 @@ func (s *ServedBlend) Scores(cases []Case, out []float32) error {
 		for _, e := range sc.got {
 			row[e.Row] = e.Score
 		}
-		// The exact blend's top Depth, for the recall.
 		r.model.Scores(x, exact)
 		r.b.Finish(&bsc.bs, exact)
 		bsc.bs.Release()
-		sc.heap.Reset(s.depth)
-		for i, v := range exact {
-			if sc.heap.Accepts(v) && admit(int32(i)) {
-				sc.heap.Push(int32(i), v)
-			}
-		}
-		want := sc.heap.Len()
-		hits := 0
-		for _, w := range sc.heap.Sorted(sc.got[:0]) {
-			if row[w.Row] != float32(math.Inf(-1)) {
-				hits++
-			}
-		}
-		s.hits.Add(int64(hits))
-		s.total.Add(int64(want))
+		sc.got = s.add(exact, row, s.depth, admit, &sc.heap, sc.got)
 	}
 	return nil
 }
@@ -268,20 +194,72 @@ func (s *ServedBlend) Scores(cases []Case, out []float32) error {
 // RecallVsExact(depth) against the exact blend added; depth is the
 // largest K.
 func ServedBlendRow(ctx context.Context, s *Split, exact *Blend, probe int, opt Options) (ModelResult, error) {
+	return servedRow(ctx, s, exact.model, ServedBlendName, opt, func(ix *itemindex.Index, depth int) (Recommender, *exactRecall) {
+		rec := NewServedBlend(exact, ix, depth, probe)
+		return rec, &rec.exactRecall
+	})
+}
+
+// servedRow evaluates the served path newRec makes for model's index (built
+// with defaults and forced) on s, with RecallVsExact(depth) added; depth is
+// the largest K.
+func servedRow(ctx context.Context, s *Split, model *mf.Model, name string, opt Options,
+	newRec func(ix *itemindex.Index, depth int) (Recommender, *exactRecall)) (ModelResult, error) {
 	opt, err := opt.withDefaults(s.Matrix.Cols)
 	if err != nil {
 		return ModelResult{}, err
 	}
-	ix, err := itemindex.ForModel(exact.model)
+	ix, err := itemindex.ForModel(model)
 	if err != nil {
-		return ModelResult{}, fmt.Errorf("%s: %w", ServedBlendName, err)
+		return ModelResult{}, fmt.Errorf("%s: %w", name, err)
 	}
 	depth := opt.Ks[len(opt.Ks)-1]
-	rec := NewServedBlend(exact, ix, depth, probe)
+	rec, recall := newRec(ix, depth)
 	res, err := Evaluate(ctx, s, rec, opt)
 	if err != nil {
 		return ModelResult{}, err
 	}
-	res.Metrics[RecallVsExact(depth)] = rec.Recall()
+	res.Metrics[RecallVsExact(depth)] = recall.Recall()
 	return res, nil
+}
+
+// exactRecall counts how many of the exact ranking's top Depth a served
+// path returned.
+type exactRecall struct{ hits, total atomic.Int64 }
+
+// Recall is the share of the exact top Depth the served path returned so
+// far (NaN before any case).
+func (r *exactRecall) Recall() float64 {
+	if t := r.total.Load(); t > 0 {
+		return float64(r.hits.Load()) / float64(t)
+	}
+	return math.NaN()
+}
+
+// add counts one case: the depth best items of exact that admit lets
+// through, against row, where the served path's unreturned items score
+// −Inf. h and buf are scratch; add returns buf grown.
+func (r *exactRecall) add(exact, row []float32, depth int, admit func(int32) bool, h *topk.Heap, buf []topk.Entry) []topk.Entry {
+	h.Reset(depth)
+	for i, v := range exact {
+		if h.Accepts(v) && admit(int32(i)) {
+			h.Push(int32(i), v)
+		}
+	}
+	want := h.Len()
+	buf = h.Sorted(buf[:0])
+	hits := 0
+	for _, w := range buf {
+		if row[w.Row] != float32(math.Inf(-1)) {
+			hits++
+		}
+	}
+	r.hits.Add(int64(hits))
+	r.total.Add(int64(want))
+	return buf
+}
+
+// unknownTo admits the items not in known (sorted).
+func unknownTo(known []int32) func(int32) bool {
+	return func(j int32) bool { _, k := slices.BinarySearch(known, j); return !k }
 }
