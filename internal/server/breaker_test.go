@@ -2,20 +2,13 @@ package server_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/metrics"
-	"github.com/recsys-dev/recsys/internal/profile"
 	"github.com/recsys-dev/recsys/internal/recommend"
-	"github.com/recsys-dev/recsys/internal/redisconn"
-	"github.com/recsys-dev/recsys/internal/redistest"
-	"github.com/recsys-dev/recsys/internal/server"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
@@ -25,35 +18,13 @@ import (
 // once (counted as cause "breaker", the store not asked) until a probe,
 // 250 ms later on the breaker's clock, finds Redis back and closes it.
 func TestBreakerAnswersDegradedAtOnce(t *testing.T) {
-	rs := redistest.StartServer(t, "")
-	rdb, err := redisconn.New(redisconn.Options{Addr: rs.Addr, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, MaxRetries: -1,
-		DialTimeout: 300 * time.Millisecond, PoolTimeout: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rdb.Close() })
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := profile.NewStore(rdb, profile.Config{Prefix: "brk"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	catStore := catalog.NewStore(rdb, "brk")
-	cache := catalog.NewCache(catStore, log)
-	pop := recommend.NewPopular(store, 100, log)
 	clk := &clock{t: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)}
-	breaker := recommend.WithBreaker(recommend.WithLoadBudget(store, 30*time.Millisecond), recommend.BreakerConfig{Now: clk.Now})
-	eng, err := recommend.New(recommend.Config{}, breaker, cache, pop)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng.SetModel(plantedModel(t, "v1"))
-	m := metrics.New(nil)
-	srv, err := server.New(server.Config{}, server.Deps{Logger: log, Recommender: eng, Serving: eng, Profiles: store,
-		Catalog: catStore, CatalogView: cache, Fallback: eng, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := serve(t, srv)
+	var breaker *recommend.Breaker
+	rig := startOwnRedis(t, "brk", func(p recommend.Profiles) recommend.Profiles {
+		breaker = recommend.WithBreaker(p, recommend.BreakerConfig{Now: clk.Now})
+		return breaker
+	})
+	rs, pop, m, conn := rig.rs, rig.pop, rig.m, rig.conn
 	rec := recsysv1.NewRecommendationServiceClient(conn)
 	events := recsysv1.NewEventServiceClient(conn)
 	ctx := context.Background()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -42,34 +43,8 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // fail with Unavailable; health says what still works; and everything is
 // normal again when Redis is back, without touching the server.
 func TestRecommendDegradesWhenRedisIsSlowOrDown(t *testing.T) {
-	rs := redistest.StartServer(t, "")
-	// Short timeouts and no retries keep the test fast; recsysd uses 1 s and 2.
-	rdb, err := redisconn.New(redisconn.Options{Addr: rs.Addr, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, MaxRetries: -1,
-		DialTimeout: 300 * time.Millisecond, PoolTimeout: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = rdb.Close() })
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := profile.NewStore(rdb, profile.Config{Prefix: "deg"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	catStore := catalog.NewStore(rdb, "deg")
-	cache := catalog.NewCache(catStore, log)
-	pop := recommend.NewPopular(store, 100, log)
-	eng, err := recommend.New(recommend.Config{}, recommend.WithLoadBudget(store, 30*time.Millisecond), cache, pop)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng.SetModel(plantedModel(t, "v1"))
-	m := metrics.New(nil)
-	srv, err := server.New(server.Config{}, server.Deps{Logger: log, Recommender: eng, Serving: eng, Profiles: store,
-		Catalog: catStore, CatalogView: cache, Fallback: eng, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := serve(t, srv)
+	rig := startOwnRedis(t, "deg", nil)
+	rs, store, pop, srv, m, conn := rig.rs, rig.store, rig.pop, rig.srv, rig.m, rig.conn
 	rec := recsysv1.NewRecommendationServiceClient(conn)
 	events := recsysv1.NewEventServiceClient(conn)
 	hc := healthpb.NewHealthClient(conn)
@@ -215,4 +190,54 @@ func TestRecommendDegradesWhenRedisIsSlowOrDown(t *testing.T) {
 		return err == nil
 	})
 	recovered("Redis restarted")
+}
+
+// ownRedis is a server on a planted model against a redis-server of its own
+// (which the test may pause or kill), with short Redis timeouts, no retries
+// and a 30 ms profile budget.
+type ownRedis struct {
+	rs    *redistest.Server
+	store *profile.Store
+	pop   *recommend.Popular
+	srv   *server.Server
+	m     *metrics.Set
+	conn  *grpc.ClientConn
+}
+
+// startOwnRedis starts an ownRedis with keys under prefix; wrap, if set,
+// wraps the budgeted profile store the engine loads from.
+func startOwnRedis(t *testing.T, prefix string, wrap func(recommend.Profiles) recommend.Profiles) ownRedis {
+	t.Helper()
+	rs := redistest.StartServer(t, "")
+	// Short timeouts and no retries keep the test fast; recsysd uses 1 s and 2.
+	rdb, err := redisconn.New(redisconn.Options{Addr: rs.Addr, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, MaxRetries: -1,
+		DialTimeout: 300 * time.Millisecond, PoolTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := profile.NewStore(rdb, profile.Config{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	catStore := catalog.NewStore(rdb, prefix)
+	cache := catalog.NewCache(catStore, log)
+	pop := recommend.NewPopular(store, 100, log)
+	var profiles recommend.Profiles = recommend.WithLoadBudget(store, 30*time.Millisecond)
+	if wrap != nil {
+		profiles = wrap(profiles)
+	}
+	eng, err := recommend.New(recommend.Config{}, profiles, cache, pop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng.SetModel(plantedModel(t, "v1"))
+	m := metrics.New(nil)
+	srv, err := server.New(server.Config{}, server.Deps{Logger: log, Recommender: eng, Serving: eng, Profiles: store,
+		Catalog: catStore, CatalogView: cache, Fallback: eng, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ownRedis{rs: rs, store: store, pop: pop, srv: srv, m: m, conn: serve(t, srv)}
 }
