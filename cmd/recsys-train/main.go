@@ -575,7 +575,11 @@ func addAblation(ctx context.Context, c evalCommand, split *eval.Split, rep *eva
 		log.Info("blend weights chosen on validation", "neighbors", b.Params.Neighbor, "transitions", b.Params.Transition,
 			"recency", b.Params.Recency, "validation_users", search.Users, fmt.Sprintf("ndcg@%d", search.K), b.NDCG)
 	}
-	rows, err := eval.AblationRows(ctx, split, model, search, opt, eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers, Served: c.cfg.Served})
+	// The ablation's last row is the job's published blend when the job
+	// chose one (retrain.TestJobAblationDescribesThePublishedBlend), whose served
+	// row rep then has already: not evaluated twice.
+	served := c.cfg.Served && !slices.ContainsFunc(rep.Models, func(m eval.ModelResult) bool { return m.Name == eval.ServedBlendName })
+	rows, err := eval.AblationRows(ctx, split, model, search, opt, eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers, Served: served})
 	if err != nil {
 		return fmt.Errorf("blend ablation: %w", err)
 	}
