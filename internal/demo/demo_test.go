@@ -3,7 +3,6 @@ package demo
 import (
 	"bytes"
 	"context"
-	"io"
 	"strings"
 	"testing"
 )
@@ -12,11 +11,11 @@ import (
 // end on the embedded store (which is what the demo is for) and tells the
 // whole story.
 func TestDemoRunsEndToEnd(t *testing.T) {
-	var out bytes.Buffer
+	var out, logs bytes.Buffer
 	err := Run(context.Background(), Config{Users: 400, Items: 200, Events: 15000, Seed: 7, Factors: 16, Iterations: 6,
-		GRPCAddr: "127.0.0.1:0"}, &out, io.Discard)
+		GRPCAddr: "127.0.0.1:0"}, &out, &logs)
 	if err != nil {
-		t.Fatalf("demo: %v\n%s", err, out.String())
+		t.Fatalf("demo: %v\n%s\nserver warnings:\n%s", err, out.String(), logs.String())
 	}
 	for _, want := range []string{"recsysd serving", "loaded through the gRPC API", "published", "hot-swapped to",
 		"recommended for", "(personalized,", "the very next answer", "bought together with", "model  ndcg@10", "popularity", "itemknn", "gate: ",

@@ -35,6 +35,7 @@ func runExperiment(ctx context.Context, api *client.Client, users int, seed uint
 		items       []string
 	}
 	var answers []shown
+	inXP := 0 // answers the server assigned to the experiment's arms
 	for i := range users {
 		u := synth.UserID(i)
 		p, err := api.Events.GetProfile(ctx, &recsysv1.GetProfileRequest{UserId: u})
@@ -62,24 +63,32 @@ func runExperiment(ctx context.Context, api *client.Client, users int, seed uint
 				clicked = append(clicked, it.GetItemId())
 			}
 		}
+		if res.GetExperiment() == xp.Name {
+			inXP++
+		}
 		answers = append(answers, shown{u, res.GetRecommendationId(), clicked})
 	}
 	// The answer records are written off the request path: wait for them
 	// before the shoppers' events arrive.
 	today := time.Now().UTC().Format(time.DateOnly)
+	var n int64
+	var lastErr error
 	counted := func() bool {
 		rep, err := api.Experiments.GetReport(ctx, &recsysv1.GetReportRequest{FromDate: today, Experiment: xp.Name})
-		if err != nil {
+		if lastErr = err; err != nil {
 			return false
 		}
-		var n int64
+		n = 0
 		for _, a := range rep.GetArms() {
 			n += a.GetAnswers()
 		}
-		return n >= int64(users)
+		return n >= int64(inXP)
 	}
 	if err := poll(ctx, "the experiment's answers", counted); err != nil {
-		return err
+		return fmt.Errorf("%w (the report counts %d of the %d answers given in the experiment; last error: %v)", err, n, inXP, lastErr)
+	}
+	if inXP < users {
+		say("   (%d of %d answers were in the experiment)", inXP, users)
 	}
 	var evs []*recsysv1.Event
 	send := func() error {
