@@ -29,7 +29,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/cooccur"
-	"github.com/recsys-dev/recsys/internal/embedded"
+	"github.com/recsys-dev/recsys/internal/demostore"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/experiment"
 	"github.com/recsys-dev/recsys/internal/httpapi"
@@ -230,7 +230,7 @@ const DefaultProfileBudget = 50 * time.Millisecond
 type Daemon struct {
 	cfg      Config
 	log      *slog.Logger
-	emb      *embedded.Store
+	emb      *demostore.Store
 	rdb      redis.UniversalClient
 	store    *profile.Store
 	catCache *catalog.Cache
@@ -288,7 +288,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}()
 	addr := cfg.RedisAddr
 	if addr == "" {
-		if d.emb, err = embedded.Start(log); err != nil {
+		if d.emb, err = demostore.Start(log); err != nil {
 			return nil, err
 		}
 		addr = d.emb.Addr()
@@ -667,7 +667,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error {
 		return server.NewReadiness(d.srv, redisconn.Pinger{Client: d.rdb}).Run(gctx, d.cfg.ReadyCheck)
 	})
-	g.Go(func() error { return d.attr.Run(gctx) })
+	// The answer records' writer stops after the gRPC server has drained,
+	// so the answers of the last requests are written (and counted) too.
+	attrCtx, stopAttr := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopAttr()
+	g.Go(func() error { return d.attr.Run(attrCtx) })
 	g.Go(func() error { return d.popular.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.catCache.Run(gctx, d.cfg.CatalogSync) })
 	g.Go(func() error { return d.rules.Run(gctx, d.cfg.Shop.RulesPoll) })
@@ -702,6 +706,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}
 		d.srv.Shutdown(drainCtx)
+		stopAttr()
 		if d.metrics != nil {
 			if err := d.metrics.Shutdown(drainCtx); err != nil {
 				d.log.Warn("metrics server shutdown", "err", err)
