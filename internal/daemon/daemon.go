@@ -29,7 +29,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/cooccur"
-	"github.com/recsys-dev/recsys/internal/embedded"
+	"github.com/recsys-dev/recsys/internal/demostore"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/experiment"
 	"github.com/recsys-dev/recsys/internal/httpapi"
@@ -230,7 +230,7 @@ const DefaultProfileBudget = 50 * time.Millisecond
 type Daemon struct {
 	cfg      Config
 	log      *slog.Logger
-	emb      *embedded.Store
+	emb      *demostore.Store
 	rdb      redis.UniversalClient
 	store    *profile.Store
 	catCache *catalog.Cache
@@ -288,7 +288,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}()
 	addr := cfg.RedisAddr
 	if addr == "" {
-		if d.emb, err = embedded.Start(log); err != nil {
+		if d.emb, err = demostore.Start(log); err != nil {
 			return nil, err
 		}
 		addr = d.emb.Addr()

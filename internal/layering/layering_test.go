@@ -120,3 +120,19 @@ func TestNothingBelowTheEdgeImportsTheEdge(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoStoreOnlyInTheDaemon: the demo's in-process store is started by
+// the daemon when no Redis address is given, and by nothing else, so no
+// other part of the product can come to depend on an in-memory Redis.
+func TestDemoStoreOnlyInTheDaemon(t *testing.T) {
+	pkgs := list(t)
+	const demostore = module + "internal/demostore"
+	if _, ok := pkgs["internal/demostore"]; !ok {
+		t.Fatal("internal/demostore: no such package (renamed? update this test)")
+	}
+	for _, p := range pkgs {
+		if slices.Contains(p.imports, demostore) && p.path != "internal/daemon" {
+			t.Errorf("%s imports internal/demostore; only internal/daemon may", p.path)
+		}
+	}
+}

@@ -75,7 +75,7 @@ type ArmModels interface {
 }
 
 // ModelPinner keeps a published version from being pruned until a time
-// (implemented by *registry.Redis).
+// (implemented by *registry.Redis and *registry.Dir).
 type ModelPinner interface {
 	Pin(ctx context.Context, version string, until time.Time) error
 }
@@ -87,8 +87,8 @@ type ModelPinner interface {
 const PinLease = time.Hour
 
 // PinVersions pins the model versions of the experiments' arms for a lease
-// (ModelPinner), or, for a registry that cannot pin (a directory), checks
-// that they are published. The error of an unknown version is an
+// (ModelPinner), or, for a registry that cannot pin, checks that they are
+// published. The error of an unknown version is an
 // *experiment.InvalidError naming the arm.
 func PinVersions(ctx context.Context, models ModelRegistry, now time.Time, xps ...experiment.Experiment) error {
 	if models == nil {
