@@ -8,6 +8,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // blendName is the report's name of MF with the blend.
@@ -35,7 +36,7 @@ func (c *BlendCandidate) Fit(ctx context.Context, in FitInput) (Fitted, error) {
 		if err != nil {
 			return nil, err
 		}
-		search, err := eval.FitBlend(ctx, &eval.Split{Name: "blend fit", Train: in.Data, Matrix: m}, in.MF.Info().Hyper,
+		search, err := eval.FitBlend(ctx, &traindata.Split{Name: "blend fit", Train: in.Data, Matrix: m}, in.MF.Info().Hyper,
 			eval.BlendOptions{Workers: in.Workers})
 		if err != nil {
 			return nil, fmt.Errorf("fit the blend: %w", err)
