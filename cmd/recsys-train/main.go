@@ -523,6 +523,16 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		if err := addAblation(ctx, c, split, job.Report, job.MF, job.Blend, log); err != nil {
 			return err
 		}
+		if len(job.Folds) == 2 {
+			// The published weights pool two validation folds; each
+			// fold's own weights, for comparison.
+			rows, err := eval.WeightRows(ctx, split, job.MF, []string{"blend weights: second-to-last events", "blend weights: last events"},
+				job.Folds, eval.BlendOptions{Workers: c.cfg.Workers}, eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers})
+			if err != nil {
+				return fmt.Errorf("blend ablation: %w", err)
+			}
+			job.Report.Models = append(job.Report.Models, rows...)
+		}
 	}
 	if err := writeHTMLReport(*reportFile, job.Report, "job's gate on its holdout of the training part: "+job.Gate.Reason, nil, job.Tuning); err != nil {
 		return err

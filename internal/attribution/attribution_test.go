@@ -208,3 +208,39 @@ func TestItemIDsWithSeparators(t *testing.T) {
 		t.Errorf("item x matched inside another id: %+v, %v", res, err)
 	}
 }
+
+// A stopping writer writes what is still queued before it returns (a
+// server's last answers are counted), in several batches when there are
+// many.
+func TestRunWritesTheQueueWhenStopped(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Client(t)
+	var written []attribution.Answer // Run's callback; read after Run returned
+	s, err := attribution.NewStore(rdb, attribution.Config{Prefix: redistest.Prefix(t, rdb), Now: func() time.Time { return t0 }},
+		func(_ context.Context, as []attribution.Answer) { written = append(written, as...) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 600 // more than one batch
+	for i := range n {
+		a := attribution.Answer{ID: "r" + strconv.Itoa(i), UserID: "u" + strconv.Itoa(i%7), Placement: "home",
+			Time: t0, Items: []string{"x" + strconv.Itoa(i)}}
+		if !s.Enqueue(a) {
+			t.Fatalf("answer %d dropped", i)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // stopped before it wrote anything
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(written) != n || s.Failed() != 0 || s.Dropped() != 0 {
+		t.Fatalf("stopped writer wrote %d answers (failed %d, dropped %d), want all %d", len(written), s.Failed(), s.Dropped(), n)
+	}
+	// The records are there: the last answer's item attributes to it.
+	res, err := s.Attribute(context.Background(), []attribution.Touch{{UserID: "u" + strconv.Itoa((n-1)%7), ItemID: "x" + strconv.Itoa(n-1),
+		Type: event.View, Time: t0.Add(time.Minute)}})
+	if err != nil || len(res.Hits) != 1 || res.Hits[0].AnswerID != "r"+strconv.Itoa(n-1) {
+		t.Fatalf("attribute to the last answer: %+v, %v", res, err)
+	}
+}

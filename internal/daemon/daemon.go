@@ -667,7 +667,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error {
 		return server.NewReadiness(d.srv, redisconn.Pinger{Client: d.rdb}).Run(gctx, d.cfg.ReadyCheck)
 	})
-	g.Go(func() error { return d.attr.Run(gctx) })
+	// The answer records' writer stops after the gRPC server has drained,
+	// so the answers of the last requests are written (and counted) too.
+	attrCtx, stopAttr := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopAttr()
+	g.Go(func() error { return d.attr.Run(attrCtx) })
 	g.Go(func() error { return d.popular.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.catCache.Run(gctx, d.cfg.CatalogSync) })
 	g.Go(func() error { return d.rules.Run(gctx, d.cfg.Shop.RulesPoll) })
@@ -702,6 +706,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}
 		d.srv.Shutdown(drainCtx)
+		stopAttr()
 		if d.metrics != nil {
 			if err := d.metrics.Shutdown(drainCtx); err != nil {
 				d.log.Warn("metrics server shutdown", "err", err)

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -159,6 +160,50 @@ func (s *BlendSearch) Best(neighbors, transitions, recency bool) BlendTrial {
 		return BlendTrial{Params: blend.DefaultParams()}
 	}
 	return s.Trials[best]
+}
+
+// PoolBlendSearches pools weight grids measured on different validation
+// users — folds of the same data, e.g. each user's last and second-to-last
+// training event — into one: each point's NDCG and HR are the mean over all
+// the folds' users (each fold weighted by its users), so the best point is
+// chosen on more users and on more than one position of the sequence. The
+// grids must have the same cut-off and the same points in the same order
+// (grids of the same BlendOptions do).
+func PoolBlendSearches(grids ...*BlendSearch) (*BlendSearch, error) {
+	if len(grids) == 0 || grids[0] == nil {
+		return nil, errors.New("pool blend grids: no grid")
+	}
+	first := grids[0]
+	out := &BlendSearch{K: first.K, Trials: make([]BlendTrial, len(first.Trials))}
+	for i, t := range first.Trials {
+		out.Trials[i].Params = t.Params
+	}
+	for g, s := range grids {
+		switch {
+		case s == nil:
+			return nil, fmt.Errorf("pool blend grids: grid %d is nil", g)
+		case s.K != first.K:
+			return nil, fmt.Errorf("pool blend grids: grid %d is at K %d, grid 0 at %d", g, s.K, first.K)
+		case len(s.Trials) != len(first.Trials):
+			return nil, fmt.Errorf("pool blend grids: grid %d has %d points, grid 0 %d", g, len(s.Trials), len(first.Trials))
+		}
+		for i, t := range s.Trials {
+			if t.Params != first.Trials[i].Params {
+				return nil, fmt.Errorf("pool blend grids: point %d of grid %d is %+v, of grid 0 %+v", i, g, t.Params, first.Trials[i].Params)
+			}
+			out.Trials[i].NDCG += t.NDCG * float64(s.Users)
+			out.Trials[i].HR += t.HR * float64(s.Users)
+		}
+		out.Users += s.Users
+	}
+	if out.Users == 0 {
+		return nil, errors.New("pool blend grids: no validation users")
+	}
+	for i := range out.Trials {
+		out.Trials[i].NDCG /= float64(out.Users)
+		out.Trials[i].HR /= float64(out.Users)
+	}
+	return out, nil
 }
 
 // The grid FitBlend searches.
@@ -410,40 +455,16 @@ func BlendAblation(ctx context.Context, s *traindata.Split, h mf.Hyperparameters
 // against it. Given the grid the retraining job chose its weights from,
 // the last row is the blend it serves.
 func AblationRows(ctx context.Context, s *traindata.Split, model *mf.Model, search *BlendSearch, opt BlendOptions, eopt Options) ([]ModelResult, error) {
-	bopt := opt.Build
-	bopt.Workers = opt.Workers
-	seqs := Sequences(s.Train)
-	nb, err := blend.Neighbors(ctx, seqs, s.Matrix.Cols, bopt)
-	if err != nil {
-		return nil, err
-	}
-	tr, err := blend.Transitions(ctx, seqs, s.Matrix.Cols, bopt)
-	if err != nil {
-		return nil, err
-	}
-	rows := []struct {
-		name string
-		p    blend.Params
-	}{
+	rows := []namedParams{
 		{"itemneighbors", blend.NeighborsOnly()},
 		{"mf", search.Best(false, false, false).Params},
 		{"mf+neighbors", search.Best(true, false, false).Params},
 		{"mf+neighbors+transitions", search.Best(true, true, false).Params},
 		{"mf+neighbors+transitions+recency", search.Best(true, true, true).Params},
 	}
-	var out []ModelResult
-	var last *Blend
-	for _, row := range rows {
-		b, err := blend.New(model, nb, tr, row.p)
-		if err != nil {
-			return nil, err
-		}
-		last = NewBlend(row.name, model, b, seqs)
-		res, err := Evaluate(ctx, s, last, eopt)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, res)
+	out, last, err := blendRows(ctx, s, model, rows, opt, eopt)
+	if err != nil {
+		return nil, err
 	}
 	if eopt.Served {
 		res, err := ServedBlendRow(ctx, s, last, 0, eopt)
@@ -453,4 +474,54 @@ func AblationRows(ctx context.Context, s *traindata.Split, model *mf.Model, sear
 		out = append(out, res)
 	}
 	return out, nil
+}
+
+// WeightRows evaluates on s's test cases the full blend over model with
+// the best weights of each grid (a row per grid, named names[i]): what the
+// choice of the validation split alone does to the blend.
+func WeightRows(ctx context.Context, s *traindata.Split, model *mf.Model, names []string, grids []*BlendSearch, opt BlendOptions, eopt Options) ([]ModelResult, error) {
+	if len(names) != len(grids) {
+		return nil, fmt.Errorf("weight rows: %d names for %d grids", len(names), len(grids))
+	}
+	rows := make([]namedParams, len(grids))
+	for i, g := range grids {
+		rows[i] = namedParams{names[i], g.Best(true, true, true).Params}
+	}
+	out, _, err := blendRows(ctx, s, model, rows, opt, eopt)
+	return out, err
+}
+
+type namedParams struct {
+	name string
+	p    blend.Params
+}
+
+// blendRows evaluates the blend over model with each row's weights on s's
+// test cases (the lists built once from s's training events); last is the
+// last row's recommender.
+func blendRows(ctx context.Context, s *traindata.Split, model *mf.Model, rows []namedParams, opt BlendOptions, eopt Options) (out []ModelResult, last *Blend, err error) {
+	bopt := opt.Build
+	bopt.Workers = opt.Workers
+	seqs := Sequences(s.Train)
+	nb, err := blend.Neighbors(ctx, seqs, s.Matrix.Cols, bopt)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr, err := blend.Transitions(ctx, seqs, s.Matrix.Cols, bopt)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, row := range rows {
+		b, err := blend.New(model, nb, tr, row.p)
+		if err != nil {
+			return nil, nil, err
+		}
+		last = NewBlend(row.name, model, b, seqs)
+		res, err := Evaluate(ctx, s, last, eopt)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, res)
+	}
+	return out, last, nil
 }

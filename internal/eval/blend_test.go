@@ -2,11 +2,13 @@ package eval
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/sparse"
 	"github.com/recsys-dev/recsys/internal/sparse/sparsetest"
@@ -134,5 +136,87 @@ func TestFitBlendNeverReadsTheTestPart(t *testing.T) {
 	}
 	if !reflect.DeepEqual(a, b) {
 		t.Error("poisoning the test part changed the validation search")
+	}
+}
+
+// Pooled grids weigh each fold by its users; grids that do not describe
+// the same points are refused.
+func TestPoolBlendSearches(t *testing.T) {
+	p := func(wn, wt float32) blend.Params {
+		q := blend.DefaultParams()
+		q.Neighbor, q.Transition = wn, wt
+		return q
+	}
+	a := &BlendSearch{K: 20, Users: 100, Trials: []BlendTrial{{p(0, 0), 0.10, 0.20}, {p(1, 0), 0.30, 0.40}}}
+	b := &BlendSearch{K: 20, Users: 300, Trials: []BlendTrial{{p(0, 0), 0.30, 0.40}, {p(1, 0), 0.10, 0.20}}}
+	t.Run("weighted by users", func(t *testing.T) {
+		got, err := PoolBlendSearches(a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// (0.10·100 + 0.30·300) / 400 = 0.25; (0.30·100 + 0.10·300) / 400 = 0.15.
+		want := &BlendSearch{K: 20, Users: 400, Trials: []BlendTrial{{p(0, 0), 0.25, 0.35}, {p(1, 0), 0.15, 0.25}}}
+		if got.K != want.K || got.Users != want.Users || len(got.Trials) != 2 {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+		for i := range want.Trials {
+			g, w := got.Trials[i], want.Trials[i]
+			if g.Params != w.Params || math.Abs(g.NDCG-w.NDCG) > 1e-12 || math.Abs(g.HR-w.HR) > 1e-12 {
+				t.Errorf("point %d: got %+v, want %+v", i, g, w)
+			}
+		}
+		if best := got.Best(true, true, true); best.Params != p(0, 0) {
+			t.Errorf("pooled best %+v: want the point the larger fold prefers", best.Params)
+		}
+	})
+	for _, tc := range []struct {
+		name  string
+		grids []*BlendSearch
+		want  string
+	}{
+		{"none", nil, "no grid"},
+		{"nil grid", []*BlendSearch{a, nil}, "grid 1 is nil"},
+		{"other K", []*BlendSearch{a, {K: 10, Users: 1, Trials: b.Trials}}, "K 10"},
+		{"other size", []*BlendSearch{a, {K: 20, Users: 1, Trials: b.Trials[:1]}}, "1 points"},
+		{"other points", []*BlendSearch{a, {K: 20, Users: 1, Trials: []BlendTrial{b.Trials[1], b.Trials[0]}}}, "point 0 of grid 1"},
+		{"no users", []*BlendSearch{{K: 20, Trials: a.Trials}}, "no validation users"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := PoolBlendSearches(tc.grids...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got error %v, want one saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// WeightRows scores each grid's best weights: a grid whose best point is
+// the ablation's full row gives that row's metrics.
+func TestWeightRowsMatchTheAblation(t *testing.T) {
+	s, err := traindata.LeaveLastOut(chainData(200, 60, 6, 0.6, false, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	opt := BlendOptions{Seed: 1, Workers: 2}
+	eopt := Options{Ks: []int{10}, Workers: 2}
+	rows, search, err := BlendAblation(ctx, s, blendHyper, opt, eopt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, _, err := TrainALS(ctx, s, blendHyper, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := WeightRows(ctx, s, model, []string{"fold"}, []*BlendSearch{search}, opt, eopt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := rows[len(rows)-1]
+	if len(got) != 1 || got[0].Name != "fold" || got[0].Metrics["ndcg@10"] != full.Metrics["ndcg@10"] || full.Metrics["ndcg@10"] == 0 {
+		t.Errorf("got %+v, want one row \"fold\" with the full ablation row's non-zero ndcg@10 %v", got, full.Metrics["ndcg@10"])
+	}
+	if _, err := WeightRows(ctx, s, model, []string{"a", "b"}, []*BlendSearch{search}, opt, eopt); err == nil {
+		t.Error("two names for one grid: want an error")
 	}
 }

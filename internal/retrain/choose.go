@@ -25,6 +25,8 @@ type selection struct {
 	// blend is the weight grid the blend candidate's weights came from
 	// when the search scored settings by the blend (nil otherwise).
 	blend *eval.BlendSearch
+	// folds are the grids blend pooled after the gate (reweigh).
+	folds []*eval.BlendSearch
 }
 
 // record is the tuning record stored in the published model.
@@ -214,6 +216,24 @@ func (c *Config) evaluateAndGate(ctx context.Context, sel *selection, fitted []F
 		return true, fmt.Errorf("%w: %s", ErrRefused, g.Reason)
 	}
 	return false, nil
+}
+
+// reweigh re-chooses the winning blend candidate's weights for the refit
+// (BlendCandidate.reweigh: the search's validation grid pooled with a grid
+// on the holdout) once the gate has decided, and records the pooled grid
+// in sel.blend. Other winners are left as they are.
+func (c *Config) reweigh(ctx context.Context, sel *selection) error {
+	bc, ok := sel.winner.(*BlendCandidate)
+	if !ok {
+		return nil
+	}
+	if err := bc.reweigh(ctx, sel.split, sel.mf, uint64(c.Hyper.Seed), c.Workers, c.Logger); err != nil {
+		return err
+	}
+	if bc.folds != nil {
+		sel.blend, sel.folds = bc.grid, bc.folds
+	}
+	return nil
 }
 
 // fit trains ALS on data with c.Hyper and fits the candidate on it: the

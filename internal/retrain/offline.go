@@ -161,7 +161,11 @@ type JobEvaluation struct {
 	// Blend is the validation grid the job chose its blend weights from
 	// (nil when its search did not score settings by the blend):
 	// eval.AblationRows with MF and Blend describes the published blend.
+	// When the blend won, it pools Folds.
 	Blend *eval.BlendSearch
+	// Folds are the validation grids Blend pooled: the search's (each
+	// user's second-to-last training event) and the holdout's (the last).
+	Folds []*eval.BlendSearch
 }
 
 // EvaluateJob runs the retraining job's choice on s's training part (its
@@ -187,6 +191,9 @@ func EvaluateJob(ctx context.Context, cfg EvalConfig, s *traindata.Split) (*JobE
 	}
 	if err != nil {
 		jc.Logger.Warn("the job would publish nothing; evaluating its best candidate anyway", "reason", sel.gate.Reason)
+	}
+	if err := jc.reweigh(ctx, sel); err != nil {
+		return nil, err
 	}
 	fitted, model, err := jc.fit(ctx, "eval", sel.winner, s.Train)
 	if err != nil {
@@ -214,7 +221,7 @@ func EvaluateJob(ctx context.Context, cfg EvalConfig, s *traindata.Split) (*JobE
 		}
 		rep.Models = slices.Insert(rep.Models, 1, row) // beside the job's model
 	}
-	return &JobEvaluation{Report: rep, Gate: sel.gate, Tuning: sel.tuning, MF: model, Blend: sel.blend}, nil
+	return &JobEvaluation{Report: rep, Gate: sel.gate, Tuning: sel.tuning, MF: model, Blend: sel.blend, Folds: sel.folds}, nil
 }
 
 // Tune searches hyperparameters on a validation split carved from s's

@@ -383,6 +383,9 @@ func (c *Config) refit(ctx context.Context, sel *selection, data *traindata.Data
 	split := sel.split
 	final := sel.fitted.Model()
 	if !c.NoRefit {
+		if err := c.reweigh(ctx, sel); err != nil {
+			return nil, err
+		}
 		f, _, err := c.fit(ctx, "final", sel.winner, data)
 		if err != nil {
 			return nil, err

@@ -13,8 +13,10 @@
 // around the best setting so far (coarse to fine) and half anywhere. Before
 // each trial its time is estimated from the trials so far; a trial that
 // would overrun the budget is not started (the widest prior's first trial is
-// instead cut at half the budget), and one that runs over is cancelled at the
-// deadline, so the search ends within the budget.
+// instead cut at a quarter of the budget), and one that runs over is
+// cancelled at the deadline, so the search ends within the budget. Shorter
+// budgets validate on fewer users (maxCasesFor), so wide settings stay
+// affordable.
 //
 // The validation split is carved from the data the caller passes (each
 // user's last event is validation, the rest trains): pass the training part
@@ -49,8 +51,9 @@ type Config struct {
 	// Metric is maximized on validation (default "ndcg@10").
 	Metric string
 	// MaxCases caps the validation users scored per trial (a seeded
-	// sample; default 5000), which bounds a trial's validation time on a
-	// large shop.
+	// sample; default maxCasesFor(Budget): 5000 with 10 minutes or more,
+	// proportionally fewer with less, at least 1000), which bounds a
+	// trial's validation time on a large shop.
 	MaxCases int
 	Workers  int
 	Seed     uint64
@@ -96,11 +99,28 @@ var priors = []mf.Hyperparameters{
 	{Factors: 128, Regularization: 1, RegExponent: 0.5, Alpha: 5, Confidence: mf.ConfidenceLog}, // Beauty, default job
 }
 
+// maxCasesFor is the default validation sample for a search of budget:
+// 5000 users with 10 minutes or more, proportionally fewer with less (at
+// least 1000). Most of a wide trial's time is the validation fold-ins
+// (three per user with the blend): with a fixed 5000, a 6-minute search
+// under load spent half its budget on the 256-factor trial alone.
+func maxCasesFor(budget time.Duration) int {
+	const full, least = 5000, 1000
+	n := int(float64(full) * budget.Seconds() / (10 * time.Minute).Seconds())
+	return min(full, max(least, n))
+}
+
+// widestLimit caps the widest prior's first trial: a quarter of the
+// budget, so a search whose machine is too slow for it loses that quarter,
+// not half, and still compares the other settings.
+func widestLimit(budget time.Duration) time.Duration { return budget / 4 }
+
 // widest is the prior with the most factors. Extrapolating a narrow
 // trial's time to it (it grows faster than linearly in the factors) would
 // often rule it out under a budget, so it never ran; instead it is the
-// first trial of the first rung, before any narrow one, capped at half the
-// budget (cut there, it is recorded as aborted and the search goes on).
+// first trial of the first rung, before any narrow one, capped at a quarter
+// of the budget (widestLimit; cut there, it is recorded as aborted and the
+// search goes on).
 func widest() mf.Hyperparameters {
 	w := priors[0]
 	for _, p := range priors[1:] {
@@ -151,7 +171,7 @@ func Run(ctx context.Context, train *traindata.Data, cfg Config) (*Result, error
 		return nil, fmt.Errorf("tune: scoring by the blend needs an ndcg@K or hr@K metric, got %q", cfg.Metric)
 	}
 	if cfg.MaxCases <= 0 {
-		cfg.MaxCases = 5000
+		cfg.MaxCases = maxCasesFor(cfg.Budget)
 	}
 	realClock := cfg.Now == nil
 	if realClock {
@@ -278,7 +298,7 @@ func (s *search) bracket(b int) bool {
 				if !s.cfg.Now().Before(s.deadline) {
 					return false
 				}
-				limit = s.cfg.Budget / 2
+				limit = widestLimit(s.cfg.Budget)
 			} else if !s.fits(h) {
 				continue
 			}

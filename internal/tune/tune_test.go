@@ -295,3 +295,53 @@ func TestFirstRungTrainsTheWidestSetting(t *testing.T) {
 		t.Errorf("second trial %+v: want the warm start %+v", tr, warm)
 	}
 }
+
+// Shorter budgets validate on fewer users, and the widest prior's first
+// trial may take a quarter of the budget, so a short search under load
+// does not spend half of itself on one setting.
+func TestBudgetScalesTheValidationAndTheWidestTrial(t *testing.T) {
+	for _, tc := range []struct {
+		budget    time.Duration
+		wantCases int
+		wantLimit time.Duration
+	}{
+		{30 * time.Second, 1000, 7500 * time.Millisecond},
+		{2 * time.Minute, 1000, 30 * time.Second},
+		{6 * time.Minute, 3000, 90 * time.Second},
+		{10 * time.Minute, 5000, 150 * time.Second},
+		{time.Hour, 5000, 15 * time.Minute},
+	} {
+		t.Run(tc.budget.String(), func(t *testing.T) {
+			if got := maxCasesFor(tc.budget); got != tc.wantCases {
+				t.Errorf("validation users: got %d, want %d", got, tc.wantCases)
+			}
+			if got := widestLimit(tc.budget); got != tc.wantLimit {
+				t.Errorf("widest trial's limit: got %v, want %v", got, tc.wantLimit)
+			}
+		})
+	}
+	// A search without MaxCases validates on maxCasesFor(Budget) users.
+	g := sparsetest.Generate(sparsetest.Config{Users: 1500, Items: 40, Clusters: 4, PerUser: 6, Zipf: 0.8, Noise: 0.1, Seed: 7})
+	d := &traindata.Data{Users: g.Users, Items: g.Items, UserIDs: sparsetest.IDs("u", g.Users), ItemIDs: sparsetest.IDs("i", g.Items),
+		Triples: g.Triples, Time: g.Time}
+	for _, tc := range []struct {
+		budget time.Duration
+		want   int
+	}{{time.Minute, 1000}, {10 * time.Minute, 1500}} {
+		h := base()
+		h.Iterations = 3
+		res, err := Search(context.Background(), d, Config{Budget: tc.budget, Base: h, Workers: 2, Now: tick(tc.budget / 20)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Trials) == 0 {
+			t.Fatalf("budget %v: no trial ran", tc.budget)
+		}
+		for _, tr := range res.Trials {
+			if tr.Cases != tc.want {
+				t.Errorf("budget %v: trial validated on %d users, want %d", tc.budget, tr.Cases, tc.want)
+				break
+			}
+		}
+	}
+}
