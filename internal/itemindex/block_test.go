@@ -56,3 +56,70 @@ func TestStartBlockAnswersAsStart(t *testing.T) {
 		t.Error("a block of 1 search for 0 queries was accepted")
 	}
 }
+
+// Searches whose first Top call ran together (TopBlock) answer that call
+// and the next pages what each answers alone, and scanned the same cells;
+// random factors (the bounds prune little, so searches take several
+// rounds, with the adaptive extension) and planted ones, dot and cosine,
+// with and without a filter, a k of 0 left alone.
+func TestTopBlockAnswersAsTop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(6, 6))
+	for _, planted := range []bool{false, true} {
+		var y []float32
+		if planted {
+			y = plantedFactors(rng, 4000, 24, 40)
+		} else {
+			y = randomFactors(rng, 4000, 24, 0)
+		}
+		m := newModel(t, 24, y)
+		ix, err := BuildIVF(m, IVFOptions{Seed: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var qs []Query
+		var ks []int
+		var admits []func(int32) bool
+		for i := range 12 {
+			r := int32(rng.IntN(4000))
+			q := Query{X: m.Vector(r), Probe: 1 + i%8}
+			if i%4 == 1 {
+				q.Cosine, q.Norm = true, m.Norm(r)
+			}
+			qs = append(qs, q)
+			ks = append(ks, []int{20, 7, 0, 40}[i%4])
+			mod := int32(2 + i%3)
+			admits = append(admits, []func(int32) bool{nil, func(r int32) bool { return r%mod != 0 }}[i%2])
+		}
+		block := make([]*Search, len(qs))
+		for i := range block {
+			block[i] = &Search{}
+		}
+		if err := ix.StartBlock(block, qs); err != nil {
+			t.Fatal(err)
+		}
+		TopBlock(block, ks, admits)
+		for i, q := range qs {
+			var alone Search
+			if err := ix.Start(&alone, q); err != nil {
+				t.Fatal(err)
+			}
+			var after *topk.Entry
+			for page := range 3 {
+				want := alone.Top(max(ks[i], 5), after, admits[i], nil)
+				if page == 0 && ks[i] > 0 {
+					if !slices.Equal(block[i].scanned, alone.scanned) {
+						t.Errorf("planted %v, query %d: scanned cells differ from Top alone's", planted, i)
+					}
+				}
+				got := block[i].Top(max(ks[i], 5), after, admits[i], nil)
+				if !slices.Equal(got, want) {
+					t.Fatalf("planted %v, query %d, page %d: rounds in a block %v, alone %v", planted, i, page, got, want)
+				}
+				if len(want) == 0 {
+					break
+				}
+				after = &want[len(want)-1]
+			}
+		}
+	}
+}
