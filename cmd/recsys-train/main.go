@@ -43,6 +43,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/modelreport"
 	"github.com/recsys-dev/recsys/internal/retrain"
+	"github.com/recsys-dev/recsys/internal/traindata"
 	"github.com/recsys-dev/recsys/internal/trainjob"
 	"github.com/recsys-dev/recsys/internal/tune"
 )
@@ -428,7 +429,7 @@ func writeJSON(w io.Writer, v any) error {
 	return err
 }
 
-func (o *options) evalSplit(ctx context.Context, cfg retrain.EvalConfig, trainFile, testFile string, log *slog.Logger) (*eval.Split, error) {
+func (o *options) evalSplit(ctx context.Context, cfg retrain.EvalConfig, trainFile, testFile string, log *slog.Logger) (*traindata.Split, error) {
 	if cfg.Holdout.Fraction > 0 {
 		cfg.Holdout.LastN = 0
 	}
@@ -562,7 +563,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 // over model (nil: ALS trained with the model flags' settings), with
 // search's weights (nil: fitted on a validation split of the training
 // events).
-func addAblation(ctx context.Context, c evalCommand, split *eval.Split, rep *eval.Report, model *mf.Model, search *eval.BlendSearch, log *slog.Logger) error {
+func addAblation(ctx context.Context, c evalCommand, split *traindata.Split, rep *eval.Report, model *mf.Model, search *eval.BlendSearch, log *slog.Logger) error {
 	h := c.cfg.Hyper
 	if model != nil {
 		h = model.Info().Hyper

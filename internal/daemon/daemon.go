@@ -257,10 +257,11 @@ type Daemon struct {
 	attr      *attribution.Store
 	kpi       *kpi.Store
 	// collectors are the metrics /metrics exports (Collectors).
-	collectors []prometheus.Collector
-	push       *pushsched.Scheduler
-	breaker    *recommend.Breaker // on Recommend's profile loads
-	xps        *experiment.Cache
+	collectors   []prometheus.Collector
+	push         *pushsched.Scheduler
+	pushProfiles *pushsched.Profiles
+	breaker      *recommend.Breaker // on Recommend's profile loads
+	xps          *experiment.Cache
 }
 
 // New builds every part and opens the listeners; Run serves.
@@ -352,6 +353,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	d.pushProfiles = pushsched.WaitOutages(d.store, cfg.Push)
 	ecfg := recommend.Config{
 		Weighting:      cfg.Weighting,
 		MaxPerCategory: cfg.Shop.MaxPerCategory,
@@ -368,8 +370,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Bought:         bought,
 		// Push loads blocks of profiles without the per-request budget
 		// (a block takes longer than one profile; the RPC's deadline
-		// bounds it).
-		PushProfiles:    d.store,
+		// bounds it), waiting for Redis through an outage.
+		PushProfiles:    d.pushProfiles,
 		Segments:        cfg.Segments,
 		PushDedupWindow: cfg.PushDedupWindow,
 		PushWorkers:     cfg.Push.WithDefaults().Workers, // the scheduler's workers hold them
@@ -615,6 +617,10 @@ func (d *Daemon) Addr() net.Addr { return d.lis.Addr() }
 // Push is the BatchRecommend scheduler, whose budget accounting (InFlight,
 // PeakInFlight) tests and benchmarks read.
 func (d *Daemon) Push() *pushsched.Scheduler { return d.push }
+
+// PushProfiles is the profile store of push calls (its Waits count the
+// loads that waited for a Redis outage to end).
+func (d *Daemon) PushProfiles() *pushsched.Profiles { return d.pushProfiles }
 
 // HealthAddr is the plaintext health listen address, or nil when off.
 func (d *Daemon) HealthAddr() net.Addr {

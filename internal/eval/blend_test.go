@@ -12,6 +12,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/sparse"
 	"github.com/recsys-dev/recsys/internal/sparse/sparsetest"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // chainData plants an order: each item i has a successor succ[i] (a random
@@ -22,10 +23,10 @@ import (
 // they cannot tell successor from predecessor) can only partly see. With
 // shuffle, each user's walk is put in random order: the same co-occurrence,
 // no order.
-func chainData(users, items, length int, follow float64, shuffle bool, seed uint64) *Data {
+func chainData(users, items, length int, follow float64, shuffle bool, seed uint64) *traindata.Data {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	succ := rng.Perm(items)
-	d := &Data{Users: users, Items: items, UserIDs: sparsetest.IDs("u", users), ItemIDs: sparsetest.IDs("i", items)}
+	d := &traindata.Data{Users: users, Items: items, UserIDs: sparsetest.IDs("u", users), ItemIDs: sparsetest.IDs("i", items)}
 	walk := make([]int32, length)
 	for u := range users {
 		x := rng.IntN(items)
@@ -50,9 +51,9 @@ func chainData(users, items, length int, follow float64, shuffle bool, seed uint
 
 // ablation runs BlendAblation and the baselines on a leave-last-out split
 // of d and returns NDCG@10 by row name.
-func ablation(t *testing.T, d *Data, h mf.Hyperparameters) map[string]float64 {
+func ablation(t *testing.T, d *traindata.Data, h mf.Hyperparameters) map[string]float64 {
 	t.Helper()
-	s, err := SplitByTime(d, TimeSplit{LastN: 1})
+	s, err := traindata.SplitByTime(d, traindata.TimeSplit{LastN: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func TestBlendFindsPlantedOrder(t *testing.T) {
 func TestBlendDoesNoHarmWithoutOrder(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		d    *Data
+		d    *traindata.Data
 	}{
 		{"shuffled walks", chainData(800, 150, 8, 0.6, true, 1)},
 		{"clusters", plantedData(sparsetest.Config{Users: 600, Items: 200, Clusters: 6, PerUser: 12, Zipf: 1.0, Noise: 0.15, Seed: 5})},
@@ -116,7 +117,7 @@ func TestBlendDoesNoHarmWithoutOrder(t *testing.T) {
 // FitBlend reads only the training events: poisoning the test cases
 // changes nothing.
 func TestFitBlendNeverReadsTheTestPart(t *testing.T) {
-	s, err := SplitByTime(chainData(200, 60, 6, 0.6, false, 2), TimeSplit{LastN: 1})
+	s, err := traindata.SplitByTime(chainData(200, 60, 6, 0.6, false, 2), traindata.TimeSplit{LastN: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestFitBlendNeverReadsTheTestPart(t *testing.T) {
 		t.Fatal(err)
 	}
 	poisoned := *s
-	poisoned.Cases = []Case{{User: 0, Test: []int32{1 << 30}}}
+	poisoned.Cases = []traindata.Case{{User: 0, Test: []int32{1 << 30}}}
 	poisoned.Matrix = &sparse.Matrix{}
 	b, err := FitBlend(ctx, &poisoned, blendHyper, opt)
 	if err != nil {
@@ -192,7 +193,7 @@ func TestPoolBlendSearches(t *testing.T) {
 // WeightRows scores each grid's best weights: a grid whose best point is
 // the ablation's full row gives that row's metrics.
 func TestWeightRowsMatchTheAblation(t *testing.T) {
-	s, err := LeaveLastOut(chainData(200, 60, 6, 0.6, false, 4))
+	s, err := traindata.LeaveLastOut(chainData(200, 60, 6, 0.6, false, 4))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,14 +49,14 @@ func usesRedis(paths []string) bool {
 }
 
 // TestPureComputationHasNoRedisClient: the packages that compute (factor
-// models, top-K, training, the index, the blend, evaluation) compile
+// models, top-K, training, its data, the index, the blend, evaluation) compile
 // without a Redis client, so they can be reused, benchmarked and fuzzed
 // without one.
 func TestPureComputationHasNoRedisClient(t *testing.T) {
 	pkgs := list(t)
 	for _, path := range []string{
 		"internal/mf", "internal/topk", "internal/als", "internal/sparse", "internal/itemindex",
-		"internal/blend", "internal/coalesce", "internal/event", "internal/eval", "internal/tune",
+		"internal/blend", "internal/coalesce", "internal/event", "internal/eval", "internal/traindata", "internal/tune",
 		"internal/dataset", "internal/abstat", "internal/synth", "internal/content",
 	} {
 		p, ok := pkgs[path]

@@ -8,6 +8,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // blendName is the report's name of MF with the blend.
@@ -40,7 +41,7 @@ func (c *BlendCandidate) Fit(ctx context.Context, in FitInput) (Fitted, error) {
 		if err != nil {
 			return nil, err
 		}
-		search, err := eval.FitBlend(ctx, &eval.Split{Name: "blend fit", Train: in.Data, Matrix: m}, in.MF.Info().Hyper,
+		search, err := eval.FitBlend(ctx, &traindata.Split{Name: "blend fit", Train: in.Data, Matrix: m}, in.MF.Info().Hyper,
 			eval.BlendOptions{Workers: in.Workers})
 		if err != nil {
 			return nil, fmt.Errorf("fit the blend: %w", err)
@@ -79,7 +80,7 @@ func (c *BlendCandidate) choose(search *eval.BlendSearch, log *slog.Logger) {
 // 2.6 % below the weights fitted one event back); pooled, they are chosen
 // on both positions and twice the users. Nothing happens before a first
 // Fit (no grid) or on a second reweigh.
-func (c *BlendCandidate) reweigh(ctx context.Context, split *eval.Split, model *mf.Model, seed uint64, workers int, log *slog.Logger) error {
+func (c *BlendCandidate) reweigh(ctx context.Context, split *traindata.Split, model *mf.Model, seed uint64, workers int, log *slog.Logger) error {
 	if c.grid == nil || c.folds != nil {
 		return nil
 	}

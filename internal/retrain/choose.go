@@ -9,12 +9,13 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/traindata"
 	"github.com/recsys-dev/recsys/internal/tune"
 )
 
 // selection is what the gate decided on a holdout of some data.
 type selection struct {
-	split  *eval.Split
+	split  *traindata.Split
 	tuning *mf.Tuning
 	mf     *mf.Model // ALS on the holdout's training part
 	winner Candidate
@@ -49,8 +50,8 @@ func (s *selection) record() *mf.Tuning {
 // gates: the best candidate wins unless a baseline beats it, it is below the
 // serving model by more than the tolerance, or it is broken. A refusal
 // returns the selection and an error wrapping ErrRefused.
-func (c *Config) choose(ctx context.Context, data *eval.Data, serving *mf.Model) (*selection, error) {
-	split, err := eval.SplitByTime(data, c.Holdout)
+func (c *Config) choose(ctx context.Context, data *traindata.Data, serving *mf.Model) (*selection, error) {
+	split, err := traindata.SplitByTime(data, c.Holdout)
 	if err != nil {
 		return nil, fmt.Errorf("holdout split: %w", err)
 	}
@@ -157,7 +158,7 @@ func (c *Config) trainCandidates(ctx context.Context, sel *selection) ([]Fitted,
 // holdout, picks the best candidate, compares it with the serving model on
 // the test users newer than its data, and gates. refused reports that err
 // is the gate's refusal (wrapping ErrRefused), sel then complete.
-func (c *Config) evaluateAndGate(ctx context.Context, sel *selection, fitted []Fitted, recs []eval.Recommender, data *eval.Data, serving *mf.Model) (refused bool, err error) {
+func (c *Config) evaluateAndGate(ctx context.Context, sel *selection, fitted []Fitted, recs []eval.Recommender, data *traindata.Data, serving *mf.Model) (refused bool, err error) {
 	log, split := c.Logger, sel.split
 	ks := []int{10, 20}
 	if c.K != 10 && c.K != 20 {
@@ -237,7 +238,7 @@ func (c *Config) reweigh(ctx context.Context, sel *selection) error {
 
 // fit trains ALS on data with c.Hyper and fits the candidate on it: the
 // model a passed gate publishes, and the MF model under it.
-func (c *Config) fit(ctx context.Context, phase string, cand Candidate, data *eval.Data) (Fitted, *mf.Model, error) {
+func (c *Config) fit(ctx context.Context, phase string, cand Candidate, data *traindata.Data) (Fitted, *mf.Model, error) {
 	full, err := data.Matrix()
 	if err != nil {
 		return nil, nil, fmt.Errorf("build %s matrix: %w", phase, err)

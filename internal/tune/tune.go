@@ -35,6 +35,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // Config is one search.
@@ -143,7 +144,7 @@ type Result struct {
 // Search runs the search on a validation split of train and returns the
 // chosen settings with the trace. The context's cancellation stops it with
 // an error; the budget stops it with a result.
-func Search(ctx context.Context, train *eval.Data, cfg Config) (*mf.Tuning, error) {
+func Search(ctx context.Context, train *traindata.Data, cfg Config) (*mf.Tuning, error) {
 	r, err := Run(ctx, train, cfg)
 	if err != nil {
 		return nil, err
@@ -152,7 +153,7 @@ func Search(ctx context.Context, train *eval.Data, cfg Config) (*mf.Tuning, erro
 }
 
 // Run is Search with the blend's validation grid of the chosen setting.
-func Run(ctx context.Context, train *eval.Data, cfg Config) (*Result, error) {
+func Run(ctx context.Context, train *traindata.Data, cfg Config) (*Result, error) {
 	if cfg.Budget <= 0 {
 		return nil, errors.New("tune: budget must be > 0")
 	}
@@ -179,7 +180,7 @@ func Run(ctx context.Context, train *eval.Data, cfg Config) (*Result, error) {
 	if cfg.Base.Iterations < 1 {
 		cfg.Base.Iterations = 15
 	}
-	validation, err := eval.SplitByTime(train, eval.TimeSplit{LastN: 1})
+	validation, err := traindata.SplitByTime(train, traindata.TimeSplit{LastN: 1})
 	if err != nil {
 		return nil, fmt.Errorf("tune: validation split: %w", err)
 	}
@@ -189,7 +190,7 @@ func Run(ctx context.Context, train *eval.Data, cfg Config) (*Result, error) {
 			validation.Cases[i], validation.Cases[j] = validation.Cases[j], validation.Cases[i]
 		})
 		validation.Cases = validation.Cases[:cfg.MaxCases]
-		slices.SortFunc(validation.Cases, func(a, b eval.Case) int { return cmp.Compare(a.User, b.User) })
+		slices.SortFunc(validation.Cases, func(a, b traindata.Case) int { return cmp.Compare(a.User, b.User) })
 	}
 	s := &search{cfg: cfg, k: k, metric: name, validation: validation, rng: rng, start: cfg.Now(), cost: map[int]costModel{}, realClock: realClock,
 		maxFactors: factorCap(validation.Train.Items)}
@@ -228,7 +229,7 @@ type search struct {
 	cfg        Config
 	k          int
 	metric     string // the metric's name (ndcg, hr, …)
-	validation *eval.Split
+	validation *traindata.Split
 	blend      *eval.BlendValidator // nil: trials score MF alone
 	searches   []*eval.BlendSearch  // per trial, with blend
 	rng        *rand.Rand

@@ -14,12 +14,13 @@ import (
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/sparse/sparsetest"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // tinyData: 150 users, 80 items, 4 planted clusters.
-func tinyData() *eval.Data {
+func tinyData() *traindata.Data {
 	g := sparsetest.Generate(sparsetest.Config{Users: 150, Items: 80, Clusters: 4, PerUser: 10, Zipf: 0.8, Noise: 0.1, Seed: 3})
-	return &eval.Data{Users: g.Users, Items: g.Items, UserIDs: sparsetest.IDs("u", g.Users), ItemIDs: sparsetest.IDs("i", g.Items),
+	return &traindata.Data{Users: g.Users, Items: g.Items, UserIDs: sparsetest.IDs("u", g.Users), ItemIDs: sparsetest.IDs("i", g.Items),
 		Triples: g.Triples, Time: g.Time}
 }
 
@@ -123,11 +124,11 @@ func TestSearchErrors(t *testing.T) {
 // successor (a fixed permutation) with probability 0.7, elsewhere at random.
 // The next item depends on the latest one, which only the blend's
 // transition term sees.
-func walkData() *eval.Data {
+func walkData() *traindata.Data {
 	const users, items, length = 300, 60, 8
 	rng := rand.New(rand.NewPCG(4, 4))
 	succ := rng.Perm(items)
-	d := &eval.Data{Users: users, Items: items, UserIDs: sparsetest.IDs("u", users), ItemIDs: sparsetest.IDs("i", items)}
+	d := &traindata.Data{Users: users, Items: items, UserIDs: sparsetest.IDs("u", users), ItemIDs: sparsetest.IDs("i", items)}
 	for u := range users {
 		x := rng.IntN(items)
 		for k := range length {
@@ -271,7 +272,7 @@ func TestFirstRungTrainsTheWidestSetting(t *testing.T) {
 	// More items than the widest prior's factors (factors are capped at
 	// the item count), few users: cheap at 256 factors.
 	g := sparsetest.Generate(sparsetest.Config{Users: 60, Items: 300, Clusters: 4, PerUser: 12, Zipf: 0.8, Noise: 0.1, Seed: 5})
-	d := &eval.Data{Users: g.Users, Items: g.Items, UserIDs: sparsetest.IDs("u", g.Users), ItemIDs: sparsetest.IDs("i", g.Items),
+	d := &traindata.Data{Users: g.Users, Items: g.Items, UserIDs: sparsetest.IDs("u", g.Users), ItemIDs: sparsetest.IDs("i", g.Items),
 		Triples: g.Triples, Time: g.Time}
 	res, err := Search(context.Background(), d, Config{Budget: 12 * time.Second, Base: base(), Warm: &warm, Workers: 2, Now: tick(time.Second)})
 	if err != nil {
@@ -321,7 +322,7 @@ func TestBudgetScalesTheValidationAndTheWidestTrial(t *testing.T) {
 	}
 	// A search without MaxCases validates on maxCasesFor(Budget) users.
 	g := sparsetest.Generate(sparsetest.Config{Users: 1500, Items: 40, Clusters: 4, PerUser: 6, Zipf: 0.8, Noise: 0.1, Seed: 7})
-	d := &eval.Data{Users: g.Users, Items: g.Items, UserIDs: sparsetest.IDs("u", g.Users), ItemIDs: sparsetest.IDs("i", g.Items),
+	d := &traindata.Data{Users: g.Users, Items: g.Items, UserIDs: sparsetest.IDs("u", g.Users), ItemIDs: sparsetest.IDs("i", g.Items),
 		Triples: g.Triples, Time: g.Time}
 	for _, tc := range []struct {
 		budget time.Duration
