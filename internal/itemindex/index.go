@@ -235,8 +235,13 @@ type Search struct {
 	qbound  []float32 // likely bound of each cell of order
 	scanned []bool    // per order index
 	cmax    []float32 // per order index: the largest approx of a scanned cell
-	nScan   int       // cells scanned
-	cursor  int       // cells of order visited (scanned or skipped by bound)
+	// pending marks the cells of the first round, counted as scanned, whose
+	// codes are scored only when a selection needs their rows (lazy):
+	// while the heap's bar is above the cell's bound, none of its rows
+	// could enter it, so they are not scored (selectScanned).
+	pending []bool
+	nScan   int // cells scanned
+	cursor  int // cells of order visited (scanned or skipped by bound)
 	probe   int
 	extend  int // the adaptive probe's cap
 
@@ -282,6 +287,8 @@ func (ix *Index) Start(s *Search, q Query) error {
 	s.scanned = slices.Grow(s.scanned[:0], cells)[:cells]
 	clear(s.scanned)
 	s.cmax = slices.Grow(s.cmax[:0], cells)[:cells]
+	s.pending = slices.Grow(s.pending[:0], cells)[:cells]
+	clear(s.pending)
 	s.nScan, s.cursor = 0, 0
 	s.probe = q.Probe
 	if s.probe <= 0 {
@@ -402,6 +409,7 @@ func (s *Search) scan(oi int) {
 		top = max(top, scores(ix.kernel, ix.codes[p0*ix.stride:p1*ix.stride], ix.stride, &s.q, mul, ix.scale[p0:p1], inv, s.approx[p0:p1], s.raw))
 	}
 	s.cmax[oi] = top
+	s.pending[oi] = false
 }
 
 // Exact is the exact score of model row r for the started query, as the
@@ -449,7 +457,22 @@ func (s *Search) begin() {
 	s.selM = 0 // another after or admit than the last call's
 	s.plan = s.plan[:0]
 	if s.nScan == 0 {
-		s.visit(max(1, s.probe/4), float32(math.Inf(-1)))
+		s.firstRound()
+	}
+}
+
+// firstRound counts the first quarter of the probe (at least one cell)
+// scanned, whatever their bounds, and leaves their scoring pending.
+func (s *Search) firstRound() {
+	for done := 0; s.cursor < s.probe && done < max(1, s.probe/4); {
+		oi := s.cursor
+		s.cursor++
+		if s.scanned[oi] {
+			continue
+		}
+		s.scanned[oi], s.pending[oi] = true, true
+		s.nScan++
+		done++
 	}
 }
 
@@ -569,8 +592,19 @@ func (s *Search) selectScanned(k int, after *topk.Entry, admit func(int32) bool)
 				continue
 			}
 			s.selIn[oi] = true
-			if w, ok := h.Worst(); ok && h.Full() && s.cmax[oi] < w.Score {
-				continue // no row of the cell enters the heap
+			if w, ok := h.Worst(); ok && h.Full() {
+				// No row of the cell can enter the heap: its largest
+				// approximate score, or for a cell not scored yet its
+				// bound plus the quantization error, is below the bar.
+				if s.pending[oi] && float64(s.cbound[oi])+float64(s.eps) < float64(w.Score) {
+					continue
+				}
+				if !s.pending[oi] && s.cmax[oi] < w.Score {
+					continue
+				}
+			}
+			if s.pending[oi] {
+				s.scan(oi)
 			}
 			p0, p1 := ix.starts[c], ix.starts[c+1]
 			for p, a := range s.approx[p0:p1] {
@@ -610,13 +644,13 @@ func (s *Search) selectScanned(k int, after *topk.Entry, admit func(int32) bool)
 	}
 }
 
-// StartBlock starts the searches ss[i] for the queries qs[i] (as Start
-// does, one by one) and then scans, for all of them together, the cells
-// each search's first round scans unconditionally (the first quarter of its
-// probe, in its probe order): cell by cell, for every search that probes
-// the cell, so a cell's codes are read from memory once for the block and
-// stay in cache for the other queries. Top then answers each search
-// exactly as after Start alone: the same rows, scores and order.
+// StartBlock starts the searches ss[i] for the queries qs[i], as Start
+// does one by one, and counts each search's first round (the first quarter
+// of its probe, in its probe order, whatever the bounds) scanned with its
+// scoring pending: a first-round cell is scored only when a selection
+// finds that its bound could reach the heap's bar (a cell of another group
+// than the query's often cannot). Top then answers each search exactly as
+// after Start alone: the same rows, scores and order.
 func (ix *Index) StartBlock(ss []*Search, qs []Query) error {
 	if len(ss) != len(qs) {
 		return fmt.Errorf("itemindex: %d searches for %d queries", len(ss), len(qs))
@@ -627,25 +661,25 @@ func (ix *Index) StartBlock(ss []*Search, qs []Query) error {
 		}
 		s.plan = s.plan[:0]
 		if len(s.order) > 0 {
-			s.visit(max(1, s.probe/4), float32(math.Inf(-1))) // Top's first visit
+			s.firstRound()
 		}
 	}
-	scanTogether(ss)
 	return nil
 }
 
-// TopBlock runs, for every search ss[i] (started, all on the same index),
-// the call ss[i].Top(ks[i], nil, admits[i], …) — the rounds of all of them
-// together: each round's planned cells are scanned cell by cell for every
-// search that planned the cell (as StartBlock's first round), so a cell is
-// read once per round for the block. It leaves each search as that Top
-// call does; the answers are not returned: the same Top call made next
-// selects them again (it scans nothing more) and gets the rows, scores and
-// order Top alone would have.
-func TopBlock(ss []*Search, ks []int, admits []func(row int32) bool) {
+// TopBlock makes, for every search ss[i] (started, all on the same index),
+// the call ss[i].Top(ks[i], nil, admits[i], dst[i][:0]) and stores its
+// answer in dst[i] — the rounds of all of them together: each round's
+// planned cells are scanned cell by cell for every search that planned the
+// cell (as StartBlock's first round), so a cell is read once per round for
+// the block. Each search is left as that Top call leaves it (a next page
+// scans as it would after Top alone); the answers are Top's: the same
+// rows, scores and order.
+func TopBlock(ss []*Search, ks []int, admits []func(row int32) bool, dst [][]topk.Entry) {
 	active := make([]*Search, 0, len(ss))
 	act := make([]int, 0, len(ss))
 	for i, s := range ss {
+		dst[i] = dst[i][:0]
 		if ks[i] <= 0 || len(s.order) == 0 {
 			continue
 		}
@@ -656,9 +690,12 @@ func TopBlock(ss []*Search, ks []int, admits []func(row int32) bool) {
 		scanTogether(active)
 		w := 0
 		for j, s := range active {
-			if s.step(ks[act[j]], nil, admits[act[j]]) {
-				active[w], act[w] = s, act[j]
+			i := act[j]
+			if s.step(ks[i], nil, admits[i]) {
+				active[w], act[w] = s, i
 				w++
+			} else {
+				dst[i] = s.res.Sorted(dst[i])
 			}
 		}
 		active, act = active[:w], act[:w]
