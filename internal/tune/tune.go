@@ -13,7 +13,8 @@
 // around the best setting so far (coarse to fine) and half anywhere. Before
 // each trial its time is estimated from the trials so far; a trial that
 // would overrun the budget is not started (the widest prior's first trial is
-// instead cut at a quarter of the budget), and one that runs over is
+// instead cut at a quarter of the budget; a cut trial's factor count is
+// then taken as twice as slow as it ran), and one that runs over is
 // cancelled at the deadline, so the search ends within the budget. Shorter
 // budgets validate on fewer users (maxCasesFor), so wide settings stay
 // affordable.
@@ -250,6 +251,16 @@ type search struct {
 // the last trial with that factor count.
 type costModel struct{ perIter, fixed float64 }
 
+// cutCost is the cost model of a factor count whose trial of iters
+// iterations was cut after seconds without finishing: its time is unknown
+// and larger, so it is taken as twice as long. With the time it ran as the
+// estimate, a second 256-factor trial on Amazon Beauty (6 min budget, load
+// 20) was expected to fit the 3 minutes left, started, and was cancelled at
+// the deadline: the two cut trials took 267 s of the 360.
+func cutCost(seconds float64, iters int) costModel {
+	return costModel{perIter: 2 * seconds / float64(max(1, iters))}
+}
+
 // factorCap is the largest factor choice not above items (items itself
 // when every choice is).
 func factorCap(items int) int {
@@ -390,8 +401,8 @@ func (s *search) trial(h mf.Hyperparameters, bracket, rung int, limit time.Durat
 	switch {
 	case err != nil && ctx.Err() != nil:
 		t.Aborted = true
-		if s.ctx.Err() == nil { // cut by its own limit: at least this slow
-			s.cost[h.Factors] = costModel{perIter: t.Seconds / float64(max(1, h.Iterations))}
+		if s.ctx.Err() == nil { // cut by its own limit
+			s.cost[h.Factors] = cutCost(t.Seconds, h.Iterations)
 		}
 	case err != nil:
 		// Settings that diverge or cannot fold in score nothing.

@@ -345,3 +345,29 @@ func TestBudgetScalesTheValidationAndTheWidestTrial(t *testing.T) {
 		}
 	}
 }
+
+// A factor count whose trial was cut counts as twice as slow as the time
+// it ran: another trial of it starts only with that much time left (plus
+// the fifth kept as margin).
+func TestACutTrialIsNotRetriedWithoutTimeForIt(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		left  time.Duration
+		iters int
+		want  bool
+	}{
+		{"three minutes left", 3 * time.Minute, 3, false},         // needs 180 s / 0.8
+		{"four minutes left", 4 * time.Minute, 3, true},           // 180 s <= 192 s
+		{"longer trial, four minutes", 4 * time.Minute, 7, false}, // 420 s
+		{"ten minutes left, longer trial", 10 * time.Minute, 7, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &search{cfg: Config{Now: func() time.Time { return start }}, deadline: start.Add(tc.left),
+				cost: map[int]costModel{256: cutCost(90, 3)}}
+			if got := s.fits(mf.Hyperparameters{Factors: 256, Iterations: tc.iters}); got != tc.want {
+				t.Errorf("fits with %v left, %d iterations, after a 3-iteration trial cut at 90 s: got %v, want %v", tc.left, tc.iters, got, tc.want)
+			}
+		})
+	}
+}
