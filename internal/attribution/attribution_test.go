@@ -3,6 +3,7 @@ package attribution_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -242,5 +243,60 @@ func TestRunWritesTheQueueWhenStopped(t *testing.T) {
 		Type: event.View, Time: t0.Add(time.Minute)}})
 	if err != nil || len(res.Hits) != 1 || res.Hits[0].AnswerID != "r"+strconv.Itoa(n-1) {
 		t.Fatalf("attribute to the last answer: %+v, %v", res, err)
+	}
+}
+
+// TestMeasureAnswerBytesPerUser measures what a user's answer records cost
+// in Redis (docs/storage.md, bytes per user): answers of 20 items with
+// 12-byte item ids and 32-character recommendation ids, 10 of them and
+// the cap of 100.
+func TestMeasureAnswerBytesPerUser(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	prefix := redistest.Prefix(t, rdb)
+	s, err := attribution.NewStore(rdb, attribution.Config{Prefix: prefix, Now: func() time.Time { return t0.Add(time.Hour) }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	for _, tt := range []struct {
+		answers int
+		limit   int64 // docs/storage.md's figure and about 10 % more
+	}{{10, 6_500}, {attribution.DefaultPerUserCap, 62_500}} {
+		user := "user-" + strconv.Itoa(1_000_000+tt.answers)
+		for a := range tt.answers {
+			items := make([]string, 20)
+			for i := range items {
+				items[i] = "item-" + strconv.Itoa(1_000_000+a*20+i) // 12 bytes
+			}
+			put(t, s, attribution.Answer{ID: strconv.FormatInt(int64(1e15)+int64(a), 16) + "0123456789abcdef", UserID: user,
+				Placement: "home", Source: "personalized", ModelVersion: "20261206T081100Z-abcdef", Experiment: "home-1", Arm: "model",
+				Time: t0.Add(time.Duration(a) * time.Minute), Items: items})
+		}
+		keys, err := redistest.Keys(ctx, rdb, prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var total int64
+		for _, k := range keys {
+			if !strings.Contains(k, user) {
+				continue
+			}
+			b, err := rdb.MemoryUsage(ctx, k, 0).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc, _ := rdb.ObjectEncoding(ctx, k).Result()
+			t.Logf("%d answers: %s (%s) %d bytes", tt.answers, k[len(prefix):], enc, b)
+			total += b
+		}
+		t.Logf("%d answers: %d bytes", tt.answers, total)
+		if total == 0 || total > tt.limit {
+			t.Errorf("%d answers of 20 items: %d bytes, want at most %d (docs/storage.md)", tt.answers, total, tt.limit)
+		}
 	}
 }
