@@ -10,6 +10,13 @@
 // most Config.PerUserCap answers, none older than the attribution window,
 // and expire with it.
 //
+// An answer without a user (SimilarItems, BoughtTogether: an item page's
+// answer) is kept apart, in one key of its own named by its id and expiring
+// with the window; it names no user. Such answers attribute only directly:
+// an event whose id is not among its user's records is looked up there, and
+// counts, credited to the event's user, when the answer showed the item
+// within the window. Last touch never picks them.
+//
 // An event attributes directly, by the recommendation id it carries, or,
 // when it carries none, to the most recent answer that showed the item to
 // the user within the window (last touch). An unknown or expired id, an id
@@ -22,6 +29,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -34,10 +42,11 @@ import (
 	"github.com/recsys-dev/recsys/internal/redisconn"
 )
 
-// Answer is what the server answered one user.
+// Answer is what the server answered one user, or, without UserID, an
+// item page (SimilarItems, BoughtTogether).
 type Answer struct {
 	ID           string // the recommendation id
-	UserID       string
+	UserID       string // empty: an item page's answer, attributed by its id only
 	Placement    string
 	Source       string // the answer's source, e.g. "personalized"
 	ModelVersion string
@@ -169,10 +178,11 @@ func (s *Store) Dropped() int64 { return s.dropped.Load() }
 func (s *Store) Failed() int64 { return s.failed.Load() }
 
 // Enqueue hands an answer to the writer without waiting. It reports false
-// (and counts a drop) when the queue is full. Answers without a user or
-// without items are not kept.
+// (and counts a drop) when the queue is full. Answers without an id or
+// without items are not kept; an answer without a user is kept as an item
+// page's answer (see the package comment).
 func (s *Store) Enqueue(a Answer) bool {
-	if a.UserID == "" || len(a.Items) == 0 || a.ID == "" {
+	if len(a.Items) == 0 || a.ID == "" {
 		return true
 	}
 	select {
@@ -302,6 +312,12 @@ func (s *Store) write(ctx context.Context, batch []Answer) {
 	var buf []byte
 	for i, a := range batch {
 		buf = encodeRecord(buf[:0], a, s.cfg.MaxItems)
+		if a.UserID == "" {
+			calls[i] = &redisconn.ScriptCall{Script: recordPageScript, Keys: []string{s.pageKey(a.ID)}, Args: []any{
+				string(buf), s.cfg.Window.Milliseconds(),
+			}}
+			continue
+		}
 		k := s.keys(a.UserID)
 		t := a.Time.UnixMilli()
 		calls[i] = &redisconn.ScriptCall{Script: recordScript, Keys: []string{k.idx, k.rec}, Args: []any{
@@ -331,6 +347,16 @@ func (s *Store) keys(userID string) keys {
 	return keys{idx: base + "ans", rec: base + "ansrec"}
 }
 
+// pageKey is the key of an item page's answer: tagged by the answer's id,
+// so the answers spread over a cluster's slots.
+func (s *Store) pageKey(id string) string {
+	return s.cfg.Prefix + ":a:{" + redisconn.EscapeTag(id) + "}"
+}
+
+// PageAnswerKey is the key an item page's answer with the given id is kept
+// in (for tests and operators; see docs/storage.md).
+func (s *Store) PageAnswerKey(id string) string { return s.pageKey(id) }
+
 // UserKeys lists the keys a user's records live in (for DeleteUser).
 func (s *Store) UserKeys(userID string) []string {
 	k := s.keys(userID)
@@ -354,9 +380,11 @@ func Attributable(t event.Type) bool {
 
 // Attribute matches touches to the answers of their users, marks what it
 // counts, and returns the hits; one script per user, in one pipelined round
-// trip. Touches of other types are ignored. On an error nothing is
-// returned; the marks of the users whose script ran stay (so a retry does
-// not count twice what was counted).
+// trip. Touches with an id that none of their user's answers matched are
+// then looked up among the item pages' answers, one script per id, in a
+// second round trip (only when there are such touches). Touches of other
+// types are ignored. On an error nothing is returned; the marks of the
+// scripts that ran stay (so a retry does not count twice what was counted).
 func (s *Store) Attribute(ctx context.Context, touches []Touch) (Result, error) {
 	type userTouches struct {
 		id  string
@@ -397,6 +425,8 @@ func (s *Store) Attribute(ctx context.Context, touches []Touch) (Result, error) 
 	redisconn.RunScripts(ctx, s.rdb, calls...)
 	var res Result
 	var errs []error
+	pages := map[string][]int{} // recommendation id -> touches to look up among the item pages' answers
+	var pageIDs []string
 	for u, c := range calls {
 		out, err := c.Cmd.Slice()
 		if err == nil && len(out) != 3*len(users[u].idx) {
@@ -411,6 +441,12 @@ func (s *Store) Attribute(ctx context.Context, touches []Touch) (Result, error) 
 			pos, _ := out[3*j+1].(int64)
 			head, _ := out[3*j+2].(string)
 			switch {
+			case (id == "" || pos == 0) && touches[i].RecommendationID != "":
+				rid := touches[i].RecommendationID
+				if _, ok := pages[rid]; !ok {
+					pageIDs = append(pageIDs, rid)
+				}
+				pages[rid] = append(pages[rid], i)
 			case id == "" || pos == 0:
 				res.Unattributed++
 			case pos < 0:
@@ -425,10 +461,70 @@ func (s *Store) Attribute(ctx context.Context, touches []Touch) (Result, error) 
 			}
 		}
 	}
+	if len(pageIDs) > 0 {
+		for _, idx := range pages {
+			slices.Sort(idx) // in batch order: the first sender of an (answer, item, type) is credited
+		}
+		if err := s.attributePages(ctx, touches, pageIDs, pages, &res); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return Result{}, errors.Join(errs...)
 	}
 	return res, nil
+}
+
+// attributePages looks touches up among the item pages' answers: pages maps
+// each id (in the order of ids) to the touches that carry it.
+func (s *Store) attributePages(ctx context.Context, touches []Touch, ids []string, pages map[string][]int, res *Result) error {
+	calls := make([]*redisconn.ScriptCall, len(ids))
+	for j, id := range ids {
+		idx := pages[id]
+		args := make([]any, 0, 3+3*len(idx))
+		args = append(args, id, s.cfg.Window.Milliseconds(), s.cfg.Skew.Milliseconds())
+		for _, i := range idx {
+			t := touches[i]
+			at := t.Time
+			if at.IsZero() {
+				at = s.cfg.Now()
+			}
+			args = append(args, t.ItemID, typeCode(t.Type), at.UnixMilli())
+		}
+		calls[j] = &redisconn.ScriptCall{Script: attributePageScript, Keys: []string{s.pageKey(id)}, Args: args}
+	}
+	redisconn.RunScripts(ctx, s.rdb, calls...)
+	var errs []error
+	for j, c := range calls {
+		idx := pages[ids[j]]
+		out, err := c.Cmd.Slice()
+		if err == nil && len(out) != 3*len(idx) {
+			err = fmt.Errorf("script returned %d values for %d events", len(out), len(idx))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("attribute events to item-page answer %q: %w", ids[j], err))
+			continue
+		}
+		for k, i := range idx {
+			id, _ := out[3*k].(string)
+			pos, _ := out[3*k+1].(int64)
+			head, _ := out[3*k+2].(string)
+			switch {
+			case id == "" || pos == 0:
+				res.Unattributed++
+			case pos < 0:
+				res.Repeated++
+			default:
+				d, answered, err := decodeHeader(head)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("item-page answer %q: %w", id, err))
+					continue
+				}
+				res.Hits = append(res.Hits, Hit{Touch: touches[i], AnswerID: id, Position: int(pos), Dims: d, Answered: answered})
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func typeCode(t event.Type) int {

@@ -300,3 +300,159 @@ func TestMeasureAnswerBytesPerUser(t *testing.T) {
 		}
 	}
 }
+
+// An item page's answer (no user) attributes by its id only, to whoever
+// sends the id back, once per (answer, item, type); last touch never picks
+// it, and the record names no user and outlives no DeleteUser-free window.
+func TestAttributeItemPageAnswers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	clk := &clock{t: t0}
+	rdb := redistest.Client(t)
+	prefix := redistest.Prefix(t, rdb)
+	var written []attribution.Answer
+	var mu sync.Mutex
+	s, err := attribution.NewStore(rdb, attribution.Config{Prefix: prefix, Now: clk.Now}, func(_ context.Context, as []attribution.Answer) {
+		mu.Lock()
+		written = append(written, as...)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	put(t, s,
+		attribution.Answer{ID: "r1", UserID: "u1", Placement: "home", Source: "personalized", Time: t0, Items: []string{"a", "b"}},
+		attribution.Answer{ID: "p1", Placement: "similar_items", Source: "similar", ModelVersion: "v1", Time: t0, Items: []string{"x", "y", "z"}},
+		attribution.Answer{ID: "p2", Placement: "bought_together", Source: "bought_together", Time: t0}, // no items: not kept
+	)
+	mu.Lock()
+	if len(written) != 2 || written[1].ID != "p1" {
+		t.Errorf("written %+v, want r1 and p1", written)
+	}
+	mu.Unlock()
+
+	at := t0.Add(time.Hour)
+	type hit struct {
+		answer, user string
+		pos          int
+		place        string
+	}
+	tests := []struct {
+		name  string
+		touch attribution.Touch
+		want  *hit // nil: not counted
+	}{
+		{"direct id of an item page", attribution.Touch{UserID: "u1", ItemID: "y", Type: event.View, Time: at, RecommendationID: "p1"}, &hit{"p1", "u1", 2, "similar_items"}},
+		{"again is counted once", attribution.Touch{UserID: "u1", ItemID: "y", Type: event.View, Time: at, RecommendationID: "p1"}, nil},
+		{"another user, same item and type: once per answer", attribution.Touch{UserID: "u2", ItemID: "y", Type: event.View, Time: at, RecommendationID: "p1"}, nil},
+		{"another type counts, for the event's user", attribution.Touch{UserID: "u2", ItemID: "y", Type: event.Purchase, Time: at, RecommendationID: "p1"}, &hit{"p1", "u2", 2, "similar_items"}},
+		{"item not in the answer", attribution.Touch{UserID: "u1", ItemID: "a", Type: event.View, Time: at, RecommendationID: "p1"}, nil},
+		{"no last touch to item pages", attribution.Touch{UserID: "u2", ItemID: "z", Type: event.View, Time: at}, nil},
+		{"unknown id", attribution.Touch{UserID: "u1", ItemID: "x", Type: event.View, Time: at, RecommendationID: "nope"}, nil},
+		{"answer without items was not kept", attribution.Touch{UserID: "u1", ItemID: "x", Type: event.View, Time: at, RecommendationID: "p2"}, nil},
+		{"after the window", attribution.Touch{UserID: "u1", ItemID: "z", Type: event.View, Time: t0.Add(8 * 24 * time.Hour), RecommendationID: "p1"}, nil},
+		{"before the answer", attribution.Touch{UserID: "u1", ItemID: "z", Type: event.View, Time: t0.Add(-time.Hour), RecommendationID: "p1"}, nil},
+		{"the user's own answers still come first", attribution.Touch{UserID: "u1", ItemID: "b", Type: event.View, Time: at, RecommendationID: "r1"}, &hit{"r1", "u1", 2, "home"}},
+	}
+	for _, tt := range tests {
+		res, err := s.Attribute(ctx, []attribution.Touch{tt.touch})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if tt.want == nil {
+			if len(res.Hits) != 0 || res.Repeated+res.Unattributed != 1 {
+				t.Errorf("%s: got %+v, want one repeated or unattributed event", tt.name, res)
+			}
+			continue
+		}
+		if len(res.Hits) != 1 {
+			t.Errorf("%s: got %d hits (%+v), want 1", tt.name, len(res.Hits), res)
+			continue
+		}
+		h := res.Hits[0]
+		if got := (hit{h.AnswerID, h.UserID, h.Position, h.Dims.Placement}); got != *tt.want {
+			t.Errorf("%s: got %+v, want %+v", tt.name, got, *tt.want)
+		}
+		if h.AnswerID == "p1" && (h.Dims.Source != "similar" || h.Dims.ModelVersion != "v1" || !h.Answered.Equal(t0)) {
+			t.Errorf("%s: dims %+v answered %v, want similar, v1, %v", tt.name, h.Dims, h.Answered, t0)
+		}
+	}
+
+	// One batch mixing users, item pages, repeats and unknown ids.
+	res, err := s.Attribute(ctx, []attribution.Touch{
+		{UserID: "u3", ItemID: "x", Type: event.AddToCart, Time: at, RecommendationID: "p1"}, // counts
+		{UserID: "u4", ItemID: "x", Type: event.AddToCart, Time: at, RecommendationID: "p1"}, // repeated
+		{UserID: "u3", ItemID: "y", Type: event.View, Time: at, RecommendationID: "p1"},      // repeated (counted above)
+		{UserID: "u3", ItemID: "q", Type: event.View, Time: at, RecommendationID: "p1"},      // not in the answer
+		{UserID: "u1", ItemID: "a", Type: event.Purchase, Time: at},                          // last touch: r1
+		{UserID: "u1", ItemID: "a", Type: event.Purchase, Time: at, RecommendationID: "zz"},  // unknown
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Hits) != 2 || res.Repeated != 2 || res.Unattributed != 2 {
+		t.Fatalf("batch: got %d hits, %d repeated, %d unattributed (%+v); want 2, 2, 2", len(res.Hits), res.Repeated, res.Unattributed, res)
+	}
+
+	// The record is one key named by the answer, expiring with the window;
+	// DeleteUser of anyone leaves it.
+	key := s.PageAnswerKey("p1")
+	ttl, err := rdb.PTTL(ctx, key).Result()
+	if err != nil || ttl <= 0 || ttl > attribution.DefaultWindow {
+		t.Errorf("TTL of %s = %v, %v; want within the window %v", key, ttl, err, attribution.DefaultWindow)
+	}
+	for _, u := range []string{"u1", "u2", "u3"} {
+		if _, err := s.DeleteUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fields, err := rdb.HGetAll(ctx, key).Result()
+	if err != nil || len(fields) != 2 || fields["r"] == "" || fields["m"] == "" {
+		t.Errorf("record of p1 after DeleteUser = %q, %v; want the record and its marks", fields, err)
+	}
+}
+
+// TestMeasurePageAnswerBytes measures what one item page's answer costs in
+// Redis (docs/storage.md): 20 items with 12-byte ids, a 32-character id.
+func TestMeasurePageAnswerBytes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	prefix := redistest.Prefix(t, rdb)
+	s, err := attribution.NewStore(rdb, attribution.Config{Prefix: prefix, Now: func() time.Time { return t0.Add(time.Hour) }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	items := make([]string, 20)
+	for i := range items {
+		items[i] = "item-" + strconv.Itoa(1_000_000+i) // 12 bytes
+	}
+	const id = "0123456789abcdef0123456789abcdef" // as newRecommendationID's
+	put(t, s, attribution.Answer{ID: id, Placement: "similar_items", Source: "similar", ModelVersion: "20261206T081100Z-abcdef",
+		Time: t0, Items: items})
+	// Marks of a view, cart and purchase of the last item: the longest.
+	for _, typ := range []event.Type{event.View, event.AddToCart, event.Purchase} {
+		if _, err := s.Attribute(ctx, []attribution.Touch{{UserID: "u", ItemID: items[19], Type: typ, Time: t0, RecommendationID: id}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := s.PageAnswerKey(id)
+	b, err := rdb.MemoryUsage(ctx, key, 0).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, _ := rdb.ObjectEncoding(ctx, key).Result()
+	t.Logf("item page answer of 20 items: %s (%s) %d bytes", key[len(prefix):], enc, b)
+	const limit = 1_000 // docs/storage.md's figure and about 10 % more
+	if b > limit {
+		t.Errorf("item page answer of 20 items: %d bytes, want at most %d (docs/storage.md)", b, limit)
+	}
+}

@@ -12,6 +12,10 @@ import "github.com/redis/go-redis/v9"
 // answer order, so a position is found without any delimiter an id could
 // contain. The marks of an answer are one character per (position, event
 // type): "1" once counted. Record ids are hex, so "\0" .. id never collides.
+//
+// An item page's answer (no user) is kept in a key of its own, a hash tagged
+// by the answer's id: "r" -> the record (as above), "m" -> its marks. The
+// key expires with the window; nothing in it names a user.
 
 // luaItemPosition finds an item's 1-based position in a record's items.
 const luaItemPosition = `
@@ -108,6 +112,57 @@ for i = 3, #ARGV, 4 do
   out[#out + 1] = found
   out[#out + 1] = pos
   out[#out + 1] = head
+end
+return out
+`)
+
+// recordPageScript stores an item page's answer; its key expires with the
+// window.
+//
+// KEYS: the answer's key. ARGV: record, ttl ms.
+var recordPageScript = redis.NewScript(`
+redis.call('HSET', KEYS[1], 'r', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)
+
+// attributePageScript matches events that carry an item page's answer id
+// to that answer and marks what it counts (the marks, once per position and
+// type, are the answer's, whoever sent the event). Per event it returns the
+// same three values as attributeScript.
+//
+// KEYS: the answer's key. ARGV: answer id, window ms, skew ms, then per
+// event: item, type (1 view, 2 cart, 3 purchase), time ms.
+var attributePageScript = redis.NewScript(luaItemPosition + `
+local rec = redis.call('HGET', KEYS[1], 'r')
+local window, skew = tonumber(ARGV[2]), tonumber(ARGV[3])
+local head, at = '', nil
+if rec then
+  head = header(rec)
+  at = tonumber(string.match(head, '^%-?%d+'))
+end
+local out = {}
+for i = 4, #ARGV, 3 do
+  local item, typ, t = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local found, pos, h = '', 0, ''
+  if at and at >= t - window and at <= t + skew then
+    pos = position(rec, item)
+    if pos > 0 then
+      found, h = ARGV[1], head
+      local marks = redis.call('HGET', KEYS[1], 'm') or ''
+      local k = (pos - 1) * 3 + typ
+      if string.sub(marks, k, k) == '1' then
+        pos = -1
+      else
+        if #marks < k then marks = marks .. string.rep('0', k - #marks) end
+        marks = string.sub(marks, 1, k - 1) .. '1' .. string.sub(marks, k + 1)
+        redis.call('HSET', KEYS[1], 'm', marks)
+      end
+    end
+  end
+  out[#out + 1] = found
+  out[#out + 1] = pos
+  out[#out + 1] = h
 end
 return out
 `)

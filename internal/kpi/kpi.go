@@ -160,7 +160,9 @@ type delta struct {
 	users, buyer []string
 }
 
-// AddAnswers counts written answers (by the day of their time).
+// AddAnswers counts written answers (by the day of their time). An answer
+// without a user (an item page's) counts as an answer and its items as
+// shown, but not among the distinct users.
 func (s *Store) AddAnswers(ctx context.Context, answers []attribution.Answer) error {
 	ds := map[string]*delta{}
 	var order []*delta
@@ -168,7 +170,9 @@ func (s *Store) AddAnswers(ctx context.Context, answers []attribution.Answer) er
 		d := s.deltaFor(ds, &order, a.Time, a.Dims())
 		d.c.Answers++
 		d.c.ItemsShown += int64(len(a.Items))
-		d.users = append(d.users, a.UserID)
+		if a.UserID != "" {
+			d.users = append(d.users, a.UserID)
+		}
 		l := s.labelsOf(a.Dims())
 		s.answers.WithLabelValues(l...).Inc()
 		s.shown.WithLabelValues(l...).Add(float64(len(a.Items)))
@@ -196,7 +200,9 @@ func (s *Store) AddHits(ctx context.Context, hits []attribution.Hit) error {
 			d.c.Units += q
 			r := s.RevenueOf(h.ItemID, h.Quantity)
 			d.c.Revenue += r
-			d.buyer = append(d.buyer, h.UserID)
+			if h.UserID != "" {
+				d.buyer = append(d.buyer, h.UserID)
+			}
 			s.revenue.WithLabelValues(l...).Add(r)
 		}
 		s.events.WithLabelValues(append(l, h.Type.String())...).Inc()

@@ -112,3 +112,32 @@ func TestReadRejectsBadRanges(t *testing.T) {
 		t.Error("500 days: no error")
 	}
 }
+
+// Item pages' answers have no user: they count as answers and items shown,
+// not as users, and the event's user of a hit counts as a buyer.
+func TestAnswersWithoutUser(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t, kpi.Config{Price: func(string) float64 { return 4 }})
+	page := attribution.Dims{Placement: "similar_items", Source: "similar", ModelVersion: "v1"}
+	ans := attribution.Answer{Placement: page.Placement, Source: page.Source, ModelVersion: page.ModelVersion, Time: day.Add(time.Hour)}
+	a1, a2, a3 := ans, ans, ans
+	a1.Items, a2.Items, a3.Items = []string{"x", "y"}, []string{"x"}, []string{"z"}
+	a3.UserID = "u9" // the same dimensions with a user
+	if err := s.AddAnswers(ctx, []attribution.Answer{a1, a2, a3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddHits(ctx, []attribution.Hit{
+		{Touch: attribution.Touch{UserID: "u1", ItemID: "x", Type: event.Purchase, Quantity: 2}, Dims: page},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.Read(ctx, day, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := kpi.Row{Day: day, Dims: page, Counts: kpi.Counts{Answers: 3, ItemsShown: 4, Purchases: 1, Units: 2, Revenue: 8, Users: 1, Buyers: 1}}
+	if len(rows) != 1 || rows[0] != want {
+		t.Fatalf("got %+v, want [%+v]", rows, want)
+	}
+}

@@ -49,6 +49,30 @@ func (r *answerRecorder) record(id, userID, placement, xp, arm string, res recom
 	})
 }
 
+// Placements of the item pages' answers in the records and the daily
+// counters (their requests name no placement).
+const (
+	similarPlacement = "similar_items"
+	boughtPlacement  = "bought_together"
+)
+
+// recordItemPage enqueues an answer that has no user (SimilarItems,
+// BoughtTogether): it is attributed by its id only, to whoever sends the
+// id back (nothing without items).
+func (r *answerRecorder) recordItemPage(id, placement string, res recommend.Result) {
+	if r == nil || r.attr == nil || len(res.Items) == 0 {
+		return
+	}
+	items := make([]string, len(res.Items))
+	for i, it := range res.Items {
+		items[i] = it.ItemID
+	}
+	r.attr.Enqueue(attribution.Answer{
+		ID: id, Placement: placement, Source: sourceName(toSource(res.Source)),
+		ModelVersion: res.ModelVersion, Time: r.now(), Items: items,
+	})
+}
+
 // sourceName is the short lower-case name of a source ("personalized").
 func sourceName(s recsysv1.Source) string {
 	return strings.TrimPrefix(strings.ToLower(s.String()), "source_")

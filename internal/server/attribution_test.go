@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/attribution"
 	"github.com/recsys-dev/recsys/internal/kpi"
+	"github.com/recsys-dev/recsys/internal/recommend"
+	"github.com/recsys-dev/recsys/internal/redistest"
+	"github.com/recsys-dev/recsys/internal/server"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
@@ -109,6 +113,107 @@ func TestEventAttributionFieldsValidated(t *testing.T) {
 		_, err := e.events.RecordEvents(context.Background(), &recsysv1.RecordEventsRequest{Events: []*recsysv1.Event{tc.ev}})
 		if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.HasPrefix(st.Message(), tc.field+":") {
 			t.Errorf("%s: got %v %q, want InvalidArgument naming %s", tc.name, st.Code(), st.Message(), tc.field)
+		}
+	}
+}
+
+// TestItemPageAttributionThroughGRPC sends the ids of a SimilarItems and a
+// BoughtTogether answer (which have no user) back with events of shoppers
+// and checks the daily counters by hand.
+func TestItemPageAttributionThroughGRPC(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	e := newEnvWith(t, envOptions{model: true, attribution: true, rdb: rdb, prefix: redistest.Prefix(t, rdb),
+		server: func(_ *server.Config, d *server.Deps) { d.Bought = d.Recommender.(*recommend.Engine) }})
+	catalog := plantedCatalog(e.clock.Now())
+	e.upsert(t, catalog...)
+	price := map[string]float64{}
+	for _, it := range catalog {
+		price[it.GetItemId()] = it.GetPrice()
+	}
+	sim, err := e.rec.SimilarItems(ctx, &recsysv1.SimilarItemsRequest{ItemId: "a0", Count: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bought, err := e.rec.BoughtTogether(ctx, &recsysv1.BoughtTogetherRequest{ItemIds: []string{"b0"}, Count: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sim.GetItems()) != 4 || len(bought.GetItems()) != 3 {
+		t.Fatalf("answers %v and %v, want 4 and 3 items", ids(sim.GetItems()), ids(bought.GetItems()))
+	}
+	if err := e.attr.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	simID, simShown := sim.GetRecommendationId(), ids(sim.GetItems())
+	boughtID, boughtShown := bought.GetRecommendationId(), ids(bought.GetItems())
+	notShown := ""
+	for _, it := range catalog {
+		if !slices.Contains(simShown, it.GetItemId()) {
+			notShown = it.GetItemId()
+			break
+		}
+	}
+
+	const shopper = "shopper-7f"
+	now := e.clock.Now()
+	viewed := withID(ev(shopper, simShown[2], view, now), simID, 0)
+	res := e.record(t,
+		viewed,
+		withID(ev(shopper, simShown[2], purchase, now), simID, 3),
+		withID(ev("shopper-8g", simShown[2], view, now), simID, 0), // the same (answer, item, type): counted once
+		withID(ev(shopper, notShown, view, now), simID, 0),         // not in the answer
+		withID(ev(shopper, simShown[1], view, now), "nope", 0),     // unknown id: accepted, unattributed
+		ev(shopper, simShown[3], view, now),                        // no id: item pages have no last touch
+		withID(ev("shopper-9h", boughtShown[0], view, now), boughtID, 0),
+	)
+	if res.GetAccepted() != 7 {
+		t.Fatalf("RecordEvents: %v, want all 7 accepted", res)
+	}
+	if got := e.record(t, viewed); got.GetDuplicates() != 1 { // a retry
+		t.Fatalf("retry: %v", got)
+	}
+
+	// The records name no user, and DeleteUser leaves them.
+	for _, id := range []string{simID, boughtID} {
+		rec, err := rdb.HGetAll(ctx, e.attr.PageAnswerKey(id)).Result()
+		if err != nil || rec["r"] == "" {
+			t.Fatalf("record of %s: %q, %v", id, rec, err)
+		}
+		for f, v := range rec {
+			if strings.Contains(f+v, "shopper") {
+				t.Errorf("record of %s names a user: %q = %q", id, f, v)
+			}
+		}
+	}
+	if _, err := e.events.DeleteUser(ctx, &recsysv1.DeleteUserRequest{UserId: shopper}); err != nil {
+		t.Fatal(err)
+	}
+	e.record(t, withID(ev("shopper-8g", simShown[0], cart, now), simID, 0)) // still attributed
+
+	rows, err := e.kpi.Read(ctx, now, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]kpi.Row{}
+	for _, r := range rows {
+		got[r.Dims.Placement] = r
+	}
+	day := now.UTC().Truncate(24 * time.Hour)
+	source := func(s recsysv1.Source) string { return strings.TrimPrefix(strings.ToLower(s.String()), "source_") }
+	want := map[string]kpi.Row{
+		"similar_items": {Day: day, Dims: attribution.Dims{Placement: "similar_items", Source: source(sim.GetSource()), ModelVersion: "v1"},
+			Counts: kpi.Counts{Answers: 1, ItemsShown: 4, Clicks: 1, Carts: 1, Purchases: 1, Units: 3, Revenue: 3 * price[simShown[2]], Buyers: 1}},
+		"bought_together": {Day: day, Dims: attribution.Dims{Placement: "bought_together", Source: source(bought.GetSource()), ModelVersion: "v1"},
+			Counts: kpi.Counts{Answers: 1, ItemsShown: 3, Clicks: 1}},
+	}
+	if len(got) != len(want) || len(rows) != len(want) {
+		t.Fatalf("daily counters: got %+v, want %+v", rows, want)
+	}
+	for p, w := range want {
+		if got[p] != w {
+			t.Errorf("daily counters of %s:\n got %+v\nwant %+v", p, got[p], w)
 		}
 	}
 }

@@ -145,11 +145,13 @@ func (s *recommendationService) SimilarItems(ctx context.Context, req *recsysv1.
 		return nil, err
 	}
 	s.degrade.metrics.Answer("SimilarItems", res.Source)
+	id := newRecommendationID()
+	s.answers.recordItemPage(id, similarPlacement, res)
 	return &recsysv1.SimilarItemsResponse{
 		Items:            toScored(res.Items, fullReasons(ctx)),
 		ModelVersion:     res.ModelVersion,
 		Source:           toSource(res.Source),
-		RecommendationId: newRecommendationID(),
+		RecommendationId: id,
 		Partial:          res.Partial,
 		Degraded:         !s.srv.BackendUp(),
 	}, nil
@@ -181,11 +183,13 @@ func (s *recommendationService) BoughtTogether(ctx context.Context, req *recsysv
 		}
 	}
 	s.degrade.metrics.Answer("BoughtTogether", res.Source)
+	id := newRecommendationID()
+	s.answers.recordItemPage(id, boughtPlacement, res)
 	return &recsysv1.BoughtTogetherResponse{
 		Items:            toScored(res.Items, fullReasons(ctx)),
 		ModelVersion:     res.ModelVersion,
 		Source:           toSource(res.Source),
-		RecommendationId: newRecommendationID(),
+		RecommendationId: id,
 		Partial:          res.Partial,
 		Degraded:         degraded || !s.srv.BackendUp(),
 	}, nil
