@@ -54,6 +54,15 @@ func TestDeleteUserLeavesNothingNamingTheUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.record(t, withID(ev(user, res.GetItems()[0].GetItemId(), purchase, now), res.GetRecommendationId(), 1))
+	// An item page's answer (no user) the user then bought from.
+	sim, err := e.rec.SimilarItems(ctx, &recsysv1.SimilarItemsRequest{ItemId: "b0", Count: 3})
+	if err != nil || len(sim.GetItems()) == 0 {
+		t.Fatalf("SimilarItems: %v, %v", sim, err)
+	}
+	if err := e.attr.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.record(t, withID(ev(user, sim.GetItems()[0].GetItemId(), purchase, now), sim.GetRecommendationId(), 1))
 	for _, campaign := range []string{"spring", "summer"} {
 		e.mustBatch(t, &recsysv1.BatchRecommendRequest{UserIds: []string{user, "stays"}, Count: 3, CampaignId: campaign, HoldoutShare: 0.5})
 	}
