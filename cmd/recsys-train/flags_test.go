@@ -61,3 +61,58 @@ func TestBoughtFlagTableDocumented(t *testing.T) {
 		t.Error("docs/api.md:", p)
 	}
 }
+
+// names returns the names of the flags on fs.
+func names(fs *flag.FlagSet) map[string]bool {
+	m := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { m[f.Name] = true })
+	return m
+}
+
+// only returns a flag set of the flags on fs that keep accepts.
+func only(fs *flag.FlagSet, keep func(name string) bool) *flag.FlagSet {
+	out := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	fs.VisitAll(func(f *flag.Flag) {
+		if keep(f.Name) {
+			out.Var(f.Value, f.Name, f.Usage)
+		}
+	})
+	return out
+}
+
+// Every flag of every subcommand has one row, with its default, in one of
+// docs/training.md's recsys-train tables: the shared flags in one, each
+// layer's own in its own (the bought-together flags in docs/api.md, above).
+func TestFlagTablesDocumented(t *testing.T) {
+	var so options
+	sharedFS := flag.NewFlagSet("shared", flag.ContinueOnError)
+	so.register(sharedFS)
+	shared := names(sharedFS)
+	var ec evalCommand
+	evalCmdFS := flag.NewFlagSet("eval and tune", flag.ContinueOnError)
+	ec.register(evalCmdFS)
+	evalCmd := names(evalCmdFS)
+
+	var o options
+	trainFS, _ := trainFlags(&o, io.Discard)
+	var e evalFlags
+	var tu tuneFlags
+	for _, tc := range []struct {
+		heading string
+		fs      *flag.FlagSet
+	}{
+		{"### recsys-train flags", sharedFS},
+		{"#### recsys-train (train) flags", only(trainFS, func(n string) bool { return !shared[n] && !strings.HasPrefix(n, "bought-") })},
+		{"#### recsys-train eval and tune flags", only(evalCmdFS, func(n string) bool { return !shared[n] })},
+		{"#### recsys-train eval flags", only(newEvalFlags(&e, io.Discard), func(n string) bool { return !evalCmd[n] })},
+		{"#### recsys-train tune flags", only(newTuneFlags(&tu, io.Discard), func(n string) bool { return !evalCmd[n] })},
+	} {
+		diffs, err := flagdoc.CompareFile("../../docs/training.md", tc.heading, tc.fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range diffs {
+			t.Errorf("docs/training.md %s: %s", tc.heading, p)
+		}
+	}
+}

@@ -43,6 +43,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/modelreport"
 	"github.com/recsys-dev/recsys/internal/retrain"
+	"github.com/recsys-dev/recsys/internal/traindata"
 	"github.com/recsys-dev/recsys/internal/trainjob"
 	"github.com/recsys-dev/recsys/internal/tune"
 )
@@ -428,7 +429,7 @@ func writeJSON(w io.Writer, v any) error {
 	return err
 }
 
-func (o *options) evalSplit(ctx context.Context, cfg retrain.EvalConfig, trainFile, testFile string, log *slog.Logger) (*eval.Split, error) {
+func (o *options) evalSplit(ctx context.Context, cfg retrain.EvalConfig, trainFile, testFile string, log *slog.Logger) (*traindata.Split, error) {
 	if cfg.Holdout.Fraction > 0 {
 		cfg.Holdout.LastN = 0
 	}
@@ -459,29 +460,44 @@ func (o *options) evalSplit(ctx context.Context, cfg retrain.EvalConfig, trainFi
 	return retrain.MakeSplit(ctx, cfg, src)
 }
 
-// runEval prints ALS next to the baselines on one split.
-func runEval(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c evalCommand
-	var trainFile, testFile string
-	var asJSON, ablation bool
+// evalFlags are eval's own flags, beside the evaluation command's.
+type evalFlags struct {
+	evalCommand
+	trainFile, testFile string
+	asJSON, ablation    bool
+	reportFile          string
+	cold                coldStartFlags
+}
+
+// newEvalFlags registers eval's flags on a new flag set.
+func newEvalFlags(e *evalFlags, stderr io.Writer) *flag.FlagSet {
+	c := &e.evalCommand
 	fs := flag.NewFlagSet("recsys-train eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = usage(fs, stderr, "Evaluates, with full ranking over all items, what the job would publish (or the model the\n"+
 		"model flags describe) next to popularity and item-kNN on one split; publishes nothing.")
 	c.register(fs)
-	fs.StringVar(&trainFile, "train", "", "a pre-split training file (with --test)")
-	fs.StringVar(&testFile, "test", "", "a pre-split test file (with --train)")
-	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	reportFile := fs.String("report", "", "also write the report as a self-contained HTML file with charts (model and baselines)")
+	fs.StringVar(&e.trainFile, "train", "", "a pre-split training file (with --test)")
+	fs.StringVar(&e.testFile, "test", "", "a pre-split test file (with --train)")
+	fs.BoolVar(&e.asJSON, "json", false, "print the report as JSON")
+	fs.StringVar(&e.reportFile, "report", "", "also write the report as a self-contained HTML file with charts (model and baselines)")
 	fs.BoolVar(&c.cfg.Blend, "blend", true, "without model flags: the job's blend candidate, as recsys-train --blend")
 	fs.BoolVar(&c.cfg.Served, "served", true, "also the served row (the model searched through its partitioned index, forced as recsysd --index-min-items 0) with recall_vs_exact@K against the exact scan: of the model flags' model, or of the job's model (\"served blend\" for a blend, against the exact blend); with --blend-ablation also the \"served blend\" row of the full blend")
-	fs.BoolVar(&ablation, "blend-ablation", false, "also evaluate the ablation rows: item neighbours alone, then MF alone, +neighbours, +transitions, +recency (without model flags: the job's chosen settings and its blend's validation grid; with them: weights chosen on a validation split of the training events)")
-	var cold coldStartFlags
-	cold.register(fs)
-	log, err := c.parse(fs, args, getenv, stderr)
+	fs.BoolVar(&e.ablation, "blend-ablation", false, "also evaluate the ablation rows: item neighbours alone, then MF alone, +neighbours, +transitions, +recency (without model flags: the job's chosen settings and its blend's validation grid; with them: weights chosen on a validation split of the training events)")
+	e.cold.register(fs)
+	return fs
+}
+
+// runEval prints ALS next to the baselines on one split.
+func runEval(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var e evalFlags
+	fs := newEvalFlags(&e, stderr)
+	log, err := e.parse(fs, args, getenv, stderr)
 	if err != nil {
 		return err
 	}
+	c, cold := e.evalCommand, &e.cold
+	trainFile, testFile, asJSON, ablation, reportFile := e.trainFile, e.testFile, e.asJSON, e.ablation, &e.reportFile
 	if cold.on {
 		return cold.run(ctx, c, asJSON, stdout, log)
 	}
@@ -522,6 +538,16 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 		if err := addAblation(ctx, c, split, job.Report, job.MF, job.Blend, log); err != nil {
 			return err
 		}
+		if len(job.Folds) == 2 {
+			// The published weights pool two validation folds; each
+			// fold's own weights, for comparison.
+			rows, err := eval.WeightRows(ctx, split, job.MF, []string{"blend weights: second-to-last events", "blend weights: last events"},
+				job.Folds, eval.BlendOptions{Workers: c.cfg.Workers}, eval.Options{Ks: c.cfg.Ks, Workers: c.cfg.Workers})
+			if err != nil {
+				return fmt.Errorf("blend ablation: %w", err)
+			}
+			job.Report.Models = append(job.Report.Models, rows...)
+		}
 	}
 	if err := writeHTMLReport(*reportFile, job.Report, "job's gate on its holdout of the training part: "+job.Gate.Reason, nil, job.Tuning); err != nil {
 		return err
@@ -552,7 +578,7 @@ func runEval(ctx context.Context, args []string, getenv func(string) string, std
 // over model (nil: ALS trained with the model flags' settings), with
 // search's weights (nil: fitted on a validation split of the training
 // events).
-func addAblation(ctx context.Context, c evalCommand, split *eval.Split, rep *eval.Report, model *mf.Model, search *eval.BlendSearch, log *slog.Logger) error {
+func addAblation(ctx context.Context, c evalCommand, split *traindata.Split, rep *eval.Report, model *mf.Model, search *eval.BlendSearch, log *slog.Logger) error {
 	h := c.cfg.Hyper
 	if model != nil {
 		h = model.Info().Hyper
@@ -587,31 +613,44 @@ func addAblation(ctx context.Context, c evalCommand, split *eval.Split, rep *eva
 	return nil
 }
 
-// runTune searches hyperparameters on a validation split of the training
-// events and prints the trials, best first.
-func runTune(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var c evalCommand
-	var factors, iters, regs, alphas, exps string
-	var opt eval.SearchOptions
-	var asJSON bool
+// tuneFlags are tune's own flags, beside the evaluation command's.
+type tuneFlags struct {
+	evalCommand
+	factors, iters, regs, alphas, exps string
+	opt                                eval.SearchOptions
+	asJSON                             bool
+}
+
+// newTuneFlags registers tune's flags on a new flag set.
+func newTuneFlags(t *tuneFlags, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("recsys-train tune", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = usage(fs, stderr, "Runs the job's hyperparameter search (or a grid search with the --*-grid flags) and prints its\n"+
 		"trace and the chosen settings; publishes nothing.")
-	c.register(fs)
-	fs.StringVar(&factors, "factors-grid", "32,64,128", "factor counts to try")
-	fs.StringVar(&iters, "iterations-grid", "", "iteration counts to try (default: --iterations)")
-	fs.StringVar(&regs, "reg-grid", "0.01,0.05,0.2,1", "regularizations to try")
-	fs.StringVar(&alphas, "alpha-grid", "1,5,10,40", "alphas to try")
-	fs.StringVar(&exps, "reg-exponent-grid", "0,0.5,1", "frequency-regularization exponents to try")
-	fs.IntVar(&opt.Trials, "trials", 20, "random grid points to evaluate (0 = the whole grid)")
-	fs.Uint64Var(&opt.Seed, "search-seed", 1, "seed of the random search")
-	fs.StringVar(&opt.Metric, "metric", "ndcg@10", "metric to maximize")
-	fs.BoolVar(&asJSON, "json", false, "print the trials as JSON")
-	log, err := c.parse(fs, args, getenv, stderr)
+	t.register(fs)
+	fs.StringVar(&t.factors, "factors-grid", "32,64,128", "factor counts to try")
+	fs.StringVar(&t.iters, "iterations-grid", "", "iteration counts to try (default: --iterations)")
+	fs.StringVar(&t.regs, "reg-grid", "0.01,0.05,0.2,1", "regularizations to try")
+	fs.StringVar(&t.alphas, "alpha-grid", "1,5,10,40", "alphas to try")
+	fs.StringVar(&t.exps, "reg-exponent-grid", "0,0.5,1", "frequency-regularization exponents to try")
+	fs.IntVar(&t.opt.Trials, "trials", 20, "random grid points to evaluate (0 = the whole grid)")
+	fs.Uint64Var(&t.opt.Seed, "search-seed", 1, "seed of the random search")
+	fs.StringVar(&t.opt.Metric, "metric", "ndcg@10", "metric to maximize")
+	fs.BoolVar(&t.asJSON, "json", false, "print the trials as JSON")
+	return fs
+}
+
+// runTune searches hyperparameters on a validation split of the training
+// events and prints the trials, best first.
+func runTune(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var tf tuneFlags
+	fs := newTuneFlags(&tf, stderr)
+	log, err := tf.parse(fs, args, getenv, stderr)
 	if err != nil {
 		return err
 	}
+	c, opt, asJSON := tf.evalCommand, tf.opt, tf.asJSON
+	factors, iters, regs, alphas, exps := tf.factors, tf.iters, tf.regs, tf.alphas, tf.exps
 	sp := &opt.Space
 	for _, g := range []struct {
 		name string

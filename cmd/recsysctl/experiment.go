@@ -94,22 +94,23 @@ func experimentFlags(x *invocation, create bool) func(name string) (*recsysv1.Ex
 }
 
 func runExperimentCreate(ctx context.Context, x *invocation) error {
-	build := experimentFlags(x, true)
+	return writeExperiment(ctx, x, true)
+}
+
+func runExperimentUpdate(ctx context.Context, x *invocation) error {
+	return writeExperiment(ctx, x, false)
+}
+
+// writeExperiment creates (or updates) the experiment its flags describe.
+func writeExperiment(ctx context.Context, x *invocation, create bool) error {
+	build := experimentFlags(x, create)
 	return unary(ctx, x, 1, func(c *client.Client, args []string) (proto.Message, error) {
 		e, err := build(args[0])
 		if err != nil {
 			return nil, err
 		}
-		return c.Experiments.CreateExperiment(ctx, &recsysv1.CreateExperimentRequest{Experiment: e})
-	})
-}
-
-func runExperimentUpdate(ctx context.Context, x *invocation) error {
-	build := experimentFlags(x, false)
-	return unary(ctx, x, 1, func(c *client.Client, args []string) (proto.Message, error) {
-		e, err := build(args[0])
-		if err != nil {
-			return nil, err
+		if create {
+			return c.Experiments.CreateExperiment(ctx, &recsysv1.CreateExperimentRequest{Experiment: e})
 		}
 		return c.Experiments.UpdateExperiment(ctx, &recsysv1.UpdateExperimentRequest{Experiment: e})
 	})

@@ -163,3 +163,33 @@ func TestImportRejects(t *testing.T) {
 		t.Errorf("--format xml: exit %d, want 2", r.code)
 	}
 }
+
+// `recsysctl --help` lists every command of the table with its summary, and
+// every command has its own help page (exit 0, its usage line), so a command
+// added to the table is reachable and documented by construction.
+func TestHelpListsEveryCommand(t *testing.T) {
+	help := recsysctl(nil, "--help")
+	if help.code != 0 {
+		t.Fatalf("--help: exit %d:\n%s", help.code, help.stderr)
+	}
+	for _, c := range commands {
+		use := strings.TrimSpace(c.name + " " + c.args)
+		if !strings.Contains(help.stderr, "  "+use+" ") || !strings.Contains(help.stderr, c.summary) {
+			t.Errorf("--help does not list %q (%s):\n%s", use, c.summary, help.stderr)
+		}
+		t.Run(c.name, func(t *testing.T) {
+			r := recsysctl(nil, append(strings.Fields(c.name), "--help")...)
+			if r.code != 0 {
+				t.Errorf("%s --help: exit %d:\n%s", c.name, r.code, r.stderr)
+			}
+			if want := "usage: recsysctl " + c.name + " "; !strings.HasPrefix(r.stderr, want) {
+				t.Errorf("%s --help starts %q, want %q", c.name, firstLine(r.stderr), want)
+			}
+		})
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

@@ -206,35 +206,52 @@ const maxBatch = 256
 
 // Run writes enqueued answers until ctx ends, in batches of what has
 // queued up (one pipelined round trip each). Errors are counted (Failed),
-// not returned: records are best effort.
+// not returned: records are best effort. When ctx ends, Run writes what is
+// still queued (under DrainTimeout) before it returns, so the answers of a
+// server that stops are counted: stop Run after the server has drained.
 func (s *Store) Run(ctx context.Context) error {
+	// A write started is finished (each is bounded by its own timeout),
+	// even when ctx ends meanwhile.
+	wctx := context.WithoutCancel(ctx)
 	batch := make([]Answer, 0, maxBatch)
 	var flushes []chan struct{}
 	for {
 		var q queued
 		select {
 		case <-ctx.Done():
+			s.drain(wctx)
 			return nil
 		case q = <-s.queue:
 		}
-		batch, flushes = batch[:0], flushes[:0]
-		add := func(q queued) {
-			if q.done != nil {
-				flushes = append(flushes, q.done)
-			} else {
-				batch = append(batch, q.a)
-			}
+		batch, flushes = s.take(q, batch[:0], flushes[:0])
+		if len(batch) > 0 {
+			s.write(wctx, batch)
 		}
-		add(q)
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case q = <-s.queue:
-				add(q)
-			default:
-				break more
-			}
+		for _, d := range flushes {
+			close(d)
 		}
+	}
+}
+
+// DrainTimeout bounds how long a stopping Run spends writing the answers
+// still queued.
+const DrainTimeout = 5 * time.Second
+
+// drain writes what is queued, batch by batch, until the queue is empty or
+// DrainTimeout has passed; what is left is counted as dropped.
+func (s *Store) drain(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, DrainTimeout)
+	defer cancel()
+	batch := make([]Answer, 0, maxBatch)
+	var flushes []chan struct{}
+	for ctx.Err() == nil {
+		var q queued
+		select {
+		case q = <-s.queue:
+		default:
+			return
+		}
+		batch, flushes = s.take(q, batch[:0], flushes[:0])
 		if len(batch) > 0 {
 			s.write(ctx, batch)
 		}
@@ -242,6 +259,40 @@ func (s *Store) Run(ctx context.Context) error {
 			close(d)
 		}
 	}
+	for {
+		select {
+		case q := <-s.queue:
+			if q.done != nil {
+				close(q.done)
+			} else {
+				s.dropped.Add(1)
+			}
+		default:
+			return
+		}
+	}
+}
+
+// take adds q and what else is queued (up to maxBatch answers) to batch,
+// and the flush markers among them to flushes.
+func (s *Store) take(q queued, batch []Answer, flushes []chan struct{}) ([]Answer, []chan struct{}) {
+	add := func(q queued) {
+		if q.done != nil {
+			flushes = append(flushes, q.done)
+		} else {
+			batch = append(batch, q.a)
+		}
+	}
+	add(q)
+	for len(batch) < maxBatch {
+		select {
+		case q = <-s.queue:
+			add(q)
+		default:
+			return batch, flushes
+		}
+	}
+	return batch, flushes
 }
 
 func (s *Store) write(ctx context.Context, batch []Answer) {

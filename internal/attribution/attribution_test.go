@@ -3,6 +3,7 @@ package attribution_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -206,5 +207,96 @@ func TestItemIDsWithSeparators(t *testing.T) {
 	res, err := s.Attribute(context.Background(), []attribution.Touch{{UserID: "u}", ItemID: "x", Type: event.View, Time: t0}})
 	if err != nil || len(res.Hits) != 0 {
 		t.Errorf("item x matched inside another id: %+v, %v", res, err)
+	}
+}
+
+// A stopping writer writes what is still queued before it returns (a
+// server's last answers are counted), in several batches when there are
+// many.
+func TestRunWritesTheQueueWhenStopped(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Client(t)
+	var written []attribution.Answer // Run's callback; read after Run returned
+	s, err := attribution.NewStore(rdb, attribution.Config{Prefix: redistest.Prefix(t, rdb), Now: func() time.Time { return t0 }},
+		func(_ context.Context, as []attribution.Answer) { written = append(written, as...) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 600 // more than one batch
+	for i := range n {
+		a := attribution.Answer{ID: "r" + strconv.Itoa(i), UserID: "u" + strconv.Itoa(i%7), Placement: "home",
+			Time: t0, Items: []string{"x" + strconv.Itoa(i)}}
+		if !s.Enqueue(a) {
+			t.Fatalf("answer %d dropped", i)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // stopped before it wrote anything
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(written) != n || s.Failed() != 0 || s.Dropped() != 0 {
+		t.Fatalf("stopped writer wrote %d answers (failed %d, dropped %d), want all %d", len(written), s.Failed(), s.Dropped(), n)
+	}
+	// The records are there: the last answer's item attributes to it.
+	res, err := s.Attribute(context.Background(), []attribution.Touch{{UserID: "u" + strconv.Itoa((n-1)%7), ItemID: "x" + strconv.Itoa(n-1),
+		Type: event.View, Time: t0.Add(time.Minute)}})
+	if err != nil || len(res.Hits) != 1 || res.Hits[0].AnswerID != "r"+strconv.Itoa(n-1) {
+		t.Fatalf("attribute to the last answer: %+v, %v", res, err)
+	}
+}
+
+// TestMeasureAnswerBytesPerUser measures what a user's answer records cost
+// in Redis (docs/storage.md, bytes per user): answers of 20 items with
+// 12-byte item ids and 32-character recommendation ids, 10 of them and
+// the cap of 100.
+func TestMeasureAnswerBytesPerUser(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	prefix := redistest.Prefix(t, rdb)
+	s, err := attribution.NewStore(rdb, attribution.Config{Prefix: prefix, Now: func() time.Time { return t0.Add(time.Hour) }}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	defer func() { cancel(); <-done }()
+	for _, tt := range []struct {
+		answers int
+		limit   int64 // docs/storage.md's figure and about 10 % more
+	}{{10, 6_500}, {attribution.DefaultPerUserCap, 62_500}} {
+		user := "user-" + strconv.Itoa(1_000_000+tt.answers)
+		for a := range tt.answers {
+			items := make([]string, 20)
+			for i := range items {
+				items[i] = "item-" + strconv.Itoa(1_000_000+a*20+i) // 12 bytes
+			}
+			put(t, s, attribution.Answer{ID: strconv.FormatInt(int64(1e15)+int64(a), 16) + "0123456789abcdef", UserID: user,
+				Placement: "home", Source: "personalized", ModelVersion: "20261206T081100Z-abcdef", Experiment: "home-1", Arm: "model",
+				Time: t0.Add(time.Duration(a) * time.Minute), Items: items})
+		}
+		keys, err := redistest.Keys(ctx, rdb, prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var total int64
+		for _, k := range keys {
+			if !strings.Contains(k, user) {
+				continue
+			}
+			b, err := rdb.MemoryUsage(ctx, k, 0).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			enc, _ := rdb.ObjectEncoding(ctx, k).Result()
+			t.Logf("%d answers: %s (%s) %d bytes", tt.answers, k[len(prefix):], enc, b)
+			total += b
+		}
+		t.Logf("%d answers: %d bytes", tt.answers, total)
+		if total == 0 || total > tt.limit {
+			t.Errorf("%d answers of 20 items: %d bytes, want at most %d (docs/storage.md)", tt.answers, total, tt.limit)
+		}
 	}
 }

@@ -164,6 +164,11 @@ func TestChaos(t *testing.T) {
 
 	close(streams.release)
 	streams.done.Wait()
+	// The streams that read on finish: the outage paused them, it did
+	// not end them (TestPausedPushStreamFinishesAfterOutage).
+	if streams.codes[codes.OK] != 5 || streams.got != 5*(len(users)-1) {
+		t.Errorf("the 5 streams that read to the end: ended %v with %d messages after the first ones, want 5 OK with %d", streams.codes, streams.got, 5*(len(users)-1))
+	}
 	l.finish()
 	for _, o := range l.recs {
 		if o.code != codes.OK {

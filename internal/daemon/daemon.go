@@ -29,7 +29,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/coalesce"
 	"github.com/recsys-dev/recsys/internal/cooccur"
-	"github.com/recsys-dev/recsys/internal/embedded"
+	"github.com/recsys-dev/recsys/internal/demostore"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/experiment"
 	"github.com/recsys-dev/recsys/internal/httpapi"
@@ -232,7 +232,7 @@ const DefaultProfileBudget = 50 * time.Millisecond
 type Daemon struct {
 	cfg      Config
 	log      *slog.Logger
-	emb      *embedded.Store
+	emb      *demostore.Store
 	rdb      redis.UniversalClient
 	store    *profile.Store
 	catCache *catalog.Cache
@@ -259,10 +259,11 @@ type Daemon struct {
 	attr      *attribution.Store
 	kpi       *kpi.Store
 	// collectors are the metrics /metrics exports (Collectors).
-	collectors []prometheus.Collector
-	push       *pushsched.Scheduler
-	breaker    *recommend.Breaker // on Recommend's profile loads
-	xps        *experiment.Cache
+	collectors   []prometheus.Collector
+	push         *pushsched.Scheduler
+	pushProfiles *pushsched.Profiles
+	breaker      *recommend.Breaker // on Recommend's profile loads
+	xps          *experiment.Cache
 }
 
 // New builds every part and opens the listeners; Run serves.
@@ -290,7 +291,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	}()
 	addr := cfg.RedisAddr
 	if addr == "" {
-		if d.emb, err = embedded.Start(log); err != nil {
+		if d.emb, err = demostore.Start(log); err != nil {
 			return nil, err
 		}
 		addr = d.emb.Addr()
@@ -354,6 +355,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
+	d.pushProfiles = pushsched.WaitOutages(d.store, cfg.Push)
 	ecfg := recommend.Config{
 		Weighting:      cfg.Weighting,
 		MaxPerCategory: cfg.Shop.MaxPerCategory,
@@ -370,8 +372,8 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Bought:         bought,
 		// Push loads blocks of profiles without the per-request budget
 		// (a block takes longer than one profile; the RPC's deadline
-		// bounds it).
-		PushProfiles:    d.store,
+		// bounds it), waiting for Redis through an outage.
+		PushProfiles:    d.pushProfiles,
 		Segments:        cfg.Segments,
 		PushDedupWindow: cfg.PushDedupWindow,
 		PushWorkers:     cfg.Push.WithDefaults().Workers, // the scheduler's workers hold them
@@ -620,6 +622,10 @@ func (d *Daemon) Addr() net.Addr { return d.lis.Addr() }
 // PeakInFlight) tests and benchmarks read.
 func (d *Daemon) Push() *pushsched.Scheduler { return d.push }
 
+// PushProfiles is the profile store of push calls (its Waits count the
+// loads that waited for a Redis outage to end).
+func (d *Daemon) PushProfiles() *pushsched.Profiles { return d.pushProfiles }
+
 // HealthAddr is the plaintext health listen address, or nil when off.
 func (d *Daemon) HealthAddr() net.Addr {
 	if d.hlis == nil {
@@ -671,7 +677,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error {
 		return server.NewReadiness(d.srv, redisconn.Pinger{Client: d.rdb}).Run(gctx, d.cfg.ReadyCheck)
 	})
-	g.Go(func() error { return d.attr.Run(gctx) })
+	// The answer records' writer stops after the gRPC server has drained,
+	// so the answers of the last requests are written (and counted) too.
+	attrCtx, stopAttr := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopAttr()
+	g.Go(func() error { return d.attr.Run(attrCtx) })
 	g.Go(func() error { return d.popular.Run(gctx, d.cfg.PopularRefresh) })
 	g.Go(func() error { return d.catCache.Run(gctx, d.cfg.CatalogSync) })
 	g.Go(func() error { return d.rules.Run(gctx, d.cfg.Shop.RulesPoll) })
@@ -706,6 +716,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}
 		d.srv.Shutdown(drainCtx)
+		stopAttr()
 		if d.metrics != nil {
 			if err := d.metrics.Shutdown(drainCtx); err != nil {
 				d.log.Warn("metrics server shutdown", "err", err)

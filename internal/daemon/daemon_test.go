@@ -37,6 +37,9 @@ type running struct {
 	reg    *registry.Redis
 	rdb    redis.UniversalClient
 	prefix string
+	// stop stops the daemon (SIGTERM's path: drain, then exit) and waits
+	// for Run to return; cleanup calls it too.
+	stop func()
 }
 
 // operatorToken is the token of the operator caller every test daemon knows.
@@ -44,7 +47,8 @@ const operatorToken = "test-operator-token"
 
 // start runs a recsysd on the test Redis (REDIS_ADDR, or the cluster of
 // REDIS_CLUSTER_ADDRS) with authentication on, connected as an operator.
-// opts adjust the configuration before the daemon is built.
+// opts adjust the configuration before the daemon is built; one that sets
+// Prefix starts a daemon on another's keys (a restart, a second replica).
 func start(t *testing.T, opts ...func(*daemon.Config)) *running {
 	t.Helper()
 	cfg := daemon.Config{
@@ -62,8 +66,10 @@ func start(t *testing.T, opts ...func(*daemon.Config)) *running {
 		o(&cfg)
 	}
 	rdb := testClient(t, cfg.RedisAddr)
-	prefix := redistest.Prefix(t, rdb)
-	cfg.Prefix = prefix
+	if cfg.Prefix == "" {
+		cfg.Prefix = redistest.Prefix(t, rdb)
+	}
+	prefix := cfg.Prefix
 	d, err := daemon.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -71,12 +77,16 @@ func start(t *testing.T, opts ...func(*daemon.Config)) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("daemon: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	// As the operator; over TLS when the daemon serves TLS (its certificate
 	// is then signed by the client CA, as the TLS test sets it up).
 	connOpts := []client.Option{client.WithToken(operatorToken), client.WithRetries(0), client.WithTimeout(0)}
@@ -97,7 +107,7 @@ func start(t *testing.T, opts ...func(*daemon.Config)) *running {
 		t.Fatal(err)
 	}
 	r := &running{d: d, conn: conn, rec: recsysv1.NewRecommendationServiceClient(conn),
-		events: recsysv1.NewEventServiceClient(conn), models: recsysv1.NewModelServiceClient(conn), reg: reg, rdb: rdb, prefix: prefix}
+		events: recsysv1.NewEventServiceClient(conn), models: recsysv1.NewModelServiceClient(conn), reg: reg, rdb: rdb, prefix: prefix, stop: stop}
 	hc := healthpb.NewHealthClient(conn)
 	eventually(t, "health SERVING", func() bool {
 		res, err := hc.Check(context.Background(), &healthpb.HealthCheckRequest{})

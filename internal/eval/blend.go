@@ -2,6 +2,7 @@ package eval
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -13,13 +14,16 @@ import (
 	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/topk"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 var _ Recommender = (*Blend)(nil)
 
 // Sequences returns d's events as per-user item sequences in time order
 // (ties in input order), what the blend's lists and recency read.
-func Sequences(d *Data) blend.Sequences { return blend.FromEvents(d.Users, d.Row, d.Col, d.Time) }
+func Sequences(d *traindata.Data) blend.Sequences {
+	return blend.FromEvents(d.Users, d.Row, d.Col, d.Time)
+}
 
 // Blend scores with MF plus a blend (package blend), exactly as the server
 // scores a live profile: a case's items newest first are its user's
@@ -62,7 +66,7 @@ func (r *Blend) scratch() *blendScratch {
 
 // recent fills sc.recent (newest first) and sc.w (their strengths, before
 // recency) for a case.
-func (r *Blend) recent(sc *blendScratch, cs Case) error {
+func (r *Blend) recent(sc *blendScratch, cs traindata.Case) error {
 	n := r.model.NumItems()
 	sc.recent, sc.w = sc.recent[:0], sc.w[:0]
 	if cs.User >= 0 && int(cs.User) < r.seqs.Users() {
@@ -84,7 +88,7 @@ func (r *Blend) recent(sc *blendScratch, cs Case) error {
 }
 
 // Scores folds in each case and scores every item with the blend.
-func (r *Blend) Scores(cases []Case, out []float32) error {
+func (r *Blend) Scores(cases []traindata.Case, out []float32) error {
 	n := r.model.NumItems()
 	if len(out) < len(cases)*n {
 		return fmt.Errorf("%s: output holds %d scores, need %d", r.name, len(out), len(cases)*n)
@@ -158,6 +162,50 @@ func (s *BlendSearch) Best(neighbors, transitions, recency bool) BlendTrial {
 	return s.Trials[best]
 }
 
+// PoolBlendSearches pools weight grids measured on different validation
+// users — folds of the same data, e.g. each user's last and second-to-last
+// training event — into one: each point's NDCG and HR are the mean over all
+// the folds' users (each fold weighted by its users), so the best point is
+// chosen on more users and on more than one position of the sequence. The
+// grids must have the same cut-off and the same points in the same order
+// (grids of the same BlendOptions do).
+func PoolBlendSearches(grids ...*BlendSearch) (*BlendSearch, error) {
+	if len(grids) == 0 || grids[0] == nil {
+		return nil, errors.New("pool blend grids: no grid")
+	}
+	first := grids[0]
+	out := &BlendSearch{K: first.K, Trials: make([]BlendTrial, len(first.Trials))}
+	for i, t := range first.Trials {
+		out.Trials[i].Params = t.Params
+	}
+	for g, s := range grids {
+		switch {
+		case s == nil:
+			return nil, fmt.Errorf("pool blend grids: grid %d is nil", g)
+		case s.K != first.K:
+			return nil, fmt.Errorf("pool blend grids: grid %d is at K %d, grid 0 at %d", g, s.K, first.K)
+		case len(s.Trials) != len(first.Trials):
+			return nil, fmt.Errorf("pool blend grids: grid %d has %d points, grid 0 %d", g, len(s.Trials), len(first.Trials))
+		}
+		for i, t := range s.Trials {
+			if t.Params != first.Trials[i].Params {
+				return nil, fmt.Errorf("pool blend grids: point %d of grid %d is %+v, of grid 0 %+v", i, g, t.Params, first.Trials[i].Params)
+			}
+			out.Trials[i].NDCG += t.NDCG * float64(s.Users)
+			out.Trials[i].HR += t.HR * float64(s.Users)
+		}
+		out.Users += s.Users
+	}
+	if out.Users == 0 {
+		return nil, errors.New("pool blend grids: no validation users")
+	}
+	for i := range out.Trials {
+		out.Trials[i].NDCG /= float64(out.Users)
+		out.Trials[i].HR /= float64(out.Users)
+	}
+	return out, nil
+}
+
 // The grid FitBlend searches.
 var (
 	blendNeighbor   = []float32{0, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8}
@@ -167,12 +215,12 @@ var (
 
 // FitBlend chooses blend weights on a validation split carved from s's
 // training events (each user's last training event held out, as
-// LeaveLastOut does; s's test cases are never read): it trains MF with h on
+// traindata.LeaveLastOut does; s's test cases are never read): it trains MF with h on
 // the rest, builds the lists from the rest, and evaluates every point of a
 // weight grid on up to opt.Users validation users with one fold-in per user
 // and recency value.
-func FitBlend(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOptions) (*BlendSearch, error) {
-	v, err := LeaveLastOut(s.Train)
+func FitBlend(ctx context.Context, s *traindata.Split, h mf.Hyperparameters, opt BlendOptions) (*BlendSearch, error) {
+	v, err := traindata.LeaveLastOut(s.Train)
 	if err != nil {
 		return nil, fmt.Errorf("blend validation split: %w", err)
 	}
@@ -192,16 +240,16 @@ func FitBlend(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOpti
 // built once, so a hyperparameter search can score each of its settings by
 // the blend it would serve (package tune), not by MF alone.
 type BlendValidator struct {
-	v      *Split
+	v      *traindata.Split
 	seqs   blend.Sequences
 	nb, tr *blend.Lists
-	cases  []Case
+	cases  []traindata.Case
 	opt    BlendOptions
 }
 
 // NewBlendValidator builds the lists from v's training events and samples
 // up to opt.Users of v's cases. Only v.Train and v.Cases are read.
-func NewBlendValidator(ctx context.Context, v *Split, opt BlendOptions) (*BlendValidator, error) {
+func NewBlendValidator(ctx context.Context, v *traindata.Split, opt BlendOptions) (*BlendValidator, error) {
 	if opt.Users <= 0 {
 		opt.Users = 10000
 	}
@@ -248,7 +296,7 @@ func (bv *BlendValidator) Search(ctx context.Context, model *mf.Model) (*BlendSe
 
 // searchBlend evaluates the weight grid on cases of a validation split
 // whose training sequences are seqs, with model trained on them.
-func searchBlend(ctx context.Context, seqs blend.Sequences, nb, tr *blend.Lists, cases []Case, model *mf.Model, opt BlendOptions) (*BlendSearch, error) {
+func searchBlend(ctx context.Context, seqs blend.Sequences, nb, tr *blend.Lists, cases []traindata.Case, model *mf.Model, opt BlendOptions) (*BlendSearch, error) {
 	items := model.NumItems()
 	var err error
 	var grid []blend.Weights
@@ -355,13 +403,13 @@ func searchBlend(ctx context.Context, seqs blend.Sequences, nb, tr *blend.Lists,
 // BuildBlend builds the lists from s's training events and returns the
 // blend with weights p over model (trained on s.Matrix). Lists a zero
 // weight does not use are left out.
-func BuildBlend(ctx context.Context, s *Split, model *mf.Model, p blend.Params, opt blend.BuildOptions) (*blend.Blend, error) {
+func BuildBlend(ctx context.Context, s *traindata.Split, model *mf.Model, p blend.Params, opt blend.BuildOptions) (*blend.Blend, error) {
 	return BuildBlendFrom(ctx, s.Train, model, p, opt)
 }
 
 // BuildBlendFrom is BuildBlend over all of d's events, for a model whose
 // rows are d's items (one trained on d.Matrix()).
-func BuildBlendFrom(ctx context.Context, d *Data, model *mf.Model, p blend.Params, opt blend.BuildOptions) (*blend.Blend, error) {
+func BuildBlendFrom(ctx context.Context, d *traindata.Data, model *mf.Model, p blend.Params, opt blend.BuildOptions) (*blend.Blend, error) {
 	seqs := Sequences(d)
 	var nb, tr *blend.Lists
 	var err error
@@ -381,7 +429,7 @@ func BuildBlendFrom(ctx context.Context, d *Data, model *mf.Model, p blend.Param
 // BlendAblation trains MF with h on s, fits the blend weights on a
 // validation split of s's training events (FitBlend) and evaluates
 // AblationRows on s's test cases. The search is returned for the report.
-func BlendAblation(ctx context.Context, s *Split, h mf.Hyperparameters, opt BlendOptions, eopt Options) ([]ModelResult, *BlendSearch, error) {
+func BlendAblation(ctx context.Context, s *traindata.Split, h mf.Hyperparameters, opt BlendOptions, eopt Options) ([]ModelResult, *BlendSearch, error) {
 	search, err := FitBlend(ctx, s, h, opt)
 	if err != nil {
 		return nil, nil, err
@@ -406,41 +454,17 @@ func BlendAblation(ctx context.Context, s *Split, h mf.Hyperparameters, opt Blen
 // the "served blend" row (ServedBlendRow) of the last, with its recall
 // against it. Given the grid the retraining job chose its weights from,
 // the last row is the blend it serves.
-func AblationRows(ctx context.Context, s *Split, model *mf.Model, search *BlendSearch, opt BlendOptions, eopt Options) ([]ModelResult, error) {
-	bopt := opt.Build
-	bopt.Workers = opt.Workers
-	seqs := Sequences(s.Train)
-	nb, err := blend.Neighbors(ctx, seqs, s.Matrix.Cols, bopt)
-	if err != nil {
-		return nil, err
-	}
-	tr, err := blend.Transitions(ctx, seqs, s.Matrix.Cols, bopt)
-	if err != nil {
-		return nil, err
-	}
-	rows := []struct {
-		name string
-		p    blend.Params
-	}{
+func AblationRows(ctx context.Context, s *traindata.Split, model *mf.Model, search *BlendSearch, opt BlendOptions, eopt Options) ([]ModelResult, error) {
+	rows := []namedParams{
 		{"itemneighbors", blend.NeighborsOnly()},
 		{"mf", search.Best(false, false, false).Params},
 		{"mf+neighbors", search.Best(true, false, false).Params},
 		{"mf+neighbors+transitions", search.Best(true, true, false).Params},
 		{"mf+neighbors+transitions+recency", search.Best(true, true, true).Params},
 	}
-	var out []ModelResult
-	var last *Blend
-	for _, row := range rows {
-		b, err := blend.New(model, nb, tr, row.p)
-		if err != nil {
-			return nil, err
-		}
-		last = NewBlend(row.name, model, b, seqs)
-		res, err := Evaluate(ctx, s, last, eopt)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, res)
+	out, last, err := blendRows(ctx, s, model, rows, opt, eopt)
+	if err != nil {
+		return nil, err
 	}
 	if eopt.Served {
 		res, err := ServedBlendRow(ctx, s, last, 0, eopt)
@@ -450,4 +474,54 @@ func AblationRows(ctx context.Context, s *Split, model *mf.Model, search *BlendS
 		out = append(out, res)
 	}
 	return out, nil
+}
+
+// WeightRows evaluates on s's test cases the full blend over model with
+// the best weights of each grid (a row per grid, named names[i]): what the
+// choice of the validation split alone does to the blend.
+func WeightRows(ctx context.Context, s *traindata.Split, model *mf.Model, names []string, grids []*BlendSearch, opt BlendOptions, eopt Options) ([]ModelResult, error) {
+	if len(names) != len(grids) {
+		return nil, fmt.Errorf("weight rows: %d names for %d grids", len(names), len(grids))
+	}
+	rows := make([]namedParams, len(grids))
+	for i, g := range grids {
+		rows[i] = namedParams{names[i], g.Best(true, true, true).Params}
+	}
+	out, _, err := blendRows(ctx, s, model, rows, opt, eopt)
+	return out, err
+}
+
+type namedParams struct {
+	name string
+	p    blend.Params
+}
+
+// blendRows evaluates the blend over model with each row's weights on s's
+// test cases (the lists built once from s's training events); last is the
+// last row's recommender.
+func blendRows(ctx context.Context, s *traindata.Split, model *mf.Model, rows []namedParams, opt BlendOptions, eopt Options) (out []ModelResult, last *Blend, err error) {
+	bopt := opt.Build
+	bopt.Workers = opt.Workers
+	seqs := Sequences(s.Train)
+	nb, err := blend.Neighbors(ctx, seqs, s.Matrix.Cols, bopt)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr, err := blend.Transitions(ctx, seqs, s.Matrix.Cols, bopt)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, row := range rows {
+		b, err := blend.New(model, nb, tr, row.p)
+		if err != nil {
+			return nil, nil, err
+		}
+		last = NewBlend(row.name, model, b, seqs)
+		res, err := Evaluate(ctx, s, last, eopt)
+		if err != nil {
+			return nil, nil, err
+		}
+		out = append(out, res)
+	}
+	return out, last, nil
 }

@@ -2,14 +2,17 @@ package eval
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/sparse"
 	"github.com/recsys-dev/recsys/internal/sparse/sparsetest"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // chainData plants an order: each item i has a successor succ[i] (a random
@@ -20,10 +23,10 @@ import (
 // they cannot tell successor from predecessor) can only partly see. With
 // shuffle, each user's walk is put in random order: the same co-occurrence,
 // no order.
-func chainData(users, items, length int, follow float64, shuffle bool, seed uint64) *Data {
+func chainData(users, items, length int, follow float64, shuffle bool, seed uint64) *traindata.Data {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	succ := rng.Perm(items)
-	d := &Data{Users: users, Items: items, UserIDs: sparsetest.IDs("u", users), ItemIDs: sparsetest.IDs("i", items)}
+	d := &traindata.Data{Users: users, Items: items, UserIDs: sparsetest.IDs("u", users), ItemIDs: sparsetest.IDs("i", items)}
 	walk := make([]int32, length)
 	for u := range users {
 		x := rng.IntN(items)
@@ -48,9 +51,9 @@ func chainData(users, items, length int, follow float64, shuffle bool, seed uint
 
 // ablation runs BlendAblation and the baselines on a leave-last-out split
 // of d and returns NDCG@10 by row name.
-func ablation(t *testing.T, d *Data, h mf.Hyperparameters) map[string]float64 {
+func ablation(t *testing.T, d *traindata.Data, h mf.Hyperparameters) map[string]float64 {
 	t.Helper()
-	s, err := SplitByTime(d, TimeSplit{LastN: 1})
+	s, err := traindata.SplitByTime(d, traindata.TimeSplit{LastN: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +98,7 @@ func TestBlendFindsPlantedOrder(t *testing.T) {
 func TestBlendDoesNoHarmWithoutOrder(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		d    *Data
+		d    *traindata.Data
 	}{
 		{"shuffled walks", chainData(800, 150, 8, 0.6, true, 1)},
 		{"clusters", plantedData(sparsetest.Config{Users: 600, Items: 200, Clusters: 6, PerUser: 12, Zipf: 1.0, Noise: 0.15, Seed: 5})},
@@ -114,7 +117,7 @@ func TestBlendDoesNoHarmWithoutOrder(t *testing.T) {
 // FitBlend reads only the training events: poisoning the test cases
 // changes nothing.
 func TestFitBlendNeverReadsTheTestPart(t *testing.T) {
-	s, err := SplitByTime(chainData(200, 60, 6, 0.6, false, 2), TimeSplit{LastN: 1})
+	s, err := traindata.SplitByTime(chainData(200, 60, 6, 0.6, false, 2), traindata.TimeSplit{LastN: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +128,7 @@ func TestFitBlendNeverReadsTheTestPart(t *testing.T) {
 		t.Fatal(err)
 	}
 	poisoned := *s
-	poisoned.Cases = []Case{{User: 0, Test: []int32{1 << 30}}}
+	poisoned.Cases = []traindata.Case{{User: 0, Test: []int32{1 << 30}}}
 	poisoned.Matrix = &sparse.Matrix{}
 	b, err := FitBlend(ctx, &poisoned, blendHyper, opt)
 	if err != nil {
@@ -133,5 +136,87 @@ func TestFitBlendNeverReadsTheTestPart(t *testing.T) {
 	}
 	if !reflect.DeepEqual(a, b) {
 		t.Error("poisoning the test part changed the validation search")
+	}
+}
+
+// Pooled grids weigh each fold by its users; grids that do not describe
+// the same points are refused.
+func TestPoolBlendSearches(t *testing.T) {
+	p := func(wn, wt float32) blend.Params {
+		q := blend.DefaultParams()
+		q.Neighbor, q.Transition = wn, wt
+		return q
+	}
+	a := &BlendSearch{K: 20, Users: 100, Trials: []BlendTrial{{p(0, 0), 0.10, 0.20}, {p(1, 0), 0.30, 0.40}}}
+	b := &BlendSearch{K: 20, Users: 300, Trials: []BlendTrial{{p(0, 0), 0.30, 0.40}, {p(1, 0), 0.10, 0.20}}}
+	t.Run("weighted by users", func(t *testing.T) {
+		got, err := PoolBlendSearches(a, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// (0.10·100 + 0.30·300) / 400 = 0.25; (0.30·100 + 0.10·300) / 400 = 0.15.
+		want := &BlendSearch{K: 20, Users: 400, Trials: []BlendTrial{{p(0, 0), 0.25, 0.35}, {p(1, 0), 0.15, 0.25}}}
+		if got.K != want.K || got.Users != want.Users || len(got.Trials) != 2 {
+			t.Fatalf("got %+v, want %+v", got, want)
+		}
+		for i := range want.Trials {
+			g, w := got.Trials[i], want.Trials[i]
+			if g.Params != w.Params || math.Abs(g.NDCG-w.NDCG) > 1e-12 || math.Abs(g.HR-w.HR) > 1e-12 {
+				t.Errorf("point %d: got %+v, want %+v", i, g, w)
+			}
+		}
+		if best := got.Best(true, true, true); best.Params != p(0, 0) {
+			t.Errorf("pooled best %+v: want the point the larger fold prefers", best.Params)
+		}
+	})
+	for _, tc := range []struct {
+		name  string
+		grids []*BlendSearch
+		want  string
+	}{
+		{"none", nil, "no grid"},
+		{"nil grid", []*BlendSearch{a, nil}, "grid 1 is nil"},
+		{"other K", []*BlendSearch{a, {K: 10, Users: 1, Trials: b.Trials}}, "K 10"},
+		{"other size", []*BlendSearch{a, {K: 20, Users: 1, Trials: b.Trials[:1]}}, "1 points"},
+		{"other points", []*BlendSearch{a, {K: 20, Users: 1, Trials: []BlendTrial{b.Trials[1], b.Trials[0]}}}, "point 0 of grid 1"},
+		{"no users", []*BlendSearch{{K: 20, Trials: a.Trials}}, "no validation users"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := PoolBlendSearches(tc.grids...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got error %v, want one saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// WeightRows scores each grid's best weights: a grid whose best point is
+// the ablation's full row gives that row's metrics.
+func TestWeightRowsMatchTheAblation(t *testing.T) {
+	s, err := traindata.LeaveLastOut(chainData(200, 60, 6, 0.6, false, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	opt := BlendOptions{Seed: 1, Workers: 2}
+	eopt := Options{Ks: []int{10}, Workers: 2}
+	rows, search, err := BlendAblation(ctx, s, blendHyper, opt, eopt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, _, err := TrainALS(ctx, s, blendHyper, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := WeightRows(ctx, s, model, []string{"fold"}, []*BlendSearch{search}, opt, eopt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := rows[len(rows)-1]
+	if len(got) != 1 || got[0].Name != "fold" || got[0].Metrics["ndcg@10"] != full.Metrics["ndcg@10"] || full.Metrics["ndcg@10"] == 0 {
+		t.Errorf("got %+v, want one row \"fold\" with the full ablation row's non-zero ndcg@10 %v", got, full.Metrics["ndcg@10"])
+	}
+	if _, err := WeightRows(ctx, s, model, []string{"a", "b"}, []*BlendSearch{search}, opt, eopt); err == nil {
+		t.Error("two names for one grid: want an error")
 	}
 }

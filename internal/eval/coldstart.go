@@ -13,6 +13,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/topk"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // Cold start: how well items the model never saw are placed by their
@@ -100,7 +101,7 @@ func ColdStart(ctx context.Context, events []event.Event, items func(id string) 
 	res := &ColdStartResult{K: o.K, Cutoff: cutoff, TrainEvents: len(train), TestEvents: len(test)}
 
 	start := time.Now()
-	col := NewCollector(o.Weighting, cutoff)
+	col := traindata.NewCollector(o.Weighting, cutoff)
 	for _, e := range train {
 		if err := col.Add(e); err != nil {
 			return nil, fmt.Errorf("cold start: %w", err)

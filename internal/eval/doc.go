@@ -1,12 +1,9 @@
 // Package eval measures recommendation quality offline, the way the
 // retraining job decides whether a new model is good enough to publish.
 //
-// Data (indexed, weighted, timestamped events; see Collector) is split into
-// training data and test cases (SplitByTime: each user's latest events are
-// held out; LeaveLastOut: each user's last event, users with >= 3 events, the
-// next-item protocol of SASRec/S3-Rec/ICLRec; SplitHeld: a given pair of
-// files; SplitByUser: strong generalization after Liang et al. 2018, whole
-// users are held out and folded in from 80% of their items, exactly as the
+// It evaluates a split built by package traindata (training data plus test
+// cases: a time holdout, leave-last-out, a given pair of files, or whole
+// users held out and folded in from 80% of their items, exactly as the
 // server folds in a live profile). Every Recommender (ALS through
 // mf.Model.FoldIn, popularity, item-kNN) then ranks ALL items for every test
 // case, without sampled negatives; the items the case already knows are never

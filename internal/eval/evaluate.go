@@ -12,6 +12,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/sparse"
 	"github.com/recsys-dev/recsys/internal/topk"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // Recommender scores every item for test cases. Implementations must be
@@ -23,7 +24,7 @@ type Recommender interface {
 	// Scores writes, for case k, a score for every item (higher is better)
 	// into out[k*items:(k+1)*items], items being the number of columns of
 	// the split's matrix. Known items need not be excluded.
-	Scores(cases []Case, out []float32) error
+	Scores(cases []traindata.Case, out []float32) error
 }
 
 // Options control an evaluation.
@@ -183,7 +184,7 @@ func activityLabel(b int) string {
 // metrics over the cases (coverage is over the catalogue). Ties are broken
 // against the test item and a test item the case knows is a miss (see
 // testRanker). The result does not depend on the number of workers.
-func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (ModelResult, error) {
+func Evaluate(ctx context.Context, s *traindata.Split, rec Recommender, opt Options) (ModelResult, error) {
 	items := s.Matrix.Cols
 	opt, err := opt.withDefaults(items)
 	if err != nil {
@@ -384,7 +385,7 @@ func Evaluate(ctx context.Context, s *Split, rec Recommender, opt Options) (Mode
 }
 
 // Run evaluates every recommender on the same split.
-func Run(ctx context.Context, s *Split, recs []Recommender, opt Options) (*Report, error) {
+func Run(ctx context.Context, s *traindata.Split, recs []Recommender, opt Options) (*Report, error) {
 	r := &Report{Split: s.Name, Cases: len(s.Cases)}
 	for _, rec := range recs {
 		m, err := Evaluate(ctx, s, rec, opt)

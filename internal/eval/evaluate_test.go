@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/recsys-dev/recsys/internal/sparse"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // fixedScores gives case k the scores scores[k mod len(scores)].
@@ -18,7 +19,7 @@ type fixedScores struct {
 
 func (f *fixedScores) Name() string { return "fixed" }
 
-func (f *fixedScores) Scores(cases []Case, out []float32) error {
+func (f *fixedScores) Scores(cases []traindata.Case, out []float32) error {
 	if f.err != nil {
 		return f.err
 	}
@@ -31,13 +32,13 @@ func (f *fixedScores) Scores(cases []Case, out []float32) error {
 
 // handSplit has 6 items and two cases whose metrics are worked out in
 // TestEvaluateHandComputed.
-func handSplit(t *testing.T) *Split {
+func handSplit(t *testing.T) *traindata.Split {
 	t.Helper()
 	m, err := sparse.FromTriples(2, 6, &sparse.Triples{Row: []int32{0, 1}, Col: []int32{0, 5}, Val: []float32{1, 1}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Split{Name: "hand", Matrix: m, Cases: []Case{
+	return &traindata.Split{Name: "hand", Matrix: m, Cases: []traindata.Case{
 		{User: 0, Known: []int32{0}, KnownWeights: []float32{1}, Test: []int32{3}},
 		{User: 1, Known: []int32{5}, KnownWeights: []float32{1}, Test: []int32{0, 4}},
 	}}
@@ -130,7 +131,7 @@ func TestEvaluateErrors(t *testing.T) {
 // size.
 func TestEvaluateIndependentOfScheduling(t *testing.T) {
 	d := qualityData()
-	s, err := SplitByTime(d, TimeSplit{LastN: 2})
+	s, err := traindata.SplitByTime(d, traindata.TimeSplit{LastN: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

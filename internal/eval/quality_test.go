@@ -7,12 +7,13 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/sparse/sparsetest"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // plantedData converts a generated data set into Data.
-func plantedData(cfg sparsetest.Config) *Data {
+func plantedData(cfg sparsetest.Config) *traindata.Data {
 	g := sparsetest.Generate(cfg)
-	return &Data{
+	return &traindata.Data{
 		Users: g.Users, Items: g.Items,
 		UserIDs: sparsetest.IDs("u", g.Users), ItemIDs: sparsetest.IDs("i", g.Items),
 		Triples: g.Triples, Time: g.Time,
@@ -21,7 +22,7 @@ func plantedData(cfg sparsetest.Config) *Data {
 
 // qualityData: 2000 users, 1000 items, 8 latent clusters, Zipf-1 item
 // popularity, ~29 events per user (58K events), 15% noise.
-func qualityData() *Data {
+func qualityData() *traindata.Data {
 	return plantedData(sparsetest.Config{Users: 2000, Items: 1000, Clusters: 8, PerUser: 30, Zipf: 1.0, Noise: 0.15, Seed: 11})
 }
 
@@ -33,15 +34,15 @@ func qualityData() *Data {
 func TestQualityPlanted(t *testing.T) {
 	d := qualityData()
 	h := mf.Hyperparameters{Factors: 8, Regularization: 0.1, Alpha: 2, Iterations: 10, Seed: 1}
-	byTime, err := SplitByTime(d, TimeSplit{Fraction: 0.2})
+	byTime, err := traindata.SplitByTime(d, traindata.TimeSplit{Fraction: 0.2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	byUser, err := SplitByUser(d, UserSplit{Fraction: 0.2, Seed: 1})
+	byUser, err := traindata.SplitByUser(d, traindata.UserSplit{Fraction: 0.2, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []*Split{byTime, byUser} {
+	for _, s := range []*traindata.Split{byTime, byUser} {
 		t.Run(strings.Fields(s.Name)[0], func(t *testing.T) {
 			r, err := Compare(context.Background(), s, h, KNNOptions{}, Options{})
 			if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/sparse"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // TestRealData evaluates ALS against popularity and item-kNN on the public
@@ -44,15 +45,15 @@ func TestRealData(t *testing.T) {
 	}
 	sets := []struct {
 		name  string
-		load  func(dir string) (*Data, error)
-		split TimeSplit
+		load  func(dir string) (*traindata.Data, error)
+		split traindata.TimeSplit
 	}{
 		// Ratings as implicit interactions (strength 1), by timestamp.
-		{"ml-100k", loadWith1("ml-100k/u.data"), TimeSplit{Fraction: 0.2}},
+		{"ml-100k", loadWith1("ml-100k/u.data"), traindata.TimeSplit{Fraction: 0.2}},
 		// Leave-one-out: the last item of each user's sequence.
-		{"amazon-beauty", loadWith1("amazon-beauty/Beauty.txt"), TimeSplit{LastN: 1}},
+		{"amazon-beauty", loadWith1("amazon-beauty/Beauty.txt"), traindata.TimeSplit{LastN: 1}},
 		// Baskets in order; the last 20% of each customer's item events.
-		{"tafeng", loadWith1("tafeng/tafeng_merged.json"), TimeSplit{Fraction: 0.2}},
+		{"tafeng", loadWith1("tafeng/tafeng_merged.json"), traindata.TimeSplit{Fraction: 0.2}},
 	}
 	only := os.Getenv("RECSYS_SETS")
 	for _, ds := range sets {
@@ -65,11 +66,11 @@ func TestRealData(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			test, err := SplitByTime(d, ds.split)
+			test, err := traindata.SplitByTime(d, ds.split)
 			if err != nil {
 				t.Fatal(err)
 			}
-			val, err := SplitByTime(test.Train, ds.split)
+			val, err := traindata.SplitByTime(test.Train, ds.split)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +160,7 @@ func TestRealData(t *testing.T) {
 // realData accumulates events with string ids.
 type realData struct {
 	users, items sparse.Index
-	d            Data
+	d            traindata.Data
 }
 
 func (r *realData) add(user, item string, val float32, t int64) {
@@ -167,7 +168,7 @@ func (r *realData) add(user, item string, val float32, t int64) {
 	r.d.Time = append(r.d.Time, t)
 }
 
-func (r *realData) data() *Data {
+func (r *realData) data() *traindata.Data {
 	r.d.Users, r.d.Items = r.users.Len(), r.items.Len()
 	r.d.UserIDs, r.d.ItemIDs = r.users.IDs(), r.items.IDs()
 	return &r.d
@@ -176,8 +177,8 @@ func (r *realData) data() *Data {
 // loadWith1 reads the data set file at rel under dir with the dataset
 // package's reader (the format is detected, as recsys-train does); every
 // event counts as one interaction of strength 1 at its time.
-func loadWith1(rel string) func(dir string) (*Data, error) {
-	return func(dir string) (*Data, error) {
+func loadWith1(rel string) func(dir string) (*traindata.Data, error) {
+	return func(dir string) (*traindata.Data, error) {
 		var r realData
 		_, err := dataset.ReadFile(context.Background(), filepath.Join(dir, rel), "", dataset.Options{}, func(e event.Event) error {
 			r.add(e.UserID, e.ItemID, 1, e.Time.UnixNano())

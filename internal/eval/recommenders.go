@@ -10,6 +10,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/sparse"
 	"github.com/recsys-dev/recsys/internal/topk"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 var (
@@ -36,7 +37,7 @@ func NewPopularity(m *sparse.Matrix) *Popularity {
 func (p *Popularity) Name() string { return "popularity" }
 
 // Scores gives every case the item counts.
-func (p *Popularity) Scores(cases []Case, out []float32) error {
+func (p *Popularity) Scores(cases []traindata.Case, out []float32) error {
 	n := len(p.counts)
 	if len(out) < len(cases)*n {
 		return fmt.Errorf("popularity: output holds %d scores, need %d", len(out), len(cases)*n)
@@ -133,7 +134,7 @@ func (k *ItemKNN) Neighbors(i int32) ([]int32, []float32) {
 }
 
 // Scores sums the neighbour similarities of each case's known items.
-func (k *ItemKNN) Scores(cases []Case, out []float32) error {
+func (k *ItemKNN) Scores(cases []traindata.Case, out []float32) error {
 	n := k.items
 	if len(out) < len(cases)*n {
 		return fmt.Errorf("item-kNN: output holds %d scores, need %d", len(out), len(cases)*n)
@@ -183,7 +184,7 @@ func (a *ALS) Name() string { return "als" }
 
 // Scores folds in (or looks up) a vector per case and scores all items with
 // one matrix product for the whole block.
-func (a *ALS) Scores(cases []Case, out []float32) error {
+func (a *ALS) Scores(cases []traindata.Case, out []float32) error {
 	f, n := a.model.Factors(), a.model.NumItems()
 	if len(out) < len(cases)*n {
 		return fmt.Errorf("als: output holds %d scores, need %d", len(out), len(cases)*n)

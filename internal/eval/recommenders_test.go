@@ -9,6 +9,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/als"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/sparse"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // tiny is a 4-user × 4-item matrix:
@@ -34,13 +35,13 @@ func tiny(t *testing.T) *sparse.Matrix {
 func TestPopularityCountsUsers(t *testing.T) {
 	p := NewPopularity(tiny(t))
 	out := make([]float32, 8)
-	if err := p.Scores([]Case{{}, {}}, out); err != nil {
+	if err := p.Scores([]traindata.Case{{}, {}}, out); err != nil {
 		t.Fatal(err)
 	}
 	if want := []float32{2, 3, 2, 1, 2, 3, 2, 1}; !slices.Equal(out, want) {
 		t.Errorf("scores %v, want %v", out, want)
 	}
-	if err := p.Scores([]Case{{}, {}}, out[:5]); err == nil {
+	if err := p.Scores([]traindata.Case{{}, {}}, out[:5]); err == nil {
 		t.Error("a short output buffer was accepted")
 	}
 }
@@ -77,7 +78,7 @@ func TestItemKNNHandComputed(t *testing.T) {
 	// A user who knows i0 (weight 2) and i2 (weight 1): i1 = 2·0.577350 +
 	// 1·0.866025 = 2.020725; i0 = 1·0.5; i2 = 2·0.5 = 1; i3 = 0.
 	out := make([]float32, 4)
-	if err := knn.Scores([]Case{{Known: []int32{0, 2}, KnownWeights: []float32{2, 1}}}, out); err != nil {
+	if err := knn.Scores([]traindata.Case{{Known: []int32{0, 2}, KnownWeights: []float32{2, 1}}}, out); err != nil {
 		t.Fatal(err)
 	}
 	want := []float32{0.5, 2.020725, 1, 0}
@@ -104,7 +105,7 @@ func TestItemKNNHandComputed(t *testing.T) {
 // by fold-in must give the same ranking scores.
 func TestALSFoldInMatchesExactUserFactors(t *testing.T) {
 	d := qualityData()
-	s, err := SplitByTime(d, TimeSplit{LastN: 2})
+	s, err := traindata.SplitByTime(d, traindata.TimeSplit{LastN: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

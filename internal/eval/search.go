@@ -9,11 +9,12 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/als"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // TrainALS trains ALS on the split's matrix and returns the serving model
 // and the training result.
-func TrainALS(ctx context.Context, s *Split, h mf.Hyperparameters, workers int) (*mf.Model, *als.Result, error) {
+func TrainALS(ctx context.Context, s *traindata.Split, h mf.Hyperparameters, workers int) (*mf.Model, *als.Result, error) {
 	res, err := als.Train(ctx, s.Matrix, als.Config{Hyperparameters: h, Workers: workers})
 	if err != nil {
 		return nil, nil, err
@@ -28,7 +29,7 @@ func TrainALS(ctx context.Context, s *Split, h mf.Hyperparameters, workers int) 
 // Compare trains ALS with h on s and evaluates it (folding in every test
 // user, as the server does) next to popularity and item-kNN on the same
 // split.
-func Compare(ctx context.Context, s *Split, h mf.Hyperparameters, knn KNNOptions, opt Options) (*Report, error) {
+func Compare(ctx context.Context, s *traindata.Split, h mf.Hyperparameters, knn KNNOptions, opt Options) (*Report, error) {
 	model, _, err := TrainALS(ctx, s, h, opt.Workers)
 	if err != nil {
 		return nil, fmt.Errorf("compare: %w", err)
@@ -90,7 +91,7 @@ type Trial struct {
 }
 
 // Search trains and evaluates ALS for each chosen grid point on a
-// validation split (carve it from the training data, e.g. SplitByTime of
+// validation split (carve it from the training data, e.g. traindata.SplitByTime of
 // the training split's Train, never from the test cases) and returns the
 // trials best first (ties keep grid order).
 //
@@ -99,7 +100,7 @@ type Trial struct {
 // computes (TestALSFoldInMatchesExactUserFactors), solved with blocked
 // LAPACK kernels, which at 256 factors is several times faster than one
 // fold-in per case. Held-out users are folded in.
-func Search(ctx context.Context, validation *Split, opt SearchOptions) ([]Trial, error) {
+func Search(ctx context.Context, validation *traindata.Split, opt SearchOptions) ([]Trial, error) {
 	if opt.Metric == "" {
 		opt.Metric = Key(MetricNDCG, 10)
 	}

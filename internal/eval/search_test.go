@@ -6,16 +6,17 @@ import (
 	"testing"
 
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 func TestSearch(t *testing.T) {
 	d := qualityData()
-	test, err := SplitByTime(d, TimeSplit{Fraction: 0.2})
+	test, err := traindata.SplitByTime(d, traindata.TimeSplit{Fraction: 0.2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Validation carved from the training events only.
-	val, err := SplitByTime(test.Train, TimeSplit{Fraction: 0.2})
+	val, err := traindata.SplitByTime(test.Train, traindata.TimeSplit{Fraction: 0.2})
 	if err != nil {
 		t.Fatal(err)
 	}

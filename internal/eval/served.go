@@ -11,6 +11,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/itemindex"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/topk"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // ServedName is the report's name of the served path.
@@ -55,7 +56,7 @@ func NewServed(model *mf.Model, ix *itemindex.Index, depth, probe int) *Served {
 func (s *Served) Name() string { return ServedName }
 
 // Scores implements Recommender.
-func (s *Served) Scores(cases []Case, out []float32) error {
+func (s *Served) Scores(cases []traindata.Case, out []float32) error {
 	n := s.model.NumItems()
 	sc, _ := s.pool.Get().(*servedScratch)
 	if sc == nil {
@@ -96,7 +97,7 @@ func (s *Served) Scores(cases []Case, out []float32) error {
 // ServedRow evaluates the served path of model on s (the index built with
 // defaults and forced, as a server with --index-min-items 0 would) and
 // returns its row, with RecallVsExact(depth) added; depth is the largest K.
-func ServedRow(ctx context.Context, s *Split, model *mf.Model, probe int, opt Options) (ModelResult, error) {
+func ServedRow(ctx context.Context, s *traindata.Split, model *mf.Model, probe int, opt Options) (ModelResult, error) {
 	return servedRow(ctx, s, model, ServedName, opt, func(ix *itemindex.Index, depth int) (Recommender, *exactRecall) {
 		rec := NewServed(model, ix, depth, probe)
 		return rec, &rec.exactRecall
@@ -141,7 +142,7 @@ func NewServedBlend(exact *Blend, ix *itemindex.Index, depth, probe int) *Served
 func (s *ServedBlend) Name() string { return ServedBlendName }
 
 // Scores implements Recommender.
-func (s *ServedBlend) Scores(cases []Case, out []float32) error {
+func (s *ServedBlend) Scores(cases []traindata.Case, out []float32) error {
 	r := s.exact
 	n := r.model.NumItems()
 	if len(out) < len(cases)*n {
@@ -193,7 +194,7 @@ func (s *ServedBlend) Scores(cases []Case, out []float32) error {
 // --index-min-items 0 would) and returns its row, with
 // RecallVsExact(depth) against the exact blend added; depth is the
 // largest K.
-func ServedBlendRow(ctx context.Context, s *Split, exact *Blend, probe int, opt Options) (ModelResult, error) {
+func ServedBlendRow(ctx context.Context, s *traindata.Split, exact *Blend, probe int, opt Options) (ModelResult, error) {
 	return servedRow(ctx, s, exact.model, ServedBlendName, opt, func(ix *itemindex.Index, depth int) (Recommender, *exactRecall) {
 		rec := NewServedBlend(exact, ix, depth, probe)
 		return rec, &rec.exactRecall
@@ -203,7 +204,7 @@ func ServedBlendRow(ctx context.Context, s *Split, exact *Blend, probe int, opt 
 // servedRow evaluates the served path newRec makes for model's index (built
 // with defaults and forced) on s, with RecallVsExact(depth) added; depth is
 // the largest K.
-func servedRow(ctx context.Context, s *Split, model *mf.Model, name string, opt Options,
+func servedRow(ctx context.Context, s *traindata.Split, model *mf.Model, name string, opt Options,
 	newRec func(ix *itemindex.Index, depth int) (Recommender, *exactRecall)) (ModelResult, error) {
 	opt, err := opt.withDefaults(s.Matrix.Cols)
 	if err != nil {

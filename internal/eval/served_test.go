@@ -6,12 +6,13 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/blend"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // The served row sits beside ALS, with its recall against the exact scan;
 // probing every cell makes it the exact scan: recall 1 and ALS's metrics.
 func TestServedRow(t *testing.T) {
-	s, err := SplitByTime(qualityData(), TimeSplit{Fraction: 0.2})
+	s, err := traindata.SplitByTime(qualityData(), traindata.TimeSplit{Fraction: 0.2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func TestServedRow(t *testing.T) {
 // exact blend: recall 1 and the same metrics; with the default probe its
 // recall against the exact blend is measured.
 func TestServedBlendRow(t *testing.T) {
-	s, err := SplitByTime(qualityData(), TimeSplit{Fraction: 0.2})
+	s, err := traindata.SplitByTime(qualityData(), traindata.TimeSplit{Fraction: 0.2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -234,8 +234,14 @@ type Search struct {
 	cbound  []float32 // upper bound of each cell of order
 	qbound  []float32 // likely bound of each cell of order
 	scanned []bool    // per order index
-	nScan   int       // cells scanned
-	cursor  int       // cells of order visited (scanned or skipped by bound)
+	cmax    []float32 // per order index: the largest approx of a scanned cell
+	// pending marks the cells of the first round, counted as scanned, whose
+	// codes are scored only when a selection needs their rows (lazy):
+	// while the heap's bar is above the cell's bound, none of its rows
+	// could enter it, so they are not scored (selectScanned).
+	pending []bool
+	nScan   int // cells scanned
+	cursor  int // cells of order visited (scanned or skipped by bound)
 	probe   int
 	extend  int // the adaptive probe's cap
 
@@ -247,6 +253,9 @@ type Search struct {
 	// cells scanned since instead of selecting over every scanned row again.
 	selM  int
 	selIn []bool // per order index
+	// plan are the order indexes of the cells planned for the next scan
+	// (marked scanned already: see step).
+	plan []int32
 }
 
 // chunk is how many rows a kernel call scores (its output stays in L1).
@@ -277,6 +286,9 @@ func (ix *Index) Start(s *Search, q Query) error {
 	s.order, s.cbound, s.qbound = s.order[:0], s.cbound[:0], s.qbound[:0]
 	s.scanned = slices.Grow(s.scanned[:0], cells)[:cells]
 	clear(s.scanned)
+	s.cmax = slices.Grow(s.cmax[:0], cells)[:cells]
+	s.pending = slices.Grow(s.pending[:0], cells)[:cells]
+	clear(s.pending)
 	s.nScan, s.cursor = 0, 0
 	s.probe = q.Probe
 	if s.probe <= 0 {
@@ -383,25 +395,21 @@ func (s *Search) scan(oi int) {
 			mul = 0
 		}
 	}
+	var invn []float32
+	if s.cosine {
+		invn = ix.invn
+	}
+	top := float32(math.Inf(-1))
 	for p0 := int(ix.starts[c]); p0 < int(ix.starts[c+1]); p0 += chunk {
 		p1 := min(p0+chunk, int(ix.starts[c+1]))
-		raw := s.raw[:p1-p0]
-		dots(ix.kernel, ix.codes[p0*ix.stride:p1*ix.stride], ix.stride, &s.q, raw)
-		out, scale := s.approx[p0:p1], ix.scale[p0:p1]
-		corr := s.q.corr
-		if s.cosine {
-			invn := ix.invn[p0:p1]
-			for i, d := range raw {
-				out[i] = float32(d-corr) * scale[i] * invn[i] * mul
-			}
-		} else {
-			for i, d := range raw {
-				out[i] = float32(d-corr) * scale[i] * mul
-			}
+		var inv []float32
+		if invn != nil {
+			inv = invn[p0:p1]
 		}
+		top = max(top, scores(ix.kernel, ix.codes[p0*ix.stride:p1*ix.stride], ix.stride, &s.q, mul, ix.scale[p0:p1], inv, s.approx[p0:p1], s.raw))
 	}
-	s.scanned[oi] = true
-	s.nScan++
+	s.cmax[oi] = top
+	s.pending[oi] = false
 }
 
 // Exact is the exact score of model row r for the started query, as the
@@ -435,32 +443,79 @@ func (s *Search) Top(k int, after *topk.Entry, admit func(row int32) bool, dst [
 	if k <= 0 || len(s.order) == 0 {
 		return dst
 	}
-	s.selM = 0 // another after or admit than the last call's
-	if s.nScan == 0 {
-		s.visit(max(1, s.probe/4), float32(math.Inf(-1)))
-	}
-	for {
-		full := s.selectScanned(k, after, admit)
-		if full {
-			kth, _ := s.res.Worst()
-			if s.cursor >= s.probe {
-				if s.extendProbe(kth.Score) {
-					continue
-				}
-				break
-			}
-			s.visit(max(1, s.nScan), kth.Score)
-			continue
-		}
-		if s.nScan == len(s.order) {
-			break
-		}
-		s.expand(max(1, s.nScan))
+	s.begin()
+	s.scanPlanned()
+	for s.step(k, after, admit) {
+		s.scanPlanned()
 	}
 	return s.res.Sorted(dst)
 }
 
-// visit scans up to n more cells of the probe budget in probe order,
+// begin starts a Top call: its first round's cells (a quarter of the probe
+// for a search nothing was scanned for yet) are planned.
+func (s *Search) begin() {
+	s.selM = 0 // another after or admit than the last call's
+	s.plan = s.plan[:0]
+	if s.nScan == 0 {
+		s.firstRound()
+	}
+}
+
+// firstRound counts the first quarter of the probe (at least one cell)
+// scanned, whatever their bounds, and leaves their scoring pending.
+func (s *Search) firstRound() {
+	for done := 0; s.cursor < s.probe && done < max(1, s.probe/4); {
+		oi := s.cursor
+		s.cursor++
+		if s.scanned[oi] {
+			continue
+		}
+		s.scanned[oi], s.pending[oi] = true, true
+		s.nScan++
+		done++
+	}
+}
+
+// step is one round of a Top call after its planned cells were scanned:
+// it selects over the scanned cells and plans the cells the next round
+// scans, and reports whether there is a next round. A round's plan is
+// fixed before any of its cells is scanned (what it plans depends on the
+// rounds before only), so searches can scan their plans together
+// (TopBlock) and answer as alone.
+func (s *Search) step(k int, after *topk.Entry, admit func(int32) bool) bool {
+	s.plan = s.plan[:0]
+	full := s.selectScanned(k, after, admit)
+	if full {
+		kth, _ := s.res.Worst()
+		if s.cursor >= s.probe {
+			return s.extendProbe(kth.Score)
+		}
+		s.visit(max(1, s.nScan), kth.Score)
+		return true
+	}
+	if s.nScan == len(s.order) {
+		return false
+	}
+	s.expand(max(1, s.nScan))
+	return true
+}
+
+// planScan marks the cell at order index oi scanned and plans its scan.
+func (s *Search) planScan(oi int) {
+	s.scanned[oi] = true
+	s.nScan++
+	s.plan = append(s.plan, int32(oi))
+}
+
+// scanPlanned scans the planned cells.
+func (s *Search) scanPlanned() {
+	for _, oi := range s.plan {
+		s.scan(int(oi))
+	}
+	s.plan = s.plan[:0]
+}
+
+// visit plans up to n more cells of the probe budget in probe order,
 // skipping (leaving unscanned) those whose bound is below kth.
 func (s *Search) visit(n int, kth float32) {
 	for done := 0; s.cursor < s.probe && done < n; {
@@ -469,14 +524,14 @@ func (s *Search) visit(n int, kth float32) {
 		if s.scanned[oi] || s.cbound[oi] < kth {
 			continue
 		}
-		s.scan(oi)
+		s.planScan(oi)
 		done++
 	}
 }
 
-// extendProbe scans, up to the adaptive cap, the next cells (a few per
+// extendProbe plans, up to the adaptive cap, the next cells (a few per
 // round: each round re-selects over every scanned row) whose likely and
-// proven bounds reach kth, and reports whether it scanned any.
+// proven bounds reach kth, and reports whether it planned any.
 func (s *Search) extendProbe(kth float32) bool {
 	n := max(1, s.nScan/4)
 	done := 0
@@ -486,13 +541,13 @@ func (s *Search) extendProbe(kth float32) bool {
 		if s.scanned[oi] || s.cbound[oi] < kth || s.qbound[oi] < kth {
 			continue
 		}
-		s.scan(oi)
+		s.planScan(oi)
 		done++
 	}
 	return done > 0
 }
 
-// expand scans n more unscanned cells in probe order, whatever their bound
+// expand plans n more unscanned cells in probe order, whatever their bound
 // (the filter left fewer than k rows in those scanned).
 func (s *Search) expand(n int) {
 	done := 0
@@ -501,7 +556,7 @@ func (s *Search) expand(n int) {
 			break
 		}
 		if !s.scanned[oi] {
-			s.scan(oi)
+			s.planScan(oi)
 			done++
 		}
 	}
@@ -537,6 +592,20 @@ func (s *Search) selectScanned(k int, after *topk.Entry, admit func(int32) bool)
 				continue
 			}
 			s.selIn[oi] = true
+			if w, ok := h.Worst(); ok && h.Full() {
+				// No row of the cell can enter the heap: its largest
+				// approximate score, or for a cell not scored yet its
+				// bound plus the quantization error, is below the bar.
+				if s.pending[oi] && float64(s.cbound[oi])+float64(s.eps) < float64(w.Score) {
+					continue
+				}
+				if !s.pending[oi] && s.cmax[oi] < w.Score {
+					continue
+				}
+			}
+			if s.pending[oi] {
+				s.scan(oi)
+			}
 			p0, p1 := ix.starts[c], ix.starts[c+1]
 			for p, a := range s.approx[p0:p1] {
 				if a > cut || !h.Accepts(a) {
@@ -575,28 +644,74 @@ func (s *Search) selectScanned(k int, after *topk.Entry, admit func(int32) bool)
 	}
 }
 
-// StartBlock starts the searches ss[i] for the queries qs[i] (as Start
-// does, one by one) and then scans, for all of them together, the cells
-// each search's first round scans unconditionally (the first quarter of its
-// probe, in its probe order): cell by cell, for every search that probes
-// the cell, so a cell's codes are read from memory once for the block and
-// stay in cache for the other queries. Top then answers each search
-// exactly as after Start alone: the same rows, scores and order.
+// StartBlock starts the searches ss[i] for the queries qs[i], as Start
+// does one by one, and counts each search's first round (the first quarter
+// of its probe, in its probe order, whatever the bounds) scanned with its
+// scoring pending: a first-round cell is scored only when a selection
+// finds that its bound could reach the heap's bar (a cell of another group
+// than the query's often cannot). Top then answers each search exactly as
+// after Start alone: the same rows, scores and order.
 func (ix *Index) StartBlock(ss []*Search, qs []Query) error {
 	if len(ss) != len(qs) {
 		return fmt.Errorf("itemindex: %d searches for %d queries", len(ss), len(qs))
 	}
-	type visit struct{ cell, search, oi int32 }
-	var visits []visit
 	for i, s := range ss {
 		if err := ix.Start(s, qs[i]); err != nil {
 			return err
 		}
-		n := min(max(1, s.probe/4), len(s.order)) // Top's first visit
-		for oi := range n {
-			visits = append(visits, visit{s.order[oi], int32(i), int32(oi)})
+		s.plan = s.plan[:0]
+		if len(s.order) > 0 {
+			s.firstRound()
 		}
-		s.cursor = n
+	}
+	return nil
+}
+
+// TopBlock makes, for every search ss[i] (started, all on the same index),
+// the call ss[i].Top(ks[i], nil, admits[i], dst[i][:0]) and stores its
+// answer in dst[i] — the rounds of all of them together: each round's
+// planned cells are scanned cell by cell for every search that planned the
+// cell (as StartBlock's first round), so a cell is read once per round for
+// the block. Each search is left as that Top call leaves it (a next page
+// scans as it would after Top alone); the answers are Top's: the same
+// rows, scores and order.
+func TopBlock(ss []*Search, ks []int, admits []func(row int32) bool, dst [][]topk.Entry) {
+	active := make([]*Search, 0, len(ss))
+	act := make([]int, 0, len(ss))
+	for i, s := range ss {
+		dst[i] = dst[i][:0]
+		if ks[i] <= 0 || len(s.order) == 0 {
+			continue
+		}
+		s.begin()
+		active, act = append(active, s), append(act, i)
+	}
+	for len(active) > 0 {
+		scanTogether(active)
+		w := 0
+		for j, s := range active {
+			i := act[j]
+			if s.step(ks[i], nil, admits[i]) {
+				active[w], act[w] = s, i
+				w++
+			} else {
+				dst[i] = s.res.Sorted(dst[i])
+			}
+		}
+		active, act = active[:w], act[:w]
+	}
+}
+
+// scanTogether scans every search's planned cells, cell by cell (in cell
+// order) for all the searches that planned a cell, and empties the plans.
+func scanTogether(ss []*Search) {
+	type visit struct{ cell, search, oi int32 }
+	var visits []visit
+	for i, s := range ss {
+		for _, oi := range s.plan {
+			visits = append(visits, visit{s.order[oi], int32(i), oi})
+		}
+		s.plan = s.plan[:0]
 	}
 	slices.SortFunc(visits, func(a, b visit) int {
 		if a.cell != b.cell {
@@ -607,5 +722,4 @@ func (ix *Index) StartBlock(ss []*Search, qs []Query) error {
 	for _, v := range visits {
 		ss[v.search].scan(int(v.oi))
 	}
-	return nil
 }

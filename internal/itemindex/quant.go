@@ -120,3 +120,37 @@ func dotsGo(codes []uint8, stride int, q []int8, out []int32) {
 		out[i] = s
 	}
 }
+
+// scores writes the approximate score of every row of codes (len(out)
+// rows, stride bytes each) for q into out, out[i] = float32(dot_i − corr)
+// · scale[i] · invn[i] · mul, rounded to float32 after each product in
+// this order (invn nil: no such factor), and returns the largest (−Inf
+// for no rows). raw holds at least len(out) values (the kernel's output
+// where it is not fused). The fused VNNI kernel and the loop here give the
+// same bits.
+func scores(k kernelKind, codes []uint8, stride int, q *query, mul float32, scale, invn, out []float32, raw []int32) float32 {
+	mx := float32(math.Inf(-1))
+	done := scoresSIMD(k, codes, stride, q, mul, scale, invn, out, &mx)
+	if done == len(out) {
+		return mx
+	}
+	out, scale = out[done:], scale[done:len(out)]
+	raw = raw[:len(out)]
+	dots(k, codes[done*stride:], stride, q, raw)
+	corr := q.corr
+	if invn != nil {
+		invn = invn[done : done+len(out)]
+		for i, d := range raw {
+			v := float32(d-corr) * scale[i] * invn[i] * mul
+			out[i] = v
+			mx = max(mx, v)
+		}
+		return mx
+	}
+	for i, d := range raw {
+		v := float32(d-corr) * scale[i] * mul
+		out[i] = v
+		mx = max(mx, v)
+	}
+	return mx
+}

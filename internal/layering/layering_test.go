@@ -49,14 +49,14 @@ func usesRedis(paths []string) bool {
 }
 
 // TestPureComputationHasNoRedisClient: the packages that compute (factor
-// models, top-K, training, the index, the blend, evaluation) compile
+// models, top-K, training, its data, the index, the blend, evaluation) compile
 // without a Redis client, so they can be reused, benchmarked and fuzzed
 // without one.
 func TestPureComputationHasNoRedisClient(t *testing.T) {
 	pkgs := list(t)
 	for _, path := range []string{
 		"internal/mf", "internal/topk", "internal/als", "internal/sparse", "internal/itemindex",
-		"internal/blend", "internal/coalesce", "internal/event", "internal/eval", "internal/tune",
+		"internal/blend", "internal/coalesce", "internal/event", "internal/eval", "internal/traindata", "internal/tune",
 		"internal/dataset", "internal/abstat", "internal/synth", "internal/content",
 	} {
 		p, ok := pkgs[path]
@@ -117,6 +117,22 @@ func TestNothingBelowTheEdgeImportsTheEdge(t *testing.T) {
 			case strings.HasPrefix(p.path, "client") && strings.HasPrefix(imp, module+"internal/"):
 				t.Errorf("the public %s imports %s", p.path, strings.TrimPrefix(imp, module))
 			}
+		}
+	}
+}
+
+// TestDemoStoreOnlyInTheDaemon: the demo's in-process store is started by
+// the daemon when no Redis address is given, and by nothing else, so no
+// other part of the product can come to depend on an in-memory Redis.
+func TestDemoStoreOnlyInTheDaemon(t *testing.T) {
+	pkgs := list(t)
+	const demostore = module + "internal/demostore"
+	if _, ok := pkgs["internal/demostore"]; !ok {
+		t.Fatal("internal/demostore: no such package (renamed? update this test)")
+	}
+	for _, p := range pkgs {
+		if slices.Contains(p.imports, demostore) && p.path != "internal/daemon" {
+			t.Errorf("%s imports internal/demostore; only internal/daemon may", p.path)
 		}
 	}
 }

@@ -24,7 +24,8 @@
 //	<prefix>:u:{<user>}:srch   ZSET  "<attribute>\x00<value>" a search matched -> searches that
 //	                                 matched it; SearchCap strongest, TTL UserTTL
 //	<prefix>:u:{<user>}:pn     STRING the user's stream pseudonym; TTL max(UserTTL, StreamMaxAge)
-//	<prefix>:pn:{<pseudonym>}  STRING the user id of a pseudonym (its own slot); the same TTL
+//	<prefix>:pn:{<pseudonym>}  STRING the user id of a pseudonym (its own slot); the same TTL;
+//	                                  "" for deletionRaceWindow once Delete destroyed it
 //
 // Every per-user key gets PEXPIRE UserTTL on every write, except the dedup
 // set, which gets min(DedupWindow, UserTTL): once a user has not written for
@@ -76,6 +77,8 @@
 //	<prefix>:{g}:deleted       ZSET    keyed hash of a user removed by Delete -> Unix ms, for
 //	                                   stream entries from before pseudonyms; bounded by count
 //	                                   and stream age, expires with it (key in :deleted:key)
+//	<prefix>:{g}:deadpn        ZSET    pseudonym Delete destroyed -> Unix ms, for a racing Record
+//	                                   (pseudonym.go); kept deletionRaceWindow, bounded by count
 //
 // # Idempotency
 //

@@ -28,14 +28,35 @@ import (
 // more, and readers skip them. A user who comes back after a deletion gets
 // a new pseudonym, so the old entries are never linked to them again.
 //
+// A Record racing a Delete. Record learns the user's pseudonym from the
+// user's script (the user's slot) and writes its reverse mapping and the
+// stream entries (the user id in {g}:seen too) in a second round trip, to
+// other slots: a Delete that runs between the two would otherwise be
+// undone by them. So Delete marks the pseudonym it destroyed as dead where
+// those writes land, and they check the mark in the same script: the
+// reverse key keeps the value "" (deadMark) instead of being deleted, and
+// {g}:deadpn holds the pseudonym; reverseScript does not overwrite the
+// mark, and globalScript neither appends nor counts in {g}:seen an event
+// under a dead pseudonym. The marks name nobody and live
+// deletionRaceWindow, far longer than one Record call.
+//
 // Entries written before pseudonyms name the user by id. For them Delete
 // records a tombstone in {g}:deleted: a keyed hash of the user id (HMAC-
 // SHA-256 with a random key kept in {g}:deleted:key) -> deletion time, so
 // the set itself holds no id. The tombstones, and the key, expire with the
 // stream's retention: by then every old entry has been trimmed.
 
-// maxTombstones bounds the set of deleted users' hashes.
+// maxTombstones bounds the set of deleted users' hashes, and the set of
+// dead pseudonyms.
 const maxTombstones = 1_000_000
+
+// deletionRaceWindow is how long Delete's dead marks outlive it: longer
+// than a Record call takes from its first round trip to its second (a few
+// Redis timeouts at most).
+const deletionRaceWindow = 10 * time.Minute
+
+// deadMark is the value of a destroyed pseudonym's reverse key.
+const deadMark = ""
 
 // newPseudonym returns a fresh random pseudonym (22 characters).
 func newPseudonym() string {
@@ -65,10 +86,44 @@ func (s *Store) reverseKey(pseudonym string) string {
 
 func (s *Store) tombstoneKeyKey() string { return s.deleted + ":key" }
 
-// reverseScript sets a pseudonym's reverse mapping and its TTL.
+// reverseScript sets a pseudonym's reverse mapping and its TTL, unless
+// Delete marked the pseudonym dead (the key holds deadMark): then the
+// Record raced the deletion and lost, and the mark stays.
 // KEYS: reverse key. ARGV: user id, ttl_ms.
 var reverseScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == '' then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`)
+
+// forgetScript replaces a pseudonym's reverse mapping by the dead mark.
+// KEYS: reverse key. ARGV: mark_ttl_ms.
+var forgetScript = redis.NewScript(`
+redis.call('SET', KEYS[1], '', 'PX', ARGV[1])
+return 1
+`)
+
+// deleteGlobalScript removes a user from the global sets in one step:
+// the opted-out and seen users, plus the user's pseudonym added to the
+// dead ones (so a racing Record's globalScript cannot add the user to the
+// seen set again), and a tombstone for entries from before pseudonyms.
+// KEYS: deleted, optout, seen, deadpn (all {g}).
+// ARGV: user id, tombstone hash, now_ms, tombstone_cutoff_ms (older
+// tombstones are dropped), -(max+1), tombstone_ttl_ms, pseudonym ("" for
+// none), dead_cutoff_ms, dead_ttl_ms.
+var deleteGlobalScript = redis.NewScript(`
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[4])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+if ARGV[7] ~= '' then
+  redis.call('ZADD', KEYS[4], ARGV[3], ARGV[7])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[8])
+redis.call('ZREMRANGEBYRANK', KEYS[4], 0, ARGV[5])
+if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('PEXPIRE', KEYS[4], ARGV[9]) end
 return 1
 `)
 
@@ -99,12 +154,15 @@ func tombstoneHash(key []byte, userID string) string {
 
 // Delete removes every key of a user and returns how many existed, in two
 // round trips whatever the size of the stream: the user's keys (their
-// pseudonym among them), their entries in the global opt-out and seen sets,
-// then the pseudonym's reverse mapping and a tombstone for entries from
+// pseudonym among them), then the pseudonym's reverse mapping (replaced by
+// the dead mark), the user's entries in the global opt-out and seen sets,
+// the pseudonym added to the dead ones and a tombstone for entries from
 // before pseudonyms. The user's events already in the stream stay there
 // until it is trimmed, but no key links them to the user any more, and
 // ReadEvents skips them, so a deleted user's history never reaches another
-// model.
+// model. A Record of the user running at the same time either comes
+// after the Delete (the user is back, under a new pseudonym) or leaves
+// nothing that names the user (see "A Record racing a Delete" above).
 func (s *Store) Delete(ctx context.Context, userID string) (int, error) {
 	if userID == "" {
 		return 0, errors.New("delete profile: user id is empty")
@@ -114,12 +172,6 @@ func (s *Store) Delete(ctx context.Context, userID string) (int, error) {
 	tkey := &redisconn.ScriptCall{Script: tombstoneKeyScript, Keys: []string{s.tombstoneKeyKey()},
 		Args: []any{newPseudonym() + newPseudonym(), ttl.Milliseconds()}}
 	redisconn.RunScripts(ctx, s.rdb, del, tkey)
-	pipe := s.rdb.Pipeline()
-	pipe.ZRem(ctx, s.optOut, userID)
-	pipe.ZRem(ctx, s.seen, userID)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, fmt.Errorf("delete profile of %q: %w", userID, err)
-	}
 	reply, err := del.Cmd.Slice()
 	if err == nil && len(reply) != 2 {
 		err = fmt.Errorf("delete script returned %d values", len(reply))
@@ -135,16 +187,19 @@ func (s *Store) Delete(ctx context.Context, userID string) (int, error) {
 	}
 
 	now := s.cfg.Now().UnixMilli()
-	pipe = s.rdb.Pipeline()
+	window := deletionRaceWindow.Milliseconds()
+	calls := []*redisconn.ScriptCall{{Script: deleteGlobalScript,
+		Keys: []string{s.deleted, s.optOut, s.seen, s.deadPseudonyms},
+		Args: []any{userID, tombstoneHash([]byte(key), userID), now, now - ttl.Milliseconds(),
+			-maxTombstones - 1, ttl.Milliseconds(), pn, now - window, window}}}
 	if pn != "" {
-		pipe.Del(ctx, s.reverseKey(pn))
+		calls = append(calls, &redisconn.ScriptCall{Script: forgetScript, Keys: []string{s.reverseKey(pn)}, Args: []any{window}})
 	}
-	pipe.ZAdd(ctx, s.deleted, redis.Z{Score: float64(now), Member: tombstoneHash([]byte(key), userID)})
-	pipe.ZRemRangeByScore(ctx, s.deleted, "-inf", "("+strconv.FormatInt(now-ttl.Milliseconds(), 10))
-	pipe.ZRemRangeByRank(ctx, s.deleted, 0, -maxTombstones-1)
-	pipe.PExpire(ctx, s.deleted, ttl)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, fmt.Errorf("delete profile of %q: %w", userID, err)
+	redisconn.RunScripts(ctx, s.rdb, calls...)
+	for _, c := range calls {
+		if err := c.Cmd.Err(); err != nil {
+			return 0, fmt.Errorf("delete profile of %q: %w", userID, err)
+		}
 	}
 	return int(n), nil
 }
@@ -201,7 +256,9 @@ func newResolver(s *Store) *resolver { return &resolver{s: s, user: map[string]s
 
 // resolve looks up the pseudonyms not seen before in one round trip, and
 // checks in a second that each user's pn key still holds the pseudonym (a
-// reverse mapping written by a Record racing a Delete is not trusted).
+// reverse mapping that outlived its user's pn key, say written by a
+// Record that raced a Delete for longer than deletionRaceWindow, is not
+// trusted).
 func (r *resolver) resolve(ctx context.Context, pns []string) error {
 	var todo []string
 	for _, pn := range pns {
@@ -224,7 +281,7 @@ func (r *resolver) resolve(ctx context.Context, pns []string) error {
 	pipe = r.s.rdb.Pipeline()
 	back := make([]*redis.StringCmd, len(todo))
 	for i, g := range gets {
-		if g.Err() == nil {
+		if g.Err() == nil && g.Val() != deadMark {
 			back[i] = pipe.Get(ctx, r.s.keysOf(g.Val()).pn)
 		}
 	}

@@ -254,8 +254,8 @@ return 1
 // globalScript appends a batch to the event stream and counts popularity.
 // All its keys carry the {g} hash tag.
 //
-// KEYS: stream, global dedup set, opted-out users, seen users, then the
-// popularity bucket keys the batch touches.
+// KEYS: stream, global dedup set, opted-out users, seen users, dead
+// pseudonyms, then the popularity bucket keys the batch touches.
 // ARGV: now_ms, stream_maxlen, stream_minid ("" = no age trim),
 //
 //	dedup_trim (-(cap+1)), dedup_cutoff_ms, dedup_ttl_ms, optout_cutoff_ms
@@ -266,8 +266,9 @@ return 1
 //	item, type, time_ms, quantity, weight, and the user's pseudonym.
 //
 // The stream entry names the user by the pseudonym only (field n), never
-// by the id; an event whose pseudonym is "" (an opted-out user) is not
-// appended.
+// by the id; an event whose pseudonym is "" (an opted-out user) or dead
+// (Delete destroyed it after the user's script returned it) is not
+// appended, and does not put its user in the seen set.
 //
 // Returns the number of events that were new.
 //
@@ -281,7 +282,7 @@ return 1
 // ahead, the id continues from the stream's last entry instead, and if even
 // that is refused (entries deleted past it) Redis picks the id ('*').
 var globalScript = redis.NewScript(`
-local stream, dd, oo, seen = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stream, dd, oo, seen, dead = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local now = ARGV[1]
 local nb = tonumber(ARGV[10])
 local added = 0
@@ -290,10 +291,10 @@ local id
 for i = 11 + nb, #ARGV, 11 do
   if redis.call('ZADD', dd, 'NX', now, ARGV[i]) == 1 then
     local b = tonumber(ARGV[i + 1])
-    if b > 0 then redis.call('ZINCRBY', KEYS[4 + b], ARGV[i + 2], ARGV[i + 5]) end
+    if b > 0 then redis.call('ZINCRBY', KEYS[5 + b], ARGV[i + 2], ARGV[i + 5]) end
     if redis.call('ZSCORE', oo, ARGV[i + 4]) then
       redis.call('ZADD', oo, 'XX', now, ARGV[i + 4])
-    elseif ARGV[i + 10] ~= '' then
+    elseif ARGV[i + 10] ~= '' and not redis.call('ZSCORE', dead, ARGV[i + 10]) then
       redis.call('ZADD', seen, 'GT', ARGV[i + 7], ARGV[i + 4])
       seenTouched = true
       if id == nil then
@@ -320,7 +321,7 @@ end
 if added > 0 and ARGV[3] ~= '' then
   redis.call('XTRIM', stream, 'MINID', '~', ARGV[3])
 end
-for b = 1, nb do redis.call('PEXPIRE', KEYS[4 + b], ARGV[10 + b]) end
+for b = 1, nb do redis.call('PEXPIRE', KEYS[5 + b], ARGV[10 + b]) end
 if seenTouched then
   redis.call('ZREMRANGEBYSCORE', seen, '-inf', ARGV[7])
   redis.call('ZREMRANGEBYRANK', seen, 0, ARGV[8])

@@ -26,6 +26,7 @@ type Store struct {
 	stream, globalDedup                  string // global keys, all tagged {g}
 	optOut, trendScratch1, trendScratch2 string
 	deleted                              string // users deleted, for ReadEvents
+	deadPseudonyms                       string // pseudonyms Delete destroyed just now
 	seen                                 string // user -> last seen, for segment selection
 }
 
@@ -41,15 +42,16 @@ func NewStore(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	}
 	g := cfg.Prefix + ":{g}:"
 	return &Store{
-		rdb:           rdb,
-		cfg:           cfg,
-		stream:        g + "events",
-		globalDedup:   g + "eids",
-		optOut:        g + "optout",
-		trendScratch1: g + "trend:scratch1",
-		trendScratch2: g + "trend:scratch2",
-		deleted:       g + "deleted",
-		seen:          g + "seen",
+		rdb:            rdb,
+		cfg:            cfg,
+		stream:         g + "events",
+		globalDedup:    g + "eids",
+		optOut:         g + "optout",
+		trendScratch1:  g + "trend:scratch1",
+		trendScratch2:  g + "trend:scratch2",
+		deleted:        g + "deleted",
+		deadPseudonyms: g + "deadpn",
+		seen:           g + "seen",
 	}, nil
 }
 
@@ -387,9 +389,9 @@ func (b *batch) globalCall(s *Store, pseudonyms map[string]string) []*redisconn.
 	current := floorDiv(nowMs, bucketMs) * bucketMs
 	oldest := current - (nb-1)*bucketMs
 
-	keys := []string{s.stream, s.globalDedup, s.optOut, s.seen}
+	keys := []string{s.stream, s.globalDedup, s.optOut, s.seen, s.deadPseudonyms}
 	var bucketTTLs []any
-	bucketIndex := make(map[int64]int) // bucket start -> index in KEYS after the first four
+	bucketIndex := make(map[int64]int) // bucket start -> index in KEYS after the first five
 	evArgs := make([]any, 0, 11*len(b.all))
 	for _, e := range b.all {
 		pn, ok := pseudonyms[e.UserID]
@@ -437,7 +439,9 @@ func (b *batch) globalCall(s *Store, pseudonyms map[string]string) []*redisconn.
 	args = append(args, evArgs...)
 	// The reverse mappings first, so a reader never meets an entry whose
 	// pseudonym is not resolvable yet (on one node; on a cluster the two
-	// are sent to their nodes at once).
+	// are sent to their nodes at once). Both check Delete's dead marks
+	// (pseudonym.go): the user may have been deleted since their script
+	// returned the pseudonym.
 	var calls []*redisconn.ScriptCall
 	ttl := msDur(s.pseudonymTTL())
 	for _, u := range b.users {

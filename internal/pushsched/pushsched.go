@@ -23,6 +23,11 @@
 // by gRPC's flow control in Send: it computes nothing further and holds
 // only its unsent answers (accounted), never profiles or score buffers.
 //
+// Outages. The engine loads profiles through Profiles, which retries a
+// load that failed because Redis is unreachable (up to OutageWait): a
+// stream paused by flow control, or one reading while Redis restarts,
+// finishes once Redis is back instead of ending Unavailable.
+//
 // CPU. Scoring (fold-in, the score product, selection, explanations) runs
 // only inside Stream.Work, at most Workers at a time across all streams;
 // profile loads (Redis round trips) do not hold a worker.
@@ -46,6 +51,7 @@ const (
 	DefaultStreamsPerCaller = 4
 	DefaultWorkers          = 1
 	DefaultRetryAfter       = 5 * time.Second
+	DefaultOutageWait       = 30 * time.Second
 	// transportBytes is what gRPC may hold of one stream beyond the
 	// message being sent: its default per-stream send quota (64 KiB).
 	transportBytes = 64 << 10
@@ -69,6 +75,9 @@ type Config struct {
 	// Counts are the default items per user of each channel (a request
 	// with count 0); zero: DefaultChannelCounts.
 	Counts ChannelCounts
+	// OutageWait bounds how long a stream's profile load waits for Redis
+	// to come back before the stream fails (Unavailable); see Profiles.
+	OutageWait time.Duration
 }
 
 // WithDefaults returns c with its zero fields set to the defaults.
@@ -88,6 +97,9 @@ func (c Config) WithDefaults() Config {
 	if c.Counts == (ChannelCounts{}) {
 		c.Counts = DefaultChannelCounts
 	}
+	if c.OutageWait == 0 {
+		c.OutageWait = DefaultOutageWait
+	}
 	return c
 }
 
@@ -103,6 +115,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("push workers must be >= 1, got %d", c.Workers)
 	case c.RetryAfter < 0:
 		return fmt.Errorf("push retry-after must be >= 0, got %v", c.RetryAfter)
+	case c.OutageWait < 0:
+		return fmt.Errorf("push outage wait must be >= 0, got %v", c.OutageWait)
 	}
 	for _, n := range []int{c.Counts.AppPush, c.Counts.Email, c.Counts.SMS, c.Counts.Other} {
 		if n < 1 || n > 500 {

@@ -107,6 +107,10 @@ func topRows(s *scratch, size int, bound topk.Entry, hasBound bool, admit func(i
 		if s.blended != nil {
 			return s.blended.Top(s.blendScratch, &s.search, size, after, admit, s.entries[:0])
 		}
+		if s.first.ok && !hasBound && size == s.first.size {
+			s.first.ok = false // the first page, found already (searchTogether)
+			return append(s.entries[:0], s.first.rows...)
+		}
 		return s.search.Top(size, after, admit, s.entries[:0])
 	}
 	h := &s.heap

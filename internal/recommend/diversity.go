@@ -47,6 +47,17 @@ func emptied(m map[string]int) map[string]int {
 
 func (a *answer) full() bool { return len(a.items) >= a.want }
 
+// pageSize is how many rows selectRows asks for while a is not full: the
+// items it still needs, twice that under a category cap (fewer passes when
+// the cap skips some).
+func (a *answer) pageSize(capped bool) int {
+	need := a.want - len(a.items)
+	if capped && a.cap > 0 {
+		return 2 * need
+	}
+	return need
+}
+
 // finish copies the items into res (never nil) and marks res partial when
 // it holds fewer than count.
 func (a *answer) finish(res *Result, count int) {
@@ -116,11 +127,7 @@ func (e *Engine) selectRows(s *scratch, fc *reqFilter, a *answer, capped bool, s
 	}
 	admit := admitter(fc, &full)
 	for !a.full() {
-		need := a.want - len(a.items)
-		size := need
-		if capped && a.cap > 0 {
-			size = 2 * need // fewer passes when the cap skips some
-		}
+		size := a.pageSize(capped)
 		s.entries = topRows(s, size, bound, hasBound, admit)
 		for _, en := range s.entries {
 			bound, hasBound = en, true

@@ -11,6 +11,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/synth"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // TestDiversityQualityCost measures what the per-category cap costs in
@@ -29,12 +30,12 @@ func TestDiversityQualityCost(t *testing.T) {
 		t.Fatal(err)
 	}
 	full := shop.Config()
-	col := eval.NewCollector(event.DefaultWeighting(), full.End)
+	col := traindata.NewCollector(event.DefaultWeighting(), full.End)
 	if err := shop.Generate(ctx, col.Add); err != nil {
 		t.Fatal(err)
 	}
 	d := col.Data()
-	split, err := eval.SplitByTime(d, eval.TimeSplit{Fraction: 0.2})
+	split, err := traindata.SplitByTime(d, traindata.TimeSplit{Fraction: 0.2})
 	if err != nil {
 		t.Fatal(err)
 	}

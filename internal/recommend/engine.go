@@ -432,6 +432,17 @@ type scratch struct {
 	blended      *blend.Blend
 	blendScratch *blend.Scratch
 	recent       []recentRow // fold-in rows with their recency, for the blend
+	// first, when ok, is the answer of the search's first page, found
+	// for the block's users together (Push's searchTogether).
+	first firstPage
+}
+
+// firstPage is a selection's first page of rows, found before selectRows
+// asks for it: what search.Top(size, no bound, the filter's admit) answers.
+type firstPage struct {
+	rows []topk.Entry
+	size int
+	ok   bool
 }
 
 // recentRow is a fold-in row and when the user last touched it.
@@ -472,6 +483,7 @@ func (e *Engine) getScratch(n int) *scratch {
 func (s *scratch) reset() {
 	s.rows, s.weights, s.entries = s.rows[:0], s.weights[:0], s.entries[:0]
 	s.searching, s.blended, s.blendScratch = false, nil, nil
+	s.first.ok = false
 	if s.purchased == nil || len(s.purchased) > 4096 {
 		s.purchased = make(map[string]struct{})
 	}

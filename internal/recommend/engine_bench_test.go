@@ -368,3 +368,131 @@ func benchPush(b *testing.B, n int, profiles []int, minItems int, suffix string)
 		})
 	}
 }
+
+// variedPushProfiles serves each user's own profile (users not listed get
+// an empty one), to Push and to Recommend.
+type variedPushProfiles map[string]profile.Profile
+
+func (v variedPushProfiles) LoadMany(_ context.Context, ids []string) ([]profile.Profile, error) {
+	out := make([]profile.Profile, len(ids))
+	for i, id := range ids {
+		out[i] = v[id]
+		out[i].UserID = id
+	}
+	return out, nil
+}
+
+// Load serves Recommend the same profiles.
+func (v variedPushProfiles) Load(_ context.Context, id string) (profile.Profile, error) {
+	p := v[id]
+	p.UserID = id
+	return p, nil
+}
+
+func (variedPushProfiles) EachSeenUser(context.Context, time.Time, time.Time, int, func([]string) error) error {
+	return nil
+}
+
+// shopModel is the serving benchmark's generated shop (benchmarks/serve):
+// item i lies around the centre of category i % categories (centres drawn
+// from N(0, 0.3²), noise N(0, 0.1²)), so similar items exist.
+func shopModel(tb testing.TB, n, f, categories int) *mf.Model {
+	tb.Helper()
+	rng := rand.New(rand.NewPCG(7, 11))
+	centres := make([]float32, categories*f)
+	for i := range centres {
+		centres[i] = float32(rng.NormFloat64() * 0.3)
+	}
+	ids := make([]string, n)
+	factors := make([]float32, n*f)
+	for i := range n {
+		ids[i] = "item-" + strconv.Itoa(i)
+		c := i % categories
+		for j := range f {
+			factors[i*f+j] = centres[c*f+j] + float32(rng.NormFloat64()*0.1)
+		}
+	}
+	m, err := mf.New(mf.Info{Version: "bench", Hyper: mf.Hyperparameters{Factors: f, Regularization: 0.1, Alpha: 10}}, ids, factors)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m
+}
+
+// BenchmarkPush1M is BatchRecommend's engine work at 1M items × 64 factors
+// with the partitioned index (IndexMinItems < 0; building it is not timed)
+// for 1,024 users with a profile each (200 views over 20 distinct items, 5
+// purchases, 10 pushed items), 10 items per user. model=random draws every
+// factor from N(0, 0.1²): no structure, so the index's bounds prune little
+// (the worst case: a search scans a quarter to a half of the items);
+// model=shop is the serving benchmark's generated shop (200 category
+// centres plus noise), each user's items from two categories. It reports
+// users per second of wall time and per second of the process's CPU time.
+func BenchmarkPush1M(b *testing.B) {
+	const n, users, categories = 1_000_000, 1024, 200
+	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+	for _, kind := range []string{"random", "shop"} {
+		b.Run("items=1000000/factors=64/model="+kind, func(b *testing.B) {
+			var m *mf.Model
+			if kind == "random" {
+				m = benchModel(b, n, 64)
+			} else {
+				m = shopModel(b, n, 64, categories)
+			}
+			rng := rand.New(rand.NewPCG(3, 3))
+			pp := variedPushProfiles{}
+			ids := make([]string, users)
+			for u := range users {
+				ids[u] = "user-" + strconv.Itoa(u)
+				var items [20]int
+				for i := range items {
+					if kind == "random" {
+						items[i] = rng.IntN(n)
+					} else {
+						c := []int{u % categories, (7*u + 3) % categories}[i%2]
+						items[i] = c + categories*rng.IntN(n/categories)
+					}
+				}
+				p := profile.Profile{FirstSeen: now.Add(-24 * time.Hour)}
+				for i := range 200 {
+					p.History = append(p.History, profile.Entry{
+						ItemID: m.ItemID(int32(items[rng.IntN(len(items))])),
+						Type:   event.View, Time: now.Add(-time.Duration(i) * time.Hour),
+					})
+				}
+				for i := range 5 {
+					p.Purchased = append(p.Purchased, profile.Purchase{ItemID: m.ItemID(int32(items[i])), Time: now})
+				}
+				for range 10 {
+					p.Pushed = append(p.Pushed, profile.Pushed{ItemID: m.ItemID(int32(rng.IntN(n))), Time: now})
+				}
+				pp[ids[u]] = p
+			}
+			eng, err := New(Config{Now: func() time.Time { return now }, PushProfiles: pp, IndexMinItems: -1}, staticProfiles{}, nil,
+				NewPopular(noPopular{}, 10, slog.New(slog.NewTextHandler(io.Discard, nil))))
+			if err != nil {
+				b.Fatal(err)
+			}
+			eng.SetModel(m)
+			ctx := context.Background()
+			req := PushRequest{UserIDs: ids, Count: 10}
+			b.ReportAllocs()
+			cpu0 := processCPU()
+			for b.Loop() {
+				got := 0
+				if err := eng.Push(ctx, req, func(r PushResult) error {
+					if len(r.Items) == 10 {
+						got++
+					}
+					return nil
+				}); err != nil || got != users {
+					b.Fatal(err, got)
+				}
+			}
+			b.ReportMetric(float64(users*b.N)/b.Elapsed().Seconds(), "users/s")
+			if cpu := processCPU() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(users*b.N)/cpu.Seconds(), "users/cpu-s")
+			}
+		})
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/itemindex"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/profile"
+	"github.com/recsys-dev/recsys/internal/topk"
 )
 
 // PushProfiles loads users in blocks and enumerates them by last activity
@@ -218,6 +219,11 @@ type pushBuffers struct {
 	// together (startBlock).
 	searches []*itemindex.Search
 	queries  []itemindex.Query
+	// ks and admits are the first selection page of each search
+	// (searchTogether).
+	ks     []int
+	admits []func(int32) bool
+	firsts [][]topk.Entry
 }
 
 // pushCall is what every block of one Push call shares: the request, one
@@ -361,6 +367,9 @@ func (e *Engine) scoreBlock(c *pushCall, b *pushBuffers, ps []profile.Profile, r
 		s.boost.plan(s.filter.boosts(), e.userSegment(ps[i], c.now), n)
 	}
 	started := si != nil && startBlock(si, b, f)
+	if started && bl == nil {
+		searchTogether(c, b)
+	}
 	for j, i := range b.users {
 		s := b.slots[j]
 		if si == nil {
@@ -436,6 +445,40 @@ func startBlock(si *servingIndex, b *pushBuffers, f int) bool {
 		}
 	}
 	return true
+}
+
+// searchTogether runs the first index search of every searching user's
+// selection — selectRows' first Top call: a fresh answer's page, no bound,
+// the filter's admit with no category full yet — for the block's users
+// together (itemindex.TopBlock: each round's cells are read once for the
+// block) and leaves each answer in the user's scratch (first), where
+// selectRows' first page takes it; later pages search on from there, as
+// alone. Not for a blend, which ranks its own candidates.
+func searchTogether(c *pushCall, b *pushBuffers) {
+	b.searches, b.ks, b.admits = b.searches[:0], b.ks[:0], b.admits[:0]
+	var noneFull []int32
+	for j := range b.users {
+		s := b.slots[j]
+		if !s.searching {
+			continue
+		}
+		a := &s.answer
+		a.reset(c.req.Count, c.capN)
+		b.searches = append(b.searches, &s.search)
+		b.ks = append(b.ks, a.pageSize(true))
+		b.admits = append(b.admits, admitter(&s.filter, &noneFull))
+		b.firsts = append(b.firsts, s.first.rows)
+	}
+	itemindex.TopBlock(b.searches, b.ks, b.admits, b.firsts)
+	w := 0
+	for j := range b.users {
+		if s := b.slots[j]; s.searching {
+			s.first = firstPage{rows: b.firsts[w], size: b.ks[w], ok: true}
+			w++
+		}
+	}
+	clear(b.firsts) // the slots hold them
+	b.firsts = b.firsts[:0]
 }
 
 // fit sizes b for a model of n items and f factors.

@@ -3,6 +3,8 @@ package recommend
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -133,5 +135,59 @@ func TestConcurrentPushesShareTheBuffers(t *testing.T) {
 	}
 	if got := len(eng.pushFree); got != 1 {
 		t.Errorf("%d buffers back in the engine's set, want 1", got)
+	}
+}
+
+// With the partitioned index forced and a probe of a few cells (so
+// searches take several rounds), BatchRecommend — whose users' searches of
+// a score block run their rounds together — answers every user what
+// Recommend, searching for that user alone, answers: the same items and
+// scores in the same order, with and without a filter and the category
+// cap, for blocks of 32 users and a last short one.
+func TestPushBlockSearchAnswersAsRecommendAlone(t *testing.T) {
+	const n, users = 3000, 70
+	for _, probe := range []int{1, 3} {
+		eng, _, _ := shopEngine(t, n, Config{IndexMinItems: -1, IndexProbe: probe})
+		if si := eng.indexFor(eng.Model()); si == nil || si.ix.Cells() < 10 {
+			t.Fatal("no partitioned index")
+		}
+		m := eng.Model()
+		now := eng.cfg.Now()
+		rng := rand.New(rand.NewPCG(4, 4))
+		pp := variedPushProfiles{}
+		ids := userIDs(users)
+		for _, id := range ids {
+			p := profile.Profile{FirstSeen: now.Add(-time.Hour), LastSeen: now}
+			for k := range 1 + rng.IntN(30) {
+				p.History = append(p.History, profile.Entry{ItemID: m.ItemID(int32(rng.IntN(n))), Type: event.View, Time: now.Add(-time.Duration(k) * time.Minute)})
+			}
+			pp[id] = p
+		}
+		eng.profiles, eng.cfg.PushProfiles = pp, pp
+		ctx := context.Background()
+		for _, c := range []struct {
+			count, maxPer int
+			filter        Filter
+		}{
+			{10, -1, Filter{}},
+			{20, 2, Filter{}},
+			{15, -1, Filter{ExcludeCategories: []string{"c0"}}},
+		} {
+			got := map[string][]Item{}
+			err := eng.Push(ctx, PushRequest{UserIDs: ids, Count: c.count, MaxPerCategory: c.maxPer, Filter: c.filter},
+				func(r PushResult) error { got[r.UserID] = r.Items; return nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range ids {
+				want, err := eng.Recommend(ctx, Request{UserID: id, Count: c.count, MaxPerCategory: c.maxPer, Filter: c.filter})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got[id]) != c.count || !reflect.DeepEqual(got[id], want.Items) {
+					t.Fatalf("probe %d, %+v, %s: Push %v, Recommend %v", probe, c, id, head(got[id]), head(want.Items))
+				}
+			}
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/recsys-dev/recsys/internal/mf"
 )
@@ -22,6 +23,7 @@ import (
 //	<dir>/<version>.rsm   the artifact (mf.Write), readable by mf.Read as is
 //	<dir>/<version>.json  the version's metadata, written after the artifact
 //	<dir>/<version>.report.html  the HTML evaluation report (report.go), if stored
+//	<dir>/<version>.pin   the end of the version's pin lease (Pin), if pinned
 //	<dir>/CURRENT         the current version's name and a newline
 //	<dir>/.tmp-*          files being written; renamed into place when complete
 //
@@ -53,6 +55,7 @@ const (
 	tempPrefix  = ".tmp-"
 	artifactExt = ".rsm"
 	metadataExt = ".json"
+	pinExt      = ".pin"
 	filePerm    = 0o644 // CreateTemp makes 0600; artifacts are meant to be readable
 )
 
@@ -364,8 +367,76 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// prune deletes the versions beyond the newest Keep (never the current one)
-// and the leftovers of interrupted publishes older than OrphanTTL. Failures
+// Pin keeps a complete version from being pruned until the lease ends (a
+// later end extends it; an earlier one changes nothing), however many newer
+// versions are published: servers pin the versions running experiment arms
+// serve, as with the Redis registry. The lease is kept in <version>.pin, so
+// the process that prunes (the trainer's publish) sees the pins of the
+// process that serves; a pin goes with its version. An unknown version is
+// ErrUnknownVersion.
+//
+// Within a process Pin and pruning are serialized. Across processes, a first
+// Pin that races the publish pruning that very version may report success
+// for a version that is then gone (the Redis registry does both in one
+// script); renewing an existing pin does not race, and the serving side
+// finds the version missing at its next load and keeps serving the current
+// model.
+func (d *Dir) Pin(ctx context.Context, version string, until time.Time) error {
+	if err := checkVersion(version); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("pin model version %s: %w", version, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, err := d.record(version); err != nil {
+		return fmt.Errorf("pin model version %s: %w", version, err)
+	}
+	cur, err := d.pinnedUntil(version)
+	if err != nil {
+		return fmt.Errorf("pin model version %s: %w", version, err)
+	}
+	if !cur.Before(until) {
+		return nil
+	}
+	err = d.writeFile(version+pinExt, func(w io.Writer) error {
+		_, err := io.WriteString(w, until.UTC().Format(time.RFC3339Nano)+"\n")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pin model version %s: %w", version, err)
+	}
+	// Another process may have pruned the version meanwhile: then the pin
+	// pins nothing.
+	if _, err := d.record(version); err != nil {
+		_ = os.Remove(d.file(version + pinExt)) // if this fails, the next prune sweeps the orphan
+		return fmt.Errorf("pin model version %s: %w", version, err)
+	}
+	return nil
+}
+
+// pinnedUntil returns the end of a version's pin lease, the zero time when
+// it is not pinned. A pin file that does not parse (damaged) counts as
+// unpinned: the next Pin rewrites it.
+func (d *Dir) pinnedUntil(version string) (time.Time, error) {
+	b, err := os.ReadFile(d.file(version + pinExt))
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(b)))
+	if err != nil {
+		return time.Time{}, nil
+	}
+	return t, nil
+}
+
+// prune deletes the versions beyond the newest Keep (never the current one,
+// nor one pinned (Pin) until after now) and the leftovers of interrupted
+// publishes older than OrphanTTL. Failures
 // are logged: the publish it follows has succeeded and the next one prunes
 // again. The caller holds d.mu.
 func (d *Dir) prune(ctx context.Context) {
@@ -384,9 +455,18 @@ func (d *Dir) pruneErr(ctx context.Context) error {
 		return err
 	}
 	var errs []error
+	now := d.opts.Now()
 	for i, r := range recs {
 		v := r.Info.Version
 		if i < d.opts.Keep || v == cur {
+			continue
+		}
+		pin, err := d.pinnedUntil(v)
+		if err != nil {
+			errs = append(errs, err)
+			continue // unknown: keep it
+		}
+		if pin.After(now) {
 			continue
 		}
 		// Metadata first: without it the version no longer exists, and an
@@ -395,7 +475,7 @@ func (d *Dir) pruneErr(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		for _, ext := range []string{artifactExt, reportExt} {
+		for _, ext := range []string{artifactExt, reportExt, pinExt} {
 			if err := os.Remove(d.file(v + ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, err)
 			}
@@ -409,9 +489,12 @@ func (d *Dir) pruneErr(ctx context.Context) error {
 	cutoff := d.opts.Now().Add(-d.opts.OrphanTTL)
 	for _, e := range entries {
 		name := e.Name()
-		v, isArtifact := strings.CutSuffix(name, artifactExt)
+		v, versioned := strings.CutSuffix(name, artifactExt)
+		if !versioned {
+			v, versioned = strings.CutSuffix(name, pinExt) // a pin whose version is gone
+		}
 		orphan := strings.HasPrefix(name, tempPrefix)
-		if isArtifact && checkVersion(v) == nil {
+		if versioned && checkVersion(v) == nil {
 			_, err := os.Stat(d.file(v + metadataExt))
 			orphan = errors.Is(err, fs.ErrNotExist)
 		}

@@ -301,6 +301,8 @@ func assertStoredVersions(t *testing.T, reg testRegistry, want ...string) {
 				stored = append(stored, v)
 			} else if v, ok := strings.CutSuffix(e.Name(), metadataExt); ok {
 				stored = append(stored, v)
+			} else if v, ok := strings.CutSuffix(e.Name(), pinExt); ok {
+				stored = append(stored, v)
 			} else if e.Name() != currentFile {
 				t.Errorf("unexpected file %s", e.Name())
 			}
@@ -642,44 +644,83 @@ func TestRedisCommitRefusesExpiredChunks(t *testing.T) {
 }
 
 // A pinned version survives publishes that push it out of the newest Keep
-// until its lease ends; the next publish after that prunes it. Pinning an
-// unknown version is ErrUnknownVersion.
-func TestRedisPinnedVersionIsNotPruned(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	c := redistest.Client(t)
-	clk := newClock()
-	reg, err := NewRedis(c, Options{Prefix: redistest.Prefix(t, c), ChunkSize: 512, Keep: 1, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pinned, err := reg.Publish(ctx, testModel(t, 30, 4, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := reg.Pin(ctx, pinned.Name(), clk.Now().Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if err := reg.Pin(ctx, "20990101T000000Z-000000", clk.Now().Add(time.Hour)); !errors.Is(err, ErrUnknownVersion) {
-		t.Errorf("Pin of an unknown version = %v, want ErrUnknownVersion", err)
-	}
-	for seed := range uint64(3) {
-		if _, err := reg.Publish(ctx, testModel(t, 31+int(seed), 4, 2+seed)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if m, err := reg.Load(ctx, pinned.Name()); err != nil || m.NumItems() != 30 {
-		t.Fatalf("pinned version after 3 newer publishes with keep 1: %v, %v", m, err)
-	}
-	clk.advance(2 * time.Hour)
-	if _, err := reg.Publish(ctx, testModel(t, 40, 4, 9)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Load(ctx, pinned.Name()); !errors.Is(err, ErrUnknownVersion) {
-		t.Errorf("after the lease ended: Load = %v, want ErrUnknownVersion (pruned)", err)
-	}
-	list, err := reg.List(ctx)
-	if err != nil || len(list) != 1 {
-		t.Errorf("List = %v, %v; want only the current version", names(list), err)
+// until its lease ends; the next publish after that prunes it with its pin.
+// The pin is made through one instance and the publishes go through
+// another, as a server pins and the trainer publishes. A later lease
+// extends the pin, an earlier one does not shorten it. Pinning an unknown
+// version is ErrUnknownVersion.
+func TestPinnedVersionIsNotPruned(t *testing.T) {
+	for _, be := range backends {
+		t.Run(be.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			clk := newClock()
+			open := be.storage(t)
+			opts := Options{ChunkSize: 512, Keep: 1, Now: clk.Now}
+			trainer := open(opts)
+			server, ok := open(opts).(interface {
+				Pin(ctx context.Context, version string, until time.Time) error
+			})
+			if !ok {
+				t.Fatalf("%T cannot pin", server)
+			}
+			pinned, err := trainer.Publish(ctx, testModel(t, 30, 4, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			end := clk.Now().Add(time.Hour)
+			if err := server.Pin(ctx, pinned.Name(), end); err != nil {
+				t.Fatal(err)
+			}
+			if err := server.Pin(ctx, pinned.Name(), end.Add(-30*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if err := server.Pin(ctx, "20990101T000000Z-000000", end); !errors.Is(err, ErrUnknownVersion) {
+				t.Errorf("Pin of an unknown version = %v, want ErrUnknownVersion", err)
+			}
+			var last Version
+			for seed := range uint64(3) {
+				if last, err = trainer.Publish(ctx, testModel(t, 31+int(seed), 4, 2+seed)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if m, err := trainer.Load(ctx, pinned.Name()); err != nil || m.NumItems() != 30 {
+				t.Fatalf("pinned version after 3 newer publishes with keep 1: %v, %v", m, err)
+			}
+			assertStoredVersions(t, trainer, pinned.Name(), last.Name())
+
+			// Past the earlier lease, within the first: still pinned.
+			clk.advance(45 * time.Minute)
+			if last, err = trainer.Publish(ctx, testModel(t, 35, 4, 6)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := trainer.Load(ctx, pinned.Name()); err != nil {
+				t.Fatalf("45 min into a 1-h lease (shortened to 30 min by a later Pin): Load = %v, want the version kept", err)
+			}
+			// A renewal extends the lease.
+			if err := server.Pin(ctx, pinned.Name(), clk.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			clk.advance(45 * time.Minute)
+			if last, err = trainer.Publish(ctx, testModel(t, 36, 4, 7)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := trainer.Load(ctx, pinned.Name()); err != nil {
+				t.Fatalf("90 min after the first pin, 45 min into a renewed 1-h lease: Load = %v, want the version kept", err)
+			}
+
+			clk.advance(2 * time.Hour)
+			if last, err = trainer.Publish(ctx, testModel(t, 40, 4, 9)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := trainer.Load(ctx, pinned.Name()); !errors.Is(err, ErrUnknownVersion) {
+				t.Errorf("after the lease ended: Load = %v, want ErrUnknownVersion (pruned)", err)
+			}
+			list, err := trainer.List(ctx)
+			if err != nil || len(list) != 1 {
+				t.Errorf("List = %v, %v; want only the current version", names(list), err)
+			}
+			assertStoredVersions(t, trainer, last.Name())
+		})
 	}
 }

@@ -3,6 +3,7 @@ package retrain_test
 import (
 	"context"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"strconv"
 	"testing"
@@ -157,6 +158,21 @@ func TestJobAblationDescribesThePublishedBlend(t *testing.T) {
 	if got, want := job.MF.Info().Hyper, job.Tuning.Chosen; got.Factors != want.Factors || got.Regularization != want.Regularization ||
 		got.Alpha != want.Alpha || got.RegExponent != want.RegExponent {
 		t.Errorf("job's MF settings %+v, want the chosen %+v", got, want)
+	}
+	// The published weights pool the search's grid (second-to-last
+	// training events) with a grid on the job's holdout (the last ones).
+	if len(job.Folds) != 2 {
+		t.Fatalf("%d validation folds, want 2 (the search's and the holdout's)", len(job.Folds))
+	}
+	if a, b := job.Folds[0].Users, job.Folds[1].Users; a == 0 || b == 0 || job.Blend.Users != a+b {
+		t.Errorf("pooled grid on %d users, folds on %d and %d: want their sum, both non-zero", job.Blend.Users, a, b)
+	}
+	pooled, err := eval.PoolBlendSearches(job.Folds...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(pooled, job.Blend) {
+		t.Error("the job's blend grid is not its folds pooled")
 	}
 	rows, err := eval.AblationRows(ctx, s, job.MF, job.Blend, eval.BlendOptions{}, eval.Options{Ks: []int{10}})
 	if err != nil {

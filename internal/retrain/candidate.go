@@ -6,6 +6,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // Candidate is a kind of model the job may publish: plain ALS, or a model
@@ -26,7 +27,7 @@ type Candidate interface {
 type FitInput struct {
 	// Data are the training events in input order with their times
 	// (positions for sequence files): sequential terms read the order.
-	Data *eval.Data
+	Data *traindata.Data
 	// MF is ALS trained on Data's aggregated matrix with the job's
 	// (tuned) settings, shared by every candidate.
 	MF *mf.Model

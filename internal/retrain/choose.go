@@ -9,12 +9,13 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/traindata"
 	"github.com/recsys-dev/recsys/internal/tune"
 )
 
 // selection is what the gate decided on a holdout of some data.
 type selection struct {
-	split  *eval.Split
+	split  *traindata.Split
 	tuning *mf.Tuning
 	mf     *mf.Model // ALS on the holdout's training part
 	winner Candidate
@@ -24,6 +25,8 @@ type selection struct {
 	// blend is the weight grid the blend candidate's weights came from
 	// when the search scored settings by the blend (nil otherwise).
 	blend *eval.BlendSearch
+	// folds are the grids blend pooled after the gate (reweigh).
+	folds []*eval.BlendSearch
 }
 
 // record is the tuning record stored in the published model.
@@ -47,8 +50,8 @@ func (s *selection) record() *mf.Tuning {
 // gates: the best candidate wins unless a baseline beats it, it is below the
 // serving model by more than the tolerance, or it is broken. A refusal
 // returns the selection and an error wrapping ErrRefused.
-func (c *Config) choose(ctx context.Context, data *eval.Data, serving *mf.Model) (*selection, error) {
-	split, err := eval.SplitByTime(data, c.Holdout)
+func (c *Config) choose(ctx context.Context, data *traindata.Data, serving *mf.Model) (*selection, error) {
+	split, err := traindata.SplitByTime(data, c.Holdout)
 	if err != nil {
 		return nil, fmt.Errorf("holdout split: %w", err)
 	}
@@ -155,7 +158,7 @@ func (c *Config) trainCandidates(ctx context.Context, sel *selection) ([]Fitted,
 // holdout, picks the best candidate, compares it with the serving model on
 // the test users newer than its data, and gates. refused reports that err
 // is the gate's refusal (wrapping ErrRefused), sel then complete.
-func (c *Config) evaluateAndGate(ctx context.Context, sel *selection, fitted []Fitted, recs []eval.Recommender, data *eval.Data, serving *mf.Model) (refused bool, err error) {
+func (c *Config) evaluateAndGate(ctx context.Context, sel *selection, fitted []Fitted, recs []eval.Recommender, data *traindata.Data, serving *mf.Model) (refused bool, err error) {
 	log, split := c.Logger, sel.split
 	ks := []int{10, 20}
 	if c.K != 10 && c.K != 20 {
@@ -215,9 +218,27 @@ func (c *Config) evaluateAndGate(ctx context.Context, sel *selection, fitted []F
 	return false, nil
 }
 
+// reweigh re-chooses the winning blend candidate's weights for the refit
+// (BlendCandidate.reweigh: the search's validation grid pooled with a grid
+// on the holdout) once the gate has decided, and records the pooled grid
+// in sel.blend. Other winners are left as they are.
+func (c *Config) reweigh(ctx context.Context, sel *selection) error {
+	bc, ok := sel.winner.(*BlendCandidate)
+	if !ok {
+		return nil
+	}
+	if err := bc.reweigh(ctx, sel.split, sel.mf, uint64(c.Hyper.Seed), c.Workers, c.Logger); err != nil {
+		return err
+	}
+	if bc.folds != nil {
+		sel.blend, sel.folds = bc.grid, bc.folds
+	}
+	return nil
+}
+
 // fit trains ALS on data with c.Hyper and fits the candidate on it: the
 // model a passed gate publishes, and the MF model under it.
-func (c *Config) fit(ctx context.Context, phase string, cand Candidate, data *eval.Data) (Fitted, *mf.Model, error) {
+func (c *Config) fit(ctx context.Context, phase string, cand Candidate, data *traindata.Data) (Fitted, *mf.Model, error) {
 	full, err := data.Matrix()
 	if err != nil {
 		return nil, nil, fmt.Errorf("build %s matrix: %w", phase, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // EvalConfig is an offline comparison of ALS with the baselines.
@@ -23,11 +24,11 @@ type EvalConfig struct {
 	AsOf time.Time
 	// Split is "time" (per-user time holdout, Holdout), "last"
 	// (leave-last-out: each user's last event, users with >= 3 events; see
-	// eval.LeaveLastOut) or "user" (strong generalization, Users). Ignored
+	// traindata.LeaveLastOut) or "user" (strong generalization, Users). Ignored
 	// for a pre-split pair.
 	Split   string
-	Holdout eval.TimeSplit
-	Users   eval.UserSplit
+	Holdout traindata.TimeSplit
+	Users   traindata.UserSplit
 	Ks      []int
 	KNN     eval.KNNOptions
 	Workers int
@@ -51,11 +52,11 @@ func (c *EvalConfig) defaults() error {
 	if c.Weighting == (event.Weighting{}) {
 		c.Weighting = event.DefaultWeighting()
 	}
-	if c.Holdout == (eval.TimeSplit{}) {
-		c.Holdout = eval.TimeSplit{LastN: 1}
+	if c.Holdout == (traindata.TimeSplit{}) {
+		c.Holdout = traindata.TimeSplit{LastN: 1}
 	}
-	if c.Users == (eval.UserSplit{}) {
-		c.Users = eval.UserSplit{Fraction: 0.1, Seed: 1}
+	if c.Users == (traindata.UserSplit{}) {
+		c.Users = traindata.UserSplit{Fraction: 0.1, Seed: 1}
 	}
 	if c.KNN.Workers == 0 {
 		c.KNN.Workers = c.Workers
@@ -66,14 +67,14 @@ func (c *EvalConfig) defaults() error {
 // collect reads sources into one Data (shared id tables) and returns, for
 // each source, the index of its first event.
 // A zero asOf is the latest event's time (the sources are read twice).
-func collect(ctx context.Context, w event.Weighting, asOf time.Time, srcs ...Source) (*eval.Data, []int, error) {
+func collect(ctx context.Context, w event.Weighting, asOf time.Time, srcs ...Source) (*traindata.Data, []int, error) {
 	if asOf.IsZero() {
 		var err error
 		if asOf, err = Latest(ctx, srcs...); err != nil {
 			return nil, nil, err
 		}
 	}
-	col := eval.NewCollector(w, asOf)
+	col := traindata.NewCollector(w, asOf)
 	starts := make([]int, len(srcs))
 	for i, src := range srcs {
 		starts[i] = col.Len()
@@ -103,7 +104,7 @@ func Latest(ctx context.Context, srcs ...Source) (time.Time, error) {
 }
 
 // MakeSplit reads src and splits it as cfg says.
-func MakeSplit(ctx context.Context, cfg EvalConfig, src Source) (*eval.Split, error) {
+func MakeSplit(ctx context.Context, cfg EvalConfig, src Source) (*traindata.Split, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
@@ -113,18 +114,18 @@ func MakeSplit(ctx context.Context, cfg EvalConfig, src Source) (*eval.Split, er
 	}
 	switch cfg.Split {
 	case "", "time":
-		return eval.SplitByTime(d, cfg.Holdout)
+		return traindata.SplitByTime(d, cfg.Holdout)
 	case "last":
-		return eval.LeaveLastOut(d)
+		return traindata.LeaveLastOut(d)
 	case "user":
-		return eval.SplitByUser(d, cfg.Users)
+		return traindata.SplitByUser(d, cfg.Users)
 	}
 	return nil, fmt.Errorf("split must be time, last or user, got %q", cfg.Split)
 }
 
 // MakePairSplit reads a pre-split pair: train's events are trained on,
 // test's are held out, over shared id tables.
-func MakePairSplit(ctx context.Context, cfg EvalConfig, train, test Source) (*eval.Split, error) {
+func MakePairSplit(ctx context.Context, cfg EvalConfig, train, test Source) (*traindata.Split, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
@@ -133,12 +134,12 @@ func MakePairSplit(ctx context.Context, cfg EvalConfig, train, test Source) (*ev
 		return nil, err
 	}
 	first := starts[1]
-	return eval.SplitHeld(d, func(k int) bool { return k >= first }, "given train/test files")
+	return traindata.SplitHeld(d, func(k int) bool { return k >= first }, "given train/test files")
 }
 
 // Evaluate trains ALS on the split and reports it next to popularity and
 // item-kNN, all on the same cases with full ranking.
-func Evaluate(ctx context.Context, cfg EvalConfig, s *eval.Split) (*eval.Report, error) {
+func Evaluate(ctx context.Context, cfg EvalConfig, s *traindata.Split) (*eval.Report, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
@@ -160,7 +161,11 @@ type JobEvaluation struct {
 	// Blend is the validation grid the job chose its blend weights from
 	// (nil when its search did not score settings by the blend):
 	// eval.AblationRows with MF and Blend describes the published blend.
+	// When the blend won, it pools Folds.
 	Blend *eval.BlendSearch
+	// Folds are the validation grids Blend pooled: the search's (each
+	// user's second-to-last training event) and the holdout's (the last).
+	Folds []*eval.BlendSearch
 }
 
 // EvaluateJob runs the retraining job's choice on s's training part (its
@@ -168,7 +173,7 @@ type JobEvaluation struct {
 // cases are never read), fits the chosen candidate on the whole training
 // part as the job's refit would, and evaluates it on s's test cases next to
 // popularity and item-kNN.
-func EvaluateJob(ctx context.Context, cfg EvalConfig, s *eval.Split) (*JobEvaluation, error) {
+func EvaluateJob(ctx context.Context, cfg EvalConfig, s *traindata.Split) (*JobEvaluation, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
@@ -186,6 +191,9 @@ func EvaluateJob(ctx context.Context, cfg EvalConfig, s *eval.Split) (*JobEvalua
 	}
 	if err != nil {
 		jc.Logger.Warn("the job would publish nothing; evaluating its best candidate anyway", "reason", sel.gate.Reason)
+	}
+	if err := jc.reweigh(ctx, sel); err != nil {
+		return nil, err
 	}
 	fitted, model, err := jc.fit(ctx, "eval", sel.winner, s.Train)
 	if err != nil {
@@ -213,17 +221,17 @@ func EvaluateJob(ctx context.Context, cfg EvalConfig, s *eval.Split) (*JobEvalua
 		}
 		rep.Models = slices.Insert(rep.Models, 1, row) // beside the job's model
 	}
-	return &JobEvaluation{Report: rep, Gate: sel.gate, Tuning: sel.tuning, MF: model, Blend: sel.blend}, nil
+	return &JobEvaluation{Report: rep, Gate: sel.gate, Tuning: sel.tuning, MF: model, Blend: sel.blend, Folds: sel.folds}, nil
 }
 
 // Tune searches hyperparameters on a validation split carved from s's
 // training events (the same kind of time holdout), never from s's test
 // cases, and returns the trials best first.
-func Tune(ctx context.Context, cfg EvalConfig, s *eval.Split, opt eval.SearchOptions) ([]eval.Trial, error) {
+func Tune(ctx context.Context, cfg EvalConfig, s *traindata.Split, opt eval.SearchOptions) ([]eval.Trial, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	validation, err := eval.SplitByTime(s.Train, cfg.Holdout)
+	validation, err := traindata.SplitByTime(s.Train, cfg.Holdout)
 	if err != nil {
 		return nil, fmt.Errorf("validation split: %w", err)
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/sparse"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // Source streams the training events.
@@ -58,7 +59,7 @@ type Config struct {
 	// Default: now.
 	AsOf time.Time
 	// Holdout is the gate's split. Default: each user's last event.
-	Holdout eval.TimeSplit
+	Holdout traindata.TimeSplit
 	// K is the cut-off of the gate's metric, NDCG@K. Default 10.
 	K int
 	// Tolerance is how far below the serving model's NDCG@K the new model
@@ -143,8 +144,8 @@ func (c *Config) defaults() error {
 	if c.AsOf.IsZero() {
 		c.AsOf = c.Now()
 	}
-	if c.Holdout == (eval.TimeSplit{}) {
-		c.Holdout = eval.TimeSplit{LastN: 1, MinTrain: 1}
+	if c.Holdout == (traindata.TimeSplit{}) {
+		c.Holdout = traindata.TimeSplit{LastN: 1, MinTrain: 1}
 	}
 	if c.K <= 0 {
 		c.K = 10
@@ -331,10 +332,10 @@ func Run(ctx context.Context, cfg Config, src Source, serving *mf.Model, pubs ..
 // counting in out) events whose ids break the id rule, and counts the
 // co-purchases for the bought-together lists in the same pass when there
 // is a list store and somewhere to publish (pairs nil otherwise).
-func (c *Config) read(ctx context.Context, src Source, out *Outcome, publishing bool) (*eval.Data, *cooccur.Counter, error) {
+func (c *Config) read(ctx context.Context, src Source, out *Outcome, publishing bool) (*traindata.Data, *cooccur.Counter, error) {
 	log := c.Logger
 	start := c.Now()
-	col := eval.NewCollector(c.Weighting, c.AsOf)
+	col := traindata.NewCollector(c.Weighting, c.AsOf)
 	var pairs *cooccur.Counter
 	if c.Lists != nil && publishing {
 		var err error
@@ -377,11 +378,14 @@ func (c *Config) read(ctx context.Context, src Source, out *Outcome, publishing 
 // refit retrains the gate's winner on every event (unless NoRefit) and
 // builds the model to publish: its record (metrics, data, tuning) and
 // sections (the content map with Items, the serving index unless NoIndex).
-func (c *Config) refit(ctx context.Context, sel *selection, data *eval.Data, out *Outcome) (*mf.Model, error) {
+func (c *Config) refit(ctx context.Context, sel *selection, data *traindata.Data, out *Outcome) (*mf.Model, error) {
 	log := c.Logger
 	split := sel.split
 	final := sel.fitted.Model()
 	if !c.NoRefit {
+		if err := c.reweigh(ctx, sel); err != nil {
+			return nil, err
+		}
 		f, _, err := c.fit(ctx, "final", sel.winner, data)
 		if err != nil {
 			return nil, err
@@ -491,7 +495,7 @@ func (c *Config) train(ctx context.Context, phase string, m *sparse.Matrix) (*mf
 }
 
 // latest is the time of the latest event of d.
-func latest(d *eval.Data) time.Time {
+func latest(d *traindata.Data) time.Time {
 	if len(d.Time) == 0 {
 		return time.Time{}
 	}
@@ -500,7 +504,7 @@ func latest(d *eval.Data) time.Time {
 
 // freshCases keeps the test users whose latest event (a held-out one) is
 // after until: the serving model cannot have been trained on it.
-func freshCases(s *eval.Split, all *eval.Data, until time.Time) *eval.Split {
+func freshCases(s *traindata.Split, all *traindata.Data, until time.Time) *traindata.Split {
 	last := make([]int64, all.Users)
 	for k, u := range all.Row {
 		last[u] = max(last[u], all.Time[k])

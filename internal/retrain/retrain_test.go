@@ -22,6 +22,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/retrain"
 	"github.com/recsys-dev/recsys/internal/synth"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 var good = mf.Hyperparameters{Factors: 16, Iterations: 10, Regularization: 0.05, Alpha: 10, Seed: 1}
@@ -222,7 +223,7 @@ func (negated) Fit(ctx context.Context, in retrain.FitInput) (retrain.Fitted, er
 type negFitted struct{ retrain.Fitted }
 
 func (negFitted) Name() string { return "negated" }
-func (n negFitted) Scores(cases []eval.Case, out []float32) error {
+func (n negFitted) Scores(cases []traindata.Case, out []float32) error {
 	err := n.Fitted.Scores(cases, out)
 	for i := range out {
 		out[i] = -out[i]
@@ -308,7 +309,7 @@ func TestEvaluateJobNeverReadsTheTestPart(t *testing.T) {
 		poisoned.Cases[i].Test = []int32{int32(i % clean.Matrix.Cols)}
 	}
 	var runs []*retrain.JobEvaluation
-	for _, s := range []*eval.Split{clean, &poisoned} {
+	for _, s := range []*traindata.Split{clean, &poisoned} {
 		cfg.TuneClock = tick(time.Second)
 		job, err := retrain.EvaluateJob(ctx, cfg, s)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // servingName is the serving model's name in reports.
@@ -52,7 +53,7 @@ func NewServingRecommender(model *mf.Model, colIDs []string) *ServingRecommender
 func (r *ServingRecommender) Name() string { return servingName }
 
 // Scores implements eval.Recommender.
-func (r *ServingRecommender) Scores(cases []eval.Case, out []float32) error {
+func (r *ServingRecommender) Scores(cases []traindata.Case, out []float32) error {
 	if len(out) < len(cases)*r.cols {
 		return fmt.Errorf("serving: output holds %d scores, need %d", len(out), len(cases)*r.cols)
 	}

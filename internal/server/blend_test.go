@@ -16,18 +16,19 @@ import (
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/recommend"
 	"github.com/recsys-dev/recsys/internal/topk"
+	"github.com/recsys-dev/recsys/internal/traindata"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 )
 
 // blendWorld trains MF and a blend offline on planted walks (each item has
 // a successor the walks usually take) and returns the split, the model
 // carrying the blend sections, and the offline scorer.
-func blendWorld(t *testing.T, w event.Weighting, start time.Time) (*eval.Split, *mf.Model, *eval.Blend) {
+func blendWorld(t *testing.T, w event.Weighting, start time.Time) (*traindata.Split, *mf.Model, *eval.Blend) {
 	t.Helper()
 	const users, items, length = 120, 40, 7
 	rng := rand.New(rand.NewPCG(3, 4))
 	succ := rng.Perm(items)
-	col := eval.NewCollector(w, start.Add(time.Hour))
+	col := traindata.NewCollector(w, start.Add(time.Hour))
 	for u := range users {
 		x := rng.IntN(items)
 		for k := range length {
@@ -43,7 +44,7 @@ func blendWorld(t *testing.T, w event.Weighting, start time.Time) (*eval.Split, 
 			}
 		}
 	}
-	split, err := eval.SplitByTime(col.Data(), eval.TimeSplit{LastN: 1})
+	split, err := traindata.SplitByTime(col.Data(), traindata.TimeSplit{LastN: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func testServedBlendEqualsOffline(t *testing.T, cfg func(*recommend.Config)) {
 		e.record(t, evs...)
 
 		want := make([]float32, n)
-		if err := offline.Scores([]eval.Case{cs}, want); err != nil {
+		if err := offline.Scores([]traindata.Case{cs}, want); err != nil {
 			t.Fatal(err)
 		}
 		h := topk.New(10)

@@ -2,80 +2,15 @@ package server_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
 
-	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/redistest"
 )
-
-// hostileID returns a random 24-byte user id with the characters the hash
-// tags escape ('}' and '%') in the middle.
-func hostileID(t *testing.T) string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
-	b := make([]byte, 22)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b[:11]) + "}%" + string(b[11:])
-}
-
-// everyValue calls fn with every key name under prefix and every string
-// stored in it: string values, list elements, hash fields and values, set
-// and sorted-set members, stream entries' fields and values.
-func everyValue(t *testing.T, rdb redis.UniversalClient, prefix string, fn func(key, what, v string)) {
-	t.Helper()
-	ctx := context.Background()
-	keys, err := redistest.Keys(ctx, rdb, prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range keys {
-		fn(k, "key name", k)
-		typ, err := rdb.Type(ctx, k).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var vals []string
-		switch typ {
-		case "string":
-			vals = []string{rdb.Get(ctx, k).Val()}
-		case "list":
-			vals = rdb.LRange(ctx, k, 0, -1).Val()
-		case "hash":
-			for f, v := range rdb.HGetAll(ctx, k).Val() {
-				vals = append(vals, f, v)
-			}
-		case "set":
-			vals = rdb.SMembers(ctx, k).Val()
-		case "zset":
-			vals = rdb.ZRange(ctx, k, 0, -1).Val()
-		case "stream":
-			for _, m := range rdb.XRange(ctx, k, "-", "+").Val() {
-				for f, v := range m.Values {
-					vals = append(vals, f, fmt.Sprint(v))
-				}
-			}
-		case "none": // expired meanwhile
-		default:
-			t.Fatalf("key %s of type %s: the test does not read it", k, typ)
-		}
-		for _, v := range vals {
-			fn(k, typ, v)
-		}
-	}
-}
 
 // TestDeleteUserLeavesNothingNamingTheUser: a user who did everything the
 // API records (events of every type, an attributed answer in an
@@ -87,8 +22,8 @@ func TestDeleteUserLeavesNothingNamingTheUser(t *testing.T) {
 	ctx := context.Background()
 	e := newEnvWith(t, envOptions{model: true, experiments: true, attribution: true})
 	e.upsert(t, plantedCatalog(e.clock.Now())...)
-	user := hostileID(t)
-	forms := []string{user, redisconn.EscapeTag(user), url.QueryEscape(user), url.PathEscape(user)}
+	user := redistest.HostileID(t)
+	forms := redistest.IDForms(user)
 	now := e.clock.Now()
 	at := func(d time.Duration) time.Time { return now.Add(d) }
 	e.record(t,
@@ -126,7 +61,7 @@ func TestDeleteUserLeavesNothingNamingTheUser(t *testing.T) {
 	rdb := redistest.Client(t)
 	named := func() []string {
 		var out []string
-		everyValue(t, rdb, e.prefix, func(key, what, v string) {
+		redistest.EachString(t, rdb, e.prefix, func(key, what, v string) {
 			for _, f := range forms {
 				if strings.Contains(v, f) {
 					out = append(out, fmt.Sprintf("%s (%s): %q", key, what, v))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"time"
@@ -75,7 +76,7 @@ type ArmModels interface {
 }
 
 // ModelPinner keeps a published version from being pruned until a time
-// (implemented by *registry.Redis).
+// (implemented by *registry.Redis and *registry.Dir).
 type ModelPinner interface {
 	Pin(ctx context.Context, version string, until time.Time) error
 }
@@ -87,8 +88,8 @@ type ModelPinner interface {
 const PinLease = time.Hour
 
 // PinVersions pins the model versions of the experiments' arms for a lease
-// (ModelPinner), or, for a registry that cannot pin (a directory), checks
-// that they are published. The error of an unknown version is an
+// (ModelPinner), or, for a registry that cannot pin, checks that they are
+// published. The error of an unknown version is an
 // *experiment.InvalidError naming the arm.
 func PinVersions(ctx context.Context, models ModelRegistry, now time.Time, xps ...experiment.Experiment) error {
 	if models == nil {
@@ -127,6 +128,7 @@ func PinVersions(ctx context.Context, models ModelRegistry, now time.Time, xps .
 
 type experimentService struct {
 	recsysv1.UnimplementedExperimentServiceServer
+	log     *slog.Logger
 	store   ExperimentStore    // nil: every RPC answers FailedPrecondition
 	running RunningExperiments // may be nil
 	models  ModelRegistry      // may be nil: arms' model versions are not checked or pinned
@@ -156,11 +158,36 @@ func experimentError(err error) error {
 	return err
 }
 
-// synced refreshes this replica's copy after a change (the others poll);
-// a failure only delays the change here until the next poll.
+// syncBackoff are the pauses before synced's retries: about 0.3 s in all,
+// well within a change's 2-s promise and a caller's deadline.
+var syncBackoff = []time.Duration{20 * time.Millisecond, 80 * time.Millisecond, 200 * time.Millisecond}
+
+// synced refreshes this replica's copy after a change (the others poll),
+// so the replica that served the change answers with it at once. The
+// change is stored already, so a failure is not the caller's: synced
+// retries briefly (a Redis blip), then logs and leaves the change to the
+// next poll (experiment.DefaultPoll).
 func (s *experimentService) synced(ctx context.Context) {
-	if s.running != nil {
-		_ = s.running.Sync(ctx)
+	if s.running == nil {
+		return
+	}
+	err := s.running.Sync(ctx)
+	for _, pause := range syncBackoff {
+		if err == nil {
+			return
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			s.log.WarnContext(ctx, "sync experiments after a change; the next poll applies it", "err", err)
+			return
+		case <-t.C:
+		}
+		err = s.running.Sync(ctx)
+	}
+	if err != nil {
+		s.log.WarnContext(ctx, "sync experiments after a change; the next poll applies it", "err", err)
 	}
 }
 

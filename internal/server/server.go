@@ -316,7 +316,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		recsysv1.RegisterCatalogServiceServer(g, &catalogService{store: d.Catalog, rules: d.Rules})
 		recsysv1.RegisterModelServiceServer(g, &modelService{serving: d.Serving, registry: d.Models,
 			switchWait: cfg.ModelSwitchWait, poll: cfg.ModelPoll})
-		recsysv1.RegisterExperimentServiceServer(g, &experimentService{store: d.Experiments, running: d.Running,
+		recsysv1.RegisterExperimentServiceServer(g, &experimentService{log: log, store: d.Experiments, running: d.Running,
 			counters: d.Counters, tally: d.Tally, models: d.Models, now: cfg.Now, campaigns: d.Campaigns, profiles: profileBatches(d.Profiles)})
 	}
 

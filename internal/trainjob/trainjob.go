@@ -29,6 +29,7 @@ import (
 	"github.com/recsys-dev/recsys/internal/redisconn"
 	"github.com/recsys-dev/recsys/internal/registry"
 	"github.com/recsys-dev/recsys/internal/retrain"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // Defaults of Config that belong to the job itself; the others are the
@@ -109,7 +110,7 @@ func NewConfig() Config {
 			TuneBudget: DefaultTuneBudget,
 			K:          DefaultK,
 			Tolerance:  DefaultTolerance,
-			Holdout:    eval.TimeSplit{LastN: DefaultHoldoutLast},
+			Holdout:    traindata.TimeSplit{LastN: DefaultHoldoutLast},
 			Blend:      true,
 			CoPurchase: cooccur.Config{Window: cooccur.DefaultWindow, MinSupport: cooccur.DefaultMinSupport, Cap: cooccur.DefaultCap},
 			ListTTL:    cooccur.DefaultTTL,

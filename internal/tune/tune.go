@@ -13,8 +13,11 @@
 // around the best setting so far (coarse to fine) and half anywhere. Before
 // each trial its time is estimated from the trials so far; a trial that
 // would overrun the budget is not started (the widest prior's first trial is
-// instead cut at half the budget), and one that runs over is cancelled at the
-// deadline, so the search ends within the budget.
+// instead cut at a quarter of the budget; a cut trial's factor count is
+// then taken as twice as slow as it ran), and one that runs over is
+// cancelled at the deadline, so the search ends within the budget. Shorter
+// budgets validate on fewer users (maxCasesFor), so wide settings stay
+// affordable.
 //
 // The validation split is carved from the data the caller passes (each
 // user's last event is validation, the rest trains): pass the training part
@@ -33,6 +36,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/mf"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // Config is one search.
@@ -48,8 +52,9 @@ type Config struct {
 	// Metric is maximized on validation (default "ndcg@10").
 	Metric string
 	// MaxCases caps the validation users scored per trial (a seeded
-	// sample; default 5000), which bounds a trial's validation time on a
-	// large shop.
+	// sample; default maxCasesFor(Budget): 5000 with 10 minutes or more,
+	// proportionally fewer with less, at least 1000), which bounds a
+	// trial's validation time on a large shop.
 	MaxCases int
 	Workers  int
 	Seed     uint64
@@ -95,11 +100,28 @@ var priors = []mf.Hyperparameters{
 	{Factors: 128, Regularization: 1, RegExponent: 0.5, Alpha: 5, Confidence: mf.ConfidenceLog}, // Beauty, default job
 }
 
+// maxCasesFor is the default validation sample for a search of budget:
+// 5000 users with 10 minutes or more, proportionally fewer with less (at
+// least 1000). Most of a wide trial's time is the validation fold-ins
+// (three per user with the blend): with a fixed 5000, a 6-minute search
+// under load spent half its budget on the 256-factor trial alone.
+func maxCasesFor(budget time.Duration) int {
+	const full, least = 5000, 1000
+	n := int(float64(full) * budget.Seconds() / (10 * time.Minute).Seconds())
+	return min(full, max(least, n))
+}
+
+// widestLimit caps the widest prior's first trial: a quarter of the
+// budget, so a search whose machine is too slow for it loses that quarter,
+// not half, and still compares the other settings.
+func widestLimit(budget time.Duration) time.Duration { return budget / 4 }
+
 // widest is the prior with the most factors. Extrapolating a narrow
 // trial's time to it (it grows faster than linearly in the factors) would
 // often rule it out under a budget, so it never ran; instead it is the
-// first trial of the first rung, before any narrow one, capped at half the
-// budget (cut there, it is recorded as aborted and the search goes on).
+// first trial of the first rung, before any narrow one, capped at a quarter
+// of the budget (widestLimit; cut there, it is recorded as aborted and the
+// search goes on).
 func widest() mf.Hyperparameters {
 	w := priors[0]
 	for _, p := range priors[1:] {
@@ -123,7 +145,7 @@ type Result struct {
 // Search runs the search on a validation split of train and returns the
 // chosen settings with the trace. The context's cancellation stops it with
 // an error; the budget stops it with a result.
-func Search(ctx context.Context, train *eval.Data, cfg Config) (*mf.Tuning, error) {
+func Search(ctx context.Context, train *traindata.Data, cfg Config) (*mf.Tuning, error) {
 	r, err := Run(ctx, train, cfg)
 	if err != nil {
 		return nil, err
@@ -132,7 +154,7 @@ func Search(ctx context.Context, train *eval.Data, cfg Config) (*mf.Tuning, erro
 }
 
 // Run is Search with the blend's validation grid of the chosen setting.
-func Run(ctx context.Context, train *eval.Data, cfg Config) (*Result, error) {
+func Run(ctx context.Context, train *traindata.Data, cfg Config) (*Result, error) {
 	if cfg.Budget <= 0 {
 		return nil, errors.New("tune: budget must be > 0")
 	}
@@ -150,7 +172,7 @@ func Run(ctx context.Context, train *eval.Data, cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("tune: scoring by the blend needs an ndcg@K or hr@K metric, got %q", cfg.Metric)
 	}
 	if cfg.MaxCases <= 0 {
-		cfg.MaxCases = 5000
+		cfg.MaxCases = maxCasesFor(cfg.Budget)
 	}
 	realClock := cfg.Now == nil
 	if realClock {
@@ -159,7 +181,7 @@ func Run(ctx context.Context, train *eval.Data, cfg Config) (*Result, error) {
 	if cfg.Base.Iterations < 1 {
 		cfg.Base.Iterations = 15
 	}
-	validation, err := eval.SplitByTime(train, eval.TimeSplit{LastN: 1})
+	validation, err := traindata.SplitByTime(train, traindata.TimeSplit{LastN: 1})
 	if err != nil {
 		return nil, fmt.Errorf("tune: validation split: %w", err)
 	}
@@ -169,7 +191,7 @@ func Run(ctx context.Context, train *eval.Data, cfg Config) (*Result, error) {
 			validation.Cases[i], validation.Cases[j] = validation.Cases[j], validation.Cases[i]
 		})
 		validation.Cases = validation.Cases[:cfg.MaxCases]
-		slices.SortFunc(validation.Cases, func(a, b eval.Case) int { return cmp.Compare(a.User, b.User) })
+		slices.SortFunc(validation.Cases, func(a, b traindata.Case) int { return cmp.Compare(a.User, b.User) })
 	}
 	s := &search{cfg: cfg, k: k, metric: name, validation: validation, rng: rng, start: cfg.Now(), cost: map[int]costModel{}, realClock: realClock,
 		maxFactors: factorCap(validation.Train.Items)}
@@ -208,7 +230,7 @@ type search struct {
 	cfg        Config
 	k          int
 	metric     string // the metric's name (ndcg, hr, …)
-	validation *eval.Split
+	validation *traindata.Split
 	blend      *eval.BlendValidator // nil: trials score MF alone
 	searches   []*eval.BlendSearch  // per trial, with blend
 	rng        *rand.Rand
@@ -228,6 +250,16 @@ type search struct {
 // costModel predicts a trial's seconds as perIter·iterations + fixed from
 // the last trial with that factor count.
 type costModel struct{ perIter, fixed float64 }
+
+// cutCost is the cost model of a factor count whose trial of iters
+// iterations was cut after seconds without finishing: its time is unknown
+// and larger, so it is taken as twice as long. With the time it ran as the
+// estimate, a second 256-factor trial on Amazon Beauty (6 min budget, load
+// 20) was expected to fit the 3 minutes left, started, and was cancelled at
+// the deadline: the two cut trials took 267 s of the 360.
+func cutCost(seconds float64, iters int) costModel {
+	return costModel{perIter: 2 * seconds / float64(max(1, iters))}
+}
 
 // factorCap is the largest factor choice not above items (items itself
 // when every choice is).
@@ -277,7 +309,7 @@ func (s *search) bracket(b int) bool {
 				if !s.cfg.Now().Before(s.deadline) {
 					return false
 				}
-				limit = s.cfg.Budget / 2
+				limit = widestLimit(s.cfg.Budget)
 			} else if !s.fits(h) {
 				continue
 			}
@@ -369,8 +401,8 @@ func (s *search) trial(h mf.Hyperparameters, bracket, rung int, limit time.Durat
 	switch {
 	case err != nil && ctx.Err() != nil:
 		t.Aborted = true
-		if s.ctx.Err() == nil { // cut by its own limit: at least this slow
-			s.cost[h.Factors] = costModel{perIter: t.Seconds / float64(max(1, h.Iterations))}
+		if s.ctx.Err() == nil { // cut by its own limit
+			s.cost[h.Factors] = cutCost(t.Seconds, h.Iterations)
 		}
 	case err != nil:
 		// Settings that diverge or cannot fold in score nothing.

@@ -14,12 +14,13 @@ import (
 	"github.com/recsys-dev/recsys/internal/eval"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/sparse/sparsetest"
+	"github.com/recsys-dev/recsys/internal/traindata"
 )
 
 // tinyData: 150 users, 80 items, 4 planted clusters.
-func tinyData() *eval.Data {
+func tinyData() *traindata.Data {
 	g := sparsetest.Generate(sparsetest.Config{Users: 150, Items: 80, Clusters: 4, PerUser: 10, Zipf: 0.8, Noise: 0.1, Seed: 3})
-	return &eval.Data{Users: g.Users, Items: g.Items, UserIDs: sparsetest.IDs("u", g.Users), ItemIDs: sparsetest.IDs("i", g.Items),
+	return &traindata.Data{Users: g.Users, Items: g.Items, UserIDs: sparsetest.IDs("u", g.Users), ItemIDs: sparsetest.IDs("i", g.Items),
 		Triples: g.Triples, Time: g.Time}
 }
 
@@ -123,11 +124,11 @@ func TestSearchErrors(t *testing.T) {
 // successor (a fixed permutation) with probability 0.7, elsewhere at random.
 // The next item depends on the latest one, which only the blend's
 // transition term sees.
-func walkData() *eval.Data {
+func walkData() *traindata.Data {
 	const users, items, length = 300, 60, 8
 	rng := rand.New(rand.NewPCG(4, 4))
 	succ := rng.Perm(items)
-	d := &eval.Data{Users: users, Items: items, UserIDs: sparsetest.IDs("u", users), ItemIDs: sparsetest.IDs("i", items)}
+	d := &traindata.Data{Users: users, Items: items, UserIDs: sparsetest.IDs("u", users), ItemIDs: sparsetest.IDs("i", items)}
 	for u := range users {
 		x := rng.IntN(items)
 		for k := range length {
@@ -271,7 +272,7 @@ func TestFirstRungTrainsTheWidestSetting(t *testing.T) {
 	// More items than the widest prior's factors (factors are capped at
 	// the item count), few users: cheap at 256 factors.
 	g := sparsetest.Generate(sparsetest.Config{Users: 60, Items: 300, Clusters: 4, PerUser: 12, Zipf: 0.8, Noise: 0.1, Seed: 5})
-	d := &eval.Data{Users: g.Users, Items: g.Items, UserIDs: sparsetest.IDs("u", g.Users), ItemIDs: sparsetest.IDs("i", g.Items),
+	d := &traindata.Data{Users: g.Users, Items: g.Items, UserIDs: sparsetest.IDs("u", g.Users), ItemIDs: sparsetest.IDs("i", g.Items),
 		Triples: g.Triples, Time: g.Time}
 	res, err := Search(context.Background(), d, Config{Budget: 12 * time.Second, Base: base(), Warm: &warm, Workers: 2, Now: tick(time.Second)})
 	if err != nil {
@@ -292,5 +293,81 @@ func TestFirstRungTrainsTheWidestSetting(t *testing.T) {
 	}
 	if tr := res.Trials[1]; !sameSetting(tr.Hyper, warm) {
 		t.Errorf("second trial %+v: want the warm start %+v", tr, warm)
+	}
+}
+
+// Shorter budgets validate on fewer users, and the widest prior's first
+// trial may take a quarter of the budget, so a short search under load
+// does not spend half of itself on one setting.
+func TestBudgetScalesTheValidationAndTheWidestTrial(t *testing.T) {
+	for _, tc := range []struct {
+		budget    time.Duration
+		wantCases int
+		wantLimit time.Duration
+	}{
+		{30 * time.Second, 1000, 7500 * time.Millisecond},
+		{2 * time.Minute, 1000, 30 * time.Second},
+		{6 * time.Minute, 3000, 90 * time.Second},
+		{10 * time.Minute, 5000, 150 * time.Second},
+		{time.Hour, 5000, 15 * time.Minute},
+	} {
+		t.Run(tc.budget.String(), func(t *testing.T) {
+			if got := maxCasesFor(tc.budget); got != tc.wantCases {
+				t.Errorf("validation users: got %d, want %d", got, tc.wantCases)
+			}
+			if got := widestLimit(tc.budget); got != tc.wantLimit {
+				t.Errorf("widest trial's limit: got %v, want %v", got, tc.wantLimit)
+			}
+		})
+	}
+	// A search without MaxCases validates on maxCasesFor(Budget) users.
+	g := sparsetest.Generate(sparsetest.Config{Users: 1500, Items: 40, Clusters: 4, PerUser: 6, Zipf: 0.8, Noise: 0.1, Seed: 7})
+	d := &traindata.Data{Users: g.Users, Items: g.Items, UserIDs: sparsetest.IDs("u", g.Users), ItemIDs: sparsetest.IDs("i", g.Items),
+		Triples: g.Triples, Time: g.Time}
+	for _, tc := range []struct {
+		budget time.Duration
+		want   int
+	}{{time.Minute, 1000}, {10 * time.Minute, 1500}} {
+		h := base()
+		h.Iterations = 3
+		res, err := Search(context.Background(), d, Config{Budget: tc.budget, Base: h, Workers: 2, Now: tick(tc.budget / 20)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Trials) == 0 {
+			t.Fatalf("budget %v: no trial ran", tc.budget)
+		}
+		for _, tr := range res.Trials {
+			if tr.Cases != tc.want {
+				t.Errorf("budget %v: trial validated on %d users, want %d", tc.budget, tr.Cases, tc.want)
+				break
+			}
+		}
+	}
+}
+
+// A factor count whose trial was cut counts as twice as slow as the time
+// it ran: another trial of it starts only with that much time left (plus
+// the fifth kept as margin).
+func TestACutTrialIsNotRetriedWithoutTimeForIt(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		left  time.Duration
+		iters int
+		want  bool
+	}{
+		{"three minutes left", 3 * time.Minute, 3, false},         // needs 180 s / 0.8
+		{"four minutes left", 4 * time.Minute, 3, true},           // 180 s <= 192 s
+		{"longer trial, four minutes", 4 * time.Minute, 7, false}, // 420 s
+		{"ten minutes left, longer trial", 10 * time.Minute, 7, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &search{cfg: Config{Now: func() time.Time { return start }}, deadline: start.Add(tc.left),
+				cost: map[int]costModel{256: cutCost(90, 3)}}
+			if got := s.fits(mf.Hyperparameters{Factors: 256, Iterations: tc.iters}); got != tc.want {
+				t.Errorf("fits with %v left, %d iterations, after a 3-iteration trial cut at 90 s: got %v, want %v", tc.left, tc.iters, got, tc.want)
+			}
+		})
 	}
 }

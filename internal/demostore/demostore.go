@@ -1,8 +1,9 @@
-// Package embedded runs an in-process Redis-compatible server
-// (github.com/alicebob/miniredis/v2) so the demo runs on a machine with
-// nothing but Go. It is the demo default only: it keeps everything in memory,
-// loses it on exit, and is never used by the tests of the real store.
-package embedded
+// Package demostore is the demo's in-process store: a Redis-compatible
+// server (github.com/alicebob/miniredis/v2) running inside recsysd, so the
+// demo runs on a machine with nothing but Go. recsysd starts it when no
+// --redis-addr is given. It is the demo default only: it keeps everything in
+// memory, loses it on exit, and is never used by the tests of the real store.
+package demostore
 
 import (
 	"fmt"

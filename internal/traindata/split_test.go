@@ -1,4 +1,4 @@
-package eval
+package traindata
 
 import (
 	"reflect"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/recsys-dev/recsys/internal/event"
+	"github.com/recsys-dev/recsys/internal/sparse/sparsetest"
 )
 
 // ev is one event of a hand-made data set.
@@ -120,7 +121,7 @@ func TestSplitByTimeFraction(t *testing.T) {
 }
 
 func TestSplitByUser(t *testing.T) {
-	d := qualityData()
+	d := plantedData()
 	opt := UserSplit{Users: 100, Seed: 3}
 	s, err := SplitByUser(d, opt)
 	if err != nil {
@@ -189,6 +190,17 @@ func TestSplitByUser(t *testing.T) {
 	}
 	if reflect.DeepEqual(other.Cases, s.Cases) {
 		t.Error("a different seed gave the same split")
+	}
+}
+
+// plantedData: 2000 users, 1000 items, 8 latent clusters, Zipf-1 item
+// popularity, ~29 events per user, 15% noise (internal/eval's quality data).
+func plantedData() *Data {
+	g := sparsetest.Generate(sparsetest.Config{Users: 2000, Items: 1000, Clusters: 8, PerUser: 30, Zipf: 1.0, Noise: 0.15, Seed: 11})
+	return &Data{
+		Users: g.Users, Items: g.Items,
+		UserIDs: sparsetest.IDs("u", g.Users), ItemIDs: sparsetest.IDs("i", g.Items),
+		Triples: g.Triples, Time: g.Time,
 	}
 }
 
