@@ -189,6 +189,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Float64Var(&w.Rating, "weight-rating", w.Rating, "weight of a 5-star rating (a rating r > 3 weighs it × (r-3)/2)")
 	fs.DurationVar(&c.Profile.NotInterestedTTL, "not-interested-ttl", c.Profile.NotInterestedTTL, "how long a NOT_INTERESTED dismissal (or a rating <= 2) holds")
 	fs.DurationVar(&c.PopularRefresh, "popular-refresh", c.PopularRefresh, "how often the popular list is re-read")
+	fs.DurationVar(&c.TrendingRefresh, "trending-refresh", c.TrendingRefresh, "how often the trending list is re-read")
 	fs.DurationVar(&c.CatalogSync, "catalog-sync", c.CatalogSync, "how often catalog changes are applied")
 	fs.DurationVar(&c.ModelPoll, "model-poll", c.ModelPoll, "model registry polling interval (besides pub/sub)")
 	fs.IntVar(&c.Limits.MaxBatch, "max-batch", c.Limits.MaxBatch, "events or items per write request")

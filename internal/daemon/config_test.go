@@ -25,6 +25,7 @@ func TestNewConfigAgreesWithDefaults(t *testing.T) {
 		{"ProfileBudget", n.ProfileBudget, zero.ProfileBudget},
 		{"DrainTimeout", n.DrainTimeout, zero.DrainTimeout},
 		{"PopularRefresh", n.PopularRefresh, zero.PopularRefresh},
+		{"TrendingRefresh", n.TrendingRefresh, zero.TrendingRefresh},
 		{"CatalogSync", n.CatalogSync, zero.CatalogSync},
 		{"ModelPoll", n.ModelPoll, zero.ModelPoll},
 		{"ReadyCheck", n.ReadyCheck, zero.ReadyCheck},

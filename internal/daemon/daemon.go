@@ -112,9 +112,11 @@ type Config struct {
 
 	DrainTimeout   time.Duration
 	PopularRefresh time.Duration
-	CatalogSync    time.Duration
-	ModelPoll      time.Duration
-	ReadyCheck     time.Duration
+	// TrendingRefresh is how often the trending list is re-read.
+	TrendingRefresh time.Duration
+	CatalogSync     time.Duration
+	ModelPoll       time.Duration
+	ReadyCheck      time.Duration
 
 	Shop ShopConfig
 	// Segments are the thresholds of user segments (GetProfile,
@@ -197,7 +199,7 @@ func (c *Config) defaults() {
 		v   *time.Duration
 		def time.Duration
 	}{
-		{&c.DrainTimeout, DefaultDrainTimeout}, {&c.PopularRefresh, DefaultPopularRefresh},
+		{&c.DrainTimeout, DefaultDrainTimeout}, {&c.PopularRefresh, DefaultPopularRefresh}, {&c.TrendingRefresh, DefaultTrendingRefresh},
 		{&c.CatalogSync, DefaultCatalogSync}, {&c.ModelPoll, DefaultModelPoll}, {&c.ReadyCheck, DefaultReadyCheck},
 		{&c.Shop.RotateWindow, recommend.DefaultRotateWindow}, {&c.Shop.NewItemAge, recommend.DefaultNewItemAge},
 		{&c.Shop.ArrivalsRefresh, DefaultArrivalsRefresh}, {&c.Shop.RulesPoll, catalog.DefaultRulesPoll},
@@ -381,9 +383,11 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		Tracer:          tracer(cfg.TracerProvider),
 	}
 	// One breaker for the profile loads of every engine (the current
-	// model's and the experiment arms'): they read the same store.
-	d.breaker = recommend.WithBreaker(recommend.WithLoadBudget(d.store, cfg.ProfileBudget), recommend.BreakerConfig{Log: log})
-	if d.engine, err = recommend.New(ecfg, d.breaker, d.catCache, d.popular); err != nil {
+	// model's and the experiment arms'): they read the same store. It sits
+	// below the budget, so it sees how loads end, not who stopped waiting.
+	d.breaker = recommend.WithBreaker(d.store, recommend.BreakerConfig{Log: log})
+	profiles := recommend.WithLoadBudget(d.breaker, cfg.ProfileBudget)
+	if d.engine, err = recommend.New(ecfg, profiles, d.catCache, d.popular); err != nil {
 		return nil, err
 	}
 	ccfg := cfg.Campaigns
@@ -437,7 +441,7 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 		if err != nil {
 			return nil, err
 		}
-		e, err := recommend.New(armCfg, d.breaker, d.catCache, d.popular)
+		e, err := recommend.New(armCfg, profiles, d.catCache, d.popular)
 		if err != nil {
 			return nil, err
 		}
@@ -690,7 +694,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	})
 	g.Go(func() error { return d.engine.RunRowState(gctx, 100*time.Millisecond) })
-	g.Go(func() error { return d.trending.Run(gctx, d.cfg.PopularRefresh) })
+	g.Go(func() error { return d.trending.Run(gctx, d.cfg.TrendingRefresh) })
 	g.Go(func() error { return d.arrivals.Run(gctx, d.cfg.Shop.ArrivalsRefresh) })
 	g.Go(func() error {
 		return registry.Watch(gctx, d.models, d.apply, registry.WatchOptions{

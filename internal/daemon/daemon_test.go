@@ -56,7 +56,7 @@ func start(t *testing.T, opts ...func(*daemon.Config)) *running {
 		RedisAddr: redistest.Addr(),
 		Tokens:    access.TokenLine(access.Operator, "test-operator", operatorToken),
 		ModelPoll: 50 * time.Millisecond, ReadyCheck: 50 * time.Millisecond, DrainTimeout: 5 * time.Second,
-		PopularRefresh: 50 * time.Millisecond,
+		PopularRefresh: 50 * time.Millisecond, TrendingRefresh: 50 * time.Millisecond,
 		// Tests that check personalized answers must not see a degraded one
 		// because this shared machine (with -race) was slow for 50 ms; the
 		// outage tests make Redis fail outright, which does not wait for it.

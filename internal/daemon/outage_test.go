@@ -77,7 +77,11 @@ func startLoad(t *testing.T, r *running, recommenders, writers int) *load {
 				default:
 				}
 				o := outcome{start: time.Now()}
-				cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				// Generous: the property is that every call is answered
+				// (degraded while Redis is down), not how fast a starved
+				// machine answers; at 2 s the chaos test saw
+				// DeadlineExceeded under -race on a busy machine.
+				cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				res, err := r.rec.Recommend(cctx, &recsysv1.RecommendRequest{UserId: fmt.Sprintf("u%d", (w+i)%loadUsers), Count: 5})
 				cancel()
 				o.end, o.code, o.msg = time.Now(), status.Code(err), status.Convert(err).Message()

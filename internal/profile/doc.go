@@ -66,7 +66,6 @@
 //	                                   at <start> (Unix seconds); expires when it leaves the window
 //	<prefix>:{g}:pop:<start>:past  ZSET  cached weighted sum of the buckets before the current
 //	                                   one (which starts at <start>); expires with the bucket
-//	<prefix>:{g}:pop:scratch   ZSET    Popular's temporary union, deleted in the same script
 //	<prefix>:{g}:pop:<start>:long  ZSET  cached unweighted sum of the past buckets (Trending)
 //	<prefix>:{g}:trend:scratch1|2  ZSET  Trending's temporary sets, deleted in the same script
 //	<prefix>:{g}:optout        ZSET    opted-out user -> Unix ms last seen; their events are not

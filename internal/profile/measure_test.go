@@ -179,6 +179,50 @@ func BenchmarkLoad(b *testing.B) {
 	}
 }
 
+// BenchmarkPopularLargeCatalog reads the top 1,000 (what recsysd's cache
+// keeps) when the current bucket and the past each hold every one of a
+// catalog's items: the case of a shop whose whole catalog sells every hour,
+// and of the serving benchmark, whose import puts 100,000 items into one
+// bucket. Redis is single-threaded, so this is also how long every other
+// command, profile loads included, waits behind each refresh.
+func BenchmarkPopularLargeCatalog(b *testing.B) {
+	for _, items := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("items=%d", items), func(b *testing.B) {
+			s, c, _ := newStore(b, Config{Now: time.Now})
+			ctx := context.Background()
+			bucketMs := s.cfg.PopularityBucket.Milliseconds()
+			current := time.Now().UnixMilli() / bucketMs * bucketMs
+			for i := range int64(2) {
+				key := s.popularityKey(current - i*bucketMs)
+				for lo := 0; lo < items; lo += 10_000 {
+					z := make([]redis.Z, min(10_000, items-lo))
+					for j := range z {
+						id := lo + j
+						z[j] = redis.Z{Member: "sku-" + strconv.Itoa(id), Score: float64(1 + (id*7919+int(i))%1000)}
+					}
+					if err := c.ZAdd(ctx, key, z...).Err(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			// The first call of a bucket period builds the cached sum of
+			// the past buckets (once an hour); measure the refreshes after it.
+			if _, err := s.Popular(ctx, 1000); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				top, err := s.Popular(ctx, 1000)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(top) != 1000 {
+					b.Fatalf("got %d items", len(top))
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkPopular reads the top 100 of a full 7-day window of hourly
 // buckets (168) with the given number of items per bucket.
 func BenchmarkPopular(b *testing.B) {

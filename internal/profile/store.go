@@ -23,7 +23,7 @@ type Store struct {
 	rdb redis.UniversalClient
 	cfg Config
 
-	stream, globalDedup, popScratch      string // global keys, all tagged {g}
+	stream, globalDedup                  string // global keys, all tagged {g}
 	optOut, trendScratch1, trendScratch2 string
 	deleted                              string // users deleted, for ReadEvents
 	deadPseudonyms                       string // pseudonyms Delete destroyed just now
@@ -46,7 +46,6 @@ func NewStore(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		cfg:            cfg,
 		stream:         g + "events",
 		globalDedup:    g + "eids",
-		popScratch:     g + "pop:scratch",
 		optOut:         g + "optout",
 		trendScratch1:  g + "trend:scratch1",
 		trendScratch2:  g + "trend:scratch2",

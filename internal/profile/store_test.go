@@ -1,10 +1,12 @@
 package profile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -522,6 +524,83 @@ func TestLoadUnknownUser(t *testing.T) {
 	}
 	if _, err := s.Load(context.Background(), ""); err == nil {
 		t.Error("Load(\"\"): got nil error")
+	}
+}
+
+// Popular finds the top n without building the union of the past and the
+// current bucket: its answer must equal the full union's, for skewed and
+// for heavily tied counts, for n below and above the number of items, and
+// when the current bucket or the past is empty.
+func TestPopularMatchesTheFullUnion(t *testing.T) {
+	t.Parallel()
+	const bucket, window = time.Hour, 4 * time.Hour
+	tests := []struct {
+		name                string
+		pastItems, curItems int
+		score               func(rng *rand.Rand) float64
+		n                   int
+	}{
+		{"skewed", 3000, 2000, func(rng *rand.Rand) float64 { return math.Floor(1000 / float64(1+rng.IntN(1000))) }, 100},
+		{"ties", 3000, 3000, func(rng *rand.Rand) float64 { return float64(1 + rng.IntN(3)) }, 250},
+		{"current dominates", 500, 3000, func(rng *rand.Rand) float64 { return rng.Float64() * 10 }, 1000},
+		{"n above the items", 40, 30, func(rng *rand.Rand) float64 { return rng.Float64() }, 1000},
+		{"no current bucket", 2000, 0, func(rng *rand.Rand) float64 { return rng.Float64() }, 50},
+		{"no past", 0, 2000, func(rng *rand.Rand) float64 { return rng.Float64() }, 50},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, c, clk := newStore(t, Config{PopularityBucket: bucket, PopularityWindow: window, PopularityHalfLife: 2 * time.Hour})
+			ctx := context.Background()
+			now := t0.Truncate(bucket).Add(20 * time.Minute)
+			clk.Set(now)
+			current, past := s.pastBuckets(now.UnixMilli())
+			_, factorS, weightsS := s.decay(now.UnixMilli(), current, len(past))
+			factor, _ := strconv.ParseFloat(factorS, 64)
+			rng := rand.New(rand.NewPCG(uint64(i), 1))
+			want := map[string]float64{}
+			fill := func(key string, items int, w float64) {
+				if items == 0 {
+					return
+				}
+				z := make([]redis.Z, items)
+				for j := range z {
+					id := "sku-" + strconv.Itoa(rng.IntN(2*max(tc.pastItems, tc.curItems)))
+					z[j] = redis.Z{Member: id, Score: tc.score(rng)}
+				}
+				if err := c.ZAdd(ctx, key, z...).Err(); err != nil {
+					t.Fatal(err)
+				}
+				scores, err := c.ZRangeWithScores(ctx, key, 0, -1).Result()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range scores {
+					want[m.Member.(string)] += m.Score * w * factor
+				}
+			}
+			fill(s.popularityKey(current), tc.curItems, 1)
+			for k, key := range past {
+				w, _ := strconv.ParseFloat(weightsS[k].(string), 64)
+				fill(key, tc.pastItems/len(past), w)
+			}
+			all := make([]ItemScore, 0, len(want))
+			for id, sc := range want {
+				all = append(all, ItemScore{id, sc})
+			}
+			slices.SortFunc(all, func(a, b ItemScore) int { return cmp.Compare(b.Score, a.Score) })
+			got := popular(t, s, tc.n)
+			if wantN := min(tc.n, len(all)); len(got) != wantN {
+				t.Fatalf("got %d items, want %d", len(got), wantN)
+			}
+			for k, it := range got {
+				// Ties at a score may come in any order: each rank's score
+				// must be the full union's, and each item's its own.
+				if !closeTo(it.Score, all[k].Score) || !closeTo(it.Score, want[it.ItemID]) {
+					t.Fatalf("rank %d: got %s %.6f (its sum %.6f), want score %.6f", k, it.ItemID, it.Score, want[it.ItemID], all[k].Score)
+				}
+			}
+		})
 	}
 }
 

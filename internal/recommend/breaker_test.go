@@ -3,6 +3,8 @@ package recommend_test
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,10 +28,22 @@ func (s *switchable) Load(context.Context, string) (profile.Profile, error) {
 	return profile.Profile{UserID: "u"}, nil
 }
 
-type fakeClock struct{ t time.Time }
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c *fakeClock) Now() time.Time          { return c.t }
-func (c *fakeClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
 func (c *fakeClock) load(b *recommend.Breaker) error {
 	_, err := b.Load(context.Background(), "u")
 	return err
@@ -117,4 +131,113 @@ type cancelled struct{}
 
 func (cancelled) Load(ctx context.Context, _ string) (profile.Profile, error) {
 	return profile.Profile{}, ctx.Err()
+}
+
+// gate is a profile store whose loads wait, while hold is set, until
+// release is closed; started tells of each waiting load.
+type gate struct {
+	hold    atomic.Bool
+	started chan struct{}
+	release chan struct{}
+}
+
+func newGate() *gate { return &gate{started: make(chan struct{}, 100), release: make(chan struct{})} }
+
+func (g *gate) Load(context.Context, string) (profile.Profile, error) {
+	if g.hold.Load() {
+		g.started <- struct{}{}
+		<-g.release
+	}
+	return profile.Profile{UserID: "u"}, nil
+}
+
+// waiting starts n loads that wait at the gate and returns when all wait.
+func (g *gate) waiting(t *testing.T, b *recommend.Breaker, n int) *sync.WaitGroup {
+	t.Helper()
+	g.hold.Store(true)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if _, err := b.Load(context.Background(), "u"); err != nil {
+				t.Errorf("waiting load: %v", err)
+			}
+		})
+		<-g.started
+	}
+	return &wg
+}
+
+// A store that stops answering opens the breaker once loads have waited
+// Hang (250 ms) with none finished; loads from before the opening that
+// then succeed do not close it (a probe does).
+func TestBreakerOpensOnHang(t *testing.T) {
+	clk := &fakeClock{t: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)}
+	g := newGate()
+	b := recommend.WithBreaker(g, recommend.BreakerConfig{Now: clk.Now})
+	wg := g.waiting(t, b, 2)
+	clk.Advance(200 * time.Millisecond)
+	wg2 := g.waiting(t, b, 1) // 200 ms without progress: still admitted
+	if b.Open() {
+		t.Fatal("opened after 200 ms")
+	}
+	clk.Advance(50 * time.Millisecond)
+	res := make(chan error, 1)
+	go func() { res <- clk.load(b) }()
+	select {
+	case err := <-res:
+		if !errors.Is(err, recommend.ErrBreakerOpen) || !b.Open() {
+			t.Fatalf("after 250 ms of waiting loads: got %v, open %v; want ErrBreakerOpen", err, b.Open())
+		}
+	case <-g.started:
+		close(g.release)
+		t.Fatal("after 250 ms of waiting loads a new load still went to the store")
+	}
+	g.hold.Store(false)
+	close(g.release)
+	wg.Wait()
+	wg2.Wait()
+	if !b.Open() {
+		t.Fatal("loads begun before the opening closed the breaker")
+	}
+	clk.Advance(250 * time.Millisecond)
+	if err := clk.load(b); err != nil || b.Open() {
+		t.Fatalf("probe: got %v, open %v; want closed", err, b.Open())
+	}
+	if b.Opened() != 1 {
+		t.Errorf("opened %d times, want 1", b.Opened())
+	}
+}
+
+// A stall shorter than Hang, or one stuck load while others finish, does
+// not open the breaker: only a store that stopped answering does.
+func TestBreakerIgnoresStallsAndSlowLoads(t *testing.T) {
+	t.Run("short stall", func(t *testing.T) {
+		clk := &fakeClock{t: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)}
+		g := newGate()
+		b := recommend.WithBreaker(g, recommend.BreakerConfig{Now: clk.Now})
+		wg := g.waiting(t, b, 5)
+		clk.Advance(200 * time.Millisecond)
+		g.hold.Store(false)
+		close(g.release)
+		wg.Wait()
+		clk.Advance(100 * time.Millisecond)
+		if err := clk.load(b); err != nil || b.Open() {
+			t.Fatalf("after a 200 ms stall: got %v, open %v; want a load, closed", err, b.Open())
+		}
+	})
+	t.Run("one stuck load", func(t *testing.T) {
+		clk := &fakeClock{t: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)}
+		g := newGate()
+		b := recommend.WithBreaker(g, recommend.BreakerConfig{Now: clk.Now})
+		wg := g.waiting(t, b, 1)
+		g.hold.Store(false)
+		for i := range 10 {
+			clk.Advance(100 * time.Millisecond)
+			if err := clk.load(b); err != nil || b.Open() {
+				t.Fatalf("load %d, %d ms after the stuck one: got %v, open %v", i, 100*(i+1), err, b.Open())
+			}
+		}
+		close(g.release)
+		wg.Wait()
+	})
 }

@@ -13,15 +13,20 @@ import (
 )
 
 // TestBreakerAnswersDegradedAtOnce: with Redis paused (connections hang),
-// the first three Recommend calls wait for the profile budget and answer
-// degraded; that opens the breaker, after which answers are degraded at
-// once (counted as cause "breaker", the store not asked) until a probe,
-// 250 ms later on the breaker's clock, finds Redis back and closes it.
+// Recommend calls wait for the profile budget and answer degraded; once
+// loads have waited 250 ms (on the breaker's clock) with none finished, the
+// breaker opens, after which answers are degraded at once (counted as cause
+// "breaker", the store not asked) until a probe, 250 ms later, finds Redis
+// back and closes it.
 func TestBreakerAnswersDegradedAtOnce(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)}
 	var breaker *recommend.Breaker
 	rig := startOwnRedis(t, "brk", func(p recommend.Profiles) recommend.Profiles {
-		breaker = recommend.WithBreaker(p, recommend.BreakerConfig{Now: clk.Now})
+		// The hanging loads fail at the rig's 300 ms read timeout; on a slow
+		// machine three such failures could open the breaker by the failure
+		// rule (tested in package recommend) before this test looks: here
+		// only the hang rule may.
+		breaker = recommend.WithBreaker(p, recommend.BreakerConfig{Now: clk.Now, Failures: 1000})
 		return breaker
 	})
 	rs, pop, m, conn := rig.rs, rig.pop, rig.m, rig.conn
@@ -61,13 +66,21 @@ func TestBreakerAnswersDegradedAtOnce(t *testing.T) {
 			t.Fatalf("Redis paused, call %d: not degraded", i)
 		}
 	}
-	if !breaker.Open() || degraded(metrics.CauseBudget) != 3 {
-		t.Fatalf("after 3 failures: breaker open %v, degraded over budget %g; want open, 3", breaker.Open(), degraded(metrics.CauseBudget))
+	// Three loads over the budget (the clock has not moved) are the callers'
+	// degraded answers, not a reason to open the breaker.
+	if breaker.Open() || degraded(metrics.CauseBudget) != 3 {
+		t.Fatalf("after 3 loads over the budget: breaker open %v, degraded over budget %g; want closed, 3", breaker.Open(), degraded(metrics.CauseBudget))
 	}
+	// 250 ms with loads waiting and none finished: a hang; the next call
+	// opens the breaker and is answered at once.
+	clk.Advance(250 * time.Millisecond)
 	for i := range 10 {
 		if res := recommendU(); !res.GetDegraded() || res.GetSource() != recsysv1.Source_SOURCE_POPULAR {
 			t.Fatalf("breaker open, call %d: %v, want a degraded popular answer", i, res)
 		}
+	}
+	if !breaker.Open() {
+		t.Fatal("breaker closed after 250 ms of hanging loads")
 	}
 	if b, budget := degraded(metrics.CauseBreaker), degraded(metrics.CauseBudget); b != 10 || budget != 3 {
 		t.Errorf("breaker open: degraded by breaker %g, over budget %g; want 10 and still 3 (no load waited)", b, budget)

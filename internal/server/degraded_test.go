@@ -205,7 +205,8 @@ type ownRedis struct {
 }
 
 // startOwnRedis starts an ownRedis with keys under prefix; wrap, if set,
-// wraps the budgeted profile store the engine loads from.
+// wraps the profile store below the profile budget (where recsysd puts its
+// breaker).
 func startOwnRedis(t *testing.T, prefix string, wrap func(recommend.Profiles) recommend.Profiles) ownRedis {
 	t.Helper()
 	rs := redistest.StartServer(t, "")
@@ -224,10 +225,11 @@ func startOwnRedis(t *testing.T, prefix string, wrap func(recommend.Profiles) re
 	catStore := catalog.NewStore(rdb, prefix)
 	cache := catalog.NewCache(catStore, log)
 	pop := recommend.NewPopular(store, 100, log)
-	var profiles recommend.Profiles = recommend.WithLoadBudget(store, 30*time.Millisecond)
+	var below recommend.Profiles = store
 	if wrap != nil {
-		profiles = wrap(profiles)
+		below = wrap(store)
 	}
+	profiles := recommend.WithLoadBudget(below, 30*time.Millisecond)
 	eng, err := recommend.New(recommend.Config{}, profiles, cache, pop)
 	if err != nil {
 		t.Fatal(err)
