@@ -39,14 +39,18 @@ func (r *answerRecorder) record(id, userID, placement, xp, arm string, res recom
 	if r == nil || r.attr == nil || userID == "" || len(res.Items) == 0 {
 		return
 	}
+	r.attr.Enqueue(attribution.Answer{
+		ID: id, UserID: userID, Placement: placement, Source: sourceName(toSource(res.Source)),
+		ModelVersion: res.ModelVersion, Experiment: xp, Arm: arm, Time: r.now(), Items: itemIDs(res),
+	})
+}
+
+func itemIDs(res recommend.Result) []string {
 	items := make([]string, len(res.Items))
 	for i, it := range res.Items {
 		items[i] = it.ItemID
 	}
-	r.attr.Enqueue(attribution.Answer{
-		ID: id, UserID: userID, Placement: placement, Source: sourceName(toSource(res.Source)),
-		ModelVersion: res.ModelVersion, Experiment: xp, Arm: arm, Time: r.now(), Items: items,
-	})
+	return items
 }
 
 // Placements of the item pages' answers in the records and the daily
@@ -63,13 +67,9 @@ func (r *answerRecorder) recordItemPage(id, placement string, res recommend.Resu
 	if r == nil || r.attr == nil || len(res.Items) == 0 {
 		return
 	}
-	items := make([]string, len(res.Items))
-	for i, it := range res.Items {
-		items[i] = it.ItemID
-	}
 	r.attr.Enqueue(attribution.Answer{
 		ID: id, Placement: placement, Source: sourceName(toSource(res.Source)),
-		ModelVersion: res.ModelVersion, Time: r.now(), Items: items,
+		ModelVersion: res.ModelVersion, Time: r.now(), Items: itemIDs(res),
 	})
 }
 
