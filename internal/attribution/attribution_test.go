@@ -451,7 +451,7 @@ func TestMeasurePageAnswerBytes(t *testing.T) {
 	}
 	enc, _ := rdb.ObjectEncoding(ctx, key).Result()
 	t.Logf("item page answer of 20 items: %s (%s) %d bytes", key[len(prefix):], enc, b)
-	const limit = 1_000 // docs/storage.md's figure and about 10 % more
+	const limit = 780 // docs/storage.md's 704 and about 10 % more
 	if b > limit {
 		t.Errorf("item page answer of 20 items: %d bytes, want at most %d (docs/storage.md)", b, limit)
 	}
