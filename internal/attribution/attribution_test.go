@@ -2,11 +2,15 @@ package attribution_test
 
 import (
 	"context"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/recsys-dev/recsys/internal/attribution"
 	"github.com/recsys-dev/recsys/internal/event"
@@ -454,5 +458,81 @@ func TestMeasurePageAnswerBytes(t *testing.T) {
 	const limit = 780 // docs/storage.md's 704 and about 10 % more
 	if b > limit {
 		t.Errorf("item page answer of 20 items: %d bytes, want at most %d (docs/storage.md)", b, limit)
+	}
+}
+
+// failFirstPipelines fails the first n pipelines of a client as a read
+// timeout would (the commands never answered), then lets them through.
+type failFirstPipelines struct{ left *atomic.Int32 }
+
+func (failFirstPipelines) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (failFirstPipelines) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (f failFirstPipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if f.left.Add(-1) < 0 {
+			return next(ctx, cmds)
+		}
+		for _, c := range cmds {
+			c.SetErr(os.ErrDeadlineExceeded)
+		}
+		return os.ErrDeadlineExceeded
+	}
+}
+
+// A batch whose write times out is tried again: its answers are written
+// and counted once, not lost (writeAttempts).
+func TestWriteRetriesATimedOutBatch(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		failures  int32
+		wantWrote int
+	}{
+		{"one timeout", 1, 50},
+		{"two timeouts", 2, 50},
+		{"three timeouts: lost and counted as failed", 3, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			base := redistest.Client(t)
+			prefix := redistest.Prefix(t, base)
+			c, ok := base.(*redis.Client)
+			if !ok {
+				t.Skip("a cluster client runs pipelines per node; the hook test needs one node")
+			}
+			rdb := redis.NewClient(c.Options())
+			t.Cleanup(func() { _ = rdb.Close() })
+			left := &atomic.Int32{}
+			left.Store(tc.failures)
+			rdb.AddHook(failFirstPipelines{left})
+			var written []attribution.Answer // read after Run returned
+			s, err := attribution.NewStore(rdb, attribution.Config{Prefix: prefix, Now: func() time.Time { return t0 }},
+				func(_ context.Context, as []attribution.Answer) { written = append(written, as...) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 50
+			for i := range n {
+				if !s.Enqueue(attribution.Answer{ID: "r" + strconv.Itoa(i), UserID: "u" + strconv.Itoa(i%7), Placement: "home",
+					Time: t0, Items: []string{"x" + strconv.Itoa(i)}}) {
+					t.Fatalf("answer %d dropped", i)
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // Run writes what is queued and returns
+			if err := s.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if len(written) != tc.wantWrote || s.Failed() != int64(n-tc.wantWrote) {
+				t.Fatalf("wrote %d answers, %d failed; want %d written, %d failed", len(written), s.Failed(), tc.wantWrote, n-tc.wantWrote)
+			}
+			res, err := s.Attribute(context.Background(), []attribution.Touch{{UserID: "u0", ItemID: "x0", Type: event.View, Time: t0.Add(time.Minute)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(res.Hits); got != min(tc.wantWrote, 1) {
+				t.Errorf("the first answer's item attributes %d times, want %d", got, min(tc.wantWrote, 1))
+			}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/recsys-dev/recsys/internal/catalog"
 	"github.com/recsys-dev/recsys/internal/cooccur"
+	"github.com/recsys-dev/recsys/internal/cputime"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf"
 	"github.com/recsys-dev/recsys/internal/mf/mftest"
@@ -349,7 +350,7 @@ func benchPush(b *testing.B, n int, profiles []int, minItems int, suffix string)
 			ctx := context.Background()
 			req := PushRequest{UserIDs: ids, Count: 10}
 			b.ReportAllocs()
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				got := 0
 				if err := eng.Push(ctx, req, func(r PushResult) error {
@@ -362,7 +363,7 @@ func benchPush(b *testing.B, n int, profiles []int, minItems int, suffix string)
 				}
 			}
 			b.ReportMetric(float64(users*b.N)/b.Elapsed().Seconds(), "users/s")
-			if cpu := processCPU() - cpu0; cpu > 0 {
+			if cpu := cputime.Process() - cpu0; cpu > 0 {
 				b.ReportMetric(float64(users*b.N)/cpu.Seconds(), "users/cpu-s")
 			}
 		})
@@ -477,7 +478,7 @@ func BenchmarkPush1M(b *testing.B) {
 			ctx := context.Background()
 			req := PushRequest{UserIDs: ids, Count: 10}
 			b.ReportAllocs()
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				got := 0
 				if err := eng.Push(ctx, req, func(r PushResult) error {
@@ -490,7 +491,7 @@ func BenchmarkPush1M(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(users*b.N)/b.Elapsed().Seconds(), "users/s")
-			if cpu := processCPU() - cpu0; cpu > 0 {
+			if cpu := cputime.Process() - cpu0; cpu > 0 {
 				b.ReportMetric(float64(users*b.N)/cpu.Seconds(), "users/cpu-s")
 			}
 		})

@@ -15,8 +15,15 @@ type TrendingSource interface {
 // NewTrending returns an in-process cache of the size most trending items,
 // refreshed like the popular list (Refresh, Run), so trending answers need
 // no Redis round trip.
+//
+// Computing the trending list costs the store time in proportion to the
+// items active in its short window (about a tenth of a second of Redis for
+// 100,000 items, during which every profile load waits), so it is lazy: Run
+// refreshes it only while answers ask for it (List).
 func NewTrending(src TrendingSource, size int, log *slog.Logger) *Popular {
-	return NewPopular(trendingList{src}, size, log)
+	p := NewPopular(trendingList{src}, size, log)
+	p.lazy = true
+	return p
 }
 
 // trendingList adapts a TrendingSource to the Popular cache.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recsys-dev/recsys/internal/cputime"
 	"github.com/recsys-dev/recsys/internal/event"
 	"github.com/recsys-dev/recsys/internal/mf/mftest"
 	recsysv1 "github.com/recsys-dev/recsys/proto/recsys/v1"
@@ -56,7 +57,7 @@ func BenchmarkRecommendAttribution(b *testing.B) {
 				req := &recsysv1.RecommendRequest{Count: 20, Context: &recsysv1.RequestContext{Placement: "home"}}
 				i := 0
 				b.ReportAllocs()
-				cpu0 := processCPU()
+				cpu0 := cputime.Process()
 				for b.Loop() {
 					req.UserId = userIDs[i%users]
 					i++
@@ -75,7 +76,7 @@ func BenchmarkRecommendAttribution(b *testing.B) {
 					}
 					b.ReportMetric(float64(e.attr.Dropped())/float64(b.N), "dropped/op")
 				}
-				if cpu := processCPU() - cpu0; cpu > 0 {
+				if cpu := cputime.Process() - cpu0; cpu > 0 {
 					b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/op")
 				}
 			})
