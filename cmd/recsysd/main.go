@@ -216,6 +216,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.Campaigns.TTL, "push-campaign-ttl", c.Campaigns.TTL, "how long a push campaign's targeted and held-out users are kept after its last call")
 	fs.Int64Var(&c.Campaigns.MaxMembers, "push-campaign-max-users", c.Campaigns.MaxMembers, "users stored per group (targeted, held out) of one push campaign")
 	fs.DurationVar(&c.Attribution.Window, "attribution-window", c.Attribution.Window, "events count for an answer that showed the item this long before; answer records are kept as long")
+	fs.DurationVar(&c.Attribution.PageWindow, "attribution-page-window", c.Attribution.PageWindow, "the same for SimilarItems and BoughtTogether answers (one Redis key each, no user)")
 	fs.IntVar(&c.Attribution.PerUserCap, "attribution-answers-per-user", c.Attribution.PerUserCap, "answer records kept per user (the newest)")
 	fs.IntVar(&c.Coalesce.MaxBlock, "coalesce-max-block", c.Coalesce.MaxBlock,
 		"most concurrent Recommend/SimilarItems requests scored together in one pass over the item factors when every core is busy (0: off)")

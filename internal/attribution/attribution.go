@@ -96,6 +96,11 @@ type Result struct {
 const (
 	DefaultWindow     = 7 * 24 * time.Hour
 	DefaultPerUserCap = 100
+	// DefaultPageWindow is short: an item page's answers have no user and
+	// no cap, one Redis key each (about 700 bytes), so Redis holds every
+	// such answer of the window — at 100 a second, 250 MB for an hour but
+	// 43 GB for the 7 days Recommend's answers are kept.
+	DefaultPageWindow = time.Hour
 )
 
 // Config tunes a Store; zero fields take the defaults.
@@ -104,6 +109,9 @@ type Config struct {
 	// Window is how long after an answer an event still counts for it,
 	// and how long records are kept. Default 7 days.
 	Window time.Duration
+	// PageWindow is the Window of an item page's answers (SimilarItems,
+	// BoughtTogether): how long they are kept and attribute. Default 1 hour.
+	PageWindow time.Duration
 	// PerUserCap bounds the answers kept per user (the newest). Default 100.
 	PerUserCap int
 	// MaxItems bounds the items kept per answer (the first). Default 100.
@@ -119,6 +127,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Window <= 0 {
 		c.Window = DefaultWindow
+	}
+	if c.PageWindow <= 0 {
+		c.PageWindow = DefaultPageWindow
 	}
 	if c.PerUserCap <= 0 {
 		c.PerUserCap = DefaultPerUserCap
@@ -323,7 +334,7 @@ func (s *Store) write(ctx context.Context, batch []Answer) {
 		buf = encodeRecord(buf[:0], a, s.cfg.MaxItems)
 		if a.UserID == "" {
 			calls[i] = &redisconn.ScriptCall{Script: recordPageScript, Keys: []string{s.pageKey(a.ID)}, Args: []any{
-				string(buf), s.cfg.Window.Milliseconds(),
+				string(buf), s.cfg.PageWindow.Milliseconds(),
 			}}
 			continue
 		}
@@ -520,7 +531,7 @@ func (s *Store) attributePages(ctx context.Context, touches []Touch, ids []strin
 	for j, id := range ids {
 		idx := pages[id]
 		args := make([]any, 0, 3+3*len(idx))
-		args = append(args, id, s.cfg.Window.Milliseconds(), s.cfg.Skew.Milliseconds())
+		args = append(args, id, s.cfg.PageWindow.Milliseconds(), s.cfg.Skew.Milliseconds())
 		for _, i := range idx {
 			t := touches[i]
 			at := t.Time

@@ -316,7 +316,10 @@ func TestAttributeItemPageAnswers(t *testing.T) {
 	prefix := redistest.Prefix(t, rdb)
 	var written []attribution.Answer
 	var mu sync.Mutex
-	s, err := attribution.NewStore(rdb, attribution.Config{Prefix: prefix, Now: clk.Now}, func(_ context.Context, as []attribution.Answer) {
+	// Item pages' answers keep and attribute for PageWindow, shorter than
+	// the users' answers' Window (7 days).
+	const pageWindow = 2 * time.Hour
+	s, err := attribution.NewStore(rdb, attribution.Config{Prefix: prefix, Now: clk.Now, PageWindow: pageWindow}, func(_ context.Context, as []attribution.Answer) {
 		mu.Lock()
 		written = append(written, as...)
 		mu.Unlock()
@@ -358,7 +361,7 @@ func TestAttributeItemPageAnswers(t *testing.T) {
 		{"no last touch to item pages", attribution.Touch{UserID: "u2", ItemID: "z", Type: event.View, Time: at}, nil},
 		{"unknown id", attribution.Touch{UserID: "u1", ItemID: "x", Type: event.View, Time: at, RecommendationID: "nope"}, nil},
 		{"answer without items was not kept", attribution.Touch{UserID: "u1", ItemID: "x", Type: event.View, Time: at, RecommendationID: "p2"}, nil},
-		{"after the window", attribution.Touch{UserID: "u1", ItemID: "z", Type: event.View, Time: t0.Add(8 * 24 * time.Hour), RecommendationID: "p1"}, nil},
+		{"after the page window (within the users' window)", attribution.Touch{UserID: "u1", ItemID: "z", Type: event.View, Time: t0.Add(pageWindow + time.Minute), RecommendationID: "p1"}, nil},
 		{"before the answer", attribution.Touch{UserID: "u1", ItemID: "z", Type: event.View, Time: t0.Add(-time.Hour), RecommendationID: "p1"}, nil},
 		{"the user's own answers still come first", attribution.Touch{UserID: "u1", ItemID: "b", Type: event.View, Time: at, RecommendationID: "r1"}, &hit{"r1", "u1", 2, "home"}},
 	}
@@ -406,8 +409,8 @@ func TestAttributeItemPageAnswers(t *testing.T) {
 	// DeleteUser of anyone leaves it.
 	key := s.PageAnswerKey("p1")
 	ttl, err := rdb.PTTL(ctx, key).Result()
-	if err != nil || ttl <= 0 || ttl > attribution.DefaultWindow {
-		t.Errorf("TTL of %s = %v, %v; want within the window %v", key, ttl, err, attribution.DefaultWindow)
+	if err != nil || ttl <= 0 || ttl > pageWindow {
+		t.Errorf("TTL of %s = %v, %v; want within the page window %v", key, ttl, err, pageWindow)
 	}
 	for _, u := range []string{"u1", "u2", "u3"} {
 		if _, err := s.DeleteUser(ctx, u); err != nil {

@@ -101,6 +101,7 @@ func NewConfig() Config {
 		},
 		Attribution: attribution.Config{
 			Window:     attribution.DefaultWindow,
+			PageWindow: attribution.DefaultPageWindow,
 			PerUserCap: attribution.DefaultPerUserCap,
 		},
 		IndexMinItems:    recommend.DefaultIndexMinItems,
