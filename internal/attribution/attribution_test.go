@@ -31,11 +31,19 @@ func newStore(t *testing.T, cfg attribution.Config) (*attribution.Store, *[]attr
 	cfg.Prefix = redistest.Prefix(t, rdb)
 	var mu sync.Mutex
 	var written []attribution.Answer
-	s, err := attribution.NewStore(rdb, cfg, func(_ context.Context, as []attribution.Answer) {
+	s := startStore(t, rdb, cfg, func(_ context.Context, as []attribution.Answer) {
 		mu.Lock()
 		written = append(written, as...)
 		mu.Unlock()
 	})
+	return s, &written
+}
+
+// startStore returns a store on rdb with its writer running until the
+// test ends.
+func startStore(t *testing.T, rdb redis.UniversalClient, cfg attribution.Config, written attribution.Written) *attribution.Store {
+	t.Helper()
+	s, err := attribution.NewStore(rdb, cfg, written)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +56,7 @@ func newStore(t *testing.T, cfg attribution.Config) (*attribution.Store, *[]attr
 			t.Errorf("run: %v", err)
 		}
 	})
-	return s, &written
+	return s
 }
 
 func put(t *testing.T, s *attribution.Store, as ...attribution.Answer) {
@@ -259,14 +267,7 @@ func TestMeasureAnswerBytesPerUser(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Client(t)
 	prefix := redistest.Prefix(t, rdb)
-	s, err := attribution.NewStore(rdb, attribution.Config{Prefix: prefix, Now: func() time.Time { return t0.Add(time.Hour) }}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(runCtx) }()
-	defer func() { cancel(); <-done }()
+	s := startStore(t, rdb, attribution.Config{Prefix: prefix, Now: func() time.Time { return t0.Add(time.Hour) }}, nil)
 	for _, tt := range []struct {
 		answers int
 		limit   int64 // docs/storage.md's figure and about 10 % more
@@ -319,18 +320,11 @@ func TestAttributeItemPageAnswers(t *testing.T) {
 	// Item pages' answers keep and attribute for PageWindow, shorter than
 	// the users' answers' Window (7 days).
 	const pageWindow = 2 * time.Hour
-	s, err := attribution.NewStore(rdb, attribution.Config{Prefix: prefix, Now: clk.Now, PageWindow: pageWindow}, func(_ context.Context, as []attribution.Answer) {
+	s := startStore(t, rdb, attribution.Config{Prefix: prefix, Now: clk.Now, PageWindow: pageWindow}, func(_ context.Context, as []attribution.Answer) {
 		mu.Lock()
 		written = append(written, as...)
 		mu.Unlock()
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(runCtx) }()
-	defer func() { cancel(); <-done }()
 	put(t, s,
 		attribution.Answer{ID: "r1", UserID: "u1", Placement: "home", Source: "personalized", Time: t0, Items: []string{"a", "b"}},
 		attribution.Answer{ID: "p1", Placement: "similar_items", Source: "similar", ModelVersion: "v1", Time: t0, Items: []string{"x", "y", "z"}},
@@ -430,14 +424,7 @@ func TestMeasurePageAnswerBytes(t *testing.T) {
 	ctx := context.Background()
 	rdb := redistest.Client(t)
 	prefix := redistest.Prefix(t, rdb)
-	s, err := attribution.NewStore(rdb, attribution.Config{Prefix: prefix, Now: func() time.Time { return t0.Add(time.Hour) }}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(runCtx) }()
-	defer func() { cancel(); <-done }()
+	s := startStore(t, rdb, attribution.Config{Prefix: prefix, Now: func() time.Time { return t0.Add(time.Hour) }}, nil)
 	items := make([]string, 20)
 	for i := range items {
 		items[i] = "item-" + strconv.Itoa(1_000_000+i) // 12 bytes
