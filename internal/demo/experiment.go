@@ -84,8 +84,26 @@ func runExperiment(ctx context.Context, api *client.Client, users int, seed uint
 		}
 		return n >= int64(inXP)
 	}
-	if err := poll(ctx, "the experiment's answers", counted); err != nil {
+	// Answer records are best effort: wait for all of them, but once the
+	// count has stopped moving for 5 s and at least 95 % are in, go on and
+	// say how many are missing (an open defect under heavy load, counted
+	// in recsys_answer_records_failed_total / _dropped_total).
+	var last int64
+	moved := time.Now()
+	settled := func() bool {
+		if counted() {
+			return true
+		}
+		if n != last {
+			last, moved = n, time.Now()
+		}
+		return n*100 >= int64(inXP)*95 && time.Since(moved) > 5*time.Second
+	}
+	if err := poll(ctx, "the experiment's answers", settled); err != nil {
 		return fmt.Errorf("%w (the report counts %d of the %d answers given in the experiment; last error: %v)", err, n, inXP, lastErr)
+	}
+	if n < int64(inXP) {
+		say("   (the report counts %d of the %d answers given; %d records were lost)", n, inXP, int64(inXP)-n)
 	}
 	if inXP < users {
 		say("   (%d of %d answers were in the experiment)", inXP, users)
