@@ -130,3 +130,35 @@ func TestBoostRulesRejectBadInput(t *testing.T) {
 		t.Errorf("negative max_per_seller: %v", err)
 	}
 }
+
+// Recommend's max_per_seller holds through gRPC: the user's favourite
+// items all come from one seller, and the cap lets only one of them in.
+func TestSellerCapThroughGRPC(t *testing.T) {
+	e := newEnv(t, true)
+	now := e.clock.Now()
+	items := plantedCatalog(now)
+	for _, it := range items {
+		it.Seller = "seller-" + it.GetItemId() // one seller per item ...
+		if it.GetItemId()[0] == 'a' {
+			it.Seller = "seller-a" // ... but the a-items share one
+		}
+	}
+	e.upsert(t, items...)
+	e.record(t, ev("u", "a0", cart, now))
+	aItems := func(res *recsysv1.RecommendResponse) int {
+		n := 0
+		for _, id := range ids(res.GetItems()) {
+			if id[0] == 'a' {
+				n++
+			}
+		}
+		return n
+	}
+	if n := aItems(e.recommend(t, &recsysv1.RecommendRequest{UserId: "u", Count: 4})); n < 2 {
+		t.Fatalf("without a cap %d a-items in 4, want at least 2 (the premise)", n)
+	}
+	capped := e.recommend(t, &recsysv1.RecommendRequest{UserId: "u", Count: 4, MaxPerSeller: 1})
+	if n := aItems(capped); n != 1 || len(capped.GetItems()) != 4 {
+		t.Errorf("max_per_seller 1: %v, want 4 items with exactly one of seller-a's", ids(capped.GetItems()))
+	}
+}
