@@ -282,26 +282,46 @@ func (st *rowState) categoryOf(r int32) string {
 	return ""
 }
 
-// bitset is a set of model rows.
-type bitset []uint64
-
-func (b bitset) has(r int32) bool { return b[r>>6]&(1<<(uint(r)&63)) != 0 }
-func (b bitset) set(r int32)      { b[r>>6] |= 1 << (uint(r) & 63) }
-
-// sized returns b with room for n rows, all clear.
-func (b bitset) sized(n int) bitset {
-	w := (n + 63) / 64
-	if cap(b) < w {
-		b = make(bitset, w)
-	}
-	b = b[:w]
-	clear(b)
-	return b
+// bitset is a set of model rows. It remembers which words it set, so
+// making it empty again clears those words only: a request marks a few
+// dozen rows of a set sized for every row (125 KB at 1M items), and
+// clearing all of it per request (per user of a push) cost more than
+// using it.
+type bitset struct {
+	words   []uint64
+	touched []int32 // indexes of the words set since the last sized
 }
 
-func (b bitset) count() int {
+func (b *bitset) has(r int32) bool { return b.words[r>>6]&(1<<(uint(r)&63)) != 0 }
+
+func (b *bitset) set(r int32) {
+	w := r >> 6
+	if b.words[w] == 0 {
+		b.touched = append(b.touched, w)
+	}
+	b.words[w] |= 1 << (uint(r) & 63)
+}
+
+// sized makes b an empty set with room for n rows.
+func (b *bitset) sized(n int) {
+	w := (n + 63) / 64
+	switch {
+	case cap(b.words) < w:
+		b.words = make([]uint64, w)
+	case len(b.words) != w || len(b.touched) > w/8:
+		b.words = b.words[:w]
+		clear(b.words)
+	default:
+		for _, i := range b.touched {
+			b.words[i] = 0
+		}
+	}
+	b.touched = b.touched[:0]
+}
+
+func (b *bitset) count() int {
 	n := 0
-	for _, w := range b {
+	for _, w := range b.words {
 		n += bits.OnesCount64(w)
 	}
 	return n
@@ -358,8 +378,8 @@ func (fc *reqFilter) reset(st *rowState, cat Catalog, rules *catalog.Rules, f Fi
 			}
 		}
 	}
-	fc.excluded = fc.excluded.sized(n)
-	fc.rotated = fc.rotated.sized(n)
+	fc.excluded.sized(n)
+	fc.rotated.sized(n)
 	if fc.excludedIDs == nil || len(fc.excludedIDs) > 4096 {
 		fc.excludedIDs = make(map[string]struct{})
 	}
@@ -371,10 +391,10 @@ func (fc *reqFilter) reset(st *rowState, cat Catalog, rules *catalog.Rules, f Fi
 }
 
 // exclude keeps an item out of the answer.
-func (fc *reqFilter) exclude(id string) { fc.mark(fc.excludedIDs, fc.excluded, id) }
+func (fc *reqFilter) exclude(id string) { fc.mark(fc.excludedIDs, &fc.excluded, id) }
 
 // mark records id in ids and, when the model has it, its row in rows.
-func (fc *reqFilter) mark(ids map[string]struct{}, rows bitset, id string) {
+func (fc *reqFilter) mark(ids map[string]struct{}, rows *bitset, id string) {
 	ids[id] = struct{}{}
 	if fc.st != nil {
 		if r, ok := fc.st.model.Index(id); ok {
@@ -402,7 +422,7 @@ func (fc *reqFilter) avoidCategories(cats []string) (restore func()) {
 }
 
 // rotate marks an item rotated down.
-func (fc *reqFilter) rotate(id string) { fc.mark(fc.rotatedIDs, fc.rotated, id) }
+func (fc *reqFilter) rotate(id string) { fc.mark(fc.rotatedIDs, &fc.rotated, id) }
 
 // boosts are the boost rules matched to fc's rows, or nil.
 func (fc *reqFilter) boosts() *rowBoosts {
