@@ -233,7 +233,7 @@ type Search struct {
 	cells   []orderedCell
 	keys    []uint64 // sortCells' buffers
 	sortIdx []int32
-	byScore []int32 // indexes of cells by score (in sortIdx)
+	byScore []int32   // indexes of cells by score (in sortIdx)
 	cbound  []float32 // upper bound of each cell of order
 	qbound  []float32 // likely bound of each cell of order
 	scanned []bool    // per order index

@@ -66,7 +66,11 @@ type rowState struct {
 	catalogVersion uint64
 	rulesVersion   int64
 
-	flags      []uint8
+	flags []uint8
+	// flagged has a bit per row, set when its flags are not 0: 1/8 of
+	// flags' bytes, so it stays in cache where the random reads of flags
+	// by a search's candidate rows missed it (most rows have no flag).
+	flagged    []uint64
 	category   []int32   // index into categories, -1 for none
 	price      []float64 // 0 when unknown; nil when no row has a price
 	windows    map[int32]window
@@ -268,6 +272,12 @@ func (e *Engine) buildRows(m *mf.Model, cv uint64, rules *catalog.Rules) *rowSta
 		st.setName(&st.brand, i, it.Brand)
 		st.setName(&st.seller, i, it.Seller)
 	}
+	st.flagged = make([]uint64, (n+63)/64)
+	for i, fl := range st.flags {
+		if fl != 0 {
+			st.flagged[i>>6] |= 1 << (uint(i) & 63)
+		}
+	}
 	if useCatalog {
 		st.boosts = buildBoosts(st, rules, func(r int32) (catalog.Item, bool) { return e.catalog.Lookup(m.ItemID(r)) })
 	}
@@ -461,15 +471,17 @@ func (fc *reqFilter) rowOK(r int32) bool {
 	if fc.excluded.has(r) || (!fc.allowRotated && fc.rotated.has(r)) {
 		return false
 	}
-	fl := st.flags[r]
-	if fl&fc.hardMask != 0 {
-		return false
-	}
-	if fl&rowWindow != 0 && !st.windows[r].contains(fc.now) {
-		return false
-	}
-	if fl&rowRegional != 0 && fc.f.Region != "" && !slices.Contains(st.regions[r], fc.f.Region) {
-		return false
+	if st.flagged[r>>6]&(1<<(uint(r)&63)) != 0 {
+		fl := st.flags[r]
+		if fl&fc.hardMask != 0 {
+			return false
+		}
+		if fl&rowWindow != 0 && !st.windows[r].contains(fc.now) {
+			return false
+		}
+		if fl&rowRegional != 0 && fc.f.Region != "" && !slices.Contains(st.regions[r], fc.f.Region) {
+			return false
+		}
 	}
 	if len(fc.f.IncludeCategories) > 0 && !slices.Contains(fc.inc, st.category[r]) {
 		return false
