@@ -231,6 +231,9 @@ type Search struct {
 	raw     []int32   // kernel output of one chunk
 	order   []int32   // cells in probe order
 	cells   []orderedCell
+	keys    []uint64 // sortCells' buffers
+	sortIdx []int32
+	byScore []int32   // indexes of cells by score (in sortIdx)
 	cbound  []float32 // upper bound of each cell of order
 	qbound  []float32 // likely bound of each cell of order
 	scanned []bool    // per order index
@@ -340,18 +343,23 @@ func (ix *Index) orderCells(s *Search) {
 		if ix.starts[c] == ix.starts[c+1] {
 			continue
 		}
-		var dot, udot float64
 		cen, unit := ix.centroids[c*f:(c+1)*f], ix.unit[c*f:(c+1)*f]
-		for j, v := range s.x {
-			dot += float64(v) * float64(cen[j])
-			udot += float64(v) * float64(unit[j])
-		}
 		var score, bound, likely float64
 		if !s.cosine {
+			// Only the score in use is computed (the other's product
+			// would be thrown away).
+			var dot float64
+			for j, v := range s.x[:f] {
+				dot += float64(v) * float64(cen[j])
+			}
 			score = dot
 			bound = dot + float64(ix.radius[c])*qn + round*ix.maxNorm*qn
 			likely = dot + float64(ix.qradius[c])*qn
 		} else {
+			var udot float64
+			for j, v := range s.x[:f] {
+				udot += float64(v) * float64(unit[j])
+			}
 			if s.qnorm > 0 {
 				score = udot / float64(s.qnorm)
 			}
@@ -364,16 +372,9 @@ func (ix *Index) orderCells(s *Search) {
 		cells = append(cells, orderedCell{int32(c), score, float32(bound * (1 + 1e-6)), float32(likely)})
 	}
 	s.cells = cells
-	slices.SortFunc(cells, func(a, b orderedCell) int {
-		switch {
-		case a.score > b.score:
-			return -1
-		case a.score < b.score:
-			return 1
-		}
-		return int(a.c - b.c)
-	})
-	for _, c := range cells {
+	s.sortCells()
+	for _, i := range s.byScore {
+		c := &cells[i]
 		s.order = append(s.order, c.c)
 		s.cbound = append(s.cbound, c.bound)
 		s.qbound = append(s.qbound, c.likely)
@@ -381,6 +382,67 @@ func (ix *Index) orderCells(s *Search) {
 	s.scanned = s.scanned[:len(cells)]
 	s.probe = min(s.probe, len(cells))
 	s.extend = min(s.extend, len(cells))
+}
+
+// sortCells leaves in s.byScore the indexes of s.cells by score, best
+// first, ties by the lower cell: the order of comparing scores then cells,
+// computed as a stable least-significant-digit radix sort of the scores'
+// bits (the cells are in cell order already, so ties keep it), which costs
+// a few passes of cheap moves where a comparison sort calls its comparator
+// ~n·log n times.
+func (s *Search) sortCells() {
+	n := len(s.cells)
+	s.keys = slices.Grow(s.keys[:0], 2*n)[:2*n]
+	s.sortIdx = slices.Grow(s.sortIdx[:0], 2*n)[:2*n]
+	keys, tmpKeys := s.keys[:n], s.keys[n:]
+	idx, tmpIdx := s.sortIdx[:n], s.sortIdx[n:]
+	s.byScore = idx
+	if n == 0 {
+		return
+	}
+	for i, c := range s.cells {
+		keys[i] = descendingKey(c.score)
+		idx[i] = int32(i)
+	}
+	var count [256]int
+	for shift := 0; shift < 64; shift += 8 {
+		clear(count[:])
+		for _, k := range keys {
+			count[byte(k>>shift)]++
+		}
+		if count[byte(keys[0]>>shift)] == n {
+			continue // every key has this digit: the pass would not move any
+		}
+		sum := 0
+		for d, c := range count {
+			count[d] = sum
+			sum += c
+		}
+		for i, k := range keys {
+			d := byte(k >> shift)
+			tmpKeys[count[d]], tmpIdx[count[d]] = k, idx[i]
+			count[d]++
+		}
+		keys, tmpKeys = tmpKeys, keys
+		idx, tmpIdx = tmpIdx, idx
+	}
+	s.byScore = idx
+}
+
+// descendingKey maps a finite score to a key whose ascending order is the
+// scores' descending order (−0 and +0 the same key, as they compare
+// equal).
+func descendingKey(score float64) uint64 {
+	if score == 0 {
+		score = 0
+	}
+	u := math.Float64bits(score)
+	if u>>63 != 0 {
+		u = ^u
+	} else {
+		u |= 1 << 63
+	}
+	return ^u
 }
 
 // scan scores the rows of the cell at order index oi from the codes.

@@ -260,3 +260,44 @@ func TestScoresMatchPortableLoop(t *testing.T) {
 		}
 	}
 }
+
+// TestSortCellsOrdersAsComparison checks the radix sort of the probe
+// order against the comparison it replaces (score descending, then the
+// lower cell), on scores with ties, both zeros, negatives, tiny and huge
+// magnitudes, and on 0, 1 and 2 cells.
+func TestSortCellsOrdersAsComparison(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 9))
+	pool := []float64{0, math.Copysign(0, -1), 1, -1, 0.5, -0.5, 1e-300, -1e-300, 1e300, -1e300, math.SmallestNonzeroFloat64, 3.25}
+	for _, n := range []int{0, 1, 2, 3, 17, 256, 1000, 4097} {
+		var s Search
+		s.cells = make([]orderedCell, n)
+		for i := range s.cells {
+			sc := rng.NormFloat64()
+			if rng.IntN(3) == 0 {
+				sc = pool[rng.IntN(len(pool))]
+			}
+			s.cells[i] = orderedCell{c: int32(i), score: sc}
+		}
+		want := slices.Clone(s.cells)
+		slices.SortFunc(want, func(a, b orderedCell) int {
+			switch {
+			case a.score > b.score:
+				return -1
+			case a.score < b.score:
+				return 1
+			}
+			return int(a.c - b.c)
+		})
+		for range 2 { // the second run reuses the buffers
+			s.sortCells()
+			if len(s.byScore) != n {
+				t.Fatalf("n=%d: %d indexes", n, len(s.byScore))
+			}
+			for i, j := range s.byScore {
+				if s.cells[j].c != want[i].c {
+					t.Fatalf("n=%d: position %d holds cell %d (score %v), want %d (score %v)", n, i, s.cells[j].c, s.cells[j].score, want[i].c, want[i].score)
+				}
+			}
+		}
+	}
+}
