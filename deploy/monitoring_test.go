@@ -210,3 +210,56 @@ func TestPrometheusRuleComponent(t *testing.T) {
 		t.Error("the base has a PrometheusRule: clusters without the CRD would reject it")
 	}
 }
+
+// Every label and every label value of the series a fresh recsysd exports
+// (the pre-initialised ones, which dashboards and alerts select on) is
+// named in its metric's row of the reference.
+func TestMonitoringDocumentsLabelValues(t *testing.T) {
+	d, err := daemon.New(daemon.Config{GRPCAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(d.Collectors()...)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("monitoring/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{} // metric -> its row's labels column
+	for line := range strings.Lines(string(doc)) {
+		cols := strings.Split(line, "|")
+		if len(cols) > 4 && strings.HasPrefix(strings.TrimSpace(cols[1]), "`recsys_") {
+			rows[strings.Trim(strings.TrimSpace(cols[1]), "`")] = cols[3]
+		}
+	}
+	labelled, reported := 0, map[string]bool{}
+	for _, f := range families {
+		row, ok := rows[f.GetName()]
+		if !ok {
+			continue // TestMonitoringNamesExportedMetrics reports it
+		}
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				labelled++
+				if !strings.Contains(row, "`"+lp.GetName()+"`") && !reported[f.GetName()+" "+lp.GetName()] {
+					reported[f.GetName()+" "+lp.GetName()] = true
+					t.Errorf("%s: label %s is not in its row of monitoring/README.md", f.GetName(), lp.GetName())
+				}
+				key := f.GetName() + " " + lp.GetName() + "=" + lp.GetValue()
+				if !reported[key] && !regexp.MustCompile(`\b`+regexp.QuoteMeta(lp.GetValue())+`\b`).MatchString(row) {
+					reported[key] = true
+					t.Errorf("%s: %s=%q is exported but not listed in its row of monitoring/README.md",
+						f.GetName(), lp.GetName(), lp.GetValue())
+				}
+			}
+		}
+	}
+	if labelled == 0 {
+		t.Fatal("no labelled series found: the reference's rows were not read")
+	}
+}

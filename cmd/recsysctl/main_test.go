@@ -86,6 +86,13 @@ func TestCommandsAgainstRecsysd(t *testing.T) {
 			}
 		})
 	}
+	// --placement reaches the server: a placement it refuses is named.
+	for _, cmd := range []string{"similar", "bought-together"} {
+		r := recsysctl(nil, cmd, "i1", "--placement", strings.Repeat("p", 257), "--addr", addr)
+		if r.code == 0 || !strings.Contains(r.stderr, "placement:") {
+			t.Errorf("%s --placement (too long): exit %d, stderr %q; want an error naming placement", cmd, r.code, r.stderr)
+		}
+	}
 	r := recsysctl(nil, "push", "--users", "u1,u2", "--addr", addr)
 	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 		var m map[string]any

@@ -113,43 +113,48 @@ func runRecommend(ctx context.Context, x *invocation) error {
 }
 
 // itemAnswer holds the flags of the answers about items (SimilarItems,
-// BoughtTogether): count, exclusions and the filter.
+// BoughtTogether): count, exclusions, placement and the filter.
 type itemAnswer struct {
-	f       filterFlags
-	count   *int
-	exclude *string
+	f         filterFlags
+	count     *int
+	exclude   *string
+	placement *string
 }
 
-func newItemAnswer(x *invocation) *itemAnswer {
+// newItemAnswer registers the flags; defaultPlacement is the server's
+// placement when --placement is empty (for the help text).
+func newItemAnswer(x *invocation, defaultPlacement string) *itemAnswer {
 	a := &itemAnswer{
 		count:   x.fs.Int("count", 10, "items to return"),
 		exclude: x.fs.String("exclude", "", "comma-separated item ids to leave out"),
+		placement: x.fs.String("placement", "", "slot name on the page, for attribution and the report (default "+
+			`"`+defaultPlacement+`")`),
 	}
 	a.f.register(x.fs, false)
 	return a
 }
 
 func runSimilar(ctx context.Context, x *invocation) error {
-	a := newItemAnswer(x)
+	a := newItemAnswer(x, "similar_items")
 	args, err := x.exactly(1)
 	if err != nil {
 		return err
 	}
 	return a.run(ctx, x, func(c *client.Client, count int32, exclude []string, filter *recsysv1.Filter) (proto.Message, error) {
 		return c.Recommendations.SimilarItems(ctx, &recsysv1.SimilarItemsRequest{ItemId: args[0], Count: count,
-			ExcludeItemIds: exclude, Filter: filter})
+			ExcludeItemIds: exclude, Filter: filter, Placement: *a.placement})
 	})
 }
 
 func runBoughtTogether(ctx context.Context, x *invocation) error {
-	a := newItemAnswer(x)
+	a := newItemAnswer(x, "bought_together")
 	items, err := x.atLeast(1)
 	if err != nil {
 		return err
 	}
 	return a.run(ctx, x, func(c *client.Client, count int32, exclude []string, filter *recsysv1.Filter) (proto.Message, error) {
 		return c.Recommendations.BoughtTogether(ctx, &recsysv1.BoughtTogetherRequest{ItemIds: items, Count: count,
-			ExcludeItemIds: exclude, Filter: filter})
+			ExcludeItemIds: exclude, Filter: filter, Placement: *a.placement})
 	})
 }
 

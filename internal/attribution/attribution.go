@@ -118,6 +118,10 @@ type Config struct {
 	MaxItems int
 	// QueueSize bounds the answers waiting to be written; default 8192.
 	QueueSize int
+	// PageQueueShare bounds the item pages' answers (no user, no cap)
+	// among them, so that a flood of them cannot make users' answers drop:
+	// default (and when not below QueueSize) a quarter of QueueSize.
+	PageQueueShare int
 	// Skew is how far an answer may lie after the event's time and still
 	// count (clocks of shop and server differ). Default 5 minutes.
 	Skew time.Duration
@@ -140,6 +144,9 @@ func (c Config) withDefaults() Config {
 	if c.QueueSize <= 0 {
 		c.QueueSize = 8192
 	}
+	if c.PageQueueShare <= 0 || c.PageQueueShare >= c.QueueSize {
+		c.PageQueueShare = max(1, c.QueueSize/4)
+	}
 	if c.Skew <= 0 {
 		c.Skew = 5 * time.Minute
 	}
@@ -161,6 +168,10 @@ type Store struct {
 	written Written
 	dropped atomic.Int64
 	failed  atomic.Int64
+	// pageQueued counts the item pages' answers in the queue;
+	// droppedPages the ones dropped (also counted in dropped).
+	pageQueued   atomic.Int64
+	droppedPages atomic.Int64
 }
 
 // queued is an answer to write, or a flush marker (done set).
@@ -185,6 +196,10 @@ func (s *Store) Config() Config { return s.cfg }
 // Dropped is how many answers Enqueue dropped because the queue was full.
 func (s *Store) Dropped() int64 { return s.dropped.Load() }
 
+// DroppedPages is how many of them were item pages' answers (their share
+// of the queue was full).
+func (s *Store) DroppedPages() int64 { return s.droppedPages.Load() }
+
 // Failed is how many answer records could not be written (Redis errors).
 func (s *Store) Failed() int64 { return s.failed.Load() }
 
@@ -196,12 +211,36 @@ func (s *Store) Enqueue(a Answer) bool {
 	if len(a.Items) == 0 || a.ID == "" {
 		return true
 	}
+	page := a.UserID == ""
+	if page && s.pageQueued.Add(1) > int64(s.cfg.PageQueueShare) {
+		s.dropPage()
+		return false
+	}
 	select {
 	case s.queue <- queued{a: a}:
 		return true
 	default:
-		s.dropped.Add(1)
+		if page {
+			s.dropPage()
+		} else {
+			s.dropped.Add(1)
+		}
 		return false
+	}
+}
+
+// dropPage counts a dropped item page's answer that had been counted in
+// pageQueued.
+func (s *Store) dropPage() {
+	s.pageQueued.Add(-1)
+	s.droppedPages.Add(1)
+	s.dropped.Add(1)
+}
+
+// dequeued is told about every answer taken from the queue.
+func (s *Store) dequeued(a Answer) {
+	if a.UserID == "" {
+		s.pageQueued.Add(-1)
 	}
 }
 
@@ -283,9 +322,12 @@ func (s *Store) drain(ctx context.Context) {
 	for {
 		select {
 		case q := <-s.queue:
-			if q.done != nil {
+			switch {
+			case q.done != nil:
 				close(q.done)
-			} else {
+			case q.a.UserID == "":
+				s.dropPage()
+			default:
 				s.dropped.Add(1)
 			}
 		default:
@@ -301,6 +343,7 @@ func (s *Store) take(q queued, batch []Answer, flushes []chan struct{}) ([]Answe
 		if q.done != nil {
 			flushes = append(flushes, q.done)
 		} else {
+			s.dequeued(q.a)
 			batch = append(batch, q.a)
 		}
 	}

@@ -202,6 +202,37 @@ func TestEnqueueDropsWhenFull(t *testing.T) {
 	}
 }
 
+// A flood of item pages' answers fills only their share of the queue: a
+// user's answer still gets in, and the drops are counted per kind.
+func TestPageAnswersCannotCrowdOutUsers(t *testing.T) {
+	t.Parallel()
+	rdb := redistest.Client(t)
+	s, err := attribution.NewStore(rdb, attribution.Config{Prefix: redistest.Prefix(t, rdb), QueueSize: 8, PageQueueShare: 3}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No writer runs: the queue fills.
+	page := attribution.Answer{ID: "p", Items: []string{"x"}, Time: t0}
+	in := 0
+	for range 100 {
+		if s.Enqueue(page) {
+			in++
+		}
+	}
+	if in != 3 || s.Dropped() != 97 || s.DroppedPages() != 97 {
+		t.Fatalf("page answers: %d in, %d dropped (%d pages); want 3 in, 97 dropped, all pages", in, s.Dropped(), s.DroppedPages())
+	}
+	user := attribution.Answer{ID: "r", UserID: "u", Items: []string{"x"}, Time: t0}
+	for i := range 5 {
+		if !s.Enqueue(user) {
+			t.Fatalf("user answer %d dropped with the page answers' share full", i)
+		}
+	}
+	if s.Enqueue(user) || s.Dropped() != 98 || s.DroppedPages() != 97 {
+		t.Fatalf("full queue: dropped %d (%d pages), want 98 (97 pages)", s.Dropped(), s.DroppedPages())
+	}
+}
+
 func TestItemIDsWithSeparators(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t, attribution.Config{Now: (&clock{t: t0}).Now})

@@ -71,3 +71,31 @@ func TestLogLinesAndTheBar(t *testing.T) {
 		t.Error("off a terminal the log writer is not the destination itself")
 	}
 }
+
+// Off a terminal progress is whole lines, at most one per Interval, each
+// with done/total, the rate and the time left, and a last line from Done.
+func TestProgressLinesWhenPiped(t *testing.T) {
+	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	now := func() time.Time { return clock }
+	var pipe bytes.Buffer
+	p := newProgress(&pipe, "events", 100, false, now)
+	for done := int64(10); done <= 80; done += 10 {
+		clock = clock.Add(2 * time.Second) // 5 events/s
+		p.Update(done, "")
+	}
+	clock = clock.Add(time.Second)
+	p.Done(90, "2 rejected")
+	got := strings.Split(strings.TrimSuffix(pipe.String(), "\n"), "\n")
+	want := []string{
+		// 6 s (the first update at least Interval after the start), then 6 s after that line
+		"30/100 events (30%), 5/s, ETA 14s, elapsed 6s",
+		"60/100 events (60%), 5/s, ETA 8s, elapsed 12s",
+		"90/100 events (90%), 5/s, ETA 2s, elapsed 17s, 2 rejected",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("piped progress:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if strings.ContainsAny(pipe.String(), "\r\x1b") {
+		t.Errorf("piped progress has terminal control characters: %q", pipe.String())
+	}
+}

@@ -497,10 +497,18 @@ func New(cfg Config, log *slog.Logger) (d *Daemon, err error) {
 			Name: "recsys_profile_breaker_opened_total",
 			Help: "Times the profile-store breaker opened.",
 		}, func() float64 { return float64(d.breaker.Opened()) }),
+		// Both kinds are always exported (pre-initialised): kind="item_page"
+		// are SimilarItems and BoughtTogether answers, whose share of the
+		// queue is bounded; kind="user" the others.
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "recsys_answer_records_dropped_total",
-			Help: "Answer records dropped because the attribution writer's queue was full.",
-		}, func() float64 { return float64(d.attr.Dropped()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "recsys_answer_records_dropped_total",
+			Help:        "Answer records dropped because the attribution writer's queue (or the item pages' share of it) was full, by kind (user, item_page).",
+			ConstLabels: prometheus.Labels{"kind": "user"},
+		}, func() float64 { return float64(d.attr.Dropped() - d.attr.DroppedPages()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "recsys_answer_records_dropped_total",
+			Help:        "Answer records dropped because the attribution writer's queue (or the item pages' share of it) was full, by kind (user, item_page).",
+			ConstLabels: prometheus.Labels{"kind": "item_page"},
+		}, func() float64 { return float64(d.attr.DroppedPages()) }), prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "recsys_answer_records_failed_total",
 			Help: "Answer records the attribution writer could not write (Redis errors).",
 		}, func() float64 { return float64(d.attr.Failed()) }),

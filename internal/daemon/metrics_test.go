@@ -62,6 +62,8 @@ func TestMetricsAnOperatorNeeds(t *testing.T) {
 		`recsys_model_age_seconds`,
 		`recsys_retrain_last_run_timestamp_seconds`,
 		`recsys_retrain_last_outcome{outcome="failed"}`,
+		`recsys_answer_records_dropped_total{kind="user"}`,
+		`recsys_answer_records_dropped_total{kind="item_page"}`,
 	} {
 		if v, ok := got[want]; !ok || v != 0 {
 			t.Errorf("%s = %g (present %v) before any traffic, want 0", want, v, ok)

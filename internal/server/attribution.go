@@ -53,12 +53,20 @@ func itemIDs(res recommend.Result) []string {
 	return items
 }
 
-// Placements of the item pages' answers in the records and the daily
-// counters (their requests name no placement).
+// The placements of the item pages' answers in the records and the daily
+// counters when their requests name none.
 const (
 	similarPlacement = "similar_items"
 	boughtPlacement  = "bought_together"
 )
+
+// orDefault is placement, or def when it is empty.
+func orDefault(placement, def string) string {
+	if placement == "" {
+		return def
+	}
+	return placement
+}
 
 // recordItemPage enqueues an answer that has no user (SimilarItems,
 // BoughtTogether): it is attributed by its id only, to whoever sends the

@@ -217,3 +217,76 @@ func TestItemPageAttributionThroughGRPC(t *testing.T) {
 		}
 	}
 }
+
+// TestItemPagePlacementThroughGRPC: a SimilarItems and a BoughtTogether
+// answer that name their placement are reported, with the events sent back
+// with their ids, under that placement; a bad placement is InvalidArgument
+// naming the field (invalid UTF-8, which the Go client cannot send, is in
+// TestUndecodableRequestsAreInvalidArgument).
+func TestItemPagePlacementThroughGRPC(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rdb := redistest.Client(t)
+	e := newEnvWith(t, envOptions{model: true, attribution: true, rdb: rdb, prefix: redistest.Prefix(t, rdb),
+		server: func(_ *server.Config, d *server.Deps) { d.Bought = d.Recommender.(*recommend.Engine) }})
+	e.upsert(t, plantedCatalog(e.clock.Now())...)
+
+	long := strings.Repeat("p", 257)
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"similar, too long", func() error {
+			_, err := e.rec.SimilarItems(ctx, &recsysv1.SimilarItemsRequest{ItemId: "a0", Count: 4, Placement: long})
+			return err
+		}},
+		{"bought together, too long", func() error {
+			_, err := e.rec.BoughtTogether(ctx, &recsysv1.BoughtTogetherRequest{ItemIds: []string{"b0"}, Count: 3, Placement: long})
+			return err
+		}},
+	} {
+		if st := status.Convert(tc.call()); st.Code() != codes.InvalidArgument || !strings.HasPrefix(st.Message(), "placement:") {
+			t.Errorf("%s: got %v %q, want InvalidArgument naming placement", tc.name, st.Code(), st.Message())
+		}
+	}
+
+	sim, err := e.rec.SimilarItems(ctx, &recsysv1.SimilarItemsRequest{ItemId: "a0", Count: 4, Placement: "pdp_similar"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bought, err := e.rec.BoughtTogether(ctx, &recsysv1.BoughtTogetherRequest{ItemIds: []string{"b0"}, Count: 3, Placement: "cart_bt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sim.GetItems()) != 4 || len(bought.GetItems()) != 3 {
+		t.Fatalf("answers %v and %v, want 4 and 3 items", ids(sim.GetItems()), ids(bought.GetItems()))
+	}
+	if err := e.attr.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := e.clock.Now()
+	e.record(t,
+		withID(ev("shopper-1", ids(sim.GetItems())[1], view, now), sim.GetRecommendationId(), 0),
+		withID(ev("shopper-1", ids(sim.GetItems())[1], purchase, now), sim.GetRecommendationId(), 1),
+		withID(ev("shopper-2", ids(bought.GetItems())[0], cart, now), bought.GetRecommendationId(), 0),
+	)
+
+	rep, err := e.xp.GetReport(ctx, &recsysv1.GetReportRequest{FromDate: now.Format(time.DateOnly)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type counts struct{ answers, shown, clicks, carts, purchases int64 }
+	got := map[string]counts{}
+	for _, r := range rep.GetRows() {
+		c := got[r.GetPlacement()]
+		got[r.GetPlacement()] = counts{c.answers + r.GetAnswers(), c.shown + r.GetItemsShown(), c.clicks + r.GetClicks(),
+			c.carts + r.GetCarts(), c.purchases + r.GetPurchases()}
+	}
+	want := map[string]counts{
+		"pdp_similar": {answers: 1, shown: 4, clicks: 1, purchases: 1},
+		"cart_bt":     {answers: 1, shown: 3, carts: 1},
+	}
+	if len(got) != len(want) || got["pdp_similar"] != want["pdp_similar"] || got["cart_bt"] != want["cart_bt"] {
+		t.Fatalf("report rows by placement: got %+v, want %+v", got, want)
+	}
+}

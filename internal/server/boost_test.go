@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -111,6 +112,16 @@ func TestBoostRulesRejectBadInput(t *testing.T) {
 			t.Errorf("%s: %v, want InvalidArgument naming %s", tc.name, err, tc.field)
 		}
 	}
+	tooMany := make([]*recsysv1.Attribute, 33) // declared names, so only the count is wrong
+	decl := make([]*recsysv1.AttributeDeclaration, len(tooMany))
+	for i := range tooMany {
+		name := fmt.Sprint("n", i)
+		tooMany[i] = &recsysv1.Attribute{Name: name, Value: &recsysv1.Attribute_NumberValue{NumberValue: 1}}
+		decl[i] = &recsysv1.AttributeDeclaration{Name: name, Type: recsysv1.AttributeType_ATTRIBUTE_TYPE_NUMBER}
+	}
+	if _, err := e.catalog.DeclareAttributes(ctx, &recsysv1.DeclareAttributesRequest{Attributes: decl}); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name  string
 		item  *recsysv1.Item
@@ -119,6 +130,7 @@ func TestBoostRulesRejectBadInput(t *testing.T) {
 		{"undeclared attribute", &recsysv1.Item{ItemId: "x", Attributes: []*recsysv1.Attribute{{Name: "colour", Value: &recsysv1.Attribute_StringValue{StringValue: "red"}}}}, "colour"},
 		{"attribute without value", &recsysv1.Item{ItemId: "x", Attributes: []*recsysv1.Attribute{{Name: "colour"}}}, "items[0].attributes[0]"},
 		{"rating above 5", &recsysv1.Item{ItemId: "x", RatingAverage: 6, RatingCount: 1}, "items[0]: rating_average"},
+		{"33 attributes", &recsysv1.Item{ItemId: "x", Attributes: tooMany}, "items[0]: attributes: 33, at most 32"},
 	} {
 		_, err := e.catalog.UpsertItems(ctx, &recsysv1.UpsertItemsRequest{Items: []*recsysv1.Item{tc.item}})
 		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tc.field) {
@@ -128,5 +140,37 @@ func TestBoostRulesRejectBadInput(t *testing.T) {
 	if _, err := e.rec.Recommend(ctx, &recsysv1.RecommendRequest{UserId: "u", Count: 3, MaxPerSeller: -1}); status.Code(err) != codes.InvalidArgument ||
 		!strings.Contains(err.Error(), "max_per_seller") {
 		t.Errorf("negative max_per_seller: %v", err)
+	}
+}
+
+// Recommend's max_per_seller holds through gRPC: the user's favourite
+// items all come from one seller, and the cap lets only one of them in.
+func TestSellerCapThroughGRPC(t *testing.T) {
+	e := newEnv(t, true)
+	now := e.clock.Now()
+	items := plantedCatalog(now)
+	for _, it := range items {
+		it.Seller = "seller-" + it.GetItemId() // one seller per item ...
+		if it.GetItemId()[0] == 'a' {
+			it.Seller = "seller-a" // ... but the a-items share one
+		}
+	}
+	e.upsert(t, items...)
+	e.record(t, ev("u", "a0", cart, now))
+	aItems := func(res *recsysv1.RecommendResponse) int {
+		n := 0
+		for _, id := range ids(res.GetItems()) {
+			if id[0] == 'a' {
+				n++
+			}
+		}
+		return n
+	}
+	if n := aItems(e.recommend(t, &recsysv1.RecommendRequest{UserId: "u", Count: 4})); n < 2 {
+		t.Fatalf("without a cap %d a-items in 4, want at least 2 (the premise)", n)
+	}
+	capped := e.recommend(t, &recsysv1.RecommendRequest{UserId: "u", Count: 4, MaxPerSeller: 1})
+	if n := aItems(capped); n != 1 || len(capped.GetItems()) != 4 {
+		t.Errorf("max_per_seller 1: %v, want 4 items with exactly one of seller-a's", ids(capped.GetItems()))
 	}
 }

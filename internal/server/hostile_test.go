@@ -235,6 +235,8 @@ func TestUndecodableRequestsAreInvalidArgument(t *testing.T) {
 			wire(nil).str(1, "u").varint(2, 3).str(3, "fine").str(3, bad), "tok-pages", codes.InvalidArgument, "exclude_item_ids[1]: is not valid UTF-8"},
 		{"placement", recsysv1.RecommendationService_Recommend_FullMethodName,
 			wire(nil).str(1, "u").varint(2, 3).msg(4, wire(nil).str(1, bad)), "tok-pages", codes.InvalidArgument, "context.placement: is not valid UTF-8"},
+		{"item page's placement", recsysv1.RecommendationService_SimilarItems_FullMethodName,
+			wire(nil).str(1, "a1").varint(2, 3).str(5, bad), "tok-pages", codes.InvalidArgument, "placement: is not valid UTF-8"},
 		{"event item", recsysv1.EventService_RecordEvents_FullMethodName,
 			wire(nil).msg(1, goodEvent).msg(1, badEvent), "tok-events", codes.InvalidArgument, "events[1].item_id: is not valid UTF-8"},
 		{"item category", recsysv1.CatalogService_UpsertItems_FullMethodName,

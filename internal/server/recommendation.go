@@ -146,7 +146,7 @@ func (s *recommendationService) SimilarItems(ctx context.Context, req *recsysv1.
 	}
 	s.degrade.metrics.Answer("SimilarItems", res.Source)
 	id := newRecommendationID()
-	s.answers.recordItemPage(id, similarPlacement, res)
+	s.answers.recordItemPage(id, orDefault(req.GetPlacement(), similarPlacement), res)
 	return &recsysv1.SimilarItemsResponse{
 		Items:            toScored(res.Items, fullReasons(ctx)),
 		ModelVersion:     res.ModelVersion,
@@ -184,7 +184,7 @@ func (s *recommendationService) BoughtTogether(ctx context.Context, req *recsysv
 	}
 	s.degrade.metrics.Answer("BoughtTogether", res.Source)
 	id := newRecommendationID()
-	s.answers.recordItemPage(id, boughtPlacement, res)
+	s.answers.recordItemPage(id, orDefault(req.GetPlacement(), boughtPlacement), res)
 	return &recsysv1.BoughtTogetherResponse{
 		Items:            toScored(res.Items, fullReasons(ctx)),
 		ModelVersion:     res.ModelVersion,

@@ -103,8 +103,8 @@ func (v *validator) check(req any) error {
 				return err
 			}
 		}
-		if p := r.GetContext().GetPlacement(); len(p) > v.l.MaxIDBytes || !utf8.ValidString(p) {
-			return invalid("context.placement", fmt.Sprintf("must be valid UTF-8 of at most %d bytes", v.l.MaxIDBytes))
+		if err := v.placement("context.placement", r.GetContext().GetPlacement()); err != nil {
+			return err
 		}
 		if err := region("context.region", r.GetContext().GetRegion()); err != nil {
 			return err
@@ -122,12 +122,12 @@ func (v *validator) check(req any) error {
 		if err := v.id("item_id", r.GetItemId()); err != nil {
 			return err
 		}
-		return v.itemAnswer(r.GetCount(), r.GetExcludeItemIds(), r.GetFilter())
+		return v.itemAnswer(r.GetCount(), r.GetExcludeItemIds(), r.GetFilter(), r.GetPlacement())
 	case *recsysv1.BoughtTogetherRequest:
 		if err := v.ids("item_ids", r.GetItemIds(), MaxCartItems, true); err != nil {
 			return err
 		}
-		return v.itemAnswer(r.GetCount(), r.GetExcludeItemIds(), r.GetFilter())
+		return v.itemAnswer(r.GetCount(), r.GetExcludeItemIds(), r.GetFilter(), r.GetPlacement())
 	case *recsysv1.RankItemsRequest:
 		return v.rankItems(r)
 	case *recsysv1.BatchRecommendRequest:
@@ -190,8 +190,8 @@ func (v *validator) rankItems(r *recsysv1.RankItemsRequest) error {
 			return err
 		}
 	}
-	if p := r.GetContext().GetPlacement(); len(p) > v.l.MaxIDBytes || !utf8.ValidString(p) {
-		return invalid("context.placement", fmt.Sprintf("must be valid UTF-8 of at most %d bytes", v.l.MaxIDBytes))
+	if err := v.placement("context.placement", r.GetContext().GetPlacement()); err != nil {
+		return err
 	}
 	if err := region("context.region", r.GetContext().GetRegion()); err != nil {
 		return err
@@ -247,14 +247,26 @@ func (v *validator) ids(field string, ids []string, max int, required bool) erro
 
 // itemAnswer checks what SimilarItems and BoughtTogether share: count,
 // exclude_item_ids and filter.
-func (v *validator) itemAnswer(count int32, exclude []string, f *recsysv1.Filter) error {
+func (v *validator) itemAnswer(count int32, exclude []string, f *recsysv1.Filter, placement string) error {
 	if err := v.count(count); err != nil {
+		return err
+	}
+	if err := v.placement("placement", placement); err != nil {
 		return err
 	}
 	if err := v.ids("exclude_item_ids", exclude, v.l.MaxExclude, false); err != nil {
 		return err
 	}
 	return v.filter("filter.", f)
+}
+
+// placement checks an optional placement name: a free-form label of at
+// most MaxIDBytes of valid UTF-8.
+func (v *validator) placement(field, p string) error {
+	if len(p) > v.l.MaxIDBytes || !utf8.ValidString(p) {
+		return invalid(field, fmt.Sprintf("must be valid UTF-8 of at most %d bytes", v.l.MaxIDBytes))
+	}
+	return nil
 }
 
 func (v *validator) count(c int32) error {

@@ -221,15 +221,19 @@ type Event struct {
 	// The `recommendation_id` of the answer that showed the item, when the
 	// page knows it (a product page opened from a recommendation carries it
 	// along). A VIEW, ADD_TO_CART or PURCHASE of an item that was in that
-	// answer to this user within the attribution window (7 days by default)
-	// counts for the answer. Empty: the event counts for the most recent
-	// answer that showed the item to the user within the window (last touch).
-	// An unknown, expired or another user's id is accepted and the event
-	// counts as unattributed, never an error. Each (answer, item, event type)
-	// counts once. At most 256 bytes of valid UTF-8.
+	// answer counts for the answer: for an answer to this user (Recommend,
+	// RankItems) within the attribution window (7 days by default); for an
+	// item page's answer (SimilarItems, BoughtTogether), which names no user,
+	// within the item-page window (1 hour by default), credited to this
+	// event's user. Empty: the event counts for the most recent answer to the
+	// user that showed the item within the window (last touch; item pages'
+	// answers are never picked). An unknown, expired or another user's id is
+	// accepted and the event counts as unattributed, never an error. Each
+	// (answer, item, event type) counts once. At most 256 bytes of valid UTF-8.
 	RecommendationId string `protobuf:"bytes,8,opt,name=recommendation_id,json=recommendationId,proto3" json:"recommendation_id,omitempty"`
 	// The placement of the answer the event came from (RequestContext
-	// placement), if the page knows it; informational: the answer's own
+	// placement, or a SimilarItems or BoughtTogether request's placement), if
+	// the page knows it; informational: the answer's own
 	// placement is what attribution counts. At most 256 bytes of valid UTF-8.
 	Placement string `protobuf:"bytes,9,opt,name=placement,proto3" json:"placement,omitempty"`
 	// The search query of an EVENT_TYPE_SEARCH event (required there, empty

@@ -81,6 +81,9 @@ type Experiment struct {
 	// A unique name: 1 to 64 letters, digits, '-', '_' or '.'.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The RequestContext placement the experiment applies to; required.
+	// Only Recommend answers are assigned to arms: assignment is by user, and
+	// SimilarItems, BoughtTogether (whose placement field names a placement
+	// too) and RankItems answers are never part of an experiment.
 	Placement string `protobuf:"bytes,2,opt,name=placement,proto3" json:"placement,omitempty"`
 	// Mixed into the hash of the user id; a new salt reshuffles users.
 	// Default: the name.

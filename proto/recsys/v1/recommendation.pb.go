@@ -1142,7 +1142,13 @@ type SimilarItemsRequest struct {
 	// Items that must not be returned.
 	ExcludeItemIds []string `protobuf:"bytes,3,rep,name=exclude_item_ids,json=excludeItemIds,proto3" json:"exclude_item_ids,omitempty"`
 	// Which items may be returned; unset: the defaults of Filter.
-	Filter        *Filter `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	Filter *Filter `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Where the answer is shown, such as "pdp_similar"; optional, at most 256
+	// bytes of valid UTF-8 (as RequestContext.placement). The answer's record
+	// and the daily counters (GetReport) are kept under it; empty: the
+	// placement "similar_items". Experiments do not apply: they assign
+	// users, and this request names none.
+	Placement     string `protobuf:"bytes,5,opt,name=placement,proto3" json:"placement,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1203,6 +1209,13 @@ func (x *SimilarItemsRequest) GetFilter() *Filter {
 		return x.Filter
 	}
 	return nil
+}
+
+func (x *SimilarItemsRequest) GetPlacement() string {
+	if x != nil {
+		return x.Placement
+	}
+	return ""
 }
 
 // SimilarItemsResponse carries the neighbours of an item.
@@ -1314,7 +1327,13 @@ type BoughtTogetherRequest struct {
 	ExcludeItemIds []string `protobuf:"bytes,3,rep,name=exclude_item_ids,json=excludeItemIds,proto3" json:"exclude_item_ids,omitempty"`
 	// Which items may be returned; unset: the defaults of Filter.
 	// `include_purchased` has no effect (there is no user).
-	Filter        *Filter `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	Filter *Filter `protobuf:"bytes,4,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Where the answer is shown, such as "cart_bought_together"; optional, at
+	// most 256 bytes of valid UTF-8 (as RequestContext.placement). The
+	// answer's record and the daily counters (GetReport) are kept under it;
+	// empty: the placement "bought_together". Experiments do not apply: they
+	// assign users, and this request names none.
+	Placement     string `protobuf:"bytes,5,opt,name=placement,proto3" json:"placement,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1375,6 +1394,13 @@ func (x *BoughtTogetherRequest) GetFilter() *Filter {
 		return x.Filter
 	}
 	return nil
+}
+
+func (x *BoughtTogetherRequest) GetPlacement() string {
+	if x != nil {
+		return x.Placement
+	}
+	return ""
 }
 
 // BoughtTogetherResponse carries the complementary items.
@@ -2058,24 +2084,26 @@ const file_recsys_v1_recommendation_proto_rawDesc = "" +
 	"\n" +
 	"experiment\x18\x06 \x01(\tR\n" +
 	"experiment\x12\x10\n" +
-	"\x03arm\x18\a \x01(\tR\x03arm\"\x99\x01\n" +
+	"\x03arm\x18\a \x01(\tR\x03arm\"\xb7\x01\n" +
 	"\x13SimilarItemsRequest\x12\x17\n" +
 	"\aitem_id\x18\x01 \x01(\tR\x06itemId\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12(\n" +
 	"\x10exclude_item_ids\x18\x03 \x03(\tR\x0eexcludeItemIds\x12)\n" +
-	"\x06filter\x18\x04 \x01(\v2\x11.recsys.v1.FilterR\x06filter\"\xf6\x01\n" +
+	"\x06filter\x18\x04 \x01(\v2\x11.recsys.v1.FilterR\x06filter\x12\x1c\n" +
+	"\tplacement\x18\x05 \x01(\tR\tplacement\"\xf6\x01\n" +
 	"\x14SimilarItemsResponse\x12+\n" +
 	"\x05items\x18\x01 \x03(\v2\x15.recsys.v1.ScoredItemR\x05items\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12)\n" +
 	"\x06source\x18\x03 \x01(\x0e2\x11.recsys.v1.SourceR\x06source\x12+\n" +
 	"\x11recommendation_id\x18\x04 \x01(\tR\x10recommendationId\x12\x18\n" +
 	"\apartial\x18\x05 \x01(\bR\apartial\x12\x1a\n" +
-	"\bdegraded\x18\x0f \x01(\bR\bdegraded\"\x9d\x01\n" +
+	"\bdegraded\x18\x0f \x01(\bR\bdegraded\"\xbb\x01\n" +
 	"\x15BoughtTogetherRequest\x12\x19\n" +
 	"\bitem_ids\x18\x01 \x03(\tR\aitemIds\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\x05R\x05count\x12(\n" +
 	"\x10exclude_item_ids\x18\x03 \x03(\tR\x0eexcludeItemIds\x12)\n" +
-	"\x06filter\x18\x04 \x01(\v2\x11.recsys.v1.FilterR\x06filter\"\xf8\x01\n" +
+	"\x06filter\x18\x04 \x01(\v2\x11.recsys.v1.FilterR\x06filter\x12\x1c\n" +
+	"\tplacement\x18\x05 \x01(\tR\tplacement\"\xf8\x01\n" +
 	"\x16BoughtTogetherResponse\x12+\n" +
 	"\x05items\x18\x01 \x03(\v2\x15.recsys.v1.ScoredItemR\x05items\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12)\n" +
